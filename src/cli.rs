@@ -1,0 +1,48 @@
+//! Command-line interface: one binary, `logship`, with a subcommand per role.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Ships every log line from files to Kafka to Elasticsearch: none lost, none doubled.
+#[derive(Debug, Parser)]
+#[command(name = "logship", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log output format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` is used when this is not given.
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How logship's own logs are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// The roles of the `logship` binary.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Tail the configured files and ship every line to Kafka (durably: WAL + checkpoints).
+    Agent {
+        /// Agent configuration (TOML); see docs/config.md.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Consume Kafka in a consumer group and index every record into Elasticsearch exactly once.
+    Transfer {
+        /// Transfer configuration (TOML); see docs/config.md.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}

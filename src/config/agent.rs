@@ -1,0 +1,250 @@
+//! The agent's configuration file (`logship agent --config agent.toml`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{load_toml, ConfigError, KafkaProducerConfig};
+
+/// Where to start in a file seen for the first time (no checkpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StartPosition {
+    /// From its first byte (the default: nothing written before the agent started is missed).
+    #[default]
+    Beginning,
+    /// From its current end. Applies only to files found in the agent's first scan after start;
+    /// files that appear later (for example after a rotation) are always read from the beginning,
+    /// or their first lines would be lost.
+    End,
+}
+
+/// One group of files to collect, and the topic their lines go to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectEntry {
+    /// Absolute glob of the files (`/var/log/nginx/*.log`); matches are re-evaluated while running.
+    pub path: String,
+    /// Kafka topic for these lines.
+    pub topic: String,
+    /// Globs of paths to leave out even when `path` matches them (`/var/log/nginx/*.gz`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Overrides the top-level `start_position` for this entry.
+    #[serde(default)]
+    pub start_position: Option<StartPosition>,
+}
+
+/// The whole agent configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Host name put on every line and into every id; default: the machine's hostname.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Directory of the agent's sled database (checkpoints + WAL). Created if missing.
+    pub data_dir: PathBuf,
+    /// Where to start in files seen for the first time.
+    #[serde(default)]
+    pub start_position: StartPosition,
+    /// Lines longer than this are shipped in pieces of this size, each flagged `split`.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+    /// Largest read from one file into one WAL record.
+    #[serde(default = "default_read_chunk_bytes")]
+    pub read_chunk_bytes: usize,
+    /// When the WAL holds this many bytes not yet acknowledged by Kafka, reading pauses.
+    #[serde(default = "default_wal_max_bytes")]
+    pub wal_max_bytes: u64,
+    /// How often the globs are re-evaluated (inotify events only hint in between).
+    #[serde(default = "default_rescan_interval_ms")]
+    pub rescan_interval_ms: u64,
+    /// How long a file that was renamed away or deleted is still followed after its last growth.
+    #[serde(default = "default_rotate_wait_ms")]
+    pub rotate_wait_ms: u64,
+    /// On SIGTERM, how long to wait for Kafka to acknowledge what is in flight.
+    #[serde(default = "default_shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
+    /// Kafka producer settings.
+    pub kafka: KafkaProducerConfig,
+    /// The files to collect.
+    #[serde(default)]
+    pub collect: Vec<CollectEntry>,
+}
+
+fn default_max_line_bytes() -> usize {
+    1024 * 1024
+}
+fn default_read_chunk_bytes() -> usize {
+    256 * 1024
+}
+fn default_wal_max_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+fn default_rescan_interval_ms() -> u64 {
+    1000
+}
+fn default_rotate_wait_ms() -> u64 {
+    5000
+}
+fn default_shutdown_timeout_ms() -> u64 {
+    10_000
+}
+
+impl AgentConfig {
+    /// Reads, parses and validates `path`. The data directory is created if missing and must be
+    /// writable.
+    pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+        let config: AgentConfig = load_toml(path)?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text (the data directory is not touched).
+    pub fn from_toml(text: &str) -> Result<AgentConfig, ConfigError> {
+        let config: AgentConfig = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: "<inline>".into(),
+            message: error.to_string(),
+        })?;
+        config.check_values("<inline>")?;
+        Ok(config)
+    }
+
+    /// The host name to use: the configured one, else the machine's.
+    pub fn host_name(&self) -> String {
+        match &self.host {
+            Some(host) => host.clone(),
+            None => gethostname::gethostname().to_string_lossy().into_owned(),
+        }
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let file = path.display().to_string();
+        self.check_values(&file)?;
+        std::fs::create_dir_all(&self.data_dir).map_err(|error| ConfigError::Invalid {
+            path: file.clone(),
+            message: format!(
+                "data_dir {} cannot be created: {error}",
+                self.data_dir.display()
+            ),
+        })?;
+        let probe = self.data_dir.join(".logship-write-probe");
+        std::fs::write(&probe, b"probe")
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|error| ConfigError::Invalid {
+                path: file,
+                message: format!("data_dir {} is not writable: {error}", self.data_dir.display()),
+            })
+    }
+
+    fn check_values(&self, file: &str) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: file.to_string(),
+            message,
+        };
+        if let Some(host) = &self.host {
+            if host.trim().is_empty() {
+                return Err(invalid("host must not be empty".into()));
+            }
+        }
+        if self.kafka.brokers.trim().is_empty() {
+            return Err(invalid("kafka.brokers must not be empty".into()));
+        }
+        if self.max_line_bytes < 16 {
+            return Err(invalid("max_line_bytes must be at least 16".into()));
+        }
+        if self.read_chunk_bytes < 4096 {
+            return Err(invalid("read_chunk_bytes must be at least 4096".into()));
+        }
+        for (index, entry) in self.collect.iter().enumerate() {
+            validate_collect_entry(entry)
+                .map_err(|message| invalid(format!("collect[{index}]: {message}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks one collect entry; the error says what is wrong with it.
+pub fn validate_collect_entry(entry: &CollectEntry) -> Result<(), String> {
+    if !entry.path.starts_with('/') {
+        return Err(format!("path {:?} must be absolute", entry.path));
+    }
+    glob::Pattern::new(&entry.path).map_err(|e| format!("path {:?} is not a glob: {e}", entry.path))?;
+    for exclude in &entry.exclude {
+        glob::Pattern::new(exclude)
+            .map_err(|e| format!("exclude {exclude:?} is not a glob: {e}"))?;
+    }
+    if entry.topic.trim().is_empty() {
+        return Err(format!("topic for {:?} must not be empty", entry.path));
+    }
+    if !entry
+        .topic
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        || entry.topic.len() > 249
+    {
+        return Err(format!("topic {:?} is not a valid Kafka topic name", entry.topic));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        host = "web-01"
+        data_dir = "/tmp/x"
+        [kafka]
+        brokers = "127.0.0.1:9092"
+        [[collect]]
+        path = "/var/log/nginx/*.log"
+        topic = "web_log"
+    "#;
+
+    #[test]
+    fn contract_example_parses_with_defaults() {
+        let config = AgentConfig::from_toml(GOOD).unwrap();
+        assert_eq!(config.host_name(), "web-01");
+        assert_eq!(config.collect.len(), 1);
+        assert_eq!(config.collect[0].topic, "web_log");
+        assert_eq!(config.start_position, StartPosition::Beginning);
+        assert_eq!(config.max_line_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_by_name() {
+        let text = GOOD.replace("host = \"web-01\"", "hots = \"web-01\"");
+        let error = AgentConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(error.contains("hots"), "{error}");
+    }
+
+    #[test]
+    fn missing_topic_is_rejected_by_name() {
+        let text = GOOD.replace("topic = \"web_log\"", "");
+        let error = AgentConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(error.contains("topic"), "{error}");
+    }
+
+    #[test]
+    fn relative_path_and_bad_topic_are_rejected() {
+        let text = GOOD.replace("/var/log/nginx/*.log", "logs/*.log");
+        let error = AgentConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(error.contains("collect[0]") && error.contains("absolute"), "{error}");
+        let text = GOOD.replace("web_log", "web log!");
+        let error = AgentConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(error.contains("not a valid Kafka topic"), "{error}");
+    }
+
+    #[test]
+    fn unwritable_data_dir_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, b"x").unwrap();
+        let config_path = dir.path().join("agent.toml");
+        let text = GOOD.replace("/tmp/x", &blocker.join("sub").display().to_string());
+        std::fs::write(&config_path, text).unwrap();
+        let error = AgentConfig::load(&config_path).unwrap_err().to_string();
+        assert!(error.contains("data_dir"), "{error}");
+    }
+}

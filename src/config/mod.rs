@@ -1,0 +1,78 @@
+//! Configuration as users write it (TOML), validated once at the edge.
+//!
+//! Every struct here rejects unknown keys, so a typo stops startup with a message naming the key
+//! instead of silently running with a default. Runtime code receives these values only after
+//! [`AgentConfig::load`] / [`TransferConfig::load`] validated them. Every key is documented in
+//! `docs/config.md`.
+
+mod agent;
+mod transfer;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+pub use agent::{AgentConfig, CollectEntry, StartPosition};
+pub use transfer::{ElasticsearchConfig, TransferConfig, TransferKafkaConfig};
+
+/// A configuration that cannot be used; the message names the file and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has an unknown key, lacks a required key or a value has the wrong type.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// The values parse but do not make sense together.
+    #[error("invalid config file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+}
+
+/// Reads and parses a TOML file into `T`, naming the file in any error.
+pub(crate) fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|error| ConfigError::Parse {
+        path: path.display().to_string(),
+        message: error.to_string(),
+    })
+}
+
+/// The Kafka producer side, shared by everything that writes to Kafka.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaProducerConfig {
+    /// Comma-separated `host:port` bootstrap brokers.
+    pub brokers: String,
+    /// Compression codec for produced batches (`none`, `gzip`, `snappy`, `lz4`, `zstd`).
+    #[serde(default = "default_compression")]
+    pub compression: String,
+    /// Extra librdkafka properties, passed through verbatim. The durability settings
+    /// (`enable.idempotence`, `acks`, `message.timeout.ms`) cannot be overridden here.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+fn default_compression() -> String {
+    "lz4".to_string()
+}

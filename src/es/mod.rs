@@ -1,0 +1,1 @@
+//! Elasticsearch client side: index templates and `_bulk` with per-item outcomes.

@@ -1,0 +1,3 @@
+//! Kafka: the agent's durable producer and the transfer's consumer.
+
+pub mod producer;

@@ -1,0 +1,27 @@
+//! # logship
+//!
+//! A log shipper whose promise is that no line is lost and none is indexed twice.
+//!
+//! The data path, top to bottom:
+//!
+//! 1. [`agent`] (one per host) discovers files by glob, identifies each by device, inode, birth
+//!    time and a fingerprint of its first line ([`agent::identity`]), reads complete lines in
+//!    chunks ([`agent::framing`]), and writes each chunk together with the file's new checkpoint
+//!    in one atomic, fsynced step to its write-ahead log (the [`logship_wal`] crate on sled).
+//! 2. [`kafka`] sends every line of a WAL chunk as one Kafka record ([`record::LineRecord`]) with an
+//!    idempotent producer and `acks=all`; the chunk leaves the WAL only when Kafka acknowledged
+//!    every line in it.
+//! 3. [`transfer`] consumes the topics in a consumer group and bulk-indexes into Elasticsearch
+//!    ([`es`]) with `create` and the line's deterministic id, committing offsets only up to the
+//!    contiguous prefix Elasticsearch acknowledged.
+//!
+//! `docs/design.md` explains every durability decision.
+
+pub mod agent;
+pub mod cli;
+pub mod config;
+pub mod es;
+pub mod kafka;
+pub mod record;
+pub mod shutdown;
+pub mod transfer;

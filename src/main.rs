@@ -1,0 +1,59 @@
+//! The `logship` binary: parses the command line, sets up logging and runs one role.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use logship::cli::{Cli, Command, LogFormat};
+use logship::shutdown::Shutdown;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, cli.log_level.as_deref());
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("logship: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, level: Option<&str>) {
+    let filter = match level {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = Shutdown::new();
+        shutdown
+            .trigger_on_signals()
+            .context("cannot install signal handlers")?;
+        match command {
+            Command::Agent { config } => {
+                let config = logship::config::AgentConfig::load(&config)?;
+                logship::agent::run(config, shutdown).await
+            }
+            Command::Transfer { config } => {
+                let config = logship::config::TransferConfig::load(&config)?;
+                logship::transfer::run(config, shutdown).await
+            }
+        }
+    })
+}

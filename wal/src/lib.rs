@@ -1,0 +1,1 @@
+//! The logship WAL (placeholder).
