@@ -1,0 +1,102 @@
+//! Helpers shared by the integration tests: endpoints of the real services started by
+//! `scripts/services.sh`, unique names, and control of the services for outage tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Kafka bootstrap address (`LOGSHIP_KAFKA`, default 127.0.0.1:9092).
+pub fn kafka_brokers() -> String {
+    std::env::var("LOGSHIP_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+}
+
+/// Elasticsearch base URL (`LOGSHIP_ES`, default http://127.0.0.1:9200).
+pub fn es_url() -> String {
+    std::env::var("LOGSHIP_ES").unwrap_or_else(|_| "http://127.0.0.1:9200".to_string())
+}
+
+/// etcd endpoint (`LOGSHIP_ETCD`, default http://127.0.0.1:2379).
+pub fn etcd_endpoint() -> String {
+    std::env::var("LOGSHIP_ETCD").unwrap_or_else(|_| "http://127.0.0.1:2379".to_string())
+}
+
+/// A name no other test run on this machine has used: `prefix-<unix ms>-<pid>-<n>`, lowercase,
+/// valid as a Kafka topic, an Elasticsearch index and an etcd key part.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    format!("{prefix}-{millis}-{}-{n}", std::process::id())
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `scripts/services.sh <action> <service>` and panics if it fails.
+pub fn services(action: &str, service: &str) {
+    let status = Command::new("bash")
+        .arg(repo_root().join("scripts/services.sh"))
+        .arg(action)
+        .arg(service)
+        .status()
+        .expect("run scripts/services.sh");
+    assert!(status.success(), "services.sh {action} {service} failed");
+}
+
+/// Stops a service for an outage test and starts it again when dropped (even if the test
+/// panics), so one failing test does not leave the server down for the next.
+pub struct Outage {
+    service: String,
+    restarted: bool,
+}
+
+impl Outage {
+    /// Stops `service` (`kafka`, `elasticsearch` or `etcd`).
+    pub fn begin(service: &str) -> Outage {
+        services("down", service);
+        Outage {
+            service: service.to_string(),
+            restarted: false,
+        }
+    }
+
+    /// Starts the service again and waits until it is healthy.
+    pub fn end(mut self) {
+        services("up", &self.service);
+        self.restarted = true;
+    }
+}
+
+impl Drop for Outage {
+    fn drop(&mut self) {
+        if !self.restarted {
+            services("up", &self.service);
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Path of the `logship` binary built for these tests.
+pub fn logship_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_logship"))
+}
