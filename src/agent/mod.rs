@@ -1,7 +1,137 @@
-//! The agent (placeholder).
+//! The agent: follows log files and ships every line to Kafka, losing none.
+//!
+//! Modules, in data-path order:
+//! - [`discovery`]: which files (globs, rescans, inotify hints);
+//! - [`identity`]: what a file is (device, inode, birth time, first-line fingerprint, stream);
+//! - [`checkpoint`]: where we are in each file, stored atomically with the data;
+//! - [`framing`]: which bytes form complete lines;
+//! - [`file_server`]: the reading loop that commits reads and checkpoints to the WAL;
+//! - [`chunk`]: the WAL record format;
+//! - [`shipper`]: WAL → Kafka, acknowledging WAL records only after Kafka did.
+//!
+//! Two threads: the reader ([`file_server::FileServer`]) and the shipper
+//! ([`shipper::Shipper`]); they share the WAL and a queue of committed sequence numbers.
+
+pub mod checkpoint;
+pub mod chunk;
+pub mod discovery;
+pub mod file_server;
+pub mod framing;
+pub mod identity;
+pub mod shipper;
+
+use std::sync::mpsc::sync_channel;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use logship_wal::{Replayed, Wal, WalOptions};
+
 use crate::config::AgentConfig;
 use crate::shutdown::Shutdown;
-/// Runs the agent.
-pub async fn run(_config: AgentConfig, _shutdown: Shutdown) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+use discovery::{ChangeWatcher, Discovery};
+use file_server::{FileServer, ReaderSettings};
+use shipper::{ShipQueue, Shipper};
+
+/// Runs the agent until `shutdown` (or a fatal error, which also stops the other thread).
+pub async fn run(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || run_blocking(config, shutdown))
+        .await
+        .context("agent thread panicked")?
+}
+
+/// The agent on the calling thread (blocking).
+pub fn run_blocking(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let host = config.host_name();
+    let wal_dir = config.data_dir.join("wal");
+    let wal = Wal::open(
+        &wal_dir,
+        WalOptions::default().max_bytes(config.wal_max_bytes),
+    )
+    .with_context(|| format!("cannot open the WAL in {}", wal_dir.display()))?;
+
+    let queue = ShipQueue::new();
+    let mut pending = 0u64;
+    for item in wal.replay() {
+        match item.context("cannot replay the WAL")? {
+            Replayed::Record(entry) => {
+                queue.push(&[entry.seq]);
+                pending += 1;
+            }
+            Replayed::Quarantined { seq, reason } => tracing::error!(
+                seq,
+                reason,
+                "corrupted WAL record moved to quarantine (see `wal.quarantined`); the rest is shipped"
+            ),
+        }
+    }
+    tracing::info!(
+        host,
+        data_dir = %config.data_dir.display(),
+        pending_chunks = pending,
+        pending_bytes = wal.pending_bytes(),
+        "agent starting"
+    );
+
+    let (wake_tx, wake_rx) = sync_channel(1);
+    let settings = ReaderSettings {
+        max_line_bytes: config.max_line_bytes,
+        read_chunk_bytes: config.read_chunk_bytes,
+        rescan_interval: Duration::from_millis(config.rescan_interval_ms),
+        rotate_wait: Duration::from_millis(config.rotate_wait_ms),
+        start_position: config.start_position,
+    };
+    let server = FileServer::new(
+        settings,
+        Discovery::new(&config.collect, config.start_position),
+        wal.clone(),
+        ChangeWatcher::new(wake_tx.clone()),
+        wake_rx,
+        queue.clone(),
+    )?;
+    let shipper = Shipper {
+        host,
+        wal: wal.clone(),
+        kafka: config.kafka.clone(),
+        max_record_bytes: max_record_bytes(config.max_line_bytes),
+        queue,
+        wake_reader: wake_tx,
+        shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
+    };
+
+    let reader_shutdown = shutdown.clone();
+    let reader = std::thread::Builder::new()
+        .name("logship-reader".into())
+        .spawn(move || {
+            let result = server.run(&reader_shutdown);
+            reader_shutdown.trigger();
+            result
+        })
+        .context("cannot start the reader thread")?;
+    let shipper_shutdown = shutdown.clone();
+    let shipper = std::thread::Builder::new()
+        .name("logship-shipper".into())
+        .spawn(move || {
+            let result = shipper.run(&shipper_shutdown);
+            shipper_shutdown.trigger();
+            result
+        })
+        .context("cannot start the shipper thread")?;
+
+    let reader_result = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
+    let shipper_result = shipper
+        .join()
+        .map_err(|_| anyhow::anyhow!("shipper thread panicked"))?;
+    wal.flush().context("final WAL flush")?;
+    reader_result.context("reader failed")?;
+    shipper_result.context("shipper failed")?;
+    tracing::info!(pending_bytes = wal.pending_bytes(), "agent stopped");
+    Ok(())
+}
+
+/// The largest Kafka record a line of `max_line_bytes` can become: invalid UTF-8 can triple in
+/// size as U+FFFD, JSON escaping can double control characters, plus the envelope.
+pub fn max_record_bytes(max_line_bytes: usize) -> usize {
+    max_line_bytes.saturating_mul(6).saturating_add(64 * 1024)
 }

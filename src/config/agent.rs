@@ -133,7 +133,10 @@ impl AgentConfig {
             .and_then(|()| std::fs::remove_file(&probe))
             .map_err(|error| ConfigError::Invalid {
                 path: file,
-                message: format!("data_dir {} is not writable: {error}", self.data_dir.display()),
+                message: format!(
+                    "data_dir {} is not writable: {error}",
+                    self.data_dir.display()
+                ),
             })
     }
 
@@ -169,7 +172,8 @@ pub fn validate_collect_entry(entry: &CollectEntry) -> Result<(), String> {
     if !entry.path.starts_with('/') {
         return Err(format!("path {:?} must be absolute", entry.path));
     }
-    glob::Pattern::new(&entry.path).map_err(|e| format!("path {:?} is not a glob: {e}", entry.path))?;
+    glob::Pattern::new(&entry.path)
+        .map_err(|e| format!("path {:?} is not a glob: {e}", entry.path))?;
     for exclude in &entry.exclude {
         glob::Pattern::new(exclude)
             .map_err(|e| format!("exclude {exclude:?} is not a glob: {e}"))?;
@@ -183,7 +187,10 @@ pub fn validate_collect_entry(entry: &CollectEntry) -> Result<(), String> {
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         || entry.topic.len() > 249
     {
-        return Err(format!("topic {:?} is not a valid Kafka topic name", entry.topic));
+        return Err(format!(
+            "topic {:?} is not a valid Kafka topic name",
+            entry.topic
+        ));
     }
     Ok(())
 }
@@ -230,7 +237,10 @@ mod tests {
     fn relative_path_and_bad_topic_are_rejected() {
         let text = GOOD.replace("/var/log/nginx/*.log", "logs/*.log");
         let error = AgentConfig::from_toml(&text).unwrap_err().to_string();
-        assert!(error.contains("collect[0]") && error.contains("absolute"), "{error}");
+        assert!(
+            error.contains("collect[0]") && error.contains("absolute"),
+            "{error}"
+        );
         let text = GOOD.replace("web_log", "web log!");
         let error = AgentConfig::from_toml(&text).unwrap_err().to_string();
         assert!(error.contains("not a valid Kafka topic"), "{error}");

@@ -2,6 +2,8 @@
 //! `scripts/services.sh`, unique names, and control of the services for outage tests.
 #![allow(dead_code)]
 
+pub mod agent;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};

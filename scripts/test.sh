@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs every test of logship against real servers on loopback:
+#   1. system packages (scripts/deps.sh),
+#   2. Kafka, Elasticsearch and etcd (scripts/services.sh up; stopped again on exit),
+#   3. formatting and lint gates (cargo fmt --check, cargo clippy -D warnings),
+#   4. cargo test for the whole workspace (unit, property, integration and doc tests).
+# Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started=$(date +%s)
+step() { echo "== test.sh: $* ($(( $(date +%s) - started ))s)"; }
+
+step "system packages"
+bash scripts/deps.sh
+
+step "services"
+# Start the servers in the background while the code compiles; wait for them before testing.
+services_log=$(mktemp)
+bash scripts/services.sh up >"$services_log" 2>&1 &
+services_pid=$!
+cleanup() {
+  if [ "${LOGSHIP_KEEP_SERVICES:-0}" != 1 ]; then bash scripts/services.sh down || true; fi
+}
+trap cleanup EXIT
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "build tests"
+cargo test --workspace --no-run --quiet
+
+step "waiting for services"
+if ! wait "$services_pid"; then
+  cat "$services_log"
+  echo "test.sh: services did not start" >&2
+  exit 1
+fi
+cat "$services_log"
+
+step "cargo test"
+set +e
+cargo test --workspace 2>&1 | tee target/test-output.log
+status=${PIPESTATUS[0]}
+set -e
+grep -E '^test result:' target/test-output.log | awk '
+  { for (i = 2; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
+  END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }'
+step "done (exit $status)"
+exit "$status"

@@ -1,0 +1,235 @@
+//! Which files to collect: the collect entries' globs, evaluated on every rescan.
+//!
+//! A rescan is the truth; inotify events (through `notify`) only make the next rescan and read
+//! happen sooner. Events can be lost (queue overflow, a directory created later), rescans cannot.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+
+use notify::{RecursiveMode, Watcher};
+
+use crate::config::{CollectEntry, StartPosition};
+
+/// A file that matched a collect entry in the latest scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The path it matched under.
+    pub path: PathBuf,
+    /// The topic of the entry it matched.
+    pub topic: String,
+    /// Where to start if it has no checkpoint.
+    pub start_position: StartPosition,
+}
+
+struct CompiledEntry {
+    entry: CollectEntry,
+    excludes: Vec<glob::Pattern>,
+    start_position: StartPosition,
+}
+
+/// Evaluates the collect entries.
+pub struct Discovery {
+    entries: Vec<CompiledEntry>,
+}
+
+impl Discovery {
+    /// Compiles the entries (already validated by the config layer; invalid globs are skipped
+    /// with an error log rather than stopping the agent).
+    pub fn new(entries: &[CollectEntry], default_start: StartPosition) -> Discovery {
+        let entries = entries
+            .iter()
+            .map(|entry| CompiledEntry {
+                excludes: entry
+                    .exclude
+                    .iter()
+                    .filter_map(|e| glob::Pattern::new(e).ok())
+                    .collect(),
+                start_position: entry.start_position.unwrap_or(default_start),
+                entry: entry.clone(),
+            })
+            .collect();
+        Discovery { entries }
+    }
+
+    /// Regular files matching any entry, first entry winning when several match one path.
+    pub fn scan(&self) -> Vec<Candidate> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for compiled in &self.entries {
+            let paths = match glob::glob(&compiled.entry.path) {
+                Ok(paths) => paths,
+                Err(error) => {
+                    tracing::error!(path = %compiled.entry.path, %error, "invalid glob");
+                    continue;
+                }
+            };
+            for path in paths.flatten() {
+                if compiled.excludes.iter().any(|e| e.matches_path(&path)) {
+                    continue;
+                }
+                let is_file = std::fs::metadata(&path)
+                    .map(|m| m.is_file())
+                    .unwrap_or(false);
+                if is_file && seen.insert(path.clone()) {
+                    out.push(Candidate {
+                        path,
+                        topic: compiled.entry.topic.clone(),
+                        start_position: compiled.start_position,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The topic of the first entry whose glob matches `path` (excludes ignored: used for files
+    /// that matched once and were renamed).
+    pub fn topic_for(&self, path: &Path) -> Option<String> {
+        self.entries
+            .iter()
+            .find(|c| glob::Pattern::new(&c.entry.path).is_ok_and(|p| p.matches_path(path)))
+            .map(|c| c.entry.topic.clone())
+    }
+
+    /// Directories worth watching: the longest literal prefix of each glob.
+    pub fn watch_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .entries
+            .iter()
+            .map(|c| literal_dir(&c.entry.path))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+}
+
+/// The deepest directory of `pattern` that contains no glob metacharacter.
+fn literal_dir(pattern: &str) -> PathBuf {
+    let mut dir = PathBuf::from("/");
+    let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
+    for (index, part) in parts.iter().enumerate() {
+        let last = index + 1 == parts.len();
+        if last || part.contains(['*', '?', '[', '{']) {
+            break;
+        }
+        dir.push(part);
+    }
+    dir
+}
+
+/// Watches directories with inotify and raises a flag plus a wake-up on any event.
+pub struct ChangeWatcher {
+    watcher: Option<notify::RecommendedWatcher>,
+    watched: HashSet<PathBuf>,
+    changed: Arc<AtomicBool>,
+}
+
+impl ChangeWatcher {
+    /// A watcher that sets `changed` and pokes `wake` on every event. If inotify is not
+    /// available the agent still works from rescans alone.
+    pub fn new(wake: SyncSender<()>) -> ChangeWatcher {
+        let changed = Arc::new(AtomicBool::new(true));
+        let flag = changed.clone();
+        let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+            flag.store(true, Ordering::SeqCst);
+            let _ = wake.try_send(());
+        });
+        let watcher = match watcher {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                tracing::warn!(%error, "inotify unavailable; relying on periodic rescans");
+                None
+            }
+        };
+        ChangeWatcher {
+            watcher,
+            watched: HashSet::new(),
+            changed,
+        }
+    }
+
+    /// Starts watching any of `dirs` not watched yet (directories may appear later).
+    pub fn watch(&mut self, dirs: &[PathBuf]) {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
+        for dir in dirs {
+            if self.watched.contains(dir) || !Path::new(dir).is_dir() {
+                continue;
+            }
+            match watcher.watch(dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.watched.insert(dir.clone());
+                }
+                Err(error) => tracing::debug!(dir = %dir.display(), %error, "cannot watch"),
+            }
+        }
+    }
+
+    /// Whether an event arrived since the last call.
+    pub fn take_changed(&self) -> bool {
+        self.changed.swap(false, Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_dir_stops_at_first_glob() {
+        assert_eq!(
+            literal_dir("/var/log/nginx/*.log"),
+            PathBuf::from("/var/log/nginx")
+        );
+        assert_eq!(literal_dir("/var/log/*/x.log"), PathBuf::from("/var/log"));
+        assert_eq!(literal_dir("/var/log/app.log"), PathBuf::from("/var/log"));
+    }
+
+    #[test]
+    fn scan_matches_files_applies_excludes_and_first_entry_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        std::fs::write(dir.path().join("a.log"), b"x\n").unwrap();
+        std::fs::write(dir.path().join("b.log"), b"x\n").unwrap();
+        std::fs::write(dir.path().join("c.gz"), b"x\n").unwrap();
+        std::fs::create_dir(dir.path().join("d.log")).unwrap();
+        let entries = vec![
+            CollectEntry {
+                path: format!("{root}/*.log"),
+                topic: "first".into(),
+                exclude: vec![format!("{root}/b.log")],
+                start_position: None,
+            },
+            CollectEntry {
+                path: format!("{root}/*"),
+                topic: "second".into(),
+                exclude: vec![],
+                start_position: Some(StartPosition::End),
+            },
+        ];
+        let found = Discovery::new(&entries, StartPosition::Beginning).scan();
+        let names: Vec<(String, String)> = found
+            .iter()
+            .map(|c| {
+                (
+                    c.path.file_name().unwrap().to_string_lossy().into_owned(),
+                    c.topic.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("a.log".to_string(), "first".to_string()),
+                ("b.log".to_string(), "second".to_string()),
+                ("c.gz".to_string(), "second".to_string()),
+            ]
+        );
+        assert_eq!(found[1].start_position, StartPosition::End);
+    }
+}

@@ -1,0 +1,724 @@
+//! The reading loop: discovers files, reads complete lines, and commits each read to the WAL
+//! together with the file's new checkpoint.
+//!
+//! Durability: every round's reads are appended to the WAL with their checkpoints in one atomic
+//! sled batch and fsynced (`Wal::flush`) before the shipper is told about them and before the
+//! files are read further. A crash before the fsync loses neither data nor position: the
+//! checkpoint did not move, so the bytes are read again. A crash after it loses nothing either:
+//! the bytes are in the WAL and are resent on start.
+//!
+//! Backpressure: when the WAL holds `wal_max_bytes` not yet acknowledged by Kafka, no file is
+//! read until acknowledgements free space. Lines wait in their files; none is dropped.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use logship_wal::{Wal, WalError};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::checkpoint::{Checkpoint, Checkpoints};
+use super::chunk::Chunk;
+use super::discovery::{Candidate, ChangeWatcher, Discovery};
+use super::framing::frame;
+use super::identity::{Fingerprint, PhysicalFile};
+use super::shipper::ShipQueue;
+use crate::config::StartPosition;
+use crate::shutdown::Shutdown;
+
+/// Bytes read in one round across all files before the round is committed (group commit).
+const ROUND_BYTES: usize = 4 * 1024 * 1024;
+/// Reads from one file in one round, so one busy file cannot starve the others.
+const READS_PER_FILE_PER_ROUND: usize = 8;
+
+/// What the reading loop needs to know.
+#[derive(Debug, Clone)]
+pub struct ReaderSettings {
+    /// Lines longer than this are cut.
+    pub max_line_bytes: usize,
+    /// Size of one read (one WAL record at most, unless a line is longer).
+    pub read_chunk_bytes: usize,
+    /// Interval between full rescans.
+    pub rescan_interval: Duration,
+    /// How long a rotated-away or deleted file is followed after its last growth.
+    pub rotate_wait: Duration,
+    /// Where to start in files found by the first scan without a checkpoint.
+    pub start_position: StartPosition,
+}
+
+/// A file being followed.
+struct Tailed {
+    file: File,
+    checkpoint: Checkpoint,
+    path: PathBuf,
+    topic: String,
+    /// Matched a collect entry in the latest scan; if not, it was renamed away or deleted and is
+    /// drained, then closed.
+    matched: bool,
+    last_size: u64,
+    last_growth: Instant,
+    window: usize,
+}
+
+/// A read ready to be committed.
+struct PendingRead {
+    payload: Vec<u8>,
+    checkpoint: Checkpoint,
+}
+
+/// Errors that stop the reading loop (the agent then exits; a restart resumes safely).
+#[derive(Debug, thiserror::Error)]
+pub enum ReaderError {
+    /// The WAL failed.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+}
+
+/// The reading loop and its state.
+pub struct FileServer {
+    settings: ReaderSettings,
+    discovery: Discovery,
+    wal: Wal,
+    checkpoints: Checkpoints,
+    files: HashMap<PhysicalFile, Tailed>,
+    order: Vec<PhysicalFile>,
+    next_start: usize,
+    first_scan: bool,
+    watcher: ChangeWatcher,
+    wake: Receiver<()>,
+    queue: ShipQueue,
+}
+
+impl FileServer {
+    /// Loads checkpoints from the WAL state. `wake` is poked by inotify events and by the
+    /// shipper when acknowledgements free WAL space.
+    pub fn new(
+        settings: ReaderSettings,
+        discovery: Discovery,
+        wal: Wal,
+        watcher: ChangeWatcher,
+        wake: Receiver<()>,
+        queue: ShipQueue,
+    ) -> Result<FileServer, ReaderError> {
+        let mut loaded = Vec::new();
+        for item in wal.state_scan_prefix(super::checkpoint::KEY_PREFIX.as_bytes()) {
+            let (key, value) = item?;
+            match Checkpoint::decode(&value) {
+                Ok(checkpoint) => loaded.push(checkpoint),
+                Err(error) => tracing::error!(
+                    key = %String::from_utf8_lossy(&key),
+                    %error,
+                    "unreadable checkpoint ignored; its file will be matched by content"
+                ),
+            }
+        }
+        tracing::info!(checkpoints = loaded.len(), "checkpoints loaded");
+        Ok(FileServer {
+            settings,
+            discovery,
+            wal,
+            checkpoints: Checkpoints::load(loaded),
+            files: HashMap::new(),
+            order: Vec::new(),
+            next_start: 0,
+            first_scan: true,
+            watcher,
+            wake,
+            queue,
+        })
+    }
+
+    /// Runs until `shutdown`; then commits nothing further (everything committed is in the WAL).
+    pub fn run(mut self, shutdown: &Shutdown) -> Result<(), ReaderError> {
+        let mut last_scan: Option<Instant> = None;
+        while !shutdown.is_triggered() {
+            let scan_due = last_scan.is_none_or(|t| t.elapsed() >= self.settings.rescan_interval);
+            if scan_due || self.watcher.take_changed() {
+                self.scan()?;
+                last_scan = Some(Instant::now());
+            }
+            if self.wal.is_full() {
+                let _ = self.wake.recv_timeout(Duration::from_millis(100));
+                continue;
+            }
+            let progressed = self.read_round()?;
+            self.close_drained()?;
+            if !progressed {
+                let _ = self.wake.recv_timeout(Duration::from_millis(250));
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-evaluates the globs: new files are opened and positioned, files no longer matched
+    /// are marked for draining.
+    fn scan(&mut self) -> Result<(), ReaderError> {
+        self.watcher.watch(&self.discovery.watch_dirs());
+        for tailed in self.files.values_mut() {
+            tailed.matched = false;
+        }
+        let mut new_checkpoints = Vec::new();
+        let mut rewritten = Vec::new();
+        for candidate in self.discovery.scan() {
+            let Ok(metadata) = std::fs::metadata(&candidate.path) else {
+                continue;
+            };
+            let physical = PhysicalFile::from_metadata(&metadata);
+            if let Some(tailed) = self.files.get_mut(&physical) {
+                tailed.matched = true;
+                tailed.path = candidate.path.clone();
+                tailed.topic = candidate.topic.clone();
+                // Content rewritten in place without shrinking below our offset: only the
+                // fingerprint of the first line tells.
+                if let Ok(Some(fingerprint)) = Fingerprint::of_file(&tailed.file) {
+                    if fingerprint != tailed.checkpoint.fingerprint {
+                        rewritten.push(physical);
+                    }
+                }
+                continue;
+            }
+            match self.open_new(&candidate) {
+                Ok(Some((tailed, is_new))) => {
+                    if is_new {
+                        new_checkpoints.push(tailed.checkpoint.clone());
+                    }
+                    self.track(tailed);
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(
+                    path = %candidate.path.display(), %error, "cannot open file; will retry"
+                ),
+            }
+        }
+        for key in rewritten {
+            if let Ok(Some(checkpoint)) = self.on_truncated(&key) {
+                new_checkpoints.push(checkpoint);
+            }
+        }
+        if self.first_scan {
+            self.first_scan = false;
+            self.resume_rotated_while_down();
+        }
+        if !new_checkpoints.is_empty() {
+            self.commit_checkpoints(new_checkpoints)?;
+        }
+        Ok(())
+    }
+
+    fn track(&mut self, tailed: Tailed) {
+        let key = tailed.checkpoint.file;
+        tracing::info!(
+            path = %tailed.path.display(),
+            stream = tailed.checkpoint.stream.as_str(),
+            offset = tailed.checkpoint.offset,
+            "following file"
+        );
+        self.order.push(key);
+        self.files.insert(key, tailed);
+    }
+
+    /// Opens a file not followed yet and decides where to read from. Returns `None` while its
+    /// first line is incomplete (no fingerprint yet). The flag says whether the checkpoint is
+    /// new or changed and must be written.
+    fn open_new(&self, candidate: &Candidate) -> io::Result<Option<(Tailed, bool)>> {
+        let file = File::open(&candidate.path)?;
+        let metadata = file.metadata()?;
+        let physical = PhysicalFile::from_metadata(&metadata);
+        let size = metadata.len();
+        let Some(fingerprint) = Fingerprint::of_file(&file)? else {
+            return Ok(None);
+        };
+        let path = candidate.path.display().to_string();
+        let (checkpoint, changed) = match self.checkpoints.get(&physical) {
+            Some(existing) if existing.fingerprint == fingerprint && size >= existing.offset => {
+                let mut checkpoint = existing.clone();
+                let changed = checkpoint.finished || checkpoint.path != path;
+                checkpoint.finished = false;
+                checkpoint.path = path;
+                (checkpoint, changed)
+            }
+            Some(existing) => {
+                tracing::info!(
+                    path,
+                    "file was truncated or rewritten while not followed; new stream"
+                );
+                let mut checkpoint = existing.clone();
+                checkpoint.restart_after_truncation(fingerprint);
+                checkpoint.path = path;
+                (checkpoint, true)
+            }
+            None => (
+                self.first_checkpoint(&file, physical, fingerprint, size, candidate, path)?,
+                true,
+            ),
+        };
+        Ok(Some((
+            Tailed {
+                file,
+                checkpoint,
+                path: candidate.path.clone(),
+                topic: candidate.topic.clone(),
+                matched: true,
+                last_size: size,
+                last_growth: Instant::now(),
+                window: self.settings.read_chunk_bytes,
+            },
+            changed,
+        )))
+    }
+
+    /// The checkpoint of a file without one: a copy of a known stream continues it; otherwise a
+    /// new stream from the beginning (or the end, for `start_position = end` in the first scan).
+    fn first_checkpoint(
+        &self,
+        file: &File,
+        physical: PhysicalFile,
+        fingerprint: Fingerprint,
+        size: u64,
+        candidate: &Candidate,
+        path: String,
+    ) -> io::Result<Checkpoint> {
+        if let Some(checkpoint) = self.continue_copy(file, physical, fingerprint, size, &path)? {
+            return Ok(checkpoint);
+        }
+        let start = if self.first_scan && candidate.start_position == StartPosition::End {
+            last_line_end(file, size)?
+        } else {
+            0
+        };
+        let prefix_crc = crc_of_prefix(file, start)?;
+        Ok(Checkpoint::start(
+            physical,
+            fingerprint,
+            0,
+            start,
+            prefix_crc,
+            path,
+        ))
+    }
+
+    /// If `file` holds a byte copy of a known stream's read part (copytruncate rotation), a
+    /// checkpoint continuing that stream where it was.
+    fn continue_copy(
+        &self,
+        file: &File,
+        physical: PhysicalFile,
+        fingerprint: Fingerprint,
+        size: u64,
+        path: &str,
+    ) -> io::Result<Option<Checkpoint>> {
+        for candidate in self.checkpoints.copy_candidates(fingerprint, &physical) {
+            if candidate.offset > size || candidate.offset == 0 {
+                continue;
+            }
+            if crc_of_prefix(file, candidate.offset)? == candidate.prefix_crc {
+                tracing::info!(
+                    path,
+                    stream = candidate.stream.as_str(),
+                    offset = candidate.offset,
+                    "file is a copy of a stream already read (copytruncate); continuing that stream"
+                );
+                let mut checkpoint = Checkpoint::start(
+                    physical,
+                    fingerprint,
+                    0,
+                    candidate.offset,
+                    candidate.prefix_crc,
+                    path.to_string(),
+                );
+                checkpoint.stream = candidate.stream;
+                return Ok(Some(checkpoint));
+            }
+        }
+        Ok(None)
+    }
+
+    /// After a restart: files whose checkpoint is unfinished but that no glob matches any more
+    /// were renamed away while the agent was down. If they are still in the same directory,
+    /// drain them.
+    fn resume_rotated_while_down(&mut self) {
+        let orphans: Vec<Checkpoint> = self
+            .checkpoints
+            .iter()
+            .filter(|c| !c.finished && !self.files.contains_key(&c.file))
+            .cloned()
+            .collect();
+        for checkpoint in orphans {
+            let Some(dir) = Path::new(&checkpoint.path).parent() else {
+                continue;
+            };
+            match find_in_dir(dir, |p| p == checkpoint.file) {
+                Some((path, file)) => {
+                    let Ok(metadata) = file.metadata() else {
+                        continue;
+                    };
+                    match Fingerprint::of_file(&file) {
+                        Ok(Some(fp))
+                            if fp == checkpoint.fingerprint
+                                && metadata.len() >= checkpoint.offset => {}
+                        _ => continue,
+                    }
+                    tracing::info!(
+                        from = checkpoint.path,
+                        to = %path.display(),
+                        "file was renamed while the agent was down; draining it"
+                    );
+                    let topic = self.topic_for(&checkpoint.path);
+                    let Some(topic) = topic else { continue };
+                    self.track(Tailed {
+                        file,
+                        path,
+                        topic,
+                        matched: false,
+                        last_size: metadata.len(),
+                        last_growth: Instant::now(),
+                        window: self.settings.read_chunk_bytes,
+                        checkpoint,
+                    });
+                }
+                None => tracing::debug!(
+                    path = checkpoint.path,
+                    "file of an unfinished checkpoint is gone"
+                ),
+            }
+        }
+    }
+
+    /// The topic the collect entries give to `path` (by its old name, for renamed files).
+    fn topic_for(&self, path: &str) -> Option<String> {
+        self.discovery.topic_for(Path::new(path))
+    }
+
+    /// Reads from every followed file once (up to a few chunks each) and commits the round.
+    fn read_round(&mut self) -> Result<bool, ReaderError> {
+        let mut reads: Vec<PendingRead> = Vec::new();
+        let mut state_only: Vec<Checkpoint> = Vec::new();
+        let mut round_bytes = 0usize;
+        let count = self.order.len();
+        if count == 0 {
+            return Ok(false);
+        }
+        let start = self.next_start % count;
+        self.next_start = self.next_start.wrapping_add(1);
+        for i in 0..count {
+            let key = self.order[(start + i) % count];
+            for _ in 0..READS_PER_FILE_PER_ROUND {
+                if round_bytes >= ROUND_BYTES {
+                    break;
+                }
+                match self.read_one(&key, &mut state_only) {
+                    Ok(Some(read)) => {
+                        round_bytes += read.payload.len();
+                        reads.push(read);
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::warn!(file = ?key, %error, "read failed; will retry");
+                        break;
+                    }
+                }
+            }
+        }
+        if reads.is_empty() && state_only.is_empty() {
+            return Ok(false);
+        }
+        let mut states: Vec<(Vec<u8>, Vec<u8>)> =
+            Vec::with_capacity(reads.len() + state_only.len());
+        for checkpoint in state_only.iter().chain(reads.iter().map(|r| &r.checkpoint)) {
+            states.push((checkpoint.key(), checkpoint.encode()));
+        }
+        // The last write of a key in a batch wins, so a file read twice in one round ends at its
+        // latest checkpoint.
+        let payloads: Vec<&[u8]> = reads.iter().map(|r| r.payload.as_slice()).collect();
+        let state_refs: Vec<(&[u8], Option<&[u8]>)> = states
+            .iter()
+            .map(|(k, v)| (k.as_slice(), Some(v.as_slice())))
+            .collect();
+        let seqs = self.wal.append(&payloads, &state_refs)?;
+        self.wal.flush()?;
+        for checkpoint in state_only
+            .into_iter()
+            .chain(reads.into_iter().map(|r| r.checkpoint))
+        {
+            self.checkpoints.set(checkpoint);
+        }
+        self.queue.push(&seqs);
+        Ok(!seqs.is_empty())
+    }
+
+    /// One read from one file: `None` when there is nothing complete to commit.
+    fn read_one(
+        &mut self,
+        key: &PhysicalFile,
+        state_only: &mut Vec<Checkpoint>,
+    ) -> io::Result<Option<PendingRead>> {
+        let settings = self.settings.clone();
+        let Some(tailed) = self.files.get_mut(key) else {
+            return Ok(None);
+        };
+        let size = tailed.file.metadata()?.len();
+        if size != tailed.last_size {
+            tailed.last_size = size;
+            tailed.last_growth = Instant::now();
+        }
+        if size < tailed.checkpoint.offset {
+            if let Some(checkpoint) = self.on_truncated(key)? {
+                state_only.push(checkpoint);
+            }
+            return Ok(None);
+        }
+        let available = size - tailed.checkpoint.offset;
+        if available == 0 {
+            return Ok(None);
+        }
+        let idle = tailed.last_growth.elapsed() >= settings.rotate_wait;
+        loop {
+            let want = (tailed.window as u64).min(available) as usize;
+            let mut buf = vec![0u8; want];
+            let n = read_full_at(&tailed.file, &mut buf, tailed.checkpoint.offset)?;
+            buf.truncate(n);
+            let at_eof = (n as u64) == available;
+            let flush_partial = !tailed.matched && idle && at_eof;
+            let framed = frame(
+                &buf,
+                settings.max_line_bytes,
+                flush_partial,
+                tailed.checkpoint.mid_line,
+            );
+            if framed.len == 0 {
+                if n == want && tailed.window <= settings.max_line_bytes {
+                    tailed.window = (tailed.window * 2).min(settings.max_line_bytes + 1);
+                    continue;
+                }
+                return Ok(None);
+            }
+            tailed.window = settings.read_chunk_bytes;
+            buf.truncate(framed.len);
+            let chunk = Chunk {
+                stream: tailed.checkpoint.stream.0.clone(),
+                path: tailed.path.display().to_string(),
+                topic: tailed.topic.clone(),
+                start_offset: tailed.checkpoint.offset,
+                read_at: now_rfc3339(),
+                starts_mid_line: tailed.checkpoint.mid_line,
+                cuts: framed.cuts,
+                partial_end: framed.partial_end,
+                data: buf,
+            };
+            let mut checkpoint = tailed.checkpoint.clone();
+            checkpoint.advance(&chunk.data, framed.ends_mid_line);
+            checkpoint.path = chunk.path.clone();
+            tailed.checkpoint = checkpoint.clone();
+            return Ok(Some(PendingRead {
+                payload: chunk.encode(),
+                checkpoint,
+            }));
+        }
+    }
+
+    /// The followed file shrank below its checkpoint: copytruncate rotation (or a rewrite).
+    /// The unread tail of the old content is looked for in a copy next to the file; the file
+    /// itself starts a new stream from 0. Returns the checkpoint to write.
+    fn on_truncated(&mut self, key: &PhysicalFile) -> io::Result<Option<Checkpoint>> {
+        let Some(tailed) = self.files.get(key) else {
+            return Ok(None);
+        };
+        let Some(fingerprint) = Fingerprint::of_file(&tailed.file)? else {
+            // The new content has no complete first line yet; decide once it has.
+            return Ok(None);
+        };
+        let old = tailed.checkpoint.clone();
+        let dir = tailed.path.parent().map(Path::to_path_buf);
+        let topic = tailed.topic.clone();
+        tracing::info!(
+            path = %tailed.path.display(),
+            offset = old.offset,
+            "file truncated (copytruncate?); starting a new stream"
+        );
+        if let Some(dir) = dir {
+            self.adopt_copy(&dir, &old, &topic);
+        }
+        let Some(tailed) = self.files.get_mut(key) else {
+            return Ok(None);
+        };
+        tailed.checkpoint.restart_after_truncation(fingerprint);
+        Ok(Some(tailed.checkpoint.clone()))
+    }
+
+    /// Looks in `dir` for an untracked byte copy of `old`'s content and drains it as `old`'s stream.
+    fn adopt_copy(&mut self, dir: &Path, old: &Checkpoint, topic: &str) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            let Ok(metadata) = file.metadata() else {
+                continue;
+            };
+            if !metadata.is_file() {
+                continue;
+            }
+            let physical = PhysicalFile::from_metadata(&metadata);
+            if physical == old.file
+                || self.files.contains_key(&physical)
+                || metadata.len() < old.offset
+            {
+                continue;
+            }
+            if !matches!(Fingerprint::of_file(&file), Ok(Some(fp)) if fp == old.fingerprint) {
+                continue;
+            }
+            if !matches!(crc_of_prefix(&file, old.offset), Ok(crc) if crc == old.prefix_crc) {
+                continue;
+            }
+            tracing::info!(
+                copy = %path.display(),
+                stream = old.stream.as_str(),
+                offset = old.offset,
+                "draining the rest of the truncated file from its copy"
+            );
+            let mut checkpoint = Checkpoint::start(
+                physical,
+                old.fingerprint,
+                0,
+                old.offset,
+                old.prefix_crc,
+                path.display().to_string(),
+            );
+            checkpoint.stream = old.stream.clone();
+            checkpoint.mid_line = old.mid_line;
+            self.track(Tailed {
+                file,
+                checkpoint,
+                path,
+                topic: topic.to_string(),
+                matched: false,
+                last_size: metadata.len(),
+                last_growth: Instant::now(),
+                window: self.settings.read_chunk_bytes,
+            });
+            return;
+        }
+    }
+
+    /// Closes files that are no longer matched, fully read and idle for `rotate_wait`, and
+    /// marks their checkpoints finished.
+    fn close_drained(&mut self) -> Result<(), ReaderError> {
+        let rotate_wait = self.settings.rotate_wait;
+        let done: Vec<PhysicalFile> = self
+            .files
+            .iter()
+            .filter(|(_, t)| {
+                !t.matched
+                    && t.last_growth.elapsed() >= rotate_wait
+                    && t.last_size <= t.checkpoint.offset
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut finished = Vec::new();
+        for key in done {
+            if let Some(tailed) = self.files.remove(&key) {
+                tracing::info!(path = %tailed.path.display(), offset = tailed.checkpoint.offset, "file drained and closed");
+                let mut checkpoint = tailed.checkpoint;
+                checkpoint.finished = true;
+                finished.push(checkpoint);
+            }
+        }
+        self.order.retain(|k| self.files.contains_key(k));
+        self.commit_checkpoints(finished)
+    }
+
+    /// Writes checkpoints without data (new files, finished files) durably.
+    fn commit_checkpoints(&mut self, checkpoints: Vec<Checkpoint>) -> Result<(), ReaderError> {
+        let states: Vec<(Vec<u8>, Vec<u8>)> =
+            checkpoints.iter().map(|c| (c.key(), c.encode())).collect();
+        let refs: Vec<(&[u8], Option<&[u8]>)> = states
+            .iter()
+            .map(|(k, v)| (k.as_slice(), Some(v.as_slice())))
+            .collect();
+        self.wal.append(&[], &refs)?;
+        self.wal.flush()?;
+        for checkpoint in checkpoints {
+            self.checkpoints.set(checkpoint);
+        }
+        Ok(())
+    }
+}
+
+/// Reads as much of `buf` as the file has at `offset`.
+fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
+/// CRC32 of the first `len` bytes of `file` (fewer if the file is shorter).
+fn crc_of_prefix(file: &File, len: u64) -> io::Result<u32> {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1024 * 1024];
+    let mut offset = 0u64;
+    while offset < len {
+        let want = ((len - offset) as usize).min(buf.len());
+        let n = read_full_at(file, &mut buf[..want], offset)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        offset += n as u64;
+    }
+    Ok(hasher.finalize())
+}
+
+/// The offset just after the last newline before `size` (where `start_position = end` starts).
+fn last_line_end(file: &File, size: u64) -> io::Result<u64> {
+    let tail = size.min(64 * 1024);
+    let mut buf = vec![0u8; tail as usize];
+    let n = read_full_at(file, &mut buf, size - tail)?;
+    Ok(match memchr::memrchr(b'\n', &buf[..n]) {
+        Some(newline) => size - tail + newline as u64 + 1,
+        None if size == tail => 0,
+        None => size,
+    })
+}
+
+/// The first regular file in `dir` whose physical identity satisfies `wanted`.
+fn find_in_dir(dir: &Path, wanted: impl Fn(PhysicalFile) -> bool) -> Option<(PathBuf, File)> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(metadata) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if metadata.is_file() && wanted(PhysicalFile::from_metadata(&metadata)) {
+            if let Ok(file) = File::open(&path) {
+                return Some((path, file));
+            }
+        }
+    }
+    None
+}
+
+/// Now, RFC 3339 in UTC.
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}

@@ -1,0 +1,342 @@
+//! The shipper: sends WAL chunks to Kafka, line by line, and removes a chunk from the WAL once
+//! Kafka acknowledged every line in it.
+//!
+//! Order: chunks are sent in WAL order, so one file's lines reach its partition in offset order
+//! (the idempotent producer keeps that order across its own retries).
+//!
+//! Failure handling, never by dropping:
+//! - a chunk with a line Kafka refused for good is sent again after a backoff (its lines keep
+//!   their ids, so copies that did land are harmless downstream);
+//! - a fatal producer error (idempotence state lost) recreates the producer and resends every
+//!   chunk still in the WAL;
+//! - on shutdown nothing new is sent; what is in flight gets `shutdown_timeout` to be
+//!   acknowledged, the rest stays in the WAL and is resent on the next start.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use logship_wal::{Replayed, Seq, Wal, WalError};
+
+use super::chunk::Chunk;
+use super::framing::{Piece, PieceEnd};
+use crate::config::KafkaProducerConfig;
+use crate::kafka::producer::{BatchOutcome, DurableProducer, SendError};
+use crate::record::{line_id, LineRecord};
+use crate::shutdown::Shutdown;
+
+/// Chunk payload bytes allowed in flight (sent, not yet acknowledged).
+const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
+/// First delay before a failed chunk is resent; doubles up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// WAL sequence numbers committed by the reader and not yet handed to the producer.
+#[derive(Clone, Default)]
+pub struct ShipQueue {
+    inner: Arc<(Mutex<VecDeque<Seq>>, Condvar)>,
+}
+
+impl ShipQueue {
+    /// An empty queue.
+    pub fn new() -> ShipQueue {
+        ShipQueue::default()
+    }
+
+    /// Appends committed seqs (in commit order).
+    pub fn push(&self, seqs: &[Seq]) {
+        if seqs.is_empty() {
+            return;
+        }
+        let (queue, ready) = &*self.inner;
+        if let Ok(mut queue) = queue.lock() {
+            queue.extend(seqs.iter().copied());
+            ready.notify_all();
+        }
+    }
+
+    fn pop(&self) -> Option<Seq> {
+        self.inner.0.lock().ok()?.pop_front()
+    }
+
+    fn replace(&self, seqs: impl IntoIterator<Item = Seq>) {
+        if let Ok(mut queue) = self.inner.0.lock() {
+            queue.clear();
+            queue.extend(seqs);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.inner.0.lock().map(|q| q.is_empty()).unwrap_or(true)
+    }
+}
+
+/// Sends WAL chunks to Kafka.
+pub struct Shipper {
+    /// Host name for records and ids.
+    pub host: String,
+    /// The WAL.
+    pub wal: Wal,
+    /// Producer settings.
+    pub kafka: KafkaProducerConfig,
+    /// Largest record that may be produced.
+    pub max_record_bytes: usize,
+    /// Seqs to send.
+    pub queue: ShipQueue,
+    /// Poked when acknowledgements free WAL space (the reader may be waiting for it).
+    pub wake_reader: SyncSender<()>,
+    /// How long to wait for in-flight records on shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+/// What stops the shipper.
+#[derive(Debug, thiserror::Error)]
+pub enum ShipperError {
+    /// The WAL failed.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// The producer could not be created (bad configuration).
+    #[error("cannot create the Kafka producer: {0}")]
+    Producer(#[from] rdkafka::error::KafkaError),
+}
+
+impl Shipper {
+    /// Runs until `shutdown`, then waits (bounded) for in-flight acknowledgements.
+    pub fn run(self, shutdown: &Shutdown) -> Result<(), ShipperError> {
+        let mut producer = DurableProducer::new(&self.kafka, self.max_record_bytes)?;
+        let mut in_flight: HashMap<Seq, usize> = HashMap::new();
+        let mut in_flight_bytes = 0usize;
+        let mut retry: VecDeque<(Instant, Seq)> = VecDeque::new();
+        let mut backoff = FIRST_BACKOFF;
+        let mut encode_buf = Vec::with_capacity(1024);
+        loop {
+            let idle =
+                in_flight_bytes >= IN_FLIGHT_BYTES || (self.queue.is_empty() && retry.is_empty());
+            let wait = if idle {
+                Duration::from_millis(20)
+            } else {
+                Duration::ZERO
+            };
+            self.settle(
+                producer.take_finished(wait),
+                &mut in_flight,
+                &mut in_flight_bytes,
+                &mut retry,
+                &mut backoff,
+            )?;
+
+            if let Some(error) = producer.fatal_error() {
+                tracing::error!(%error, "recreating the Kafka producer and resending everything unacknowledged");
+                drop(producer);
+                producer = DurableProducer::new(&self.kafka, self.max_record_bytes)?;
+                in_flight.clear();
+                in_flight_bytes = 0;
+                retry.clear();
+                self.queue.replace(pending_seqs(&self.wal)?);
+                continue;
+            }
+
+            if shutdown.is_triggered() {
+                return self.finish(producer, &mut in_flight, &mut in_flight_bytes);
+            }
+
+            while in_flight_bytes < IN_FLIGHT_BYTES {
+                let seq = match retry.front() {
+                    Some((due, seq)) if *due <= Instant::now() => {
+                        let seq = *seq;
+                        retry.pop_front();
+                        seq
+                    }
+                    _ => match self.queue.pop() {
+                        Some(seq) => seq,
+                        None => break,
+                    },
+                };
+                let Some(chunk) = self.load(seq)? else {
+                    continue;
+                };
+                match self.send_chunk(&producer, seq, &chunk, &mut encode_buf) {
+                    Ok(()) | Err(SendError::Refused(_)) => {
+                        in_flight.insert(seq, chunk.data.len());
+                        in_flight_bytes += chunk.data.len();
+                    }
+                    Err(SendError::Fatal(_)) => break,
+                }
+            }
+        }
+    }
+
+    /// Applies finished batches: acknowledged chunks leave the WAL, failed ones are scheduled again.
+    fn settle(
+        &self,
+        outcomes: Vec<BatchOutcome>,
+        in_flight: &mut HashMap<Seq, usize>,
+        in_flight_bytes: &mut usize,
+        retry: &mut VecDeque<(Instant, Seq)>,
+        backoff: &mut Duration,
+    ) -> Result<(), WalError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let mut acked = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            match outcome {
+                BatchOutcome::Delivered(seq) => {
+                    acked.push(seq);
+                    *backoff = FIRST_BACKOFF;
+                    if let Some(bytes) = in_flight.remove(&seq) {
+                        *in_flight_bytes -= bytes;
+                    }
+                }
+                BatchOutcome::Failed(seq, error) => {
+                    tracing::warn!(seq, %error, retry_in = ?*backoff, "Kafka did not accept a chunk; it stays in the WAL and will be resent");
+                    retry.push_back((Instant::now() + *backoff, seq));
+                    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+                    if let Some(bytes) = in_flight.remove(&seq) {
+                        *in_flight_bytes -= bytes;
+                    }
+                }
+            }
+        }
+        if !acked.is_empty() {
+            self.wal.ack(&acked)?;
+            let _ = self.wake_reader.try_send(());
+        }
+        Ok(())
+    }
+
+    /// On shutdown: wait for what is in flight, acknowledge what was delivered.
+    fn finish(
+        &self,
+        producer: DurableProducer,
+        in_flight: &mut HashMap<Seq, usize>,
+        in_flight_bytes: &mut usize,
+    ) -> Result<(), ShipperError> {
+        producer.flush(self.shutdown_timeout);
+        let mut retry = VecDeque::new();
+        let mut backoff = FIRST_BACKOFF;
+        self.settle(
+            producer.take_finished(Duration::ZERO),
+            in_flight,
+            in_flight_bytes,
+            &mut retry,
+            &mut backoff,
+        )?;
+        if !in_flight.is_empty() {
+            tracing::warn!(
+                chunks = in_flight.len(),
+                "shutting down with unacknowledged chunks; they stay in the WAL and are resent on start"
+            );
+        }
+        self.wal.flush()?;
+        Ok(())
+    }
+
+    /// Reads chunk `seq` from the WAL; `None` if it is gone (acknowledged) or unreadable.
+    fn load(&self, seq: Seq) -> Result<Option<Chunk>, WalError> {
+        match self.wal.get(seq)? {
+            Some(Replayed::Record(entry)) => match Chunk::decode(&entry.payload) {
+                Ok(chunk) => Ok(Some(chunk)),
+                Err(error) => {
+                    tracing::error!(seq, %error, "WAL record is not a chunk this agent can read; quarantined");
+                    self.wal.quarantine_record(seq, &error.to_string())?;
+                    Ok(None)
+                }
+            },
+            Some(Replayed::Quarantined { seq, reason }) => {
+                tracing::error!(seq, reason, "corrupted WAL record quarantined");
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn send_chunk(
+        &self,
+        producer: &DurableProducer,
+        seq: Seq,
+        chunk: &Chunk,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        let count = chunk.piece_count();
+        producer.begin_batch(seq, count);
+        for (sent, piece) in chunk.pieces().enumerate() {
+            buf.clear();
+            encode_line(buf, &self.host, chunk, &piece);
+            if let Err(error) = producer.send(seq, &chunk.topic, chunk.stream.as_bytes(), buf) {
+                producer.abort_batch(seq, count - sent, error.to_string());
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every seq still in the WAL, oldest first.
+pub fn pending_seqs(wal: &Wal) -> Result<Vec<Seq>, WalError> {
+    wal.pending_seqs()
+}
+
+/// Writes the JSON record of one piece of `chunk` into `buf`.
+pub fn encode_line(buf: &mut Vec<u8>, host: &str, chunk: &Chunk, piece: &Piece<'_>) {
+    let offset = chunk.start_offset + piece.start as u64;
+    let (message, invalid_utf8) = match std::str::from_utf8(piece.text) {
+        Ok(text) => (Cow::Borrowed(text), false),
+        Err(_) => (String::from_utf8_lossy(piece.text), true),
+    };
+    let record = LineRecord {
+        id: Cow::Owned(line_id(host, &chunk.stream, offset)),
+        host: Cow::Borrowed(host),
+        file: Cow::Borrowed(&chunk.path),
+        file_id: Cow::Borrowed(&chunk.stream),
+        offset,
+        message,
+        timestamp: Cow::Borrowed(&chunk.read_at),
+        invalid_utf8,
+        split: piece.end == PieceEnd::Cut || piece.continues,
+        partial: piece.end == PieceEnd::Partial,
+    };
+    // Serializing strings and integers into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, &record);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_lines_carry_offsets_flags_and_deterministic_ids() {
+        let chunk = Chunk {
+            stream: "stream-1".into(),
+            path: "/var/log/a.log".into(),
+            topic: "t".into(),
+            start_offset: 1000,
+            read_at: "2026-11-23T10:00:00Z".into(),
+            starts_mid_line: false,
+            cuts: vec![],
+            partial_end: true,
+            data: b"ok line\n\xff\xfe bad\ntail".to_vec(),
+        };
+        let records: Vec<serde_json::Value> = chunk
+            .pieces()
+            .map(|piece| {
+                let mut buf = Vec::new();
+                encode_line(&mut buf, "web-01", &chunk, &piece);
+                serde_json::from_slice(&buf).unwrap()
+            })
+            .collect();
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[0]["offset"], 1000);
+        assert_eq!(records[0]["message"], "ok line");
+        assert_eq!(records[0]["id"], line_id("web-01", "stream-1", 1000));
+        assert_eq!(records[0]["@timestamp"], "2026-11-23T10:00:00Z");
+        assert!(records[0].get("invalid_utf8").is_none());
+        assert_eq!(records[1]["offset"], 1008);
+        assert_eq!(records[1]["invalid_utf8"], true);
+        assert_eq!(records[2]["offset"], 1015);
+        assert_eq!(records[2]["partial"], true);
+        assert_eq!(records[2]["message"], "tail");
+    }
+}

@@ -1,0 +1,253 @@
+//! The real `logship agent` against the real Kafka broker: rotation, truncation, odd lines,
+//! crashes. Every test writes uniquely tagged lines and checks that each arrives, and that any
+//! line that arrives twice carries the same id both times.
+
+mod common;
+
+use std::io::Write;
+use std::time::Duration;
+
+use common::agent::*;
+use common::unique;
+
+const ARRIVAL: Duration = Duration::from_secs(60);
+
+#[test]
+fn lines_from_several_files_arrive_across_rename_and_copytruncate() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let topic = unique("agent-rotation");
+    let config = write_config(dir.path(), &format!("{}/*.log", logs.display()), &topic, "");
+    let a = logs.join("a.log");
+    let b = logs.join("b.log");
+    let c = logs.join("c.log");
+    let mut expected = Vec::new();
+    for (path, tag) in [(&a, "a0"), (&b, "b0"), (&c, "c0")] {
+        let batch = lines(tag, 0, 2000);
+        append_lines(path, &batch);
+        expected.extend(batch);
+    }
+    let agent = AgentProcess::start(&config);
+    let mut reader = TopicReader::new(&topic);
+    assert!(
+        reader.wait_for_messages(&expected, ARRIVAL).is_empty(),
+        "initial lines missing\n{}",
+        agent.log()
+    );
+
+    // Rename rotation: a.log -> a.log.1 (not matched by the glob), a new a.log.
+    let tail = lines("a0-tail", 0, 500);
+    append_lines(&a, &tail);
+    expected.extend(tail);
+    std::fs::rename(&a, logs.join("a.log.1")).unwrap();
+    let fresh = lines("a1", 0, 1000);
+    append_lines(&a, &fresh);
+    expected.extend(fresh);
+
+    // copytruncate: copy b.log to b.log.1, truncate b.log, keep writing to it.
+    let tail = lines("b0-tail", 0, 500);
+    append_lines(&b, &tail);
+    expected.extend(tail);
+    std::fs::copy(&b, logs.join("b.log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&b)
+        .unwrap();
+    let fresh = lines("b1", 0, 1000);
+    append_lines(&b, &fresh);
+    expected.extend(fresh);
+
+    // c.log keeps growing throughout.
+    let more = lines("c1", 0, 1000);
+    append_lines(&c, &more);
+    expected.extend(more);
+
+    let missing = reader.wait_for_messages(&expected, ARRIVAL);
+    assert!(
+        missing.is_empty(),
+        "{} lines missing, e.g. {:?}\n{}",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        agent.log()
+    );
+    reader.poll(Duration::from_secs(1));
+    assert_duplicates_share_ids(&reader.records);
+    assert_offsets_in_order(&reader.records);
+    // One stream per partition: the key is the stream id.
+    for record in &reader.records {
+        assert_eq!(record.key, record.file_id);
+        assert_eq!(record.value["host"], "test-host");
+        assert!(record.value["@timestamp"].as_str().unwrap().contains('T'));
+        assert!(record.id.len() < 64);
+    }
+    // The rotated and copied lines kept their stream: no line of the old files got a second id.
+    let ids: std::collections::HashSet<&str> =
+        reader.records.iter().map(|r| r.id.as_str()).collect();
+    let messages: std::collections::HashSet<&str> =
+        reader.records.iter().map(|r| r.message.as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        messages.len(),
+        "each distinct line has exactly one id"
+    );
+}
+
+#[test]
+fn long_lines_invalid_utf8_and_partial_lines_are_shipped_and_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let topic = unique("agent-odd");
+    let config = write_config(
+        dir.path(),
+        &format!("{}/*.log", logs.display()),
+        &topic,
+        "max_line_bytes = 1000",
+    );
+    let path = logs.join("odd.log");
+    let mut file = std::fs::File::create(&path).unwrap();
+    file.write_all(b"first line\n").unwrap();
+    file.write_all(&vec![b'x'; 2500]).unwrap();
+    file.write_all(b"\n").unwrap();
+    file.write_all(b"bad \xff\xfe bytes\n").unwrap();
+    file.write_all(b"no newline at the end").unwrap();
+    drop(file);
+    let agent = AgentProcess::start(&config);
+    let mut reader = TopicReader::new(&topic);
+    reader.poll(Duration::from_secs(3));
+    // The trailing partial line waits for its newline while the file is still there…
+    assert!(reader
+        .records
+        .iter()
+        .all(|r| r.message != "no newline at the end"));
+    // …and is shipped, flagged, once the file is deleted and drained.
+    std::fs::remove_file(&path).unwrap();
+    let missing = reader.wait_for_messages(&["no newline at the end".to_string()], ARRIVAL);
+    assert!(missing.is_empty(), "{}", agent.log());
+    let by_offset = |offset: u64| {
+        reader
+            .records
+            .iter()
+            .find(|r| r.offset == offset)
+            .unwrap_or_else(|| panic!("no record at offset {offset}"))
+    };
+    assert_eq!(by_offset(0).message, "first line");
+    // 2500 bytes in pieces of 1000, 1000, 500, all flagged split.
+    for (offset, len) in [(11u64, 1000usize), (1011, 1000), (2011, 500)] {
+        let piece = by_offset(offset);
+        assert_eq!(piece.message.len(), len);
+        assert_eq!(piece.value["split"], true, "piece at {offset}");
+    }
+    let bad = by_offset(2512);
+    assert_eq!(bad.value["invalid_utf8"], true);
+    assert!(bad.message.starts_with("bad ") && bad.message.contains('\u{FFFD}'));
+    let partial = by_offset(2512 + b"bad \xff\xfe bytes\n".len() as u64);
+    assert_eq!(partial.value["partial"], true);
+    assert!(by_offset(0).value.get("split").is_none());
+}
+
+#[test]
+fn content_rewritten_in_place_is_a_new_stream_read_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let topic = unique("agent-rewrite");
+    let config = write_config(dir.path(), &format!("{}/*.log", logs.display()), &topic, "");
+    let path = logs.join("app.log");
+    let old = lines("old", 0, 50);
+    append_lines(&path, &old);
+    let agent = AgentProcess::start(&config);
+    let mut reader = TopicReader::new(&topic);
+    assert!(
+        reader.wait_for_messages(&old, ARRIVAL).is_empty(),
+        "{}",
+        agent.log()
+    );
+    // Same inode, new content longer than what was read: only the fingerprint tells.
+    let new = lines("new", 0, 200);
+    let mut text = String::new();
+    for line in &new {
+        text.push_str(line);
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    let missing = reader.wait_for_messages(&new, ARRIVAL);
+    assert!(
+        missing.is_empty(),
+        "{} missing, first {:?}\n{}",
+        missing.len(),
+        missing.first(),
+        agent.log()
+    );
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let topic = unique("agent-kill");
+    let config = write_config(dir.path(), &format!("{}/*.log", logs.display()), &topic, "");
+    let seed: u64 = std::env::var("LOGSHIP_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::process::id() as u64);
+    eprintln!("seed {seed} (LOGSHIP_TEST_SEED to rerun)");
+    let mut rng = seed;
+    let mut next = move |bound: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % bound
+    };
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer_stop = stop.clone();
+    let writer_logs = logs.clone();
+    let writer = std::thread::spawn(move || {
+        let mut written = Vec::new();
+        let mut round = 0usize;
+        while !writer_stop.load(std::sync::atomic::Ordering::SeqCst) {
+            for file in 0..3 {
+                let batch = lines(&format!("f{file}"), round * 200, 200);
+                append_lines(&writer_logs.join(format!("f{file}.log")), &batch);
+                written.extend(batch);
+            }
+            round += 1;
+            if round.is_multiple_of(15) {
+                let victim = writer_logs.join(format!("f{}.log", round % 3));
+                let _ = std::fs::rename(&victim, writer_logs.join(format!("rotated-{round}.old")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        written
+    });
+
+    let mut agent = AgentProcess::start(&config);
+    for kill in 0..3 {
+        std::thread::sleep(Duration::from_millis(700 + next(2000)));
+        eprintln!("kill -9 #{kill}");
+        agent.kill9();
+        std::thread::sleep(Duration::from_millis(next(500)));
+        agent = AgentProcess::start(&config);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written = writer.join().unwrap();
+    let mut reader = TopicReader::new(&topic);
+    let missing = reader.wait_for_messages(&written, Duration::from_secs(90));
+    if !missing.is_empty() {
+        let kept = dir.keep();
+        panic!(
+            "seed {seed}: {} of {} lines missing, e.g. {:?}; logs and data kept in {}",
+            missing.len(),
+            written.len(),
+            &missing[..missing.len().min(5)],
+            kept.display()
+        );
+    }
+    assert_duplicates_share_ids(&reader.records);
+    assert!(agent.terminate(), "agent did not stop cleanly on SIGTERM");
+}

@@ -1,0 +1,254 @@
+//! Harness for agent tests: config files, the real `logship agent` process, and an independent
+//! Kafka reader that collects what arrived.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::Message;
+
+use super::{kafka_brokers, logship_bin, unique};
+
+/// One record as read back from Kafka.
+#[derive(Debug, Clone)]
+pub struct Shipped {
+    pub id: String,
+    pub file: String,
+    pub file_id: String,
+    pub offset: u64,
+    pub message: String,
+    pub key: String,
+    pub partition: i32,
+    pub value: serde_json::Value,
+}
+
+/// Writes an agent config collecting `glob` into `topic`, with `extra` TOML lines appended at
+/// the top level (before the tables).
+pub fn write_config(dir: &Path, glob: &str, topic: &str, extra: &str) -> PathBuf {
+    let config = dir.join("agent.toml");
+    let text = format!(
+        "host = \"test-host\"\ndata_dir = \"{data}\"\nrescan_interval_ms = 200\nrotate_wait_ms = 1000\n{extra}\n\
+         [kafka]\nbrokers = \"{brokers}\"\n\n[[collect]]\npath = \"{glob}\"\ntopic = \"{topic}\"\n",
+        data = dir.join("data").display(),
+        brokers = kafka_brokers(),
+    );
+    std::fs::write(&config, text).expect("write agent config");
+    config
+}
+
+/// A running `logship agent`, killed when dropped.
+pub struct AgentProcess {
+    pub child: Child,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl AgentProcess {
+    /// Starts the agent; its log goes to `agent-<n>.log` next to the config.
+    pub fn start(config: &Path) -> AgentProcess {
+        let dir = config.parent().expect("config dir");
+        let mut n = 0;
+        let log = loop {
+            let candidate = dir.join(format!("agent-{n}.log"));
+            if !candidate.exists() {
+                break candidate;
+            }
+            n += 1;
+        };
+        let log_file = std::fs::File::create(&log).expect("agent log");
+        let child = Command::new(logship_bin())
+            .args(["agent", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info,logship=debug")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start logship agent");
+        AgentProcess {
+            child,
+            config: config.to_path_buf(),
+            log,
+        }
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit; returns whether it exited successfully.
+    pub fn terminate(mut self) -> bool {
+        unsafe_sigterm(self.child.id());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+}
+
+/// Reads a topic from the beginning with its own consumer group.
+pub struct TopicReader {
+    consumer: BaseConsumer,
+    pub records: Vec<Shipped>,
+}
+
+impl TopicReader {
+    pub fn new(topic: &str) -> TopicReader {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", kafka_brokers())
+            .set("group.id", unique("reader"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("topic.metadata.refresh.interval.ms", "1000")
+            .create()
+            .expect("create test consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        TopicReader {
+            consumer,
+            records: Vec::new(),
+        }
+    }
+
+    /// Polls for up to `for_how_long`, appending what arrives.
+    pub fn poll(&mut self, for_how_long: Duration) {
+        let deadline = Instant::now() + for_how_long;
+        while Instant::now() < deadline {
+            match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) => {
+                    let value: serde_json::Value = match message.payload() {
+                        Some(bytes) => serde_json::from_slice(bytes).expect("record is JSON"),
+                        None => panic!("record without value"),
+                    };
+                    let key = message
+                        .key()
+                        .map(|k| String::from_utf8_lossy(k).into_owned())
+                        .unwrap_or_default();
+                    self.records.push(Shipped {
+                        id: value["id"].as_str().unwrap_or_default().to_string(),
+                        file: value["file"].as_str().unwrap_or_default().to_string(),
+                        file_id: value["file_id"].as_str().unwrap_or_default().to_string(),
+                        offset: value["offset"].as_u64().unwrap_or(u64::MAX),
+                        message: value["message"].as_str().unwrap_or_default().to_string(),
+                        key,
+                        partition: message.partition(),
+                        value,
+                    });
+                }
+                Some(Err(error)) => eprintln!("test consumer: {error}"),
+                None => {}
+            }
+        }
+    }
+
+    /// Polls until every message in `expected` has arrived or `timeout` passes.
+    pub fn wait_for_messages(&mut self, expected: &[String], timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let missing = missing(expected, &self.records);
+            if missing.is_empty() || Instant::now() > deadline {
+                return missing;
+            }
+            self.poll(Duration::from_millis(500));
+        }
+    }
+}
+
+/// Messages of `expected` not among `records`.
+pub fn missing(expected: &[String], records: &[Shipped]) -> Vec<String> {
+    let have: std::collections::HashSet<&str> =
+        records.iter().map(|r| r.message.as_str()).collect();
+    expected
+        .iter()
+        .filter(|m| !have.contains(m.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Panics if one message arrived under two different ids (a duplicate that would be indexed twice).
+pub fn assert_duplicates_share_ids(records: &[Shipped]) {
+    let mut ids: HashMap<&str, &str> = HashMap::new();
+    for record in records {
+        if let Some(previous) = ids.insert(&record.message, &record.id) {
+            assert_eq!(
+                previous, record.id,
+                "message {:?} shipped under two ids",
+                record.message
+            );
+        }
+    }
+}
+
+/// Panics if, in arrival order, one stream's offsets ever go backwards (ignoring exact repeats).
+pub fn assert_offsets_in_order(records: &[Shipped]) {
+    let mut last: HashMap<&str, u64> = HashMap::new();
+    for record in records {
+        let previous = last.entry(&record.file_id).or_insert(0);
+        assert!(
+            record.offset >= *previous,
+            "stream {} went back from {} to {}",
+            record.file_id,
+            previous,
+            record.offset
+        );
+        *previous = record.offset;
+    }
+}
+
+/// Appends `lines` to `path` (creating it), each followed by `\n`.
+pub fn append_lines(path: &Path, lines: &[String]) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open log for append");
+    let mut buf = Vec::new();
+    for line in lines {
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+    }
+    file.write_all(&buf).expect("append lines");
+}
+
+/// `count` distinct lines tagged with `tag`, numbered from `from`.
+pub fn lines(tag: &str, from: usize, count: usize) -> Vec<String> {
+    (from..from + count)
+        .map(|i| format!("{tag} line {i:08} GET /index.html?q={i} HTTP/1.1 200 512"))
+        .collect()
+}

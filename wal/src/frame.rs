@@ -1,0 +1,240 @@
+//! The on-disk frame of one record, and the codec shared by everything the WAL serializes.
+//!
+//! A record value in the WAL tree is
+//!
+//! ```text
+//! offset  size  field
+//! 0       4     crc32 (IEEE, crc32fast), little endian, over every byte from offset 4 on
+//! 4       4     bincode variant tag of `Frame`, u32 little endian (0 = V1)
+//! 8       8     V1: payload length, u64 little endian
+//! 16      n     V1: payload bytes
+//! ```
+//!
+//! that is `crc32 ++ bincode(Frame::V1 { payload })` with bincode's fixed-int, little-endian
+//! encoding ([`codec`]). The crc is checked before anything is decoded, so a flipped bit, a
+//! truncated value or garbage is reported as corruption, not misread.
+//!
+//! `Frame` is a versioned enum in the manner of a serde-tagged state: bincode writes the
+//! variant index, so a future `V2` is added *after* `V1` (never reorder or remove variants)
+//! and old records keep decoding as `V1`. A build that meets a tag it does not know, in a
+//! frame whose crc is intact, reports [`Decoded::Unsupported`] instead of calling the record
+//! corrupt: the data is fine, the build is too old.
+
+use std::borrow::Cow;
+
+use bincode::Options;
+use serde::{Deserialize, Serialize};
+
+/// Bytes of a V1 frame that are not payload: crc (4), variant tag (4), payload length (8).
+pub(crate) const FRAME_OVERHEAD: usize = 16;
+
+/// Number of `Frame` variants this build knows; tags at or above it are "newer than us".
+const KNOWN_FRAME_TAGS: u32 = 1;
+
+/// A record as stored, minus the crc in front.
+#[derive(Debug, Serialize, Deserialize)]
+enum Frame<'a> {
+    /// The first version: the payload, opaque.
+    V1 {
+        #[serde(with = "bytes")]
+        payload: Cow<'a, [u8]>,
+    },
+}
+
+/// The one bincode configuration the WAL uses: fixed-width little-endian integers (the
+/// same bytes as `bincode::serialize`), trailing bytes rejected.
+pub(crate) fn codec() -> impl Options + Copy {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+}
+
+/// Encodes `payload` as a complete frame, crc included.
+pub(crate) fn encode(payload: &[u8]) -> Result<Vec<u8>, bincode::Error> {
+    let mut out = Vec::with_capacity(FRAME_OVERHEAD + payload.len());
+    out.extend_from_slice(&[0; 4]);
+    codec().serialize_into(
+        &mut out,
+        &Frame::V1 {
+            payload: Cow::Borrowed(payload),
+        },
+    )?;
+    let crc = crc32fast::hash(&out[4..]);
+    out[..4].copy_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// What a stored value turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Decoded {
+    /// An intact record.
+    Payload(Vec<u8>),
+    /// Damaged: the reason, for the quarantine and the operator.
+    Corrupt(String),
+    /// Intact but written by a newer build (variant tag unknown here).
+    Unsupported { tag: u32 },
+}
+
+/// Checks and decodes a stored value. Never panics, whatever the bytes.
+pub(crate) fn decode(value: &[u8]) -> Decoded {
+    let Some((crc_bytes, body)) = value.split_first_chunk::<4>() else {
+        return Decoded::Corrupt(format!(
+            "truncated frame: {} bytes, shorter than the 4-byte crc",
+            value.len()
+        ));
+    };
+    let stored = u32::from_le_bytes(*crc_bytes);
+    let computed = crc32fast::hash(body);
+    if stored != computed {
+        return Decoded::Corrupt(format!(
+            "crc mismatch: stored {stored:#010x}, computed {computed:#010x} over {} bytes",
+            body.len()
+        ));
+    }
+    if let Some(tag) = body.first_chunk::<4>().map(|t| u32::from_le_bytes(*t)) {
+        if tag >= KNOWN_FRAME_TAGS {
+            return Decoded::Unsupported { tag };
+        }
+    }
+    // The limit keeps a (crc-colliding) absurd length from allocating more than we hold.
+    match codec()
+        .with_limit(body.len() as u64)
+        .deserialize::<Frame<'_>>(body)
+    {
+        Ok(Frame::V1 { payload }) => Decoded::Payload(payload.into_owned()),
+        Err(e) => Decoded::Corrupt(format!("undecodable frame: {e}")),
+    }
+}
+
+/// The payload bytes a stored value accounts for in the pending counters.
+///
+/// Read from the value's length alone (no crc, no decoding), so rebuilding the counters at
+/// open is cheap and adding at append / subtracting at ack always agree, even for a
+/// damaged value.
+pub(crate) fn charge(value: &[u8]) -> u64 {
+    value.len().saturating_sub(FRAME_OVERHEAD) as u64
+}
+
+/// serde glue writing `[u8]` as one byte string (`serialize_bytes`) instead of a sequence of
+/// single bytes. For bincode the bytes on disk are the same (u64 length, then the bytes);
+/// only the speed differs.
+pub(crate) mod bytes {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::de::{Deserializer, Error, SeqAccess, Visitor};
+    use serde::Serializer;
+
+    pub(crate) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Cow<'static, [u8]>, D::Error> {
+        d.deserialize_byte_buf(ByteBuf).map(Cow::Owned)
+    }
+
+    struct ByteBuf;
+
+    impl<'de> Visitor<'de> for ByteBuf {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a byte string")
+        }
+
+        fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(b) = seq.next_element()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_as_documented() {
+        let f = encode(b"abc").unwrap();
+        assert_eq!(f.len(), FRAME_OVERHEAD + 3);
+        assert_eq!(&f[4..8], &0u32.to_le_bytes()); // V1
+        assert_eq!(&f[8..16], &3u64.to_le_bytes());
+        assert_eq!(&f[16..], b"abc");
+        assert_eq!(&f[..4], &crc32fast::hash(&f[4..]).to_le_bytes());
+        // The same bytes as plain `bincode::serialize` of an owned V1 frame.
+        #[derive(Serialize)]
+        enum Plain {
+            V1 { payload: Vec<u8> },
+        }
+        let plain = bincode::serialize(&Plain::V1 {
+            payload: b"abc".to_vec(),
+        })
+        .unwrap();
+        assert_eq!(&f[4..], &plain[..]);
+    }
+
+    #[test]
+    fn round_trip_and_charge() {
+        for p in [&b""[..], b"x", &[7u8; 100_000]] {
+            let f = encode(p).unwrap();
+            assert_eq!(decode(&f), Decoded::Payload(p.to_vec()));
+            assert_eq!(charge(&f), p.len() as u64);
+        }
+    }
+
+    #[test]
+    fn damage_is_reported_not_misread() {
+        let f = encode(b"hello world").unwrap();
+        for i in 0..f.len() {
+            let mut g = f.clone();
+            g[i] ^= 0x40;
+            assert!(matches!(decode(&g), Decoded::Corrupt(_)), "flip at {i}");
+        }
+        for n in 0..f.len() {
+            assert!(matches!(decode(&f[..n]), Decoded::Corrupt(_)), "cut at {n}");
+        }
+        let mut longer = f.clone();
+        longer.push(0);
+        assert!(matches!(decode(&longer), Decoded::Corrupt(_)));
+    }
+
+    #[test]
+    fn intact_frame_with_trailing_bytes_is_corrupt() {
+        let mut f = encode(b"abc").unwrap();
+        f.push(9);
+        let crc = crc32fast::hash(&f[4..]);
+        f[..4].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(decode(&f), Decoded::Corrupt(r) if r.contains("undecodable")));
+    }
+
+    #[test]
+    fn newer_frame_version_is_unsupported_not_corrupt() {
+        let mut body = 1u32.to_le_bytes().to_vec(); // a future V2
+        body.extend_from_slice(b"whatever V2 holds");
+        let mut f = crc32fast::hash(&body).to_le_bytes().to_vec();
+        f.extend_from_slice(&body);
+        assert_eq!(decode(&f), Decoded::Unsupported { tag: 1 });
+    }
+
+    #[test]
+    fn huge_declared_length_does_not_allocate() {
+        let mut body = 0u32.to_le_bytes().to_vec();
+        body.extend_from_slice(&u64::MAX.to_le_bytes());
+        let mut f = crc32fast::hash(&body).to_le_bytes().to_vec();
+        f.extend_from_slice(&body);
+        assert!(matches!(decode(&f), Decoded::Corrupt(_)));
+    }
+}
