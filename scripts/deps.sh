@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building logship and running its
+# integration tests need. Idempotent: exits quickly when everything is there.
+#
+#   bash scripts/deps.sh
+#
+# Needs root (or sudo). Works without a TTY / stdin (CI=true).
+set -euo pipefail
+
+PKGS=(
+  # build: prost/tonic codegen, rdkafka (bundled librdkafka: cmake, zlib, ssl)
+  protobuf-compiler
+  libprotobuf-dev
+  make
+  cmake
+  pkg-config
+  zlib1g-dev
+  libssl-dev
+  build-essential
+  # tests / scripts/services.sh
+  kcat
+  etcd-server
+  etcd-client
+  curl
+  unzip
+  ca-certificates
+  procps
+  util-linux
+  passwd
+)
+# Java runs Kafka and Elasticsearch; Maven downloads their jars/zip.
+# (javac/jar: services.sh compiles a tiny Elasticsearch plugin.)
+command -v javac >/dev/null 2>&1 || PKGS+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null 2>&1 || PKGS+=(maven)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "deps: all system packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else
+    echo "deps: need root to install: ${missing[*]}" >&2; exit 1
+  fi
+fi
+
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+
+# Keep apt from starting daemons (notably the system etcd on :2379, which would
+# clash with the one scripts/services.sh runs). policy-rc.d exit 101 = "action
+# forbidden" for invoke-rc.d / deb-systemd-invoke. Only install it if there is
+# none, and remove only our own.
+POLICY=/usr/sbin/policy-rc.d
+our_policy=0
+if [ ! -e "$POLICY" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+  $SUDO chmod 755 "$POLICY"
+  our_policy=1
+fi
+cleanup() { if [ "$our_policy" = 1 ]; then $SUDO rm -f "$POLICY"; fi; }
+trap cleanup EXIT
+
+apt_get() {
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -y -q \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+}
+
+# Update the index first when there is none (fresh image); otherwise try with
+# the index we have and update + retry once on failure (stale index).
+LOG=/tmp/logship-deps-apt.log
+: >"$LOG"
+if ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then
+  apt_get update >>"$LOG" 2>&1
+fi
+if ! apt_get install --no-install-recommends "${missing[@]}" >>"$LOG" 2>&1; then
+  apt_get update >>"$LOG" 2>&1 || true
+  if ! apt_get install --no-install-recommends "${missing[@]}" >>"$LOG" 2>&1; then
+    echo "deps: apt-get install failed; tail of $LOG:" >&2
+    tail -n 30 "$LOG" >&2
+    exit 1
+  fi
+fi
+
+# If a system etcd service got started anyway (systemd host, or a
+# policy-rc.d that allowed it), stop and disable it: services.sh runs its own.
+if printf '%s\n' "${missing[@]}" | grep -qx etcd-server; then
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    $SUDO systemctl disable --now etcd.service >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/etcd ]; then
+    $SUDO /etc/init.d/etcd stop >/dev/null 2>&1 || true
+    command -v update-rc.d >/dev/null 2>&1 && $SUDO update-rc.d etcd disable >/dev/null 2>&1 || true
+  fi
+fi
+
+echo "deps: done"
