@@ -189,7 +189,12 @@ fn sigkill_at_random_moments_loses_nothing() {
     let logs = dir.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
     let topic = unique("agent-kill");
-    let config = write_config(dir.path(), &format!("{}/*.log", logs.display()), &topic, "");
+    let config = write_config(
+        dir.path(),
+        &format!("{}/*.log*", logs.display()),
+        &topic,
+        "",
+    );
     let seed: u64 = std::env::var("LOGSHIP_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -217,8 +222,14 @@ fn sigkill_at_random_moments_loses_nothing() {
             }
             round += 1;
             if round.is_multiple_of(15) {
-                let victim = writer_logs.join(format!("f{}.log", round % 3));
-                let _ = std::fs::rename(&victim, writer_logs.join(format!("rotated-{round}.old")));
+                // Rename rotation to a name the glob still matches: a file created and rotated
+                // while the agent is down must still be found, and a renamed file must not be
+                // shipped again under new ids.
+                let victim = (round / 15) % 3;
+                let _ = std::fs::rename(
+                    writer_logs.join(format!("f{victim}.log")),
+                    writer_logs.join(format!("f{victim}.log.{round}")),
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
