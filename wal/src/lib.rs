@@ -108,7 +108,7 @@ mod state;
 mod wal;
 
 pub use error::{Op, WalError};
-pub use options::{WalOptions, DEFAULT_MAX_BYTES};
+pub use options::{WalOptions, DEFAULT_CACHE_BYTES, DEFAULT_MAX_BYTES};
 pub use quarantine::QuarantinedRecord;
 pub use replay::{Entry, Replay, Replayed};
 pub use state::StateScan;

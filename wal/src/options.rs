@@ -20,12 +20,20 @@ pub struct WalOptions {
     /// [`Wal::is_full`](crate::Wal::is_full), which the caller uses for backpressure: stop
     /// reading input while the WAL is full. Must not be 0. Default [`DEFAULT_MAX_BYTES`].
     pub max_bytes: u64,
+    /// Memory sled may use for its page cache ([`Wal::open`](crate::Wal::open) only). sled's
+    /// own default is 1 GiB; a WAL is written once and read once, so a small cache costs
+    /// little speed and keeps the process small. Default [`DEFAULT_CACHE_BYTES`].
+    pub cache_bytes: u64,
 }
+
+/// Default for [`WalOptions::cache_bytes`]: 16 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 impl Default for WalOptions {
     fn default() -> Self {
         WalOptions {
             max_bytes: DEFAULT_MAX_BYTES,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -35,6 +43,13 @@ impl WalOptions {
     #[must_use]
     pub fn max_bytes(mut self, max_bytes: u64) -> Self {
         self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Sets [`WalOptions::cache_bytes`].
+    #[must_use]
+    pub fn cache_bytes(mut self, cache_bytes: u64) -> Self {
+        self.cache_bytes = cache_bytes;
         self
     }
 

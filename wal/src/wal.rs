@@ -78,6 +78,7 @@ impl Wal {
         let db = sled::Config::new()
             .path(dir)
             .flush_every_ms(None)
+            .cache_capacity(opts.cache_bytes)
             .open()
             .map_err(|source| WalError::Open {
                 path: dir.to_path_buf(),

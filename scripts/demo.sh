@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The main job end to end, on this machine: Kafka, Elasticsearch and etcd up; logship built; an
+# agent tailing a sample log directory that keeps being written to (with a rotation); a transfer
+# indexing into Elasticsearch; then a search result and where to look next.
+#
+#   scripts/demo.sh            # LINES=20000 by default
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LINES=${LINES:-20000}
+ES=${LOGSHIP_ES:-http://127.0.0.1:9200}
+BROKER=${LOGSHIP_KAFKA:-127.0.0.1:9092}
+demo=${DEMO_DIR:-/tmp/logship-demo}
+run_id=$(date +%s)
+topic="demo_web_log_$run_id"
+index="demo-web-$run_id"
+
+echo "== demo: system packages and services"
+bash scripts/deps.sh
+bash scripts/services.sh up
+
+echo "== demo: building logship"
+cargo build --quiet --bin logship
+bin=target/debug/logship
+
+rm -rf "$demo"
+mkdir -p "$demo/logs"
+cat >"$demo/agent.toml" <<CONF
+host = "demo-host"
+data_dir = "$demo/agent-data"
+rescan_interval_ms = 500
+rotate_wait_ms = 1000
+[kafka]
+brokers = "$BROKER"
+[[collect]]
+path = "$demo/logs/*.log"
+topic = "$topic"
+CONF
+cat >"$demo/transfer.toml" <<CONF
+[kafka]
+brokers = "$BROKER"
+group = "logship-demo-$run_id"
+topics = ["$topic"]
+[elasticsearch]
+url = "$ES"
+index = "$index-%Y.%m.%d"
+CONF
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+echo "== demo: starting agent and transfer (logs in $demo/*.log)"
+"$bin" agent --config "$demo/agent.toml" 2>"$demo/agent.log" &
+pids+=($!)
+"$bin" transfer --config "$demo/transfer.toml" 2>"$demo/transfer.log" &
+pids+=($!)
+
+echo "== demo: writing $LINES access-log lines (rotating once halfway)"
+half=$((LINES / 2))
+for part in 1 2; do
+  awk -v from=$(( (part - 1) * half )) -v n=$half 'BEGIN {
+    for (i = from; i < from + n; i++)
+      printf "10.0.%d.%d - - [23/Nov/2026:10:00:%02d +0000] \"GET /shop/item/%d HTTP/1.1\" %d %d\n",
+        i % 256, (i * 7) % 256, i % 60, i, (i % 50 == 0 ? 500 : 200), 200 + i % 3000
+  }' >>"$demo/logs/access.log"
+  [ "$part" = 1 ] && mv "$demo/logs/access.log" "$demo/logs/access.log.1"
+  sleep 1
+done
+
+echo "== demo: waiting until Elasticsearch has all $LINES lines"
+deadline=$(( $(date +%s) + 180 ))
+count=0
+while [ "$(date +%s)" -lt "$deadline" ]; do
+  curl -s -XPOST "$ES/$index-*/_refresh" >/dev/null || true
+  count=$(curl -s "$ES/$index-*/_count" | sed -n 's/.*"count":\([0-9]*\).*/\1/p')
+  count=${count:-0}
+  [ "$count" -ge "$LINES" ] && break
+  sleep 1
+done
+echo "indexed: $count of $LINES"
+
+echo "== demo: a search: lines mentioning 500 (the server errors), first three by offset"
+curl -s "$ES/$index-*/_search?size=3&sort=offset:asc" -H 'Content-Type: application/json' \
+  -d '{"query":{"match":{"message":"500"}},"_source":["message","host","file","offset","@timestamp"]}' \
+  | python3 -m json.tool | head -40
+
+cat <<MSG
+
+== demo: done. Where to look next:
+  agent config and log:     $demo/agent.toml, $demo/agent.log
+  transfer config and log:  $demo/transfer.toml, $demo/transfer.log
+  the topic:                kcat -b $BROKER -C -t $topic -c 3
+  the index:                curl -s '$ES/$index-*/_search?q=message:GET&size=1'
+  stop the servers:         scripts/services.sh down
+MSG
+if [ "$count" -lt "$LINES" ]; then
+  echo "demo: only $count of $LINES lines were indexed" >&2
+  exit 1
+fi
