@@ -28,7 +28,7 @@ use crate::transfer::watermark::{CommitPoint, Watermarks};
 /// The consumer type of the transfer.
 pub type TransferConsumer = StreamConsumer<ConsumerHooks>;
 
-/// Rebalance and commit callbacks tying the consumer to the commit watermark.
+/// Rebalance callbacks tying the consumer to the commit watermark.
 pub struct ConsumerHooks {
     marks: Arc<Mutex<Watermarks>>,
     events: Arc<dyn TransferEvents>,
@@ -120,21 +120,6 @@ impl ConsumerContext for ConsumerHooks {
                 if let Err(error) = consumer.pause(partitions) {
                     self.events
                         .consumer_error(&format!("cannot pause new partitions: {error}"));
-                }
-            }
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        match result {
-            Ok(()) => self.events.committed(offsets.count()),
-            Err(error) => {
-                self.events.commit_failed(&error.to_string());
-                let mut marks = self.lock();
-                for p in offsets.elements() {
-                    if let Offset::Offset(offset) = p.offset() {
-                        marks.commit_failed(p.topic(), p.partition(), offset);
-                    }
                 }
             }
         }

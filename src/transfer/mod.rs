@@ -7,8 +7,9 @@
 //! record of its batch is done — created, already present (409), or dead-lettered — and reports
 //! each done record to the commit [`watermark`].
 //!
-//! The commit rule: offsets are committed (every `kafka.commit_interval_ms`, on every revocation
-//! and at shutdown) only up to the lowest record of each partition that is not done. A crash
+//! The commit rule: offsets are committed (every `kafka.commit_interval_ms` — synchronously, on a
+//! thread of their own, so a failed commit is known and made again — on every revocation and at
+//! shutdown) only up to the lowest record of each partition that is not done. A crash
 //! therefore loses nothing (what was not committed is consumed again) and doubles nothing (the
 //! `_id` of a record is deterministic and written with `create`, so a second delivery is a 409).
 //!
@@ -32,8 +33,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures::future::OptionFuture;
 use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
+use tokio::sync::oneshot::{self, error::RecvError};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -49,10 +53,15 @@ use batch::{Batch, BatchLimits};
 use delivery::{lock, Delivery};
 use document::KafkaRecord;
 use events::{Counters, TransferEvents};
+use watermark::CommitPoint;
 use watermark::Watermarks;
 
 /// How often the counters are logged.
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+/// How long the final commit may take even when the shutdown timeout is spent.
+const FINAL_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long leaving the group may take at exit.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the transfer until `shutdown` is triggered; returns `Ok` after a clean shutdown.
 ///
@@ -113,7 +122,7 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
         max_wait: Duration::from_millis(config.batch.max_wait_ms),
     };
     let mut pipeline = Pipeline {
-        consumer,
+        consumer: Arc::new(consumer),
         marks,
         events,
         paused,
@@ -123,6 +132,7 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
         permits: Arc::new(Semaphore::new(config.batch.max_inflight_bulks)),
         tasks: JoinSet::new(),
         batch: Batch::new(),
+        commit: None,
     };
     let consumed = pipeline
         .consume(
@@ -188,7 +198,7 @@ async fn put_templates(
 
 /// The consuming loop's state.
 struct Pipeline {
-    consumer: TransferConsumer,
+    consumer: Arc<TransferConsumer>,
     marks: Arc<Mutex<Watermarks>>,
     events: Arc<dyn TransferEvents>,
     paused: Arc<AtomicBool>,
@@ -198,6 +208,7 @@ struct Pipeline {
     permits: Arc<Semaphore>,
     tasks: JoinSet<()>,
     batch: Batch,
+    commit: Option<InFlightCommit>,
 }
 
 impl Pipeline {
@@ -233,7 +244,9 @@ impl Pipeline {
             tokio::select! {
                 biased;
                 _ = &mut stop => return Ok(()),
-                _ = commit_tick.tick() => self.commit(),
+                _ = commit_tick.tick() => self.start_commit(),
+                result = OptionFuture::from(self.commit.as_mut().map(|c| &mut c.done)),
+                    if self.commit.is_some() => self.commit_finished(result),
                 _ = summary_tick.tick() => {
                     tracing::info!(counters = %counters.summary(), outstanding = lock(&self.marks).outstanding(), "transfer progress");
                 }
@@ -283,19 +296,42 @@ impl Pipeline {
         self.events.backpressure(pause);
     }
 
-    /// Commits the watermarks that moved (asynchronously; failures are handed out again).
-    fn commit(&mut self) {
-        let commits = lock(&self.marks).take_commits();
-        if commits.is_empty() {
+    /// Starts committing the watermarks that moved, unless a commit is still under way.
+    ///
+    /// Commits are synchronous, on a thread of their own: librdkafka reports the result of a
+    /// synchronous commit only (an asynchronous manual commit has no result event), and a commit
+    /// that failed — Kafka down — must be made again.
+    fn start_commit(&mut self) {
+        if self.commit.is_some() {
             return;
         }
-        let result =
-            commit_list(&commits).and_then(|list| self.consumer.commit(&list, CommitMode::Async));
-        if let Err(error) = result {
-            self.events.commit_failed(&error.to_string());
-            let mut marks = lock(&self.marks);
-            for commit in &commits {
-                marks.commit_failed(&commit.topic, commit.partition, commit.offset);
+        let points = lock(&self.marks).take_commits();
+        if points.is_empty() {
+            return;
+        }
+        self.commit = Some(InFlightCommit {
+            done: commit_off_runtime(self.consumer.clone(), &points),
+            points,
+        });
+    }
+
+    /// A commit started by [`Pipeline::start_commit`] finished.
+    fn commit_finished(&mut self, result: Option<Result<KafkaResult<()>, RecvError>>) {
+        let Some(commit) = self.commit.take() else {
+            return;
+        };
+        match result {
+            Some(Ok(Ok(()))) => self.events.committed(commit.points.len()),
+            other => {
+                let error = match other {
+                    Some(Ok(Err(error))) => error.to_string(),
+                    _ => "the commit thread ended without a result".to_string(),
+                };
+                self.events.commit_failed(&error);
+                let mut marks = lock(&self.marks);
+                for point in &commit.points {
+                    marks.commit_failed(&point.topic, point.partition, point.offset);
+                }
             }
         }
     }
@@ -326,24 +362,33 @@ impl Pipeline {
                 }
             }
         }
-        let commits = lock(&self.marks).all_commits();
-        if !commits.is_empty() {
-            let result = commit_list(&commits)
-                .and_then(|list| self.consumer.commit(&list, CommitMode::Sync));
-            match result {
-                Ok(()) => {
-                    self.events.committed(commits.len());
-                    tracing::info!(partitions = commits.len(), "final offsets committed");
-                }
-                Err(error) => self.events.commit_failed(&format!("final commit: {error}")),
-            }
+        // Let a periodic commit under way land first, so it cannot overtake the final one.
+        if let Some(commit) = self.commit.as_mut() {
+            let landed = tokio::time::timeout_at(deadline, &mut commit.done)
+                .await
+                .ok();
+            self.commit_finished(landed);
         }
-        // Everything is committed: forget the partitions, so that leaving the group (which
-        // revokes them) does not commit again.
-        {
-            let mut marks = lock(&self.marks);
-            for commit in &commits {
-                marks.revoke(&commit.topic, commit.partition);
+        let points = lock(&self.marks).all_commits();
+        if !points.is_empty() {
+            // Even after a shutdown timeout, give the final commit a few seconds.
+            let until = deadline.max(Instant::now() + FINAL_COMMIT_TIMEOUT);
+            let done = commit_off_runtime(self.consumer.clone(), &points);
+            match tokio::time::timeout_at(until, done).await {
+                Ok(Ok(Ok(()))) => {
+                    self.events.committed(points.len());
+                    tracing::info!(partitions = points.len(), "final offsets committed");
+                    // Forget the partitions, so that leaving the group (which revokes them)
+                    // does not commit them again.
+                    let mut marks = lock(&self.marks);
+                    for point in &points {
+                        marks.revoke(&point.topic, point.partition);
+                    }
+                }
+                Ok(Ok(Err(error))) => self.events.commit_failed(&format!("final commit: {error}")),
+                _ => self
+                    .events
+                    .commit_failed("final commit: no answer from Kafka in time"),
             }
         }
         close_consumer(self.consumer).await;
@@ -385,24 +430,47 @@ fn accept(
     }
 }
 
+/// A synchronous commit under way on its own thread.
+struct InFlightCommit {
+    points: Vec<CommitPoint>,
+    done: oneshot::Receiver<KafkaResult<()>>,
+}
+
+/// Commits `points` synchronously on a thread of its own; the receiver gets the result.
+fn commit_off_runtime(
+    consumer: Arc<TransferConsumer>,
+    points: &[CommitPoint],
+) -> oneshot::Receiver<KafkaResult<()>> {
+    let list = commit_list(points);
+    off_runtime("kafka-commit", move || {
+        list.and_then(|list| consumer.commit(&list, CommitMode::Sync))
+    })
+}
+
+/// Runs a librdkafka call that may block on the network on a plain thread: neither the async
+/// runtime nor its shutdown waits for it (a detached thread does not keep the process alive).
+/// If the thread cannot be started, the receiver reports a closed channel.
+fn off_runtime<T: Send + 'static>(
+    name: &str,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> oneshot::Receiver<T> {
+    let (sender, receiver) = oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let _ = sender.send(call());
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, thread = name, "cannot start a thread");
+    }
+    receiver
+}
+
 /// Leaves the group and closes the consumer, waiting at most a few seconds (closing blocks while
 /// Kafka is unreachable; the offsets are committed already, so nothing depends on it).
-async fn close_consumer(consumer: TransferConsumer) {
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name("kafka-close".into())
-        .spawn(move || {
-            drop(consumer);
-            let _ = done_tx.send(());
-        });
-    if spawned.is_err() {
-        tracing::warn!("cannot start a thread to close the Kafka consumer; leaving without it");
-        return;
-    }
-    if tokio::time::timeout(Duration::from_secs(10), done_rx)
-        .await
-        .is_err()
-    {
+async fn close_consumer(consumer: Arc<TransferConsumer>) {
+    let closed = off_runtime("kafka-close", move || drop(consumer));
+    if tokio::time::timeout(CLOSE_TIMEOUT, closed).await.is_err() {
         tracing::warn!("closing the Kafka consumer takes too long; leaving without it");
     }
 }
