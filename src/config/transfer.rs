@@ -141,7 +141,9 @@ pub struct TransferConfig {
     #[serde(default)]
     pub retry: RetryConfig,
     /// On SIGTERM, how long to wait for in-flight bulk requests before committing what is done
-    /// and exiting (what is not done then is consumed again by the next owner).
+    /// and exiting (what is not done then is consumed again by the next owner). The whole
+    /// shutdown stays within this, plus at most 7 s for the final commit and leaving the group
+    /// when Kafka is slow or away.
     #[serde(default = "default_shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
 }
@@ -180,7 +182,7 @@ fn default_max_backoff_ms() -> u64 {
     30_000
 }
 fn default_shutdown_timeout_ms() -> u64 {
-    30_000
+    20_000
 }
 
 impl TransferConfig {

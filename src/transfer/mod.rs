@@ -60,8 +60,8 @@ use watermark::Watermarks;
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 /// How long the final commit may take even when the shutdown timeout is spent.
 const FINAL_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long leaving the group may take at exit.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long leaving the group may take even when the shutdown timeout is spent.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs the transfer until `shutdown` is triggered; returns `Ok` after a clean shutdown.
 ///
@@ -391,7 +391,7 @@ impl Pipeline {
                     .commit_failed("final commit: no answer from Kafka in time"),
             }
         }
-        close_consumer(self.consumer).await;
+        close_consumer(self.consumer, deadline.max(Instant::now() + CLOSE_TIMEOUT)).await;
     }
 }
 
@@ -466,11 +466,11 @@ fn off_runtime<T: Send + 'static>(
     receiver
 }
 
-/// Leaves the group and closes the consumer, waiting at most a few seconds (closing blocks while
+/// Leaves the group and closes the consumer, waiting at most until `until` (closing blocks while
 /// Kafka is unreachable; the offsets are committed already, so nothing depends on it).
-async fn close_consumer(consumer: Arc<TransferConsumer>) {
+async fn close_consumer(consumer: Arc<TransferConsumer>, until: Instant) {
     let closed = off_runtime("kafka-close", move || drop(consumer));
-    if tokio::time::timeout(CLOSE_TIMEOUT, closed).await.is_err() {
+    if tokio::time::timeout_at(until, closed).await.is_err() {
         tracing::warn!("closing the Kafka consumer takes too long; leaving without it");
     }
 }
