@@ -23,7 +23,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::config::TransferKafkaConfig;
 use crate::transfer::events::TransferEvents;
-use crate::transfer::watermark::{CommitPoint, Watermarks};
+use crate::transfer::watermark::{lock, CommitPoint, Watermarks};
 
 /// The consumer type of the transfer.
 pub type TransferConsumer = StreamConsumer<ConsumerHooks>;
@@ -49,12 +49,6 @@ impl ConsumerHooks {
             paused,
         }
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Watermarks> {
-        self.marks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
 }
 
 impl ClientContext for ConsumerHooks {
@@ -71,7 +65,7 @@ impl ConsumerContext for ConsumerHooks {
         match rebalance {
             Rebalance::Revoke(partitions) => {
                 let commits: Vec<CommitPoint> = {
-                    let mut marks = self.lock();
+                    let mut marks = lock(&self.marks);
                     partitions
                         .elements()
                         .iter()
@@ -102,7 +96,7 @@ impl ConsumerContext for ConsumerHooks {
                 }
             }
             Rebalance::Assign(partitions) => {
-                let mut marks = self.lock();
+                let mut marks = lock(&self.marks);
                 for p in partitions.elements() {
                     marks.assign(p.topic(), p.partition());
                 }

@@ -20,7 +20,7 @@ use super::backoff::BackoffPolicy;
 use super::batch::Batch;
 use super::dlq::{DeadLetter, Rejection};
 use super::events::TransferEvents;
-use super::watermark::Watermarks;
+use super::watermark::{lock, Watermarks};
 use crate::es::bulk::write_create;
 use crate::es::outcome::{classify_request, ItemOutcome, RequestOutcome};
 use crate::es::EsClient;
@@ -35,14 +35,6 @@ pub struct Delivery {
     marks: Arc<Mutex<Watermarks>>,
     events: Arc<dyn TransferEvents>,
     backoff: BackoffPolicy,
-}
-
-/// Locks the watermarks, also after a panic elsewhere (the bookkeeping stays consistent: every
-/// method leaves it valid before it could panic).
-pub fn lock(marks: &Mutex<Watermarks>) -> std::sync::MutexGuard<'_, Watermarks> {
-    marks
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Delivery {

@@ -50,11 +50,11 @@ use crate::kafka::consumer::{commit_list, ConsumerHooks, TransferConsumer};
 use crate::shutdown::Shutdown;
 use backoff::BackoffPolicy;
 use batch::{Batch, BatchLimits};
-use delivery::{lock, Delivery};
+use delivery::Delivery;
 use document::KafkaRecord;
 use events::{Counters, TransferEvents};
 use watermark::CommitPoint;
-use watermark::Watermarks;
+use watermark::{lock, Watermarks};
 
 /// How often the counters are logged.
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);

@@ -18,7 +18,15 @@
 //! property-tested.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Locks watermarks shared between the consuming loop, the bulk tasks and the rebalance hooks —
+/// also after a panic elsewhere: no method leaves them half-updated before it could panic.
+pub fn lock(marks: &Mutex<Watermarks>) -> MutexGuard<'_, Watermarks> {
+    marks
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Identifies one assignment of one partition to this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -128,9 +128,9 @@ pub struct TransferSetup {
     pub index: String,
     /// Dead-letter index.
     pub dlq: String,
-    /// Extra TOML appended at the end (inside `[batch]`).
+    /// `batch.max_docs`.
     pub max_docs: usize,
-    /// Batch wait.
+    /// `batch.max_wait_ms`.
     pub max_wait_ms: u64,
 }
 
