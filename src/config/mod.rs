@@ -3,7 +3,7 @@
 //! Every struct here rejects unknown keys, so a typo stops startup with a message naming the key
 //! instead of silently running with a default. Runtime code receives these values only after
 //! [`AgentConfig::load`] / [`TransferConfig::load`] validated them. Every key is documented in
-//! `docs/config.md`.
+//! `docs/config.md` (the transfer's in `docs/config-transfer.md`).
 
 mod agent;
 mod transfer;
@@ -15,7 +15,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 pub use agent::{AgentConfig, CollectEntry, StartPosition};
-pub use transfer::{ElasticsearchConfig, TransferConfig, TransferKafkaConfig};
+pub use transfer::{
+    BatchConfig, ElasticsearchConfig, RetryConfig, TransferConfig, TransferKafkaConfig,
+    PROTECTED_KAFKA_OPTIONS,
+};
 
 /// A configuration that cannot be used; the message names the file and the problem.
 #[derive(Debug, thiserror::Error)]

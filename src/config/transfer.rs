@@ -1,11 +1,28 @@
 //! The transfer's configuration file (`logship transfer --config transfer.toml`).
-//! (Placeholder: filled in by the transfer work.)
+//!
+//! What users write is checked here once: unknown keys are rejected by name, the index name
+//! template is parsed and rendered for every configured topic, and the librdkafka options that
+//! the commit rule depends on cannot be overridden. Every key is documented in
+//! `docs/config-transfer.md`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
 
 use super::{load_toml, ConfigError};
+use crate::es::index_name::IndexNameTemplate;
+
+/// librdkafka properties the transfer sets itself; `kafka.options` may not override them,
+/// because the commit rule (commit only what Elasticsearch acknowledged) depends on them.
+pub const PROTECTED_KAFKA_OPTIONS: &[&str] = &[
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.partition.eof",
+];
 
 /// Kafka consumer side of the transfer.
 #[derive(Debug, Clone, Deserialize)]
@@ -13,20 +30,100 @@ use super::{load_toml, ConfigError};
 pub struct TransferKafkaConfig {
     /// Comma-separated `host:port` bootstrap brokers.
     pub brokers: String,
-    /// Consumer group id.
+    /// Consumer group id. Transfers with the same group share the partitions.
     pub group: String,
-    /// Topics to consume.
+    /// Topics to consume (plain names; each must render to a valid index name).
     pub topics: Vec<String>,
+    /// How often offsets that Elasticsearch acknowledged are committed (they are also committed
+    /// on every partition revocation and at shutdown).
+    #[serde(default = "default_commit_interval_ms")]
+    pub commit_interval_ms: u64,
+    /// Extra librdkafka consumer properties, passed through verbatim (for example
+    /// `session.timeout.ms`, `auto.offset.reset`, security settings). The keys in
+    /// [`PROTECTED_KAFKA_OPTIONS`] are rejected.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 /// Elasticsearch side of the transfer.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ElasticsearchConfig {
-    /// Base URL.
+    /// Base URL, `http://host:port` or `https://host:port`.
     pub url: String,
-    /// Index name template.
+    /// Index name template: `{topic}` and the strftime parts `%Y %m %d %H` (`%%` for a `%`),
+    /// the time taken from each record's own `@timestamp` in UTC.
     pub index: String,
+    /// Index that receives records Elasticsearch rejected for good (mapping or parse errors).
+    #[serde(default = "default_dlq_index")]
+    pub dlq_index: String,
+    /// Basic-auth user name (with `password`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Basic-auth password (with `username`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Timeout of one HTTP request; a request that times out is retried.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Whether to put the index templates (data index and dead-letter index) at startup.
+    #[serde(default = "default_true")]
+    pub manage_templates: bool,
+    /// Priority of the index templates the transfer puts.
+    #[serde(default = "default_template_priority")]
+    pub template_priority: u32,
+}
+
+/// When a batch of records is sent as one `_bulk` request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// A batch is sent when it holds this many documents.
+    #[serde(default = "default_max_docs")]
+    pub max_docs: usize,
+    /// A batch is sent when its request body reaches this many bytes.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+    /// A batch is sent at the latest this long after its first record arrived.
+    #[serde(default = "default_max_wait_ms")]
+    pub max_wait_ms: u64,
+    /// How many `_bulk` requests may be in flight (or retrying) at once; when all are busy the
+    /// consumer pauses its partitions (and keeps its group membership).
+    #[serde(default = "default_max_inflight_bulks")]
+    pub max_inflight_bulks: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_docs: default_max_docs(),
+            max_bytes: default_max_bytes(),
+            max_wait_ms: default_max_wait_ms(),
+            max_inflight_bulks: default_max_inflight_bulks(),
+        }
+    }
+}
+
+/// Backoff between attempts when Elasticsearch is unreachable, overloaded or refuses us.
+/// Retries never end and never skip a record; only the delay is bounded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Delay before the first retry; doubled after each failed attempt.
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// Upper bound of the delay.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+        }
+    }
 }
 
 /// The whole transfer configuration.
@@ -37,11 +134,317 @@ pub struct TransferConfig {
     pub kafka: TransferKafkaConfig,
     /// Elasticsearch settings.
     pub elasticsearch: ElasticsearchConfig,
+    /// Batching of `_bulk` requests.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// Retry backoff.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// On SIGTERM, how long to wait for in-flight bulk requests before committing what is done
+    /// and exiting (what is not done then is consumed again by the next owner). The whole
+    /// shutdown stays within this, plus at most 7 s for the final commit and leaving the group
+    /// when Kafka is slow or away.
+    #[serde(default = "default_shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
+}
+
+fn default_commit_interval_ms() -> u64 {
+    1000
+}
+fn default_dlq_index() -> String {
+    "logship-dlq".to_string()
+}
+fn default_request_timeout_ms() -> u64 {
+    60_000
+}
+fn default_true() -> bool {
+    true
+}
+fn default_template_priority() -> u32 {
+    200
+}
+fn default_max_docs() -> usize {
+    2000
+}
+fn default_max_bytes() -> usize {
+    5 * 1024 * 1024
+}
+fn default_max_wait_ms() -> u64 {
+    1000
+}
+fn default_max_inflight_bulks() -> usize {
+    4
+}
+fn default_initial_backoff_ms() -> u64 {
+    100
+}
+fn default_max_backoff_ms() -> u64 {
+    30_000
+}
+fn default_shutdown_timeout_ms() -> u64 {
+    20_000
 }
 
 impl TransferConfig {
-    /// Reads and parses `path`.
+    /// Reads, parses and validates `path`.
     pub fn load(path: &Path) -> Result<TransferConfig, ConfigError> {
-        load_toml(path)
+        let config: TransferConfig = load_toml(path)?;
+        config.check_values(&path.display().to_string())?;
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<TransferConfig, ConfigError> {
+        let config: TransferConfig = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: "<inline>".into(),
+            message: error.to_string(),
+        })?;
+        config.check_values("<inline>")?;
+        Ok(config)
+    }
+
+    /// The parsed `elasticsearch.index` template (validated at load, so this only fails on a
+    /// config that was built without [`TransferConfig::load`]).
+    pub fn index_template(&self) -> Result<IndexNameTemplate, ConfigError> {
+        IndexNameTemplate::parse(&self.elasticsearch.index).map_err(|error| ConfigError::Invalid {
+            path: "<config>".into(),
+            message: format!("elasticsearch.index: {error}"),
+        })
+    }
+
+    fn check_values(&self, file: &str) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: file.to_string(),
+            message,
+        };
+        let kafka = &self.kafka;
+        if kafka.brokers.trim().is_empty() {
+            return Err(invalid("kafka.brokers must not be empty".into()));
+        }
+        if kafka.group.trim().is_empty() {
+            return Err(invalid("kafka.group must not be empty".into()));
+        }
+        if kafka.topics.is_empty() {
+            return Err(invalid("kafka.topics must name at least one topic".into()));
+        }
+        for topic in &kafka.topics {
+            if topic.is_empty()
+                || topic.len() > 249
+                || !topic
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            {
+                return Err(invalid(format!(
+                    "kafka.topics: {topic:?} is not a valid Kafka topic name"
+                )));
+            }
+        }
+        if kafka.commit_interval_ms == 0 {
+            return Err(invalid(
+                "kafka.commit_interval_ms must be at least 1".into(),
+            ));
+        }
+        for key in kafka.options.keys() {
+            if PROTECTED_KAFKA_OPTIONS.contains(&key.as_str()) {
+                return Err(invalid(format!(
+                    "kafka.options.{key:?} cannot be set: the transfer sets it itself \
+                     (use kafka.brokers / kafka.group for the first ones)"
+                )));
+            }
+        }
+
+        let es = &self.elasticsearch;
+        if !(es.url.starts_with("http://") || es.url.starts_with("https://")) {
+            return Err(invalid(format!(
+                "elasticsearch.url {:?} must start with http:// or https://",
+                es.url
+            )));
+        }
+        elasticsearch::http::Url::parse(&es.url)
+            .map_err(|e| invalid(format!("elasticsearch.url {:?}: {e}", es.url)))?;
+        let template = IndexNameTemplate::parse(&es.index)
+            .map_err(|e| invalid(format!("elasticsearch.index: {e}")))?;
+        for topic in &kafka.topics {
+            template.check_renders(topic).map_err(|e| {
+                invalid(format!(
+                    "elasticsearch.index {:?} for topic {topic:?}: {e}",
+                    es.index
+                ))
+            })?;
+        }
+        crate::es::index_name::check_index_name(&es.dlq_index)
+            .map_err(|e| invalid(format!("elasticsearch.dlq_index: {e}")))?;
+        if template.could_match(&es.dlq_index, &kafka.topics) {
+            return Err(invalid(format!(
+                "elasticsearch.dlq_index {:?} falls under the data index pattern of {:?}; \
+                 choose a dead-letter index name the data indices cannot take",
+                es.dlq_index, es.index
+            )));
+        }
+        match (&es.username, &es.password) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(invalid(
+                    "elasticsearch.username and elasticsearch.password go together".into(),
+                ))
+            }
+            _ => {}
+        }
+        if es.request_timeout_ms < 100 {
+            return Err(invalid(
+                "elasticsearch.request_timeout_ms must be at least 100".into(),
+            ));
+        }
+
+        let batch = &self.batch;
+        if batch.max_docs == 0 {
+            return Err(invalid("batch.max_docs must be at least 1".into()));
+        }
+        if batch.max_bytes < 1024 {
+            return Err(invalid("batch.max_bytes must be at least 1024".into()));
+        }
+        if batch.max_wait_ms == 0 {
+            return Err(invalid("batch.max_wait_ms must be at least 1".into()));
+        }
+        if batch.max_inflight_bulks == 0 {
+            return Err(invalid(
+                "batch.max_inflight_bulks must be at least 1".into(),
+            ));
+        }
+        let retry = &self.retry;
+        if retry.initial_backoff_ms == 0 {
+            return Err(invalid(
+                "retry.initial_backoff_ms must be at least 1".into(),
+            ));
+        }
+        if retry.max_backoff_ms < retry.initial_backoff_ms {
+            return Err(invalid(
+                "retry.max_backoff_ms must not be below retry.initial_backoff_ms".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [kafka]
+        brokers = "127.0.0.1:9092"
+        group = "logship-transfer"
+        topics = ["web_log"]
+        [elasticsearch]
+        url = "http://127.0.0.1:9200"
+        index = "{topic}"
+    "#;
+
+    fn error_of(text: &str) -> String {
+        TransferConfig::from_toml(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn contract_example_parses_with_defaults() {
+        let config = TransferConfig::from_toml(GOOD).unwrap();
+        assert_eq!(config.kafka.topics, vec!["web_log".to_string()]);
+        assert_eq!(config.elasticsearch.dlq_index, "logship-dlq");
+        assert_eq!(config.batch.max_docs, 2000);
+        assert_eq!(config.batch.max_inflight_bulks, 4);
+        assert_eq!(config.kafka.commit_interval_ms, 1000);
+        assert!(config.elasticsearch.manage_templates);
+        assert!(config.kafka.options.is_empty());
+    }
+
+    #[test]
+    fn all_optional_keys_parse() {
+        let text = format!(
+            "shutdown_timeout_ms = 5000\n{GOOD}\n{}",
+            r#"
+            [batch]
+            max_docs = 10
+            max_bytes = 4096
+            max_wait_ms = 50
+            max_inflight_bulks = 2
+            [retry]
+            initial_backoff_ms = 10
+            max_backoff_ms = 1000
+            "#
+        )
+        .replace(
+            "index = \"{topic}\"",
+            "index = \"{topic}-%Y.%m.%d\"\ndlq_index = \"dead\"\nusername = \"u\"\npassword = \"p\"",
+        )
+        .replace(
+            "topics = [\"web_log\"]",
+            "topics = [\"web_log\"]\noptions = { \"session.timeout.ms\" = \"6000\" }",
+        );
+        let config = TransferConfig::from_toml(&text).unwrap();
+        assert_eq!(config.batch.max_docs, 10);
+        assert_eq!(config.retry.max_backoff_ms, 1000);
+        assert_eq!(config.elasticsearch.dlq_index, "dead");
+        assert_eq!(config.kafka.options["session.timeout.ms"], "6000");
+        assert_eq!(config.shutdown_timeout_ms, 5000);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let error = error_of(&GOOD.replace("group =", "grop ="));
+        assert!(error.contains("grop"), "{error}");
+        let error = error_of(&format!("{GOOD}\n[batch]\nmax_doc = 3\n"));
+        assert!(error.contains("max_doc"), "{error}");
+        let error = error_of(&GOOD.replace("index =", "idx ="));
+        assert!(error.contains("idx"), "{error}");
+    }
+
+    #[test]
+    fn protected_kafka_options_are_rejected() {
+        let text = GOOD.replace(
+            "topics = [\"web_log\"]",
+            "topics = [\"web_log\"]\noptions = { \"enable.auto.commit\" = \"true\" }",
+        );
+        let error = error_of(&text);
+        assert!(error.contains("enable.auto.commit"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_are_rejected_naming_the_key() {
+        let error = error_of(&GOOD.replace("topics = [\"web_log\"]", "topics = []"));
+        assert!(error.contains("kafka.topics"), "{error}");
+        let error = error_of(&GOOD.replace("http://127", "ftp://127"));
+        assert!(error.contains("elasticsearch.url"), "{error}");
+        let error = error_of(&GOOD.replace("{topic}", "{topic}-%Q"));
+        assert!(
+            error.contains("elasticsearch.index") && error.contains("%Q"),
+            "{error}"
+        );
+        let error = error_of(&GOOD.replace("{topic}", "Logs-{topic}"));
+        assert!(error.contains("lowercase"), "{error}");
+        let error = error_of(&format!("{GOOD}\n[batch]\nmax_docs = 0\n"));
+        assert!(error.contains("batch.max_docs"), "{error}");
+        let error = error_of(&GOOD.replace(
+            "index = \"{topic}\"",
+            "index = \"{topic}\"\nusername = \"x\"",
+        ));
+        assert!(error.contains("password"), "{error}");
+        let error = error_of(&format!(
+            "{GOOD}\n[retry]\ninitial_backoff_ms = 500\nmax_backoff_ms = 100\n"
+        ));
+        assert!(error.contains("retry.max_backoff_ms"), "{error}");
+    }
+
+    #[test]
+    fn dlq_index_inside_the_data_pattern_is_rejected() {
+        let text = GOOD.replace(
+            "index = \"{topic}\"",
+            "index = \"logs-{topic}-%Y\"\ndlq_index = \"logs-web_log-dlq\"",
+        );
+        let error = error_of(&text);
+        assert!(error.contains("dlq_index"), "{error}");
+        let text = GOOD.replace(
+            "index = \"{topic}\"",
+            "index = \"{topic}\"\ndlq_index = \"web_log\"",
+        );
+        let error = error_of(&text);
+        assert!(error.contains("dlq_index"), "{error}");
     }
 }

@@ -1,9 +1,476 @@
-//! The transfer: Kafka consumer group → Elasticsearch bulk (placeholder until the transfer work lands).
+//! The transfer: Kafka consumer group → Elasticsearch `_bulk`, every record indexed exactly once.
+//!
+//! The data path: [`run`] consumes the configured topics and turns each record into a document
+//! ([`document`]) in the current [`batch::Batch`]. A batch is handed to a bulk task
+//! ([`delivery`]) when it is full (documents or bytes) or old enough; up to
+//! `batch.max_inflight_bulks` tasks run at once, across partitions. A task retries until every
+//! record of its batch is done — created, already present (409), or dead-lettered — and reports
+//! each done record to the commit [`watermark`].
+//!
+//! The commit rule: offsets are committed (every `kafka.commit_interval_ms` — synchronously, on a
+//! thread of their own, so a failed commit is known and made again — on every revocation and at
+//! shutdown) only up to the lowest record of each partition that is not done. A crash
+//! therefore loses nothing (what was not committed is consumed again) and doubles nothing (the
+//! `_id` of a record is deterministic and written with `create`, so a second delivery is a 409).
+//!
+//! Backpressure: when every bulk slot is busy and the next batch is full, the assigned
+//! partitions are paused — the consumer keeps polling, so it keeps its group membership and
+//! serves rebalances while Elasticsearch is down — and resumed when a slot frees up.
+//!
+//! Shutdown: stop consuming, send what was already received, wait for in-flight bulks up to
+//! `shutdown_timeout_ms`, commit what is done, leave the group.
+
+pub mod backoff;
+pub mod batch;
+pub mod delivery;
+pub mod dlq;
+pub mod document;
+pub mod events;
+pub mod watermark;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::future::OptionFuture;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::Message;
+use tokio::sync::oneshot::{self, error::RecvError};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::config::TransferConfig;
+use crate::es::index_name::IndexNameTemplate;
+use crate::es::template::{data_template, dlq_template};
+use crate::es::{EsClient, EsError, EsSettings};
+use crate::kafka::consumer::{commit_list, ConsumerHooks, TransferConsumer};
 use crate::shutdown::Shutdown;
+use backoff::BackoffPolicy;
+use batch::{Batch, BatchLimits};
+use delivery::Delivery;
+use document::KafkaRecord;
+use events::{Counters, TransferEvents};
+use watermark::CommitPoint;
+use watermark::{lock, Watermarks};
 
-/// Runs the transfer until `shutdown`.
-pub async fn run(_config: TransferConfig, _shutdown: Shutdown) -> anyhow::Result<()> {
-    anyhow::bail!("the transfer is not built yet")
+/// How often the counters are logged.
+const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+/// How long the final commit may take even when the shutdown timeout is spent.
+const FINAL_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long leaving the group may take even when the shutdown timeout is spent.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs the transfer until `shutdown` is triggered; returns `Ok` after a clean shutdown.
+///
+/// Waits (with backoff) while Elasticsearch is unreachable at startup; fails only on a
+/// configuration Elasticsearch or Kafka refuses outright.
+pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let index = config.index_template()?;
+    let es = EsClient::new(&EsSettings {
+        url: config.elasticsearch.url.clone(),
+        basic_auth: config
+            .elasticsearch
+            .username
+            .clone()
+            .zip(config.elasticsearch.password.clone()),
+        request_timeout: Duration::from_millis(config.elasticsearch.request_timeout_ms),
+    })?;
+    let backoff = BackoffPolicy {
+        initial: Duration::from_millis(config.retry.initial_backoff_ms),
+        max: Duration::from_millis(config.retry.max_backoff_ms),
+    };
+    let counters = Arc::new(Counters::default());
+    let events: Arc<dyn TransferEvents> = counters.clone();
+
+    if config.elasticsearch.manage_templates
+        && !put_templates(&es, &config, &index, backoff, &shutdown).await?
+    {
+        return Ok(());
+    }
+
+    let marks = Arc::new(Mutex::new(Watermarks::new()));
+    let paused = Arc::new(AtomicBool::new(false));
+    let consumer = crate::kafka::consumer::create(
+        &config.kafka,
+        ConsumerHooks::new(marks.clone(), events.clone(), paused.clone()),
+    )
+    .context("cannot create the Kafka consumer")?;
+    let topics: Vec<&str> = config.kafka.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .with_context(|| format!("cannot subscribe to {topics:?}"))?;
+    tracing::info!(
+        topics = ?config.kafka.topics,
+        group = %config.kafka.group,
+        index = %config.elasticsearch.index,
+        "transfer started"
+    );
+
+    let delivery = Arc::new(Delivery::new(
+        es,
+        config.elasticsearch.dlq_index.clone(),
+        marks.clone(),
+        events.clone(),
+        backoff,
+    ));
+    let limits = BatchLimits {
+        max_docs: config.batch.max_docs,
+        max_bytes: config.batch.max_bytes,
+        max_wait: Duration::from_millis(config.batch.max_wait_ms),
+    };
+    let mut pipeline = Pipeline {
+        consumer: Arc::new(consumer),
+        marks,
+        events,
+        paused,
+        index,
+        limits,
+        delivery,
+        permits: Arc::new(Semaphore::new(config.batch.max_inflight_bulks)),
+        tasks: JoinSet::new(),
+        batch: Batch::new(),
+        commit: None,
+    };
+    let consumed = pipeline
+        .consume(
+            &shutdown,
+            Duration::from_millis(config.kafka.commit_interval_ms),
+            &counters,
+        )
+        .await;
+    pipeline
+        .finish(Duration::from_millis(config.shutdown_timeout_ms))
+        .await;
+    tracing::info!(counters = %counters.summary(), "transfer stopped");
+    consumed
+}
+
+/// Puts the data and dead-letter index templates, retrying while Elasticsearch is unreachable,
+/// overloaded or refuses our credentials. Returns `Ok(false)` if shutdown came first.
+async fn put_templates(
+    es: &EsClient,
+    config: &TransferConfig,
+    index: &IndexNameTemplate,
+    backoff: BackoffPolicy,
+    shutdown: &Shutdown,
+) -> anyhow::Result<bool> {
+    let priority = config.elasticsearch.template_priority;
+    let specs = [
+        data_template(index, &config.kafka.topics, priority),
+        dlq_template(&config.elasticsearch.dlq_index, priority),
+    ];
+    for spec in &specs {
+        let mut delays = backoff.start();
+        loop {
+            match es.put_index_template(&spec.name, &spec.body).await {
+                Ok(()) => {
+                    tracing::info!(template = %spec.name, patterns = %spec.body["index_patterns"], "index template in place");
+                    break;
+                }
+                Err(error @ EsError::Status { status: 400, .. }) => {
+                    return Err(error).with_context(|| {
+                        format!(
+                            "Elasticsearch refused index template {} (set elasticsearch.template_priority, \
+                             or manage_templates = false to manage templates yourself)",
+                            spec.name
+                        )
+                    });
+                }
+                Err(error) => {
+                    if error.status().is_some_and(|s| s == 401 || s == 403) {
+                        tracing::error!(%error, "Elasticsearch refused the transfer's credentials; retrying");
+                    } else {
+                        tracing::warn!(%error, "cannot put index template yet; retrying");
+                    }
+                    tokio::select! {
+                        _ = shutdown.wait() => return Ok(false),
+                        _ = tokio::time::sleep(delays.next_delay()) => {}
+                    }
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// The consuming loop's state.
+struct Pipeline {
+    consumer: Arc<TransferConsumer>,
+    marks: Arc<Mutex<Watermarks>>,
+    events: Arc<dyn TransferEvents>,
+    paused: Arc<AtomicBool>,
+    index: IndexNameTemplate,
+    limits: BatchLimits,
+    delivery: Arc<Delivery>,
+    permits: Arc<Semaphore>,
+    tasks: JoinSet<()>,
+    batch: Batch,
+    commit: Option<InFlightCommit>,
+}
+
+impl Pipeline {
+    /// Consumes until shutdown (`Ok`) or until a bulk task failed (`Err`).
+    async fn consume(
+        &mut self,
+        shutdown: &Shutdown,
+        commit_interval: Duration,
+        counters: &Counters,
+    ) -> anyhow::Result<()> {
+        let stop = shutdown.wait();
+        tokio::pin!(stop);
+        // Fires when the current batch is old enough; reset whenever a new batch starts.
+        let batch_timer = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(batch_timer);
+        let mut commit_tick = tokio::time::interval(commit_interval);
+        commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut summary_tick = tokio::time::interval(SUMMARY_INTERVAL);
+        summary_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        summary_tick.tick().await;
+        loop {
+            let ready = self.batch.is_ready(&self.limits, Instant::now().into_std());
+            let blocked = self.batch.is_full(&self.limits) && self.permits.available_permits() == 0;
+            if blocked != self.paused.load(Ordering::SeqCst) {
+                self.set_paused(blocked);
+            }
+            if let Some(deadline) = self.batch.deadline(&self.limits).map(Instant::from_std) {
+                if batch_timer.deadline() != deadline {
+                    batch_timer.as_mut().reset(deadline);
+                }
+            }
+            // Biased: commits and finished tasks are served even when records keep coming.
+            tokio::select! {
+                biased;
+                _ = &mut stop => return Ok(()),
+                _ = commit_tick.tick() => self.start_commit(),
+                result = OptionFuture::from(self.commit.as_mut().map(|c| &mut c.done)),
+                    if self.commit.is_some() => self.commit_finished(result),
+                _ = summary_tick.tick() => {
+                    tracing::info!(counters = %counters.summary(), outstanding = lock(&self.marks).outstanding(), "transfer progress");
+                }
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if let Err(error) = joined {
+                        // A bug: its records would hold their partitions' commits back forever.
+                        // Stop, so that a restart consumes them again.
+                        return Err(anyhow::anyhow!("a bulk task failed: {error}"));
+                    }
+                }
+                permit = self.permits.clone().acquire_owned(), if ready => {
+                    match permit {
+                        Ok(permit) => self.dispatch(permit),
+                        Err(_) => return Err(anyhow::anyhow!("the bulk slots were closed")),
+                    }
+                }
+                message = self.consumer.recv() => {
+                    accept(message, &self.marks, &*self.events, &mut self.batch, &self.index);
+                }
+                _ = &mut batch_timer, if !ready && !self.batch.is_empty() => {}
+            }
+        }
+    }
+
+    fn dispatch(&mut self, permit: tokio::sync::OwnedSemaphorePermit) {
+        let batch = self.batch.take();
+        let delivery = self.delivery.clone();
+        self.tasks.spawn(async move {
+            delivery.deliver(batch).await;
+            drop(permit);
+        });
+    }
+
+    fn set_paused(&mut self, pause: bool) {
+        self.paused.store(pause, Ordering::SeqCst);
+        let result = self.consumer.assignment().and_then(|assignment| {
+            if pause {
+                self.consumer.pause(&assignment)
+            } else {
+                self.consumer.resume(&assignment)
+            }
+        });
+        if let Err(error) = result {
+            self.events
+                .consumer_error(&format!("cannot pause/resume partitions: {error}"));
+        }
+        self.events.backpressure(pause);
+    }
+
+    /// Starts committing the watermarks that moved, unless a commit is still under way.
+    ///
+    /// Commits are synchronous, on a thread of their own: librdkafka reports the result of a
+    /// synchronous commit only (an asynchronous manual commit has no result event), and a commit
+    /// that failed — Kafka down — must be made again.
+    fn start_commit(&mut self) {
+        if self.commit.is_some() {
+            return;
+        }
+        let points = lock(&self.marks).take_commits();
+        if points.is_empty() {
+            return;
+        }
+        self.commit = Some(InFlightCommit {
+            done: commit_off_runtime(self.consumer.clone(), &points),
+            points,
+        });
+    }
+
+    /// A commit started by [`Pipeline::start_commit`] finished.
+    fn commit_finished(&mut self, result: Option<Result<KafkaResult<()>, RecvError>>) {
+        let Some(commit) = self.commit.take() else {
+            return;
+        };
+        match result {
+            Some(Ok(Ok(()))) => self.events.committed(commit.points.len()),
+            other => {
+                let error = match other {
+                    Some(Ok(Err(error))) => error.to_string(),
+                    _ => "the commit thread ended without a result".to_string(),
+                };
+                self.events.commit_failed(&error);
+                let mut marks = lock(&self.marks);
+                for point in &commit.points {
+                    marks.commit_failed(&point.topic, point.partition, point.offset);
+                }
+            }
+        }
+    }
+
+    /// After shutdown: send what was received, wait for in-flight bulks (bounded), commit what
+    /// is done, leave the group.
+    async fn finish(mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        if !self.batch.is_empty() {
+            match tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => self.dispatch(permit),
+                _ => tracing::warn!(
+                    records = self.batch.len(),
+                    "no bulk slot before the shutdown timeout; these records are consumed again by the next owner"
+                ),
+            }
+        }
+        while !self.tasks.is_empty() {
+            match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
+                Ok(_) => {}
+                Err(_) => {
+                    tracing::warn!(
+                        bulks = self.tasks.len(),
+                        "shutdown timeout: abandoning in-flight bulk requests; their records are consumed again by the next owner"
+                    );
+                    self.tasks.abort_all();
+                    while self.tasks.join_next().await.is_some() {}
+                }
+            }
+        }
+        // Let a periodic commit under way land first, so it cannot overtake the final one.
+        if let Some(commit) = self.commit.as_mut() {
+            let landed = tokio::time::timeout_at(deadline, &mut commit.done)
+                .await
+                .ok();
+            self.commit_finished(landed);
+        }
+        let points = lock(&self.marks).all_commits();
+        if !points.is_empty() {
+            // Even after a shutdown timeout, give the final commit a few seconds.
+            let until = deadline.max(Instant::now() + FINAL_COMMIT_TIMEOUT);
+            let done = commit_off_runtime(self.consumer.clone(), &points);
+            match tokio::time::timeout_at(until, done).await {
+                Ok(Ok(Ok(()))) => {
+                    self.events.committed(points.len());
+                    tracing::info!(partitions = points.len(), "final offsets committed");
+                    // Forget the partitions, so that leaving the group (which revokes them)
+                    // does not commit them again.
+                    let mut marks = lock(&self.marks);
+                    for point in &points {
+                        marks.revoke(&point.topic, point.partition);
+                    }
+                }
+                Ok(Ok(Err(error))) => self.events.commit_failed(&format!("final commit: {error}")),
+                _ => self
+                    .events
+                    .commit_failed("final commit: no answer from Kafka in time"),
+            }
+        }
+        close_consumer(self.consumer, deadline.max(Instant::now() + CLOSE_TIMEOUT)).await;
+    }
+}
+
+/// Registers a received record with the watermark and adds it to the batch (or drops it if its
+/// partition is not ours).
+fn accept(
+    message: Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>,
+    marks: &Mutex<Watermarks>,
+    events: &dyn TransferEvents,
+    batch: &mut Batch,
+    index: &IndexNameTemplate,
+) {
+    let message = match message {
+        Ok(message) => message,
+        Err(error) => {
+            events.consumer_error(&error.to_string());
+            return;
+        }
+    };
+    let registered = lock(marks).received(message.topic(), message.partition(), message.offset());
+    let Some((topic, epoch)) = registered else {
+        events.unassigned_record(message.topic(), message.partition(), message.offset());
+        return;
+    };
+    let record = KafkaRecord {
+        topic: message.topic(),
+        partition: message.partition(),
+        offset: message.offset(),
+        payload: message.payload(),
+        timestamp_ms: message.timestamp().to_millis(),
+    };
+    let plain = batch.push(&record, topic, epoch, index);
+    events.received(1);
+    if plain {
+        events.plain_record(record.topic, record.partition, record.offset);
+    }
+}
+
+/// A synchronous commit under way on its own thread.
+struct InFlightCommit {
+    points: Vec<CommitPoint>,
+    done: oneshot::Receiver<KafkaResult<()>>,
+}
+
+/// Commits `points` synchronously on a thread of its own; the receiver gets the result.
+fn commit_off_runtime(
+    consumer: Arc<TransferConsumer>,
+    points: &[CommitPoint],
+) -> oneshot::Receiver<KafkaResult<()>> {
+    let list = commit_list(points);
+    off_runtime("kafka-commit", move || {
+        list.and_then(|list| consumer.commit(&list, CommitMode::Sync))
+    })
+}
+
+/// Runs a librdkafka call that may block on the network on a plain thread: neither the async
+/// runtime nor its shutdown waits for it (a detached thread does not keep the process alive).
+/// If the thread cannot be started, the receiver reports a closed channel.
+fn off_runtime<T: Send + 'static>(
+    name: &str,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> oneshot::Receiver<T> {
+    let (sender, receiver) = oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let _ = sender.send(call());
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, thread = name, "cannot start a thread");
+    }
+    receiver
+}
+
+/// Leaves the group and closes the consumer, waiting at most until `until` (closing blocks while
+/// Kafka is unreachable; the offsets are committed already, so nothing depends on it).
+async fn close_consumer(consumer: Arc<TransferConsumer>, until: Instant) {
+    let closed = off_runtime("kafka-close", move || drop(consumer));
+    if tokio::time::timeout_at(until, closed).await.is_err() {
+        tracing::warn!("closing the Kafka consumer takes too long; leaving without it");
+    }
 }

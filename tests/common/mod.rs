@@ -41,10 +41,20 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs `scripts/services.sh <action> <service>` and panics if it fails.
+/// The `services.sh` that controls the running servers: `LOGSHIP_SERVICES_SCRIPT` if set (for
+/// a git worktree whose servers were started from another checkout), else
+/// `<repo>/scripts/services.sh`.
+pub fn services_script() -> PathBuf {
+    match std::env::var_os("LOGSHIP_SERVICES_SCRIPT") {
+        Some(path) => PathBuf::from(path),
+        None => repo_root().join("scripts/services.sh"),
+    }
+}
+
+/// Runs `services.sh <action> <service>` (see [`services_script`]) and panics if it fails.
 pub fn services(action: &str, service: &str) {
     let status = Command::new("bash")
-        .arg(repo_root().join("scripts/services.sh"))
+        .arg(services_script())
         .arg(action)
         .arg(service)
         .status()

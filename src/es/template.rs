@@ -1,0 +1,135 @@
+//! The index templates the transfer puts in place at startup.
+//!
+//! Two composable templates: one for the data indices (patterns derived from
+//! `elasticsearch.index` and the configured topics, see
+//! [`IndexNameTemplate::pattern`]) and one for the dead-letter index. The data mapping fixes
+//! the types the record contract promises — `message` text; `host`, `file`, `file_id`, `topic`
+//! keyword; `offset` long; `@timestamp` date; the flags boolean — so that a record whose fields
+//! have other types is rejected by Elasticsearch (and dead-lettered) instead of silently creating
+//! a mapping that breaks later records.
+//!
+//! Template names are derived from the patterns, so transfers with the same configuration put
+//! the same template (idempotent) and different configurations do not overwrite each other.
+
+use serde_json::{json, Value};
+
+use super::index_name::IndexNameTemplate;
+
+/// A template to put: its name and body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateSpec {
+    /// `_index_template` name.
+    pub name: String,
+    /// The body for `PUT _index_template/<name>`.
+    pub body: Value,
+}
+
+/// Keywords longer than this are kept in `_source` but not indexed (instead of failing the
+/// document).
+const KEYWORD_IGNORE_ABOVE: u32 = 8191;
+
+/// The template for the data indices of `topics`.
+pub fn data_template(index: &IndexNameTemplate, topics: &[String], priority: u32) -> TemplateSpec {
+    let mut patterns: Vec<String> = topics.iter().map(|t| index.pattern(t)).collect();
+    patterns.sort();
+    patterns.dedup();
+    let keyword = json!({"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE});
+    let body = json!({
+        "index_patterns": patterns,
+        "priority": priority,
+        "template": {
+            "mappings": {
+                "properties": {
+                    "message": {"type": "text"},
+                    "host": keyword,
+                    "file": keyword,
+                    "file_id": keyword,
+                    "topic": keyword,
+                    "offset": {"type": "long"},
+                    "@timestamp": {"type": "date"},
+                    "invalid_utf8": {"type": "boolean"},
+                    "split": {"type": "boolean"},
+                    "partial": {"type": "boolean"},
+                    "kafka_partition": {"type": "integer"},
+                    "kafka_offset": {"type": "long"}
+                }
+            }
+        },
+        "_meta": {"managed_by": "logship transfer", "kind": "data"}
+    });
+    TemplateSpec {
+        name: format!("logship-data-{}", name_hash(&patterns)),
+        body,
+    }
+}
+
+/// The template for the dead-letter index `dlq_index`.
+///
+/// Its mapping is not dynamic: whatever a rejected record contained, the dead-letter document
+/// itself cannot be rejected for its mapping.
+pub fn dlq_template(dlq_index: &str, priority: u32) -> TemplateSpec {
+    let keyword = json!({"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE});
+    let body = json!({
+        "index_patterns": [dlq_index],
+        "priority": priority,
+        "template": {
+            "mappings": {
+                "dynamic": false,
+                "properties": {
+                    "@timestamp": {"type": "date"},
+                    "record": {"type": "text", "index": false},
+                    "record_base64": {"type": "binary"},
+                    "record_bytes": {"type": "long"},
+                    "record_truncated": {"type": "boolean"},
+                    "error": {"type": "text"},
+                    "error_type": keyword,
+                    "status": {"type": "integer"},
+                    "topic": keyword,
+                    "partition": {"type": "integer"},
+                    "offset": {"type": "long"},
+                    "index": keyword,
+                    "id": keyword
+                }
+            }
+        },
+        "_meta": {"managed_by": "logship transfer", "kind": "dead-letter"}
+    });
+    TemplateSpec {
+        name: format!("logship-dlq-{}", name_hash(&[dlq_index.to_string()])),
+        body,
+    }
+}
+
+fn name_hash(patterns: &[String]) -> String {
+    let joined = patterns.join("\n");
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(joined.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_template_covers_every_topic_and_types_the_contract_fields() {
+        let index = IndexNameTemplate::parse("{topic}-%Y.%m.%d").unwrap();
+        let topics = vec!["b".to_string(), "a".to_string()];
+        let spec = data_template(&index, &topics, 200);
+        assert_eq!(spec.body["index_patterns"], json!(["a-*", "b-*"]));
+        let properties = &spec.body["template"]["mappings"]["properties"];
+        assert_eq!(properties["offset"]["type"], "long");
+        assert_eq!(properties["@timestamp"]["type"], "date");
+        assert_eq!(properties["message"]["type"], "text");
+        assert_eq!(properties["topic"]["type"], "keyword");
+        // Same configuration, same name; another topic list, another name.
+        assert_eq!(spec.name, data_template(&index, &topics, 200).name);
+        assert_ne!(spec.name, data_template(&index, &topics[..1], 200).name);
+    }
+
+    #[test]
+    fn dlq_template_is_not_dynamic() {
+        let spec = dlq_template("logship-dlq", 200);
+        assert_eq!(spec.body["index_patterns"], json!(["logship-dlq"]));
+        assert_eq!(spec.body["template"]["mappings"]["dynamic"], false);
+        assert!(spec.name.starts_with("logship-dlq-"));
+    }
+}

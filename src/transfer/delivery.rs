@@ -1,0 +1,657 @@
+//! Delivering one batch to Elasticsearch until every record in it is done.
+//!
+//! A record is done when Elasticsearch answered 201 (created) or 409 (an earlier delivery of the
+//! same `_id` created it), or when its dead-letter document was acknowledged. Only then is it
+//! reported to the commit watermark. Everything else is retried with exponential backoff and
+//! without limit: 429 and 5xx (per item or for the whole request), connection errors and
+//! timeouts, and 401/403 — refused credentials are reported loudly and never counted as
+//! delivered. A request refused as a whole with 400 or 413 is split in halves to find the
+//! record at fault; that record alone is dead-lettered.
+//!
+//! Before each attempt, records of partitions revoked meanwhile are dropped: their next owner
+//! consumes them again from the committed offset.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
+
+use super::backoff::BackoffPolicy;
+use super::batch::Batch;
+use super::dlq::{DeadLetter, Rejection};
+use super::events::TransferEvents;
+use super::watermark::{lock, Watermarks};
+use crate::es::bulk::write_create;
+use crate::es::outcome::{classify_request, ItemOutcome, RequestOutcome};
+use crate::es::EsClient;
+
+/// Longest error text carried into a log line.
+const MAX_REASON: usize = 300;
+
+/// Everything a bulk task needs; shared by all of them.
+pub struct Delivery {
+    es: EsClient,
+    dlq_index: String,
+    marks: Arc<Mutex<Watermarks>>,
+    events: Arc<dyn TransferEvents>,
+    backoff: BackoffPolicy,
+}
+
+impl Delivery {
+    /// A delivery context.
+    pub fn new(
+        es: EsClient,
+        dlq_index: String,
+        marks: Arc<Mutex<Watermarks>>,
+        events: Arc<dyn TransferEvents>,
+        backoff: BackoffPolicy,
+    ) -> Delivery {
+        Delivery {
+            es,
+            dlq_index,
+            marks,
+            events,
+            backoff,
+        }
+    }
+
+    /// Delivers `batch`: returns once every record in it is done or belongs to a revoked
+    /// partition. Never gives up otherwise (the caller bounds it at shutdown).
+    pub async fn deliver(&self, batch: Batch) {
+        let mut routable = Vec::with_capacity(batch.len());
+        let mut rejected = Vec::new();
+        for (i, item) in batch.items.iter().enumerate() {
+            match &item.index {
+                Ok(_) => routable.push(i),
+                Err(reason) => rejected.push((
+                    i,
+                    Rejection {
+                        error: reason.clone(),
+                        error_type: None,
+                        status: None,
+                    },
+                )),
+            }
+        }
+        if !routable.is_empty() {
+            self.index_documents(&batch, routable, &mut rejected).await;
+        }
+        if !rejected.is_empty() {
+            self.dead_letter(&batch, rejected).await;
+        }
+    }
+
+    async fn index_documents(
+        &self,
+        batch: &Batch,
+        indices: Vec<usize>,
+        rejected: &mut Vec<(usize, Rejection)>,
+    ) {
+        let mut queue = VecDeque::from([indices]);
+        let mut backoff = self.backoff.start();
+        while let Some(chunk) = queue.pop_front() {
+            let mut chunk = chunk;
+            self.retain_assigned(batch, &mut chunk, |i| *i);
+            if chunk.is_empty() {
+                continue;
+            }
+            let body = batch.body_for(&chunk);
+            self.events.bulk_sent(chunk.len(), body.len());
+            match self.es.bulk(body, chunk.len()).await {
+                Ok(results) => {
+                    let mut done = Vec::with_capacity(chunk.len());
+                    let mut retry = Vec::new();
+                    let (mut created, mut present) = (0u64, 0u64);
+                    let mut retry_reason = None;
+                    let mut refused = None;
+                    for (&i, result) in chunk.iter().zip(&results) {
+                        match result.outcome() {
+                            ItemOutcome::Created => {
+                                created += 1;
+                                done.push(i);
+                            }
+                            ItemOutcome::AlreadyExists => {
+                                present += 1;
+                                done.push(i);
+                            }
+                            ItemOutcome::Unauthorized => {
+                                refused.get_or_insert_with(|| (result.status, result.error_text()));
+                                retry.push(i);
+                            }
+                            ItemOutcome::Retry => {
+                                retry_reason.get_or_insert_with(|| {
+                                    format!("status {}: {}", result.status, result.error_text())
+                                });
+                                retry.push(i);
+                            }
+                            ItemOutcome::Reject => rejected.push((
+                                i,
+                                Rejection {
+                                    error: result.error_text(),
+                                    error_type: result.error_type().map(str::to_string),
+                                    status: Some(result.status),
+                                },
+                            )),
+                        }
+                    }
+                    self.mark_done(batch, &done);
+                    self.events.created(created);
+                    self.events.already_present(present);
+                    if let Some((status, detail)) = refused {
+                        self.events.unauthorized(status, &shorten(&detail));
+                    }
+                    if retry.is_empty() {
+                        backoff.reset();
+                    } else {
+                        let reason = retry_reason.unwrap_or_else(|| "unauthorized".into());
+                        self.events.retrying(retry.len() as u64, &shorten(&reason));
+                        tokio::time::sleep(backoff.next_delay()).await;
+                        queue.push_back(retry);
+                    }
+                }
+                Err(error) => match error.status().map(classify_request) {
+                    Some(RequestOutcome::Split) if chunk.len() > 1 => {
+                        let second = chunk.split_off(chunk.len() / 2);
+                        queue.push_front(second);
+                        queue.push_front(chunk);
+                    }
+                    Some(RequestOutcome::Split) => rejected.push((
+                        chunk[0],
+                        Rejection {
+                            error: error.to_string(),
+                            error_type: None,
+                            status: error.status(),
+                        },
+                    )),
+                    Some(RequestOutcome::Unauthorized) => {
+                        self.events.unauthorized(
+                            error.status().unwrap_or(0),
+                            &shorten(&error.to_string()),
+                        );
+                        tokio::time::sleep(backoff.next_delay()).await;
+                        queue.push_front(chunk);
+                    }
+                    _ => {
+                        self.events
+                            .retrying(chunk.len() as u64, &shorten(&error.to_string()));
+                        tokio::time::sleep(backoff.next_delay()).await;
+                        queue.push_front(chunk);
+                    }
+                },
+            }
+        }
+    }
+
+    /// Writes the dead-letter documents of `rejected` until all are acknowledged.
+    async fn dead_letter(&self, batch: &Batch, rejected: Vec<(usize, Rejection)>) {
+        let now = OffsetDateTime::now_utc();
+        let mut pending = rejected;
+        let mut backoff = self.backoff.start();
+        loop {
+            self.retain_assigned(batch, &mut pending, |(i, _)| *i);
+            if pending.is_empty() {
+                return;
+            }
+            let mut body = Vec::new();
+            for (i, rejection) in &pending {
+                let item = &batch.items[*i];
+                let letter = DeadLetter::new(
+                    batch.payload(*i),
+                    rejection,
+                    &item.topic,
+                    item.partition,
+                    item.offset,
+                    item.index.as_deref().ok(),
+                    &item.id,
+                    now,
+                );
+                // A dead letter holds only strings and numbers: serializing it cannot fail.
+                let _ = write_create(&mut body, &self.dlq_index, &item.id, &letter);
+            }
+            self.events.bulk_sent(pending.len(), body.len());
+            let failure = match self.es.bulk(body, pending.len()).await {
+                Ok(results) => {
+                    let mut done = Vec::new();
+                    let mut still = Vec::new();
+                    let mut failure = None;
+                    for ((i, rejection), result) in pending.into_iter().zip(&results) {
+                        if result.outcome().is_done() {
+                            done.push((i, rejection));
+                        } else {
+                            failure.get_or_insert_with(|| {
+                                format!("status {}: {}", result.status, result.error_text())
+                            });
+                            still.push((i, rejection));
+                        }
+                    }
+                    if !done.is_empty() {
+                        let indices: Vec<usize> = done.iter().map(|(i, _)| *i).collect();
+                        self.mark_done(batch, &indices);
+                        let reason = done[0].1.error_type.as_deref().unwrap_or(&done[0].1.error);
+                        self.events
+                            .dead_lettered(done.len() as u64, &shorten(reason));
+                    }
+                    pending = still;
+                    failure
+                }
+                Err(error) => Some(error.to_string()),
+            };
+            if let Some(failure) = failure {
+                self.events
+                    .dead_letter_failed(pending.len() as u64, &shorten(&failure));
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+
+    /// Keeps the entries whose item's partition is still assigned in the epoch it was received
+    /// in; `item` tells which item an entry is about.
+    fn retain_assigned<T>(&self, batch: &Batch, entries: &mut Vec<T>, item: impl Fn(&T) -> usize) {
+        let before = entries.len();
+        {
+            let marks = lock(&self.marks);
+            entries.retain(|entry| {
+                let item = &batch.items[item(entry)];
+                marks.is_current(&item.topic, item.partition, item.epoch)
+            });
+        }
+        if entries.len() < before {
+            self.events.revoked_dropped((before - entries.len()) as u64);
+        }
+    }
+
+    fn mark_done(&self, batch: &Batch, indices: &[usize]) {
+        if indices.is_empty() {
+            return;
+        }
+        let stale = {
+            let mut marks = lock(&self.marks);
+            indices
+                .iter()
+                .filter(|&&i| {
+                    let item = &batch.items[i];
+                    !marks.done(&item.topic, item.partition, item.epoch, item.offset)
+                })
+                .count()
+        };
+        if stale > 0 {
+            self.events.revoked_dropped(stale as u64);
+        }
+    }
+}
+
+fn shorten(text: &str) -> String {
+    if text.len() <= MAX_REASON {
+        return text.to_string();
+    }
+    let mut end = MAX_REASON;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    //! Delivery against a scripted Elasticsearch: a loopback HTTP server whose answers each test
+    //! writes, to reach the statuses a healthy test cluster never gives (401, 413, 429, 503).
+
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use serde_json::{json, Value};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::es::index_name::IndexNameTemplate;
+    use crate::es::EsSettings;
+    use crate::transfer::document::KafkaRecord;
+    use crate::transfer::events::Counters;
+
+    /// One request as the scripted server saw it.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        body: String,
+        /// The commit point of partition 0 when the request arrived.
+        commit_point: Option<i64>,
+    }
+
+    /// Answers the n-th request (0-based) given its body.
+    type Script = Box<dyn Fn(usize, &str, &Mutex<Watermarks>) -> (u16, String) + Send + Sync>;
+
+    struct Server {
+        seen: Mutex<Vec<Seen>>,
+        script: Script,
+        marks: Arc<Mutex<Watermarks>>,
+    }
+
+    async fn serve_connection(mut socket: TcpStream, server: Arc<Server>) {
+        let mut buffer = Vec::new();
+        loop {
+            let header_end = loop {
+                if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break at + 4;
+                }
+                match socket.read_buf(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            };
+            let head = String::from_utf8_lossy(&buffer[..header_end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buffer.len() < header_end + length {
+                match socket.read_buf(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+            let body =
+                String::from_utf8_lossy(&buffer[header_end..header_end + length]).into_owned();
+            buffer.drain(..header_end + length);
+            let (status, answer) = {
+                let mut seen = server.seen.lock().unwrap();
+                let n = seen.len();
+                seen.push(Seen {
+                    body: body.clone(),
+                    commit_point: lock(&server.marks).commit_point("t", 0),
+                });
+                (server.script)(n, &body, &server.marks)
+            };
+            let response = format!(
+                "HTTP/1.1 {status} Scripted\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                answer.len()
+            );
+            if socket.write_all(response.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The documents (`_id`, source) of a `_bulk` body.
+    fn docs(body: &str) -> Vec<(String, Value)> {
+        let lines: Vec<&str> = body.lines().collect();
+        lines
+            .chunks(2)
+            .map(|pair| {
+                let action: Value = serde_json::from_str(pair[0]).unwrap();
+                let id = action["create"]["_id"].as_str().unwrap().to_string();
+                (id, serde_json::from_str(pair[1]).unwrap())
+            })
+            .collect()
+    }
+
+    /// A `_bulk` answer with one item per document of `body`, its status chosen by `status`.
+    fn answer(body: &str, status: impl Fn(&Value) -> u16) -> String {
+        let items: Vec<Value> = docs(body)
+            .iter()
+            .map(|(_, doc)| {
+                let status = status(doc);
+                let mut item = json!({"status": status});
+                if status >= 300 {
+                    let kind = match status {
+                        409 => "version_conflict_engine_exception",
+                        429 => "es_rejected_execution_exception",
+                        400 => "document_parsing_exception",
+                        _ => "security_exception",
+                    };
+                    item["error"] = json!({"type": kind, "reason": "scripted"});
+                }
+                json!({"create": item})
+            })
+            .collect();
+        json!({"errors": true, "items": items}).to_string()
+    }
+
+    struct Run {
+        marks: Arc<Mutex<Watermarks>>,
+        counters: Arc<Counters>,
+        seen: Vec<Seen>,
+    }
+
+    /// Delivers `count` records (offsets 0.., alternating partitions 0 and 1 when
+    /// `two_partitions`) against a server answering with `script`.
+    async fn deliver(count: i64, two_partitions: bool, script: Script) -> Run {
+        let marks = Arc::new(Mutex::new(Watermarks::new()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = Arc::new(Server {
+            seen: Mutex::new(Vec::new()),
+            script,
+            marks: marks.clone(),
+        });
+        let accepting = {
+            let server = server.clone();
+            tokio::spawn(async move {
+                while let Ok((socket, _)) = listener.accept().await {
+                    tokio::spawn(serve_connection(socket, server.clone()));
+                }
+            })
+        };
+        let mut batch = Batch::new();
+        let index = IndexNameTemplate::parse("{topic}").unwrap();
+        {
+            let mut marks = lock(&marks);
+            marks.assign("t", 0);
+            marks.assign("t", 1);
+            for i in 0..count {
+                let partition = if two_partitions { (i % 2) as i32 } else { 0 };
+                let offset = if two_partitions { i / 2 } else { i };
+                let payload = serde_json::to_vec(&json!({
+                    "id": format!("id-{i}"),
+                    "message": if i == 3 { "huge".to_string() } else { format!("m{i}") },
+                    "offset": i,
+                }))
+                .unwrap();
+                let (topic, epoch) = marks.received("t", partition, offset).unwrap();
+                let record = KafkaRecord {
+                    topic: "t",
+                    partition,
+                    offset,
+                    payload: Some(&payload),
+                    timestamp_ms: Some(0),
+                };
+                batch.push(&record, topic, epoch, &index);
+            }
+        }
+        let counters = Arc::new(Counters::default());
+        let es = EsClient::new(&EsSettings {
+            url: format!("http://127.0.0.1:{port}"),
+            basic_auth: None,
+            request_timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        let delivery = Delivery::new(
+            es,
+            "dlq".into(),
+            marks.clone(),
+            counters.clone(),
+            BackoffPolicy {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(5),
+            },
+        );
+        tokio::time::timeout(Duration::from_secs(20), delivery.deliver(batch))
+            .await
+            .expect("delivery finished");
+        accepting.abort();
+        let seen = server.seen.lock().unwrap().clone();
+        Run {
+            marks,
+            counters,
+            seen,
+        }
+    }
+
+    fn get(counter: &std::sync::atomic::AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    #[tokio::test]
+    async fn per_item_overload_is_retried_until_created() {
+        let run = deliver(
+            6,
+            false,
+            Box::new(|n, body, _| {
+                let status = move |doc: &Value| {
+                    let odd = doc["offset"].as_i64().unwrap() % 2 == 1;
+                    if n == 0 && odd {
+                        429
+                    } else if n == 1 && doc["offset"] == 0 {
+                        409
+                    } else {
+                        201
+                    }
+                };
+                (200, answer(body, status))
+            }),
+        )
+        .await;
+        assert_eq!(run.seen.len(), 2);
+        assert_eq!(
+            docs(&run.seen[1].body).len(),
+            3,
+            "only the 429s are sent again"
+        );
+        assert_eq!(
+            run.seen[1].commit_point,
+            Some(1),
+            "offset 1 was not done yet"
+        );
+        assert_eq!(lock(&run.marks).commit_point("t", 0), Some(6));
+        assert_eq!(get(&run.counters.created), 6);
+        assert_eq!(get(&run.counters.retried), 3);
+    }
+
+    #[tokio::test]
+    async fn refused_credentials_are_never_counted_as_delivered() {
+        let run = deliver(
+            4,
+            false,
+            Box::new(|n, body, _| match n {
+                0 | 1 => (
+                    401,
+                    r#"{"error":{"type":"security_exception"},"status":401}"#.into(),
+                ),
+                // Per item, too.
+                2 => (200, answer(body, |_| 403)),
+                _ => (200, answer(body, |_| 201)),
+            }),
+        )
+        .await;
+        assert_eq!(run.seen.len(), 4);
+        for seen in &run.seen {
+            assert_eq!(seen.commit_point, Some(0), "nothing done before the 201s");
+            assert_eq!(docs(&seen.body).len(), 4);
+        }
+        assert_eq!(lock(&run.marks).commit_point("t", 0), Some(4));
+        assert_eq!(get(&run.counters.unauthorized), 3);
+        assert_eq!(get(&run.counters.created), 4);
+    }
+
+    #[tokio::test]
+    async fn server_errors_and_unreadable_answers_are_retried() {
+        let run = deliver(
+            3,
+            false,
+            Box::new(|n, body, _| match n {
+                0 => (503, "{}".into()),
+                1 => (200, "not json".into()),
+                2 => (200, r#"{"items":[]}"#.into()),
+                _ => (200, answer(body, |_| 201)),
+            }),
+        )
+        .await;
+        assert_eq!(run.seen.len(), 4);
+        assert_eq!(lock(&run.marks).commit_point("t", 0), Some(3));
+    }
+
+    #[tokio::test]
+    async fn rejected_records_are_done_only_once_dead_lettered() {
+        let run = deliver(
+            4,
+            false,
+            Box::new(|n, body, _| match n {
+                0 => (
+                    200,
+                    answer(body, |doc| if doc["offset"] == 2 { 400 } else { 201 }),
+                ),
+                // The dead-letter write fails once.
+                1 => (500, "{}".into()),
+                _ => (200, answer(body, |_| 201)),
+            }),
+        )
+        .await;
+        assert_eq!(run.seen.len(), 3);
+        assert_eq!(
+            run.seen[1].commit_point,
+            Some(2),
+            "offset 2 waits for its dead letter"
+        );
+        assert_eq!(run.seen[2].commit_point, Some(2));
+        let letters = docs(&run.seen[2].body);
+        assert_eq!(letters.len(), 1);
+        let (id, letter) = &letters[0];
+        assert_eq!(id, "id-2");
+        assert!(run.seen[2].body.contains(r#""_index":"dlq""#));
+        assert!(letter["record"].as_str().unwrap().contains("\"m2\""));
+        assert_eq!(letter["error_type"], "document_parsing_exception");
+        assert_eq!(letter["status"], 400);
+        assert_eq!(lock(&run.marks).commit_point("t", 0), Some(4));
+        assert_eq!(get(&run.counters.dead_lettered), 1);
+        assert_eq!(get(&run.counters.dead_letter_failed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_too_large_is_split_until_the_culprit_is_alone() {
+        let run = deliver(
+            6,
+            false,
+            Box::new(|_, body, _| {
+                if body.contains("\"huge\"") && !body.contains("\"dlq\"") {
+                    (413, "{}".into())
+                } else {
+                    (200, answer(body, |_| 201))
+                }
+            }),
+        )
+        .await;
+        let last = run.seen.last().unwrap();
+        assert!(last.body.contains(r#""_index":"dlq""#));
+        assert_eq!(docs(&last.body)[0].0, "id-3");
+        assert_eq!(get(&run.counters.created), 5);
+        assert_eq!(get(&run.counters.dead_lettered), 1);
+        assert_eq!(lock(&run.marks).commit_point("t", 0), Some(6));
+    }
+
+    #[tokio::test]
+    async fn records_of_a_revoked_partition_are_dropped_from_retries() {
+        let run = deliver(
+            6,
+            true,
+            Box::new(|n, body, marks| match n {
+                0 => {
+                    // Partition 1 is revoked while the first attempt fails.
+                    lock(marks).revoke("t", 1);
+                    (503, "{}".into())
+                }
+                _ => (200, answer(body, |_| 201)),
+            }),
+        )
+        .await;
+        assert_eq!(run.seen.len(), 2);
+        assert_eq!(docs(&run.seen[0].body).len(), 6);
+        let retried = docs(&run.seen[1].body);
+        assert_eq!(retried.len(), 3, "only partition 0 is sent again");
+        assert!(retried
+            .iter()
+            .all(|(_, doc)| doc["offset"].as_i64().unwrap() % 2 == 0));
+        assert_eq!(get(&run.counters.revoked_dropped), 3);
+        assert_eq!(lock(&run.marks).commit_point("t", 0), Some(3));
+        assert_eq!(lock(&run.marks).commit_point("t", 1), None);
+    }
+}

@@ -1,0 +1,312 @@
+//! From a Kafka record to an Elasticsearch document: its `_id`, its index and its body.
+//!
+//! Two kinds of records arrive:
+//!
+//! - **logship JSON** ([`crate::record::LineRecord`]): a JSON object with a string `id` and a
+//!   `message`. The document is the record's own fields (all of them, except `id`, which becomes
+//!   the `_id`) plus `topic`. Field values are passed through as they are, not coerced: if they
+//!   do not fit the mapping, Elasticsearch rejects the document and it is dead-lettered, rather
+//!   than being quietly re-interpreted here. The index time is the record's `@timestamp`.
+//! - **anything else** (a plain line written with `kcat -P`, another producer's JSON): indexed
+//!   with `message` = the value (lossy UTF-8, flagged `invalid_utf8`), `topic`,
+//!   `kafka_partition` and `kafka_offset`. Its `_id` is derived from topic, partition and
+//!   offset (the only identity such a record has), and its `@timestamp` is the Kafka message
+//!   timestamp, so a redelivery gets the same `_id` in the same daily index.
+
+use std::borrow::Cow;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::es::bulk::write_create;
+use crate::es::index_name::IndexNameTemplate;
+
+/// The parts of a consumed Kafka record the transfer uses.
+#[derive(Debug, Clone, Copy)]
+pub struct KafkaRecord<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Value (`None` for a tombstone).
+    pub payload: Option<&'a [u8]>,
+    /// Message timestamp in milliseconds since the epoch, if the record has one.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// What [`prepare`] made of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// The document `_id`.
+    pub id: String,
+    /// The target index, or why the record cannot go to any index (it is then dead-lettered
+    /// without asking Elasticsearch, and nothing was written to the body).
+    pub index: Result<String, String>,
+    /// The record was not logship JSON.
+    pub plain: bool,
+}
+
+/// Appends the `create` action and the document for `record` to `body` (unless the record
+/// cannot be routed, see [`Prepared::index`]).
+pub fn prepare(
+    record: &KafkaRecord<'_>,
+    index: &IndexNameTemplate,
+    body: &mut Vec<u8>,
+) -> Prepared {
+    let payload = record.payload.unwrap_or_default();
+    if let Some(mut fields) = logship_fields(payload) {
+        let id = match fields.remove("id") {
+            Some(Value::String(id)) => id,
+            // logship_fields checked that `id` is a string.
+            _ => String::new(),
+        };
+        let time = if index.uses_time() {
+            match fields.get("@timestamp").and_then(Value::as_str) {
+                Some(text) => match OffsetDateTime::parse(text, &Rfc3339) {
+                    Ok(time) => Some(time),
+                    Err(error) => {
+                        return Prepared {
+                            id,
+                            index: Err(format!("@timestamp {text:?} is not RFC 3339: {error}")),
+                            plain: false,
+                        }
+                    }
+                },
+                None => {
+                    return Prepared {
+                        id,
+                        index: Err("@timestamp is missing or not a string".into()),
+                        plain: false,
+                    }
+                }
+            }
+        } else {
+            None
+        };
+        fields.insert("topic".into(), Value::String(record.topic.to_string()));
+        let index = index
+            .render(record.topic, time)
+            .map_err(|e| e.to_string())
+            .and_then(|name| {
+                write_create(body, &name, &id, &fields)
+                    .map(|()| name)
+                    .map_err(|e| format!("cannot serialize the document: {e}"))
+            });
+        return Prepared {
+            id,
+            index,
+            plain: false,
+        };
+    }
+
+    let id = plain_record_id(record.topic, record.partition, record.offset);
+    let time = kafka_time(record.timestamp_ms);
+    let message = String::from_utf8_lossy(payload);
+    let doc = PlainDocument {
+        invalid_utf8: matches!(message, Cow::Owned(_)),
+        message,
+        topic: record.topic,
+        timestamp: time
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string()),
+        kafka_partition: record.partition,
+        kafka_offset: record.offset,
+    };
+    let index = index
+        .render(record.topic, Some(time))
+        .map_err(|e| e.to_string())
+        .and_then(|name| {
+            write_create(body, &name, &id, &doc)
+                .map(|()| name)
+                .map_err(|e| format!("cannot serialize the document: {e}"))
+        });
+    Prepared {
+        id,
+        index,
+        plain: true,
+    }
+}
+
+/// The record's fields if it is logship JSON: an object with a non-empty string `id` and a
+/// `message`.
+fn logship_fields(payload: &[u8]) -> Option<Map<String, Value>> {
+    // Cheap test first: plain lines rarely start with `{`.
+    if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let fields: Map<String, Value> = serde_json::from_slice(payload).ok()?;
+    match fields.get("id") {
+        Some(Value::String(id)) if !id.is_empty() && fields.contains_key("message") => Some(fields),
+        _ => None,
+    }
+}
+
+/// The time of a record from its Kafka timestamp; records without one (not produced by any
+/// current client) get the epoch, which is still deterministic.
+fn kafka_time(timestamp_ms: Option<i64>) -> OffsetDateTime {
+    timestamp_ms
+        .filter(|ms| *ms >= 0)
+        .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The `_id` of a record that is not logship JSON: XXH3-128 of topic, partition and offset
+/// (length-prefixed), unpadded URL-safe base64 (22 characters).
+pub fn plain_record_id(topic: &str, partition: i32, offset: i64) -> String {
+    let mut input = Vec::with_capacity(topic.len() + 20);
+    input.extend_from_slice(&(topic.len() as u64).to_le_bytes());
+    input.extend_from_slice(topic.as_bytes());
+    input.extend_from_slice(&partition.to_le_bytes());
+    input.extend_from_slice(&offset.to_le_bytes());
+    URL_SAFE_NO_PAD.encode(xxhash_rust::xxh3::xxh3_128(&input).to_le_bytes())
+}
+
+#[derive(Serialize)]
+struct PlainDocument<'a> {
+    message: Cow<'a, str>,
+    topic: &'a str,
+    #[serde(rename = "@timestamp")]
+    timestamp: String,
+    kafka_partition: i32,
+    kafka_offset: i64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    invalid_utf8: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{line_id, LineRecord};
+
+    fn lines(body: &[u8]) -> (Value, Value) {
+        let text = std::str::from_utf8(body).unwrap();
+        let mut it = text.lines();
+        let action = serde_json::from_str(it.next().unwrap()).unwrap();
+        let doc = serde_json::from_str(it.next().unwrap()).unwrap();
+        assert!(it.next().is_none());
+        (action, doc)
+    }
+
+    fn record(payload: &[u8]) -> KafkaRecord<'_> {
+        KafkaRecord {
+            topic: "web_log",
+            partition: 2,
+            offset: 17,
+            payload: Some(payload),
+            timestamp_ms: Some(1_767_225_600_123), // 2026-01-01T00:00:00.123Z
+        }
+    }
+
+    #[test]
+    fn logship_records_keep_their_fields_and_id_and_index_by_their_own_time() {
+        let line = LineRecord {
+            id: line_id("h", "s", 5).into(),
+            host: "h".into(),
+            file: "/var/log/a.log".into(),
+            file_id: "s".into(),
+            offset: 5,
+            message: "hello".into(),
+            timestamp: "2025-12-31T23:59:59+00:00".into(),
+            invalid_utf8: false,
+            split: true,
+            partial: false,
+        };
+        let json = serde_json::to_vec(&line).unwrap();
+        let template = IndexNameTemplate::parse("{topic}-%Y.%m.%d").unwrap();
+        let mut body = Vec::new();
+        let prepared = prepare(&record(&json), &template, &mut body);
+        assert!(!prepared.plain);
+        assert_eq!(prepared.id, line.id);
+        // The record's time, not the Kafka timestamp (2026-01-01) nor now.
+        assert_eq!(prepared.index.as_deref(), Ok("web_log-2025.12.31"));
+        let (action, doc) = lines(&body);
+        assert_eq!(action["create"]["_id"], line.id.as_ref());
+        assert_eq!(doc["message"], "hello");
+        assert_eq!(doc["offset"], 5);
+        assert_eq!(doc["file_id"], "s");
+        assert_eq!(doc["topic"], "web_log");
+        assert_eq!(doc["split"], true);
+        assert!(doc.get("id").is_none());
+    }
+
+    #[test]
+    fn wrong_field_types_are_passed_through_for_elasticsearch_to_judge() {
+        let json = br#"{"id":"abc","message":"m","offset":"not a number","@timestamp":"2026-01-01T00:00:00Z"}"#;
+        let template = IndexNameTemplate::parse("{topic}").unwrap();
+        let mut body = Vec::new();
+        let prepared = prepare(&record(json), &template, &mut body);
+        assert!(!prepared.plain);
+        let (_, doc) = lines(&body);
+        assert_eq!(doc["offset"], "not a number");
+    }
+
+    #[test]
+    fn unusable_timestamp_routes_to_the_dead_letter_index_when_the_index_needs_it() {
+        let json = br#"{"id":"abc","message":"m","@timestamp":"yesterday"}"#;
+        let mut body = Vec::new();
+        let dated = IndexNameTemplate::parse("{topic}-%Y").unwrap();
+        let prepared = prepare(&record(json), &dated, &mut body);
+        assert!(prepared.index.unwrap_err().contains("RFC 3339"));
+        assert!(body.is_empty());
+        let undated = IndexNameTemplate::parse("{topic}").unwrap();
+        assert!(prepare(&record(json), &undated, &mut body).index.is_ok());
+    }
+
+    #[test]
+    fn plain_lines_get_a_deterministic_id_and_the_kafka_time() {
+        let template = IndexNameTemplate::parse("{topic}-%Y.%m.%d").unwrap();
+        for payload in [
+            &b"GET /index.html 200"[..],
+            b"{\"no\":\"id\"}",
+            b"[1,2]",
+            b"{broken",
+        ] {
+            let mut body = Vec::new();
+            let prepared = prepare(&record(payload), &template, &mut body);
+            assert!(prepared.plain);
+            assert_eq!(prepared.id, plain_record_id("web_log", 2, 17));
+            assert_eq!(prepared.index.as_deref(), Ok("web_log-2026.01.01"));
+            let (_, doc) = lines(&body);
+            assert_eq!(doc["message"], std::str::from_utf8(payload).unwrap());
+            assert_eq!(doc["@timestamp"], "2026-01-01T00:00:00.123Z");
+            assert_eq!(doc["kafka_offset"], 17);
+            assert!(doc.get("invalid_utf8").is_none());
+        }
+        let mut body = Vec::new();
+        prepare(&record(b"caf\xe9"), &template, &mut body);
+        let (_, doc) = lines(&body);
+        assert_eq!(doc["message"], "caf\u{fffd}");
+        assert_eq!(doc["invalid_utf8"], true);
+    }
+
+    #[test]
+    fn plain_ids_differ_by_each_coordinate() {
+        let base = plain_record_id("t", 0, 1);
+        assert_eq!(base.len(), 22);
+        assert_eq!(base, plain_record_id("t", 0, 1));
+        assert_ne!(base, plain_record_id("u", 0, 1));
+        assert_ne!(base, plain_record_id("t", 1, 1));
+        assert_ne!(base, plain_record_id("t", 0, 2));
+    }
+
+    #[test]
+    fn tombstones_and_missing_timestamps_are_indexed_deterministically() {
+        let template = IndexNameTemplate::parse("{topic}-%Y").unwrap();
+        let mut body = Vec::new();
+        let tombstone = KafkaRecord {
+            payload: None,
+            timestamp_ms: None,
+            ..record(b"")
+        };
+        let prepared = prepare(&tombstone, &template, &mut body);
+        assert_eq!(prepared.index.as_deref(), Ok("web_log-1970"));
+        let (_, doc) = lines(&body);
+        assert_eq!(doc["message"], "");
+    }
+}

@@ -1,0 +1,272 @@
+//! What can happen in the transfer, as one trait: the list of methods is the list of events.
+//!
+//! The core calls [`TransferEvents`]; what is done with an event (count it, log it, export it as
+//! a metric) is plugged in from outside. [`Counters`] counts every outcome and logs the ones an
+//! operator must see (refused credentials, dead letters, failed commits); warnings that repeat
+//! while a server is down are logged at most once per 10 s, with the number of repeats.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How often a repeating warning (consumer errors while Kafka is down, failing commits) is
+/// logged; the repeats in between are counted and reported with the next line.
+const REPEAT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Lets one log line through per interval and counts the ones held back.
+#[derive(Debug, Default)]
+struct Throttle {
+    last: Mutex<Option<Instant>>,
+    held_back: AtomicU64,
+}
+
+impl Throttle {
+    /// `Some(held back since the last line)` if a line may be logged now.
+    fn admit(&self) -> Option<u64> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < REPEAT_LOG_INTERVAL) {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        *last = Some(now);
+        Some(self.held_back.swap(0, Ordering::Relaxed))
+    }
+}
+
+/// One method per event. Implementations must be cheap: several are called per batch.
+pub trait TransferEvents: Send + Sync {
+    /// Records were received from Kafka for an assigned partition.
+    fn received(&self, count: u64);
+    /// A record that is not logship JSON was received; it is indexed as a plain line.
+    fn plain_record(&self, topic: &str, partition: i32, offset: i64);
+    /// A record arrived for a partition not assigned to us (dropped; its owner reads it).
+    fn unassigned_record(&self, topic: &str, partition: i32, offset: i64);
+    /// A `_bulk` request is sent.
+    fn bulk_sent(&self, docs: usize, bytes: usize);
+    /// Documents were created.
+    fn created(&self, count: u64);
+    /// Documents already existed (409 on `create`): an earlier delivery of the same record.
+    fn already_present(&self, count: u64);
+    /// Documents will be sent again after a backoff (429, 5xx, connection trouble, ...).
+    fn retrying(&self, count: u64, reason: &str);
+    /// Elasticsearch refused our credentials or permissions; nothing is counted as delivered.
+    fn unauthorized(&self, status: u16, detail: &str);
+    /// Records were written to the dead-letter index (and are done).
+    fn dead_lettered(&self, count: u64, reason: &str);
+    /// Writing to the dead-letter index failed; it is retried.
+    fn dead_letter_failed(&self, count: u64, reason: &str);
+    /// Work of a partition that was revoked was dropped (its next owner redoes it).
+    fn revoked_dropped(&self, count: u64);
+    /// Offsets were committed.
+    fn committed(&self, partitions: usize);
+    /// An offset commit failed (it is retried at the next commit).
+    fn commit_failed(&self, error: &str);
+    /// The Kafka consumer reported an error (usually transient: a broker is unreachable).
+    fn consumer_error(&self, error: &str);
+    /// The consumer was paused (all bulk slots busy) or resumed.
+    fn backpressure(&self, paused: bool);
+}
+
+/// Counts every event (atomically) and logs the ones an operator must see.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Records received for assigned partitions.
+    pub received: AtomicU64,
+    /// Records that were not logship JSON.
+    pub plain: AtomicU64,
+    /// Records dropped because their partition is not ours.
+    pub unassigned: AtomicU64,
+    /// `_bulk` requests sent.
+    pub bulks: AtomicU64,
+    /// Documents created.
+    pub created: AtomicU64,
+    /// Documents that already existed.
+    pub already_present: AtomicU64,
+    /// Document retries.
+    pub retried: AtomicU64,
+    /// Unauthorized answers.
+    pub unauthorized: AtomicU64,
+    /// Records written to the dead-letter index.
+    pub dead_lettered: AtomicU64,
+    /// Failed dead-letter writes.
+    pub dead_letter_failed: AtomicU64,
+    /// Records of revoked partitions dropped.
+    pub revoked_dropped: AtomicU64,
+    /// Successful commit requests.
+    pub commits: AtomicU64,
+    /// Failed commit requests.
+    pub commit_failures: AtomicU64,
+    /// Consumer errors.
+    pub consumer_errors: AtomicU64,
+    consumer_error_log: Throttle,
+    commit_failure_log: Throttle,
+    retry_log: Throttle,
+    unauthorized_log: Throttle,
+    dead_letter_failure_log: Throttle,
+}
+
+impl Counters {
+    /// A one-line summary for the log.
+    pub fn summary(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "received={} plain={} created={} already_present={} dead_lettered={} retried={} \
+             unauthorized={} dead_letter_failed={} revoked_dropped={} unassigned={} bulks={} \
+             commits={} commit_failures={} consumer_errors={}",
+            get(&self.received),
+            get(&self.plain),
+            get(&self.created),
+            get(&self.already_present),
+            get(&self.dead_lettered),
+            get(&self.retried),
+            get(&self.unauthorized),
+            get(&self.dead_letter_failed),
+            get(&self.revoked_dropped),
+            get(&self.unassigned),
+            get(&self.bulks),
+            get(&self.commits),
+            get(&self.commit_failures),
+            get(&self.consumer_errors),
+        )
+    }
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl TransferEvents for Counters {
+    fn received(&self, count: u64) {
+        add(&self.received, count);
+    }
+    fn plain_record(&self, topic: &str, partition: i32, offset: i64) {
+        add(&self.plain, 1);
+        tracing::debug!(
+            topic,
+            partition,
+            offset,
+            "record is not logship JSON; indexing it as a plain line"
+        );
+    }
+    fn unassigned_record(&self, topic: &str, partition: i32, offset: i64) {
+        add(&self.unassigned, 1);
+        tracing::debug!(
+            topic,
+            partition,
+            offset,
+            "record of a partition not assigned to us; dropped"
+        );
+    }
+    fn bulk_sent(&self, docs: usize, bytes: usize) {
+        add(&self.bulks, 1);
+        tracing::trace!(docs, bytes, "bulk request sent");
+    }
+    fn created(&self, count: u64) {
+        add(&self.created, count);
+    }
+    fn already_present(&self, count: u64) {
+        add(&self.already_present, count);
+    }
+    fn retrying(&self, count: u64, reason: &str) {
+        add(&self.retried, count);
+        if let Some(repeats) = self.retry_log.admit() {
+            tracing::warn!(
+                count,
+                reason,
+                repeats,
+                "documents not accepted yet; retrying with backoff"
+            );
+        }
+    }
+    fn unauthorized(&self, status: u16, detail: &str) {
+        add(&self.unauthorized, 1);
+        if let Some(repeats) = self.unauthorized_log.admit() {
+            tracing::error!(
+                status,
+                detail,
+                repeats,
+                "Elasticsearch refused the transfer's credentials or permissions; nothing is \
+                 committed until this is fixed"
+            );
+        }
+    }
+    fn dead_lettered(&self, count: u64, reason: &str) {
+        add(&self.dead_lettered, count);
+        tracing::warn!(count, reason, "records written to the dead-letter index");
+    }
+    fn dead_letter_failed(&self, count: u64, reason: &str) {
+        add(&self.dead_letter_failed, count);
+        if let Some(repeats) = self.dead_letter_failure_log.admit() {
+            tracing::error!(
+                count,
+                reason,
+                repeats,
+                "writing to the dead-letter index failed; retrying"
+            );
+        }
+    }
+    fn revoked_dropped(&self, count: u64) {
+        add(&self.revoked_dropped, count);
+        tracing::debug!(
+            count,
+            "work of revoked partitions dropped; the next owner redoes it"
+        );
+    }
+    fn committed(&self, partitions: usize) {
+        add(&self.commits, 1);
+        tracing::trace!(partitions, "offsets committed");
+    }
+    fn commit_failed(&self, error: &str) {
+        add(&self.commit_failures, 1);
+        if let Some(repeats) = self.commit_failure_log.admit() {
+            tracing::warn!(error, repeats, "offset commit failed; it is retried");
+        }
+    }
+    fn consumer_error(&self, error: &str) {
+        add(&self.consumer_errors, 1);
+        if let Some(repeats) = self.consumer_error_log.admit() {
+            tracing::warn!(
+                error,
+                repeats,
+                "Kafka consumer error (the consumer keeps retrying)"
+            );
+        }
+    }
+    fn backpressure(&self, paused: bool) {
+        if paused {
+            tracing::debug!("all bulk slots busy: consumption paused");
+        } else {
+            tracing::debug!("consumption resumed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_lets_one_line_through_per_interval_and_counts_the_rest() {
+        let throttle = Throttle::default();
+        assert_eq!(throttle.admit(), Some(0));
+        assert_eq!(throttle.admit(), None);
+        assert_eq!(throttle.admit(), None);
+        *throttle.last.lock().unwrap() = Some(Instant::now() - REPEAT_LOG_INTERVAL);
+        assert_eq!(throttle.admit(), Some(2));
+    }
+
+    #[test]
+    fn counters_count_every_event() {
+        let counters = Counters::default();
+        counters.created(3);
+        counters.already_present(2);
+        counters.dead_lettered(1, "x");
+        for _ in 0..5 {
+            counters.consumer_error("down");
+        }
+        assert_eq!(counters.created.load(Ordering::Relaxed), 3);
+        assert_eq!(counters.consumer_errors.load(Ordering::Relaxed), 5);
+        assert!(counters.summary().contains("already_present=2"));
+    }
+}

@@ -1,0 +1,209 @@
+//! The transfer against real Kafka and Elasticsearch, through the real binary.
+
+mod common;
+mod transfer_support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use transfer_support::*;
+
+const INDEXED: Duration = Duration::from_secs(60);
+const EXIT: Duration = Duration::from_secs(20);
+
+#[test]
+fn replays_with_the_same_id_are_indexed_once() {
+    let setup = TransferSetup::new("xfer-replay");
+    create_topic(&setup.topic);
+    let producer = producer();
+    let lines: Vec<Produce> = (0..400)
+        .map(|n| line("web-01", &format!("s{}", n % 7), n))
+        .collect();
+    produce(&producer, &setup.topic, &lines);
+    // The same lines again (an agent resending after a crash): new offsets, same ids.
+    produce(&producer, &setup.topic, &lines[100..250]);
+    produce(&producer, &setup.topic, &lines[..50]);
+
+    let (_dir, config) = setup.write();
+    let transfer = Transfer::start(&config, "t1");
+    wait_for_count(&setup.index, 400, INDEXED, &[&transfer]);
+    assert_eq!(assert_no_duplicate_messages(&setup.index), 400);
+    wait_for_commits_at_end(&setup.group, &setup.topic, Duration::from_secs(20));
+
+    let status = transfer.terminate(EXIT);
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(count(&setup.index), 400);
+}
+
+#[test]
+fn sigkill_three_times_mid_stream_loses_and_doubles_nothing() {
+    let mut setup = TransferSetup::new("xfer-kill");
+    setup.max_docs = 20;
+    setup.max_wait_ms = 50;
+    create_topic(&setup.topic);
+    let (_dir, config) = setup.write();
+    let total: u64 = 3000;
+
+    let topic = setup.topic.clone();
+    let producing = std::thread::spawn(move || {
+        let producer = producer();
+        for chunk in 0..30u64 {
+            let lines: Vec<Produce> = (chunk * 100..(chunk + 1) * 100)
+                .map(|n| line("web-02", &format!("s{}", n % 5), n))
+                .collect();
+            produce(&producer, &topic, &lines);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    });
+
+    for round in 0..3 {
+        let transfer = Transfer::start(&config, &format!("run{round}"));
+        // Let it index some, then kill it in the middle of the stream.
+        let before = count(&setup.index);
+        common::wait_for(Duration::from_secs(30), || {
+            (count(&setup.index) > before + 100).then_some(())
+        });
+        transfer.kill9();
+    }
+    producing.join().expect("producer thread");
+    let last = Transfer::start(&config, "last");
+    wait_for_count(&setup.index, total, Duration::from_secs(90), &[&last]);
+    assert_eq!(assert_no_duplicate_messages(&setup.index), total as usize);
+    let status = last.terminate(EXIT);
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn a_record_that_breaks_the_mapping_is_dead_lettered_and_passed() {
+    let setup = TransferSetup::new("xfer-dlq");
+    create_topic(&setup.topic);
+    let producer = producer();
+    let mut records: Vec<Produce> = (0..30).map(|n| line("web-03", "one-stream", n)).collect();
+    // Logship JSON whose `offset` cannot be a long: Elasticsearch rejects it for good.
+    let mut bad: serde_json::Value =
+        serde_json::from_slice(&line_json("web-03", "one-stream", 99_999, "bad offset")).unwrap();
+    bad["offset"] = serde_json::Value::String("not-a-number".into());
+    let bad_id = bad["id"].as_str().unwrap().to_string();
+    records.insert(
+        15,
+        Produce {
+            key: Some("one-stream".into()),
+            value: serde_json::to_vec(&bad).unwrap(),
+            timestamp: None,
+        },
+    );
+    let placed = produce(&producer, &setup.topic, &records);
+    let (bad_partition, bad_offset) = placed[15];
+
+    let (_dir, config) = setup.write();
+    let transfer = Transfer::start(&config, "t1");
+    wait_for_count(&setup.index, 30, INDEXED, &[&transfer]);
+    wait_for_count(&setup.dlq, 1, INDEXED, &[&transfer]);
+    let letters = documents(&setup.dlq);
+    let (id, letter) = &letters[0];
+    assert_eq!(id, &bad_id);
+    assert_eq!(letter["partition"], bad_partition);
+    assert_eq!(letter["offset"], bad_offset);
+    assert_eq!(letter["topic"], setup.topic.as_str());
+    assert_eq!(letter["status"], 400);
+    assert!(letter["record"].as_str().unwrap().contains("not-a-number"));
+    assert!(!letter["error"].as_str().unwrap().is_empty());
+
+    // The committed offset moved past the dead-lettered record.
+    wait_for_commits_at_end(&setup.group, &setup.topic, Duration::from_secs(20));
+    let committed = committed(&setup.group, &setup.topic);
+    assert!(committed[bad_partition as usize].unwrap() > bad_offset);
+    assert!(transfer.terminate(EXIT).success());
+}
+
+#[test]
+fn plain_records_are_indexed_with_deterministic_ids_by_their_kafka_time() {
+    let mut setup = TransferSetup::new("xfer-plain");
+    setup.index = format!("{}-%Y.%m.%d", setup.topic);
+    create_topic(&setup.topic);
+    let producer = producer();
+    // 2024-02-29T12:00:00Z: the daily index comes from the record, not from today.
+    let timestamp = 1_709_208_000_000;
+    let records: Vec<Produce> = (0..25)
+        .map(|n| Produce {
+            key: None,
+            value: format!("plain line {n} from kcat").into_bytes(),
+            timestamp: Some(timestamp),
+        })
+        .collect();
+    let placed = produce(&producer, &setup.topic, &records);
+
+    let (_dir, config) = setup.write();
+    let transfer = Transfer::start(&config, "t1");
+    let index = format!("{}-2024.02.29", setup.topic);
+    wait_for_count(&index, 25, INDEXED, &[&transfer]);
+    let docs = documents(&index);
+    for (id, source) in &docs {
+        let partition = source["kafka_partition"].as_i64().unwrap() as i32;
+        let offset = source["kafka_offset"].as_i64().unwrap();
+        assert!(placed.contains(&(partition, offset)));
+        assert_eq!(
+            id,
+            &logship::transfer::document::plain_record_id(&setup.topic, partition, offset)
+        );
+        assert!(source["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("plain line "));
+        assert_eq!(source["@timestamp"], "2024-02-29T12:00:00Z");
+        assert_eq!(source["topic"], setup.topic.as_str());
+    }
+    assert_no_duplicate_messages(&index);
+    assert!(transfer.terminate(EXIT).success());
+}
+
+#[test]
+fn two_transfers_share_the_group_and_one_takes_over_when_the_other_dies() {
+    let mut setup = TransferSetup::new("xfer-pair");
+    setup.max_docs = 20;
+    setup.max_wait_ms = 50;
+    create_topic(&setup.topic);
+    let (_dir, config) = setup.write();
+    let first = Transfer::start(&config, "first");
+    let second = Transfer::start(&config, "second");
+
+    let total: u64 = 2000;
+    let stop = Arc::new(AtomicBool::new(false));
+    let topic = setup.topic.clone();
+    let producing = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let producer = producer();
+            for chunk in 0..20u64 {
+                let lines: Vec<Produce> = (chunk * 100..(chunk + 1) * 100)
+                    .map(|n| line("web-04", &format!("s{}", n % 8), n))
+                    .collect();
+                produce(&producer, &topic, &lines);
+                if !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(150));
+                }
+            }
+        })
+    };
+    // Both must own partitions before one dies.
+    let shared = common::wait_for(Duration::from_secs(30), || {
+        let both = [&first, &second]
+            .iter()
+            .all(|t| t.assigned_partitions().is_some_and(|n| n > 0));
+        (both && count(&setup.index) > 200).then_some(())
+    });
+    assert!(
+        shared.is_some(),
+        "not both transfers got partitions:\n{}\n-----\n{}",
+        first.log(),
+        second.log()
+    );
+    first.kill9();
+    stop.store(true, Ordering::SeqCst);
+    producing.join().expect("producer thread");
+    wait_for_count(&setup.index, total, Duration::from_secs(90), &[&second]);
+    assert_eq!(assert_no_duplicate_messages(&setup.index), total as usize);
+    wait_for_commits_at_end(&setup.group, &setup.topic, Duration::from_secs(20));
+    assert!(second.terminate(EXIT).success());
+}
