@@ -67,8 +67,10 @@ for part in 1 2; do
       printf "10.0.%d.%d - - [23/Nov/2026:10:00:%02d +0000] \"GET /shop/item/%d HTTP/1.1\" %d %d\n",
         i % 256, (i * 7) % 256, i % 60, i, (i % 50 == 0 ? 500 : 200), 200 + i % 3000
   }' >>"$demo/logs/access.log"
-  [ "$part" = 1 ] && mv "$demo/logs/access.log" "$demo/logs/access.log.1"
-  sleep 1
+  if [ "$part" = 1 ]; then
+    sleep 2 # a file must exist under a collected name long enough to be seen (rescan: 0.5 s)
+    mv "$demo/logs/access.log" "$demo/logs/access.log.1"
+  fi
 done
 
 echo "== demo: waiting until Elasticsearch has all $LINES lines"
@@ -76,7 +78,7 @@ deadline=$(( $(date +%s) + 180 ))
 count=0
 while [ "$(date +%s)" -lt "$deadline" ]; do
   curl -s -XPOST "$ES/$index-*/_refresh" >/dev/null || true
-  count=$(curl -s "$ES/$index-*/_count" | sed -n 's/.*"count":\([0-9]*\).*/\1/p')
+  count=$(curl -s "$ES/$index-*/_count" | sed -n 's/.*"count":\([0-9]*\).*/\1/p' || true)
   count=${count:-0}
   [ "$count" -ge "$LINES" ] && break
   sleep 1

@@ -3,7 +3,7 @@
 //! Every struct here rejects unknown keys, so a typo stops startup with a message naming the key
 //! instead of silently running with a default. Runtime code receives these values only after
 //! [`AgentConfig::load`] / [`TransferConfig::load`] validated them. Every key is documented in
-//! `docs/config.md` (the transfer's in `docs/config-transfer.md`).
+//! `docs/config.md`.
 
 mod agent;
 mod transfer;

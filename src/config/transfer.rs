@@ -3,7 +3,7 @@
 //! What users write is checked here once: unknown keys are rejected by name, the index name
 //! template is parsed and rendered for every configured topic, and the librdkafka options that
 //! the commit rule depends on cannot be overridden. Every key is documented in
-//! `docs/config-transfer.md`.
+//! `docs/config.md` (section "Transfer").
 
 use std::collections::BTreeMap;
 use std::path::Path;
