@@ -145,7 +145,12 @@ fn plain_records_are_indexed_with_deterministic_ids_by_their_kafka_time() {
         assert!(placed.contains(&(partition, offset)));
         assert_eq!(
             id,
-            &logship::transfer::document::plain_record_id(&setup.topic, partition, offset)
+            &logship::transfer::document::plain_record_id(
+                &setup.topic,
+                partition,
+                offset,
+                Some(timestamp)
+            )
         );
         assert!(source["message"]
             .as_str()

@@ -40,8 +40,9 @@ fn elasticsearch_stopped_and_restarted_under_load_loses_nothing() {
         transfer.log()
     );
     let outage = Outage::begin("elasticsearch");
-    // Records keep arriving while Elasticsearch is away.
-    std::thread::sleep(Duration::from_secs(6));
+    // Records keep arriving while Elasticsearch is away; the bulk slots fill up and, after 2 s
+    // of that, the transfer pauses its partitions (and keeps polling).
+    std::thread::sleep(Duration::from_secs(8));
     assert!(
         transfer.running(),
         "the transfer died during the outage:\n{}",

@@ -9,9 +9,9 @@
 //!   than being quietly re-interpreted here. The index time is the record's `@timestamp`.
 //! - **anything else** (a plain line written with `kcat -P`, another producer's JSON): indexed
 //!   with `message` = the value (lossy UTF-8, flagged `invalid_utf8`), `topic`,
-//!   `kafka_partition` and `kafka_offset`. Its `_id` is derived from topic, partition and
-//!   offset (the only identity such a record has), and its `@timestamp` is the Kafka message
-//!   timestamp, so a redelivery gets the same `_id` in the same daily index.
+//!   `kafka_partition` and `kafka_offset`. Its `_id` is derived from topic, partition, offset
+//!   and Kafka timestamp (the only identity such a record has), and its `@timestamp` is the
+//!   Kafka message timestamp, so a redelivery gets the same `_id` in the same daily index.
 
 use std::borrow::Cow;
 
@@ -105,7 +105,12 @@ pub fn prepare(
         };
     }
 
-    let id = plain_record_id(record.topic, record.partition, record.offset);
+    let id = plain_record_id(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.timestamp_ms,
+    );
     let time = kafka_time(record.timestamp_ms);
     let message = String::from_utf8_lossy(payload);
     let doc = PlainDocument {
@@ -156,14 +161,25 @@ fn kafka_time(timestamp_ms: Option<i64>) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// The `_id` of a record that is not logship JSON: XXH3-128 of topic, partition and offset
-/// (length-prefixed), unpadded URL-safe base64 (22 characters).
-pub fn plain_record_id(topic: &str, partition: i32, offset: i64) -> String {
-    let mut input = Vec::with_capacity(topic.len() + 20);
+/// The `_id` of a record that is not logship JSON: XXH3-128 of topic, partition, offset and
+/// Kafka timestamp (length-prefixed / fixed-width), unpadded URL-safe base64 (22 characters).
+///
+/// Every redelivery of the record carries the same four values (the timestamp is stored with the
+/// record), so it lands on the same document. The timestamp is in the id because offsets alone
+/// repeat after a topic is recreated or moved to a new cluster: with `create`, a new record at
+/// an old offset would be answered 409 and never indexed.
+pub fn plain_record_id(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    timestamp_ms: Option<i64>,
+) -> String {
+    let mut input = Vec::with_capacity(topic.len() + 28);
     input.extend_from_slice(&(topic.len() as u64).to_le_bytes());
     input.extend_from_slice(topic.as_bytes());
     input.extend_from_slice(&partition.to_le_bytes());
     input.extend_from_slice(&offset.to_le_bytes());
+    input.extend_from_slice(&timestamp_ms.unwrap_or(-1).to_le_bytes());
     URL_SAFE_NO_PAD.encode(xxhash_rust::xxh3::xxh3_128(&input).to_le_bytes())
 }
 
@@ -270,7 +286,10 @@ mod tests {
             let mut body = Vec::new();
             let prepared = prepare(&record(payload), &template, &mut body);
             assert!(prepared.plain);
-            assert_eq!(prepared.id, plain_record_id("web_log", 2, 17));
+            assert_eq!(
+                prepared.id,
+                plain_record_id("web_log", 2, 17, Some(1_767_225_600_123))
+            );
             assert_eq!(prepared.index.as_deref(), Ok("web_log-2026.01.01"));
             let (_, doc) = lines(&body);
             assert_eq!(doc["message"], std::str::from_utf8(payload).unwrap());
@@ -287,12 +306,15 @@ mod tests {
 
     #[test]
     fn plain_ids_differ_by_each_coordinate() {
-        let base = plain_record_id("t", 0, 1);
+        let base = plain_record_id("t", 0, 1, Some(5));
         assert_eq!(base.len(), 22);
-        assert_eq!(base, plain_record_id("t", 0, 1));
-        assert_ne!(base, plain_record_id("u", 0, 1));
-        assert_ne!(base, plain_record_id("t", 1, 1));
-        assert_ne!(base, plain_record_id("t", 0, 2));
+        assert_eq!(base, plain_record_id("t", 0, 1, Some(5)));
+        assert_ne!(base, plain_record_id("u", 0, 1, Some(5)));
+        assert_ne!(base, plain_record_id("t", 1, 1, Some(5)));
+        assert_ne!(base, plain_record_id("t", 0, 2, Some(5)));
+        // The same offset in a recreated topic is another record.
+        assert_ne!(base, plain_record_id("t", 0, 1, Some(6)));
+        assert_ne!(base, plain_record_id("t", 0, 1, None));
     }
 
     #[test]

@@ -164,9 +164,11 @@ impl TransferEvents for Counters {
     }
     fn created(&self, count: u64) {
         add(&self.created, count);
+        tracing::trace!(count, "documents created");
     }
     fn already_present(&self, count: u64) {
         add(&self.already_present, count);
+        tracing::trace!(count, "documents already present");
     }
     fn retrying(&self, count: u64, reason: &str) {
         add(&self.retried, count);

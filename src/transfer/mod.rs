@@ -13,9 +13,13 @@
 //! therefore loses nothing (what was not committed is consumed again) and doubles nothing (the
 //! `_id` of a record is deterministic and written with `create`, so a second delivery is a 409).
 //!
-//! Backpressure: when every bulk slot is busy and the next batch is full, the assigned
-//! partitions are paused — the consumer keeps polling, so it keeps its group membership and
-//! serves rebalances while Elasticsearch is down — and resumed when a slot frees up.
+//! Backpressure: up to `batch.max_inflight_bulks` more batches wait for a slot. When they are all
+//! waiting and the next batch is full, no record is taken (librdkafka's bounded prefetch queue
+//! holds them); if that lasts 2 s, the assigned partitions are paused and the consumer polls
+//! again, so it keeps its group membership and serves rebalances while Elasticsearch is down. They
+//! are resumed once half the waiting batches are sent. Memory is therefore bounded by about
+//! `2 × max_inflight_bulks + 1` batches (each holding its body and the original values, about
+//! `2 × batch.max_bytes`) plus librdkafka's prefetch queue.
 //!
 //! Shutdown: stop consuming, send what was already received, wait for in-flight bulks up to
 //! `shutdown_timeout_ms`, commit what is done, leave the group.
@@ -28,6 +32,7 @@ pub mod document;
 pub mod events;
 pub mod watermark;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,6 +63,9 @@ use watermark::{lock, Watermarks};
 
 /// How often the counters are logged.
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+/// How long consumption may be blocked (all bulk slots busy) before the partitions are paused.
+/// Until then no record is taken and rebalances wait; after it the consumer polls again.
+const PAUSE_AFTER: Duration = Duration::from_secs(2);
 /// How long the final commit may take even when the shutdown timeout is spent.
 const FINAL_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long leaving the group may take even when the shutdown timeout is spent.
@@ -132,6 +140,8 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
         permits: Arc::new(Semaphore::new(config.batch.max_inflight_bulks)),
         tasks: JoinSet::new(),
         batch: Batch::new(),
+        ready: VecDeque::new(),
+        max_ready: config.batch.max_inflight_bulks,
         commit: None,
     };
     let consumed = pipeline
@@ -207,7 +217,11 @@ struct Pipeline {
     delivery: Arc<Delivery>,
     permits: Arc<Semaphore>,
     tasks: JoinSet<()>,
+    /// The batch being filled.
     batch: Batch,
+    /// Batches waiting for a bulk slot (at most `max_ready`).
+    ready: VecDeque<Batch>,
+    max_ready: usize,
     commit: Option<InFlightCommit>,
 }
 
@@ -224,17 +238,43 @@ impl Pipeline {
         // Fires when the current batch is old enough; reset whenever a new batch starts.
         let batch_timer = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(batch_timer);
+        // Fires when consumption has been blocked for `PAUSE_AFTER`.
+        let pause_timer = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(pause_timer);
+        let mut was_blocked = false;
         let mut commit_tick = tokio::time::interval(commit_interval);
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut summary_tick = tokio::time::interval(SUMMARY_INTERVAL);
         summary_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         summary_tick.tick().await;
         loop {
-            let ready = self.batch.is_ready(&self.limits, Instant::now().into_std());
-            let blocked = self.batch.is_full(&self.limits) && self.permits.available_permits() == 0;
-            if blocked != self.paused.load(Ordering::SeqCst) {
-                self.set_paused(blocked);
+            // A batch that is full or old enough waits in `ready` for a bulk slot, so that a slot
+            // busy for a moment does not stop consumption.
+            if self.batch.is_ready(&self.limits, Instant::now().into_std())
+                && self.ready.len() < self.max_ready
+            {
+                self.ready.push_back(self.batch.take());
             }
+            // Blocked: every slot busy, the waiting room full, the next batch full. For a
+            // moment, simply stop taking records (librdkafka's bounded prefetch queue absorbs
+            // them). Only when it lasts, pause the partitions and poll again, to keep the group
+            // membership and serve rebalances: pausing drops the prefetched records and delays
+            // the next fetch, so it must not happen with every slow bulk answer. Resume once the
+            // waiting room has drained to half.
+            let blocked = self.ready.len() >= self.max_ready && self.batch.is_full(&self.limits);
+            if blocked && !was_blocked {
+                pause_timer.as_mut().reset(Instant::now() + PAUSE_AFTER);
+            }
+            was_blocked = blocked;
+            let paused = self.paused.load(Ordering::SeqCst);
+            if !paused && blocked && pause_timer.is_elapsed() {
+                self.set_paused(true);
+            } else if paused && self.ready.len() <= self.max_ready / 2 {
+                self.set_paused(false);
+            }
+            let paused = self.paused.load(Ordering::SeqCst);
+            let take_records = !blocked || paused;
+            let batch_waiting = !self.batch.is_empty() && !self.batch.is_full(&self.limits);
             if let Some(deadline) = self.batch.deadline(&self.limits).map(Instant::from_std) {
                 if batch_timer.deadline() != deadline {
                     batch_timer.as_mut().reset(deadline);
@@ -257,22 +297,26 @@ impl Pipeline {
                         return Err(anyhow::anyhow!("a bulk task failed: {error}"));
                     }
                 }
-                permit = self.permits.clone().acquire_owned(), if ready => {
+                permit = self.permits.clone().acquire_owned(), if !self.ready.is_empty() => {
                     match permit {
-                        Ok(permit) => self.dispatch(permit),
+                        Ok(permit) => self.dispatch_ready(permit),
                         Err(_) => return Err(anyhow::anyhow!("the bulk slots were closed")),
                     }
                 }
-                message = self.consumer.recv() => {
+                message = self.consumer.recv(), if take_records => {
                     accept(message, &self.marks, &*self.events, &mut self.batch, &self.index);
                 }
-                _ = &mut batch_timer, if !ready && !self.batch.is_empty() => {}
+                _ = &mut batch_timer, if batch_waiting && !batch_timer.is_elapsed() => {}
+                _ = &mut pause_timer, if blocked && !paused && !pause_timer.is_elapsed() => {}
             }
         }
     }
 
-    fn dispatch(&mut self, permit: tokio::sync::OwnedSemaphorePermit) {
-        let batch = self.batch.take();
+    /// Hands the oldest waiting batch to a bulk task holding `permit`.
+    fn dispatch_ready(&mut self, permit: tokio::sync::OwnedSemaphorePermit) {
+        let Some(batch) = self.ready.pop_front() else {
+            return;
+        };
         let delivery = self.delivery.clone();
         self.tasks.spawn(async move {
             delivery.deliver(batch).await;
@@ -341,12 +385,19 @@ impl Pipeline {
     async fn finish(mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         if !self.batch.is_empty() {
+            self.ready.push_back(self.batch.take());
+        }
+        while !self.ready.is_empty() {
             match tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned()).await {
-                Ok(Ok(permit)) => self.dispatch(permit),
-                _ => tracing::warn!(
-                    records = self.batch.len(),
-                    "no bulk slot before the shutdown timeout; these records are consumed again by the next owner"
-                ),
+                Ok(Ok(permit)) => self.dispatch_ready(permit),
+                _ => {
+                    let records: usize = self.ready.iter().map(Batch::len).sum();
+                    tracing::warn!(
+                        records,
+                        "no bulk slot before the shutdown timeout; these records are consumed again by the next owner"
+                    );
+                    break;
+                }
             }
         }
         while !self.tasks.is_empty() {
