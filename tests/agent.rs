@@ -262,3 +262,66 @@ fn sigkill_at_random_moments_loses_nothing() {
     assert_duplicates_share_ids(&reader.records);
     assert!(agent.terminate(), "agent did not stop cleanly on SIGTERM");
 }
+
+#[test]
+fn start_position_end_skips_existing_lines_but_not_later_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let topic = unique("agent-end");
+    let config = write_config(
+        dir.path(),
+        &format!("{}/*.log", logs.display()),
+        &topic,
+        "start_position = \"end\"",
+    );
+    let existing = logs.join("existing.log");
+    let old = lines("old", 0, 100);
+    append_lines(&existing, &old);
+    let agent = AgentProcess::start(&config);
+    std::thread::sleep(Duration::from_secs(2));
+    let mut expected = lines("appended", 0, 100);
+    append_lines(&existing, &expected);
+    // A file that appears after start is read from its beginning, whatever start_position says.
+    let later = lines("later", 0, 100);
+    append_lines(&logs.join("later.log"), &later);
+    expected.extend(later);
+    let mut reader = TopicReader::new(&topic);
+    let missing = reader.wait_for_messages(&expected, ARRIVAL);
+    assert!(missing.is_empty(), "{:?}\n{}", missing.first(), agent.log());
+    reader.poll(Duration::from_secs(1));
+    assert!(
+        reader.records.iter().all(|r| !r.message.starts_with("old ")),
+        "lines before the start were shipped"
+    );
+}
+
+#[test]
+fn copytruncate_copy_matched_by_the_glob_is_not_shipped_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let topic = unique("agent-copy");
+    // The glob matches the rotated copy too (app.log.1).
+    let config = write_config(dir.path(), &format!("{}/app.log*", logs.display()), &topic, "");
+    let app = logs.join("app.log");
+    let mut expected = lines("before", 0, 1000);
+    append_lines(&app, &expected);
+    let agent = AgentProcess::start(&config);
+    let mut reader = TopicReader::new(&topic);
+    assert!(reader.wait_for_messages(&expected, ARRIVAL).is_empty(), "{}", agent.log());
+    let tail = lines("tail", 0, 300);
+    append_lines(&app, &tail);
+    expected.extend(tail);
+    std::fs::copy(&app, logs.join("app.log.1")).unwrap();
+    std::fs::OpenOptions::new().write(true).truncate(true).open(&app).unwrap();
+    let after = lines("after", 0, 300);
+    append_lines(&app, &after);
+    expected.extend(after);
+    let missing = reader.wait_for_messages(&expected, ARRIVAL);
+    assert!(missing.is_empty(), "{:?}\n{}", missing.first(), agent.log());
+    reader.poll(Duration::from_secs(3));
+    assert_duplicates_share_ids(&reader.records);
+    let ids: std::collections::HashSet<&str> = reader.records.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), expected.len(), "the copy's lines must keep their original ids");
+}

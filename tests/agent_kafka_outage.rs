@@ -14,7 +14,13 @@ fn kafka_down_for_a_while_loses_nothing() {
     let logs = dir.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
     let topic = unique("agent-outage");
-    let config = write_config(dir.path(), &format!("{}/*.log", logs.display()), &topic, "");
+    // A small WAL, so the outage fills it and the reader must stop (backpressure), not drop.
+    let config = write_config(
+        dir.path(),
+        &format!("{}/*.log", logs.display()),
+        &topic,
+        "wal_max_bytes = 65536",
+    );
     let path = logs.join("busy.log");
     let mut expected = lines("before", 0, 1000);
     append_lines(&path, &expected);
@@ -41,6 +47,11 @@ fn kafka_down_for_a_while_loses_nothing() {
     append_lines(&path, &batch);
     expected.extend(batch);
     std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        agent.log().contains("WAL full"),
+        "the reader never paused on a full WAL:\n{}",
+        agent.log()
+    );
     outage.end();
 
     let mut reader = TopicReader::new(&topic);

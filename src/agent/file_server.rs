@@ -136,6 +136,7 @@ impl FileServer {
     /// Runs until `shutdown`; then commits nothing further (everything committed is in the WAL).
     pub fn run(mut self, shutdown: &Shutdown) -> Result<(), ReaderError> {
         let mut last_scan: Option<Instant> = None;
+        let mut paused = false;
         while !shutdown.is_triggered() {
             let scan_due = last_scan.is_none_or(|t| t.elapsed() >= self.settings.rescan_interval);
             if scan_due || self.watcher.take_changed() {
@@ -143,8 +144,19 @@ impl FileServer {
                 last_scan = Some(Instant::now());
             }
             if self.wal.is_full() {
+                if !paused {
+                    paused = true;
+                    tracing::warn!(
+                        pending_bytes = self.wal.pending_bytes(),
+                        "WAL full: reading paused until Kafka acknowledges (backpressure; nothing is dropped)"
+                    );
+                }
                 let _ = self.wake.recv_timeout(Duration::from_millis(100));
                 continue;
+            }
+            if paused {
+                paused = false;
+                tracing::info!(pending_bytes = self.wal.pending_bytes(), "WAL has room again: reading resumed");
             }
             let progressed = self.read_round()?;
             self.close_drained()?;
