@@ -291,7 +291,10 @@ fn start_position_end_skips_existing_lines_but_not_later_files() {
     assert!(missing.is_empty(), "{:?}\n{}", missing.first(), agent.log());
     reader.poll(Duration::from_secs(1));
     assert!(
-        reader.records.iter().all(|r| !r.message.starts_with("old ")),
+        reader
+            .records
+            .iter()
+            .all(|r| !r.message.starts_with("old ")),
         "lines before the start were shipped"
     );
 }
@@ -303,18 +306,31 @@ fn copytruncate_copy_matched_by_the_glob_is_not_shipped_again() {
     std::fs::create_dir(&logs).unwrap();
     let topic = unique("agent-copy");
     // The glob matches the rotated copy too (app.log.1).
-    let config = write_config(dir.path(), &format!("{}/app.log*", logs.display()), &topic, "");
+    let config = write_config(
+        dir.path(),
+        &format!("{}/app.log*", logs.display()),
+        &topic,
+        "",
+    );
     let app = logs.join("app.log");
     let mut expected = lines("before", 0, 1000);
     append_lines(&app, &expected);
     let agent = AgentProcess::start(&config);
     let mut reader = TopicReader::new(&topic);
-    assert!(reader.wait_for_messages(&expected, ARRIVAL).is_empty(), "{}", agent.log());
+    assert!(
+        reader.wait_for_messages(&expected, ARRIVAL).is_empty(),
+        "{}",
+        agent.log()
+    );
     let tail = lines("tail", 0, 300);
     append_lines(&app, &tail);
     expected.extend(tail);
     std::fs::copy(&app, logs.join("app.log.1")).unwrap();
-    std::fs::OpenOptions::new().write(true).truncate(true).open(&app).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&app)
+        .unwrap();
     let after = lines("after", 0, 300);
     append_lines(&app, &after);
     expected.extend(after);
@@ -322,6 +338,11 @@ fn copytruncate_copy_matched_by_the_glob_is_not_shipped_again() {
     assert!(missing.is_empty(), "{:?}\n{}", missing.first(), agent.log());
     reader.poll(Duration::from_secs(3));
     assert_duplicates_share_ids(&reader.records);
-    let ids: std::collections::HashSet<&str> = reader.records.iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(ids.len(), expected.len(), "the copy's lines must keep their original ids");
+    let ids: std::collections::HashSet<&str> =
+        reader.records.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        expected.len(),
+        "the copy's lines must keep their original ids"
+    );
 }

@@ -9,7 +9,10 @@ use common::logship_bin;
 
 #[test]
 fn version_and_help_work() {
-    let out = Command::new(logship_bin()).arg("--version").output().unwrap();
+    let out = Command::new(logship_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("logship "), "{text}");
@@ -26,14 +29,20 @@ fn version_and_help_work() {
 fn agent_with_config(text: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("agent.toml");
-    std::fs::write(&config, text.replace("DATA", &dir.path().join("data").display().to_string()))
-        .unwrap();
+    std::fs::write(
+        &config,
+        text.replace("DATA", &dir.path().join("data").display().to_string()),
+    )
+    .unwrap();
     let out = Command::new(logship_bin())
         .args(["agent", "--config"])
         .arg(&config)
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]

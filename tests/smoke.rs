@@ -57,8 +57,12 @@ async fn elasticsearch_bulk_indexes_with_chosen_ids_and_finds_them() {
     let index = unique("smoke");
     let client = Elasticsearch::new(Transport::single_node(&es_url()).expect("transport"));
     let operations: Vec<elasticsearch::BulkOperation<Value>> = vec![
-        BulkOperation::create("id-one", json!({"message": "first smoke line"})).into(),
-        BulkOperation::create("id-two", json!({"message": "second smoke line"})).into(),
+        BulkOperation::create(json!({"message": "first smoke line"}))
+            .id("id-one")
+            .into(),
+        BulkOperation::create(json!({"message": "second smoke line"}))
+            .id("id-two")
+            .into(),
     ];
     let response = client
         .bulk(BulkParts::Index(&index))

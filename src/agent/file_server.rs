@@ -156,7 +156,10 @@ impl FileServer {
             }
             if paused {
                 paused = false;
-                tracing::info!(pending_bytes = self.wal.pending_bytes(), "WAL has room again: reading resumed");
+                tracing::info!(
+                    pending_bytes = self.wal.pending_bytes(),
+                    "WAL has room again: reading resumed"
+                );
             }
             let progressed = self.read_round()?;
             self.close_drained()?;
