@@ -46,7 +46,7 @@ cat "$services_log"
 
 step "cargo test"
 set +e
-cargo test --workspace 2>&1 | tee target/test-output.log
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.log
 status=${PIPESTATUS[0]}
 set -e
 grep -E '^test result:' target/test-output.log | awk '

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::Message;
+use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::{kafka_brokers, logship_bin, unique};
 
@@ -122,9 +122,13 @@ fn unsafe_sigterm(pid: u32) {
         .status();
 }
 
-/// Reads a topic from the beginning with its own consumer group.
+/// Reads a topic from the beginning by assigning all its partitions directly (no consumer
+/// group: a group's first rebalance on a topic that does not exist yet can take a session
+/// timeout, which would only slow the tests down).
 pub struct TopicReader {
     consumer: BaseConsumer,
+    topic: String,
+    assigned: bool,
     pub records: Vec<Shipped>,
 }
 
@@ -133,22 +137,51 @@ impl TopicReader {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", kafka_brokers())
             .set("group.id", unique("reader"))
-            .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
-            .set("topic.metadata.refresh.interval.ms", "1000")
             .create()
             .expect("create test consumer");
-        consumer.subscribe(&[topic]).expect("subscribe");
         TopicReader {
             consumer,
+            topic: topic.to_string(),
+            assigned: false,
             records: Vec::new(),
         }
+    }
+
+    /// Assigns every partition of the topic at its beginning, once the topic exists.
+    fn assign(&mut self) {
+        let Ok(metadata) = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(5))
+        else {
+            return;
+        };
+        let Some(topic) = metadata.topics().iter().find(|t| t.name() == self.topic) else {
+            return;
+        };
+        if topic.error().is_some() || topic.partitions().is_empty() {
+            return;
+        }
+        let mut list = TopicPartitionList::new();
+        for partition in topic.partitions() {
+            list.add_partition_offset(&self.topic, partition.id(), Offset::Beginning)
+                .expect("partition offset");
+        }
+        self.consumer.assign(&list).expect("assign partitions");
+        self.assigned = true;
     }
 
     /// Polls for up to `for_how_long`, appending what arrives.
     pub fn poll(&mut self, for_how_long: Duration) {
         let deadline = Instant::now() + for_how_long;
         while Instant::now() < deadline {
+            if !self.assigned {
+                self.assign();
+                if !self.assigned {
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                }
+            }
             match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(message)) => {
                     let value: serde_json::Value = match message.payload() {
