@@ -28,7 +28,7 @@ fn kafka_down_for_a_while_loses_nothing() {
     let mut reader = TopicReader::new(&topic);
     assert!(
         reader
-            .wait_for_messages(&expected, Duration::from_secs(60))
+            .wait_for_messages(&expected, Duration::from_secs(120))
             .is_empty(),
         "{}",
         agent.log()
