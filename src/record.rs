@@ -68,8 +68,13 @@ pub fn line_id(host: &str, stream: &str, offset: u64) -> String {
     input.extend_from_slice(&(stream.len() as u64).to_le_bytes());
     input.extend_from_slice(stream.as_bytes());
     input.extend_from_slice(&offset.to_le_bytes());
-    let hash = xxhash_rust::xxh3::xxh3_128(&input);
-    URL_SAFE_NO_PAD.encode(hash.to_le_bytes())
+    id_of(&input)
+}
+
+/// The id form shared by every document id logship makes: 128 bits of XXH3 over `input` (which
+/// the caller builds unambiguously, e.g. with length prefixes), as unpadded URL-safe base64.
+pub fn id_of(input: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(xxhash_rust::xxh3::xxh3_128(input).to_le_bytes())
 }
 
 #[cfg(test)]

@@ -15,8 +15,6 @@
 
 use std::borrow::Cow;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
@@ -180,7 +178,7 @@ pub fn plain_record_id(
     input.extend_from_slice(&partition.to_le_bytes());
     input.extend_from_slice(&offset.to_le_bytes());
     input.extend_from_slice(&timestamp_ms.unwrap_or(-1).to_le_bytes());
-    URL_SAFE_NO_PAD.encode(xxhash_rust::xxh3::xxh3_128(&input).to_le_bytes())
+    crate::record::id_of(&input)
 }
 
 #[derive(Serialize)]
