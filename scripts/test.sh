@@ -46,7 +46,9 @@ cat "$services_log"
 
 step "cargo test"
 set +e
-cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.log
+# Two test threads per binary: the integration tests each run agents or transfers that fsync,
+# beside Kafka and Elasticsearch on the same two cores; more in parallel only adds stalls.
+cargo test --workspace --no-fail-fast -- --test-threads=2 2>&1 | tee target/test-output.log
 status=${PIPESTATUS[0]}
 set -e
 grep -E '^test result:' target/test-output.log | awk '
