@@ -336,3 +336,37 @@ fn ctl_refuses_bad_json_and_entries_without_topic_naming_the_entry() {
     // Nothing was written.
     assert!(!etcd_exists(&setup.collect_key()));
 }
+
+#[test]
+fn unreachable_etcd_at_start_runs_on_the_cached_entries() {
+    let setup = Setup::new("etcd-cache");
+    let log = setup.logs.join("a.log");
+    let first = append(&log, "first", 100);
+    setup.set_entries(&setup.entries());
+    let agent = AgentProcess::start(&setup.config);
+    let mut reader = TopicReader::new(&setup.topic);
+    let missing = reader.wait_for_messages(&first, ARRIVAL);
+    assert!(missing.is_empty(), "{}", agent.log());
+    assert!(agent.terminate());
+
+    // Same agent, but etcd cannot be reached (nothing listens on port 1): the entries cached in
+    // the WAL apply, and lines written while it was down are shipped.
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(
+        &setup.config,
+        text.replace(&etcd_endpoint(), "http://127.0.0.1:1"),
+    )
+    .unwrap();
+    let second = append(&log, "second", 100);
+    let agent = AgentProcess::start(&setup.config);
+    let missing = reader.wait_for_messages(&second, ARRIVAL);
+    assert!(missing.is_empty(), "{}", agent.log());
+    assert!(
+        wait_for_log(&agent, "running on cached config", Duration::from_secs(10)),
+        "{}",
+        agent.log()
+    );
+    reader.poll(Duration::from_secs(1));
+    assert_duplicates_share_ids(&reader.records);
+    assert!(agent.terminate());
+}
