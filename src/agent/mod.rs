@@ -11,6 +11,8 @@
 //!
 //! Two threads: the reader ([`file_server::FileServer`]) and the shipper
 //! ([`shipper::Shipper`]); they share the WAL and a queue of committed sequence numbers.
+//! With `[etcd]`, a third thread ([`crate::etcd::start_agent_side`]) publishes the central
+//! collect entries ([`discovery::RemoteEntries`]) that the reader applies between rounds.
 
 pub mod checkpoint;
 pub mod chunk;

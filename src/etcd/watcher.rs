@@ -166,10 +166,11 @@ impl CollectWatcher {
         let entries = match parsed {
             Ok(entries) => entries,
             Err(error) => {
-                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                let rejected = self.stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::error!(
                     key = self.key,
                     revision,
+                    rejected_total = rejected,
                     reason = %error,
                     "collect entries in etcd refused; keeping the previous ones"
                 );
