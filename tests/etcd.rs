@@ -370,3 +370,117 @@ fn unreachable_etcd_at_start_runs_on_the_cached_entries() {
     assert_duplicates_share_ids(&reader.records);
     assert!(agent.terminate());
 }
+
+/// A TCP proxy in front of the shared etcd, so a test can cut the agent's connection without
+/// stopping the server other test runs use.
+struct Proxy {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    streams: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Listens on `port` (0: any free port) and forwards every connection to etcd.
+    fn start(port: u16) -> Proxy {
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = etcd_endpoint()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let streams = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop2, streams2) = (stop.clone(), streams.clone());
+        let accept = std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                let mut list = streams2.lock().unwrap();
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server.try_clone().unwrap(), client.try_clone().unwrap()),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+                list.push(client);
+                list.push(server);
+            }
+        });
+        Proxy {
+            port,
+            stop,
+            streams,
+            accept: Some(accept),
+        }
+    }
+
+    /// Closes the listener and every forwarded connection.
+    fn cut(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+        for stream in self.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn a_change_made_while_etcd_was_unreachable_is_applied_on_reconnection() {
+    let setup = Setup::new("etcd-lost");
+    let proxy = Proxy::start(0);
+    let port = proxy.port;
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(
+        &setup.config,
+        text.replace(&etcd_endpoint(), &format!("http://127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let log = setup.logs.join("a.log");
+    let first = append(&log, "first", 100);
+    setup.set_entries(&setup.entries());
+    let agent = AgentProcess::start(&setup.config);
+    let mut reader = TopicReader::new(&setup.topic);
+    let missing = reader.wait_for_messages(&first, ARRIVAL);
+    assert!(missing.is_empty(), "{}", agent.log());
+
+    // etcd away: the agent notices, keeps its entries and keeps shipping.
+    proxy.cut();
+    assert!(
+        wait_for_log(&agent, "etcd watch lost", Duration::from_secs(20)),
+        "{}",
+        agent.log()
+    );
+    let during = append(&log, "during", 100);
+    let missing = reader.wait_for_messages(&during, ARRIVAL);
+    assert!(missing.is_empty(), "{}", agent.log());
+
+    // A change made meanwhile is applied once etcd is reachable again (the key is re-read).
+    setup.set_entries("[]");
+    let proxy = Proxy::start(port);
+    assert!(
+        wait_for_log(
+            &agent,
+            "collect entry removed: file closed, checkpoint kept",
+            Duration::from_secs(20)
+        ),
+        "{}",
+        agent.log()
+    );
+    assert!(agent.terminate());
+    proxy.cut();
+}
