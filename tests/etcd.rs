@@ -10,9 +10,18 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::agent::*;
-use common::{etcd_endpoint, kafka_brokers, logship_bin, unique, wait_for};
+use common::{etcd_endpoint, kafka_brokers, logship_bin, unique, wait_for, Outage};
 
-const ARRIVAL: Duration = Duration::from_secs(30);
+/// Generous: a freshly started broker on a loaded 2-core machine can stall topic creation.
+const ARRIVAL: Duration = Duration::from_secs(120);
+
+/// Every test holds this for reading; the one that stops the shared etcd server holds it for
+/// writing, so no other test of this file runs while etcd is down.
+static ETCD_SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn etcd_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    ETCD_SERVER.read().unwrap_or_else(|e| e.into_inner())
+}
 
 /// One test's world: a temp dir with `logs/`, an agent config with `[etcd]`, a unique prefix,
 /// host and topic.
@@ -159,6 +168,7 @@ fn append(path: &Path, tag: &str, count: usize) -> Vec<String> {
 
 #[test]
 fn entries_set_with_ctl_are_collected_removed_and_resumed_from_their_checkpoint() {
+    let _etcd = etcd_shared();
     let setup = Setup::new("etcd-collect");
     let log = setup.logs.join("a.log");
     let first = append(&log, "before", 200);
@@ -236,6 +246,7 @@ fn missing_of(expected: &[String], records: &[Shipped]) -> usize {
 
 #[test]
 fn malformed_and_disallowed_values_are_refused_and_shipping_continues() {
+    let _etcd = etcd_shared();
     let setup = Setup::new("etcd-refuse");
     let log = setup.logs.join("a.log");
     let first = append(&log, "first", 100);
@@ -282,6 +293,7 @@ fn malformed_and_disallowed_values_are_refused_and_shipping_continues() {
 
 #[test]
 fn registry_lists_the_agent_and_forgets_it_after_sigkill() {
+    let _etcd = etcd_shared();
     let setup = Setup::new("etcd-registry");
     let agent = AgentProcess::start(&setup.config);
     let key = setup.registry_key();
@@ -312,6 +324,7 @@ fn registry_lists_the_agent_and_forgets_it_after_sigkill() {
 
 #[test]
 fn ctl_refuses_bad_json_and_entries_without_topic_naming_the_entry() {
+    let _etcd = etcd_shared();
     let setup = Setup::new("etcd-ctl");
     let file = setup.dir.path().join("bad.json");
     let set = |json: &str| {
@@ -343,6 +356,7 @@ fn ctl_refuses_bad_json_and_entries_without_topic_naming_the_entry() {
 
 #[test]
 fn unreachable_etcd_at_start_runs_on_the_cached_entries() {
+    let _etcd = etcd_shared();
     let setup = Setup::new("etcd-cache");
     let log = setup.logs.join("a.log");
     let first = append(&log, "first", 100);
@@ -445,6 +459,7 @@ impl Proxy {
 
 #[test]
 fn a_change_made_while_etcd_was_unreachable_is_applied_on_reconnection() {
+    let _etcd = etcd_shared();
     let setup = Setup::new("etcd-lost");
     let proxy = Proxy::start(0);
     let port = proxy.port;
@@ -487,4 +502,37 @@ fn a_change_made_while_etcd_was_unreachable_is_applied_on_reconnection() {
     );
     assert!(agent.terminate());
     proxy.cut();
+}
+
+#[test]
+fn etcd_stopped_while_the_agent_runs_then_a_change_applies_once_it_is_back() {
+    let _exclusive = ETCD_SERVER.write().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup::new("etcd-stop");
+    let log = setup.logs.join("a.log");
+    let first = append(&log, "first", 100);
+    setup.set_entries(&setup.entries());
+    let agent = AgentProcess::start(&setup.config);
+    let mut reader = TopicReader::new(&setup.topic);
+    let missing = reader.wait_for_messages(&first, ARRIVAL);
+    assert!(missing.is_empty(), "{}", agent.log());
+
+    // The real etcd server stops: lines keep shipping with the last good entries.
+    let outage = Outage::begin("etcd");
+    let during = append(&log, "during", 100);
+    let missing = reader.wait_for_messages(&during, ARRIVAL);
+    assert!(missing.is_empty(), "{}", agent.log());
+
+    // etcd is back; a change made now applies.
+    outage.end();
+    setup.set_entries("[]");
+    assert!(
+        wait_for_log(
+            &agent,
+            "collect entry removed: file closed, checkpoint kept",
+            Duration::from_secs(30)
+        ),
+        "{}",
+        agent.log()
+    );
+    assert!(agent.terminate());
 }
