@@ -11,8 +11,8 @@ use common::agent::*;
 use common::unique;
 
 /// Generous: a broker that just started, on a loaded 2-core machine, can stall topic creation for
-/// a minute (seen: KRaft `createTopics` took 63 s while builds ran beside it).
-const ARRIVAL: Duration = Duration::from_secs(120);
+/// minutes (seen: KRaft `createTopics` took 63 s; the whole broker JVM silent for 2 minutes).
+const ARRIVAL: Duration = Duration::from_secs(300);
 
 #[test]
 fn lines_from_several_files_arrive_across_rename_and_copytruncate() {
@@ -250,7 +250,7 @@ fn sigkill_at_random_moments_loses_nothing() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let written = writer.join().unwrap();
     let mut reader = TopicReader::new(&topic);
-    let missing = reader.wait_for_messages(&written, Duration::from_secs(90));
+    let missing = reader.wait_for_messages(&written, ARRIVAL);
     if !missing.is_empty() {
         let kept = dir.keep();
         panic!(

@@ -28,7 +28,7 @@ fn kafka_down_for_a_while_loses_nothing() {
     let mut reader = TopicReader::new(&topic);
     assert!(
         reader
-            .wait_for_messages(&expected, Duration::from_secs(120))
+            .wait_for_messages(&expected, Duration::from_secs(300))
             .is_empty(),
         "{}",
         agent.log()
@@ -55,7 +55,7 @@ fn kafka_down_for_a_while_loses_nothing() {
     outage.end();
 
     let mut reader = TopicReader::new(&topic);
-    let missing = reader.wait_for_messages(&expected, Duration::from_secs(120));
+    let missing = reader.wait_for_messages(&expected, Duration::from_secs(300));
     assert!(
         missing.is_empty(),
         "{} lines missing, e.g. {:?}\n{}",
