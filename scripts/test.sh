@@ -38,12 +38,6 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "build tests"
 cargo test --workspace --no-run --quiet
 
-step "flushing the build's writes to disk"
-# The build leaves gigabytes of dirty pages; while the kernel writes them back, every fsync of
-# Kafka, etcd and the agents' WALs waits behind them (seen: 5-10 s fdatasync, 60 s stalls). Write
-# them back now, before the servers are under test.
-sync
-
 step "waiting for services"
 if ! wait "$services_pid"; then
   cat "$services_log"
