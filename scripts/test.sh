@@ -9,8 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 started=$(date +%s)
-# A one-off build: incremental artifacts would only add disk writes.
-export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 step() { echo "== test.sh: $* ($(( $(date +%s) - started ))s)"; }
 
 step "system packages"
