@@ -44,6 +44,19 @@ if ! wait "$services_pid"; then
 fi
 cat "$services_log"
 
+step "warming up Kafka"
+# Agents use idempotent producers. A freshly started single-node KRaft broker has been seen to
+# hang its first producer-id allocation for a minute or more; let that happen here, bounded and
+# non-fatal, rather than inside the first tests' time limits.
+for attempt in 1 2 3 4; do
+  if echo warmup | timeout -s KILL 45 kcat -b "${LOGSHIP_KAFKA:-127.0.0.1:9092}" \
+      -X enable.idempotence=true -P -t _logship_warmup 2>/dev/null; then
+    echo "kafka: idempotent produce ok (attempt $attempt)"
+    break
+  fi
+  echo "kafka: idempotent produce not acknowledged yet (attempt $attempt)"
+done
+
 step "cargo test"
 set +e
 # Two test threads per binary: the integration tests each run agents or transfers that fsync,
