@@ -45,4 +45,49 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Read and write the central configuration in etcd.
+    Ctl {
+        /// etcd endpoints, comma-separated (`http://127.0.0.1:2379`).
+        #[arg(long, value_delimiter = ',', required = true)]
+        etcd: Vec<String>,
+        /// Key prefix (the agents' `etcd.prefix`).
+        #[arg(long, default_value = "/logship")]
+        prefix: String,
+        /// What to do.
+        #[command(subcommand)]
+        command: CtlCommand,
+    },
+}
+
+/// `logship ctl` commands.
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// A host's collect entries.
+    Collect {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: CollectCommand,
+    },
+    /// Live agents (from the registry), with their version and last heartbeat.
+    Agents,
+}
+
+/// `logship ctl collect` commands.
+#[derive(Debug, Subcommand)]
+pub enum CollectCommand {
+    /// Prints the host's entries as JSON.
+    Get {
+        /// The agent's `host`.
+        #[arg(long)]
+        host: String,
+    },
+    /// Validates a JSON file of entries and makes it the host's entries.
+    Set {
+        /// The agent's `host`.
+        #[arg(long)]
+        host: String,
+        /// JSON array of `{"path": ..., "topic": ...}` objects.
+        #[arg(long)]
+        file: PathBuf,
+    },
 }

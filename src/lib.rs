@@ -15,12 +15,15 @@
 //!    ([`es`]) with `create` and the line's deterministic id, committing offsets only up to the
 //!    contiguous prefix Elasticsearch acknowledged.
 //!
+//! Optionally, [`etcd`] adds collect entries from a central store while the agent runs.
+//!
 //! `docs/design.md` explains every durability decision.
 
 pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod es;
+pub mod etcd;
 pub mod kafka;
 pub mod record;
 pub mod shutdown;

@@ -54,6 +54,14 @@ fn run(command: Command) -> anyhow::Result<()> {
                 let config = logship::config::TransferConfig::load(&config)?;
                 logship::transfer::run(config, shutdown).await
             }
+            Command::Ctl {
+                etcd,
+                prefix,
+                command,
+            } => {
+                let mut out = std::io::stdout().lock();
+                logship::etcd::ctl::run(&etcd, &prefix, &command, &mut out).await
+            }
         }
     })
 }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use notify::{RecursiveMode, Watcher};
 
@@ -104,6 +104,35 @@ impl Discovery {
         dirs.sort();
         dirs.dedup();
         dirs
+    }
+}
+
+/// Collect entries that can change while the agent runs (published by the etcd watcher, read
+/// by the reading loop on every iteration). Each publication bumps a generation number, so the
+/// reader rebuilds its [`Discovery`] only when something changed.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteEntries {
+    inner: Arc<Mutex<(u64, Vec<CollectEntry>)>>,
+}
+
+impl RemoteEntries {
+    /// Replaces the entries (the whole list: an entry left out is no longer collected).
+    pub fn publish(&self, entries: Vec<CollectEntry>) {
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        guard.0 += 1;
+        guard.1 = entries;
+    }
+
+    /// The entries and their generation, if the generation is not `seen`.
+    pub fn changed_since(&self, seen: u64) -> Option<(u64, Vec<CollectEntry>)> {
+        let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        (guard.0 != seen).then(|| (guard.0, guard.1.clone()))
+    }
+
+    /// The current entries.
+    pub fn current(&self) -> Vec<CollectEntry> {
+        let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        guard.1.clone()
     }
 }
 

@@ -7,15 +7,25 @@
 //! checkpoint did not move, so the bytes are read again. A crash after it loses nothing either:
 //! the bytes are in the WAL and are resent on start.
 //!
+//! Reconfiguration: with central configuration, the collect entries can change while running
+//! ([`FileServer::with_remote_entries`]). The loop then rebuilds its [`Discovery`] and rescans at
+//! once. A followed file that no entry matches any more is either *rotated away* (its path no
+//! longer holds it: drained to EOF, then finished, as always) or *dropped by the configuration*
+//! (still at its path: closed at once, its checkpoint kept unfinished, so when an entry matches
+//! it again the lines written meanwhile are read from where it stopped); see [`unmatched`].
+//!
 //! Backpressure: when the WAL holds `wal_max_bytes` not yet acknowledged by Kafka, no file is
 //! read until acknowledgements free space. Lines wait in their files; none is dropped.
 
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logship_wal::{Wal, WalError};
@@ -24,11 +34,11 @@ use time::OffsetDateTime;
 
 use super::checkpoint::{Checkpoint, Checkpoints};
 use super::chunk::Chunk;
-use super::discovery::{Candidate, ChangeWatcher, Discovery};
+use super::discovery::{Candidate, ChangeWatcher, Discovery, RemoteEntries};
 use super::framing::frame;
 use super::identity::{Fingerprint, PhysicalFile};
 use super::shipper::ShipQueue;
-use crate::config::StartPosition;
+use crate::config::{CollectEntry, StartPosition};
 use crate::shutdown::Shutdown;
 
 /// Bytes read in one round across all files before the round is committed (group commit).
@@ -65,6 +75,37 @@ struct Tailed {
     window: usize,
 }
 
+/// What to do with a followed file that no collect entry matched in the latest scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmatched {
+    /// Renamed away or deleted (or already draining): read to EOF, close after `rotate_wait`,
+    /// mark the checkpoint finished.
+    Drain,
+    /// Its entry was removed from the configuration: close now, read nothing more, keep the
+    /// checkpoint unfinished so a returning entry resumes it.
+    Pause,
+}
+
+/// The removed-versus-rotated decision. A file is paused only when it was matched before this
+/// scan, the entries changed just before it, and its path still holds the very same file: then
+/// nothing happened to the file, only to the configuration. Everything else is a rotation (a
+/// file already draining keeps draining even if the configuration changes meanwhile).
+pub fn unmatched(was_matched: bool, entries_changed: bool, still_at_path: bool) -> Unmatched {
+    if was_matched && entries_changed && still_at_path {
+        Unmatched::Pause
+    } else {
+        Unmatched::Drain
+    }
+}
+
+/// Entries that come from outside the config file (etcd), merged with the file's.
+struct RemoteSource {
+    local: Vec<CollectEntry>,
+    default_start: StartPosition,
+    entries: RemoteEntries,
+    generation: u64,
+}
+
 /// A read ready to be committed.
 struct PendingRead {
     payload: Vec<u8>,
@@ -92,6 +133,8 @@ pub struct FileServer {
     watcher: ChangeWatcher,
     wake: Receiver<()>,
     queue: ShipQueue,
+    remote: Option<RemoteSource>,
+    followed: Arc<AtomicU64>,
 }
 
 impl FileServer {
@@ -130,7 +173,48 @@ impl FileServer {
             watcher,
             wake,
             queue,
+            remote: None,
+            followed: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Makes the collect entries `local ++ remote` and follows changes of `remote` while running
+    /// (checked on every loop iteration).
+    pub fn with_remote_entries(
+        mut self,
+        local: Vec<CollectEntry>,
+        default_start: StartPosition,
+        remote: RemoteEntries,
+    ) -> FileServer {
+        self.remote = Some(RemoteSource {
+            local,
+            default_start,
+            entries: remote,
+            generation: u64::MAX,
+        });
+        self.refresh_discovery();
+        self
+    }
+
+    /// The number of files followed, updated after every scan (for the agent registry).
+    pub fn followed_files(&self) -> Arc<AtomicU64> {
+        self.followed.clone()
+    }
+
+    /// Rebuilds the discovery if the remote entries changed; returns whether they did.
+    fn refresh_discovery(&mut self) -> bool {
+        let Some(remote) = self.remote.as_mut() else {
+            return false;
+        };
+        let Some((generation, entries)) = remote.entries.changed_since(remote.generation) else {
+            return false;
+        };
+        remote.generation = generation;
+        let mut all = remote.local.clone();
+        all.extend(entries);
+        tracing::info!(entries = all.len(), "collect entries changed; rescanning");
+        self.discovery = Discovery::new(&all, remote.default_start);
+        true
     }
 
     /// Runs until `shutdown`; then commits nothing further (everything committed is in the WAL).
@@ -139,8 +223,9 @@ impl FileServer {
         let mut paused = false;
         while !shutdown.is_triggered() {
             let scan_due = last_scan.is_none_or(|t| t.elapsed() >= self.settings.rescan_interval);
-            if scan_due || self.watcher.take_changed() {
-                self.scan()?;
+            let reconfigured = self.refresh_discovery();
+            if scan_due || reconfigured || self.watcher.take_changed() {
+                self.scan(reconfigured)?;
                 last_scan = Some(Instant::now());
             }
             if self.wal.is_full() {
@@ -171,10 +256,14 @@ impl FileServer {
     }
 
     /// Re-evaluates the globs: new files are opened and positioned, files no longer matched
-    /// are marked for draining.
-    fn scan(&mut self) -> Result<(), ReaderError> {
+    /// are marked for draining, or closed when `entries_changed` removed their entry.
+    fn scan(&mut self, entries_changed: bool) -> Result<(), ReaderError> {
         self.watcher.watch(&self.discovery.watch_dirs());
-        for tailed in self.files.values_mut() {
+        let mut was_matched = HashSet::new();
+        for (key, tailed) in self.files.iter_mut() {
+            if tailed.matched {
+                was_matched.insert(*key);
+            }
             tailed.matched = false;
         }
         let mut new_checkpoints = Vec::new();
@@ -215,6 +304,9 @@ impl FileServer {
                 new_checkpoints.push(checkpoint);
             }
         }
+        if entries_changed {
+            self.pause_removed(&was_matched);
+        }
         if self.first_scan {
             self.first_scan = false;
             self.resume_rotated_while_down();
@@ -222,7 +314,38 @@ impl FileServer {
         if !new_checkpoints.is_empty() {
             self.commit_checkpoints(new_checkpoints)?;
         }
+        self.followed
+            .store(self.files.len() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Closes the files whose entry the latest configuration change removed (see
+    /// [`unmatched`]). Their checkpoints stay as committed, unfinished: nothing is read past
+    /// them until an entry matches the file again.
+    fn pause_removed(&mut self, was_matched: &HashSet<PhysicalFile>) {
+        let paused: Vec<PhysicalFile> = self
+            .files
+            .iter()
+            .filter(|(key, tailed)| {
+                if tailed.matched {
+                    return false;
+                }
+                let still_at_path = std::fs::metadata(&tailed.path)
+                    .is_ok_and(|m| PhysicalFile::from_metadata(&m) == **key);
+                unmatched(was_matched.contains(*key), true, still_at_path) == Unmatched::Pause
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for key in paused {
+            if let Some(tailed) = self.files.remove(&key) {
+                tracing::info!(
+                    path = %tailed.path.display(),
+                    offset = tailed.checkpoint.offset,
+                    "collect entry removed: file closed, checkpoint kept"
+                );
+            }
+        }
+        self.order.retain(|k| self.files.contains_key(k));
     }
 
     fn track(&mut self, tailed: Tailed) {
@@ -736,4 +859,22 @@ fn now_rfc3339() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_file_still_at_its_path_after_a_config_change_is_paused() {
+        assert_eq!(unmatched(true, true, true), Unmatched::Pause);
+        // Renamed away or deleted at the same time as the change: a rotation.
+        assert_eq!(unmatched(true, true, false), Unmatched::Drain);
+        // No configuration change: whatever made it unmatched happened to the file.
+        assert_eq!(unmatched(true, false, true), Unmatched::Drain);
+        assert_eq!(unmatched(true, false, false), Unmatched::Drain);
+        // Already draining (rotated earlier, or adopted copy): keeps draining.
+        assert_eq!(unmatched(false, true, true), Unmatched::Drain);
+        assert_eq!(unmatched(false, false, true), Unmatched::Drain);
+    }
 }

@@ -11,6 +11,8 @@
 //!
 //! Two threads: the reader ([`file_server::FileServer`]) and the shipper
 //! ([`shipper::Shipper`]); they share the WAL and a queue of committed sequence numbers.
+//! With `[etcd]`, a third thread ([`crate::etcd::start_agent_side`]) publishes the central
+//! collect entries ([`discovery::RemoteEntries`]) that the reader applies between rounds.
 
 pub mod checkpoint;
 pub mod chunk;
@@ -28,7 +30,7 @@ use logship_wal::{Replayed, Wal, WalOptions};
 
 use crate::config::AgentConfig;
 use crate::shutdown::Shutdown;
-use discovery::{ChangeWatcher, Discovery};
+use discovery::{ChangeWatcher, Discovery, RemoteEntries};
 use file_server::{FileServer, ReaderSettings};
 use shipper::{ShipQueue, Shipper};
 
@@ -80,7 +82,7 @@ pub fn run_blocking(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<(
         rotate_wait: Duration::from_millis(config.rotate_wait_ms),
         start_position: config.start_position,
     };
-    let server = FileServer::new(
+    let mut server = FileServer::new(
         settings,
         Discovery::new(&config.collect, config.start_position),
         wal.clone(),
@@ -88,6 +90,32 @@ pub fn run_blocking(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<(
         wake_rx,
         queue.clone(),
     )?;
+    let mut etcd_side = None;
+    if let Some(etcd) = &config.etcd {
+        // The entries accepted last time, so the first scan (and a start without etcd)
+        // collects what was collected before.
+        let remote = RemoteEntries::default();
+        if let Some(cached) = crate::etcd::watcher::load_cache(&wal, &etcd.allowed_paths) {
+            tracing::info!(entries = cached.len(), "etcd entries loaded from the cache");
+            remote.publish(cached);
+        }
+        server = server.with_remote_entries(
+            config.collect.clone(),
+            config.start_position,
+            remote.clone(),
+        );
+        etcd_side = Some(
+            crate::etcd::start_agent_side(
+                etcd,
+                &host,
+                wal.clone(),
+                remote,
+                server.followed_files(),
+                shutdown.clone(),
+            )
+            .context("cannot start the etcd thread")?,
+        );
+    }
     let shipper = Shipper {
         host,
         wal: wal.clone(),
@@ -123,6 +151,11 @@ pub fn run_blocking(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<(
     let shipper_result = shipper
         .join()
         .map_err(|_| anyhow::anyhow!("shipper thread panicked"))?;
+    if let Some(etcd_side) = etcd_side {
+        if etcd_side.join().is_err() {
+            tracing::error!("etcd thread panicked");
+        }
+    }
     wal.flush().context("final WAL flush")?;
     reader_result.context("reader failed")?;
     shipper_result.context("shipper failed")?;

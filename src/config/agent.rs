@@ -2,12 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{load_toml, ConfigError, KafkaProducerConfig};
 
 /// Where to start in a file seen for the first time (no checkpoint).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum StartPosition {
     /// From its first byte (the default: nothing written before the agent started is missed).
@@ -20,7 +20,7 @@ pub enum StartPosition {
 }
 
 /// One group of files to collect, and the topic their lines go to.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CollectEntry {
     /// Absolute glob of the files (`/var/log/nginx/*.log`); matches are re-evaluated while running.
@@ -28,10 +28,10 @@ pub struct CollectEntry {
     /// Kafka topic for these lines.
     pub topic: String,
     /// Globs of paths to leave out even when `path` matches them (`/var/log/nginx/*.gz`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
     /// Overrides the top-level `start_position` for this entry.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_position: Option<StartPosition>,
 }
 
@@ -70,6 +70,59 @@ pub struct AgentConfig {
     /// The files to collect.
     #[serde(default)]
     pub collect: Vec<CollectEntry>,
+    /// Central configuration: more collect entries from etcd (absent: none).
+    #[serde(default)]
+    pub etcd: Option<EtcdConfig>,
+}
+
+/// Where the agent reads its central collect entries (`[etcd]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdConfig {
+    /// etcd endpoints (`http://host:2379`).
+    pub endpoints: Vec<String>,
+    /// Key prefix: entries live at `{prefix}/agents/{host}/collect`, the registry at
+    /// `{prefix}/registry/{host}`.
+    #[serde(default = "default_etcd_prefix")]
+    pub prefix: String,
+    /// Absolute directories: entries from etcd whose glob does not lie under one of them are
+    /// refused (a central store must not make the agent read arbitrary files).
+    #[serde(default = "default_allowed_paths")]
+    pub allowed_paths: Vec<String>,
+}
+
+fn default_etcd_prefix() -> String {
+    "/logship".to_string()
+}
+fn default_allowed_paths() -> Vec<String> {
+    vec!["/var/log".to_string()]
+}
+
+impl EtcdConfig {
+    /// Checks the values; the error names the key.
+    pub fn check(&self) -> Result<(), String> {
+        if self.endpoints.is_empty() || self.endpoints.iter().any(|e| e.trim().is_empty()) {
+            return Err("etcd.endpoints must list at least one non-empty endpoint".into());
+        }
+        if !self.prefix.starts_with('/') || self.prefix.ends_with('/') {
+            return Err(format!(
+                "etcd.prefix {:?} must start with '/' and not end with one",
+                self.prefix
+            ));
+        }
+        if self.allowed_paths.is_empty() {
+            return Err("etcd.allowed_paths must not be empty".into());
+        }
+        for root in &self.allowed_paths {
+            if !root.starts_with('/') || root.contains(['*', '?', '[', '{']) || root.contains("..")
+            {
+                return Err(format!(
+                    "etcd.allowed_paths entry {root:?} must be an absolute directory without glob characters or '..'"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_max_line_bytes() -> usize {
@@ -163,6 +216,9 @@ impl AgentConfig {
             validate_collect_entry(entry)
                 .map_err(|message| invalid(format!("collect[{index}]: {message}")))?;
         }
+        if let Some(etcd) = &self.etcd {
+            etcd.check().map_err(invalid)?;
+        }
         Ok(())
     }
 }
@@ -244,6 +300,25 @@ mod tests {
         let text = GOOD.replace("web_log", "web log!");
         let error = AgentConfig::from_toml(&text).unwrap_err().to_string();
         assert!(error.contains("not a valid Kafka topic"), "{error}");
+    }
+
+    #[test]
+    fn etcd_table_defaults_and_validation() {
+        let text = format!("{GOOD}\n[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\n");
+        let config = AgentConfig::from_toml(&text).unwrap();
+        let etcd = config.etcd.unwrap();
+        assert_eq!(etcd.prefix, "/logship");
+        assert_eq!(etcd.allowed_paths, vec!["/var/log".to_string()]);
+        assert!(AgentConfig::from_toml(GOOD).unwrap().etcd.is_none());
+        let bad = format!("{text}allowed_paths = [\"var/log\"]\n");
+        let error = AgentConfig::from_toml(&bad).unwrap_err().to_string();
+        assert!(error.contains("etcd.allowed_paths"), "{error}");
+        let bad = text.replace("endpoints = [\"http://127.0.0.1:2379\"]", "endpoints = []");
+        let error = AgentConfig::from_toml(&bad).unwrap_err().to_string();
+        assert!(error.contains("etcd.endpoints"), "{error}");
+        let bad = format!("{text}prefx = \"/x\"\n");
+        let error = AgentConfig::from_toml(&bad).unwrap_err().to_string();
+        assert!(error.contains("prefx"), "{error}");
     }
 
     #[test]

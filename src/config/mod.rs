@@ -14,7 +14,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-pub use agent::{AgentConfig, CollectEntry, StartPosition};
+pub use agent::{validate_collect_entry, AgentConfig, CollectEntry, EtcdConfig, StartPosition};
 pub use transfer::{
     BatchConfig, ElasticsearchConfig, RetryConfig, TransferConfig, TransferKafkaConfig,
     PROTECTED_KAFKA_OPTIONS,

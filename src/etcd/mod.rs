@@ -1,0 +1,176 @@
+//! Central configuration in etcd: collect entries per host, and a registry of live agents.
+//!
+//! Keys (all under the configured `prefix`):
+//! - `{prefix}/agents/{host}/collect`: a JSON array of collect entries ([`entries`]), added to
+//!   the ones in the agent's file. Read by the agent's [`watcher`], written by
+//!   `logship ctl collect set` ([`ctl`]).
+//! - `{prefix}/registry/{host}`: `{version, started_at, heartbeat_at, files}` on a 10 s lease
+//!   kept alive by the agent ([`registry`]); it disappears when the agent dies.
+//!
+//! etcd is never on the data path: when it is away the agent keeps collecting with the last
+//! entries it accepted, which it also caches in its WAL state so a restart without etcd uses
+//! them too (`docs/design.md`, "Central configuration (etcd)").
+
+pub mod ctl;
+pub mod entries;
+pub mod registry;
+pub mod watcher;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use etcd_client::{Client, ConnectOptions};
+use logship_wal::Wal;
+
+use crate::agent::discovery::RemoteEntries;
+use crate::config::EtcdConfig;
+use crate::shutdown::Shutdown;
+use registry::Registry;
+use watcher::{CollectWatcher, WatchStats};
+
+/// What can go wrong talking to etcd.
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    /// The client failed (connection, request, stream).
+    #[error("etcd: {0}")]
+    Client(#[from] etcd_client::Error),
+    /// A request took too long.
+    #[error("etcd: {what} timed out after {after:?}")]
+    Timeout {
+        /// The request.
+        what: &'static str,
+        /// The limit.
+        after: Duration,
+    },
+    /// A value could not be used.
+    #[error("etcd key {key}: {reason}")]
+    Value {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Starts the agent's etcd side on its own thread (with its own small runtime, so the agent's
+/// blocking threads are not involved): the [`watcher::CollectWatcher`] publishing into `remote`
+/// and the [`registry::Registry`] reporting `files`. The thread ends after `shutdown`.
+pub fn start_agent_side(
+    config: &EtcdConfig,
+    host: &str,
+    wal: Wal,
+    remote: RemoteEntries,
+    files: Arc<AtomicU64>,
+    shutdown: Shutdown,
+) -> std::io::Result<JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let watcher = CollectWatcher {
+        endpoints: config.endpoints.clone(),
+        key: collect_key(&config.prefix, host),
+        allowed_roots: config.allowed_paths.clone(),
+        wal,
+        remote,
+        stats: Arc::new(WatchStats::default()),
+    };
+    let registry = Registry {
+        endpoints: config.endpoints.clone(),
+        key: registry_key(&config.prefix, host),
+        files,
+    };
+    std::thread::Builder::new()
+        .name("logship-etcd".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                tokio::join!(watcher.run(shutdown.clone()), registry.run(shutdown));
+            })
+        })
+}
+
+/// How long one etcd request (not a watch) may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The key holding `host`'s collect entries.
+pub fn collect_key(prefix: &str, host: &str) -> String {
+    format!("{prefix}/agents/{host}/collect")
+}
+
+/// The registry key of `host`.
+pub fn registry_key(prefix: &str, host: &str) -> String {
+    format!("{prefix}/registry/{host}")
+}
+
+/// The prefix of all registry keys.
+pub fn registry_prefix(prefix: &str) -> String {
+    format!("{prefix}/registry/")
+}
+
+/// Connects to `endpoints` with short connect timeouts and HTTP/2 keep-alives (so a watch on a
+/// dead connection fails instead of hanging).
+pub async fn connect(endpoints: &[String]) -> Result<Client, EtcdError> {
+    let options = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(3))
+        .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
+    within("connect", Client::connect(endpoints, Some(options))).await
+}
+
+/// Runs `request` with [`REQUEST_TIMEOUT`].
+pub async fn within<T>(
+    what: &'static str,
+    request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, EtcdError> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(EtcdError::Timeout {
+            what,
+            after: REQUEST_TIMEOUT,
+        }),
+    }
+}
+
+/// Exponential backoff between reconnection attempts: 200 ms doubling to 5 s.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: Duration::from_millis(200),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay to wait now; the next one is twice as long (at most 5 s).
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(5));
+        delay
+    }
+
+    /// Back to the shortest delay (after a success).
+    pub fn reset(&mut self) {
+        *self = Backoff::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_backoff() {
+        assert_eq!(collect_key("/p", "h"), "/p/agents/h/collect");
+        assert_eq!(registry_key("/p", "h"), "/p/registry/h");
+        let mut backoff = Backoff::default();
+        let delays: Vec<u128> = (0..7).map(|_| backoff.next_delay().as_millis()).collect();
+        assert_eq!(delays, vec![200, 400, 800, 1600, 3200, 5000, 5000]);
+        backoff.reset();
+        assert_eq!(backoff.next_delay(), Duration::from_millis(200));
+    }
+}

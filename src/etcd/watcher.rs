@@ -1,0 +1,211 @@
+//! Follows `{prefix}/agents/{host}/collect` and publishes every valid value to the reading loop.
+//!
+//! The protocol, so that no change is missed:
+//! 1. `get` the key: its value (or absence: no entries) and the store revision `R`;
+//! 2. `watch` the key from `R + 1`: every later change arrives, none is skipped;
+//! 3. when the watch is canceled (its start revision was compacted away, or the server says so)
+//!    or the stream fails, go back to 1 after a backoff. Re-reading the key yields the latest
+//!    value whatever happened in between, so a compaction loses no *state*, only intermediate
+//!    versions nobody needs.
+//!
+//! A value that is not valid JSON, or has an entry that fails validation or lies outside
+//! `etcd.allowed_paths`, is refused as a whole: an error log names the key, its mod revision and
+//! the reason, [`WatchStats::rejected`] counts it, and the last good entries stay in force.
+//!
+//! Every accepted value is also cached in the WAL state under [`CACHE_KEY`] (flushed), so an
+//! agent restarted while etcd is unreachable collects what it collected before.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use etcd_client::{EventType, WatchOptions};
+use logship_wal::Wal;
+
+use super::entries::{parse_allowed, EntriesError};
+use super::{connect, within, Backoff, EtcdError};
+use crate::agent::discovery::RemoteEntries;
+use crate::config::CollectEntry;
+use crate::shutdown::Shutdown;
+
+/// WAL state key of the cached entries (JSON, as accepted).
+pub const CACHE_KEY: &[u8] = b"etcd/collect";
+
+/// What the watcher did, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct WatchStats {
+    /// Values accepted and published.
+    pub accepted: AtomicU64,
+    /// Values refused (malformed or not allowed).
+    pub rejected: AtomicU64,
+}
+
+/// The entries cached by an earlier run, if any (re-validated against today's `allowed_roots`).
+pub fn load_cache(wal: &Wal, allowed_roots: &[String]) -> Option<Vec<CollectEntry>> {
+    let cached = match wal.state_get(CACHE_KEY) {
+        Ok(cached) => cached?,
+        Err(error) => {
+            tracing::error!(%error, "cannot read the cached etcd entries");
+            return None;
+        }
+    };
+    match parse_allowed(&cached, allowed_roots) {
+        Ok(entries) => Some(entries),
+        Err(error) => {
+            tracing::error!(%error, "cached etcd entries no longer valid; ignored");
+            None
+        }
+    }
+}
+
+/// The watcher of one host's collect key.
+pub struct CollectWatcher {
+    /// etcd endpoints.
+    pub endpoints: Vec<String>,
+    /// The key (`{prefix}/agents/{host}/collect`).
+    pub key: String,
+    /// Roots every entry's glob must lie under.
+    pub allowed_roots: Vec<String>,
+    /// Where accepted values are cached.
+    pub wal: Wal,
+    /// Where accepted entries are published.
+    pub remote: RemoteEntries,
+    /// Counters.
+    pub stats: Arc<WatchStats>,
+}
+
+impl CollectWatcher {
+    /// Runs until `shutdown`, reconnecting with backoff whenever etcd is away.
+    pub async fn run(self, shutdown: Shutdown) {
+        let mut backoff = Backoff::default();
+        let mut reached_once = false;
+        let mut reported_outage = false;
+        loop {
+            let result = tokio::select! {
+                _ = shutdown.wait() => return,
+                result = self.session(&mut backoff, &mut reached_once) => result,
+            };
+            match result {
+                Ok(()) => tracing::info!(key = self.key, "etcd watch ended; re-reading the key"),
+                Err(error) if !reached_once && !reported_outage => {
+                    reported_outage = true;
+                    tracing::warn!(
+                        key = self.key,
+                        %error,
+                        entries = self.remote.current().len(),
+                        "etcd unreachable: running on cached config; retrying"
+                    );
+                }
+                Err(error) => {
+                    tracing::warn!(key = self.key, %error, "etcd watch lost; retrying")
+                }
+            }
+            let delay = backoff.next_delay();
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// One read-then-watch session; `Ok` when the watch was canceled (re-read at once).
+    async fn session(
+        &self,
+        backoff: &mut Backoff,
+        reached_once: &mut bool,
+    ) -> Result<(), EtcdError> {
+        let mut client = connect(&self.endpoints).await?;
+        let response = within("get", client.get(self.key.as_str(), None)).await?;
+        let revision = response.header().map(|h| h.revision()).unwrap_or(0);
+        match response.kvs().first() {
+            Some(kv) => self.apply(Some(kv.value()), kv.mod_revision()),
+            None => self.apply(None, revision),
+        }
+        *reached_once = true;
+        backoff.reset();
+        let options = WatchOptions::new().with_start_revision(revision + 1);
+        let mut stream = within("watch", client.watch(self.key.as_str(), Some(options))).await?;
+        loop {
+            let Some(message) = stream.message().await? else {
+                return Err(EtcdError::Value {
+                    key: self.key.clone(),
+                    reason: "watch stream closed by the server".into(),
+                });
+            };
+            if message.compact_revision() > 0 {
+                tracing::info!(
+                    key = self.key,
+                    compact_revision = message.compact_revision(),
+                    "etcd compacted past our watch; re-reading the key"
+                );
+                return Ok(());
+            }
+            if message.canceled() {
+                tracing::warn!(
+                    key = self.key,
+                    reason = message.cancel_reason(),
+                    "etcd canceled our watch; re-reading the key"
+                );
+                return Ok(());
+            }
+            for event in message.events() {
+                let Some(kv) = event.kv() else { continue };
+                match event.event_type() {
+                    EventType::Put => self.apply(Some(kv.value()), kv.mod_revision()),
+                    EventType::Delete => self.apply(None, kv.mod_revision()),
+                }
+            }
+        }
+    }
+
+    /// Validates one value (`None`: the key is absent, meaning no entries) and publishes it.
+    fn apply(&self, value: Option<&[u8]>, revision: i64) {
+        let parsed: Result<Vec<CollectEntry>, EntriesError> = match value {
+            Some(bytes) => parse_allowed(bytes, &self.allowed_roots),
+            None => Ok(Vec::new()),
+        };
+        let entries = match parsed {
+            Ok(entries) => entries,
+            Err(error) => {
+                let rejected = self.stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::error!(
+                    key = self.key,
+                    revision,
+                    rejected_total = rejected,
+                    reason = %error,
+                    "collect entries in etcd refused; keeping the previous ones"
+                );
+                return;
+            }
+        };
+        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        if entries == self.remote.current() {
+            return;
+        }
+        tracing::info!(
+            key = self.key,
+            revision,
+            entries = entries.len(),
+            "collect entries from etcd applied"
+        );
+        self.cache(&entries);
+        self.remote.publish(entries);
+    }
+
+    /// Stores `entries` in the WAL state, durably (a failure only costs the cache).
+    fn cache(&self, entries: &[CollectEntry]) {
+        let json = match serde_json::to_vec(entries) {
+            Ok(json) => json,
+            Err(error) => {
+                tracing::error!(%error, "cannot encode etcd entries for the cache");
+                return;
+            }
+        };
+        if let Err(error) = self
+            .wal
+            .state_put(CACHE_KEY, Some(&json))
+            .and_then(|()| self.wal.flush())
+        {
+            tracing::error!(%error, "cannot cache the etcd entries in the WAL");
+        }
+    }
+}
