@@ -23,7 +23,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 SV="$REPO/.services"
 RUN="$SV/run"
-TIMEOUT="${LOGSHIP_SERVICES_TIMEOUT:-120}"
+TIMEOUT="${LOGSHIP_SERVICES_TIMEOUT:-300}"
 ALL_SERVICES=(etcd kafka elasticsearch)
 
 KAFKA_DEFAULT=127.0.0.1:9092
@@ -283,10 +283,12 @@ kafka_health() {
   local token out
   port_open "${KAFKA_EP%%,*}" || return 1
   timeout 10 kcat -b "$KAFKA_EP" -L -m 5 2>/dev/null | grep -qE '^ *[1-9][0-9]* brokers?:' || return 1
-  # Real round trip: produce one message and read it back (auto-creates the topic).
+  # Real round trip: produce one message and read it back (auto-creates the topic). The
+  # producer is idempotent, as logship's are: a freshly started broker can take minutes to
+  # hand out its first producer ids, and a server that cannot do that yet is not up for us.
   token="health-$$-$(date +%s%N)"
   echo "$token" | timeout 15 kcat -b "$KAFKA_EP" -P -t "$KAFKA_HEALTH_TOPIC" -p 0 \
-    -X message.timeout.ms=10000 >/dev/null 2>&1 || return 1
+    -X enable.idempotence=true -X message.timeout.ms=10000 >/dev/null 2>&1 || return 1
   out="$(timeout 15 kcat -b "$KAFKA_EP" -C -t "$KAFKA_HEALTH_TOPIC" -p 0 -o -20 -e -q \
     -X fetch.wait.max.ms=100 2>/dev/null)" || return 1
   grep -qxF "$token" <<<"$out"

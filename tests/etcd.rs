@@ -13,7 +13,9 @@ use common::agent::*;
 use common::{etcd_endpoint, kafka_brokers, logship_bin, unique, wait_for, Outage};
 
 /// Generous: a freshly started broker on a loaded 2-core machine can stall topic creation.
-const ARRIVAL: Duration = Duration::from_secs(120);
+/// Arrival in Kafka: generous, because a freshly restarted broker on this shared small machine
+/// has taken minutes to serve idempotent producers (see scripts/services.sh, kafka_health).
+const ARRIVAL: Duration = Duration::from_secs(300);
 
 /// Every test holds this for reading; the one that stops the shared etcd server holds it for
 /// writing, so no other test of this file runs while etcd is down.
@@ -32,6 +34,7 @@ struct Setup {
     prefix: String,
     host: String,
     topic: String,
+    metrics_addr: std::net::SocketAddr,
 }
 
 impl Setup {
@@ -43,8 +46,10 @@ impl Setup {
         let host = unique("host");
         let topic = unique(name);
         let config = dir.path().join("agent.toml");
+        let metrics_addr = common::ops::free_addr();
         let text = format!(
             "host = \"{host}\"\ndata_dir = \"{data}\"\nrescan_interval_ms = 200\nrotate_wait_ms = 1000\n\
+             metrics_addr = \"{metrics_addr}\"\n\
              [kafka]\nbrokers = \"{brokers}\"\n\n[etcd]\nendpoints = [\"{etcd}\"]\nprefix = \"{prefix}\"\n\
              allowed_paths = [\"{logs}\"]\n",
             data = dir.path().join("data").display(),
@@ -60,6 +65,7 @@ impl Setup {
             prefix,
             host,
             topic,
+            metrics_addr,
         }
     }
 
@@ -282,6 +288,19 @@ fn malformed_and_disallowed_values_are_refused_and_shipping_continues() {
             .unwrap_or_else(|| panic!("no refusal logged for revision {revision}\n{log_text}"));
         assert!(line.contains(&key), "{line}");
     }
+
+    // Both refusals are counted in the agent's metrics; the first value was applied.
+    let (_, metrics) = common::ops::http_get(setup.metrics_addr, "/metrics").expect("/metrics");
+    assert_eq!(
+        common::ops::sample(&metrics, "logship_config_rejections_total", Some("")),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert!(
+        common::ops::sample(&metrics, "logship_config_reloads_total", Some(""))
+            .is_some_and(|v| v >= 1.0),
+        "{metrics}"
+    );
 
     // The previous entries still apply.
     let second = append(&log, "second", 100);
