@@ -21,6 +21,7 @@ PKGS=(
   kcat
   etcd-server
   etcd-client
+  prometheus
   curl
   unzip
   ca-certificates
@@ -98,6 +99,15 @@ if printf '%s\n' "${missing[@]}" | grep -qx etcd-server; then
   elif [ -x /etc/init.d/etcd ]; then
     $SUDO /etc/init.d/etcd stop >/dev/null 2>&1 || true
     command -v update-rc.d >/dev/null 2>&1 && $SUDO update-rc.d etcd disable >/dev/null 2>&1 || true
+  fi
+fi
+
+# Same for the system Prometheus: the tests run their own, on a port of their choosing.
+if printf '%s\n' "${missing[@]}" | grep -qx prometheus; then
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/prometheus ]; then
+    $SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
   fi
 fi
 

@@ -1,5 +1,6 @@
 //! Command-line interface: one binary, `logship`, with a subcommand per role.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -38,12 +39,28 @@ pub enum Command {
         /// Agent configuration (TOML); see docs/config.md.
         #[arg(long, short)]
         config: PathBuf,
+        /// Serve `/metrics`, `/health` and `/status` here (overrides `metrics_addr`).
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
     },
     /// Consume Kafka in a consumer group and index every record into Elasticsearch exactly once.
     Transfer {
         /// Transfer configuration (TOML); see docs/config.md.
         #[arg(long, short)]
         config: PathBuf,
+        /// Serve `/metrics` and `/health` here (overrides `metrics_addr`).
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
+    },
+    /// Show an agent's files (offset, size, bytes behind, last read) and WAL depth; asks the
+    /// running agent at its `metrics_addr`, or reads the stopped agent's database.
+    Status {
+        /// The agent's configuration (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Also list files that were rotated away and fully drained.
+        #[arg(long)]
+        all: bool,
     },
     /// Read and write the central configuration in etcd.
     Ctl {

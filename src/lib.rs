@@ -16,6 +16,7 @@
 //!    contiguous prefix Elasticsearch acknowledged.
 //!
 //! Optionally, [`etcd`] adds collect entries from a central store while the agent runs.
+//! [`telemetry`] serves what both roles tell operators: metrics, health, status.
 //!
 //! `docs/design.md` explains every durability decision.
 
@@ -27,4 +28,5 @@ pub mod etcd;
 pub mod kafka;
 pub mod record;
 pub mod shutdown;
+pub mod telemetry;
 pub mod transfer;

@@ -1,5 +1,6 @@
 //! The `logship` binary: parses the command line, sets up logging and runs one role.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -26,8 +27,10 @@ fn init_logging(format: LogFormat, level: Option<&str>) {
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    // Colors only for a person at a terminal: never escape codes in a journal or a log file.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -46,13 +49,32 @@ fn run(command: Command) -> anyhow::Result<()> {
             .trigger_on_signals()
             .context("cannot install signal handlers")?;
         match command {
-            Command::Agent { config } => {
-                let config = logship::config::AgentConfig::load(&config)?;
+            Command::Agent {
+                config,
+                metrics_addr,
+            } => {
+                let mut config = logship::config::AgentConfig::load(&config)?;
+                config.metrics_addr = metrics_addr.or(config.metrics_addr);
                 logship::agent::run(config, shutdown).await
             }
-            Command::Transfer { config } => {
-                let config = logship::config::TransferConfig::load(&config)?;
+            Command::Transfer {
+                config,
+                metrics_addr,
+            } => {
+                let mut config = logship::config::TransferConfig::load(&config)?;
+                config.metrics_addr = metrics_addr.or(config.metrics_addr);
                 logship::transfer::run(config, shutdown).await
+            }
+            Command::Status { config, all } => {
+                let config = logship::config::AgentConfig::load(&config)?;
+                let mut out = std::io::stdout().lock();
+                logship::agent::status::run_command(
+                    config.metrics_addr,
+                    &config.data_dir,
+                    all,
+                    &mut out,
+                )
+                .await
             }
             Command::Ctl {
                 etcd,

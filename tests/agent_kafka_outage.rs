@@ -1,12 +1,21 @@
 //! Kafka stopped under load: the agent keeps reading into its WAL, waits, and ships everything
-//! once the broker is back. (Alone in its own test binary: it stops the shared broker.)
+//! once the broker is back; its `/health` says so meanwhile. (Alone in its own test binary: it
+//! stops the shared broker.)
 
 mod common;
 
 use std::time::Duration;
 
 use common::agent::*;
-use common::{unique, Outage};
+use common::ops::{free_addr, http_get};
+use common::{unique, wait_for, Outage};
+
+/// Waits for `/health` to answer `code`; returns the body.
+fn health_turns(addr: std::net::SocketAddr, code: u16, timeout: Duration) -> Option<String> {
+    wait_for(timeout, || {
+        http_get(addr, "/health").and_then(|(got, body)| (got == code).then_some(body))
+    })
+}
 
 #[test]
 fn kafka_down_for_a_while_loses_nothing() {
@@ -15,11 +24,12 @@ fn kafka_down_for_a_while_loses_nothing() {
     std::fs::create_dir(&logs).unwrap();
     let topic = unique("agent-outage");
     // A small WAL, so the outage fills it and the reader must stop (backpressure), not drop.
+    let addr = free_addr();
     let config = write_config(
         dir.path(),
         &format!("{}/*.log", logs.display()),
         &topic,
-        "wal_max_bytes = 65536",
+        &format!("wal_max_bytes = 65536\nmetrics_addr = \"{addr}\"\nhealth_grace_ms = 2000"),
     );
     let path = logs.join("busy.log");
     let mut expected = lines("before", 0, 1000);
@@ -30,6 +40,12 @@ fn kafka_down_for_a_while_loses_nothing() {
         reader
             .wait_for_messages(&expected, Duration::from_secs(300))
             .is_empty(),
+        "{}",
+        agent.log()
+    );
+
+    assert!(
+        health_turns(addr, 200, Duration::from_secs(60)).is_some(),
         "{}",
         agent.log()
     );
@@ -52,6 +68,10 @@ fn kafka_down_for_a_while_loses_nothing() {
         "the reader never paused on a full WAL:\n{}",
         agent.log()
     );
+    let unhealthy = health_turns(addr, 503, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("/health stayed 200 with Kafka down:\n{}", agent.log()));
+    assert!(unhealthy.contains("kafka"), "{unhealthy}");
+    assert!(unhealthy.contains("WAL full"), "{unhealthy}");
     outage.end();
 
     let mut reader = TopicReader::new(&topic);
@@ -64,4 +84,6 @@ fn kafka_down_for_a_while_loses_nothing() {
         agent.log()
     );
     assert_duplicates_share_ids(&reader.records);
+    let healthy = health_turns(addr, 200, Duration::from_secs(60));
+    assert!(healthy.is_some(), "/health still failing:\n{}", agent.log());
 }

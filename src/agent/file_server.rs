@@ -37,9 +37,11 @@ use super::chunk::Chunk;
 use super::discovery::{Candidate, ChangeWatcher, Discovery, RemoteEntries};
 use super::framing::frame;
 use super::identity::{Fingerprint, PhysicalFile};
+use super::monitor::Backlog;
 use super::shipper::ShipQueue;
 use crate::config::{CollectEntry, StartPosition};
 use crate::shutdown::Shutdown;
+use crate::telemetry::{names, Health};
 
 /// Bytes read in one round across all files before the round is committed (group commit).
 const ROUND_BYTES: usize = 4 * 1024 * 1024;
@@ -110,6 +112,10 @@ struct RemoteSource {
 struct PendingRead {
     payload: Vec<u8>,
     checkpoint: Checkpoint,
+    /// Lines (pieces) in the chunk, for metrics.
+    lines: u64,
+    /// Source bytes in the chunk, for metrics.
+    bytes: u64,
 }
 
 /// Errors that stop the reading loop (the agent then exits; a restart resumes safely).
@@ -135,6 +141,7 @@ pub struct FileServer {
     queue: ShipQueue,
     remote: Option<RemoteSource>,
     followed: Arc<AtomicU64>,
+    backlog: Option<Arc<Backlog>>,
 }
 
 impl FileServer {
@@ -175,7 +182,25 @@ impl FileServer {
             queue,
             remote: None,
             followed: Arc::new(AtomicU64::new(0)),
+            backlog: None,
         })
+    }
+
+    /// Reports the unread bytes found by the first scan to `backlog` (for progress logs).
+    pub fn with_backlog(mut self, backlog: Arc<Backlog>) -> FileServer {
+        self.backlog = Some(backlog);
+        self
+    }
+
+    /// Bytes written to the followed files past their checkpoints.
+    fn unread_bytes(&self) -> u64 {
+        self.files
+            .values()
+            .filter_map(|t| {
+                let size = t.file.metadata().ok()?.len();
+                Some(size.saturating_sub(t.checkpoint.offset))
+            })
+            .sum()
     }
 
     /// Makes the collect entries `local ++ remote` and follows changes of `remote` while running
@@ -226,11 +251,19 @@ impl FileServer {
             let reconfigured = self.refresh_discovery();
             if scan_due || reconfigured || self.watcher.take_changed() {
                 self.scan(reconfigured)?;
+                if last_scan.is_none() {
+                    if let Some(backlog) = &self.backlog {
+                        backlog.set_files_at_start(self.unread_bytes());
+                    }
+                }
                 last_scan = Some(Instant::now());
             }
             if self.wal.is_full() {
                 if !paused {
                     paused = true;
+                    metrics::gauge!(names::AGENT_READING_PAUSED).set(1.0);
+                    Health::global()
+                        .fail("wal", "WAL full: reading paused until Kafka acknowledges");
                     tracing::warn!(
                         pending_bytes = self.wal.pending_bytes(),
                         "WAL full: reading paused until Kafka acknowledges (backpressure; nothing is dropped)"
@@ -241,6 +274,8 @@ impl FileServer {
             }
             if paused {
                 paused = false;
+                metrics::gauge!(names::AGENT_READING_PAUSED).set(0.0);
+                Health::global().recover("wal");
                 tracing::info!(
                     pending_bytes = self.wal.pending_bytes(),
                     "WAL has room again: reading resumed"
@@ -579,6 +614,12 @@ impl FileServer {
             .collect();
         let seqs = self.wal.append(&payloads, &state_refs)?;
         self.wal.flush()?;
+        for read in &reads {
+            metrics::counter!(names::AGENT_READ_LINES, "file" => read.checkpoint.path.clone())
+                .increment(read.lines);
+            metrics::counter!(names::AGENT_READ_BYTES, "file" => read.checkpoint.path.clone())
+                .increment(read.bytes);
+        }
         for checkpoint in state_only
             .into_iter()
             .chain(reads.into_iter().map(|r| r.checkpoint))
@@ -655,6 +696,8 @@ impl FileServer {
             return Ok(Some(PendingRead {
                 payload: chunk.encode(),
                 checkpoint,
+                lines: chunk.piece_count() as u64,
+                bytes: chunk.data.len() as u64,
             }));
         }
     }

@@ -20,9 +20,12 @@ pub mod discovery;
 pub mod file_server;
 pub mod framing;
 pub mod identity;
+pub mod monitor;
 pub mod shipper;
+pub mod status;
 
 use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -35,14 +38,25 @@ use file_server::{FileServer, ReaderSettings};
 use shipper::{ShipQueue, Shipper};
 
 /// Runs the agent until `shutdown` (or a fatal error, which also stops the other thread).
+/// With `metrics_addr`, the endpoint is listening before the agent starts reading.
 pub async fn run(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<()> {
-    tokio::task::spawn_blocking(move || run_blocking(config, shutdown))
+    crate::telemetry::Health::global().set_grace(Duration::from_millis(config.health_grace_ms));
+    let status = Arc::new(status::RunningStatus::default());
+    if let Some(addr) = config.metrics_addr {
+        let endpoint = crate::telemetry::Endpoint::install()?.with_status(status.clone());
+        crate::telemetry::serve(addr, endpoint, shutdown.clone()).await?;
+    }
+    tokio::task::spawn_blocking(move || run_blocking(config, shutdown, &status))
         .await
         .context("agent thread panicked")?
 }
 
-/// The agent on the calling thread (blocking).
-pub fn run_blocking(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+/// The agent on the calling thread (blocking); `status` is given the WAL once it is open.
+pub fn run_blocking(
+    config: AgentConfig,
+    shutdown: Shutdown,
+    status: &status::RunningStatus,
+) -> anyhow::Result<()> {
     let host = config.host_name();
     let wal_dir = config.data_dir.join("wal");
     let wal = Wal::open(
@@ -59,13 +73,19 @@ pub fn run_blocking(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<(
                 queue.push(&[entry.seq]);
                 pending += 1;
             }
-            Replayed::Quarantined { seq, reason } => tracing::error!(
-                seq,
-                reason,
-                "corrupted WAL record moved to quarantine (see `wal.quarantined`); the rest is shipped"
-            ),
+            Replayed::Quarantined { seq, reason } => {
+                metrics::counter!(crate::telemetry::names::WAL_QUARANTINED_RECORDS).increment(1);
+                tracing::error!(
+                    seq,
+                    reason,
+                    "corrupted WAL record moved to quarantine (see `wal.quarantined`); the rest is shipped"
+                )
+            }
         }
     }
+    status.attach(wal.clone());
+    let backlog = Arc::new(monitor::Backlog::default());
+    let wal_at_start = wal.pending_bytes();
     tracing::info!(
         host,
         data_dir = %config.data_dir.display(),
@@ -89,7 +109,8 @@ pub fn run_blocking(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<(
         ChangeWatcher::new(wake_tx.clone()),
         wake_rx,
         queue.clone(),
-    )?;
+    )?
+    .with_backlog(backlog.clone());
     let mut etcd_side = None;
     if let Some(etcd) = &config.etcd {
         // The entries accepted last time, so the first scan (and a start without etcd)
@@ -124,7 +145,20 @@ pub fn run_blocking(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<(
         queue,
         wake_reader: wake_tx,
         shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
+        backlog: backlog.clone(),
     };
+    let monitor = monitor::Monitor {
+        wal: wal.clone(),
+        backlog,
+        followed: server.followed_files(),
+        wal_at_start,
+        progress_interval: Duration::from_millis(config.progress_interval_ms),
+    };
+    let monitor_shutdown = shutdown.clone();
+    let monitor = std::thread::Builder::new()
+        .name("logship-monitor".into())
+        .spawn(move || monitor.run(&monitor_shutdown))
+        .context("cannot start the monitor thread")?;
 
     let reader_shutdown = shutdown.clone();
     let reader = std::thread::Builder::new()
@@ -151,6 +185,9 @@ pub fn run_blocking(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<(
     let shipper_result = shipper
         .join()
         .map_err(|_| anyhow::anyhow!("shipper thread panicked"))?;
+    if monitor.join().is_err() {
+        tracing::error!("monitor thread panicked");
+    }
     if let Some(etcd_side) = etcd_side {
         if etcd_side.join().is_err() {
             tracing::error!("etcd thread panicked");

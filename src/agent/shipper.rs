@@ -22,10 +22,12 @@ use logship_wal::{Replayed, Seq, Wal, WalError};
 
 use super::chunk::Chunk;
 use super::framing::{Piece, PieceEnd};
+use super::monitor::Backlog;
 use crate::config::KafkaProducerConfig;
 use crate::kafka::producer::{BatchOutcome, DurableProducer, SendError};
 use crate::record::{line_id, LineRecord};
 use crate::shutdown::Shutdown;
+use crate::telemetry::names;
 
 /// Chunk payload bytes allowed in flight (sent, not yet acknowledged).
 const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
@@ -89,6 +91,15 @@ pub struct Shipper {
     pub wake_reader: SyncSender<()>,
     /// How long to wait for in-flight records on shutdown.
     pub shutdown_timeout: Duration,
+    /// Told the source bytes of every acknowledged chunk (progress logs).
+    pub backlog: Arc<Backlog>,
+}
+
+/// A chunk handed to the producer: its source bytes and lines.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    bytes: usize,
+    lines: u64,
 }
 
 /// What stops the shipper.
@@ -106,7 +117,7 @@ impl Shipper {
     /// Runs until `shutdown`, then waits (bounded) for in-flight acknowledgements.
     pub fn run(self, shutdown: &Shutdown) -> Result<(), ShipperError> {
         let mut producer = DurableProducer::new(&self.kafka, self.max_record_bytes)?;
-        let mut in_flight: HashMap<Seq, usize> = HashMap::new();
+        let mut in_flight: HashMap<Seq, InFlight> = HashMap::new();
         let mut in_flight_bytes = 0usize;
         let mut retry: VecDeque<(Instant, Seq)> = VecDeque::new();
         let mut backoff = FIRST_BACKOFF;
@@ -159,8 +170,12 @@ impl Shipper {
                 };
                 match self.send_chunk(&producer, seq, &chunk, &mut encode_buf) {
                     Ok(()) | Err(SendError::Refused(_)) => {
-                        in_flight.insert(seq, chunk.data.len());
-                        in_flight_bytes += chunk.data.len();
+                        let sent = InFlight {
+                            bytes: chunk.data.len(),
+                            lines: chunk.piece_count() as u64,
+                        };
+                        in_flight.insert(seq, sent);
+                        in_flight_bytes += sent.bytes;
                     }
                     Err(SendError::Fatal(_)) => break,
                 }
@@ -172,7 +187,7 @@ impl Shipper {
     fn settle(
         &self,
         outcomes: Vec<BatchOutcome>,
-        in_flight: &mut HashMap<Seq, usize>,
+        in_flight: &mut HashMap<Seq, InFlight>,
         in_flight_bytes: &mut usize,
         retry: &mut VecDeque<(Instant, Seq)>,
         backoff: &mut Duration,
@@ -186,16 +201,18 @@ impl Shipper {
                 BatchOutcome::Delivered(seq) => {
                     acked.push(seq);
                     *backoff = FIRST_BACKOFF;
-                    if let Some(bytes) = in_flight.remove(&seq) {
-                        *in_flight_bytes -= bytes;
+                    if let Some(sent) = in_flight.remove(&seq) {
+                        *in_flight_bytes -= sent.bytes;
+                        self.backlog.add_shipped(sent.bytes as u64);
+                        metrics::counter!(names::KAFKA_DELIVERED_LINES).increment(sent.lines);
                     }
                 }
                 BatchOutcome::Failed(seq, error) => {
                     tracing::warn!(seq, %error, retry_in = ?*backoff, "Kafka did not accept a chunk; it stays in the WAL and will be resent");
                     retry.push_back((Instant::now() + *backoff, seq));
                     *backoff = (*backoff * 2).min(MAX_BACKOFF);
-                    if let Some(bytes) = in_flight.remove(&seq) {
-                        *in_flight_bytes -= bytes;
+                    if let Some(sent) = in_flight.remove(&seq) {
+                        *in_flight_bytes -= sent.bytes;
                     }
                 }
             }
@@ -211,7 +228,7 @@ impl Shipper {
     fn finish(
         &self,
         producer: DurableProducer,
-        in_flight: &mut HashMap<Seq, usize>,
+        in_flight: &mut HashMap<Seq, InFlight>,
         in_flight_bytes: &mut usize,
     ) -> Result<(), ShipperError> {
         producer.flush(self.shutdown_timeout);
@@ -241,6 +258,7 @@ impl Shipper {
                 Ok(chunk) => Ok(Some(chunk)),
                 Err(error) => {
                     tracing::error!(seq, %error, "WAL record is not a chunk this agent can read; quarantined");
+                    metrics::counter!(names::WAL_QUARANTINED_RECORDS).increment(1);
                     self.wal.quarantine_record(seq, &error.to_string())?;
                     Ok(None)
                 }

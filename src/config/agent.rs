@@ -1,5 +1,6 @@
 //! The agent's configuration file (`logship agent --config agent.toml`).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,16 @@ pub struct AgentConfig {
     /// Central configuration: more collect entries from etcd (absent: none).
     #[serde(default)]
     pub etcd: Option<EtcdConfig>,
+    /// Address of the HTTP endpoint serving `/metrics`, `/health` and `/status` (absent: none;
+    /// `--metrics-addr` overrides).
+    #[serde(default)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// `/health` answers 503 once a condition (Kafka unreachable, WAL full) lasts this long.
+    #[serde(default = "super::default_health_grace_ms")]
+    pub health_grace_ms: u64,
+    /// While catching up on the backlog found at start, progress is logged this often.
+    #[serde(default = "default_progress_interval_ms")]
+    pub progress_interval_ms: u64,
 }
 
 /// Where the agent reads its central collect entries (`[etcd]`).
@@ -125,6 +136,9 @@ impl EtcdConfig {
     }
 }
 
+fn default_progress_interval_ms() -> u64 {
+    10_000
+}
 fn default_max_line_bytes() -> usize {
     1024 * 1024
 }
@@ -208,6 +222,9 @@ impl AgentConfig {
         }
         if self.max_line_bytes < 16 {
             return Err(invalid("max_line_bytes must be at least 16".into()));
+        }
+        if self.progress_interval_ms == 0 {
+            return Err(invalid("progress_interval_ms must be above 0".into()));
         }
         if self.read_chunk_bytes < 4096 {
             return Err(invalid("read_chunk_bytes must be at least 4096".into()));

@@ -76,6 +76,11 @@ pub struct KafkaProducerConfig {
     pub options: BTreeMap<String, String>,
 }
 
+/// Default `health_grace_ms`: 30 s.
+fn default_health_grace_ms() -> u64 {
+    30_000
+}
+
 fn default_compression() -> String {
     "lz4".to_string()
 }

@@ -45,8 +45,8 @@ pub struct TransferKafkaConfig {
     pub options: BTreeMap<String, String>,
 }
 
-/// Elasticsearch side of the transfer.
-#[derive(Debug, Clone, Deserialize)]
+/// Elasticsearch side of the transfer. Its `Debug` form hides the password.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ElasticsearchConfig {
     /// Base URL, `http://host:port` or `https://host:port`.
@@ -72,6 +72,21 @@ pub struct ElasticsearchConfig {
     /// Priority of the index templates the transfer puts.
     #[serde(default = "default_template_priority")]
     pub template_priority: u32,
+}
+
+impl std::fmt::Debug for ElasticsearchConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ElasticsearchConfig")
+            .field("url", &self.url)
+            .field("index", &self.index)
+            .field("dlq_index", &self.dlq_index)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("manage_templates", &self.manage_templates)
+            .field("template_priority", &self.template_priority)
+            .finish()
+    }
 }
 
 /// When a batch of records is sent as one `_bulk` request.
@@ -146,6 +161,14 @@ pub struct TransferConfig {
     /// when Kafka is slow or away.
     #[serde(default = "default_shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
+    /// Address of the HTTP endpoint serving `/metrics` and `/health` (absent: none;
+    /// `--metrics-addr` overrides).
+    #[serde(default)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `/health` answers 503 once a condition (Kafka unreachable, Elasticsearch failing) lasts
+    /// this long.
+    #[serde(default = "super::default_health_grace_ms")]
+    pub health_grace_ms: u64,
 }
 
 fn default_commit_interval_ms() -> u64 {
@@ -327,6 +350,19 @@ impl TransferConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let config = super::TransferConfig::from_toml(
+            "[kafka]\nbrokers = \"b\"\ngroup = \"g\"\ntopics = [\"t\"]\n\
+             [elasticsearch]\nurl = \"http://e:9200\"\nindex = \"{topic}\"\n\
+             username = \"u\"\npassword = \"s3cr3t-pw\"\n",
+        )
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+        assert!(shown.contains("<hidden>"), "{shown}");
+    }
+
     use super::*;
 
     const GOOD: &str = r#"

@@ -26,6 +26,7 @@ use super::{connect, within, Backoff, EtcdError};
 use crate::agent::discovery::RemoteEntries;
 use crate::config::CollectEntry;
 use crate::shutdown::Shutdown;
+use crate::telemetry::names;
 
 /// WAL state key of the cached entries (JSON, as accepted).
 pub const CACHE_KEY: &[u8] = b"etcd/collect";
@@ -167,6 +168,7 @@ impl CollectWatcher {
             Ok(entries) => entries,
             Err(error) => {
                 let rejected = self.stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+                metrics::counter!(names::CONFIG_REJECTIONS).increment(1);
                 tracing::error!(
                     key = self.key,
                     revision,
@@ -181,6 +183,7 @@ impl CollectWatcher {
         if entries == self.remote.current() {
             return;
         }
+        metrics::counter!(names::CONFIG_RELOADS).increment(1);
         tracing::info!(
             key = self.key,
             revision,

@@ -19,9 +19,10 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 
 use crate::config::TransferKafkaConfig;
+use crate::telemetry::names;
 use crate::transfer::events::TransferEvents;
 use crate::transfer::watermark::{lock, CommitPoint, Watermarks};
 
@@ -57,6 +58,25 @@ impl ClientContext for ConsumerHooks {
     /// each, which would be dozens per second while Kafka is down.
     fn error(&self, error: KafkaError, reason: &str) {
         self.events.consumer_error(&format!("{error}: {reason}"));
+    }
+
+    /// Broker reachability (health) and the lag of every partition this consumer fetches.
+    fn stats(&self, statistics: Statistics) {
+        super::observe_brokers(&statistics);
+        for (topic, stats) in &statistics.topics {
+            for (partition, stats) in &stats.partitions {
+                // -1 is librdkafka's internal "unassigned" partition; a negative lag is unknown.
+                if *partition < 0 || !stats.desired || stats.consumer_lag < 0 {
+                    continue;
+                }
+                metrics::gauge!(
+                    names::TRANSFER_CONSUMER_LAG,
+                    "topic" => topic.clone(),
+                    "partition" => partition.to_string()
+                )
+                .set(stats.consumer_lag as f64);
+            }
+        }
     }
 }
 
@@ -127,7 +147,8 @@ pub fn client_config(config: &TransferKafkaConfig) -> ClientConfig {
     client
         .set("client.id", "logship-transfer")
         // A new group starts at the beginning: nothing already in the topic is skipped.
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        .set("statistics.interval.ms", super::STATISTICS_INTERVAL_MS);
     for (key, value) in &config.options {
         client.set(key, value);
     }

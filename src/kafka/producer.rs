@@ -15,14 +15,16 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::Statistics;
 
 use crate::config::KafkaProducerConfig;
+use crate::telemetry::names;
 
 /// Producer properties that configuration may not override.
 const FIXED: &[(&str, &str)] = &[
@@ -43,10 +45,11 @@ pub enum BatchOutcome {
     Failed(BatchId, String),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Progress {
     remaining: usize,
     error: Option<String>,
+    started: Instant,
 }
 
 #[derive(Default)]
@@ -67,7 +70,11 @@ impl Ledger {
         if progress.remaining == 0 {
             if let Some(progress) = self.open.remove(&batch) {
                 self.finished.push(match progress.error {
-                    None => BatchOutcome::Delivered(batch),
+                    None => {
+                        metrics::histogram!(names::KAFKA_DELIVERY_LATENCY)
+                            .record(progress.started.elapsed().as_secs_f64());
+                        BatchOutcome::Delivered(batch)
+                    }
                     Some(error) => BatchOutcome::Failed(batch, error),
                 });
             }
@@ -91,6 +98,10 @@ impl ClientContext for DeliveryContext {
             tracing::warn!(%error, reason, "Kafka client error (retrying)");
         }
     }
+
+    fn stats(&self, statistics: Statistics) {
+        super::observe_brokers(&statistics);
+    }
 }
 
 impl ProducerContext for DeliveryContext {
@@ -100,6 +111,7 @@ impl ProducerContext for DeliveryContext {
         let error = match result {
             Ok(_) => None,
             Err((error, _)) => {
+                metrics::counter!(names::KAFKA_DELIVERY_ERRORS).increment(1);
                 if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) {
                     self.fatal.store(true, Ordering::SeqCst);
                 }
@@ -151,6 +163,7 @@ impl DurableProducer {
                 Progress {
                     remaining: records,
                     error: None,
+                    started: Instant::now(),
                 },
             );
             if records == 0 {
@@ -248,6 +261,7 @@ pub fn client_config(config: &KafkaProducerConfig, max_record_bytes: usize) -> C
         .set("bootstrap.servers", &config.brokers)
         .set("compression.type", &config.compression)
         .set("linger.ms", "5")
+        .set("statistics.interval.ms", super::STATISTICS_INTERVAL_MS)
         .set("batch.size", "1000000")
         .set("queue.buffering.max.kbytes", "32768")
         .set("queue.buffering.max.messages", "500000")
@@ -302,6 +316,7 @@ mod tests {
             Progress {
                 remaining: 2,
                 error: None,
+                started: Instant::now(),
             },
         );
         ledger.open.insert(
@@ -309,6 +324,7 @@ mod tests {
             Progress {
                 remaining: 2,
                 error: None,
+                started: Instant::now(),
             },
         );
         ledger.settle(1, 1, None);

@@ -1,7 +1,8 @@
 //! What can happen in the transfer, as one trait: the list of methods is the list of events.
 //!
 //! The core calls [`TransferEvents`]; what is done with an event (count it, log it, export it as
-//! a metric) is plugged in from outside. [`Counters`] counts every outcome and logs the ones an
+//! a metric) is plugged in from outside. [`Counters`] counts every outcome, exports it as a
+//! Prometheus metric, keeps the `elasticsearch` health condition, and logs the ones an
 //! operator must see (refused credentials, dead letters, failed commits); warnings that repeat
 //! while a server is down are logged at most once per 10 s, with the number of repeats.
 
@@ -9,9 +10,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::telemetry::{names, Health};
+
 /// How often a repeating warning (consumer errors while Kafka is down, failing commits) is
 /// logged; the repeats in between are counted and reported with the next line.
 const REPEAT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The health condition for Elasticsearch trouble (see [`Health`]).
+const ES_CONDITION: &str = "elasticsearch";
 
 /// Lets one log line through per interval and counts the ones held back.
 #[derive(Debug, Default)]
@@ -139,6 +145,7 @@ fn add(counter: &AtomicU64, n: u64) {
 impl TransferEvents for Counters {
     fn received(&self, count: u64) {
         add(&self.received, count);
+        metrics::counter!(names::TRANSFER_RECEIVED).increment(count);
     }
     fn plain_record(&self, topic: &str, partition: i32, offset: i64) {
         add(&self.plain, 1);
@@ -160,18 +167,29 @@ impl TransferEvents for Counters {
     }
     fn bulk_sent(&self, docs: usize, bytes: usize) {
         add(&self.bulks, 1);
+        metrics::counter!(names::TRANSFER_BULK_REQUESTS).increment(1);
         tracing::trace!(docs, bytes, "bulk request sent");
     }
     fn created(&self, count: u64) {
         add(&self.created, count);
+        metrics::counter!(names::TRANSFER_CREATED).increment(count);
+        if count > 0 {
+            Health::global().recover(ES_CONDITION);
+        }
         tracing::trace!(count, "documents created");
     }
     fn already_present(&self, count: u64) {
         add(&self.already_present, count);
+        metrics::counter!(names::TRANSFER_ALREADY_PRESENT).increment(count);
+        if count > 0 {
+            Health::global().recover(ES_CONDITION);
+        }
         tracing::trace!(count, "documents already present");
     }
     fn retrying(&self, count: u64, reason: &str) {
         add(&self.retried, count);
+        metrics::counter!(names::TRANSFER_RETRIED).increment(count);
+        Health::global().fail(ES_CONDITION, format!("documents not accepted: {reason}"));
         if let Some(repeats) = self.retry_log.admit() {
             tracing::warn!(
                 count,
@@ -183,6 +201,10 @@ impl TransferEvents for Counters {
     }
     fn unauthorized(&self, status: u16, detail: &str) {
         add(&self.unauthorized, 1);
+        Health::global().fail(
+            ES_CONDITION,
+            format!("credentials or permissions refused (status {status})"),
+        );
         if let Some(repeats) = self.unauthorized_log.admit() {
             tracing::error!(
                 status,
@@ -195,10 +217,15 @@ impl TransferEvents for Counters {
     }
     fn dead_lettered(&self, count: u64, reason: &str) {
         add(&self.dead_lettered, count);
+        metrics::counter!(names::TRANSFER_DEAD_LETTERED).increment(count);
         tracing::warn!(count, reason, "records written to the dead-letter index");
     }
     fn dead_letter_failed(&self, count: u64, reason: &str) {
         add(&self.dead_letter_failed, count);
+        Health::global().fail(
+            ES_CONDITION,
+            format!("dead-letter writes failing: {reason}"),
+        );
         if let Some(repeats) = self.dead_letter_failure_log.admit() {
             tracing::error!(
                 count,
@@ -217,16 +244,19 @@ impl TransferEvents for Counters {
     }
     fn committed(&self, partitions: usize) {
         add(&self.commits, 1);
+        metrics::counter!(names::TRANSFER_COMMITS).increment(1);
         tracing::trace!(partitions, "offsets committed");
     }
     fn commit_failed(&self, error: &str) {
         add(&self.commit_failures, 1);
+        metrics::counter!(names::TRANSFER_COMMIT_FAILURES).increment(1);
         if let Some(repeats) = self.commit_failure_log.admit() {
             tracing::warn!(error, repeats, "offset commit failed; it is retried");
         }
     }
     fn consumer_error(&self, error: &str) {
         add(&self.consumer_errors, 1);
+        metrics::counter!(names::TRANSFER_CONSUMER_ERRORS).increment(1);
         if let Some(repeats) = self.consumer_error_log.admit() {
             tracing::warn!(
                 error,

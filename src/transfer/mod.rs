@@ -77,6 +77,11 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// configuration Elasticsearch or Kafka refuses outright.
 pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let index = config.index_template()?;
+    crate::telemetry::Health::global().set_grace(Duration::from_millis(config.health_grace_ms));
+    if let Some(addr) = config.metrics_addr {
+        let endpoint = crate::telemetry::Endpoint::install()?;
+        crate::telemetry::serve(addr, endpoint, shutdown.clone()).await?;
+    }
     let es = EsClient::new(&EsSettings {
         url: config.elasticsearch.url.clone(),
         basic_auth: config
@@ -177,6 +182,7 @@ async fn put_templates(
         loop {
             match es.put_index_template(&spec.name, &spec.body).await {
                 Ok(()) => {
+                    crate::telemetry::Health::global().recover("elasticsearch");
                     tracing::info!(template = %spec.name, patterns = %spec.body["index_patterns"], "index template in place");
                     break;
                 }
@@ -190,6 +196,10 @@ async fn put_templates(
                     });
                 }
                 Err(error) => {
+                    crate::telemetry::Health::global().fail(
+                        "elasticsearch",
+                        format!("cannot put index templates: {error}"),
+                    );
                     if error.status().is_some_and(|s| s == 401 || s == 403) {
                         tracing::error!(%error, "Elasticsearch refused the transfer's credentials; retrying");
                     } else {

@@ -1,0 +1,158 @@
+//! Health: named failing conditions, and whether any has lasted longer than the grace period.
+//!
+//! Components report what they observe (`fail("kafka", "no broker reachable")`,
+//! `recover("kafka")`); `/health` is unhealthy while some condition has been failing for at
+//! least `grace`, so a short blip (one broker restart, a WAL briefly full during a burst) does not
+//! page anyone. Conditions used: `kafka` (no broker reachable), `wal` (full: reading paused),
+//! `elasticsearch` (requests failing or being refused).
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// The process-wide health state (each process runs one role).
+static GLOBAL: OnceLock<Health> = OnceLock::new();
+
+/// Default grace period: how long a condition must last before `/health` reports it.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+struct Failing {
+    reason: String,
+    since: Instant,
+}
+
+/// Failing conditions by component.
+#[derive(Debug)]
+pub struct Health {
+    grace: Mutex<Duration>,
+    failing: Mutex<BTreeMap<&'static str, Failing>>,
+}
+
+/// One condition that makes the process unhealthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// Which part (`kafka`, `wal`, `elasticsearch`).
+    pub component: String,
+    /// What is wrong.
+    pub reason: String,
+    /// For how long, in whole seconds.
+    pub for_seconds: u64,
+}
+
+/// What `/health` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// `ok` or `failing`.
+    pub status: &'static str,
+    /// Conditions failing for longer than the grace period.
+    pub problems: Vec<Problem>,
+}
+
+impl Report {
+    /// True when nothing has failed for longer than the grace period.
+    pub fn is_healthy(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl Health {
+    /// An empty health state with the given grace period.
+    pub fn new(grace: Duration) -> Health {
+        Health {
+            grace: Mutex::new(grace),
+            failing: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The process-wide state (grace [`DEFAULT_GRACE`] until [`Health::set_grace`]).
+    pub fn global() -> &'static Health {
+        GLOBAL.get_or_init(|| Health::new(DEFAULT_GRACE))
+    }
+
+    /// Sets how long a condition must last before it is reported.
+    pub fn set_grace(&self, grace: Duration) {
+        *self.grace.lock().unwrap_or_else(|e| e.into_inner()) = grace;
+    }
+
+    /// `component` is failing; the start time of an ongoing failure is kept, the reason updated.
+    pub fn fail(&self, component: &'static str, reason: impl Into<String>) {
+        let reason = reason.into();
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        match failing.get_mut(component) {
+            Some(existing) => existing.reason = reason,
+            None => {
+                failing.insert(
+                    component,
+                    Failing {
+                        reason,
+                        since: Instant::now(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// `component` works again.
+    pub fn recover(&self, component: &'static str) {
+        self.failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(component);
+    }
+
+    /// The conditions failing for at least the grace period.
+    pub fn report(&self) -> Report {
+        self.report_at(Instant::now())
+    }
+
+    fn report_at(&self, now: Instant) -> Report {
+        let grace = *self.grace.lock().unwrap_or_else(|e| e.into_inner());
+        let failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        let problems: Vec<Problem> = failing
+            .iter()
+            .filter_map(|(component, failing)| {
+                let age = now.saturating_duration_since(failing.since);
+                (age >= grace).then(|| Problem {
+                    component: component.to_string(),
+                    reason: failing.reason.clone(),
+                    for_seconds: age.as_secs(),
+                })
+            })
+            .collect();
+        Report {
+            status: if problems.is_empty() { "ok" } else { "failing" },
+            problems,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_condition_counts_only_after_the_grace_period_and_clears_on_recovery() {
+        let health = Health::new(Duration::from_secs(10));
+        let start = Instant::now();
+        health.fail("kafka", "no broker reachable");
+        assert!(health.report_at(start).is_healthy());
+        let later = start + Duration::from_secs(11);
+        let report = health.report_at(later);
+        assert!(!report.is_healthy());
+        assert_eq!(report.problems[0].component, "kafka");
+        assert_eq!(report.problems[0].reason, "no broker reachable");
+        // A repeated report keeps the original start time.
+        health.fail("kafka", "still no broker");
+        assert_eq!(
+            health.report_at(later).problems[0].reason,
+            "still no broker"
+        );
+        assert!(!health.report_at(later).is_healthy());
+        health.recover("kafka");
+        assert!(health.report_at(later).is_healthy());
+        assert_eq!(health.report_at(later).status, "ok");
+    }
+}

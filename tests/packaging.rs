@@ -1,0 +1,114 @@
+//! The sample configurations in `packaging/` load as they are, and list every key the
+//! configuration accepts (so a new key cannot be added without documenting it there).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use logship::config::{AgentConfig, TransferConfig};
+
+fn packaging(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("packaging")
+        .join(file)
+}
+
+/// The keys serde accepts at the place where `probe` inserts an unknown key: its refusal lists
+/// them ("unknown field `zz_probe`, expected one of `a`, `b`").
+fn accepted_keys(error: String) -> BTreeSet<String> {
+    let list = error
+        .split_once("expected one of")
+        .or_else(|| error.split_once("expected"))
+        .unwrap_or_else(|| panic!("no key list in {error}"))
+        .1;
+    list.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+fn keys_missing_from(sample: &str, keys: &BTreeSet<String>) -> Vec<String> {
+    keys.iter()
+        .filter(|key| {
+            !sample.lines().any(|line| {
+                let line = line.trim_start_matches(['#', ' ']);
+                line.starts_with(&format!("{key} ="))
+                    || line.starts_with(&format!("[{key}]"))
+                    || line.starts_with(&format!("[[{key}]]"))
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+const AGENT_BASE: &str = "data_dir = \"/tmp/x\"\n";
+
+#[test]
+fn agent_sample_loads_and_lists_every_key() {
+    let path = packaging("agent.toml");
+    AgentConfig::load(&path).expect("packaging/agent.toml loads");
+    let sample = std::fs::read_to_string(&path).unwrap();
+    let probes = [
+        format!("{AGENT_BASE}zz_probe = 1\n[kafka]\nbrokers = \"b\"\n"),
+        format!("{AGENT_BASE}[kafka]\nbrokers = \"b\"\nzz_probe = 1\n"),
+        format!("{AGENT_BASE}[kafka]\nbrokers = \"b\"\n[[collect]]\npath = \"/a\"\ntopic = \"t\"\nzz_probe = 1\n"),
+        format!("{AGENT_BASE}[kafka]\nbrokers = \"b\"\n[etcd]\nendpoints = [\"http://e\"]\nzz_probe = 1\n"),
+    ];
+    for probe in probes {
+        let error = AgentConfig::from_toml(&probe).expect_err("the probe key is refused");
+        let keys = accepted_keys(error.to_string());
+        assert!(keys.len() >= 2, "{keys:?}");
+        let missing = keys_missing_from(&sample, &keys);
+        assert!(missing.is_empty(), "packaging/agent.toml lacks {missing:?}");
+    }
+}
+
+#[test]
+fn transfer_sample_loads_and_lists_every_key() {
+    let path = packaging("transfer.toml");
+    TransferConfig::load(&path).expect("packaging/transfer.toml loads");
+    let sample = std::fs::read_to_string(&path).unwrap();
+    let base = "[kafka]\nbrokers = \"b\"\ngroup = \"g\"\ntopics = [\"t\"]\n\
+                [elasticsearch]\nurl = \"http://e\"\nindex = \"{topic}\"\n";
+    let probes = [
+        format!("zz_probe = 1\n{base}"),
+        format!("{base}zz_probe = 1\n"),
+        base.replace("topics = [\"t\"]\n", "topics = [\"t\"]\nzz_probe = 1\n"),
+        format!("{base}[batch]\nzz_probe = 1\n"),
+        format!("{base}[retry]\nzz_probe = 1\n"),
+    ];
+    for probe in probes {
+        let error = TransferConfig::from_toml(&probe).expect_err("the probe key is refused");
+        let keys = accepted_keys(error.to_string());
+        assert!(keys.len() >= 2, "{keys:?}");
+        let missing = keys_missing_from(&sample, &keys);
+        assert!(
+            missing.is_empty(),
+            "packaging/transfer.toml lacks {missing:?}"
+        );
+    }
+}
+
+#[test]
+fn systemd_units_run_the_roles_with_their_sample_paths_and_restart_on_failure() {
+    for (unit, role) in [
+        ("logship-agent.service", "agent"),
+        ("logship-transfer.service", "transfer"),
+    ] {
+        let text = std::fs::read_to_string(packaging("systemd").join(unit)).unwrap();
+        assert!(
+            text.contains(&format!(
+                "ExecStart=/usr/bin/logship {role} --config /etc/logship/{role}.toml"
+            )),
+            "{unit}"
+        );
+        for needed in [
+            "Restart=on-failure",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "[Install]",
+        ] {
+            assert!(text.contains(needed), "{unit} lacks {needed}");
+        }
+    }
+}
