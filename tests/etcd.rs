@@ -133,6 +133,24 @@ fn etcd_put(key: &str, value: &str) -> i64 {
     })
 }
 
+/// Compacts the store's history up to its current revision (every older version is gone).
+fn etcd_compact() -> i64 {
+    let revision = etcd_put(&format!("/logship-test-compact/{}", unique("c")), "x");
+    runtime().block_on(async {
+        let mut client = etcd_client::Client::connect([etcd_endpoint()], None)
+            .await
+            .unwrap();
+        client
+            .compact(
+                revision,
+                Some(etcd_client::CompactionOptions::new().with_physical()),
+            )
+            .await
+            .unwrap();
+    });
+    revision
+}
+
 /// Whether `key` exists.
 fn etcd_exists(key: &str) -> bool {
     runtime().block_on(async {
@@ -477,7 +495,7 @@ impl Proxy {
 }
 
 #[test]
-fn a_change_made_while_etcd_was_unreachable_is_applied_on_reconnection() {
+fn a_change_made_while_etcd_was_unreachable_and_compacted_away_is_applied_on_reconnection() {
     let _etcd = etcd_shared();
     let setup = Setup::new("etcd-lost");
     let proxy = Proxy::start(0);
@@ -507,8 +525,12 @@ fn a_change_made_while_etcd_was_unreachable_is_applied_on_reconnection() {
     let missing = reader.wait_for_messages(&during, ARRIVAL);
     assert!(missing.is_empty(), "{}", agent.log());
 
-    // A change made meanwhile is applied once etcd is reachable again (the key is re-read).
+    // Changes made meanwhile, and the history compacted past them: the latest is applied once
+    // etcd is reachable again (the key is re-read, not replayed from an old revision).
+    setup.set_entries(&setup.entries().replace(&setup.topic, "some-other-topic"));
     setup.set_entries("[]");
+    let compacted = etcd_compact();
+    eprintln!("etcd compacted at revision {compacted}");
     let proxy = Proxy::start(port);
     assert!(
         wait_for_log(
