@@ -150,7 +150,35 @@ fn literal_dir(pattern: &str) -> PathBuf {
     dir
 }
 
-/// Watches directories with inotify and raises a flag plus a wake-up on any event.
+/// What an inotify event asks of the reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventEffect {
+    /// Nothing: someone (often the agent itself) opened, read or closed a file.
+    Ignore,
+    /// A file grew or was truncated: read now instead of at the next idle timeout.
+    Read,
+    /// Files may have appeared, gone or been renamed: rescan the globs.
+    Rescan,
+}
+
+/// Classifies an event. Access events (open, read, close) must never wake the reader: its
+/// own `opendir` and reads cause them, and reacting to them made the agent spin on itself.
+pub fn event_effect(kind: &notify::EventKind) -> EventEffect {
+    use notify::event::ModifyKind;
+    use notify::EventKind;
+    match kind {
+        EventKind::Access(_) => EventEffect::Ignore,
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_)) => EventEffect::Read,
+        EventKind::Create(_)
+        | EventKind::Remove(_)
+        | EventKind::Modify(_)
+        | EventKind::Any
+        | EventKind::Other => EventEffect::Rescan,
+    }
+}
+
+/// Watches directories with inotify: raises a flag (rescan) when files may have appeared, gone
+/// or been renamed, and wakes the reader when one grew (see [`event_effect`]).
 pub struct ChangeWatcher {
     watcher: Option<notify::RecommendedWatcher>,
     watched: HashSet<PathBuf>,
@@ -158,13 +186,21 @@ pub struct ChangeWatcher {
 }
 
 impl ChangeWatcher {
-    /// A watcher that sets `changed` and pokes `wake` on every event. If inotify is not
-    /// available the agent still works from rescans alone.
+    /// A watcher that sets `changed` and pokes `wake` as [`event_effect`] says (a watcher error
+    /// counts as a rescan). If inotify is not available the agent still works from rescans alone.
     pub fn new(wake: SyncSender<()>) -> ChangeWatcher {
         let changed = Arc::new(AtomicBool::new(true));
         let flag = changed.clone();
-        let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-            flag.store(true, Ordering::SeqCst);
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let effect = match &event {
+                Ok(event) => event_effect(&event.kind),
+                Err(_) => EventEffect::Rescan,
+            };
+            match effect {
+                EventEffect::Ignore => return,
+                EventEffect::Read => {}
+                EventEffect::Rescan => flag.store(true, Ordering::SeqCst),
+            }
             let _ = wake.try_send(());
         });
         let watcher = match watcher {
@@ -208,6 +244,54 @@ impl ChangeWatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_agents_own_opens_and_reads_neither_rescan_nor_wake() {
+        use std::io::Read as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.log");
+        std::fs::write(&file, "line\n").unwrap();
+        let (wake_tx, wake_rx) = std::sync::mpsc::sync_channel(1);
+        let mut watcher = ChangeWatcher::new(wake_tx);
+        watcher.watch(&[dir.path().to_path_buf()]);
+        let settle = || std::thread::sleep(std::time::Duration::from_millis(300));
+        settle();
+        watcher.take_changed();
+        while wake_rx.try_recv().is_ok() {}
+
+        // What a rescan and a read do: list the directory, open and read the file.
+        for _ in 0..3 {
+            let _ = std::fs::read_dir(dir.path()).unwrap().count();
+            let mut text = String::new();
+            std::fs::File::open(&file)
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
+        }
+        settle();
+        assert!(
+            !watcher.take_changed(),
+            "opening and reading asked for a rescan"
+        );
+        assert!(
+            wake_rx.try_recv().is_err(),
+            "opening and reading woke the reader"
+        );
+
+        // A new file asks for a rescan; growth only wakes the reader.
+        std::fs::write(dir.path().join("b.log"), "x\n").unwrap();
+        settle();
+        assert!(watcher.take_changed());
+        while wake_rx.try_recv().is_ok() {}
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"more\n"))
+            .unwrap();
+        settle();
+        assert!(!watcher.take_changed());
+        assert!(wake_rx.try_recv().is_ok());
+    }
 
     #[test]
     fn literal_dir_stops_at_first_glob() {
