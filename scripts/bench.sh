@@ -76,6 +76,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   [ -z "$guard" ] || rm -f "$guard"
 fi
 
+for _ in $(seq 1 30); do # up to a minute: a test run beside us may be restarting them
+  kcat -b "$BROKER" -L -t _bench_probe >/dev/null 2>&1 && curl -sf "$ES" >/dev/null && break
+  sleep 2
+done
 kcat -b "$BROKER" -L -t _bench_probe >/dev/null 2>&1 || die "Kafka at $BROKER is not answering (scripts/services.sh up)"
 curl -sf "$ES" >/dev/null || die "Elasticsearch at $ES is not answering (scripts/services.sh up)"
 
@@ -413,7 +417,13 @@ disk_rot=$(cat "/sys/block/$disk_dev/queue/rotational" 2>/dev/null || echo "?")
 disk_size=$(df -h --output=size "$WORK" | tail -n1 | tr -d ' ')
 rsyslog_version=$(/usr/sbin/rsyslogd -v 2>/dev/null | awk 'NR == 1 { print $2 }' | tr -d ',')
 es_version=$(curl -s "$ES" | jq -r '.version.number')
-cmdline="$(env | grep -E '^(BENCH_[A-Z_]+|RUNS)=' | sort | tr '\n' ' ')scripts/bench.sh"
+cmdline=""
+for var in $(compgen -e | grep -E '^(BENCH_[A-Z_]+|RUNS)$' | sort); do
+  value=${!var}
+  [[ "$value" =~ ^[A-Za-z0-9._/:-]*$ ]] || value="'$value'"
+  cmdline+="$var=$value "
+done
+cmdline+="scripts/bench.sh"
 
 report="$RUN/report.md"
 {
