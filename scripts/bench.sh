@@ -1,0 +1,501 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark (issue 9), in one run, on this machine:
+#
+#  1. corpus: FILES files × BENCH_LINES seeded access-log lines (~110 B; 1 line in 1000 is
+#     2–8 KiB), written once and cached under BENCH_DIR;
+#  2. ship:   the release `logship agent` (defaults: WAL fsync per round, idempotent producer,
+#     acks=all, lz4) and a private `rsyslogd` (imfile with state files → omkafka with acks=all,
+#     idempotence, lz4, behind a disk-assisted action queue) each ship the corpus into a fresh
+#     topic of the local broker, alternating, RUNS times each. Wall time runs from the
+#     shipper's start until the topic's end offsets sum to the corpus' line count;
+#  3. transfer: the release `logship transfer` indexes a pre-filled topic (BENCH_XFER_DOCS agent
+#     records) into a fresh index, against `curl` posting the same documents as NDJSON `_bulk`
+#     `create` bodies (same batch size and parallelism) into a fresh index with the same
+#     mapping, alternating, RUNS times each;
+#  4. latency: agent + transfer running, BENCH_LAT_RATE lines/s appended for BENCH_LAT_SECONDS;
+#     p50/p99 from write to searchable (scripts/bench-latency.py);
+#  5. prints the tables (medians) and, unless BENCH_DOC=0, rewrites the marked section of
+#     docs/bench.md.
+#
+#   scripts/bench.sh                                   # full: 4 × 1M lines, RUNS=3
+#   BENCH_LINES=50000 RUNS=1 BENCH_DOC=0 scripts/bench.sh   # quick check
+#
+# Environment: BENCH_LINES (1000000), BENCH_FILES (4), RUNS (3), BENCH_DIR
+# (/var/tmp/logship-bench), BENCH_PARTS ("ship transfer latency"), BENCH_XFER_DOCS (200000),
+# BENCH_XFER_BATCH (2000), BENCH_XFER_PARALLEL (4), BENCH_LAT_RATE (1000), BENCH_LAT_SECONDS
+# (30), BENCH_DOC (1), BENCH_NOTE (a remark printed with the results, e.g. "preliminary, machine
+# shared"), LOGSHIP_KAFKA, LOGSHIP_ES. Needs the services up (scripts/services.sh up), kcat,
+# curl, jq, python3; installs rsyslog + rsyslog-kafka with apt-get if missing (never starting
+# the system's rsyslog). Topics are named bench-* and are not deleted (Kafka has no deletion in
+# kcat); indices are deleted after each measurement.
+set -euo pipefail
+shopt -s inherit_errexit
+cd "$(dirname "$0")/.."
+REPO=$(pwd -P)
+
+LINES=${BENCH_LINES:-1000000}
+FILES=${BENCH_FILES:-4}
+RUNS=${RUNS:-3}
+WORK=${BENCH_DIR:-/var/tmp/logship-bench}
+PARTS=${BENCH_PARTS:-ship transfer latency}
+SHIPPERS=${BENCH_SHIPPERS:-logship rsyslog}
+XFER_DOCS=${BENCH_XFER_DOCS:-200000}
+XFER_BATCH=${BENCH_XFER_BATCH:-2000}
+XFER_PARALLEL=${BENCH_XFER_PARALLEL:-4}
+LAT_RATE=${BENCH_LAT_RATE:-1000}
+LAT_SECONDS=${BENCH_LAT_SECONDS:-30}
+WRITE_DOC=${BENCH_DOC:-1}
+NOTE=${BENCH_NOTE:-}
+BROKER=${LOGSHIP_KAFKA:-127.0.0.1:9092}
+ES=${LOGSHIP_ES:-http://127.0.0.1:9200}
+ES=${ES%/}
+STALL=${BENCH_STALL_SECONDS:-180} # give up when a count makes no progress for this long
+CORPUS_VERSION=1                  # bump when the generator changes
+TCK=$(getconf CLK_TCK)
+STAMP=$(date +%s)
+
+say() { echo "bench: $*" >&2; }
+die() { echo "bench: $*" >&2; exit 1; }
+has_part() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+# ------------------------------------------------------------------------ prerequisites
+
+need_apt=()
+for tool in kcat curl jq python3; do command -v "$tool" >/dev/null || need_apt+=("$tool"); done
+[ -x /usr/sbin/rsyslogd ] || need_apt+=(rsyslog)
+compgen -G "/usr/lib/*/rsyslog/omkafka.so" >/dev/null || need_apt+=(rsyslog-kafka)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  say "installing ${need_apt[*]}"
+  # Installing rsyslog must not start the system's daemon: deny service starts meanwhile.
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    guard=/usr/sbin/policy-rc.d
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}" >/dev/null
+  [ -z "$guard" ] || rm -f "$guard"
+fi
+
+for _ in $(seq 1 30); do # up to a minute: a test run beside us may be restarting them
+  kcat -b "$BROKER" -L -t _bench_probe >/dev/null 2>&1 && curl -sf "$ES" >/dev/null && break
+  sleep 2
+done
+kcat -b "$BROKER" -L -t _bench_probe >/dev/null 2>&1 || die "Kafka at $BROKER is not answering (scripts/services.sh up)"
+curl -sf "$ES" >/dev/null || die "Elasticsearch at $ES is not answering (scripts/services.sh up)"
+
+say "building the release binary"
+nice -n 10 cargo build --release --quiet --bin logship
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/logship"
+[ -x "$BIN" ] || die "no binary at $BIN"
+
+RUN="$WORK/run"
+rm -rf "$RUN"
+mkdir -p "$RUN"
+started=() # pids of the processes this script started
+cleanup() {
+  local pid
+  for pid in "${started[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# ------------------------------------------------------------------------ helpers
+
+now() { date +%s.%N; }
+cpu_seconds() { # user+sys CPU seconds of process $1 (all its threads)
+  awk -v t="$TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+broker_pid() {
+  ss -Hltnp "sport = :${BROKER##*:}" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2
+}
+
+declare -A partitions_of
+topic_create() { # auto-creates topic $1 through a metadata request; waits for its leaders
+  local _ meta
+  for _ in $(seq 1 100); do
+    meta=$(kcat -b "$BROKER" -L -t "$1" -J 2>/dev/null || true)
+    if jq -e '.topics[0] | (.error == null) and (.partitions | length > 0) and all(.partitions[]; .leader >= 0)' \
+      <<<"$meta" >/dev/null 2>&1; then
+      partitions_of[$1]=$(jq '.topics[0].partitions | length' <<<"$meta")
+      return 0
+    fi
+    sleep 0.2
+  done
+  die "topic $1 was not created"
+}
+topic_end() { # sum of the end offsets of every partition of topic $1 (made by topic_create)
+  local args=() p
+  for p in $(seq 0 $((partitions_of[$1] - 1))); do args+=(-t "$1:$p:-1"); done
+  { kcat -b "$BROKER" -Q "${args[@]}" 2>/dev/null || true; } \
+    | awk '{ for (i = 1; i <= NF; i++) if ($i == "offset") s += $(i + 1) } END { print s + 0 }'
+}
+es_count() { { curl -s "$ES/$1/_count" || true; } | jq '.count // 0' 2>/dev/null || echo 0; }
+es_delete() { curl -s -o /dev/null -X DELETE "$ES/$1" || true; }
+
+# wait_count KIND NAME TARGET PID: polls every 0.2 s until the count of KIND (topic|index) NAME
+# reaches TARGET; fails if PID (when not empty) exits or the count stalls for STALL seconds.
+# Prints "<time first nonzero> <count then> <time done>".
+wait_count() {
+  local kind=$1 name=$2 target=$3 pid=$4 got=0 last=-1 progress first="" first_count=0 t
+  progress=$(date +%s)
+  while :; do
+    if [ "$kind" = topic ]; then got=$(topic_end "$name"); else got=$(es_count "$name"); fi
+    [[ "$got" =~ ^[0-9]+$ ]] || got=0 # a failed query (the machine is busy): poll again
+    t=$(now)
+    if [ -z "$first" ] && [ "$got" -gt 0 ]; then first=$t first_count=$got; fi
+    [ "$got" -ge "$target" ] && break
+    if [ "$got" != "$last" ]; then last=$got progress=$(date +%s); fi
+    [ $(($(date +%s) - progress)) -lt "$STALL" ] || die "$kind $name stalled at $got of $target"
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then die "process $pid exited ($kind $name at $got of $target)"; fi
+    sleep 0.2
+  done
+  echo "$first $first_count $t"
+}
+
+forget() { # drops pid $1 from `started` once it has been waited for (its number may be reused)
+  local keep=() pid
+  for pid in "${started[@]}"; do [ "$pid" = "$1" ] || keep+=("$pid"); done
+  started=("${keep[@]}")
+}
+stop() { # TERM process $1 (started by this script) and wait for it
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  forget "$1"
+}
+
+median() { # median of the numbers on stdin
+  sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ------------------------------------------------------------------------ corpus
+
+CORPUS="$WORK/corpus-v$CORPUS_VERSION-$FILES-$LINES"
+if [ ! -f "$CORPUS/.complete" ]; then
+  say "writing the corpus: $FILES files × $LINES lines (seeded) into $CORPUS"
+  rm -rf "$CORPUS"
+  mkdir -p "$CORPUS"
+  for f in $(seq 1 "$FILES"); do
+    # A fixed day, 47 lines per second; field values drawn from a seeded generator. 1 line in
+    # 1000 carries a 2–8 KiB query string (a long line among the ~110-byte ones).
+    awk -v seed=$((41 + f)) -v file="$f" -v lines="$LINES" 'BEGIN {
+      srand(seed)
+      split("GET GET GET GET GET GET GET POST POST PUT DELETE HEAD", methods, " ")
+      split("200 200 200 200 200 200 200 200 200 200 200 200 201 204 301 304 304 400 403 404 404 500 502", codes, " ")
+      split("curl/8.5.0|Go-http-client/1.1|python-requests/2.31|okhttp/4.12.0|Mozilla/5.0|kube-probe/1.29", agents, "|")
+      split("/api/v1/items/%d|/api/v1/users/%d/orders|/static/js/app.%x.js|/healthz|/api/v2/search?q=item%d|/login|/img/p/%d.jpg", paths, "|")
+      alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789%&=-_"
+      pool = ""
+      for (i = 0; i < 8192; i++) pool = pool substr(alphabet, int(rand() * 66) + 1, 1)
+      for (n = 0; n < lines; n++) {
+        s = int(n / 47)
+        path = sprintf(paths[int(rand() * 7) + 1], int(rand() * 100000))
+        if (rand() < 0.001) {
+          len = 2048 + int(rand() * 6144)
+          path = path "?data=" substr(pool, 1 + int(rand() * (8192 - len)), len)
+        }
+        printf "10.%d.%d.%d - - [23/Nov/2026:%02d:%02d:%02d +0000] \"%s %s HTTP/1.1\" %s %d \"-\" \"%s\"\n",
+          file, int(rand() * 256), int(rand() * 256), int(s / 3600) % 24, int(s / 60) % 60, s % 60,
+          methods[int(rand() * 12) + 1], path, codes[int(rand() * 23) + 1], int(rand() * 20000),
+          agents[int(rand() * 6) + 1]
+      }
+    }' >"$CORPUS/access-$f.log"
+  done
+  touch "$CORPUS/.complete"
+fi
+CORPUS_BYTES=$(cat "$CORPUS"/*.log | wc -c)
+CORPUS_LINES=$((FILES * LINES))
+CORPUS_LONG=$(cat "$CORPUS"/*.log | awk 'length > 2047' | wc -l)
+# Both shippers read the corpus from the page cache, never from the disk.
+cat "$CORPUS"/*.log >/dev/null
+say "corpus: $CORPUS_LINES lines ($CORPUS_LONG of 2–8 KiB), $CORPUS_BYTES bytes"
+
+# ------------------------------------------------------------------------ shipping
+
+agent_config() { # agent_config FILE DATA_DIR GLOB TOPIC
+  cat >"$1" <<CONF
+host = "bench"
+data_dir = "$2"
+[kafka]
+brokers = "$BROKER"
+[[collect]]
+path = "$3"
+topic = "$4"
+CONF
+}
+
+rsyslog_config() { # rsyslog_config FILE WORKDIR GLOB TOPIC
+  cat >"$1" <<CONF
+# Private instance for scripts/bench.sh: no system inputs, its own work directory.
+global(workDirectory="$2" maxMessageSize="64k")
+module(load="imfile")
+module(load="omkafka")
+template(name="raw" type="string" string="%rawmsg%")
+ruleset(name="bench") {
+  # acks=all + idempotence + lz4 as the agent; a disk-assisted queue (in memory, spilling to
+  # WORKDIR when full, saved on shutdown); retried without limit when Kafka is away.
+  action(type="omkafka" name="kafka" broker=["$BROKER"] topic="$4" template="raw"
+         partitions.auto="on"
+         confParam=["acks=all", "enable.idempotence=true", "compression.codec=lz4"]
+         queue.type="LinkedList" queue.filename="kafka-queue" queue.saveOnShutdown="on"
+         queue.maxDiskSpace="2g" action.resumeRetryCount="-1")
+}
+# State files in workDirectory, persisted every 10000 lines; new files read from the start.
+input(type="imfile" file="$3" tag="bench" ruleset="bench" freshStartTail="off"
+      persistStateInterval="10000")
+CONF
+}
+
+# ship TOOL RUN: ships the corpus with TOOL (logship|rsyslog) into a fresh topic and sets RESULT
+# to "lines/s MB/s cpu-s/GB peak-RSS-MiB wall-s broker-cpu-s/GB". (Runs in this shell, not in a
+# command substitution, so that `started` keeps its pid for the exit trap.)
+ship() {
+  local tool=$1 run=$2 topic pid dir cpu rss bpid b0 b1 t0 done_at
+  topic="bench-$tool-$STAMP-$run"
+  dir="$RUN/$tool-$run"
+  mkdir -p "$dir"
+  topic_create "$topic"
+  bpid=$(broker_pid || true)
+  b0=$(if [ -n "$bpid" ]; then cpu_seconds "$bpid"; else echo 0; fi)
+  t0=$(now)
+  if [ "$tool" = logship ]; then
+    agent_config "$dir/agent.toml" "$dir/data" "$CORPUS/*.log" "$topic"
+    "$BIN" agent --config "$dir/agent.toml" 2>"$dir/agent.log" &
+  else
+    mkdir -p "$dir/work"
+    rsyslog_config "$dir/rsyslog.conf" "$dir/work" "$CORPUS/*.log" "$topic"
+    /usr/sbin/rsyslogd -n -f "$dir/rsyslog.conf" -i "$dir/rsyslogd.pid" >"$dir/rsyslog.log" 2>&1 &
+  fi
+  pid=$!
+  started+=("$pid")
+  done_at=$(wait_count topic "$topic" "$CORPUS_LINES" "$pid" | awk '{ print $3 }')
+  cpu=$(cpu_seconds "$pid")
+  rss=$(peak_rss_kib "$pid")
+  # The broker's CPU over the run, unless it was restarted meanwhile (then not known: nan).
+  b1=$(if [ -n "$bpid" ] && [ -e "/proc/$bpid" ]; then cpu_seconds "$bpid"; else echo nan; fi)
+  stop "$pid"
+  rm -rf "$dir/data" "$dir/work"
+  RESULT=$(awk -v s="$t0" -v e="$done_at" -v l="$CORPUS_LINES" -v b="$CORPUS_BYTES" -v c="$cpu" -v r="$rss" \
+    -v b0="$b0" -v b1="$b1" 'BEGIN { t = e - s
+    printf "%.0f %.1f %.1f %.1f %.2f %s\n", l / t, b / t / 1e6, c / (b / 1e9), r / 1024, t, (b1 == "nan" ? "nan" : sprintf("%.1f", (b1 - b0) / (b / 1e9))) }')
+}
+
+ship_logship=()
+ship_rsyslog=()
+if has_part ship; then
+  for run in $(seq 1 "$RUNS"); do
+    for tool in $SHIPPERS; do
+      ship "$tool" "$run"
+      say "ship run $run $tool: lines/s MB/s CPU-s/GB RSS-MiB wall-s broker-CPU-s/GB = $RESULT"
+      if [ "$tool" = logship ]; then ship_logship+=("$RESULT"); else ship_rsyslog+=("$RESULT"); fi
+    done
+  done
+fi
+
+# ------------------------------------------------------------------------ transfer
+
+transfer_config() { # transfer_config FILE GROUP TOPIC INDEX DLQ
+  cat >"$1" <<CONF
+[kafka]
+brokers = "$BROKER"
+group = "$2"
+topics = ["$3"]
+[elasticsearch]
+url = "$ES"
+index = "$4"
+dlq_index = "$5"
+[batch]
+max_docs = $XFER_BATCH
+max_inflight_bulks = $XFER_PARALLEL
+CONF
+}
+
+# measure_index INDEX PID: waits until INDEX holds XFER_DOCS documents; prints "docs/s over the
+# whole run, docs/s from the first visible document, wall-s" given the start time $t0.
+measure_index() {
+  wait_count index "$1" "$XFER_DOCS" "$2" | awk -v s="$t0" -v n="$XFER_DOCS" '{
+    printf "%.0f %.0f %.2f", n / ($3 - s), ($3 > $1 ? (n - $2) / ($3 - $1) : n / ($3 - s)), $3 - s }'
+}
+
+xfer_logship=()
+xfer_curl=()
+if has_part transfer; then
+  # The pre-filled topic: the first XFER_DOCS corpus lines, shipped by the agent (real records).
+  xsrc="bench-xfer-src-$STAMP"
+  mkdir -p "$RUN/xfer-logs"
+  [ "$XFER_DOCS" -le "$CORPUS_LINES" ] || XFER_DOCS=$CORPUS_LINES
+  awk -v n="$XFER_DOCS" 'NR > n { exit } { print }' "$CORPUS"/*.log >"$RUN/xfer-logs/access.log"
+  topic_create "$xsrc"
+  agent_config "$RUN/xfer-agent.toml" "$RUN/xfer-agent-data" "$RUN/xfer-logs/*.log" "$xsrc"
+  "$BIN" agent --config "$RUN/xfer-agent.toml" 2>"$RUN/xfer-agent.log" &
+  pid=$!
+  started+=("$pid")
+  wait_count topic "$xsrc" "$XFER_DOCS" "$pid" >/dev/null
+  stop "$pid"
+  # The reference's bodies: the documents the transfer makes (the record without `id`, plus
+  # `topic`), `create` with the record's id, XFER_BATCH per body.
+  mkdir -p "$RUN/bulk"
+  kcat -b "$BROKER" -C -t "$xsrc" -o beginning -e -q -f '%s\n' \
+    | jq -c --arg index bench-xfer-c --arg topic "$xsrc" \
+      '{create: {_index: $index, _id: .id}}, (del(.id) + {topic: $topic})' \
+    | split -l $((2 * XFER_BATCH)) -a 5 - "$RUN/bulk/body-"
+  [ "$(cat "$RUN"/bulk/body-* | wc -l)" -eq $((2 * XFER_DOCS)) ] || die "bulk bodies are incomplete"
+  mapping=""
+  for run in $(seq 1 "$RUNS"); do
+    es_delete bench-xfer-t
+    transfer_config "$RUN/transfer-$run.toml" "bench-xfer-$STAMP-$run" "$xsrc" bench-xfer-t bench-xfer-dlq
+    t0=$(now)
+    "$BIN" transfer --config "$RUN/transfer-$run.toml" 2>"$RUN/transfer-$run.log" &
+    pid=$!
+    started+=("$pid")
+    result=$(measure_index bench-xfer-t "$pid")
+    result="$result $(cpu_seconds "$pid") $(awk -v r="$(peak_rss_kib "$pid")" 'BEGIN { printf "%.1f", r / 1024 }')"
+    stop "$pid"
+    say "transfer run $run logship: docs/s docs/s-steady wall-s CPU-s RSS-MiB = $result"
+    xfer_logship+=("$result")
+    # The reference index gets the mapping the transfer's template gave its index.
+    [ -n "$mapping" ] || mapping=$(curl -s "$ES/bench-xfer-t/_mapping" | jq -c '.["bench-xfer-t"].mappings')
+    es_delete bench-xfer-t
+
+    es_delete bench-xfer-c
+    curl -sf -o /dev/null -X PUT "$ES/bench-xfer-c" -H 'Content-Type: application/json' \
+      -d "{\"mappings\": $mapping}" || die "cannot create the reference index"
+    t0=$(now)
+    # shellcheck disable=SC2016
+    (find "$RUN/bulk" -name 'body-*' | sort | xargs -P "$XFER_PARALLEL" -I{} \
+      curl -s -o /dev/null -H 'Content-Type: application/x-ndjson' --data-binary @{} "$ES/_bulk") &
+    pid=$!
+    started+=("$pid")
+    result=$(measure_index bench-xfer-c "")
+    wait "$pid"
+    forget "$pid"
+    say "transfer run $run curl-bulk: docs/s docs/s-steady wall-s = $result"
+    xfer_curl+=("$result")
+    es_delete bench-xfer-c
+  done
+fi
+
+# ------------------------------------------------------------------------ latency
+
+latency=""
+if has_part latency; then
+  mkdir -p "$RUN/live"
+  live_topic="bench-live-$STAMP"
+  topic_create "$live_topic"
+  es_delete bench-live
+  agent_config "$RUN/live-agent.toml" "$RUN/live-agent-data" "$RUN/live/*.log" "$live_topic"
+  transfer_config "$RUN/live-transfer.toml" "bench-live-$STAMP" "$live_topic" bench-live bench-live-dlq
+  "$BIN" agent --config "$RUN/live-agent.toml" 2>"$RUN/live-agent.log" &
+  agent_pid=$!
+  started+=("$agent_pid")
+  "$BIN" transfer --config "$RUN/live-transfer.toml" 2>"$RUN/live-transfer.log" &
+  transfer_pid=$!
+  started+=("$transfer_pid")
+  latency=$(python3 scripts/bench-latency.py --file "$RUN/live/live.log" --es "$ES" --index bench-live \
+    --rate "$LAT_RATE" --seconds "$LAT_SECONDS") || die "latency probe failed: $latency"
+  stop "$agent_pid"
+  stop "$transfer_pid"
+  es_delete bench-live
+  say "$latency"
+fi
+
+# ------------------------------------------------------------------------ report
+
+col() { # col N VALUES...: median of column N of the given result lines
+  local n=$1
+  shift
+  printf '%s\n' "$@" | awk -v n="$n" '{ print $n }' | median
+}
+fmt_int() { printf '%.0f' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
+
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+mem_gib=$(awk '/^MemTotal:/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+disk_src=$(findmnt -n -o SOURCE -T "$WORK" 2>/dev/null || echo "?")
+disk_fs=$(findmnt -n -o FSTYPE -T "$WORK" 2>/dev/null || echo "?")
+disk_dev=$(basename "$disk_src")
+disk_rot=$(cat "/sys/block/$disk_dev/queue/rotational" 2>/dev/null || echo "?")
+disk_size=$(df -h --output=size "$WORK" | tail -n1 | tr -d ' ')
+rsyslog_version=$(/usr/sbin/rsyslogd -v 2>/dev/null | awk 'NR == 1 { print $2 }' | tr -d ',')
+es_version=$(curl -s "$ES" | jq -r '.version.number')
+cmdline=""
+for var in $(compgen -e | grep -E '^(BENCH_[A-Z_]+|RUNS)$' | sort); do
+  value=${!var}
+  [[ "$value" =~ ^[A-Za-z0-9._/:-]*$ ]] || value="'$value'"
+  cmdline+="$var=$value "
+done
+cmdline+="scripts/bench.sh"
+
+report="$RUN/report.md"
+{
+  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), logship $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src wal Cargo.toml || echo '+changes'). ${NOTE:+**$NOTE.**}"
+  echo
+  echo "Machine: $(nproc) × $cpu_model, $mem_gib GiB RAM, disk $disk_src ($disk_fs, $disk_size, rotational=$disk_rot), Linux $(uname -r); Kafka broker (127.0.0.1), Elasticsearch $es_version and etcd on the same machine. rsyslog $rsyslog_version."
+  echo
+  echo "Command: \`$cmdline\`"
+  if has_part ship; then
+    echo
+    echo "### Files → Kafka, durability on"
+    echo
+    echo "Corpus: $FILES files × $(fmt_int "$LINES") seeded access-log lines, $(fmt_int "$CORPUS_LINES") lines, $(awk -v b="$CORPUS_BYTES" 'BEGIN { printf "%.0f", b / 1e6 }') MB ($CORPUS_LONG lines of 2–8 KiB, the rest ~110 B), read from the page cache. Each run ships it into a fresh 4-partition topic; wall time is from the shipper's start until the sum of the topic's end offsets (\`kcat -Q\`, polled every 0.2 s) equals the line count. CPU = user+sys of the shipper's process (all threads, \`/proc/PID/stat\`); RSS = its \`VmHWM\` at that moment; broker CPU = the Kafka broker's user+sys over the same interval. MB/s counts source bytes. Medians of $RUNS runs, alternating logship, rsyslog."
+    echo
+    echo "| shipper | lines/s | MB/s (source) | CPU-s/GB | peak RSS MiB | wall s | broker CPU-s/GB |"
+    echo "|---|---|---|---|---|---|---|"
+    for tool in $SHIPPERS; do
+      if [ "$tool" = logship ]; then set -- "${ship_logship[@]}"; else set -- "${ship_rsyslog[@]}"; fi
+      echo "| $tool | $(fmt_int "$(col 1 "$@")") | $(col 2 "$@") | $(col 3 "$@") | $(col 4 "$@") | $(col 5 "$@") | $(col 6 "$@") |"
+    done
+    echo
+    echo "logship: \`agent\` with its defaults (sled WAL fsync'd per read round before shipping, idempotent producer, acks=all, lz4; one JSON record per line with id, host, file, offset and read time). rsyslog: \`rsyslogd -n\` private instance, imfile (inotify, state files persisted every 10,000 lines, \`freshStartTail=off\`) → omkafka (\`acks=all\`, \`enable.idempotence=true\`, \`compression.codec=lz4\`, raw line) behind a disk-assisted LinkedList action queue saved on shutdown. rsyslog's durability is weaker: its queue spills to disk only when the memory part is full and its state files run ahead of Kafka's acknowledgements."
+    if [ ${#ship_logship[@]} -gt 0 ] && [ ${#ship_rsyslog[@]} -gt 0 ]; then
+      echo
+      echo "logship/rsyslog lines/s ratio: $(ratio "$(col 1 "${ship_logship[@]}")" "$(col 1 "${ship_rsyslog[@]}")")"
+    fi
+  fi
+  if has_part transfer; then
+    echo
+    echo "### Transfer: Kafka → Elasticsearch"
+    echo
+    echo "$(fmt_int "$XFER_DOCS") agent records (the first corpus lines) in a pre-filled 4-partition topic, indexed into a fresh index by \`logship transfer\` (\`max_docs\` $XFER_BATCH, \`max_inflight_bulks\` $XFER_PARALLEL, new consumer group), against \`curl\` posting the same documents as NDJSON \`_bulk\` bodies of $XFER_BATCH \`create\` actions with the same ids, $XFER_PARALLEL at a time (\`xargs -P\`), into a fresh index with the same mapping. Time until \`_count\` (polled every 0.2 s, default 1 s refresh) shows every document; \"steady\" counts from the first visible document, which leaves out the transfer's startup (group join, templates). Medians of $RUNS runs, alternating."
+    echo
+    echo "| what | docs/s (steady) | docs/s (with startup) | wall s | CPU-s | peak RSS MiB |"
+    echo "|---|---|---|---|---|---|"
+    echo "| logship transfer | $(fmt_int "$(col 2 "${xfer_logship[@]}")") | $(fmt_int "$(col 1 "${xfer_logship[@]}")") | $(col 3 "${xfer_logship[@]}") | $(col 4 "${xfer_logship[@]}") | $(col 5 "${xfer_logship[@]}") |"
+    echo "| curl \`_bulk\` | $(fmt_int "$(col 2 "${xfer_curl[@]}")") | $(fmt_int "$(col 1 "${xfer_curl[@]}")") | $(col 3 "${xfer_curl[@]}") | – | – |"
+    echo
+    echo "transfer/curl-bulk docs/s ratio: $(ratio "$(col 2 "${xfer_logship[@]}")" "$(col 2 "${xfer_curl[@]}")") (steady), $(ratio "$(col 1 "${xfer_logship[@]}")" "$(col 1 "${xfer_curl[@]}")") (with startup)"
+  fi
+  if has_part latency; then
+    echo
+    echo "### Latency: write → searchable"
+    echo
+    echo "Agent and transfer running with their defaults (transfer \`max_wait_ms\` 1000, index refresh 1 s); \`scripts/bench-latency.py\` appends $LAT_RATE lines/s for $LAT_SECONDS s to one file, each line carrying its write time, after a warm-up line has become searchable. It searches the index every 100 ms for the lines not yet seen and takes the time of the search request that first returns a line as its searchable time (so a figure is late by at most 100 ms, never early)."
+    echo
+    echo "| span | lines seen | p50 | p90 | p99 | max |"
+    echo "|---|---|---|---|---|---|"
+    tr ' ' '\n' <<<"$latency" | awk -F= '/=/ { v[$1] = $2 } END {
+      printf "| write → searchable | %s of %s | %s ms | %s ms | %s ms | %s ms |\n", v["seen"], v["lines"], v["p50_ms"], v["p90_ms"], v["p99_ms"], v["max_ms"]
+      printf "| write → read by the agent (`@timestamp`) | | %s ms | | %s ms | |\n", v["read_p50_ms"], v["read_p99_ms"] }'
+    echo
+    echo "latency write→searchable at $LAT_RATE lines/s: p50 $(sed -n 's/.* p50_ms=\([0-9]*\).*/\1/p' <<<"$latency") ms, p99 $(sed -n 's/.* p99_ms=\([0-9]*\).*/\1/p' <<<"$latency") ms"
+  fi
+} >"$report"
+
+echo
+cat "$report"
+
+if [ "$WRITE_DOC" = 1 ]; then
+  doc=docs/bench.md
+  begin='<!-- bench.sh:begin -->'
+  end='<!-- bench.sh:end -->'
+  section="$RUN/section.md"
+  { echo "$begin"; echo "## Side by side (\`scripts/bench.sh\`)"; echo; cat "$report"; echo "$end"; } >"$section"
+  if grep -qF "$begin" "$doc"; then
+    awk -v b="$begin" -v e="$end" -v f="$section" '
+      $0 == b { while ((getline l < f) > 0) print l; skip = 1; next }
+      $0 == e { skip = 0; next }
+      !skip' "$doc" >"$doc.tmp" && mv "$doc.tmp" "$doc"
+  else
+    { echo; cat "$section"; } >>"$doc"
+  fi
+  say "updated $doc"
+fi
