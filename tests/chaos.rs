@@ -1,0 +1,394 @@
+//! The chaos suite: the real agent and transfer, the real Kafka and Elasticsearch, and a seeded
+//! schedule of trouble, then a check that Elasticsearch holds every written line exactly once.
+//!
+//! Writers append to several files at varied rates (some lines over 64 KiB, some not valid
+//! UTF-8) and rotate them (rename, copytruncate) at random moments. Meanwhile, at seeded random
+//! moments, the agent and the transfer are each SIGKILLed and restarted several times, and the
+//! Kafka broker and Elasticsearch are each stopped and started once. Then everything drains and
+//! the index must hold: distinct ids = lines written = `_count`, and every line's content.
+//!
+//! `LOGSHIP_CHAOS_SECONDS` (default 90) or `LOGSHIP_CHAOS_MINUTES` sets how long trouble lasts;
+//! `LOGSHIP_CHAOS_SEED` replays a schedule. Alone in its test binary: it stops shared servers.
+//!
+//! Rotated files get unique names (`a.log.1`, `a.log.2`, ...), as with logrotate's `dateext`:
+//! a rotation that overwrote an older rotated file while the agent is down would delete lines
+//! no tailer can read any more, which is not what this suite is about.
+
+mod common;
+mod transfer_support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::agent::{write_config, AgentProcess};
+use common::Outage;
+use serde_json::Value;
+use transfer_support::{count, create_topic, es, Transfer, TransferSetup};
+
+/// A small deterministic generator (xorshift64*), so a seed replays the same schedule.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, one_in: u64) -> bool {
+        self.below(one_in) == 0
+    }
+}
+
+/// What the chaos thread does at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trouble {
+    KillAgent,
+    KillTransfer,
+    StopKafka,
+    StopElasticsearch,
+}
+
+/// The seeded schedule: each trouble at a moment within `span`, in time order.
+fn schedule(rng: &mut Rng, span: Duration, kills: usize) -> Vec<(Duration, Trouble)> {
+    let mut events = Vec::new();
+    for _ in 0..kills {
+        events.push(Trouble::KillAgent);
+        events.push(Trouble::KillTransfer);
+    }
+    events.push(Trouble::StopKafka);
+    events.push(Trouble::StopElasticsearch);
+    let millis = span.as_millis() as u64;
+    let mut timed: Vec<(Duration, Trouble)> = events
+        .into_iter()
+        .map(|t| (Duration::from_millis(rng.below(millis)), t))
+        .collect();
+    timed.sort_by_key(|(at, _)| *at);
+    timed
+}
+
+/// One writer: appends lines to `path` until told to stop, rotating now and then.
+struct Writer {
+    path: PathBuf,
+    name: String,
+    rng: Rng,
+    /// Every line written, as the message Elasticsearch must hold (lossy for invalid UTF-8).
+    written: Arc<Mutex<Vec<String>>>,
+    /// Mean pause between batches.
+    pause: Duration,
+}
+
+impl Writer {
+    fn run(mut self, stop: &AtomicBool) -> usize {
+        let mut seq = 0u64;
+        let mut rotations = 0u32;
+        while !stop.load(Ordering::Relaxed) {
+            let batch = 1 + self.rng.below(20);
+            let mut bytes = Vec::new();
+            let mut messages = Vec::new();
+            for _ in 0..batch {
+                let line = self.line(seq);
+                messages.push(String::from_utf8_lossy(&line).into_owned());
+                bytes.extend_from_slice(&line);
+                bytes.push(b'\n');
+                seq += 1;
+            }
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .and_then(|mut f| f.write_all(&bytes))
+                .expect("append");
+            self.written.lock().unwrap().extend(messages);
+            if self.rng.chance(40) {
+                rotations += 1;
+                let rotated = self
+                    .path
+                    .with_file_name(format!("{}.{rotations}", self.name));
+                if self.rng.chance(2) {
+                    std::fs::rename(&self.path, &rotated).expect("rename rotation");
+                } else {
+                    std::fs::copy(&self.path, &rotated).expect("copy");
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&self.path)
+                        .and_then(|f| f.set_len(0))
+                        .expect("truncate");
+                }
+            }
+            let pause = self.pause.as_millis() as u64;
+            std::thread::sleep(Duration::from_millis(pause / 2 + self.rng.below(pause)));
+        }
+        seq as usize
+    }
+
+    fn line(&mut self, seq: u64) -> Vec<u8> {
+        let mut line = format!("{}-{seq:08} ", self.name).into_bytes();
+        match self.rng.below(400) {
+            0 => {
+                // Over 64 KiB: several reads, one record.
+                let len = 65 * 1024 + self.rng.below(64 * 1024) as usize;
+                line.extend(std::iter::repeat_n(b'L', len));
+            }
+            1..=3 => line.extend_from_slice(b"invalid \xff\xfe utf-8 \xc3("),
+            _ => {
+                let len = 20 + self.rng.below(160) as usize;
+                line.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+            }
+        }
+        line
+    }
+}
+
+/// Every document's `message` by `_id`, paged with `search_after` on (file_id, offset).
+fn all_messages(index: &str) -> HashMap<String, String> {
+    es("POST", &format!("{index}/_refresh"), None);
+    let mut found = HashMap::new();
+    let mut after: Option<Value> = None;
+    loop {
+        let mut query = serde_json::json!({
+            "size": 2000,
+            "_source": ["message"],
+            "query": {"match_all": {}},
+            "sort": [{"file_id": "asc"}, {"offset": "asc"}],
+        });
+        if let Some(after) = &after {
+            query["search_after"] = after.clone();
+        }
+        let answer = es(
+            "POST",
+            &format!("{index}/_search"),
+            Some(&query.to_string()),
+        );
+        let hits = answer["hits"]["hits"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if hits.is_empty() {
+            return found;
+        }
+        for hit in &hits {
+            let id = hit["_id"].as_str().unwrap_or_default().to_string();
+            let message = hit["_source"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            found.insert(id, message);
+        }
+        after = hits.last().map(|h| h["sort"].clone());
+    }
+}
+
+fn chaos_span() -> Duration {
+    if let Some(seconds) = std::env::var("LOGSHIP_CHAOS_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        return Duration::from_secs(seconds);
+    }
+    if let Some(minutes) = std::env::var("LOGSHIP_CHAOS_MINUTES")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        return Duration::from_secs(minutes * 60);
+    }
+    Duration::from_secs(90)
+}
+
+fn du(path: &Path) -> u64 {
+    fn walk(path: &Path) -> u64 {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => walk(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    }
+    walk(path)
+}
+
+#[test]
+fn chaos_every_line_indexed_exactly_once() {
+    let seed: u64 = std::env::var("LOGSHIP_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    let span = chaos_span();
+    let rerun = format!(
+        "rerun: LOGSHIP_CHAOS_SEED={seed} LOGSHIP_CHAOS_SECONDS={} cargo test --test chaos -- --nocapture",
+        span.as_secs()
+    );
+    eprintln!("chaos: seed {seed}, {} s of trouble", span.as_secs());
+    let mut rng = Rng::new(seed);
+
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let setup = TransferSetup::new("chaos");
+    create_topic(&setup.topic);
+    let agent_config = write_config(
+        dir.path(),
+        &format!("{}/*.log", logs.display()),
+        &setup.topic,
+        "",
+    );
+    let transfer_config = dir.path().join("transfer.toml");
+    std::fs::write(&transfer_config, setup.toml()).unwrap();
+
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = ["alpha", "beta", "gamma"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let writer = Writer {
+                path: logs.join(format!("{name}.log")),
+                name: format!("{name}.log"),
+                rng: Rng::new(seed.wrapping_add(i as u64 + 1).wrapping_mul(7919)),
+                written: written.clone(),
+                pause: Duration::from_millis([20, 80, 250][i]),
+            };
+            let stop = stop.clone();
+            std::thread::spawn(move || writer.run(&stop))
+        })
+        .collect();
+
+    let mut agent = AgentProcess::start(&agent_config);
+    let mut agent_starts = 1;
+    let mut transfer = Transfer::start(&transfer_config, "transfer-0");
+    let mut transfer_starts = 1;
+    let data_dir = dir.path().join("data");
+    let mut disk_use = vec![(0u64, du(&data_dir))];
+
+    let started = Instant::now();
+    let plan = schedule(&mut rng, span, 3);
+    eprintln!("chaos: plan {plan:?}");
+    for (at, trouble) in plan {
+        while started.elapsed() < at {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!(
+            "chaos: t={:.1}s {trouble:?}",
+            started.elapsed().as_secs_f64()
+        );
+        match trouble {
+            Trouble::KillAgent => {
+                agent.kill9();
+                std::thread::sleep(Duration::from_millis(rng.below(3000)));
+                agent = AgentProcess::start(&agent_config);
+                agent_starts += 1;
+            }
+            Trouble::KillTransfer => {
+                transfer.kill9();
+                std::thread::sleep(Duration::from_millis(rng.below(3000)));
+                transfer =
+                    Transfer::start(&transfer_config, &format!("transfer-{transfer_starts}"));
+                transfer_starts += 1;
+            }
+            Trouble::StopKafka => {
+                let outage = Outage::begin("kafka");
+                std::thread::sleep(Duration::from_secs(3 + rng.below(10)));
+                outage.end();
+            }
+            Trouble::StopElasticsearch => {
+                let outage = Outage::begin("elasticsearch");
+                std::thread::sleep(Duration::from_secs(3 + rng.below(10)));
+                outage.end();
+            }
+        }
+        disk_use.push((started.elapsed().as_secs(), du(&data_dir)));
+    }
+    while started.elapsed() < span {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.join().expect("writer thread");
+    }
+    let expected: Vec<String> = written.lock().unwrap().clone();
+    let drain_started = Instant::now();
+    eprintln!("chaos: {} lines written; draining", expected.len());
+
+    // Whether or not everything arrives in time, the checks below say what is missing.
+    let _ = common::wait_for(Duration::from_secs(600), || {
+        (count(&setup.index) >= expected.len() as u64).then_some(())
+    });
+    let drain = drain_started.elapsed();
+    // A little longer: anything doubled would show up now.
+    std::thread::sleep(Duration::from_secs(3));
+    let total = count(&setup.index);
+    let documents = all_messages(&setup.index);
+    disk_use.push((started.elapsed().as_secs(), du(&data_dir)));
+
+    let mut wanted: BTreeMap<&str, usize> = BTreeMap::new();
+    for message in &expected {
+        *wanted.entry(message.as_str()).or_default() += 1;
+    }
+    let mut got: BTreeMap<&str, usize> = BTreeMap::new();
+    for message in documents.values() {
+        *got.entry(message.as_str()).or_default() += 1;
+    }
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(m, n)| got.get(*m).copied().unwrap_or(0) < **n)
+        .map(|(m, _)| *m)
+        .collect();
+    let doubled: Vec<&str> = got
+        .iter()
+        .filter(|(m, n)| **n > wanted.get(*m).copied().unwrap_or(0))
+        .map(|(m, _)| *m)
+        .collect();
+    let short = |m: &&str| m.chars().take(60).collect::<String>();
+    eprintln!(
+        "chaos: seed {seed}: written {} lines, _count {total}, distinct ids {}, agent starts {agent_starts}, \
+         transfer starts {transfer_starts}, drained in {:.1} s; data_dir bytes over time {disk_use:?}",
+        expected.len(),
+        documents.len(),
+        drain.as_secs_f64()
+    );
+    let report = format!(
+        "seed {seed}: written {}, _count {total}, distinct ids {}, missing {} (e.g. {:?}), doubled {} (e.g. {:?})\n{rerun}\nagent log:\n{}\ntransfer log:\n{}",
+        expected.len(),
+        documents.len(),
+        missing.len(),
+        missing.iter().take(5).map(short).collect::<Vec<_>>(),
+        doubled.len(),
+        doubled.iter().take(5).map(short).collect::<Vec<_>>(),
+        tail(&agent.log(), 60),
+        tail(&transfer.log(), 60),
+    );
+    assert!(missing.is_empty(), "lines missing: {report}");
+    assert!(doubled.is_empty(), "lines doubled: {report}");
+    assert_eq!(total, expected.len() as u64, "{report}");
+    assert_eq!(documents.len(), expected.len(), "{report}");
+    assert!(agent.terminate(), "agent did not stop cleanly");
+    transfer.terminate(Duration::from_secs(60));
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
