@@ -22,6 +22,9 @@ pub mod framing;
 pub mod identity;
 pub mod shipper;
 
+#[cfg(test)]
+mod reader_model;
+
 use std::sync::mpsc::sync_channel;
 use std::time::Duration;
 
