@@ -13,7 +13,8 @@
 # assertions, a failed assert in the target) is the crash libFuzzer catches.
 #
 # Seeds: fuzz/seeds/<target>/ (committed, a few valid inputs). The growing corpus goes to
-# fuzz/corpus/<target>/ and crashes to fuzz/artifacts/<target>/ (both git-ignored).
+# fuzz/corpus/<target>/, crashes to fuzz/artifacts/<target>/, libFuzzer's output to
+# fuzz/artifacts/<target>.log (all git-ignored).
 # Reproduce a crash: cd fuzz && cargo fuzz run -s none <target> <crash file>
 #
 # Usage: scripts/fuzz.sh [target...]   (default: every target `cargo fuzz list` names)
@@ -43,7 +44,8 @@ for target in "${targets[@]}"; do
   mkdir -p "corpus/$target" "artifacts/$target"
   seeds=()
   if [ -d "seeds/$target" ]; then seeds=("seeds/$target"); fi
-  log="artifacts/$target/fuzz.log"
+  # Beside the target's artifact directory, not in it: cargo-fuzz looks there for crash inputs.
+  log="artifacts/$target.log"
   echo "fuzz.sh: $target for ${seconds}s ($(elapsed))"
   # The first corpus directory receives new inputs; the seeds are only read.
   if cargo fuzz run -s none "$target" "corpus/$target" "${seeds[@]}" -- \
@@ -55,7 +57,8 @@ for target in "${targets[@]}"; do
     tail -n 40 "$log" >&2
     crash=$(grep -oE 'Test unit written to [^ ]+' "$log" | tail -n 1 | sed 's/Test unit written to //')
     if [ -n "$crash" ]; then
-      echo "fuzz.sh: crash input: $(pwd)/$crash" >&2
+      case "$crash" in /*) ;; *) crash="$(pwd)/$crash" ;; esac
+      echo "fuzz.sh: crash input: $crash" >&2
       echo "fuzz.sh: reproduce: (cd fuzz && cargo fuzz run -s none $target $crash)" >&2
     fi
   fi
