@@ -3,7 +3,8 @@
 #   1. system packages (scripts/deps.sh),
 #   2. Kafka, Elasticsearch and etcd (scripts/services.sh up; stopped again on exit),
 #   3. formatting and lint gates (cargo fmt --check, cargo clippy -D warnings),
-#   4. cargo test for the whole workspace (unit, property, integration and doc tests).
+#   4. cargo test for the whole workspace (unit, property, integration and doc tests),
+#   5. fuzzing: scripts/fuzz.sh, LOGSHIP_FUZZ_SECONDS (default 60) per target; 0 skips it.
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,8 +65,22 @@ set +e
 cargo test --workspace --no-fail-fast -- --test-threads=2 2>&1 | tee target/test-output.log
 status=${PIPESTATUS[0]}
 set -e
-grep -E '^test result:' target/test-output.log | awk '
+
+fuzz_seconds="${LOGSHIP_FUZZ_SECONDS:-60}"
+fuzz_failed=0
+if [ "$fuzz_seconds" != 0 ]; then
+  step "fuzzing (${fuzz_seconds}s per target)"
+  fuzz_started=$(date +%s)
+  if ! FUZZ_SECONDS="$fuzz_seconds" bash scripts/fuzz.sh; then
+    fuzz_failed=1
+    status=1
+  fi
+  echo "fuzzing took $(( $(date +%s) - fuzz_started ))s"
+fi
+
+# A crashed fuzz run counts as one failed test in the summary.
+grep -E '^test result:' target/test-output.log | awk -v fuzz_failed="$fuzz_failed" '
   { for (i = 2; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
-  END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }'
+  END { printf "tests: %d passed, %d failed, %d skipped\n", p, f + fuzz_failed, s }'
 step "done (exit $status)"
 exit "$status"

@@ -161,29 +161,6 @@ fn etcd_exists(key: &str) -> bool {
     })
 }
 
-/// The agent's log without ANSI colour sequences.
-fn plain_log(agent: &AgentProcess) -> String {
-    let log = agent.log();
-    let mut out = String::with_capacity(log.len());
-    let mut chars = log.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn wait_for_log(agent: &AgentProcess, needle: &str, timeout: Duration) -> bool {
-    wait_for(timeout, || plain_log(agent).contains(needle).then_some(())).is_some()
-}
-
 fn append(path: &Path, tag: &str, count: usize) -> Vec<String> {
     let batch = lines(tag, 0, count);
     append_lines(path, &batch);
@@ -206,7 +183,7 @@ fn entries_set_with_ctl_are_collected_removed_and_resumed_from_their_checkpoint(
     assert!(String::from_utf8_lossy(&got.stdout).contains(&setup.topic));
     // The agent picks the entry up within 5 s (arrival in Kafka also depends on the broker).
     assert!(
-        wait_for_log(&agent, "following file", Duration::from_secs(5)),
+        agent.wait_for_log("following file", Duration::from_secs(5)),
         "{}",
         agent.log()
     );
@@ -226,8 +203,7 @@ fn entries_set_with_ctl_are_collected_removed_and_resumed_from_their_checkpoint(
     // Remove the entry: the file is closed, checkpoint kept; lines written now stay put.
     setup.set_entries("[]");
     assert!(
-        wait_for_log(
-            &agent,
+        agent.wait_for_log(
             "collect entry removed: file closed, checkpoint kept",
             Duration::from_secs(5)
         ),
@@ -287,18 +263,14 @@ fn malformed_and_disallowed_values_are_refused_and_shipping_continues() {
         std::env::temp_dir().join(unique("elsewhere")).display(),
         setup.topic
     );
-    assert!(wait_for_log(
-        &agent,
-        &bad_json.to_string(),
-        Duration::from_secs(5)
-    ));
+    assert!(agent.wait_for_log(&bad_json.to_string(), Duration::from_secs(5)));
     let disallowed = etcd_put(&key, &outside);
     assert!(
-        wait_for_log(&agent, "outside the allowed paths", Duration::from_secs(5)),
+        agent.wait_for_log("outside the allowed paths", Duration::from_secs(5)),
         "{}",
         agent.log()
     );
-    let log_text = plain_log(&agent);
+    let log_text = agent.plain_log();
     for revision in [bad_json, disallowed] {
         let line = log_text
             .lines()
@@ -417,7 +389,7 @@ fn unreachable_etcd_at_start_runs_on_the_cached_entries() {
     let missing = reader.wait_for_messages(&second, ARRIVAL);
     assert!(missing.is_empty(), "{}", agent.log());
     assert!(
-        wait_for_log(&agent, "running on cached config", Duration::from_secs(10)),
+        agent.wait_for_log("running on cached config", Duration::from_secs(10)),
         "{}",
         agent.log()
     );
@@ -517,7 +489,7 @@ fn a_change_made_while_etcd_was_unreachable_and_compacted_away_is_applied_on_rec
     // etcd away: the agent notices, keeps its entries and keeps shipping.
     proxy.cut();
     assert!(
-        wait_for_log(&agent, "etcd watch lost", Duration::from_secs(20)),
+        agent.wait_for_log("etcd watch lost", Duration::from_secs(20)),
         "{}",
         agent.log()
     );
@@ -533,8 +505,7 @@ fn a_change_made_while_etcd_was_unreachable_and_compacted_away_is_applied_on_rec
     eprintln!("etcd compacted at revision {compacted}");
     let proxy = Proxy::start(port);
     assert!(
-        wait_for_log(
-            &agent,
+        agent.wait_for_log(
             "collect entry removed: file closed, checkpoint kept",
             Duration::from_secs(20)
         ),
@@ -567,8 +538,7 @@ fn etcd_stopped_while_the_agent_runs_then_a_change_applies_once_it_is_back() {
     outage.end();
     setup.set_entries("[]");
     assert!(
-        wait_for_log(
-            &agent,
+        agent.wait_for_log(
             "collect entry removed: file closed, checkpoint kept",
             Duration::from_secs(30)
         ),

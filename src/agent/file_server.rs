@@ -142,6 +142,9 @@ pub struct FileServer {
     remote: Option<RemoteSource>,
     followed: Arc<AtomicU64>,
     backlog: Option<Arc<Backlog>>,
+    /// Streams whose truncated file was already searched for a copy in this process (see
+    /// [`FileServer::seek_copy`]); keyed by physical file and stream.
+    copies_sought: HashSet<(PhysicalFile, String)>,
 }
 
 impl FileServer {
@@ -183,6 +186,7 @@ impl FileServer {
             remote: None,
             followed: Arc::new(AtomicU64::new(0)),
             backlog: None,
+            copies_sought: HashSet::new(),
         })
     }
 
@@ -290,6 +294,23 @@ impl FileServer {
         Ok(())
     }
 
+    /// One iteration of [`FileServer::run`]'s loop body, without its waiting and its WAL-full
+    /// check: a rescan if `scan`, one read round (committed and fsynced), then the close of
+    /// drained files. Returns whether the round committed records.
+    ///
+    /// The seam through which `agent::reader_model` drives the reader deterministically (the
+    /// test decides when files change, when the reader scans and reads, and when it restarts);
+    /// `run` performs the same three steps, timed by the rescan interval and wake-ups.
+    #[cfg(test)]
+    pub(crate) fn round(&mut self, scan: bool) -> Result<bool, ReaderError> {
+        if scan {
+            self.scan(false)?;
+        }
+        let progressed = self.read_round()?;
+        self.close_drained()?;
+        Ok(progressed)
+    }
+
     /// Re-evaluates the globs: new files are opened and positioned, files no longer matched
     /// are marked for draining, or closed when `entries_changed` removed their entry.
     fn scan(&mut self, entries_changed: bool) -> Result<(), ReaderError> {
@@ -321,7 +342,7 @@ impl FileServer {
                 }
                 continue;
             }
-            match self.open_new(&candidate) {
+            match self.open_new(&candidate, &mut new_checkpoints) {
                 Ok(Some((tailed, is_new))) => {
                     if is_new {
                         new_checkpoints.push(tailed.checkpoint.clone());
@@ -335,8 +356,8 @@ impl FileServer {
             }
         }
         for key in rewritten {
-            if let Ok(Some(checkpoint)) = self.on_truncated(&key) {
-                new_checkpoints.push(checkpoint);
+            if let Err(error) = self.on_truncated(&key, &mut new_checkpoints) {
+                tracing::warn!(file = ?key, %error, "cannot check the rewritten file; will retry");
             }
         }
         if entries_changed {
@@ -344,7 +365,7 @@ impl FileServer {
         }
         if self.first_scan {
             self.first_scan = false;
-            self.resume_rotated_while_down();
+            self.resume_rotated_while_down(&mut new_checkpoints);
         }
         if !new_checkpoints.is_empty() {
             self.commit_checkpoints(new_checkpoints)?;
@@ -398,12 +419,28 @@ impl FileServer {
     /// Opens a file not followed yet and decides where to read from. Returns `None` while its
     /// first line is incomplete (no fingerprint yet). The flag says whether the checkpoint is
     /// new or changed and must be written.
-    fn open_new(&self, candidate: &Candidate) -> io::Result<Option<(Tailed, bool)>> {
+    /// Checkpoints of copies adopted on the way (see [`FileServer::seek_copy`]) go to `adopted`.
+    fn open_new(
+        &mut self,
+        candidate: &Candidate,
+        adopted: &mut Vec<Checkpoint>,
+    ) -> io::Result<Option<(Tailed, bool)>> {
         let file = File::open(&candidate.path)?;
         let metadata = file.metadata()?;
         let physical = PhysicalFile::from_metadata(&metadata);
         let size = metadata.len();
-        let Some(fingerprint) = Fingerprint::of_file(&file)? else {
+        let fingerprint = Fingerprint::of_file(&file)?;
+        if let Some(existing) = self.checkpoints.get(&physical) {
+            let gone =
+                size < existing.offset || fingerprint.is_some_and(|fp| fp != existing.fingerprint);
+            if gone {
+                // Truncated or rewritten while not followed (copytruncate while the agent was
+                // down): the unread tail of the content it had may be in a copy.
+                let old = existing.clone();
+                self.seek_copy(&old, &candidate.path, &candidate.topic, adopted);
+            }
+        }
+        let Some(fingerprint) = fingerprint else {
             return Ok(None);
         };
         let path = candidate.path.display().to_string();
@@ -513,8 +550,12 @@ impl FileServer {
 
     /// After a restart: files whose checkpoint is unfinished but that no glob matches any more
     /// were renamed away while the agent was down. If they are still in the same directory,
-    /// drain them.
-    fn resume_rotated_while_down(&mut self) {
+    /// drain them. If the file no longer holds the content its checkpoint describes, or is gone
+    /// (copytruncated, then renamed or deleted, around the stop), the unread tail of that
+    /// content can only be in a copy: look for one as after a truncation
+    /// ([`FileServer::seek_copy`]); a file found with other content is drained as a new
+    /// stream, as a followed file would be. Checkpoints to write go to `out`.
+    fn resume_rotated_while_down(&mut self, out: &mut Vec<Checkpoint>) {
         let orphans: Vec<Checkpoint> = self
             .checkpoints
             .iter()
@@ -525,40 +566,60 @@ impl FileServer {
             let Some(dir) = Path::new(&checkpoint.path).parent() else {
                 continue;
             };
-            match find_in_dir(dir, |p| p == checkpoint.file) {
-                Some((path, file)) => {
-                    let Ok(metadata) = file.metadata() else {
-                        continue;
-                    };
-                    match Fingerprint::of_file(&file) {
-                        Ok(Some(fp))
-                            if fp == checkpoint.fingerprint
-                                && metadata.len() >= checkpoint.offset => {}
-                        _ => continue,
-                    }
+            let Some(topic) = self.topic_for(&checkpoint.path) else {
+                continue;
+            };
+            let original = PathBuf::from(&checkpoint.path);
+            let found = find_in_dir(dir, |p| p == checkpoint.file).and_then(|(path, file)| {
+                let size = file.metadata().ok()?.len();
+                let fingerprint = Fingerprint::of_file(&file).ok()?;
+                Some((path, file, size, fingerprint))
+            });
+            let (file, size, checkpoint) = match found {
+                Some((path, file, size, Some(fp)))
+                    if fp == checkpoint.fingerprint && size >= checkpoint.offset =>
+                {
                     tracing::info!(
                         from = checkpoint.path,
                         to = %path.display(),
                         "file was renamed while the agent was down; draining it"
                     );
-                    let topic = self.topic_for(&checkpoint.path);
-                    let Some(topic) = topic else { continue };
-                    self.track(Tailed {
-                        file,
-                        path,
-                        topic,
-                        matched: false,
-                        last_size: metadata.len(),
-                        last_growth: Instant::now(),
-                        window: self.settings.read_chunk_bytes,
-                        checkpoint,
-                    });
+                    (file, size, checkpoint)
                 }
-                None => tracing::debug!(
-                    path = checkpoint.path,
-                    "file of an unfinished checkpoint is gone"
-                ),
-            }
+                Some((path, file, size, Some(fp))) => {
+                    tracing::info!(
+                        from = checkpoint.path,
+                        to = %path.display(),
+                        "file was renamed and rewritten while the agent was down; draining it as a new stream"
+                    );
+                    self.seek_copy(&checkpoint, &original, &topic, out);
+                    let mut checkpoint = checkpoint;
+                    checkpoint.restart_after_truncation(fp);
+                    out.push(checkpoint.clone());
+                    (file, size, checkpoint)
+                }
+                _ => {
+                    tracing::debug!(
+                        path = checkpoint.path,
+                        "file of an unfinished checkpoint is gone or has no complete line; looking for a copy"
+                    );
+                    self.seek_copy(&checkpoint, &original, &topic, out);
+                    continue;
+                }
+            };
+            // Followed under its last collected path, as a file renamed while followed is: the
+            // checkpoint keeps naming a path the entries match, so a second restart before it
+            // is drained still finds its topic and resumes it.
+            self.track(Tailed {
+                file,
+                path: original,
+                topic,
+                matched: false,
+                last_size: size,
+                last_growth: Instant::now(),
+                window: self.settings.read_chunk_bytes,
+                checkpoint,
+            });
         }
     }
 
@@ -645,10 +706,15 @@ impl FileServer {
             tailed.last_size = size;
             tailed.last_growth = Instant::now();
         }
-        if size < tailed.checkpoint.offset {
-            if let Some(checkpoint) = self.on_truncated(key)? {
-                state_only.push(checkpoint);
-            }
+        // Truncated, or rewritten and grown past our offset again before we looked: a file only
+        // grows, so a first line that is no longer the checkpoint's (or no longer complete)
+        // means new content. Checked before every read, not only at rescans (which check it
+        // too): a rescan may be a second away, and reading on at the old offset would ship the
+        // new content's bytes as the old stream's lines.
+        let rewritten = size > tailed.checkpoint.offset
+            && Fingerprint::of_file(&tailed.file)? != Some(tailed.checkpoint.fingerprint);
+        if size < tailed.checkpoint.offset || rewritten {
+            self.on_truncated(key, state_only)?;
             return Ok(None);
         }
         let available = size - tailed.checkpoint.offset;
@@ -702,40 +768,73 @@ impl FileServer {
         }
     }
 
-    /// The followed file shrank below its checkpoint: copytruncate rotation (or a rewrite).
-    /// The unread tail of the old content is looked for in a copy next to the file; the file
-    /// itself starts a new stream from 0. Returns the checkpoint to write.
-    fn on_truncated(&mut self, key: &PhysicalFile) -> io::Result<Option<Checkpoint>> {
+    /// The followed file shrank below its checkpoint, or its first line changed: copytruncate
+    /// rotation (or a rewrite). The unread tail of the old content is looked for in a copy next
+    /// to the file; the file itself starts a new stream from 0 once its first line is complete.
+    /// The checkpoints to write (the file's new one, an adopted copy's) go to `out`.
+    fn on_truncated(&mut self, key: &PhysicalFile, out: &mut Vec<Checkpoint>) -> io::Result<()> {
         let Some(tailed) = self.files.get(key) else {
-            return Ok(None);
-        };
-        let Some(fingerprint) = Fingerprint::of_file(&tailed.file)? else {
-            // The new content has no complete first line yet; decide once it has.
-            return Ok(None);
+            return Ok(());
         };
         let old = tailed.checkpoint.clone();
-        let dir = tailed.path.parent().map(Path::to_path_buf);
+        let path = tailed.path.clone();
         let topic = tailed.topic.clone();
+        // The old content's unread tail is only in a copy, if anywhere. Look for it now, not once
+        // the new content has a first line: an idle writer may not write one for hours, and the
+        // copy may be compressed or deleted meanwhile.
+        self.seek_copy(&old, &path, &topic, out);
+        let Some(tailed) = self.files.get_mut(key) else {
+            return Ok(());
+        };
+        let Some(fingerprint) = Fingerprint::of_file(&tailed.file)? else {
+            // The new content has no complete first line yet; its stream starts once it has.
+            return Ok(());
+        };
         tracing::info!(
             path = %tailed.path.display(),
             offset = old.offset,
             "file truncated (copytruncate?); starting a new stream"
         );
-        if let Some(dir) = dir {
-            self.adopt_copy(&dir, &old, &topic);
-        }
-        let Some(tailed) = self.files.get_mut(key) else {
-            return Ok(None);
-        };
         tailed.checkpoint.restart_after_truncation(fingerprint);
-        Ok(Some(tailed.checkpoint.clone()))
+        out.push(tailed.checkpoint.clone());
+        Ok(())
     }
 
-    /// Looks in `dir` for an untracked byte copy of `old`'s content and drains it as `old`'s stream.
-    fn adopt_copy(&mut self, dir: &Path, old: &Checkpoint, topic: &str) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
+    /// Looks once per process for a copy of the content `old` describes, now gone from `path`,
+    /// and drains it as `old`'s stream (see [`FileServer::adopt_copy`]). Once, because the
+    /// search opens every file of the directory, and a truncated file can stay without a first
+    /// line (so without a new stream) for a long time; a restart looks again. A newly adopted
+    /// copy's checkpoint goes to `adopted`, to be committed with the round: from then on a
+    /// restart resumes the copy by its own checkpoint.
+    fn seek_copy(
+        &mut self,
+        old: &Checkpoint,
+        path: &Path,
+        topic: &str,
+        adopted: &mut Vec<Checkpoint>,
+    ) {
+        if !self.copies_sought.insert((old.file, old.stream.0.clone())) {
             return;
-        };
+        }
+        if let Some(dir) = path.parent() {
+            adopted.extend(self.adopt_copy(dir, old, path, topic));
+        }
+    }
+
+    /// Looks in `dir` for an untracked byte copy of `old`'s content and drains it as `old`'s
+    /// stream, under the original's `path` (its lines are the original's, and the checkpoint's
+    /// path must name a collected file for a restart to resume the copy, see
+    /// [`FileServer::resume_rotated_while_down`]). A copy adopted before (it has a checkpoint of
+    /// `old`'s stream) is resumed from that checkpoint, or left alone once finished. Returns the
+    /// checkpoint of a newly adopted copy, to be written.
+    fn adopt_copy(
+        &mut self,
+        dir: &Path,
+        old: &Checkpoint,
+        original: &Path,
+        topic: &str,
+    ) -> Option<Checkpoint> {
+        let entries = std::fs::read_dir(dir).ok()?;
         for entry in entries.flatten() {
             let path = entry.path();
             let Ok(file) = File::open(&path) else {
@@ -753,6 +852,22 @@ impl FileServer {
                 || metadata.len() < old.offset
             {
                 continue;
+            }
+            if let Some(earlier) = self.checkpoints.get(&physical) {
+                if earlier.stream != old.stream {
+                    continue;
+                }
+                if !earlier.finished {
+                    let checkpoint = earlier.clone();
+                    tracing::info!(
+                        copy = %path.display(),
+                        stream = old.stream.as_str(),
+                        offset = checkpoint.offset,
+                        "resuming the copy of a truncated file"
+                    );
+                    self.follow_copy(file, checkpoint, original, topic, metadata.len());
+                }
+                return None;
             }
             if !matches!(Fingerprint::of_file(&file), Ok(Some(fp)) if fp == old.fingerprint) {
                 continue;
@@ -772,29 +887,42 @@ impl FileServer {
                 0,
                 old.offset,
                 old.prefix_crc,
-                path.display().to_string(),
+                original.display().to_string(),
             );
             checkpoint.stream = old.stream.clone();
             checkpoint.mid_line = old.mid_line;
-            self.track(Tailed {
-                file,
-                checkpoint,
-                path,
-                topic: topic.to_string(),
-                matched: false,
-                last_size: metadata.len(),
-                last_growth: Instant::now(),
-                window: self.settings.read_chunk_bytes,
-            });
-            return;
+            self.follow_copy(file, checkpoint.clone(), original, topic, metadata.len());
+            return Some(checkpoint);
         }
+        None
+    }
+
+    /// Follows an adopted copy (unmatched: drained, then closed) under its original's path.
+    fn follow_copy(
+        &mut self,
+        file: File,
+        checkpoint: Checkpoint,
+        original: &Path,
+        topic: &str,
+        size: u64,
+    ) {
+        self.track(Tailed {
+            file,
+            checkpoint,
+            path: original.to_path_buf(),
+            topic: topic.to_string(),
+            matched: false,
+            last_size: size,
+            last_growth: Instant::now(),
+            window: self.settings.read_chunk_bytes,
+        });
     }
 
     /// Closes files that are no longer matched, fully read and idle for `rotate_wait`, and
     /// marks their checkpoints finished.
     fn close_drained(&mut self) -> Result<(), ReaderError> {
         let rotate_wait = self.settings.rotate_wait;
-        let done: Vec<PhysicalFile> = self
+        let idle: Vec<PhysicalFile> = self
             .files
             .iter()
             .filter(|(_, t)| {
@@ -804,20 +932,55 @@ impl FileServer {
             })
             .map(|(k, _)| *k)
             .collect();
-        if done.is_empty() {
+        if idle.is_empty() {
             return Ok(());
         }
-        let mut finished = Vec::new();
+        let mut checkpoints = Vec::new();
+        let mut done = Vec::new();
+        for key in idle {
+            match self.still_the_same_content(&key, &mut checkpoints) {
+                Ok(true) => done.push(key),
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(file = ?key, %error, "cannot check a drained file; will retry");
+                }
+            }
+        }
         for key in done {
             if let Some(tailed) = self.files.remove(&key) {
                 tracing::info!(path = %tailed.path.display(), offset = tailed.checkpoint.offset, "file drained and closed");
                 let mut checkpoint = tailed.checkpoint;
                 checkpoint.finished = true;
-                finished.push(checkpoint);
+                checkpoints.push(checkpoint);
             }
         }
         self.order.retain(|k| self.files.contains_key(k));
-        self.commit_checkpoints(finished)
+        if checkpoints.is_empty() {
+            return Ok(());
+        }
+        self.commit_checkpoints(checkpoints)
+    }
+
+    /// A last look at a drained file before it is closed: one rewritten to exactly our offset
+    /// shows no new bytes, only another first line (and [`FileServer::scan`] compares first
+    /// lines of matched files only). If the content changed, it is handled as a truncation
+    /// (checkpoints to write go to `out`) and the file stays open when its new content can be
+    /// read; a new content without a complete first line cannot start a stream, so the file is
+    /// closed all the same.
+    fn still_the_same_content(
+        &mut self,
+        key: &PhysicalFile,
+        out: &mut Vec<Checkpoint>,
+    ) -> io::Result<bool> {
+        let Some(tailed) = self.files.get(key) else {
+            return Ok(false);
+        };
+        let fingerprint = Fingerprint::of_file(&tailed.file)?;
+        if fingerprint == Some(tailed.checkpoint.fingerprint) {
+            return Ok(true);
+        }
+        self.on_truncated(key, out)?;
+        Ok(fingerprint.is_none())
     }
 
     /// Writes checkpoints without data (new files, finished files) durably.

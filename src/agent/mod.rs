@@ -24,6 +24,9 @@ pub mod monitor;
 pub mod shipper;
 pub mod status;
 
+#[cfg(test)]
+mod reader_model;
+
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::Duration;

@@ -102,6 +102,16 @@ impl AgentProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The agent's log so far, without ANSI colour sequences (fields read `seq=5`).
+    pub fn plain_log(&self) -> String {
+        super::strip_ansi(&self.log())
+    }
+
+    /// Waits up to `timeout` for `needle` in the plain log.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        super::wait_for(timeout, || self.plain_log().contains(needle).then_some(())).is_some()
+    }
+
     /// Whether it is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

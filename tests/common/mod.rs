@@ -113,3 +113,22 @@ pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> O
 pub fn logship_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_logship"))
 }
+
+/// `text` without ANSI colour sequences (the binary's text logs colour field names when they
+/// go to a file too), so a test can look for `seq=5`.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -16,7 +16,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
-use crate::common::{es_url, kafka_brokers, logship_bin, wait_for};
+use crate::common::{es_url, kafka_brokers, logship_bin, strip_ansi, wait_for};
 
 /// Partitions of every test topic.
 pub const PARTITIONS: i32 = 4;
@@ -221,21 +221,7 @@ impl Transfer {
 
     /// Its log so far (without terminal colors).
     pub fn log(&self) -> String {
-        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut plain = String::with_capacity(raw.len());
-        let mut chars = raw.chars();
-        while let Some(c) = chars.next() {
-            if c == '\u{1b}' {
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            } else {
-                plain.push(c);
-            }
-        }
-        plain
+        strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
     }
 
     /// How many partitions its latest assignment gave it (`None` before the first one).

@@ -17,7 +17,7 @@
 //! `Frame` is a versioned enum in the manner of a serde-tagged state: bincode writes the
 //! variant index, so a future `V2` is added *after* `V1` (never reorder or remove variants)
 //! and old records keep decoding as `V1`. A build that meets a tag it does not know, in a
-//! frame whose crc is intact, reports [`Decoded::Unsupported`] instead of calling the record
+//! frame whose crc is intact, reports [`DecodedFrame::Unsupported`] instead of calling the record
 //! corrupt: the data is fine, the build is too old.
 
 use std::borrow::Cow;
@@ -64,21 +64,28 @@ pub(crate) fn encode(payload: &[u8]) -> Result<Vec<u8>, bincode::Error> {
     Ok(out)
 }
 
-/// What a stored value turned out to be.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Decoded {
-    /// An intact record.
+/// What a stored record value turned out to be (see [`decode_frame`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodedFrame {
+    /// An intact record: its payload, exactly as appended.
     Payload(Vec<u8>),
-    /// Damaged: the reason, for the quarantine and the operator.
+    /// Damaged (crc mismatch, truncated, undecodable): the reason, for the quarantine and the
+    /// operator.
     Corrupt(String),
-    /// Intact but written by a newer build (variant tag unknown here).
-    Unsupported { tag: u32 },
+    /// Intact but written by a newer build (frame variant tag unknown here).
+    Unsupported {
+        /// The variant tag found.
+        tag: u32,
+    },
 }
 
-/// Checks and decodes a stored value. Never panics, whatever the bytes.
-pub(crate) fn decode(value: &[u8]) -> Decoded {
+/// Checks and decodes one stored record value (the bytes under a record key of the WAL tree,
+/// laid out as in the [crate documentation](crate#storage-layout)). Never panics, whatever the
+/// bytes; this is what [`Wal::replay`](crate::Wal::replay) and [`Wal::get`](crate::Wal::get)
+/// apply to every record, public so that tools and fuzzers can check a value on its own.
+pub fn decode_frame(value: &[u8]) -> DecodedFrame {
     let Some((crc_bytes, body)) = value.split_first_chunk::<4>() else {
-        return Decoded::Corrupt(format!(
+        return DecodedFrame::Corrupt(format!(
             "truncated frame: {} bytes, shorter than the 4-byte crc",
             value.len()
         ));
@@ -86,14 +93,14 @@ pub(crate) fn decode(value: &[u8]) -> Decoded {
     let stored = u32::from_le_bytes(*crc_bytes);
     let computed = crc32fast::hash(body);
     if stored != computed {
-        return Decoded::Corrupt(format!(
+        return DecodedFrame::Corrupt(format!(
             "crc mismatch: stored {stored:#010x}, computed {computed:#010x} over {} bytes",
             body.len()
         ));
     }
     if let Some(tag) = body.first_chunk::<4>().map(|t| u32::from_le_bytes(*t)) {
         if tag >= KNOWN_FRAME_TAGS {
-            return Decoded::Unsupported { tag };
+            return DecodedFrame::Unsupported { tag };
         }
     }
     // The limit keeps a (crc-colliding) absurd length from allocating more than we hold.
@@ -101,8 +108,8 @@ pub(crate) fn decode(value: &[u8]) -> Decoded {
         .with_limit(body.len() as u64)
         .deserialize::<Frame<'_>>(body)
     {
-        Ok(Frame::V1 { payload }) => Decoded::Payload(payload.into_owned()),
-        Err(e) => Decoded::Corrupt(format!("undecodable frame: {e}")),
+        Ok(Frame::V1 { payload }) => DecodedFrame::Payload(payload.into_owned()),
+        Err(e) => DecodedFrame::Corrupt(format!("undecodable frame: {e}")),
     }
 }
 
@@ -190,7 +197,7 @@ mod tests {
     fn round_trip_and_charge() {
         for p in [&b""[..], b"x", &[7u8; 100_000]] {
             let f = encode(p).unwrap();
-            assert_eq!(decode(&f), Decoded::Payload(p.to_vec()));
+            assert_eq!(decode_frame(&f), DecodedFrame::Payload(p.to_vec()));
             assert_eq!(charge(&f), p.len() as u64);
         }
     }
@@ -201,14 +208,20 @@ mod tests {
         for i in 0..f.len() {
             let mut g = f.clone();
             g[i] ^= 0x40;
-            assert!(matches!(decode(&g), Decoded::Corrupt(_)), "flip at {i}");
+            assert!(
+                matches!(decode_frame(&g), DecodedFrame::Corrupt(_)),
+                "flip at {i}"
+            );
         }
         for n in 0..f.len() {
-            assert!(matches!(decode(&f[..n]), Decoded::Corrupt(_)), "cut at {n}");
+            assert!(
+                matches!(decode_frame(&f[..n]), DecodedFrame::Corrupt(_)),
+                "cut at {n}"
+            );
         }
         let mut longer = f.clone();
         longer.push(0);
-        assert!(matches!(decode(&longer), Decoded::Corrupt(_)));
+        assert!(matches!(decode_frame(&longer), DecodedFrame::Corrupt(_)));
     }
 
     #[test]
@@ -217,7 +230,7 @@ mod tests {
         f.push(9);
         let crc = crc32fast::hash(&f[4..]);
         f[..4].copy_from_slice(&crc.to_le_bytes());
-        assert!(matches!(decode(&f), Decoded::Corrupt(r) if r.contains("undecodable")));
+        assert!(matches!(decode_frame(&f), DecodedFrame::Corrupt(r) if r.contains("undecodable")));
     }
 
     #[test]
@@ -226,7 +239,7 @@ mod tests {
         body.extend_from_slice(b"whatever V2 holds");
         let mut f = crc32fast::hash(&body).to_le_bytes().to_vec();
         f.extend_from_slice(&body);
-        assert_eq!(decode(&f), Decoded::Unsupported { tag: 1 });
+        assert_eq!(decode_frame(&f), DecodedFrame::Unsupported { tag: 1 });
     }
 
     #[test]
@@ -235,6 +248,6 @@ mod tests {
         body.extend_from_slice(&u64::MAX.to_le_bytes());
         let mut f = crc32fast::hash(&body).to_le_bytes().to_vec();
         f.extend_from_slice(&body);
-        assert!(matches!(decode(&f), Decoded::Corrupt(_)));
+        assert!(matches!(decode_frame(&f), DecodedFrame::Corrupt(_)));
     }
 }

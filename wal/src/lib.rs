@@ -11,6 +11,8 @@
 //! - [`Replayed`]: what replay yields, an [`Entry`] (seq + payload) or the report of a
 //!   damaged record that was moved to quarantine ([`QuarantinedRecord`]).
 //! - [`WalOptions`] configures, [`WalError`] says what failed, in which [`Op`], for which seq.
+//! - [`decode_frame`] checks and decodes one stored record value on its own ([`DecodedFrame`]),
+//!   for tools and fuzzers; the WAL applies it to every record it reads.
 //!
 //! Besides records the WAL keeps small *state* (`key -> value`, e.g. a reader's file
 //! offset) that can be written in the same atomic step as the records it describes, so
@@ -108,6 +110,7 @@ mod state;
 mod wal;
 
 pub use error::{Op, WalError};
+pub use frame::{decode_frame, DecodedFrame};
 pub use options::{WalOptions, DEFAULT_CACHE_BYTES, DEFAULT_MAX_BYTES};
 pub use quarantine::QuarantinedRecord;
 pub use replay::{Entry, Replay, Replayed};

@@ -1,6 +1,6 @@
 //! Reading pending records back, at startup.
 
-use crate::frame::{self, Decoded};
+use crate::frame::{self, DecodedFrame};
 use crate::{keys, Op, Seq, Wal, WalError};
 
 /// One pending record.
@@ -62,10 +62,10 @@ impl Replay {
                 key: key.to_vec(),
             }));
         };
-        Some(match frame::decode(&value) {
-            Decoded::Payload(payload) => Ok(Replayed::Record(Entry { seq, payload })),
-            Decoded::Unsupported { tag } => Err(WalError::UnsupportedFrame { seq, tag }),
-            Decoded::Corrupt(reason) => self
+        Some(match frame::decode_frame(&value) {
+            DecodedFrame::Payload(payload) => Ok(Replayed::Record(Entry { seq, payload })),
+            DecodedFrame::Unsupported { tag } => Err(WalError::UnsupportedFrame { seq, tag }),
+            DecodedFrame::Corrupt(reason) => self
                 .wal
                 .quarantine(seq, &value, &reason)
                 .map(|()| Replayed::Quarantined { seq, reason }),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sled::Transactional;
 
-use crate::frame::{self, Decoded};
+use crate::frame::{self, DecodedFrame};
 use crate::keys;
 use crate::quarantine::{self, QuarantinedRecord};
 use crate::{Op, Replay, Seq, StateScan, WalError, WalOptions, FORMAT_VERSION};
@@ -308,12 +308,12 @@ impl Wal {
         else {
             return Ok(None);
         };
-        match frame::decode(&value) {
-            Decoded::Payload(payload) => {
+        match frame::decode_frame(&value) {
+            DecodedFrame::Payload(payload) => {
                 Ok(Some(crate::Replayed::Record(crate::Entry { seq, payload })))
             }
-            Decoded::Unsupported { tag } => Err(WalError::UnsupportedFrame { seq, tag }),
-            Decoded::Corrupt(reason) => {
+            DecodedFrame::Unsupported { tag } => Err(WalError::UnsupportedFrame { seq, tag }),
+            DecodedFrame::Corrupt(reason) => {
                 self.quarantine(seq, &value, &reason)?;
                 Ok(Some(crate::Replayed::Quarantined { seq, reason }))
             }
