@@ -22,6 +22,7 @@
 #
 # Environment: BENCH_LINES (1000000), BENCH_FILES (4), RUNS (3), BENCH_DIR
 # (/var/tmp/logship-bench), BENCH_PARTS ("ship transfer latency"), BENCH_XFER_DOCS (200000),
+# BENCH_AGENT_EXTRA (top-level agent config lines, e.g. "wal_max_bytes = 33554432"),
 # BENCH_XFER_BATCH (2000), BENCH_XFER_PARALLEL (4), BENCH_LAT_RATE (1000), BENCH_LAT_SECONDS
 # (30), BENCH_DOC (1), BENCH_NOTE (a remark printed with the results, e.g. "preliminary, machine
 # shared"), LOGSHIP_KAFKA, LOGSHIP_ES. Needs the services up (scripts/services.sh up), kcat,
@@ -215,6 +216,7 @@ agent_config() { # agent_config FILE DATA_DIR GLOB TOPIC
   cat >"$1" <<CONF
 host = "bench"
 data_dir = "$2"
+${BENCH_AGENT_EXTRA:-}
 [kafka]
 brokers = "$BROKER"
 [[collect]]

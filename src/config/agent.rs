@@ -146,7 +146,7 @@ fn default_read_chunk_bytes() -> usize {
     256 * 1024
 }
 fn default_wal_max_bytes() -> u64 {
-    256 * 1024 * 1024
+    32 * 1024 * 1024
 }
 fn default_rescan_interval_ms() -> u64 {
     1000
