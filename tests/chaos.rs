@@ -94,6 +94,8 @@ struct Writer {
     written: Arc<Mutex<Vec<String>>>,
     /// Mean pause between batches.
     pause: Duration,
+    /// A rotation follows a batch with probability 1 in this.
+    rotate_one_in: u64,
 }
 
 impl Writer {
@@ -118,7 +120,7 @@ impl Writer {
                 .and_then(|mut f| f.write_all(&bytes))
                 .expect("append");
             self.written.lock().unwrap().extend(messages);
-            if self.rng.chance(40) {
+            if self.rng.chance(self.rotate_one_in) {
                 rotations += 1;
                 let rotated = self
                     .path
@@ -275,6 +277,9 @@ fn chaos_every_line_indexed_exactly_once() {
                 rng: Rng::new(seed.wrapping_add(i as u64 + 1).wrapping_mul(7919)),
                 written: written.clone(),
                 pause: Duration::from_millis([20, 80, 250][i]),
+                // About as many rotations in a long soak as in the short profile: a soak is
+                // about time (disk use, leaks), not about thousands of rotated files.
+                rotate_one_in: 40 * (span.as_secs() / 90).max(1),
             };
             let stop = stop.clone();
             std::thread::spawn(move || writer.run(&stop))

@@ -5,8 +5,26 @@ use std::path::Path;
 use super::*;
 use crate::keys;
 
+/// Retries `f` while sled reports its directory lock as held: a dropped `Db` releases the lock
+/// only when sled's background threads let go of it, a moment after the drop.
+fn retry_locked<T, E: std::fmt::Debug>(mut f: impl FnMut() -> Result<T, E>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match f() {
+            Ok(value) => return value,
+            Err(error)
+                if format!("{error:?}").contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(error) => panic!("{error:?}"),
+        }
+    }
+}
+
 fn open(dir: &Path) -> Wal {
-    Wal::open(dir, WalOptions::default()).unwrap()
+    retry_locked(|| Wal::open(dir, WalOptions::default()))
 }
 
 fn replay_all(wal: &Wal) -> Vec<Replayed> {
@@ -25,7 +43,7 @@ fn records(wal: &Wal) -> Vec<(Seq, Vec<u8>)> {
 
 /// Rewrites the stored value of record `seq` through a raw sled handle, WAL closed.
 fn tamper(dir: &Path, seq: Seq, f: impl FnOnce(Vec<u8>) -> Vec<u8>) {
-    let db = sled::open(dir).unwrap();
+    let db = retry_locked(|| sled::open(dir));
     let tree = db.open_tree(TREE_NAME).unwrap();
     let old = tree.get(keys::record(seq)).unwrap().unwrap().to_vec();
     tree.insert(keys::record(seq), f(old)).unwrap();
@@ -341,11 +359,16 @@ fn unknown_format_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(open(dir.path()));
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = retry_locked(|| sled::open(dir.path()));
         let tree = db.open_tree(TREE_NAME).unwrap();
         tree.insert(keys::META_FORMAT, &2u32.to_be_bytes()).unwrap();
     }
-    let err = Wal::open(dir.path(), WalOptions::default()).unwrap_err();
+    // The expected error, once sled's threads have released the directory lock.
+    let err = retry_locked(|| match Wal::open(dir.path(), WalOptions::default()) {
+        Ok(_) => panic!("a WAL of format 2 was opened"),
+        Err(error) if format!("{error:?}").contains("could not acquire lock") => Err(error),
+        Err(error) => Ok(error),
+    });
     assert!(
         matches!(
             err,
