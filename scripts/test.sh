@@ -10,7 +10,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 started=$(date +%s)
-step() { echo "== test.sh: $* ($(( $(date +%s) - started ))s)"; }
+# Each step prints the time so far and the disk space left: a full disk fails a build with
+# errors that do not say so plainly.
+free_space() { df -h --output=avail . 2>/dev/null | tail -n 1 | tr -d ' '; }
+step() { echo "== test.sh: $* ($(( $(date +%s) - started ))s, $(free_space) free)"; }
+
+# CI builds from scratch once: incremental caches would only add gigabytes to target/.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 step "system packages"
 bash scripts/deps.sh
