@@ -112,3 +112,62 @@ fn systemd_units_run_the_roles_with_their_sample_paths_and_restart_on_failure() 
         }
     }
 }
+
+/// The top-level `# key = <number>` lines of `sample` before its first table: the defaults it
+/// documents.
+fn documented_numeric_defaults(sample: &str) -> Vec<String> {
+    sample
+        .lines()
+        .take_while(|line| !line.starts_with('['))
+        .filter_map(|line| line.strip_prefix("# "))
+        .filter(|line| {
+            line.split_once(" = ")
+                .is_some_and(|(key, value)| !key.contains(' ') && value.parse::<u64>().is_ok())
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Checks that setting each numeric default `sample` documents yields the config `parse` gives
+/// without it: `parse(extra)` loads a config with the `extra` top-level lines.
+fn assert_documented_defaults_apply<C: std::fmt::Debug, E: std::fmt::Display>(
+    sample: &str,
+    parse: impl Fn(&str) -> Result<C, E>,
+) -> usize {
+    let default = parse("").unwrap_or_else(|e| panic!("{sample}: {e}"));
+    let text = std::fs::read_to_string(packaging(sample)).unwrap();
+    let documented = documented_numeric_defaults(&text);
+    for line in &documented {
+        let set = parse(&format!("{line}\n")).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_eq!(
+            format!("{set:?}"),
+            format!("{default:?}"),
+            "packaging/{sample} documents `{line}`, but the default differs"
+        );
+    }
+    documented.len()
+}
+
+/// Each default a sample documents is the default the code applies: the config with the line
+/// set is the config without it.
+#[test]
+fn the_defaults_the_samples_document_are_the_defaults_applied() {
+    let agent = std::fs::read_to_string(packaging("agent.toml")).unwrap();
+    assert!(
+        documented_numeric_defaults(&agent)
+            .iter()
+            .any(|l| l.starts_with("wal_max_bytes = ")),
+        "packaging/agent.toml documents no wal_max_bytes"
+    );
+    let checked = assert_documented_defaults_apply("agent.toml", |extra| {
+        AgentConfig::from_toml(&format!("{AGENT_BASE}{extra}[kafka]\nbrokers = \"b\"\n"))
+    });
+    assert!(checked >= 5, "only {checked} agent defaults documented");
+    let checked = assert_documented_defaults_apply("transfer.toml", |extra| {
+        TransferConfig::from_toml(&format!(
+            "{extra}[kafka]\nbrokers = \"b\"\ngroup = \"g\"\ntopics = [\"t\"]\n\
+             [elasticsearch]\nurl = \"http://e\"\nindex = \"{{topic}}\"\n"
+        ))
+    });
+    assert!(checked >= 2, "only {checked} transfer defaults documented");
+}

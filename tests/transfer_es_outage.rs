@@ -1,22 +1,33 @@
-//! The transfer while Elasticsearch is stopped and started again under load. Alone in its file
-//! (its own test binary) because it stops a shared server.
+//! The transfer while Elasticsearch is stopped and started again under load; its `/health`
+//! says so meanwhile. Alone in its file (its own test binary) because it stops a shared server.
 
 mod common;
 mod transfer_support;
 
 use std::time::Duration;
 
-use common::Outage;
+use common::ops::{free_addr, http_get};
+use common::{wait_for, Outage};
 use transfer_support::*;
+
+/// Waits for `/health` to answer `code`; returns the body.
+fn health_turns(addr: std::net::SocketAddr, code: u16, timeout: Duration) -> Option<String> {
+    wait_for(timeout, || {
+        http_get(addr, "/health").and_then(|(got, body)| (got == code).then_some(body))
+    })
+}
 
 #[test]
 fn elasticsearch_stopped_and_restarted_under_load_loses_nothing() {
     let mut setup = TransferSetup::new("xfer-esdown");
     setup.max_docs = 50;
     setup.max_wait_ms = 50;
+    setup.top_level = "health_grace_ms = 2000".into();
     create_topic(&setup.topic);
     let (_dir, config) = setup.write();
-    let transfer = Transfer::start(&config, "t1");
+    // The endpoint from the command line only: the config file has no `metrics_addr`.
+    let addr = free_addr();
+    let transfer = Transfer::start_with_args(&config, "t1", &["--metrics-addr", &addr.to_string()]);
 
     let chunks = 24u64;
     let topic = setup.topic.clone();
@@ -39,16 +50,37 @@ fn elasticsearch_stopped_and_restarted_under_load_loses_nothing() {
         "nothing indexed before the outage:\n{}",
         transfer.log()
     );
+    assert!(
+        health_turns(addr, 200, Duration::from_secs(30)).is_some(),
+        "/health (from --metrics-addr) not 200 while indexing:\n{}",
+        transfer.log()
+    );
     let outage = Outage::begin("elasticsearch");
+    let outage_started = std::time::Instant::now();
     // Records keep arriving while Elasticsearch is away; the bulk slots fill up and, after 2 s
-    // of that, the transfer pauses its partitions (and keeps polling).
-    std::thread::sleep(Duration::from_secs(8));
+    // of that, the transfer pauses its partitions (and keeps polling). Failing bulks for longer
+    // than the 2 s grace turn `/health` to 503.
+    let unhealthy = health_turns(addr, 503, Duration::from_secs(60)).unwrap_or_else(|| {
+        panic!(
+            "/health stayed 200 with Elasticsearch down:\n{}",
+            transfer.log()
+        )
+    });
+    assert!(unhealthy.contains("elasticsearch"), "{unhealthy}");
+    if let Some(rest) = Duration::from_secs(8).checked_sub(outage_started.elapsed()) {
+        std::thread::sleep(rest);
+    }
     assert!(
         transfer.running(),
         "the transfer died during the outage:\n{}",
         transfer.log()
     );
     outage.end();
+    assert!(
+        health_turns(addr, 200, Duration::from_secs(120)).is_some(),
+        "/health still failing after Elasticsearch came back:\n{}",
+        transfer.log()
+    );
 
     producing.join().expect("producer thread");
     let total = chunks * 100;

@@ -32,7 +32,7 @@ use logship_wal::{Wal, WalError};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::checkpoint::{Checkpoint, Checkpoints};
+use super::checkpoint::{Checkpoint, Checkpoints, PreviousStream};
 use super::chunk::Chunk;
 use super::discovery::{Candidate, ChangeWatcher, Discovery, RemoteEntries};
 use super::framing::frame;
@@ -462,10 +462,12 @@ impl FileServer {
                 checkpoint.path = path;
                 (checkpoint, true)
             }
-            None => (
-                self.first_checkpoint(&file, physical, fingerprint, size, candidate, path)?,
-                true,
-            ),
+            None => {
+                match self.first_checkpoint(&file, physical, fingerprint, size, candidate, path)? {
+                    Some(checkpoint) => (checkpoint, true),
+                    None => return Ok(None),
+                }
+            }
         };
         Ok(Some((
             Tailed {
@@ -484,6 +486,8 @@ impl FileServer {
 
     /// The checkpoint of a file without one: a copy of a known stream continues it; otherwise a
     /// new stream from the beginning (or the end, for `start_position = end` in the first scan).
+    /// `None` while the file looks like a copy still being written (see [`CopyCheck`]): the next
+    /// scan decides.
     fn first_checkpoint(
         &self,
         file: &File,
@@ -492,9 +496,11 @@ impl FileServer {
         size: u64,
         candidate: &Candidate,
         path: String,
-    ) -> io::Result<Checkpoint> {
-        if let Some(checkpoint) = self.continue_copy(file, physical, fingerprint, size, &path)? {
-            return Ok(checkpoint);
+    ) -> io::Result<Option<Checkpoint>> {
+        match self.continue_copy(file, physical, fingerprint, size, &path)? {
+            CopyCheck::Continues(checkpoint) => return Ok(Some(checkpoint)),
+            CopyCheck::InProgress => return Ok(None),
+            CopyCheck::NotACopy => {}
         }
         let start = if self.first_scan && candidate.start_position == StartPosition::End {
             last_line_end(file, size)?
@@ -502,18 +508,25 @@ impl FileServer {
             0
         };
         let prefix_crc = crc_of_prefix(file, start)?;
-        Ok(Checkpoint::start(
+        Ok(Some(Checkpoint::start(
             physical,
             fingerprint,
             0,
             start,
             prefix_crc,
             path,
-        ))
+        )))
     }
 
-    /// If `file` holds a byte copy of a known stream's read part (copytruncate rotation), a
-    /// checkpoint continuing that stream where it was.
+    /// Whether `file`, not followed yet and starting like a known stream, holds a byte copy of
+    /// that stream's read part (copytruncate rotation, the copy matched by a glob such as
+    /// `app.log*`): then it continues that stream where it was.
+    ///
+    /// A copy is written front to back, so a scan can see it before it holds everything that
+    /// was read of its original. Read as a new stream, its lines would be shipped a second time
+    /// under other ids. So a file shorter than the read part of a stream with its fingerprint is
+    /// a copy in progress while it grows, or while its bytes equal the start of that stream's
+    /// file, still followed and not yet truncated; it is looked at again at the next scan.
     fn continue_copy(
         &self,
         file: &File,
@@ -521,9 +534,14 @@ impl FileServer {
         fingerprint: Fingerprint,
         size: u64,
         path: &str,
-    ) -> io::Result<Option<Checkpoint>> {
+    ) -> io::Result<CopyCheck> {
+        let mut in_progress = false;
         for candidate in self.checkpoints.copy_candidates(fingerprint, &physical) {
-            if candidate.offset > size || candidate.offset == 0 {
+            if candidate.offset == 0 {
+                continue;
+            }
+            if candidate.offset > size {
+                in_progress = in_progress || self.copy_in_progress(file, size, &candidate)?;
                 continue;
             }
             if crc_of_prefix(file, candidate.offset)? == candidate.prefix_crc {
@@ -542,10 +560,40 @@ impl FileServer {
                     path.to_string(),
                 );
                 checkpoint.stream = candidate.stream;
-                return Ok(Some(checkpoint));
+                return Ok(CopyCheck::Continues(checkpoint));
             }
         }
-        Ok(None)
+        if in_progress {
+            tracing::debug!(
+                path,
+                size,
+                "file starts like a stream read further: a copy being written? looking again later"
+            );
+            return Ok(CopyCheck::InProgress);
+        }
+        Ok(CopyCheck::NotACopy)
+    }
+
+    /// Whether `file` (`size` bytes when looked at, fewer than `candidate` was read to) is a copy
+    /// of `candidate`'s content still being written: it grew meanwhile, or its bytes are the
+    /// first bytes of the followed file whose current stream is `candidate`'s.
+    fn copy_in_progress(
+        &self,
+        file: &File,
+        size: u64,
+        candidate: &PreviousStream,
+    ) -> io::Result<bool> {
+        if file.metadata()?.len() != size {
+            return Ok(true);
+        }
+        let original = self
+            .files
+            .values()
+            .find(|tailed| tailed.checkpoint.stream == candidate.stream);
+        match original {
+            Some(original) => same_prefix(file, &original.file, size),
+            None => Ok(false),
+        }
     }
 
     /// After a restart: files whose checkpoint is unfinished but that no glob matches any more
@@ -1015,6 +1063,34 @@ fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 }
 
 /// CRC32 of the first `len` bytes of `file` (fewer if the file is shorter).
+/// What [`FileServer::continue_copy`] found.
+enum CopyCheck {
+    /// A copy of a known stream's read part: continue that stream here.
+    Continues(Checkpoint),
+    /// Shorter than the known stream it starts like, and apparently a copy of it still being
+    /// written: decide at the next scan.
+    InProgress,
+    /// Not a copy: a stream of its own.
+    NotACopy,
+}
+
+/// Whether the first `len` bytes of `a` and `b` are equal (both must hold `len` bytes).
+fn same_prefix(a: &File, b: &File, len: u64) -> io::Result<bool> {
+    let mut left = vec![0u8; 64 * 1024];
+    let mut right = vec![0u8; 64 * 1024];
+    let mut offset = 0u64;
+    while offset < len {
+        let want = ((len - offset) as usize).min(left.len());
+        let n = read_full_at(a, &mut left[..want], offset)?;
+        let m = read_full_at(b, &mut right[..want], offset)?;
+        if n != want || m != want || left[..n] != right[..m] {
+            return Ok(false);
+        }
+        offset += want as u64;
+    }
+    Ok(true)
+}
+
 fn crc_of_prefix(file: &File, len: u64) -> io::Result<u32> {
     let mut hasher = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 1024 * 1024];

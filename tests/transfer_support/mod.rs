@@ -132,6 +132,8 @@ pub struct TransferSetup {
     pub max_docs: usize,
     /// `batch.max_wait_ms`.
     pub max_wait_ms: u64,
+    /// Top-level keys added to the config file (before its first table).
+    pub top_level: String,
 }
 
 impl TransferSetup {
@@ -145,6 +147,7 @@ impl TransferSetup {
             topic,
             max_docs: 100,
             max_wait_ms: 100,
+            top_level: String::new(),
         }
     }
 
@@ -153,6 +156,7 @@ impl TransferSetup {
         format!(
             r#"
 shutdown_timeout_ms = 10000
+{top_level}
 [kafka]
 brokers = "{brokers}"
 group = "{group}"
@@ -179,6 +183,7 @@ max_backoff_ms = 2000
             dlq = self.dlq,
             max_docs = self.max_docs,
             max_wait = self.max_wait_ms,
+            top_level = self.top_level,
         )
     }
 
@@ -202,6 +207,11 @@ pub struct Transfer {
 impl Transfer {
     /// Starts the real binary with `config`, logging to `<config dir>/<name>.log`.
     pub fn start(config: &std::path::Path, name: &str) -> Transfer {
+        Transfer::start_with_args(config, name, &[])
+    }
+
+    /// As [`Transfer::start`], with more arguments after `transfer --config FILE`.
+    pub fn start_with_args(config: &std::path::Path, name: &str, args: &[&str]) -> Transfer {
         let log = config.with_file_name(format!("{name}.log"));
         let stderr = std::fs::File::create(&log).expect("log file");
         let child = Command::new(logship_bin())
@@ -209,6 +219,7 @@ impl Transfer {
             .arg("transfer")
             .arg("--config")
             .arg(config)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
