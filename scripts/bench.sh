@@ -470,7 +470,7 @@ report="$RUN/report.md"
     echo
     echo "### Latency: write → searchable"
     echo
-    echo "Agent and transfer running with their defaults (transfer \`max_wait_ms\` 1000, index refresh 1 s); \`scripts/bench-latency.py\` appends $LAT_RATE lines/s for $LAT_SECONDS s to one file, each line carrying its write time, after a warm-up line has become searchable. It searches the index every 100 ms for the lines not yet seen and takes the time of the search request that first returns a line as its searchable time (so a figure is late by at most 100 ms, never early)."
+    echo "Agent and transfer running with their defaults (transfer \`max_wait_ms\` 500, index refresh 1 s); \`scripts/bench-latency.py\` appends $LAT_RATE lines/s for $LAT_SECONDS s to one file, each line carrying its write time, after a warm-up line has become searchable. It searches the index every 100 ms for the lines not yet seen and takes the time of the search request that first returns a line as its searchable time (so a figure is late by at most 100 ms, never early)."
     echo
     echo "| span | lines seen | p50 | p90 | p99 | max |"
     echo "|---|---|---|---|---|---|"
