@@ -4,8 +4,8 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use logship::agent::chunk::Chunk;
+use logship::agent::encoder::LineEncoder;
 use logship::agent::framing::frame;
-use logship::agent::shipper::encode_line;
 
 /// ~100-byte access-log lines, deterministic.
 fn corpus(bytes: usize) -> Vec<u8> {
@@ -57,9 +57,11 @@ fn encoding(c: &mut Criterion) {
         let mut buf = Vec::with_capacity(1024);
         b.iter(|| {
             let mut total = 0usize;
+            // As the shipper does: one encoder per chunk.
+            let mut encoder = LineEncoder::new("web-01", &chunk);
             for piece in chunk.pieces() {
                 buf.clear();
-                encode_line(&mut buf, "web-01", &chunk, &piece);
+                encoder.encode(&mut buf, &piece);
                 total += buf.len();
             }
             total

@@ -17,6 +17,7 @@
 pub mod checkpoint;
 pub mod chunk;
 pub mod discovery;
+pub mod encoder;
 pub mod file_server;
 pub mod framing;
 pub mod identity;

@@ -12,7 +12,6 @@
 //! - on shutdown nothing new is sent; what is in flight gets `shutdown_timeout` to be
 //!   acknowledged, the rest stays in the WAL and is resent on the next start.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex};
@@ -21,11 +20,11 @@ use std::time::{Duration, Instant};
 use logship_wal::{Replayed, Seq, Wal, WalError};
 
 use super::chunk::Chunk;
-use super::framing::{Piece, PieceEnd};
+use super::encoder::LineEncoder;
+use super::framing::Piece;
 use super::monitor::Backlog;
 use crate::config::KafkaProducerConfig;
 use crate::kafka::producer::{BatchOutcome, DurableProducer, SendError};
-use crate::record::{line_id, LineRecord};
 use crate::shutdown::Shutdown;
 use crate::telemetry::names;
 
@@ -280,9 +279,10 @@ impl Shipper {
     ) -> Result<(), SendError> {
         let count = chunk.piece_count();
         producer.begin_batch(seq, count);
+        let mut encoder = LineEncoder::new(&self.host, chunk);
         for (sent, piece) in chunk.pieces().enumerate() {
             buf.clear();
-            encode_line(buf, &self.host, chunk, &piece);
+            encoder.encode(buf, &piece);
             if let Err(error) = producer.send(seq, &chunk.topic, chunk.stream.as_bytes(), buf) {
                 producer.abort_batch(seq, count - sent, error.to_string());
                 return Err(error);
@@ -297,32 +297,16 @@ pub fn pending_seqs(wal: &Wal) -> Result<Vec<Seq>, WalError> {
     wal.pending_seqs()
 }
 
-/// Writes the JSON record of one piece of `chunk` into `buf`.
+/// Writes the JSON record of one piece of `chunk` into `buf` (a [`LineEncoder`] for one line;
+/// the shipper keeps one encoder per chunk).
 pub fn encode_line(buf: &mut Vec<u8>, host: &str, chunk: &Chunk, piece: &Piece<'_>) {
-    let offset = chunk.start_offset + piece.start as u64;
-    let (message, invalid_utf8) = match std::str::from_utf8(piece.text) {
-        Ok(text) => (Cow::Borrowed(text), false),
-        Err(_) => (String::from_utf8_lossy(piece.text), true),
-    };
-    let record = LineRecord {
-        id: Cow::Owned(line_id(host, &chunk.stream, offset)),
-        host: Cow::Borrowed(host),
-        file: Cow::Borrowed(&chunk.path),
-        file_id: Cow::Borrowed(&chunk.stream),
-        offset,
-        message,
-        timestamp: Cow::Borrowed(&chunk.read_at),
-        invalid_utf8,
-        split: piece.end == PieceEnd::Cut || piece.continues,
-        partial: piece.end == PieceEnd::Partial,
-    };
-    // Serializing strings and integers into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *buf, &record);
+    LineEncoder::new(host, chunk).encode(buf, piece);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::line_id;
 
     #[test]
     fn encoded_lines_carry_offsets_flags_and_deterministic_ids() {
