@@ -204,9 +204,17 @@ fn status_lists_files_and_offsets_of_a_running_and_a_stopped_agent() {
 fn a_backlog_found_at_start_is_reported_while_it_is_caught_up() {
     let dir = tempfile::tempdir().unwrap();
     let topic = common::unique("ops-backlog");
-    let config = agent_config(dir.path(), &topic, "progress_interval_ms = 200");
+    // One 16 KiB read at a time in the WAL: catching up takes one Kafka round trip (linger
+    // 5 ms at least) per 16 KiB, about 750 of them, so it lasts several of the monitor's 1 s
+    // ticks however fast the machine. (With the default WAL a fast agent shipped the 12 MB
+    // before the first tick, and a backlog gone by then is not reported.)
+    let config = agent_config(
+        dir.path(),
+        &topic,
+        "progress_interval_ms = 200\nwal_max_bytes = 16384\nread_chunk_bytes = 16384",
+    );
     let big = dir.path().join("logs/big.log");
-    // About 12 MB: several progress intervals even at full speed.
+    // About 12 MB.
     let line = "x".repeat(200);
     let text: String = (0..60_000).map(|n| format!("{n:08} {line}\n")).collect();
     std::fs::write(&big, text).unwrap();
