@@ -62,19 +62,55 @@ fn is_false(value: &bool) -> bool {
 /// 128 bits of XXH3 over the three parts (length-prefixed, so no two different triples share an
 /// input), encoded as unpadded URL-safe base64: 22 characters.
 pub fn line_id(host: &str, stream: &str, offset: u64) -> String {
-    let mut input = Vec::with_capacity(host.len() + stream.len() + 24);
-    input.extend_from_slice(&(host.len() as u64).to_le_bytes());
-    input.extend_from_slice(host.as_bytes());
-    input.extend_from_slice(&(stream.len() as u64).to_le_bytes());
-    input.extend_from_slice(stream.as_bytes());
-    input.extend_from_slice(&offset.to_le_bytes());
-    id_of(&input)
+    let mut id = Vec::with_capacity(ID_LEN);
+    LineIds::new(host, stream).write(offset, &mut id);
+    String::from_utf8_lossy(&id).into_owned()
+}
+
+/// Length of every id logship makes.
+pub const ID_LEN: usize = 22;
+
+/// The [`line_id`]s of one stream's lines: the hash input up to the offset is built once.
+pub struct LineIds {
+    input: Vec<u8>,
+    prefix: usize,
+}
+
+impl LineIds {
+    /// Ids of lines of `stream` read on `host`.
+    pub fn new(host: &str, stream: &str) -> LineIds {
+        let mut input = Vec::with_capacity(host.len() + stream.len() + 24);
+        input.extend_from_slice(&(host.len() as u64).to_le_bytes());
+        input.extend_from_slice(host.as_bytes());
+        input.extend_from_slice(&(stream.len() as u64).to_le_bytes());
+        input.extend_from_slice(stream.as_bytes());
+        let prefix = input.len();
+        LineIds { input, prefix }
+    }
+
+    /// Appends the id of the line at `offset` to `out`, without allocating.
+    pub fn write(&mut self, offset: u64, out: &mut Vec<u8>) {
+        self.input.truncate(self.prefix);
+        self.input.extend_from_slice(&offset.to_le_bytes());
+        write_id(&self.input, out);
+    }
 }
 
 /// The id form shared by every document id logship makes: 128 bits of XXH3 over `input` (which
 /// the caller builds unambiguously, e.g. with length prefixes), as unpadded URL-safe base64.
 pub fn id_of(input: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(xxhash_rust::xxh3::xxh3_128(input).to_le_bytes())
+    let mut id = Vec::with_capacity(ID_LEN);
+    write_id(input, &mut id);
+    String::from_utf8_lossy(&id).into_owned()
+}
+
+/// Appends [`id_of`]`(input)` to `out`.
+fn write_id(input: &[u8], out: &mut Vec<u8>) {
+    let hash = xxhash_rust::xxh3::xxh3_128(input).to_le_bytes();
+    let mut id = [0u8; ID_LEN + 2];
+    // 16 bytes are always 22 characters of unpadded base64, which the buffer holds.
+    let written = URL_SAFE_NO_PAD.encode_slice(hash, &mut id).unwrap_or(0);
+    out.extend_from_slice(&id[..written]);
 }
 
 #[cfg(test)]

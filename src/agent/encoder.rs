@@ -2,7 +2,7 @@
 //!
 //! Every record is the JSON of a [`LineRecord`], byte for byte what `serde_json` makes of it
 //! (property-tested below), but the parts every line of a chunk shares (host, path, stream,
-//! read time, and the id's hash input up to the offset) are escaped once per chunk, and the
+//! read time, and the id's hash input up to the offset) are prepared once per chunk, and the
 //! message is escaped eight bytes at a time where it needs none. JSON per line was the largest
 //! item of the shipper's profile (`serde_json::format_escaped_str` alone 8 % of the agent's CPU).
 //!
@@ -10,11 +10,9 @@
 
 use std::borrow::Cow;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-
 use super::chunk::Chunk;
 use super::framing::{Piece, PieceEnd};
+use crate::record::LineIds;
 
 /// Writes the records of one chunk's lines; made once per chunk.
 pub struct LineEncoder {
@@ -22,8 +20,8 @@ pub struct LineEncoder {
     middle: Vec<u8>,
     /// `,"@timestamp":"…"`
     timestamp: Vec<u8>,
-    /// The id's hash input before the offset (see [`crate::record::line_id`]).
-    id_input: Vec<u8>,
+    /// The ids of the chunk's lines.
+    ids: LineIds,
     start_offset: u64,
 }
 
@@ -42,15 +40,10 @@ impl LineEncoder {
         let mut timestamp = Vec::with_capacity(16 + chunk.read_at.len());
         timestamp.extend_from_slice(b",\"@timestamp\":");
         escape_str(&mut timestamp, &chunk.read_at);
-        let mut id_input = Vec::with_capacity(host.len() + chunk.stream.len() + 24);
-        id_input.extend_from_slice(&(host.len() as u64).to_le_bytes());
-        id_input.extend_from_slice(host.as_bytes());
-        id_input.extend_from_slice(&(chunk.stream.len() as u64).to_le_bytes());
-        id_input.extend_from_slice(chunk.stream.as_bytes());
         LineEncoder {
             middle,
             timestamp,
-            id_input,
+            ids: LineIds::new(host, &chunk.stream),
             start_offset: chunk.start_offset,
         }
     }
@@ -63,14 +56,7 @@ impl LineEncoder {
             Err(_) => (String::from_utf8_lossy(piece.text), true),
         };
         buf.extend_from_slice(b"{\"id\":\"");
-        let prefix = self.id_input.len();
-        self.id_input.extend_from_slice(&offset.to_le_bytes());
-        let hash = xxhash_rust::xxh3::xxh3_128(&self.id_input).to_le_bytes();
-        self.id_input.truncate(prefix);
-        let mut id = [0u8; 24];
-        // 16 bytes are 22 characters of unpadded base64: the buffer always fits.
-        let written = URL_SAFE_NO_PAD.encode_slice(hash, &mut id).unwrap_or(0);
-        buf.extend_from_slice(&id[..written]);
+        self.ids.write(offset, buf);
         buf.push(b'"');
         buf.extend_from_slice(&self.middle);
         buf.extend_from_slice(itoa::Buffer::new().format(offset).as_bytes());

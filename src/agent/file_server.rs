@@ -1062,7 +1062,6 @@ fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// CRC32 of the first `len` bytes of `file` (fewer if the file is shorter).
 /// What [`FileServer::continue_copy`] found.
 enum CopyCheck {
     /// A copy of a known stream's read part: continue that stream here.
@@ -1091,6 +1090,7 @@ fn same_prefix(a: &File, b: &File, len: u64) -> io::Result<bool> {
     Ok(true)
 }
 
+/// CRC32 of the first `len` bytes of `file` (fewer if the file is shorter).
 fn crc_of_prefix(file: &File, len: u64) -> io::Result<u32> {
     let mut hasher = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 1024 * 1024];
