@@ -50,6 +50,7 @@ NOTE=${BENCH_NOTE:-}
 BROKER=${LOGSHIP_KAFKA:-127.0.0.1:9092}
 ES=${LOGSHIP_ES:-http://127.0.0.1:9200}
 ES=${ES%/}
+AGENT_METRICS=${BENCH_AGENT_METRICS:-127.0.0.1:19651} # the agent's Prometheus endpoint
 STALL=${BENCH_STALL_SECONDS:-180} # give up when a count makes no progress for this long
 CORPUS_VERSION=1                  # bump when the generator changes
 TCK=$(getconf CLK_TCK)
@@ -130,12 +131,20 @@ topic_end() { # sum of the end offsets of every partition of topic $1 (made by t
   { kcat -b "$BROKER" -Q "${args[@]}" 2>/dev/null || true; } \
     | awk '{ for (i = 1; i <= NF; i++) if ($i == "offset") s += $(i + 1) } END { print s + 0 }'
 }
+# Lines the agent on AGENT_METRICS has had acknowledged by Kafka (acks=all: on every in-sync
+# replica). An agent record carries several lines, so the topic's offsets do not count lines.
+agent_acked() {
+  { curl -s "http://$AGENT_METRICS/metrics" || true; } \
+    | awk '$1 == "logship_kafka_delivered_lines_total" { printf "%.0f", $2; n = 1 } END { if (!n) print 0 }'
+}
+# Lines held by topic $1, read back from its beginning (NDJSON records split into lines).
+topic_lines() { kcat -b "$BROKER" -C -t "$1" -o beginning -e -q -f '%s\n' 2>/dev/null | wc -l; }
 es_count() { { curl -s "$ES/$1/_count" || true; } | jq '.count // 0' 2>/dev/null || echo 0; }
 es_delete() { curl -s -o /dev/null -X DELETE "$ES/$1" || true; }
 
-# wait_count KIND NAME TARGET PID: polls every 0.2 s until the count of KIND (topic|index) NAME
-# reaches TARGET; fails if PID (when not empty) exits or the count stalls for STALL seconds.
-# Prints "<time first nonzero> <count then> <time done>".
+# wait_count KIND NAME TARGET PID: polls every 0.2 s until the count of KIND NAME reaches
+# TARGET: KIND topic (end offsets), acked (the agent's acknowledged lines, NAME unused) or index
+# (`_count`). Fails if PID (when not empty) exits or the count stalls for STALL seconds.
 # Prints "<first seen> <count then> <done> <count at done>". On a stall it dies, unless
 # ALLOW_SHORT=1: then <done> is the time of the last progress and the count is short.
 wait_count() {
@@ -143,7 +152,11 @@ wait_count() {
   progress=$(date +%s)
   last_t=$(now)
   while :; do
-    if [ "$kind" = topic ]; then got=$(topic_end "$name"); else got=$(es_count "$name"); fi
+    case $kind in
+      topic) got=$(topic_end "$name") ;;
+      acked) got=$(agent_acked) ;;
+      *) got=$(es_count "$name") ;;
+    esac
     [[ "$got" =~ ^[0-9]+$ ]] || got=0 # a failed query (the machine is busy): poll again
     t=$(now)
     if [ -z "$first" ] && [ "$got" -gt 0 ]; then first=$t first_count=$got; fi
@@ -225,9 +238,11 @@ agent_config() { # agent_config FILE DATA_DIR GLOB TOPIC
   cat >"$1" <<CONF
 host = "bench"
 data_dir = "$2"
+metrics_addr = "$AGENT_METRICS"
 ${BENCH_AGENT_EXTRA:-}
 [kafka]
 brokers = "$BROKER"
+${BENCH_AGENT_KAFKA_EXTRA:-}
 [[collect]]
 path = "$3"
 topic = "$4"
@@ -285,7 +300,11 @@ ship() {
   # is measured up to its last progress and reported as short.
   local allow_short=1 waited delivered
   [ "$tool" != logship ] || allow_short=0
-  waited=$(ALLOW_SHORT=$allow_short wait_count topic "$topic" "$CORPUS_LINES" "$pid")
+  if [ "$tool" = logship ]; then
+    waited=$(wait_count acked - "$CORPUS_LINES" "$pid")
+  else
+    waited=$(ALLOW_SHORT=$allow_short wait_count topic "$topic" "$CORPUS_LINES" "$pid")
+  fi
   done_at=$(awk '{ print $3 }' <<<"$waited")
   delivered=$(awk '{ print $4 }' <<<"$waited")
   if [ "$delivered" -lt "$CORPUS_LINES" ]; then
@@ -297,6 +316,13 @@ ship() {
   b1=$(if [ -n "$bpid" ] && [ -e "/proc/$bpid" ]; then cpu_seconds "$bpid"; else echo nan; fi)
   stop "$pid"
   rm -rf "$dir/data" "$dir/work"
+  if [ "$tool" = logship ]; then
+    # Not trusting the agent's own count: the topic, read back, must hold every line.
+    local held
+    held=$(topic_lines "$topic")
+    [ "$held" -ge "$CORPUS_LINES" ] || die "topic $topic holds $held lines of $CORPUS_LINES after the agent counted them acknowledged"
+    [ "$held" -eq "$CORPUS_LINES" ] || say "topic $topic holds $held lines: $((held - CORPUS_LINES)) resent (same ids)"
+  fi
   RESULT=$(awk -v s="$t0" -v e="$done_at" -v l="$delivered" -v b="$(awk -v b="$CORPUS_BYTES" -v d="$delivered" -v l="$CORPUS_LINES" 'BEGIN { printf "%.0f", b * d / l }')" -v c="$cpu" -v r="$rss" \
     -v b0="$b0" -v b1="$b1" 'BEGIN { t = e - s
     printf "%.0f %.1f %.1f %.1f %.2f %s\n", l / t, b / t / 1e6, c / (b / 1e9), r / 1024, t, (b1 == "nan" ? "nan" : sprintf("%.1f", (b1 - b0) / (b / 1e9))) }')
@@ -353,7 +379,7 @@ if has_part transfer; then
   "$BIN" agent --config "$RUN/xfer-agent.toml" 2>"$RUN/xfer-agent.log" &
   pid=$!
   started+=("$pid")
-  wait_count topic "$xsrc" "$XFER_DOCS" "$pid" >/dev/null
+  wait_count acked - "$XFER_DOCS" "$pid" >/dev/null
   stop "$pid"
   # The reference's bodies: the documents the transfer makes (the record without `id`, plus
   # `topic`), `create` with the record's id, XFER_BATCH per body.
@@ -459,7 +485,7 @@ report="$RUN/report.md"
     echo
     echo "### Files → Kafka, durability on"
     echo
-    echo "Corpus: $FILES files × $(fmt_int "$LINES") seeded access-log lines, $(fmt_int "$CORPUS_LINES") lines, $(awk -v b="$CORPUS_BYTES" 'BEGIN { printf "%.0f", b / 1e6 }') MB ($CORPUS_LONG lines of 2–8 KiB, the rest ~110 B), read from the page cache. Each run ships it into a fresh 4-partition topic; wall time is from the shipper's start until the sum of the topic's end offsets (\`kcat -Q\`, polled every 0.2 s) equals the line count. CPU = user+sys of the shipper's process (all threads, \`/proc/PID/stat\`); RSS = its \`VmHWM\` at that moment; broker CPU = the Kafka broker's user+sys over the same interval. MB/s counts source bytes. Medians of $RUNS runs, alternating logship, rsyslog."
+    echo "Corpus: $FILES files × $(fmt_int "$LINES") seeded access-log lines, $(fmt_int "$CORPUS_LINES") lines, $(awk -v b="$CORPUS_BYTES" 'BEGIN { printf "%.0f", b / 1e6 }') MB ($CORPUS_LONG lines of 2–8 KiB, the rest ~110 B), read from the page cache. Each run ships it into a fresh 4-partition topic; wall time is from the shipper's start until every line is in Kafka, polled every 0.2 s: for rsyslog (one record per line) when the sum of the topic's end offsets (\`kcat -Q\`) equals the line count; for logship (NDJSON records of up to 1,000 lines) when its count of lines acknowledged by Kafka (\`logship_kafka_delivered_lines_total\`, acks=all) does — and after each run the topic is read back with \`kcat\` and must hold every line. CPU = user+sys of the shipper's process (all threads, \`/proc/PID/stat\`); RSS = its \`VmHWM\` at that moment; broker CPU = the Kafka broker's user+sys over the same interval. MB/s counts source bytes. Medians of $RUNS runs, alternating logship, rsyslog."
     echo
     echo "| shipper | lines/s | MB/s (source) | CPU-s/GB | peak RSS MiB | wall s | broker CPU-s/GB |"
     echo "|---|---|---|---|---|---|---|"
@@ -468,7 +494,7 @@ report="$RUN/report.md"
       echo "| $tool | $(fmt_int "$(col 1 "$@")") | $(col 2 "$@") | $(col 3 "$@") | $(col 4 "$@") | $(col 5 "$@") | $(col 6 "$@") |"
     done
     echo
-    echo "logship: \`agent\` with its defaults (sled WAL fsync'd per read round before shipping, idempotent producer, acks=all, lz4; one JSON record per line with id, host, file, offset and read time). rsyslog: \`rsyslogd -n\` private instance, imfile (inotify, state files persisted every 10,000 lines, \`freshStartTail=off\`) → omkafka (\`acks=all\`, \`enable.idempotence=true\`, \`compression.codec=lz4\`, raw line) behind a disk-assisted LinkedList action queue saved on shutdown. rsyslog's durability is weaker: its queue spills to disk only when the memory part is full and its state files run ahead of Kafka's acknowledgements."
+    echo "logship: \`agent\` with its defaults (sled WAL fsync'd per read round before shipping, idempotent producer, acks=all, lz4; one JSON object per line with id, host, file, offset and read time, up to 1,000 lines / 64 KiB per Kafka record). rsyslog: \`rsyslogd -n\` private instance, imfile (inotify, state files persisted every 10,000 lines, \`freshStartTail=off\`) → omkafka (\`acks=all\`, \`enable.idempotence=true\`, \`compression.codec=lz4\`, raw line) behind a disk-assisted LinkedList action queue saved on shutdown. rsyslog's durability is weaker: its queue spills to disk only when the memory part is full and its state files run ahead of Kafka's acknowledgements."
     for short in "${short_runs[@]}"; do
       echo
       echo "Short run: $short."

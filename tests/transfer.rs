@@ -21,9 +21,11 @@ fn replays_with_the_same_id_are_indexed_once() {
         .map(|n| line("web-01", &format!("s{}", n % 7), n))
         .collect();
     produce(&producer, &setup.topic, &lines);
-    // The same lines again (an agent resending after a crash): new offsets, same ids.
+    // The same lines again (an agent resending after a crash): new offsets, same ids, once
+    // one per record and once bundled as the agent sends them (NDJSON records of several
+    // lines), grouped differently from the first time.
     produce(&producer, &setup.topic, &lines[100..250]);
-    produce(&producer, &setup.topic, &lines[..50]);
+    produce(&producer, &setup.topic, &bundle(&lines[..50], 3));
 
     let (_dir, config) = setup.write();
     let transfer = Transfer::start(&config, "t1");
@@ -49,10 +51,12 @@ fn sigkill_three_times_mid_stream_loses_and_doubles_nothing() {
     let producing = std::thread::spawn(move || {
         let producer = producer();
         for chunk in 0..30u64 {
+            // Runs of lines of one stream, sent as NDJSON records of up to 4 lines, so a kill
+            // can land between the lines of one record.
             let lines: Vec<Produce> = (chunk * 100..(chunk + 1) * 100)
-                .map(|n| line("web-02", &format!("s{}", n % 5), n))
+                .map(|n| line("web-02", &format!("s{}", n / 10 % 5), n))
                 .collect();
-            produce(&producer, &topic, &lines);
+            produce(&producer, &topic, &bundle(&lines, 4));
             std::thread::sleep(Duration::from_millis(150));
         }
     });

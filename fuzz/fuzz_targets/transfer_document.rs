@@ -2,12 +2,16 @@
 //! dead-letter reason, never panic: when routed, exactly one `create` action for the returned
 //! `_id` and index and one JSON object are appended to the bulk body; when not, the body is left
 //! as it was. The same record always gives the same result (redelivery must hit the same
-//! document).
+//! document). Through a batch, a value of several lines gives one document per line or, when its
+//! lines are not all logship records, exactly one, and the body holds an action and a document
+//! for each routable one.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use logship::es::index_name::IndexNameTemplate;
+use logship::transfer::batch::Batch;
 use logship::transfer::document::{prepare, KafkaRecord};
+use logship::transfer::watermark::Watermarks;
 
 fuzz_target!(|input: (bool, bool, Option<i64>, &[u8])| {
     let (dated, tombstone, timestamp_ms, payload) = input;
@@ -58,4 +62,17 @@ fuzz_target!(|input: (bool, bool, Option<i64>, &[u8])| {
             }
         }
     }
+
+    let mut marks = Watermarks::new();
+    let epoch = marks.assign("web_log", 3);
+    let mut batch = Batch::new();
+    let (documents, plain) = batch.push(&record, "web_log".into(), epoch, &template);
+    assert_eq!(documents, batch.len());
+    assert!(documents >= 1);
+    assert!(!plain || documents == 1, "a plain value is one document");
+    let routable = batch.items.iter().filter(|item| item.index.is_ok()).count();
+    assert_eq!(batch.body.iter().filter(|&&b| b == b'\n').count(), 2 * routable);
+    let mut again = Batch::new();
+    assert_eq!(again.push(&record, "web_log".into(), epoch, &template), (documents, plain));
+    assert_eq!(again.body, batch.body);
 });

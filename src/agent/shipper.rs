@@ -1,5 +1,6 @@
-//! The shipper: sends WAL chunks to Kafka, line by line, and removes a chunk from the WAL once
-//! Kafka acknowledged every line in it.
+//! The shipper: sends WAL chunks to Kafka as NDJSON records of several lines (see
+//! [`encode_records`]), and removes a chunk from the WAL once Kafka acknowledged every record of
+//! it.
 //!
 //! Order: chunks are sent in WAL order, so one file's lines reach its partition in offset order
 //! (the idempotent producer keeps that order across its own retries).
@@ -13,6 +14,7 @@
 //!   acknowledged, the rest stays in the WAL and is resent on the next start.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -23,7 +25,7 @@ use super::chunk::Chunk;
 use super::encoder::LineEncoder;
 use super::framing::Piece;
 use super::monitor::Backlog;
-use crate::config::KafkaProducerConfig;
+use crate::config::{KafkaProducerConfig, RECORD_TARGET_BYTES};
 use crate::kafka::producer::{BatchOutcome, DurableProducer, SendError};
 use crate::shutdown::Shutdown;
 use crate::telemetry::names;
@@ -270,6 +272,10 @@ impl Shipper {
         }
     }
 
+    /// Sends the lines of `chunk` as NDJSON records of at most `max_lines_per_record` lines and
+    /// [`RECORD_TARGET_BYTES`] each (a longer line goes alone), keyed by the stream so they
+    /// keep their order in one partition. The batch is registered with the number of records
+    /// before the first is sent.
     fn send_chunk(
         &self,
         producer: &DurableProducer,
@@ -277,19 +283,63 @@ impl Shipper {
         chunk: &Chunk,
         buf: &mut Vec<u8>,
     ) -> Result<(), SendError> {
-        let count = chunk.piece_count();
+        let records = encode_records(
+            buf,
+            &self.host,
+            chunk,
+            self.kafka.max_lines_per_record,
+            RECORD_TARGET_BYTES,
+        );
+        let count = records.len();
         producer.begin_batch(seq, count);
-        let mut encoder = LineEncoder::new(&self.host, chunk);
-        for (sent, piece) in chunk.pieces().enumerate() {
-            buf.clear();
-            encoder.encode(buf, &piece);
-            if let Err(error) = producer.send(seq, &chunk.topic, chunk.stream.as_bytes(), buf) {
+        for (sent, range) in records.into_iter().enumerate() {
+            if let Err(error) =
+                producer.send(seq, &chunk.topic, chunk.stream.as_bytes(), &buf[range])
+            {
                 producer.abort_batch(seq, count - sent, error.to_string());
                 return Err(error);
             }
         }
         Ok(())
     }
+}
+
+/// Encodes every line of `chunk` into `buf` (cleared first) and returns the byte ranges of the
+/// Kafka records: each holds up to `max_lines` JSON line records separated by `\n` (NDJSON, no
+/// trailing newline) and is closed before it would pass `target_bytes`, so only a single line
+/// larger than that makes a larger record. JSON never contains a raw newline, so a consumer
+/// splits a record on `\n` to get its lines back.
+pub fn encode_records(
+    buf: &mut Vec<u8>,
+    host: &str,
+    chunk: &Chunk,
+    max_lines: usize,
+    target_bytes: usize,
+) -> Vec<Range<usize>> {
+    buf.clear();
+    let mut records = Vec::new();
+    let mut encoder = LineEncoder::new(host, chunk);
+    let mut start = 0;
+    let mut lines = 0;
+    for piece in chunk.pieces() {
+        let line_start = buf.len();
+        if lines > 0 {
+            buf.push(b'\n');
+        }
+        encoder.encode(buf, &piece);
+        if lines > 0 && (lines >= max_lines || buf.len() - start > target_bytes) {
+            // Close the record before this line and start a new one with it.
+            records.push(start..line_start);
+            buf.remove(line_start);
+            start = line_start;
+            lines = 0;
+        }
+        lines += 1;
+    }
+    if lines > 0 {
+        records.push(start..buf.len());
+    }
+    records
 }
 
 /// Every seq still in the WAL, oldest first.
@@ -340,5 +390,56 @@ mod tests {
         assert_eq!(records[2]["offset"], 1015);
         assert_eq!(records[2]["partial"], true);
         assert_eq!(records[2]["message"], "tail");
+    }
+
+    fn chunk_of(lines: &[Vec<u8>]) -> Chunk {
+        let mut data = Vec::new();
+        for line in lines {
+            data.extend_from_slice(line);
+            data.push(b'\n');
+        }
+        Chunk {
+            stream: "stream-1".into(),
+            path: "/var/log/a.log".into(),
+            topic: "t".into(),
+            start_offset: 0,
+            read_at: "2026-11-23T10:00:00Z".into(),
+            starts_mid_line: false,
+            cuts: vec![],
+            partial_end: false,
+            data,
+        }
+    }
+
+    proptest::proptest! {
+        /// Splitting every record on `\n` gives back exactly the per-line records, in order;
+        /// no record has more than `max_lines` lines, and only a record of one line passes
+        /// the byte target.
+        #[test]
+        fn records_split_back_into_every_line_in_order(
+            lines in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 0..60),
+            max_lines in 1usize..8,
+            target in 1usize..2000,
+        ) {
+            let chunk = chunk_of(&lines);
+            let mut buf = Vec::new();
+            let records = encode_records(&mut buf, "web-01", &chunk, max_lines, target);
+            let mut expected = Vec::new();
+            for piece in chunk.pieces() {
+                let mut one = Vec::new();
+                encode_line(&mut one, "web-01", &chunk, &piece);
+                expected.push(one);
+            }
+            let mut got = Vec::new();
+            for range in &records {
+                let record = &buf[range.clone()];
+                let parts: Vec<&[u8]> = record.split(|&b| b == b'\n').collect();
+                proptest::prop_assert!(parts.len() <= max_lines);
+                proptest::prop_assert!(parts.len() == 1 || record.len() <= target);
+                got.extend(parts.into_iter().map(<[u8]>::to_vec));
+            }
+            proptest::prop_assert_eq!(got, expected);
+        }
     }
 }

@@ -220,6 +220,11 @@ impl AgentConfig {
         if self.kafka.brokers.trim().is_empty() {
             return Err(invalid("kafka.brokers must not be empty".into()));
         }
+        if self.kafka.max_lines_per_record == 0 {
+            return Err(invalid(
+                "kafka.max_lines_per_record must be at least 1".into(),
+            ));
+        }
         if self.max_line_bytes < 16 {
             return Err(invalid("max_line_bytes must be at least 16".into()));
         }

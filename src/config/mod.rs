@@ -70,6 +70,12 @@ pub struct KafkaProducerConfig {
     /// Compression codec for produced batches (`none`, `gzip`, `snappy`, `lz4`, `zstd`).
     #[serde(default = "default_compression")]
     pub compression: String,
+    /// Most lines carried by one Kafka record. A record holds one JSON object per line of one
+    /// file, newline-separated (NDJSON), and is closed at this many lines or at
+    /// [`RECORD_TARGET_BYTES`], whichever comes first. `1` gives one line per record, for
+    /// consumers other than the transfer that expect a single JSON object per record.
+    #[serde(default = "default_max_lines_per_record")]
+    pub max_lines_per_record: usize,
     /// Extra librdkafka properties, passed through verbatim. The durability settings
     /// (`enable.idempotence`, `acks`, `message.timeout.ms`) cannot be overridden here.
     #[serde(default)]
@@ -79,6 +85,15 @@ pub struct KafkaProducerConfig {
 /// Default `health_grace_ms`: 30 s.
 fn default_health_grace_ms() -> u64 {
     30_000
+}
+
+/// A Kafka record is closed before it grows past this many bytes of JSON (a single line larger
+/// than this travels alone).
+pub const RECORD_TARGET_BYTES: usize = 64 * 1024;
+
+/// Default `kafka.max_lines_per_record`.
+fn default_max_lines_per_record() -> usize {
+    1000
 }
 
 fn default_compression() -> String {

@@ -26,7 +26,7 @@ pub struct BatchLimits {
     pub max_wait: Duration,
 }
 
-/// One record in a batch.
+/// One document in a batch (a Kafka record of several lines gives several).
 #[derive(Debug, Clone)]
 pub struct Item {
     /// Topic (interned).
@@ -65,17 +65,58 @@ impl Batch {
         Batch::default()
     }
 
-    /// Adds a received record; returns whether it was a plain (non-logship) record.
+    /// Adds a received record as one or more documents and returns how many, and whether the
+    /// record was plain (not logship JSON).
+    ///
+    /// An agent record is NDJSON: one logship JSON object per line (see
+    /// [`crate::agent::shipper::encode_records`]); each line becomes a document with its own
+    /// `_id` and the record's offset, so the offset is done only when all of them are. A record
+    /// whose lines are not all logship JSON is one document, exactly as a single-line record
+    /// would be (a pretty-printed JSON object, a plain multi-line text).
     pub fn push(
         &mut self,
         record: &KafkaRecord<'_>,
         topic: Arc<str>,
         epoch: Epoch,
         index: &IndexNameTemplate,
-    ) -> bool {
+    ) -> (usize, bool) {
         if self.items.is_empty() {
             self.started = Some(Instant::now());
         }
+        let payload = record.payload.unwrap_or_default();
+        let lines = payload.strip_suffix(b"\n").unwrap_or(payload);
+        if lines.first() == Some(&b'{') && memchr::memchr(b'\n', lines).is_some() {
+            let (body_len, payloads_len, items_len) =
+                (self.body.len(), self.payloads.len(), self.items.len());
+            let mut all_logship = true;
+            for line in lines.split(|&b| b == b'\n') {
+                let part = KafkaRecord {
+                    payload: Some(line),
+                    ..*record
+                };
+                if self.push_document(&part, topic.clone(), epoch, index) {
+                    all_logship = false;
+                    break;
+                }
+            }
+            if all_logship {
+                return (self.items.len() - items_len, false);
+            }
+            self.body.truncate(body_len);
+            self.payloads.truncate(payloads_len);
+            self.items.truncate(items_len);
+        }
+        (1, self.push_document(record, topic, epoch, index))
+    }
+
+    /// Adds one document for `record`; returns whether it was plain.
+    fn push_document(
+        &mut self,
+        record: &KafkaRecord<'_>,
+        topic: Arc<str>,
+        epoch: Epoch,
+        index: &IndexNameTemplate,
+    ) -> bool {
         let start = self.body.len();
         let prepared = prepare(record, index, &mut self.body);
         let payload_start = self.payloads.len();
@@ -94,7 +135,7 @@ impl Batch {
         prepared.plain
     }
 
-    /// Number of records.
+    /// Number of documents.
     pub fn len(&self) -> usize {
         self.items.len()
     }
@@ -154,7 +195,12 @@ mod tests {
         }
     }
 
-    fn push(batch: &mut Batch, marks: &mut Watermarks, offset: i64, payload: &[u8]) {
+    fn push(
+        batch: &mut Batch,
+        marks: &mut Watermarks,
+        offset: i64,
+        payload: &[u8],
+    ) -> (usize, bool) {
         let (topic, epoch) = marks.received("t", 0, offset).unwrap();
         let record = KafkaRecord {
             topic: "t",
@@ -168,7 +214,7 @@ mod tests {
             topic,
             epoch,
             &IndexNameTemplate::parse("{topic}").unwrap(),
-        );
+        )
     }
 
     #[test]
@@ -208,5 +254,67 @@ mod tests {
         assert!(text.contains("\"zero\"") && text.contains("\"two\"") && !text.contains("\"one\""));
         assert_eq!(batch.payload(1), b"one");
         assert_eq!(batch.body_for(&[0, 1, 2]), batch.body);
+    }
+
+    fn line(offset: u64, message: &str) -> String {
+        serde_json::json!({
+            "id": crate::record::line_id("h", "s", offset),
+            "host": "h",
+            "file": "/var/log/a.log",
+            "file_id": "s",
+            "offset": offset,
+            "message": message,
+            "@timestamp": "2026-01-02T03:04:05.678Z",
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn an_ndjson_record_of_logship_lines_gives_one_document_per_line() {
+        let mut marks = Watermarks::new();
+        marks.assign("t", 0);
+        let mut batch = Batch::new();
+        let record = format!("{}\n{}\n{}", line(0, "a"), line(2, "b"), line(4, "c"));
+        assert_eq!(
+            push(&mut batch, &mut marks, 7, record.as_bytes()),
+            (3, false)
+        );
+        let ids: Vec<&str> = batch.items.iter().map(|item| item.id.as_str()).collect();
+        let expected: Vec<String> = [0, 2, 4]
+            .iter()
+            .map(|&o| crate::record::line_id("h", "s", o))
+            .collect();
+        assert_eq!(ids, expected);
+        assert!(batch.items.iter().all(|item| item.offset == 7));
+        assert_eq!(batch.payload(1), line(2, "b").as_bytes());
+        assert_eq!(String::from_utf8_lossy(&batch.body).lines().count(), 6);
+        // A trailing newline changes nothing.
+        let mut again = Batch::new();
+        let record = format!("{}\n{}\n", line(0, "a"), line(2, "b"));
+        assert_eq!(
+            push(&mut again, &mut marks, 7, record.as_bytes()),
+            (2, false)
+        );
+    }
+
+    #[test]
+    fn a_multi_line_record_that_is_not_all_logship_lines_is_one_document() {
+        let mut marks = Watermarks::new();
+        marks.assign("t", 0);
+        let mut batch = Batch::new();
+        // A logship line followed by something else: one plain document of the whole value.
+        let mixed = format!("{}\nnot json", line(0, "a"));
+        assert_eq!(push(&mut batch, &mut marks, 7, mixed.as_bytes()), (1, true));
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch.payload(0), mixed.as_bytes());
+        assert_eq!(String::from_utf8_lossy(&batch.body).lines().count(), 2);
+        // A pretty-printed logship record is still one logship document.
+        let value: serde_json::Value = serde_json::from_str(&line(4, "pretty")).unwrap();
+        let pretty = serde_json::to_string_pretty(&value).unwrap();
+        assert_eq!(
+            push(&mut batch, &mut marks, 7, pretty.as_bytes()),
+            (1, false)
+        );
+        assert_eq!(batch.items[1].id, crate::record::line_id("h", "s", 4));
     }
 }

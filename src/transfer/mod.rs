@@ -484,8 +484,15 @@ fn accept(
         payload: message.payload(),
         timestamp_ms: message.timestamp().to_millis(),
     };
-    let plain = batch.push(&record, topic, epoch, index);
-    events.received(1);
+    let (documents, plain) = batch.push(&record, topic, epoch, index);
+    if documents > 1 {
+        // The offset is outstanding once per document and done once per document.
+        let mut marks = lock(marks);
+        for _ in 1..documents {
+            marks.received(record.topic, record.partition, record.offset);
+        }
+    }
+    events.received(documents as u64);
     if plain {
         events.plain_record(record.topic, record.partition, record.offset);
     }

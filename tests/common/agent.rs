@@ -194,24 +194,28 @@ impl TopicReader {
             }
             match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(message)) => {
-                    let value: serde_json::Value = match message.payload() {
-                        Some(bytes) => serde_json::from_slice(bytes).expect("record is JSON"),
-                        None => panic!("record without value"),
+                    let Some(payload) = message.payload() else {
+                        panic!("record without value")
                     };
                     let key = message
                         .key()
                         .map(|k| String::from_utf8_lossy(k).into_owned())
                         .unwrap_or_default();
-                    self.records.push(Shipped {
-                        id: value["id"].as_str().unwrap_or_default().to_string(),
-                        file: value["file"].as_str().unwrap_or_default().to_string(),
-                        file_id: value["file_id"].as_str().unwrap_or_default().to_string(),
-                        offset: value["offset"].as_u64().unwrap_or(u64::MAX),
-                        message: value["message"].as_str().unwrap_or_default().to_string(),
-                        key,
-                        partition: message.partition(),
-                        value,
-                    });
+                    // An agent record is NDJSON: one JSON object per line.
+                    for line in payload.split(|&b| b == b'\n') {
+                        let value: serde_json::Value =
+                            serde_json::from_slice(line).expect("every line of a record is JSON");
+                        self.records.push(Shipped {
+                            id: value["id"].as_str().unwrap_or_default().to_string(),
+                            file: value["file"].as_str().unwrap_or_default().to_string(),
+                            file_id: value["file_id"].as_str().unwrap_or_default().to_string(),
+                            offset: value["offset"].as_u64().unwrap_or(u64::MAX),
+                            message: value["message"].as_str().unwrap_or_default().to_string(),
+                            key: key.clone(),
+                            partition: message.partition(),
+                            value,
+                        });
+                    }
                 }
                 Some(Err(error)) => eprintln!("test consumer: {error}"),
                 None => {}

@@ -118,6 +118,31 @@ pub fn line(host: &str, stream: &str, n: u64) -> Produce {
     }
 }
 
+/// `lines` bundled as the agent sends them: consecutive lines of one key joined into NDJSON
+/// records of at most `per_record` lines.
+pub fn bundle(lines: &[Produce], per_record: usize) -> Vec<Produce> {
+    let mut records: Vec<Produce> = Vec::new();
+    let mut in_last = 0;
+    for line in lines {
+        match records.last_mut() {
+            Some(last) if last.key == line.key && in_last < per_record => {
+                last.value.push(b'\n');
+                last.value.extend_from_slice(&line.value);
+                in_last += 1;
+            }
+            _ => {
+                records.push(Produce {
+                    key: line.key.clone(),
+                    value: line.value.clone(),
+                    timestamp: line.timestamp,
+                });
+                in_last = 1;
+            }
+        }
+    }
+    records
+}
+
 /// Settings of one test transfer.
 pub struct TransferSetup {
     /// Topic.
