@@ -23,6 +23,7 @@
 # Environment: BENCH_LINES (1000000), BENCH_FILES (4), RUNS (3), BENCH_DIR
 # (/var/tmp/logship-bench), BENCH_PARTS ("ship transfer latency"), BENCH_XFER_DOCS (200000),
 # BENCH_AGENT_EXTRA (top-level agent config lines, e.g. "wal_max_bytes = 33554432"),
+# BENCH_AGENT_KAFKA_EXTRA (lines of its [kafka] table, e.g. "max_lines_per_record = 1"),
 # BENCH_XFER_BATCH (2000), BENCH_XFER_PARALLEL (4), BENCH_LAT_RATE (1000), BENCH_LAT_SECONDS
 # (30), BENCH_DOC (1), BENCH_NOTE (a remark printed with the results, e.g. "preliminary, machine
 # shared"), LOGSHIP_KAFKA, LOGSHIP_ES. Needs the services up (scripts/services.sh up), kcat,

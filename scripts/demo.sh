@@ -95,7 +95,7 @@ cat <<MSG
 == demo: done. Where to look next:
   agent config and log:     $demo/agent.toml, $demo/agent.log
   transfer config and log:  $demo/transfer.toml, $demo/transfer.log
-  the topic:                kcat -b $BROKER -C -t $topic -c 3
+  the topic (NDJSON):       kcat -b $BROKER -C -t $topic -c 1 | head -n 3
   the index:                curl -s '$ES/$index-*/_search?q=message:GET&size=1'
   stop the servers:         scripts/services.sh down
 MSG

@@ -1,8 +1,10 @@
 //! The record that travels through Kafka: the contract between the agent and the transfer.
 //!
-//! One Kafka record carries one log line. Its **value** is the JSON of [`LineRecord`]; its
-//! **key** is the line's stream id (see [`crate::agent::identity`]), so all lines of one file
-//! land in one partition, in order.
+//! One Kafka record carries consecutive log lines of one file. Its **value** is NDJSON: the JSON
+//! of one [`LineRecord`] per line, separated by `\n` (no trailing newline; a single line is a
+//! plain JSON object), at most `kafka.max_lines_per_record` lines and about 64 KiB. Its **key**
+//! is the stream id (see [`crate::agent::identity`]), so all lines of one file land in one
+//! partition, in order.
 //!
 //! The `id` is derived only from the line's *source position* (host, stream, byte offset), never
 //! from Kafka coordinates or the time of sending: however often a line is replayed (agent crash,

@@ -214,9 +214,22 @@ fn a_backlog_found_at_start_is_reported_while_it_is_caught_up() {
         "progress_interval_ms = 200\nwal_max_bytes = 16384\nread_chunk_bytes = 16384",
     );
     let big = dir.path().join("logs/big.log");
-    // About 12 MB.
-    let line = "x".repeat(200);
-    let text: String = (0..60_000).map(|n| format!("{n:08} {line}\n")).collect();
+    // About 12 MB of pseudo-random hex, which LZ4 cannot shrink much (the WAL stores chunks
+    // compressed; repetitive lines would fit the 16 KiB WAL a hundred at a time).
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let text: String = (0..60_000)
+        .map(|n| {
+            let noise: String = (0..25)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    format!("{:08x}", state as u32)
+                })
+                .collect();
+            format!("{n:08} {noise}\n")
+        })
+        .collect();
     std::fs::write(&big, text).unwrap();
     let agent = AgentProcess::start(&config);
     let done = wait_for(ARRIVAL, || {

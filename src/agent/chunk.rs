@@ -6,17 +6,48 @@
 //! time — stream id, offsets, topic and the read time — so a resend after a crash produces the
 //! same ids and the same `@timestamp` (hence the same daily index).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::framing::{pieces, Piece};
 
 /// Versioned encoding of a [`Chunk`] in the WAL. A new layout is a new variant; old records are
-/// always decoded by the variant they were written with.
+/// always decoded by the variant they were written with. (Borrowed when encoding, owned when
+/// decoded: `Cow` encodes exactly as the owned type.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ChunkRecord {
-    /// Format 1.
-    V1(Chunk),
+pub enum ChunkRecord<'a> {
+    /// Format 1: the data as read.
+    V1(Cow<'a, Chunk>),
+    /// Format 2 (what this agent writes): the data LZ4-compressed (one block). Log text shrinks
+    /// ~3.4×, so the WAL writes and fsyncs, and keeps resident (sled holds pending values in
+    /// memory), a third of the bytes.
+    #[serde(borrow)]
+    V2(CompressedChunk<'a>),
 }
+
+/// A [`Chunk`] whose `data` is LZ4-compressed (format 2 of [`ChunkRecord`]); the other fields
+/// are the chunk's, in the same order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompressedChunk<'a> {
+    pub stream: Cow<'a, str>,
+    pub path: Cow<'a, str>,
+    pub topic: Cow<'a, str>,
+    pub start_offset: u64,
+    pub read_at: Cow<'a, str>,
+    pub starts_mid_line: bool,
+    pub cuts: Cow<'a, [u32]>,
+    pub partial_end: bool,
+    /// Length of the data before compression.
+    pub data_len: u32,
+    /// The data, one LZ4 block (borrowed from the WAL record when decoding).
+    #[serde(with = "serde_bytes", borrow)]
+    pub lz4: Cow<'a, [u8]>,
+}
+
+/// The largest chunk data a record may claim to hold (`read_chunk_bytes` is far below it); a
+/// larger claim is damage, refused before anything is allocated.
+pub const MAX_CHUNK_DATA_BYTES: usize = 64 * 1024 * 1024;
 
 /// Bytes read from one file, ready to become Kafka records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,20 +75,74 @@ pub struct Chunk {
 
 /// A WAL payload that is not a chunk this agent understands.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot decode WAL chunk: {0}")]
-pub struct ChunkDecodeError(#[from] bincode::Error);
+pub enum ChunkDecodeError {
+    /// Not a bincode [`ChunkRecord`].
+    #[error("cannot decode WAL chunk: {0}")]
+    Encoding(#[from] bincode::Error),
+    /// A compressed chunk whose data does not decompress to its stated length.
+    #[error("cannot decompress WAL chunk data: {0}")]
+    Data(String),
+}
 
 impl Chunk {
-    /// Encodes as the current [`ChunkRecord`] version.
+    /// Encodes as the current [`ChunkRecord`] version (2: data LZ4-compressed).
     pub fn encode(&self) -> Vec<u8> {
+        let record = ChunkRecord::V2(CompressedChunk {
+            stream: Cow::Borrowed(&self.stream),
+            path: Cow::Borrowed(&self.path),
+            topic: Cow::Borrowed(&self.topic),
+            start_offset: self.start_offset,
+            read_at: Cow::Borrowed(&self.read_at),
+            starts_mid_line: self.starts_mid_line,
+            cuts: Cow::Borrowed(&self.cuts),
+            partial_end: self.partial_end,
+            data_len: self.data.len() as u32,
+            lz4: Cow::Owned(lz4_flex::block::compress(&self.data)),
+        });
         // Serializing plain data into a Vec cannot fail.
-        bincode::serialize(&ChunkRecordRef::V1(self)).unwrap_or_default()
+        bincode::serialize(&record).unwrap_or_default()
+    }
+
+    /// Encodes as format 1 (uncompressed), as agents before format 2 wrote it.
+    pub fn encode_v1(&self) -> Vec<u8> {
+        bincode::serialize(&ChunkRecord::V1(Cow::Borrowed(self))).unwrap_or_default()
     }
 
     /// Decodes any known version.
     pub fn decode(bytes: &[u8]) -> Result<Chunk, ChunkDecodeError> {
         match bincode::deserialize::<ChunkRecord>(bytes)? {
-            ChunkRecord::V1(chunk) => Ok(chunk),
+            ChunkRecord::V1(chunk) => Ok(chunk.into_owned()),
+            ChunkRecord::V2(compressed) => {
+                let data_len = compressed.data_len as usize;
+                // LZ4 expands at most 255× (plus a few bytes): a larger claim is damage.
+                if data_len > MAX_CHUNK_DATA_BYTES
+                    || data_len > compressed.lz4.len().saturating_mul(255).saturating_add(16)
+                {
+                    return Err(ChunkDecodeError::Data(format!(
+                        "claims {data_len} bytes from {} compressed",
+                        compressed.lz4.len()
+                    )));
+                }
+                let data = lz4_flex::block::decompress(&compressed.lz4, data_len)
+                    .map_err(|e| ChunkDecodeError::Data(e.to_string()))?;
+                if data.len() != data_len {
+                    return Err(ChunkDecodeError::Data(format!(
+                        "decompressed to {} bytes, not {data_len}",
+                        data.len()
+                    )));
+                }
+                Ok(Chunk {
+                    stream: compressed.stream.into_owned(),
+                    path: compressed.path.into_owned(),
+                    topic: compressed.topic.into_owned(),
+                    start_offset: compressed.start_offset,
+                    read_at: compressed.read_at.into_owned(),
+                    starts_mid_line: compressed.starts_mid_line,
+                    cuts: compressed.cuts.into_owned(),
+                    partial_end: compressed.partial_end,
+                    data,
+                })
+            }
         }
     }
 
@@ -75,12 +160,6 @@ impl Chunk {
     pub fn piece_count(&self) -> usize {
         self.pieces().count()
     }
-}
-
-/// Borrowing twin of [`ChunkRecord`] with the same encoding, so encoding does not clone data.
-#[derive(Serialize)]
-enum ChunkRecordRef<'a> {
-    V1(&'a Chunk),
 }
 
 #[cfg(test)]
@@ -105,7 +184,71 @@ mod tests {
         assert_eq!(back, chunk);
         assert_eq!(back.piece_count(), 2);
         let owned: ChunkRecord = bincode::deserialize(&bytes).unwrap();
-        assert_eq!(owned, ChunkRecord::V1(chunk));
+        let ChunkRecord::V2(compressed) = owned else {
+            panic!("new records are format 2");
+        };
+        assert_eq!(compressed.data_len, 8);
+        assert_eq!(compressed.stream, "s");
+        // Records written by earlier agents (format 1) still decode.
+        let old = chunk.encode_v1();
+        assert_eq!(
+            bincode::deserialize::<ChunkRecord>(&old).unwrap(),
+            ChunkRecord::V1(Cow::Owned(chunk.clone()))
+        );
+        assert_eq!(Chunk::decode(&old).unwrap(), chunk);
+    }
+
+    fn text_chunk(data: Vec<u8>) -> Chunk {
+        Chunk {
+            stream: "s".into(),
+            path: "/var/log/a.log".into(),
+            topic: "t".into(),
+            start_offset: 0,
+            read_at: "2026-11-23T00:00:00Z".into(),
+            starts_mid_line: false,
+            cuts: vec![],
+            partial_end: false,
+            data,
+        }
+    }
+
+    #[test]
+    fn log_text_is_stored_compressed() {
+        let mut data = Vec::new();
+        for n in 0..2000 {
+            data.extend_from_slice(
+                format!("10.0.0.{} - - [23/Nov/2026:10:00:00 +0000] \"GET /item/{n} HTTP/1.1\" 200 512\n", n % 250)
+                    .as_bytes(),
+            );
+        }
+        let chunk = text_chunk(data);
+        let bytes = chunk.encode();
+        assert!(
+            bytes.len() * 3 < chunk.data.len(),
+            "{} of {}",
+            bytes.len(),
+            chunk.data.len()
+        );
+        assert_eq!(Chunk::decode(&bytes).unwrap(), chunk);
+    }
+
+    #[test]
+    fn a_damaged_compressed_chunk_is_an_error() {
+        let chunk = text_chunk(b"one\ntwo\nthree\n".to_vec());
+        let encoded = chunk.encode();
+        let ChunkRecord::V2(mut compressed) = bincode::deserialize(&encoded).unwrap() else {
+            panic!("format 2");
+        };
+        for data_len in [7, 40, u32::MAX] {
+            let mut bad = compressed.clone();
+            bad.data_len = data_len;
+            let bytes = bincode::serialize(&ChunkRecord::V2(bad)).unwrap();
+            assert!(Chunk::decode(&bytes).is_err(), "data_len {data_len}");
+        }
+        let half = compressed.lz4.len() / 2;
+        compressed.lz4.to_mut().truncate(half);
+        let bytes = bincode::serialize(&ChunkRecord::V2(compressed)).unwrap();
+        assert!(Chunk::decode(&bytes).is_err());
     }
 
     #[test]

@@ -44,7 +44,7 @@ use crate::shutdown::Shutdown;
 use crate::telemetry::{names, Health};
 
 /// Bytes read in one round across all files before the round is committed (group commit).
-const ROUND_BYTES: usize = 4 * 1024 * 1024;
+const ROUND_BYTES: usize = 1024 * 1024;
 /// Reads from one file in one round, so one busy file cannot starve the others.
 const READS_PER_FILE_PER_ROUND: usize = 8;
 

@@ -30,8 +30,6 @@ use crate::kafka::producer::{BatchOutcome, DurableProducer, SendError};
 use crate::shutdown::Shutdown;
 use crate::telemetry::names;
 
-/// Chunk payload bytes allowed in flight (sent, not yet acknowledged).
-const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
 /// First delay before a failed chunk is resent; doubles up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -124,8 +122,8 @@ impl Shipper {
         let mut backoff = FIRST_BACKOFF;
         let mut encode_buf = Vec::with_capacity(1024);
         loop {
-            let idle =
-                in_flight_bytes >= IN_FLIGHT_BYTES || (self.queue.is_empty() && retry.is_empty());
+            let idle = in_flight_bytes >= self.kafka.max_inflight_bytes
+                || (self.queue.is_empty() && retry.is_empty());
             let wait = if idle {
                 Duration::from_millis(20)
             } else {
@@ -154,7 +152,7 @@ impl Shipper {
                 return self.finish(producer, &mut in_flight, &mut in_flight_bytes);
             }
 
-            while in_flight_bytes < IN_FLIGHT_BYTES {
+            while in_flight_bytes < self.kafka.max_inflight_bytes {
                 let seq = match retry.front() {
                     Some((due, seq)) if *due <= Instant::now() => {
                         let seq = *seq;

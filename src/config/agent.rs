@@ -146,7 +146,7 @@ fn default_read_chunk_bytes() -> usize {
     256 * 1024
 }
 fn default_wal_max_bytes() -> u64 {
-    32 * 1024 * 1024
+    8 * 1024 * 1024
 }
 fn default_rescan_interval_ms() -> u64 {
     1000
@@ -219,6 +219,11 @@ impl AgentConfig {
         }
         if self.kafka.brokers.trim().is_empty() {
             return Err(invalid("kafka.brokers must not be empty".into()));
+        }
+        if self.kafka.max_inflight_bytes == 0 {
+            return Err(invalid(
+                "kafka.max_inflight_bytes must be at least 1".into(),
+            ));
         }
         if self.kafka.max_lines_per_record == 0 {
             return Err(invalid(

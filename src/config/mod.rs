@@ -76,6 +76,13 @@ pub struct KafkaProducerConfig {
     /// consumers other than the transfer that expect a single JSON object per record.
     #[serde(default = "default_max_lines_per_record")]
     pub max_lines_per_record: usize,
+    /// Source bytes of chunks sent and not yet acknowledged, at most (one chunk always goes).
+    /// librdkafka holds a copy of every unacknowledged record (~2.7× the source as JSON), so
+    /// this bounds the producer's memory; 1 MiB keeps a broker with a round trip of a few
+    /// milliseconds busy. Raise it for a distant broker: the agent ships at most about this
+    /// much per round trip.
+    #[serde(default = "default_max_inflight_bytes")]
+    pub max_inflight_bytes: usize,
     /// Extra librdkafka properties, passed through verbatim. The durability settings
     /// (`enable.idempotence`, `acks`, `message.timeout.ms`) cannot be overridden here.
     #[serde(default)]
@@ -90,6 +97,11 @@ fn default_health_grace_ms() -> u64 {
 /// A Kafka record is closed before it grows past this many bytes of JSON (a single line larger
 /// than this travels alone).
 pub const RECORD_TARGET_BYTES: usize = 64 * 1024;
+
+/// Default `kafka.max_inflight_bytes`: 1 MiB.
+fn default_max_inflight_bytes() -> usize {
+    1024 * 1024
+}
 
 /// Default `kafka.max_lines_per_record`.
 fn default_max_lines_per_record() -> usize {

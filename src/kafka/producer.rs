@@ -295,6 +295,7 @@ mod tests {
             brokers: "b:9092".into(),
             compression: "lz4".into(),
             max_lines_per_record: 1,
+            max_inflight_bytes: 1,
             options: [
                 ("acks".to_string(), "1".to_string()),
                 ("client.id".to_string(), "x".to_string()),
