@@ -509,7 +509,7 @@ report="$RUN/report.md"
     echo
     echo "### Transfer: Kafka → Elasticsearch"
     echo
-    echo "$(fmt_int "$XFER_DOCS") agent records (the first corpus lines) in a pre-filled 4-partition topic, indexed into a fresh index by \`logship transfer\` (\`max_docs\` $XFER_BATCH, \`max_inflight_bulks\` $XFER_PARALLEL, new consumer group), against \`curl\` posting the same documents as NDJSON \`_bulk\` bodies of $XFER_BATCH \`create\` actions with the same ids, $XFER_PARALLEL at a time (\`xargs -P\`), into a fresh index with the same mapping. Time until \`_count\` (polled every 0.2 s, default 1 s refresh) shows every document; \"steady\" counts from the first visible document, which leaves out the transfer's startup (group join, templates). Medians of $RUNS runs, alternating."
+    echo "$(fmt_int "$XFER_DOCS") corpus lines (the first ones) shipped by the agent into a pre-filled 4-partition topic (NDJSON records of up to 1,000 lines), indexed into a fresh index by \`logship transfer\` (\`max_docs\` $XFER_BATCH, \`max_inflight_bulks\` $XFER_PARALLEL, new consumer group), against \`curl\` posting the same documents as NDJSON \`_bulk\` bodies of $XFER_BATCH \`create\` actions with the same ids, $XFER_PARALLEL at a time (\`xargs -P\`), into a fresh index with the same mapping. Time until \`_count\` (polled every 0.2 s, default 1 s refresh) shows every document; \"steady\" counts from the first visible document, which leaves out the transfer's startup (group join, templates). Medians of $RUNS runs, alternating."
     echo
     echo "| what | docs/s (steady) | docs/s (with startup) | wall s | CPU-s | peak RSS MiB |"
     echo "|---|---|---|---|---|---|"
