@@ -1,11 +1,13 @@
 //! CPU cost of the agent's hot path, per stage: framing a read into lines, and turning a chunk
-//! into Kafka record values (JSON with the deterministic id). The end-to-end figure (files →
+//! into Kafka record values (NDJSON of each line's JSON with its deterministic id), and a WAL
+//! chunk's encoding (LZ4) and decoding. The end-to-end figure (files →
 //! Kafka with durability on) comes from the bench script; see docs/bench.md.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use logship::agent::chunk::Chunk;
-use logship::agent::encoder::LineEncoder;
 use logship::agent::framing::frame;
+use logship::agent::shipper::encode_records;
+use logship::config::RECORD_TARGET_BYTES;
 
 /// ~100-byte access-log lines, deterministic.
 fn corpus(bytes: usize) -> Vec<u8> {
@@ -54,17 +56,10 @@ fn encoding(c: &mut Criterion) {
     let mut group = c.benchmark_group("encoding");
     group.throughput(Throughput::Elements(lines));
     group.bench_function("json_records_of_256KiB_chunk", |b| {
-        let mut buf = Vec::with_capacity(1024);
+        let mut buf = Vec::with_capacity(1024 * 1024);
+        // As the shipper does: every line's JSON, grouped into NDJSON Kafka records.
         b.iter(|| {
-            let mut total = 0usize;
-            // As the shipper does: one encoder per chunk.
-            let mut encoder = LineEncoder::new("web-01", &chunk);
-            for piece in chunk.pieces() {
-                buf.clear();
-                encoder.encode(&mut buf, &piece);
-                total += buf.len();
-            }
-            total
+            encode_records(&mut buf, "web-01", &chunk, 1000, RECORD_TARGET_BYTES).len() + buf.len()
         })
     });
     group.throughput(Throughput::Bytes(chunk.data.len() as u64));
