@@ -152,6 +152,75 @@ fn long_lines_invalid_utf8_and_partial_lines_are_shipped_and_flagged() {
     assert!(by_offset(0).value.get("split").is_none());
 }
 
+/// Ships `lines` lines of one file with `kafka.max_lines_per_record = per_record` and returns
+/// the lines of each Kafka record, in order.
+fn records_with_lines_per_record(per_record: usize, lines: usize) -> Vec<Vec<Shipped>> {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let topic = unique("agent-per-record");
+    let config = write_config(dir.path(), &format!("{}/*.log", logs.display()), &topic, "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "[kafka]\n",
+            &format!("[kafka]\nmax_lines_per_record = {per_record}\n"),
+        ),
+    )
+    .unwrap();
+    let expected: Vec<String> = (0..lines).map(|n| format!("line {n:04}")).collect();
+    std::fs::write(logs.join("a.log"), expected.join("\n") + "\n").unwrap();
+    let agent = AgentProcess::start(&config);
+    let mut reader = TopicReader::new(&topic);
+    let missing = reader.wait_for_messages(&expected, ARRIVAL);
+    assert!(missing.is_empty(), "missing {missing:?}\n{}", agent.log());
+    assert!(agent.terminate());
+    let mut records: Vec<Vec<Shipped>> = Vec::new();
+    for line in reader.records {
+        match records.last_mut() {
+            Some(last) if last[0].kafka_offset == line.kafka_offset => last.push(line),
+            _ => records.push(vec![line]),
+        }
+    }
+    for record in &records {
+        assert_eq!(record.len(), record[0].record_lines);
+    }
+    records
+}
+
+#[test]
+fn lines_travel_in_ndjson_records_of_at_most_max_lines_per_record() {
+    let records = records_with_lines_per_record(3, 20);
+    assert!(
+        records.iter().all(|r| r.len() <= 3),
+        "{:?}",
+        sizes(&records)
+    );
+    assert!(
+        records.iter().any(|r| r.len() == 3),
+        "{:?}",
+        sizes(&records)
+    );
+    // The lines of a record are consecutive lines of one file.
+    for record in &records {
+        for pair in record.windows(2) {
+            assert_eq!(pair[0].file_id, pair[1].file_id);
+            assert_eq!(pair[1].offset, pair[0].offset + 10, "{record:?}");
+        }
+    }
+    // With 1, every record is a single JSON object, as other consumers expect.
+    let single = records_with_lines_per_record(1, 5);
+    assert_eq!(single.len(), 5);
+    assert!(single
+        .iter()
+        .all(|r| r.len() == 1 && r[0].value.is_object()));
+}
+
+fn sizes(records: &[Vec<Shipped>]) -> Vec<usize> {
+    records.iter().map(Vec::len).collect()
+}
+
 #[test]
 fn content_rewritten_in_place_is_a_new_stream_read_from_the_start() {
     let dir = tempfile::tempdir().unwrap();

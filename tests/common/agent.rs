@@ -23,6 +23,10 @@ pub struct Shipped {
     pub message: String,
     pub key: String,
     pub partition: i32,
+    /// Kafka offset of the record that carried the line.
+    pub kafka_offset: i64,
+    /// Lines in that record.
+    pub record_lines: usize,
     pub value: serde_json::Value,
 }
 
@@ -202,6 +206,7 @@ impl TopicReader {
                         .map(|k| String::from_utf8_lossy(k).into_owned())
                         .unwrap_or_default();
                     // An agent record is NDJSON: one JSON object per line.
+                    let record_lines = payload.split(|&b| b == b'\n').count();
                     for line in payload.split(|&b| b == b'\n') {
                         let value: serde_json::Value =
                             serde_json::from_slice(line).expect("every line of a record is JSON");
@@ -213,6 +218,8 @@ impl TopicReader {
                             message: value["message"].as_str().unwrap_or_default().to_string(),
                             key: key.clone(),
                             partition: message.partition(),
+                            kafka_offset: message.offset(),
+                            record_lines,
                             value,
                         });
                     }
