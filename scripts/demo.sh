@@ -88,7 +88,10 @@ echo "indexed: $count of $LINES"
 echo "== demo: a search: lines mentioning 500 (the server errors), first three by offset"
 curl -s "$ES/$index-*/_search?size=3&sort=offset:asc" -H 'Content-Type: application/json' \
   -d '{"query":{"match":{"message":"500"}},"_source":["message","host","file","offset","@timestamp"]}' \
-  | python3 -m json.tool | head -40
+  >"$demo/search.json"
+# (Printed from a file: `json.tool | head` failed the script under pipefail whenever head closed
+# the pipe before python had written everything.)
+python3 -m json.tool "$demo/search.json"
 
 cat <<MSG
 
