@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{load_toml, ConfigError, KafkaProducerConfig};
 
+/// Upper bound of `max_line_bytes` and `read_chunk_bytes`: 16 MiB, well below the largest chunk
+/// a WAL record may hold ([`crate::agent::chunk::MAX_CHUNK_DATA_BYTES`]).
+pub const MAX_READ_BYTES: usize = 16 * 1024 * 1024;
+
 /// Where to start in a file seen for the first time (no checkpoint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -233,6 +237,13 @@ impl AgentConfig {
         if self.max_line_bytes < 16 {
             return Err(invalid("max_line_bytes must be at least 16".into()));
         }
+        // A WAL chunk holds at most one read window, which grows to `max_line_bytes` + 1 for a
+        // long line; chunks claiming more than MAX_CHUNK_DATA_BYTES are refused as damaged.
+        if self.max_line_bytes > MAX_READ_BYTES || self.read_chunk_bytes > MAX_READ_BYTES {
+            return Err(invalid(format!(
+                "max_line_bytes and read_chunk_bytes must be at most {MAX_READ_BYTES}"
+            )));
+        }
         if self.progress_interval_ms == 0 {
             return Err(invalid("progress_interval_ms must be above 0".into()));
         }
@@ -300,6 +311,38 @@ mod tests {
         assert_eq!(config.collect[0].topic, "web_log");
         assert_eq!(config.start_position, StartPosition::Beginning);
         assert_eq!(config.max_line_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn sizes_out_of_bounds_are_rejected_by_name() {
+        for (find, replace, name) in [
+            (
+                "data_dir",
+                "max_line_bytes = 16777217\ndata_dir",
+                "max_line_bytes",
+            ),
+            (
+                "data_dir",
+                "read_chunk_bytes = 16777217\ndata_dir",
+                "read_chunk_bytes",
+            ),
+            (
+                "[kafka]",
+                "[kafka]\nmax_lines_per_record = 0",
+                "max_lines_per_record",
+            ),
+            (
+                "[kafka]",
+                "[kafka]\nmax_inflight_bytes = 0",
+                "max_inflight_bytes",
+            ),
+        ] {
+            let text = GOOD.replacen(find, replace, 1);
+            let error = AgentConfig::from_toml(&text).unwrap_err().to_string();
+            assert!(error.contains(name), "{error}");
+        }
+        let text = GOOD.replacen("data_dir", "max_line_bytes = 16777216\ndata_dir", 1);
+        assert!(AgentConfig::from_toml(&text).is_ok());
     }
 
     #[test]
