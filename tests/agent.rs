@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::agent::*;
 use common::{kafka_brokers, unique};
-use logship::agent::chunk::Chunk;
+use logship::agent::chunk::{Chunk, ChunkRecord};
 use logship_wal::{decode_frame, DecodedFrame, Wal, WalOptions};
 
 /// Generous: a broker that just started, on a loaded 2-core machine, can stall topic creation for
@@ -420,6 +420,132 @@ fn copytruncate_copy_matched_by_the_glob_is_not_shipped_again() {
     );
 }
 
+/// What [`fill_wal_with_kafka_unreachable`] leaves: the agent's directory, its config (with the
+/// real Kafka again), its topic and the lines in its WAL.
+struct FilledWal {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    topic: String,
+    expected: Vec<String>,
+}
+
+/// Runs an agent over `count` new lines (4 KiB reads, so several WAL records) with Kafka
+/// unreachable (a local port nothing listens on), so every line stays in its WAL, and stops it.
+fn fill_wal_with_kafka_unreachable(name: &str, prefix: &str, count: usize) -> FilledWal {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let topic = unique(name);
+    let config = write_config(
+        dir.path(),
+        &format!("{}/*.log", logs.display()),
+        &topic,
+        "shutdown_timeout_ms = 1000\nread_chunk_bytes = 4096",
+    );
+    let reachable = std::fs::read_to_string(&config).unwrap();
+    // Kafka unreachable (a local port nothing listens on): every line stays in the WAL.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(
+        &config,
+        reachable.replace(&kafka_brokers(), &closed.to_string()),
+    )
+    .unwrap();
+    let expected = lines(prefix, 0, count);
+    append_lines(&logs.join("app.log"), &expected);
+
+    let agent = AgentProcess::start(&config);
+    assert!(
+        agent.wait_for_log("following file", Duration::from_secs(30)),
+        "{}",
+        agent.log()
+    );
+    // The reader commits what it read within a round or two; give it ample time.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(agent.terminate(), "agent did not stop on SIGTERM");
+
+    std::fs::write(&config, &reachable).unwrap();
+    FilledWal {
+        dir,
+        config,
+        topic,
+        expected,
+    }
+}
+
+/// A WAL frame holding `payload` as the WAL writes it: crc32 of the rest, then bincode of
+/// `Frame::V1 { payload }` (variant 0 as u32, length as u64, the bytes), little endian.
+fn wal_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0u8; 4];
+    frame.extend_from_slice(&0u32.to_le_bytes());
+    frame.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    frame.extend_from_slice(payload);
+    let crc = crc32fast::hash(&frame[4..]);
+    frame[..4].copy_from_slice(&crc.to_le_bytes());
+    frame
+}
+
+/// An upgrade: WAL records written by an agent before chunks were compressed (format 1) are
+/// shipped by this one, every line, with the ids they would always have had. The WAL is filled
+/// with Kafka unreachable, checked to hold compressed (format 2) records, and every record is
+/// rewritten as format 1 before the agent starts again with Kafka reachable.
+#[test]
+fn uncompressed_wal_records_of_an_earlier_agent_are_shipped() {
+    let FilledWal {
+        dir,
+        config,
+        topic,
+        expected,
+    } = fill_wal_with_kafka_unreachable("agent-upgrade", "old", 300);
+
+    {
+        let db = sled::open(dir.path().join("data/wal")).unwrap();
+        let tree = db.open_tree(logship_wal::TREE_NAME).unwrap();
+        let records: Vec<(sled::IVec, sled::IVec)> =
+            tree.scan_prefix([b'r']).map(|kv| kv.unwrap()).collect();
+        assert!(
+            records.len() >= 3,
+            "want several records, got {}",
+            records.len()
+        );
+        let mut in_wal = Vec::new();
+        for (key, value) in records {
+            let DecodedFrame::Payload(payload) = decode_frame(&value) else {
+                panic!("damaged frame in a fresh WAL");
+            };
+            let stored: ChunkRecord = bincode::deserialize(&payload).unwrap();
+            assert!(
+                matches!(stored, ChunkRecord::V2(_)),
+                "not stored compressed"
+            );
+            let chunk = Chunk::decode(&payload).unwrap();
+            in_wal.extend(record_lines(&value).unwrap());
+            let old = wal_frame(&chunk.encode_v1());
+            assert!(matches!(decode_frame(&old), DecodedFrame::Payload(_)));
+            tree.insert(key, old).unwrap();
+        }
+        assert_eq!(
+            in_wal, expected,
+            "the WAL does not hold every line, in order"
+        );
+        db.flush().unwrap();
+    }
+
+    let agent = AgentProcess::start(&config);
+    let mut reader = TopicReader::new(&topic);
+    let missing = reader.wait_for_messages(&expected, ARRIVAL);
+    assert!(missing.is_empty(), "missing {missing:?}\n{}", agent.log());
+    assert!(
+        !agent.plain_log().contains("quarantine"),
+        "{}",
+        agent.plain_log()
+    );
+    assert_duplicates_share_ids(&reader.records);
+    assert!(agent.terminate(), "agent did not stop on SIGTERM");
+}
+
 /// The lines of one stored WAL record value, or why it is not an intact chunk.
 fn record_lines(value: &[u8]) -> Result<Vec<String>, String> {
     let DecodedFrame::Payload(payload) = decode_frame(value) else {
@@ -444,39 +570,12 @@ fn record_lines(value: &[u8]) -> Result<Vec<String>, String> {
 /// which is what this test is about.
 #[test]
 fn a_corrupted_wal_record_is_quarantined_and_the_rest_is_shipped() {
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
-    let topic = unique("agent-corrupt");
-    let config = write_config(
-        dir.path(),
-        &format!("{}/*.log", logs.display()),
-        &topic,
-        "shutdown_timeout_ms = 1000\nread_chunk_bytes = 4096",
-    );
-    let reachable = std::fs::read_to_string(&config).unwrap();
-    // Kafka unreachable (a local port nothing listens on): every line stays in the WAL.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    std::fs::write(
-        &config,
-        reachable.replace(&kafka_brokers(), &closed.to_string()),
-    )
-    .unwrap();
-    let expected = lines("wal", 0, 400);
-    append_lines(&logs.join("app.log"), &expected);
-
-    let agent = AgentProcess::start(&config);
-    assert!(
-        agent.wait_for_log("following file", Duration::from_secs(30)),
-        "{}",
-        agent.log()
-    );
-    // The reader commits what it read within a round or two; give it ample time.
-    std::thread::sleep(Duration::from_secs(3));
-    assert!(agent.terminate(), "agent did not stop on SIGTERM");
+    let FilledWal {
+        dir,
+        config,
+        topic,
+        expected,
+    } = fill_wal_with_kafka_unreachable("agent-corrupt", "wal", 400);
 
     // Damage one record in the middle of the WAL.
     let wal_dir = dir.path().join("data/wal");
@@ -514,7 +613,6 @@ fn a_corrupted_wal_record_is_quarantined_and_the_rest_is_shipped() {
         (seq, damaged, lost)
     };
 
-    std::fs::write(&config, &reachable).unwrap();
     let mut agent = AgentProcess::start(&config);
     let shipped: Vec<String> = expected
         .iter()
