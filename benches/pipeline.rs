@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use logship::agent::chunk::Chunk;
 use logship::agent::framing::frame;
 use logship::agent::shipper::encode_records;
-use logship::config::RECORD_TARGET_BYTES;
+use logship::record::RECORD_TARGET_BYTES;
 
 /// ~100-byte access-log lines, deterministic.
 fn corpus(bytes: usize) -> Vec<u8> {
@@ -59,7 +59,7 @@ fn encoding(c: &mut Criterion) {
         let mut buf = Vec::with_capacity(1024 * 1024);
         // As the shipper does: every line's JSON, grouped into NDJSON Kafka records.
         b.iter(|| {
-            encode_records(&mut buf, "web-01", &chunk, 1000, RECORD_TARGET_BYTES).len() + buf.len()
+            encode_records(&mut buf, "web-01", &chunk, 1000, RECORD_TARGET_BYTES).lines + buf.len()
         })
     });
     group.throughput(Throughput::Bytes(chunk.data.len() as u64));

@@ -17,6 +17,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+/// A Kafka record is closed before it grows past this many bytes of JSON (a single line larger
+/// than this travels alone).
+pub const RECORD_TARGET_BYTES: usize = 64 * 1024;
+
 /// One log line as shipped to Kafka (JSON value of the Kafka record).
 ///
 /// Optional flags are omitted from the JSON when false, so the common record stays small.

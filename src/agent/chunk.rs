@@ -156,7 +156,7 @@ impl Chunk {
         )
     }
 
-    /// Number of pieces, hence of Kafka records.
+    /// Number of pieces (lines or parts of cut lines), each a document downstream.
     pub fn piece_count(&self) -> usize {
         self.pieces().count()
     }

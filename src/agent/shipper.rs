@@ -23,10 +23,10 @@ use logship_wal::{Replayed, Seq, Wal, WalError};
 
 use super::chunk::Chunk;
 use super::encoder::LineEncoder;
-use super::framing::Piece;
 use super::monitor::Backlog;
-use crate::config::{KafkaProducerConfig, RECORD_TARGET_BYTES};
+use crate::config::KafkaProducerConfig;
 use crate::kafka::producer::{BatchOutcome, DurableProducer, SendError};
+use crate::record::RECORD_TARGET_BYTES;
 use crate::shutdown::Shutdown;
 use crate::telemetry::names;
 
@@ -167,17 +167,18 @@ impl Shipper {
                 let Some(chunk) = self.load(seq)? else {
                     continue;
                 };
-                match self.send_chunk(&producer, seq, &chunk, &mut encode_buf) {
-                    Ok(()) | Err(SendError::Refused(_)) => {
-                        let sent = InFlight {
-                            bytes: chunk.data.len(),
-                            lines: chunk.piece_count() as u64,
-                        };
-                        in_flight.insert(seq, sent);
-                        in_flight_bytes += sent.bytes;
-                    }
+                let lines = match self.send_chunk(&producer, seq, &chunk, &mut encode_buf) {
+                    Ok(lines) => lines,
+                    // The batch fails and is retried; its line count is only used on delivery.
+                    Err(SendError::Refused(_)) => 0,
                     Err(SendError::Fatal(_)) => break,
-                }
+                };
+                let sent = InFlight {
+                    bytes: chunk.data.len(),
+                    lines: lines as u64,
+                };
+                in_flight.insert(seq, sent);
+                in_flight_bytes += sent.bytes;
             }
         }
     }
@@ -273,24 +274,24 @@ impl Shipper {
     /// Sends the lines of `chunk` as NDJSON records of at most `max_lines_per_record` lines and
     /// [`RECORD_TARGET_BYTES`] each (a longer line goes alone), keyed by the stream so they
     /// keep their order in one partition. The batch is registered with the number of records
-    /// before the first is sent.
+    /// before the first is sent. Returns the number of lines sent.
     fn send_chunk(
         &self,
         producer: &DurableProducer,
         seq: Seq,
         chunk: &Chunk,
         buf: &mut Vec<u8>,
-    ) -> Result<(), SendError> {
-        let records = encode_records(
+    ) -> Result<usize, SendError> {
+        let encoded = encode_records(
             buf,
             &self.host,
             chunk,
             self.kafka.max_lines_per_record,
             RECORD_TARGET_BYTES,
         );
-        let count = records.len();
+        let count = encoded.records.len();
         producer.begin_batch(seq, count);
-        for (sent, range) in records.into_iter().enumerate() {
+        for (sent, range) in encoded.records.into_iter().enumerate() {
             if let Err(error) =
                 producer.send(seq, &chunk.topic, chunk.stream.as_bytes(), &buf[range])
             {
@@ -298,57 +299,67 @@ impl Shipper {
                 return Err(error);
             }
         }
-        Ok(())
+        Ok(encoded.lines)
     }
 }
 
-/// Encodes every line of `chunk` into `buf` (cleared first) and returns the byte ranges of the
-/// Kafka records: each holds up to `max_lines` JSON line records separated by `\n` (NDJSON, no
-/// trailing newline) and is closed before it would pass `target_bytes`, so only a single line
-/// larger than that makes a larger record. JSON never contains a raw newline, so a consumer
-/// splits a record on `\n` to get its lines back.
+/// The Kafka records of one chunk, encoded into a caller's buffer by [`encode_records`].
+#[derive(Debug)]
+pub struct EncodedRecords {
+    /// Byte range of each record in the buffer.
+    pub records: Vec<Range<usize>>,
+    /// Lines in all of them.
+    pub lines: usize,
+}
+
+/// Encodes every line of `chunk` into `buf` (cleared first) as Kafka records: each holds up to
+/// `max_lines` JSON line records separated by `\n` (NDJSON, no trailing newline) and is closed
+/// before it would pass `target_bytes`, so only a single line larger than that makes a larger
+/// record. JSON never contains a raw newline, so a consumer splits a record on `\n` to get its
+/// lines back.
 pub fn encode_records(
     buf: &mut Vec<u8>,
     host: &str,
     chunk: &Chunk,
     max_lines: usize,
     target_bytes: usize,
-) -> Vec<Range<usize>> {
+) -> EncodedRecords {
     buf.clear();
     let mut records = Vec::new();
     let mut encoder = LineEncoder::new(host, chunk);
     let mut start = 0;
+    let mut in_record = 0;
     let mut lines = 0;
     for piece in chunk.pieces() {
+        if in_record == max_lines {
+            records.push(start..buf.len());
+            start = buf.len();
+            in_record = 0;
+        }
         let line_start = buf.len();
-        if lines > 0 {
+        if in_record > 0 {
             buf.push(b'\n');
         }
         encoder.encode(buf, &piece);
-        if lines > 0 && (lines >= max_lines || buf.len() - start > target_bytes) {
-            // Close the record before this line and start a new one with it.
+        if in_record > 0 && buf.len() - start > target_bytes {
+            // Too big with this line: close the record before it and start a new one with it.
             records.push(start..line_start);
             buf.remove(line_start);
             start = line_start;
-            lines = 0;
+            in_record = 0;
         }
+        in_record += 1;
         lines += 1;
     }
-    if lines > 0 {
+    if in_record > 0 {
         records.push(start..buf.len());
     }
-    records
+    EncodedRecords { records, lines }
 }
 
 /// Every seq still in the WAL, oldest first.
 pub fn pending_seqs(wal: &Wal) -> Result<Vec<Seq>, WalError> {
     wal.pending_seqs()
-}
-
-/// Writes the JSON record of one piece of `chunk` into `buf` (a [`LineEncoder`] for one line;
-/// the shipper keeps one encoder per chunk).
-pub fn encode_line(buf: &mut Vec<u8>, host: &str, chunk: &Chunk, piece: &Piece<'_>) {
-    LineEncoder::new(host, chunk).encode(buf, piece);
 }
 
 #[cfg(test)]
@@ -373,7 +384,7 @@ mod tests {
             .pieces()
             .map(|piece| {
                 let mut buf = Vec::new();
-                encode_line(&mut buf, "web-01", &chunk, &piece);
+                LineEncoder::new("web-01", &chunk).encode(&mut buf, &piece);
                 serde_json::from_slice(&buf).unwrap()
             })
             .collect();
@@ -422,15 +433,17 @@ mod tests {
         ) {
             let chunk = chunk_of(&lines);
             let mut buf = Vec::new();
-            let records = encode_records(&mut buf, "web-01", &chunk, max_lines, target);
+            let encoded = encode_records(&mut buf, "web-01", &chunk, max_lines, target);
             let mut expected = Vec::new();
+            let mut encoder = LineEncoder::new("web-01", &chunk);
             for piece in chunk.pieces() {
                 let mut one = Vec::new();
-                encode_line(&mut one, "web-01", &chunk, &piece);
+                encoder.encode(&mut one, &piece);
                 expected.push(one);
             }
+            proptest::prop_assert_eq!(encoded.lines, expected.len());
             let mut got = Vec::new();
-            for range in &records {
+            for range in &encoded.records {
                 let record = &buf[range.clone()];
                 let parts: Vec<&[u8]> = record.split(|&b| b == b'\n').collect();
                 proptest::prop_assert!(parts.len() <= max_lines);

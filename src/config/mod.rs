@@ -72,7 +72,7 @@ pub struct KafkaProducerConfig {
     pub compression: String,
     /// Most lines carried by one Kafka record. A record holds one JSON object per line of one
     /// file, newline-separated (NDJSON), and is closed at this many lines or at
-    /// [`RECORD_TARGET_BYTES`], whichever comes first. `1` gives one line per record, for
+    /// [`crate::record::RECORD_TARGET_BYTES`], whichever comes first. `1` gives one line per record, for
     /// consumers other than the transfer that expect a single JSON object per record.
     #[serde(default = "default_max_lines_per_record")]
     pub max_lines_per_record: usize,
@@ -93,10 +93,6 @@ pub struct KafkaProducerConfig {
 fn default_health_grace_ms() -> u64 {
     30_000
 }
-
-/// A Kafka record is closed before it grows past this many bytes of JSON (a single line larger
-/// than this travels alone).
-pub const RECORD_TARGET_BYTES: usize = 64 * 1024;
 
 /// Default `kafka.max_inflight_bytes`: 1 MiB.
 fn default_max_inflight_bytes() -> usize {

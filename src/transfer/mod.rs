@@ -487,10 +487,7 @@ fn accept(
     let (documents, plain) = batch.push(&record, topic, epoch, index);
     if documents > 1 {
         // The offset is outstanding once per document and done once per document.
-        let mut marks = lock(marks);
-        for _ in 1..documents {
-            marks.received(record.topic, record.partition, record.offset);
-        }
+        lock(marks).received_again(record.topic, record.partition, record.offset, documents - 1);
     }
     events.received(documents as u64);
     if plain {

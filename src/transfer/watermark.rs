@@ -144,6 +144,20 @@ impl Watermarks {
         Some((topic_state.name.clone(), state.epoch))
     }
 
+    /// Registers `times` more receptions of the record at `offset`, already registered by
+    /// [`Watermarks::received`]: a record that became several documents is outstanding until
+    /// each of them is [done](Watermarks::done). Does nothing if the partition is not assigned.
+    pub fn received_again(&mut self, topic: &str, partition: i32, offset: i64, times: usize) {
+        let state = self
+            .topics
+            .get_mut(topic)
+            .and_then(|topic_state| topic_state.partitions.get_mut(&partition));
+        if let Some(state) = state {
+            let count = state.outstanding.entry(offset).or_insert(0);
+            *count = count.saturating_add(u32::try_from(times).unwrap_or(u32::MAX));
+        }
+    }
+
     /// Whether `epoch` is still the current assignment of `topic`/`partition`.
     pub fn is_current(&self, topic: &str, partition: i32, epoch: Epoch) -> bool {
         self.state(topic, partition)
@@ -339,6 +353,23 @@ mod tests {
         assert_eq!(marks.commit_point("t", 0), Some(1));
         assert!(marks.done("t", 0, epoch, 1));
         assert_eq!(marks.commit_point("t", 0), Some(2));
+    }
+
+    #[test]
+    fn a_record_of_several_documents_is_done_only_with_the_last() {
+        let mut marks = Watermarks::new();
+        let epoch = marks.assign("t", 0);
+        marks.received("t", 0, 5).unwrap();
+        marks.received_again("t", 0, 5, 2);
+        for _ in 0..2 {
+            assert!(marks.done("t", 0, epoch, 5));
+            assert_eq!(marks.commit_point("t", 0), Some(5));
+        }
+        assert!(marks.done("t", 0, epoch, 5));
+        assert_eq!(marks.commit_point("t", 0), Some(6));
+        // Not assigned: nothing is registered.
+        marks.received_again("u", 0, 5, 2);
+        assert_eq!(marks.outstanding(), 0);
     }
 
     /// A generated run: records over a few partitions with gaps in their offsets, cut into
