@@ -14,6 +14,10 @@
 //! encoding ([`codec`]). The crc is checked before anything is decoded, so a flipped bit, a
 //! truncated value or garbage is reported as corruption, not misread.
 //!
+//! A frame longer than [`PIECE_BYTES`] is stored in pieces: the record key holds a
+//! `Frame::Pieces { count, len }` head (tag 1, 20 bytes with its crc), and the frame's bytes,
+//! cut into `count` pieces, are stored under piece keys (see the `keys` module).
+//!
 //! `Frame` is a versioned enum in the manner of a serde-tagged state: bincode writes the
 //! variant index, so a future `V2` is added *after* `V1` (never reorder or remove variants)
 //! and old records keep decoding as `V1`. A build that meets a tag it does not know, in a
@@ -29,7 +33,22 @@ use serde::{Deserialize, Serialize};
 pub(crate) const FRAME_OVERHEAD: usize = 16;
 
 /// Number of `Frame` variants this build knows; tags at or above it are "newer than us".
-const KNOWN_FRAME_TAGS: u32 = 1;
+const KNOWN_FRAME_TAGS: u32 = 2;
+
+/// Largest value the WAL stores under one sled key. A longer frame is cut into pieces of this
+/// size, stored under piece keys, with a small [`Frame::Pieces`] head under the record key.
+///
+/// Why: sled writes a page (a tree node, or a value) larger than about 128 KiB (a quarter of
+/// its 512 KiB segment) as a file of its own under `blobs/`, and in a write-once, delete-soon
+/// workload like this one those files were seen to pile up without bound (3 GB on disk for
+/// 1 GB written through an 8 MiB WAL). A leaf node holds up to 16 values before it splits, so
+/// values of 4 KiB keep every node well under that size. Measured with `examples/disk_use.rs`
+/// (1 GB through the WAL, steady shipping and an outage filling it): at most 3.1x `max_bytes`
+/// plus 6 MiB on disk, whatever the record size; with 32 KiB pieces it was 8x to 21x.
+pub(crate) const PIECE_BYTES: usize = 4 * 1024;
+
+/// Length of an encoded [`Frame::Pieces`] head: crc (4), tag (4), count (4), len (8).
+const HEAD_LEN: usize = 20;
 
 /// A record as stored, minus the crc in front.
 #[derive(Debug, Serialize, Deserialize)]
@@ -39,6 +58,10 @@ enum Frame<'a> {
         #[serde(with = "bytes")]
         payload: Cow<'a, [u8]>,
     },
+    /// The head of a record stored in pieces: `count` values under the record's piece keys
+    /// (`b'p'` ++ seq ++ index), which joined in index order are a complete `V1` frame of `len`
+    /// bytes, crc included (so the joined bytes are checked like any frame).
+    Pieces { count: u32, len: u64 },
 }
 
 /// The one bincode configuration the WAL uses: fixed-width little-endian integers (the
@@ -64,6 +87,31 @@ pub(crate) fn encode(payload: &[u8]) -> Result<Vec<u8>, bincode::Error> {
     Ok(out)
 }
 
+/// Encodes the head of a record stored in `count` pieces that join into a frame of `len` bytes.
+pub(crate) fn encode_head(count: u32, len: u64) -> Result<Vec<u8>, bincode::Error> {
+    let mut out = Vec::with_capacity(HEAD_LEN);
+    out.extend_from_slice(&[0; 4]);
+    codec().serialize_into(&mut out, &Frame::Pieces { count, len })?;
+    let crc = crc32fast::hash(&out[4..]);
+    out[..4].copy_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// The piece count of a stored value that is a [`Frame::Pieces`] head (read from its bytes,
+/// without the crc check, like [`charge`]).
+pub(crate) fn head_pieces(value: &[u8]) -> Option<u32> {
+    head_fields(value).map(|(count, _)| count)
+}
+
+fn head_fields(value: &[u8]) -> Option<(u32, u64)> {
+    if value.len() != HEAD_LEN || value.get(4..8)? != 1u32.to_le_bytes() {
+        return None;
+    }
+    let count = u32::from_le_bytes(value.get(8..12)?.try_into().ok()?);
+    let len = u64::from_le_bytes(value.get(12..20)?.try_into().ok()?);
+    Some((count, len))
+}
+
 /// What a stored record value turned out to be (see [`decode_frame`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodedFrame {
@@ -72,6 +120,15 @@ pub enum DecodedFrame {
     /// Damaged (crc mismatch, truncated, undecodable): the reason, for the quarantine and the
     /// operator.
     Corrupt(String),
+    /// An intact head of a record stored in pieces (see [`Wal`](crate::Wal)'s storage
+    /// layout): the record's `count` piece values, joined, are a frame of `len` bytes, to be
+    /// checked with this function again.
+    Pieces {
+        /// How many piece values.
+        count: u32,
+        /// Their total length in bytes.
+        len: u64,
+    },
     /// Intact but written by a newer build (frame variant tag unknown here).
     Unsupported {
         /// The variant tag found.
@@ -109,6 +166,7 @@ pub fn decode_frame(value: &[u8]) -> DecodedFrame {
         .deserialize::<Frame<'_>>(body)
     {
         Ok(Frame::V1 { payload }) => DecodedFrame::Payload(payload.into_owned()),
+        Ok(Frame::Pieces { count, len }) => DecodedFrame::Pieces { count, len },
         Err(e) => DecodedFrame::Corrupt(format!("undecodable frame: {e}")),
     }
 }
@@ -118,8 +176,12 @@ pub fn decode_frame(value: &[u8]) -> DecodedFrame {
 /// Read from the value's length alone (no crc, no decoding), so rebuilding the counters at
 /// open is cheap and adding at append / subtracting at ack always agree, even for a
 /// damaged value.
+/// A head (see [`PIECE_BYTES`]) is charged for the frame its pieces hold.
 pub(crate) fn charge(value: &[u8]) -> u64 {
-    value.len().saturating_sub(FRAME_OVERHEAD) as u64
+    match head_fields(value) {
+        Some((_, len)) => len.saturating_sub(FRAME_OVERHEAD as u64),
+        None => value.len().saturating_sub(FRAME_OVERHEAD) as u64,
+    }
 }
 
 /// serde glue writing `[u8]` as one byte string (`serialize_bytes`) instead of a sequence of
@@ -234,12 +296,32 @@ mod tests {
     }
 
     #[test]
+    fn head_round_trips_and_is_charged_for_its_pieces() {
+        let head = encode_head(3, 70_000).unwrap();
+        assert_eq!(head.len(), HEAD_LEN);
+        assert_eq!(
+            decode_frame(&head),
+            DecodedFrame::Pieces {
+                count: 3,
+                len: 70_000
+            }
+        );
+        assert_eq!(head_pieces(&head), Some(3));
+        assert_eq!(charge(&head), 70_000 - FRAME_OVERHEAD as u64);
+        // A V1 frame of the same length is not taken for a head.
+        let v1 = encode(&[0u8; HEAD_LEN - FRAME_OVERHEAD]).unwrap();
+        assert_eq!(v1.len(), HEAD_LEN);
+        assert_eq!(head_pieces(&v1), None);
+        assert_eq!(charge(&v1), 4);
+    }
+
+    #[test]
     fn newer_frame_version_is_unsupported_not_corrupt() {
-        let mut body = 1u32.to_le_bytes().to_vec(); // a future V2
+        let mut body = 2u32.to_le_bytes().to_vec(); // a future variant
         body.extend_from_slice(b"whatever V2 holds");
         let mut f = crc32fast::hash(&body).to_le_bytes().to_vec();
         f.extend_from_slice(&body);
-        assert_eq!(decode_frame(&f), DecodedFrame::Unsupported { tag: 1 });
+        assert_eq!(decode_frame(&f), DecodedFrame::Unsupported { tag: 2 });
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! | key                               | value                                         |
 //! |-----------------------------------|-----------------------------------------------|
 //! | `b'm'` ++ name                    | WAL metadata (see the `META_*` constants)     |
-//! | `b'r'` ++ seq (u64 big endian)    | a record frame (see the `frame` module)       |
+//! | `b'p'` ++ seq ++ index (u32 BE)   | piece `index` of a record stored in pieces    |
+//! | `b'r'` ++ seq (u64 big endian)    | a record frame, or the head of a record stored in pieces (see the `frame` module) |
 //! | `b's'` ++ user key                | a user state value, stored as given           |
 //!
 //! Big-endian seqs sort numerically, so iterating the `b'r'` prefix yields records in seq
@@ -16,11 +17,12 @@
 use crate::Seq;
 
 pub(crate) const META: u8 = b'm';
+pub(crate) const PIECE: u8 = b'p';
 pub(crate) const RECORD: u8 = b'r';
 pub(crate) const STATE: u8 = b's';
 
 // Distinct prefixes, metadata first: a scan of one prefix never meets another kind of key.
-const _: () = assert!(META < RECORD && RECORD < STATE);
+const _: () = assert!(META < PIECE && PIECE < RECORD && RECORD < STATE);
 
 /// u32 big endian: the [`FORMAT_VERSION`](crate::FORMAT_VERSION) the tree was written with.
 pub(crate) const META_FORMAT: &[u8] = b"mformat";
@@ -32,6 +34,24 @@ pub(crate) fn record(seq: Seq) -> [u8; 9] {
     let mut k = [RECORD; 9];
     k[1..].copy_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// The key of piece `index` of record `seq`.
+pub(crate) fn piece(seq: Seq, index: u32) -> [u8; 13] {
+    let mut k = [PIECE; 13];
+    k[1..9].copy_from_slice(&seq.to_be_bytes());
+    k[9..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// The seq of a piece key, or `None` if the key is not one.
+pub(crate) fn parse_piece(key: &[u8]) -> Option<Seq> {
+    match key.split_first() {
+        Some((&PIECE, rest)) if rest.len() == 12 => {
+            rest.get(..8)?.try_into().ok().map(Seq::from_be_bytes)
+        }
+        _ => None,
+    }
 }
 
 /// The seq of a record key, or `None` if the key is not one.
@@ -87,5 +107,13 @@ mod tests {
         }
         assert_eq!(parse_record(b"r123"), None);
         assert_eq!(parse_record(&state(b"12345678")), None);
+    }
+
+    #[test]
+    fn piece_keys_sort_by_seq_then_index_and_round_trip() {
+        assert!(piece(1, 9) < piece(1, 10));
+        assert!(piece(1, u32::MAX) < piece(2, 0));
+        assert_eq!(parse_piece(&piece(77, 3)), Some(77));
+        assert_eq!(parse_piece(&record(77)), None);
     }
 }

@@ -56,12 +56,21 @@
 //!
 //! One sled tree ([`TREE_NAME`]) holds records, user state and the WAL's metadata, told
 //! apart by the first byte of the key (`b'r'` + big-endian seq, `b's'` + user key, `b'm'` +
-//! name), so that one `Tree::apply_batch` covers an append. A record value is a *frame*:
+//! name, `b'p'` + big-endian seq + big-endian u32 index for the pieces of a large record), so
+//! that one `Tree::apply_batch` covers an append. A record value is a *frame*:
 //!
 //! ```text
 //! crc32 (4 bytes LE, over the rest) ++ bincode(Frame::V1 { payload })
 //! = crc32 | tag u32 LE (0 = V1) | payload length u64 LE | payload
 //! ```
+//!
+//! A frame longer than 4 KiB is stored in pieces: the record key holds a small head
+//! (`Frame::Pieces { count, len }`, crc-checked), and the frame itself is cut into `count`
+//! values under the piece keys, written in the same batch, removed with the record; joined,
+//! they are checked like any frame. This keeps every sled value, and so every sled tree node,
+//! small: sled stores pages over about 128 KiB as separate blob files, which were seen to pile
+//! up on disk without bound; with 4 KiB values the WAL's size on disk stays within about
+//! 3x [`WalOptions::max_bytes`] plus a few MiB (see docs/bench.md).
 //!
 //! `Frame` is a versioned enum: a new frame format is a new variant, and old records keep
 //! decoding as `V1`. The layout as a whole (trees, key prefixes, metadata) is versioned by
@@ -130,7 +139,11 @@ pub type Seq = u64;
 /// above changes; a new record frame variant alone is already told apart per record.
 ///
 /// Version 1: the layout described in the [crate documentation](crate), frames `V1` only.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2: adds records stored in pieces (a `Pieces` head under the record key, the pieces
+/// under `b'p'` keys), so that no sled value exceeds 4 KiB. A version-1 WAL is upgraded at
+/// open by recording version 2 (its records stay readable as they are); a version-1 build
+/// refuses a version-2 WAL.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,5 @@
 //! Reading pending records back, at startup.
 
-use crate::frame::{self, DecodedFrame};
 use crate::{keys, Op, Seq, Wal, WalError};
 
 /// One pending record.
@@ -62,14 +61,7 @@ impl Replay {
                 key: key.to_vec(),
             }));
         };
-        Some(match frame::decode_frame(&value) {
-            DecodedFrame::Payload(payload) => Ok(Replayed::Record(Entry { seq, payload })),
-            DecodedFrame::Unsupported { tag } => Err(WalError::UnsupportedFrame { seq, tag }),
-            DecodedFrame::Corrupt(reason) => self
-                .wal
-                .quarantine(seq, &value, &reason)
-                .map(|()| Replayed::Quarantined { seq, reason }),
-        })
+        Some(self.wal.resolve(seq, &value, Op::Replay))
     }
 }
 

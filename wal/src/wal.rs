@@ -44,6 +44,12 @@ struct Inner {
     pending_records: AtomicU64,
 }
 
+/// A record as read back, pieces joined.
+enum Stored {
+    Payload(Vec<u8>),
+    Corrupt { reason: String, raw: Vec<u8> },
+}
+
 struct SeqAlloc {
     /// The next seq to hand out.
     next: Seq,
@@ -99,6 +105,7 @@ impl Wal {
             .map_err(WalError::storage(Op::Open, None))?;
 
         check_format(&tree)?;
+        sweep_orphan_pieces(&tree)?;
 
         let mut records = 0u64;
         let mut bytes = 0u64;
@@ -208,7 +215,22 @@ impl Wal {
 
         let mut batch = sled::Batch::default();
         for (seq, f) in (first..end).zip(frames) {
-            batch.insert(&keys::record(seq), f);
+            if f.len() <= frame::PIECE_BYTES {
+                batch.insert(&keys::record(seq), f);
+                continue;
+            }
+            let count = u32::try_from(f.len().div_ceil(frame::PIECE_BYTES))
+                .map_err(|_| WalError::InvalidOptions("a record too large to store in pieces"))?;
+            let head =
+                frame::encode_head(count, f.len() as u64).map_err(|source| WalError::Encode {
+                    op: Op::Append,
+                    what: "a record head",
+                    source,
+                })?;
+            batch.insert(&keys::record(seq), head);
+            for (index, piece) in (0u32..).zip(f.chunks(frame::PIECE_BYTES)) {
+                batch.insert(&keys::piece(seq, index), piece);
+            }
         }
         for (k, v) in state {
             let key = keys::state(k);
@@ -278,6 +300,16 @@ impl Wal {
                 .remove(keys::record(seq))
                 .map_err(WalError::storage(Op::Ack, Some(seq)))?;
             if let Some(v) = removed {
+                // Head first, then its pieces: a crash in between leaves orphan pieces, which
+                // the next open deletes; never a head without its pieces.
+                if let Some(count) = frame::head_pieces(&v) {
+                    for index in 0..count {
+                        self.inner
+                            .tree
+                            .remove(keys::piece(seq, index))
+                            .map_err(WalError::storage(Op::Ack, Some(seq)))?;
+                    }
+                }
                 self.uncount(&v);
             }
         }
@@ -308,16 +340,82 @@ impl Wal {
         else {
             return Ok(None);
         };
-        match frame::decode_frame(&value) {
-            DecodedFrame::Payload(payload) => {
-                Ok(Some(crate::Replayed::Record(crate::Entry { seq, payload })))
-            }
-            DecodedFrame::Unsupported { tag } => Err(WalError::UnsupportedFrame { seq, tag }),
-            DecodedFrame::Corrupt(reason) => {
-                self.quarantine(seq, &value, &reason)?;
-                Ok(Some(crate::Replayed::Quarantined { seq, reason }))
+        self.resolve(seq, &value, Op::Get).map(Some)
+    }
+
+    /// What the stored `value` of record `seq` holds, its pieces joined; a damaged record is
+    /// quarantined on the way.
+    pub(crate) fn resolve(
+        &self,
+        seq: Seq,
+        value: &[u8],
+        op: Op,
+    ) -> Result<crate::Replayed, WalError> {
+        match self.read_stored(seq, value, op)? {
+            Stored::Payload(payload) => Ok(crate::Replayed::Record(crate::Entry { seq, payload })),
+            Stored::Corrupt { reason, raw } => {
+                self.quarantine(seq, value, &raw, &reason)?;
+                Ok(crate::Replayed::Quarantined { seq, reason })
             }
         }
+    }
+
+    /// Decodes the stored `value` of record `seq`, reading and joining its pieces if it is a
+    /// head. A newer frame version is an error (the data is intact, this build too old).
+    fn read_stored(&self, seq: Seq, value: &[u8], op: Op) -> Result<Stored, WalError> {
+        let (count, len) = match frame::decode_frame(value) {
+            DecodedFrame::Payload(payload) => return Ok(Stored::Payload(payload)),
+            DecodedFrame::Unsupported { tag } => {
+                return Err(WalError::UnsupportedFrame { seq, tag })
+            }
+            DecodedFrame::Corrupt(reason) => {
+                return Ok(Stored::Corrupt {
+                    reason,
+                    raw: value.to_vec(),
+                })
+            }
+            DecodedFrame::Pieces { count, len } => (count, len),
+        };
+        let mut joined = Vec::with_capacity(len.min(1 << 26) as usize);
+        for index in 0..count {
+            match self
+                .inner
+                .tree
+                .get(keys::piece(seq, index))
+                .map_err(WalError::storage(op, Some(seq)))?
+            {
+                Some(piece) => joined.extend_from_slice(&piece),
+                None => {
+                    return Ok(Stored::Corrupt {
+                        reason: format!("piece {index} of {count} is missing"),
+                        raw: joined,
+                    })
+                }
+            }
+        }
+        if joined.len() as u64 != len {
+            return Ok(Stored::Corrupt {
+                reason: format!(
+                    "the pieces hold {} bytes, the head says {len}",
+                    joined.len()
+                ),
+                raw: joined,
+            });
+        }
+        Ok(match frame::decode_frame(&joined) {
+            DecodedFrame::Payload(payload) => Stored::Payload(payload),
+            DecodedFrame::Unsupported { tag } => {
+                return Err(WalError::UnsupportedFrame { seq, tag })
+            }
+            DecodedFrame::Corrupt(reason) => Stored::Corrupt {
+                reason: format!("joined pieces: {reason}"),
+                raw: joined,
+            },
+            DecodedFrame::Pieces { .. } => Stored::Corrupt {
+                reason: "joined pieces are a head again".to_string(),
+                raw: joined,
+            },
+        })
     }
 
     /// The seqs of every pending record, ascending (keys only; no payload is read).
@@ -350,12 +448,44 @@ impl Wal {
         else {
             return Ok(false);
         };
-        self.quarantine(seq, &value, reason)?;
+        let raw = match self.read_stored(seq, &value, Op::Quarantine) {
+            Ok(Stored::Payload(_)) | Err(_) => self.stored_bytes(seq, &value)?,
+            Ok(Stored::Corrupt { raw, .. }) => raw,
+        };
+        self.quarantine(seq, &value, &raw, reason)?;
         Ok(true)
     }
 
-    /// Moves the record at `seq` to the quarantine, if it is still stored as `raw`.
-    pub(crate) fn quarantine(&self, seq: Seq, raw: &[u8], reason: &str) -> Result<(), WalError> {
+    /// The bytes record `seq` takes: its value, or its pieces joined (those still there).
+    fn stored_bytes(&self, seq: Seq, value: &[u8]) -> Result<Vec<u8>, WalError> {
+        let Some(count) = frame::head_pieces(value) else {
+            return Ok(value.to_vec());
+        };
+        let mut joined = Vec::new();
+        for index in 0..count {
+            if let Some(piece) = self
+                .inner
+                .tree
+                .get(keys::piece(seq, index))
+                .map_err(WalError::storage(Op::Quarantine, Some(seq)))?
+            {
+                joined.extend_from_slice(&piece);
+            }
+        }
+        Ok(joined)
+    }
+
+    /// Moves the record at `seq` to the quarantine, if its record key still holds `stored`;
+    /// `raw` (the value, or the joined pieces) is what the quarantine keeps. The pieces of a
+    /// head go in the same transaction.
+    pub(crate) fn quarantine(
+        &self,
+        seq: Seq,
+        stored: &[u8],
+        raw: &[u8],
+        reason: &str,
+    ) -> Result<(), WalError> {
+        let pieces = frame::head_pieces(stored).unwrap_or(0);
         let entry = quarantine::encode(reason, raw).map_err(|source| WalError::Encode {
             op: Op::Quarantine,
             what: "a quarantine entry",
@@ -366,8 +496,11 @@ impl Wal {
             .transaction(|(records, quarantine)| {
                 // An ack may have removed the record meanwhile: then there is nothing to do.
                 match records.get(key)? {
-                    Some(current) if current == raw => {
+                    Some(current) if current == stored => {
                         records.remove(&key)?;
+                        for index in 0..pieces {
+                            records.remove(&keys::piece(seq, index))?;
+                        }
                         quarantine.insert(&keys::quarantine(seq), entry.as_slice())?;
                         Ok(true)
                     }
@@ -388,7 +521,7 @@ impl Wal {
                 }
             })?;
         if moved {
-            self.uncount(raw);
+            self.uncount(stored);
         }
         Ok(())
     }
@@ -528,6 +661,12 @@ fn check_format(tree: &sled::Tree) -> Result<(), WalError> {
     match tree.get(keys::META_FORMAT).map_err(err)? {
         Some(v) => match keys::u32_value(&v) {
             Some(FORMAT_VERSION) => Ok(()),
+            // Version 1 is version 2 without pieces: recording 2 is the whole upgrade (and
+            // keeps a version-1 build from misreading the heads written from now on).
+            Some(1) => tree
+                .insert(keys::META_FORMAT, &FORMAT_VERSION.to_be_bytes())
+                .map(drop)
+                .map_err(WalError::storage(Op::Open, None)),
             Some(found) => Err(WalError::UnsupportedFormat {
                 found,
                 supported: FORMAT_VERSION,
@@ -547,4 +686,30 @@ fn check_format(tree: &sled::Tree) -> Result<(), WalError> {
                 .map_err(WalError::storage(Op::Open, None))
         }
     }
+}
+
+/// Deletes pieces whose head is gone: an ack removes a head before its pieces, so a crash in
+/// between leaves them behind (their record was acknowledged; nothing of value is deleted).
+fn sweep_orphan_pieces(tree: &sled::Tree) -> Result<(), WalError> {
+    let err = || WalError::storage(Op::Open, None);
+    let mut checked: Option<(Seq, bool)> = None;
+    for key in tree.scan_prefix([keys::PIECE]).keys() {
+        let key = key.map_err(err())?;
+        let seq = keys::parse_piece(&key).ok_or_else(|| WalError::MalformedKey {
+            op: Op::Open,
+            key: key.to_vec(),
+        })?;
+        let orphan = match checked {
+            Some((s, orphan)) if s == seq => orphan,
+            _ => {
+                let orphan = !tree.contains_key(keys::record(seq)).map_err(err())?;
+                checked = Some((seq, orphan));
+                orphan
+            }
+        };
+        if orphan {
+            tree.remove(&key).map_err(err())?;
+        }
+    }
+    Ok(())
 }
