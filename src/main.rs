@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -12,12 +13,27 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.log_level.as_deref());
-    match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => {
+            // Whatever is still running in the background (an HTTP connection) gets a moment.
+            runtime.shutdown_timeout(Duration::from_secs(2));
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             tracing::error!("{error:#}");
-            eprintln!("logship: {error:#}");
-            ExitCode::FAILURE
+            // Exit at once: a failed role may have left threads stuck in a broken disk or
+            // store, and unwinding (dropping the runtime, the WAL) would wait for them.
+            std::process::exit(1)
         }
     }
 }
@@ -38,52 +54,46 @@ fn init_logging(format: LogFormat, level: Option<&str>) {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let shutdown = Shutdown::new();
-        shutdown
-            .trigger_on_signals()
-            .context("cannot install signal handlers")?;
-        match command {
-            Command::Agent {
-                config,
-                metrics_addr,
-            } => {
-                let mut config = logship::config::AgentConfig::load(&config)?;
-                config.metrics_addr = metrics_addr.or(config.metrics_addr);
-                logship::agent::run(config, shutdown).await
-            }
-            Command::Transfer {
-                config,
-                metrics_addr,
-            } => {
-                let mut config = logship::config::TransferConfig::load(&config)?;
-                config.metrics_addr = metrics_addr.or(config.metrics_addr);
-                logship::transfer::run(config, shutdown).await
-            }
-            Command::Status { config, all } => {
-                let config = logship::config::AgentConfig::load(&config)?;
-                let mut out = std::io::stdout().lock();
-                logship::agent::status::run_command(
-                    config.metrics_addr,
-                    &config.data_dir,
-                    all,
-                    &mut out,
-                )
-                .await
-            }
-            Command::Ctl {
-                etcd,
-                prefix,
-                command,
-            } => {
-                let mut out = std::io::stdout().lock();
-                logship::etcd::ctl::run(&etcd, &prefix, &command, &mut out).await
-            }
+async fn run(command: Command) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
+    shutdown
+        .trigger_on_signals()
+        .context("cannot install signal handlers")?;
+    match command {
+        Command::Agent {
+            config,
+            metrics_addr,
+        } => {
+            let mut config = logship::config::AgentConfig::load(&config)?;
+            config.metrics_addr = metrics_addr.or(config.metrics_addr);
+            logship::agent::run(config, shutdown).await
         }
-    })
+        Command::Transfer {
+            config,
+            metrics_addr,
+        } => {
+            let mut config = logship::config::TransferConfig::load(&config)?;
+            config.metrics_addr = metrics_addr.or(config.metrics_addr);
+            logship::transfer::run(config, shutdown).await
+        }
+        Command::Status { config, all } => {
+            let config = logship::config::AgentConfig::load(&config)?;
+            let mut out = std::io::stdout().lock();
+            logship::agent::status::run_command(
+                config.metrics_addr,
+                &config.data_dir,
+                all,
+                &mut out,
+            )
+            .await
+        }
+        Command::Ctl {
+            etcd,
+            prefix,
+            command,
+        } => {
+            let mut out = std::io::stdout().lock();
+            logship::etcd::ctl::run(&etcd, &prefix, &command, &mut out).await
+        }
+    }
 }

@@ -35,6 +35,7 @@ use time::OffsetDateTime;
 use super::checkpoint::{Checkpoint, Checkpoints, PreviousStream};
 use super::chunk::Chunk;
 use super::discovery::{Candidate, ChangeWatcher, Discovery, RemoteEntries};
+use super::disk::{DiskGuard, DiskRoom};
 use super::framing::frame;
 use super::identity::{Fingerprint, PhysicalFile};
 use super::monitor::Backlog;
@@ -126,6 +127,18 @@ pub enum ReaderError {
     Wal(#[from] WalError),
 }
 
+/// Why reading waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pause {
+    /// The WAL holds `wal_max_bytes` not yet acknowledged.
+    WalFull,
+    /// The data directory's filesystem has less than `min_free_bytes` free.
+    DiskLow { free: u64 },
+}
+
+/// While reading is paused, the reason is logged again this often (with what is pending).
+const PAUSE_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// The reading loop and its state.
 pub struct FileServer {
     settings: ReaderSettings,
@@ -142,6 +155,8 @@ pub struct FileServer {
     remote: Option<RemoteSource>,
     followed: Arc<AtomicU64>,
     backlog: Option<Arc<Backlog>>,
+    /// Pauses reading while the data directory's filesystem is (nearly) full.
+    disk: Option<DiskGuard>,
     /// Streams whose truncated file was already searched for a copy in this process (see
     /// [`FileServer::seek_copy`]); keyed by physical file and stream.
     copies_sought: HashSet<(PhysicalFile, String)>,
@@ -186,6 +201,7 @@ impl FileServer {
             remote: None,
             followed: Arc::new(AtomicU64::new(0)),
             backlog: None,
+            disk: None,
             copies_sought: HashSet::new(),
         })
     }
@@ -194,6 +210,23 @@ impl FileServer {
     pub fn with_backlog(mut self, backlog: Arc<Backlog>) -> FileServer {
         self.backlog = Some(backlog);
         self
+    }
+
+    /// Pauses reading while `guard` finds too little free space (see [`super::disk`]).
+    pub fn with_disk_guard(mut self, guard: DiskGuard) -> FileServer {
+        self.disk = Some(guard);
+        self
+    }
+
+    /// Why reading must wait now, if it must: the WAL is full, or its disk nearly is.
+    fn must_wait(&self) -> Option<Pause> {
+        if self.wal.is_full() {
+            return Some(Pause::WalFull);
+        }
+        match self.disk.as_ref().map(DiskGuard::check) {
+            Some(DiskRoom::Low { free }) => Some(Pause::DiskLow { free }),
+            _ => None,
+        }
     }
 
     /// Bytes written to the followed files past their checkpoints.
@@ -249,7 +282,9 @@ impl FileServer {
     /// Runs until `shutdown`; then commits nothing further (everything committed is in the WAL).
     pub fn run(mut self, shutdown: &Shutdown) -> Result<(), ReaderError> {
         let mut last_scan: Option<Instant> = None;
-        let mut paused = false;
+        // While paused: whether for lack of disk space (else the WAL is full).
+        let mut paused: Option<bool> = None;
+        let mut last_pause_log = Instant::now();
         while !shutdown.is_triggered() {
             let scan_due = last_scan.is_none_or(|t| t.elapsed() >= self.settings.rescan_interval);
             let reconfigured = self.refresh_discovery();
@@ -262,27 +297,33 @@ impl FileServer {
                 }
                 last_scan = Some(Instant::now());
             }
-            if self.wal.is_full() {
-                if !paused {
-                    paused = true;
+            if let Some(pause) = self.must_wait() {
+                let reason = match (&pause, &self.disk) {
+                    (Pause::DiskLow { free }, Some(guard)) => guard.reason(*free),
+                    _ => "WAL full: reading paused until Kafka acknowledges".to_string(),
+                };
+                let disk_low = matches!(pause, Pause::DiskLow { .. });
+                let first = paused != Some(disk_low);
+                if first || last_pause_log.elapsed() >= PAUSE_LOG_INTERVAL {
                     metrics::gauge!(names::AGENT_READING_PAUSED).set(1.0);
-                    Health::global()
-                        .fail("wal", "WAL full: reading paused until Kafka acknowledges");
+                    Health::global().fail("wal", reason.clone());
                     tracing::warn!(
+                        pending_records = self.wal.pending_records(),
                         pending_bytes = self.wal.pending_bytes(),
-                        "WAL full: reading paused until Kafka acknowledges (backpressure; nothing is dropped)"
+                        "{reason} (backpressure; nothing is dropped)"
                     );
+                    last_pause_log = Instant::now();
                 }
+                paused = Some(disk_low);
                 let _ = self.wake.recv_timeout(Duration::from_millis(100));
                 continue;
             }
-            if paused {
-                paused = false;
+            if paused.take().is_some() {
                 metrics::gauge!(names::AGENT_READING_PAUSED).set(0.0);
                 Health::global().recover("wal");
                 tracing::info!(
                     pending_bytes = self.wal.pending_bytes(),
-                    "WAL has room again: reading resumed"
+                    "reading resumed: the WAL and its disk have room again"
                 );
             }
             let progressed = self.read_round()?;

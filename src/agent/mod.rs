@@ -17,6 +17,7 @@
 pub mod checkpoint;
 pub mod chunk;
 pub mod discovery;
+pub mod disk;
 pub mod encoder;
 pub mod file_server;
 pub mod framing;
@@ -24,6 +25,7 @@ pub mod identity;
 pub mod monitor;
 pub mod shipper;
 pub mod status;
+pub mod supervisor;
 
 #[cfg(test)]
 mod reader_model;
@@ -87,7 +89,7 @@ pub fn run_blocking(
             }
         }
     }
-    status.attach(wal.clone());
+    status.attach(wal.clone(), &config.data_dir);
     let backlog = Arc::new(monitor::Backlog::default());
     let wal_at_start = wal.pending_bytes();
     tracing::info!(
@@ -114,7 +116,11 @@ pub fn run_blocking(
         wake_rx,
         queue.clone(),
     )?
-    .with_backlog(backlog.clone());
+    .with_backlog(backlog.clone())
+    .with_disk_guard(disk::DiskGuard::new(
+        &config.data_dir,
+        config.min_free_bytes,
+    ));
     let mut etcd_side = None;
     if let Some(etcd) = &config.etcd {
         // The entries accepted last time, so the first scan (and a start without etcd)
@@ -141,6 +147,7 @@ pub fn run_blocking(
             .context("cannot start the etcd thread")?,
         );
     }
+    let stop_budget = Duration::from_millis(config.shutdown_timeout_ms);
     let shipper = Shipper {
         host,
         wal: wal.clone(),
@@ -148,7 +155,7 @@ pub fn run_blocking(
         max_record_bytes: max_record_bytes(config.max_line_bytes),
         queue,
         wake_reader: wake_tx,
-        shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
+        shutdown_timeout: drain_budget(stop_budget),
         backlog: backlog.clone(),
     };
     let monitor = monitor::Monitor {
@@ -157,49 +164,29 @@ pub fn run_blocking(
         followed: server.followed_files(),
         wal_at_start,
         progress_interval: Duration::from_millis(config.progress_interval_ms),
+        data_dir: config.data_dir.clone(),
     };
+    let mut workers = supervisor::Workers::default();
     let monitor_shutdown = shutdown.clone();
-    let monitor = std::thread::Builder::new()
-        .name("logship-monitor".into())
-        .spawn(move || monitor.run(&monitor_shutdown))
-        .context("cannot start the monitor thread")?;
-
+    workers.spawn("monitor", false, &shutdown, move || {
+        monitor.run(&monitor_shutdown);
+        Ok(())
+    })?;
     let reader_shutdown = shutdown.clone();
-    let reader = std::thread::Builder::new()
-        .name("logship-reader".into())
-        .spawn(move || {
-            let result = server.run(&reader_shutdown);
-            reader_shutdown.trigger();
-            result
-        })
-        .context("cannot start the reader thread")?;
+    let data_dir = config.data_dir.clone();
+    workers.spawn("reader", true, &shutdown, move || {
+        server
+            .run(&reader_shutdown)
+            .with_context(|| format!("reading into the WAL in {} failed", data_dir.display()))
+    })?;
     let shipper_shutdown = shutdown.clone();
-    let shipper = std::thread::Builder::new()
-        .name("logship-shipper".into())
-        .spawn(move || {
-            let result = shipper.run(&shipper_shutdown);
-            shipper_shutdown.trigger();
-            result
-        })
-        .context("cannot start the shipper thread")?;
-
-    let reader_result = reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
-    let shipper_result = shipper
-        .join()
-        .map_err(|_| anyhow::anyhow!("shipper thread panicked"))?;
-    if monitor.join().is_err() {
-        tracing::error!("monitor thread panicked");
-    }
+    workers.spawn("shipper", true, &shutdown, move || {
+        shipper.run(&shipper_shutdown).context("shipping failed")
+    })?;
     if let Some(etcd_side) = etcd_side {
-        if etcd_side.join().is_err() {
-            tracing::error!("etcd thread panicked");
-        }
+        workers.adopt("etcd", etcd_side)?;
     }
-    wal.flush().context("final WAL flush")?;
-    reader_result.context("reader failed")?;
-    shipper_result.context("shipper failed")?;
+    workers.stop(&shutdown, stop_budget, wal.clone())?;
     tracing::info!(pending_bytes = wal.pending_bytes(), "agent stopped");
     Ok(())
 }
@@ -209,3 +196,14 @@ pub fn run_blocking(
 pub fn max_record_bytes(max_line_bytes: usize) -> usize {
     max_line_bytes.saturating_mul(6).saturating_add(64 * 1024)
 }
+
+/// Of the time allowed to stop, what the shipper may spend waiting for Kafka: all of it but
+/// [`FINAL_FLUSH_RESERVE`] (and at least half of it), so the final WAL flush fits in too.
+fn drain_budget(stop_budget: Duration) -> Duration {
+    stop_budget
+        .saturating_sub(FINAL_FLUSH_RESERVE)
+        .max(stop_budget / 2)
+}
+
+/// The part of `shutdown_timeout_ms` kept for the final WAL flush.
+const FINAL_FLUSH_RESERVE: Duration = Duration::from_secs(1);

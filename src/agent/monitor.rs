@@ -1,4 +1,4 @@
-//! The agent's monitor thread: WAL gauges once a second, and progress logs while the agent
+//! The agent's monitor thread: WAL and disk gauges once a second, and progress logs while the agent
 //! catches up on the backlog it found at start.
 //!
 //! Backlog at start = WAL bytes not yet acknowledged + bytes written to the followed files past
@@ -8,12 +8,14 @@
 //! When files keep growing meanwhile, newly written bytes count as progress too, so the figure
 //! is an estimate, never a promise.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logship_wal::Wal;
 
+use super::disk::{disk_usage, free_bytes};
 use super::status::oldest_pending_age;
 use crate::shutdown::Shutdown;
 use crate::telemetry::names;
@@ -61,6 +63,8 @@ pub struct Monitor {
     pub wal_at_start: u64,
     /// How often progress is logged while catching up.
     pub progress_interval: Duration,
+    /// The agent's data directory (its size on disk and free space are gauges).
+    pub data_dir: PathBuf,
 }
 
 /// One progress report.
@@ -161,6 +165,12 @@ impl Monitor {
         metrics::gauge!(names::WAL_PENDING_BYTES).set(self.wal.pending_bytes() as f64);
         metrics::gauge!(names::WAL_OLDEST_PENDING_AGE)
             .set(oldest_pending_age(&self.wal).unwrap_or(0.0));
+        if let Ok(bytes) = disk_usage(&self.data_dir) {
+            metrics::gauge!(names::WAL_DISK_BYTES).set(bytes as f64);
+        }
+        if let Ok(free) = free_bytes(&self.data_dir) {
+            metrics::gauge!(names::AGENT_DISK_FREE_BYTES).set(free as f64);
+        }
         metrics::gauge!(names::AGENT_FILES_FOLLOWED)
             .set(self.followed.load(Ordering::Relaxed) as f64);
     }

@@ -67,10 +67,15 @@ pub struct WalStatus {
     pub oldest_pending_age_seconds: Option<f64>,
     /// Records in quarantine (undecodable; see the agent's log).
     pub quarantined: u64,
+    /// Bytes the whole `data_dir` occupies on disk (absent when it could not be measured, and
+    /// from older agents' answers).
+    #[serde(default)]
+    pub disk_bytes: Option<u64>,
 }
 
-/// Reads the status from `wal` (checkpoints, depth) and the files' current sizes.
-pub fn collect(wal: &Wal, state: &str) -> Result<AgentStatus, WalError> {
+/// Reads the status from `wal` (checkpoints, depth), the files' current sizes and the size of
+/// `data_dir` on disk.
+pub fn collect(wal: &Wal, state: &str, data_dir: &Path) -> Result<AgentStatus, WalError> {
     let mut files = Vec::new();
     for item in wal.state_scan_prefix(KEY_PREFIX.as_bytes()) {
         let (_, value) = item?;
@@ -89,6 +94,7 @@ pub fn collect(wal: &Wal, state: &str) -> Result<AgentStatus, WalError> {
             pending_bytes: wal.pending_bytes(),
             oldest_pending_age_seconds: oldest_pending_age(wal),
             quarantined: wal.quarantined()?.len() as u64,
+            disk_bytes: super::disk::disk_usage(data_dir).ok(),
         },
     })
 }
@@ -157,7 +163,7 @@ pub fn from_stopped(data_dir: &Path) -> anyhow::Result<AgentStatus> {
         .with_context(|| format!("cannot copy {} to read it", wal_dir.display()))?;
     let wal = Wal::open(copy.path(), WalOptions::default())
         .with_context(|| format!("cannot read the agent database {}", wal_dir.display()))?;
-    Ok(collect(&wal, "stopped")?)
+    Ok(collect(&wal, "stopped", data_dir)?)
 }
 
 /// Whether another process holds sled's exclusive lock on `db_file`.
@@ -215,7 +221,7 @@ pub fn render(status: &AgentStatus, all: bool, out: &mut dyn Write) -> io::Resul
     }
     writeln!(
         out,
-        "wal: {} records pending, {} bytes, oldest {}, {} quarantined",
+        "wal: {} records pending, {} bytes, oldest {}, {} quarantined, data_dir {} on disk",
         status.wal.pending_records,
         status.wal.pending_bytes,
         status
@@ -223,6 +229,10 @@ pub fn render(status: &AgentStatus, all: bool, out: &mut dyn Write) -> io::Resul
             .oldest_pending_age_seconds
             .map_or_else(|| "-".to_string(), |s| format!("{s:.1} s")),
         status.wal.quarantined,
+        status
+            .wal
+            .disk_bytes
+            .map_or_else(|| "-".to_string(), |b| format!("{b} bytes")),
     )
 }
 
@@ -275,23 +285,23 @@ async fn query(addr: std::net::SocketAddr) -> anyhow::Result<AgentStatus> {
 /// `/status` of the running agent: answers once the WAL is open.
 #[derive(Default)]
 pub struct RunningStatus {
-    wal: std::sync::OnceLock<Wal>,
+    wal: std::sync::OnceLock<(Wal, PathBuf)>,
 }
 
 impl RunningStatus {
-    /// Makes `wal` the source of the answers.
-    pub fn attach(&self, wal: Wal) {
-        let _ = self.wal.set(wal);
+    /// Makes `wal`, stored in `data_dir`, the source of the answers.
+    pub fn attach(&self, wal: Wal, data_dir: &Path) {
+        let _ = self.wal.set((wal, data_dir.to_path_buf()));
     }
 }
 
 impl crate::telemetry::StatusSource for RunningStatus {
     fn status_json(&self) -> Result<String, String> {
-        let wal = self
+        let (wal, data_dir) = self
             .wal
             .get()
             .ok_or_else(|| "the agent is starting (its WAL is not open yet)".to_string())?;
-        let status = collect(wal, "running").map_err(|e| e.to_string())?;
+        let status = collect(wal, "running", data_dir).map_err(|e| e.to_string())?;
         serde_json::to_string(&status).map_err(|e| e.to_string())
     }
 }

@@ -61,6 +61,10 @@ pub struct AgentConfig {
     /// When the WAL holds this many bytes not yet acknowledged by Kafka, reading pauses.
     #[serde(default = "default_wal_max_bytes")]
     pub wal_max_bytes: u64,
+    /// Reading pauses while the filesystem holding `data_dir` has less than this free (0: never);
+    /// the WAL keeps draining to Kafka meanwhile and reading resumes when space returns.
+    #[serde(default = "default_min_free_bytes")]
+    pub min_free_bytes: u64,
     /// How often the globs are re-evaluated (inotify events only hint in between).
     #[serde(default = "default_rescan_interval_ms")]
     pub rescan_interval_ms: u64,
@@ -151,6 +155,9 @@ fn default_read_chunk_bytes() -> usize {
 }
 fn default_wal_max_bytes() -> u64 {
     8 * 1024 * 1024
+}
+fn default_min_free_bytes() -> u64 {
+    16 * 1024 * 1024
 }
 fn default_rescan_interval_ms() -> u64 {
     1000

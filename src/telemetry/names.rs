@@ -10,12 +10,16 @@ pub const AGENT_READ_LINES: &str = "logship_agent_read_lines_total";
 pub const AGENT_READ_BYTES: &str = "logship_agent_read_bytes_total";
 /// Files the agent follows now.
 pub const AGENT_FILES_FOLLOWED: &str = "logship_agent_files_followed";
-/// 1 while reading is paused because the WAL is full (backpressure), else 0.
+/// 1 while reading is paused because the WAL is full or its disk nearly is, else 0.
 pub const AGENT_READING_PAUSED: &str = "logship_agent_reading_paused";
 /// WAL records (chunks) not yet acknowledged by Kafka.
 pub const WAL_PENDING_RECORDS: &str = "logship_wal_pending_records";
 /// Bytes of WAL records not yet acknowledged by Kafka.
 pub const WAL_PENDING_BYTES: &str = "logship_wal_pending_bytes";
+/// Bytes the agent's `data_dir` occupies on disk (the WAL store with sled's overhead).
+pub const WAL_DISK_BYTES: &str = "logship_wal_disk_bytes";
+/// Bytes free on the filesystem holding the agent's `data_dir`.
+pub const AGENT_DISK_FREE_BYTES: &str = "logship_agent_disk_free_bytes";
 /// Age of the oldest WAL record not yet acknowledged (0 when none is pending).
 pub const WAL_OLDEST_PENDING_AGE: &str = "logship_wal_oldest_pending_age_seconds";
 /// WAL records moved to quarantine because they could not be decoded.
@@ -70,12 +74,22 @@ pub fn describe_all() {
     describe_gauge!(AGENT_FILES_FOLLOWED, Unit::Count, "Files followed now.");
     describe_gauge!(
         AGENT_READING_PAUSED,
-        "1 while reading is paused because the WAL is full (backpressure), else 0."
+        "1 while reading is paused because the WAL is full or its disk nearly is (backpressure), else 0."
     );
     describe_gauge!(
         WAL_PENDING_RECORDS,
         Unit::Count,
         "WAL records not yet acknowledged by Kafka."
+    );
+    describe_gauge!(
+        WAL_DISK_BYTES,
+        Unit::Bytes,
+        "Bytes the agent's data_dir occupies on disk."
+    );
+    describe_gauge!(
+        AGENT_DISK_FREE_BYTES,
+        Unit::Bytes,
+        "Bytes free on the filesystem holding the agent's data_dir."
     );
     describe_gauge!(
         WAL_PENDING_BYTES,

@@ -54,6 +54,11 @@ pub struct AgentProcess {
 impl AgentProcess {
     /// Starts the agent; its log goes to `agent-<n>.log` next to the config.
     pub fn start(config: &Path) -> AgentProcess {
+        Self::start_with_env(config, &[])
+    }
+
+    /// [`AgentProcess::start`] with extra environment variables.
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> AgentProcess {
         let dir = config.parent().expect("config dir");
         let mut n = 0;
         let log = loop {
@@ -68,6 +73,7 @@ impl AgentProcess {
             .args(["agent", "--config"])
             .arg(config)
             .env("RUST_LOG", "info,logship=debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -119,6 +125,25 @@ impl AgentProcess {
     /// Whether it is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit status, or `None` if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn sigterm(&self) {
+        unsafe_sigterm(self.child.id());
     }
 }
 
