@@ -379,3 +379,110 @@ fn sigterm_ends_the_agent_even_with_a_stuck_thread() {
     assert!(log.contains("did not stop within"), "{log}");
     assert!(log.contains("reader"), "{log}");
 }
+
+/// The documented bound of the agent's `data_dir` on disk (docs/config.md): three times
+/// `wal_max_bytes`, plus 16 MiB.
+fn data_dir_bound(wal_max_bytes: u64) -> u64 {
+    3 * wal_max_bytes + 16 * 1024 * 1024
+}
+
+/// 1 GB shipped through the default 8 MiB WAL, with Kafka stopped for a minute in the middle
+/// (the WAL fills, reading pauses, then it drains): the `data_dir` never takes more than the
+/// documented bound, measured every 100 ms, and `logship_wal_disk_bytes` reports it.
+#[test]
+fn data_dir_stays_within_its_bound_through_1_gb_and_an_outage() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let _kafka = kafka_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("disk-bound");
+    let addr = free_addr();
+    let data_dir = dir.path().join("data");
+    let config = config_with_data_dir(
+        dir.path(),
+        &data_dir,
+        &topic,
+        &format!("metrics_addr = \"{addr}\"\nshutdown_timeout_ms = 2000"),
+    );
+    let mut agent = AgentProcess::start(&config);
+
+    let largest = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (largest, done, data_dir) = (largest.clone(), done.clone(), data_dir.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if let Ok(bytes) = logship::agent::disk::disk_usage(&data_dir) {
+                    largest.fetch_max(bytes, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+
+    // ~1 KiB lines that compress poorly, written in 16 MiB steps; Kafka is stopped for a minute
+    // after the first 400 MiB.
+    let pool = noisy_lines("bound", 2000);
+    let total: u64 = 1 << 30;
+    let mut written = 0u64;
+    let mut lines_written = 0u64;
+    // None before the outage, Some(running) during it, and the outage ended after it.
+    let mut outage: Option<(Outage, Instant)> = None;
+    let mut outage_over = false;
+    let mut file = std::fs::File::create(dir.path().join("logs/big.log")).unwrap();
+    let mut step = Vec::with_capacity(17 << 20);
+    while written < total {
+        step.clear();
+        while step.len() < 16 << 20 {
+            let i = lines_written as usize;
+            for k in 0..8 {
+                step.extend_from_slice(pool[(i * 7 + k) % pool.len()].as_bytes());
+            }
+            writeln!(step, " {i}").unwrap();
+            lines_written += 1;
+        }
+        file.write_all(&step).unwrap();
+        written += step.len() as u64;
+        if !outage_over && outage.is_none() && written >= 400 << 20 {
+            outage = Some((Outage::begin("kafka"), Instant::now()));
+        }
+        if let Some((_, since)) = &outage {
+            if since.elapsed() < Duration::from_secs(60) {
+                // The files are the buffer: writing goes on, slowly, while the WAL is full.
+                std::thread::sleep(Duration::from_millis(500));
+            } else if let Some((running, _)) = outage.take() {
+                running.end();
+                outage_over = true;
+            }
+        }
+    }
+    if let Some((running, since)) = outage.take() {
+        std::thread::sleep(Duration::from_secs(60).saturating_sub(since.elapsed()));
+        running.end();
+    }
+    let delivered = wait_for(ARRIVAL, || {
+        let (_, metrics) = http_get(addr, "/metrics")?;
+        let lines = common::ops::sample(&metrics, "logship_kafka_delivered_lines_total", None)?;
+        (lines as u64 >= lines_written).then_some(metrics)
+    });
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let metrics =
+        delivered.unwrap_or_else(|| panic!("not everything was delivered:\n{}", agent.plain_log()));
+    let largest = largest.load(Ordering::Relaxed);
+    let bound = data_dir_bound(8 << 20);
+    eprintln!(
+        "data_dir: at most {largest} bytes on disk for {written} bytes shipped (bound {bound})"
+    );
+    assert!(
+        largest <= bound,
+        "data_dir took {largest} bytes, over the bound {bound}"
+    );
+    let reported = common::ops::sample(&metrics, "logship_wal_disk_bytes", None)
+        .expect("logship_wal_disk_bytes on /metrics");
+    assert!(reported > 0.0 && reported as u64 <= bound, "{reported}");
+    assert!(agent.is_running(), "{}", agent.plain_log());
+    assert!(agent.terminate(), "agent did not stop on SIGTERM");
+}
