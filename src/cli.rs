@@ -52,6 +52,12 @@ pub enum Command {
         #[arg(long)]
         metrics_addr: Option<SocketAddr>,
     },
+    /// Serve the console: search logs in a browser, see every hit in its file's context.
+    Console {
+        /// Console configuration (TOML); see docs/console.md.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Show an agent's files (offset, size, bytes behind, last read) and WAL depth; asks the
     /// running agent at its `metrics_addr`, or reads the stopped agent's database.
     Status {

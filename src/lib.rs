@@ -15,6 +15,8 @@
 //!    ([`es`]) with `create` and the line's deterministic id, committing offsets only up to the
 //!    contiguous prefix Elasticsearch acknowledged.
 //!
+//! 4. [`console`] serves the web page and JSON API people search their logs with.
+//!
 //! Optionally, [`etcd`] adds collect entries from a central store while the agent runs.
 //! [`telemetry`] serves what both roles tell operators: metrics, health, status.
 //!
@@ -23,6 +25,7 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod es;
 pub mod etcd;
 pub mod kafka;

@@ -76,6 +76,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             config.metrics_addr = metrics_addr.or(config.metrics_addr);
             logship::transfer::run(config, shutdown).await
         }
+        Command::Console { config } => {
+            let config = logship::config::ConsoleConfig::load(&config)?;
+            logship::console::run(config, shutdown).await
+        }
         Command::Status { config, all } => {
             let config = logship::config::AgentConfig::load(&config)?;
             let mut out = std::io::stdout().lock();

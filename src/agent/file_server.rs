@@ -396,6 +396,15 @@ impl FileServer {
                 ),
             }
         }
+        // A file just renamed away (or deleted) is followed for `rotate_wait` from now at least:
+        // its writer may go on appending until it reopens, however long the file was idle before.
+        for key in &was_matched {
+            if let Some(tailed) = self.files.get_mut(key) {
+                if !tailed.matched {
+                    tailed.last_growth = Instant::now();
+                }
+            }
+        }
         for key in rewritten {
             if let Err(error) = self.on_truncated(&key, &mut new_checkpoints) {
                 tracing::warn!(file = ?key, %error, "cannot check the rewritten file; will retry");

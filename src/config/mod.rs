@@ -6,6 +6,7 @@
 //! `docs/config.md`.
 
 mod agent;
+mod console;
 mod transfer;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 pub use agent::{validate_collect_entry, AgentConfig, CollectEntry, EtcdConfig, StartPosition};
+pub use console::{ConsoleConfig, ConsoleEsConfig};
 pub use transfer::{
     BatchConfig, ElasticsearchConfig, RetryConfig, TransferConfig, TransferKafkaConfig,
     PROTECTED_KAFKA_OPTIONS,

@@ -1,4 +1,5 @@
-//! A thin Elasticsearch client for the transfer: `_bulk` and index templates.
+//! A thin Elasticsearch client: `_bulk` and index templates for the transfer, `_search` for the
+//! console.
 //!
 //! It reports what happened and decides nothing: a transport failure, a non-2xx status and a
 //! processed bulk are returned as such, and the caller ([`crate::transfer`]) applies the rules of
@@ -10,7 +11,7 @@ use elasticsearch::auth::Credentials;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::Url;
 use elasticsearch::indices::IndicesPutIndexTemplateParts;
-use elasticsearch::{BulkParts, Elasticsearch};
+use elasticsearch::{BulkParts, Elasticsearch, SearchParts};
 
 use super::bulk::{parse_answer, BulkItemResult, BulkParseError};
 
@@ -152,6 +153,46 @@ impl EsClient {
             status,
             body,
         })
+    }
+
+    /// Runs `_search` with `body` over `indices` (names or patterns). Patterns matching nothing
+    /// give an empty answer, not an error. Returns the answer as JSON.
+    pub async fn search(
+        &self,
+        indices: &[&str],
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, EsError> {
+        let response = self
+            .client
+            .search(SearchParts::Index(indices))
+            .allow_no_indices(true)
+            .ignore_unavailable(true)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let status = response.status_code().as_u16();
+        let bytes = response.bytes().await.map_err(|e| EsError::Transport {
+            url: self.url.clone(),
+            message: format!("reading the answer: {e}"),
+        })?;
+        if !(200..300).contains(&status) {
+            return Err(EsError::Status {
+                what: "_search".into(),
+                status,
+                body: truncated(&bytes),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| EsError::Status {
+            what: "_search (unreadable answer)".into(),
+            status,
+            body: e.to_string(),
+        })
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     fn transport_error(&self, error: elasticsearch::Error) -> EsError {

@@ -1,0 +1,163 @@
+//! The console's configuration (`logship console --config console.toml`).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{load_toml, ConfigError};
+
+/// The whole console configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Where the console listens (default `127.0.0.1:9700`: loopback, as it has no
+    /// authentication yet).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The cluster to search.
+    pub elasticsearch: ConsoleEsConfig,
+}
+
+/// The console's `[elasticsearch]` table.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleEsConfig {
+    /// Base URL, `http://host:port` or `https://host:port`.
+    pub url: String,
+    /// The indices searched: a pattern or a comma-separated list (`web_log-*,app-*`). The
+    /// dead-letter index is searched only if named here.
+    pub index_pattern: String,
+    /// Basic-auth user name (with `password`), as for the transfer.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Basic-auth password (with `username`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Timeout of one request to Elasticsearch.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for ConsoleEsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleEsConfig")
+            .field("url", &self.url)
+            .field("index_pattern", &self.index_pattern)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .finish()
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9700))
+}
+
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+
+impl ConsoleConfig {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<ConsoleConfig, ConfigError> {
+        let config: ConsoleConfig = load_toml(path)?;
+        config.check_values(&path.display().to_string())?;
+        Ok(config)
+    }
+
+    fn check_values(&self, file: &str) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: file.to_string(),
+            message,
+        };
+        let es = &self.elasticsearch;
+        if !(es.url.starts_with("http://") || es.url.starts_with("https://")) {
+            return Err(invalid(format!(
+                "elasticsearch.url {:?} must start with http:// or https://",
+                es.url
+            )));
+        }
+        let patterns: Vec<&str> = es.index_pattern.split(',').map(str::trim).collect();
+        if patterns.iter().any(|p| p.is_empty()) {
+            return Err(invalid(
+                "elasticsearch.index_pattern must name at least one index or pattern, with no empty item"
+                    .into(),
+            ));
+        }
+        if let Some(bad) = patterns
+            .iter()
+            .find(|p| p.contains(['/', '\\', ' ', '"', '?', '#', '<', '>', '|']))
+        {
+            return Err(invalid(format!(
+                "elasticsearch.index_pattern item {bad:?} is not an index name or pattern"
+            )));
+        }
+        if es.username.is_some() != es.password.is_some() {
+            return Err(invalid(
+                "elasticsearch.username and elasticsearch.password go together".into(),
+            ));
+        }
+        if es.request_timeout_ms == 0 {
+            return Err(invalid(
+                "elasticsearch.request_timeout_ms must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<ConsoleConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.toml");
+        std::fs::write(&path, text).unwrap();
+        ConsoleConfig::load(&path)
+    }
+
+    #[test]
+    fn defaults_and_required_keys() {
+        let config = load(
+            "[elasticsearch]\nurl = \"http://127.0.0.1:9200\"\nindex_pattern = \"web_log-*\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.listen, default_listen());
+        assert_eq!(config.elasticsearch.index_pattern, "web_log-*");
+        let missing = load("[elasticsearch]\nurl = \"http://127.0.0.1:9200\"\n").unwrap_err();
+        assert!(missing.to_string().contains("index_pattern"), "{missing}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_by_name() {
+        let unknown = load(
+            "lisen = \"127.0.0.1:1\"\n[elasticsearch]\nurl = \"http://h:9200\"\nindex_pattern = \"a\"\n",
+        )
+        .unwrap_err();
+        assert!(unknown.to_string().contains("lisen"), "{unknown}");
+        for (text, key) in [
+            (
+                "url = \"h:9200\"\nindex_pattern = \"a\"",
+                "elasticsearch.url",
+            ),
+            (
+                "url = \"http://h:9200\"\nindex_pattern = \"a,,b\"",
+                "index_pattern",
+            ),
+            (
+                "url = \"http://h:9200\"\nindex_pattern = \"a b\"",
+                "index_pattern",
+            ),
+            (
+                "url = \"http://h:9200\"\nindex_pattern = \"a\"\nusername = \"u\"",
+                "username",
+            ),
+        ] {
+            let error = load(&format!("[elasticsearch]\n{text}\n")).unwrap_err();
+            assert!(error.to_string().contains(key), "{key}: {error}");
+        }
+    }
+}

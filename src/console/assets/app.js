@@ -1,0 +1,210 @@
+// logship console: the search page (/) and the context view (/context/{id}).
+// All state lives in the URL; everything is fetched from the console's JSON API.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v; else node.setAttribute(k, v);
+  }
+  for (const child of children) {
+    node.append(child instanceof Node ? child : document.createTextNode(String(child ?? "")));
+  }
+  return node;
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+async function api(path) {
+  let response;
+  try {
+    response = await fetch(path);
+  } catch (e) {
+    throw new Error("the console did not answer: " + e.message);
+  }
+  let body;
+  try {
+    body = await response.json();
+  } catch (e) {
+    throw new Error("the console answered " + response.status + " with something unreadable");
+  }
+  if (!response.ok) throw new Error(body.error || ("error " + response.status));
+  return body;
+}
+
+function searchParams() {
+  const p = new URLSearchParams(location.search);
+  return { q: p.get("q") || "", from: p.get("from") || "now-15m", to: p.get("to") || "now" };
+}
+
+function fillForm(s) {
+  $("q").value = s.q;
+  const preset = [...$("range").options].some((o) => o.value === s.from) && s.to === "now";
+  $("range").value = preset ? s.from : "custom";
+  $("custom").hidden = preset;
+  $("from").value = preset ? "" : s.from;
+  $("to").value = preset ? "" : s.to;
+}
+
+function readForm() {
+  const custom = $("range").value === "custom";
+  return {
+    q: $("q").value.trim(),
+    from: custom ? ($("from").value.trim() || "now-15m") : $("range").value,
+    to: custom ? ($("to").value.trim() || "now") : "now",
+  };
+}
+
+function searchUrl(s) {
+  const p = new URLSearchParams();
+  if (s.q) p.set("q", s.q);
+  p.set("from", s.from);
+  p.set("to", s.to);
+  return "/?" + p.toString();
+}
+
+function apiQuery(s, extra) {
+  const p = new URLSearchParams({ q: s.q, from: s.from, to: s.to, ...(extra || {}) });
+  return p.toString();
+}
+
+function messageCell(hit) {
+  const cell = el("td", { class: "message" });
+  if (hit.highlight) cell.innerHTML = hit.highlight; // HTML-escaped by Elasticsearch (encoder html)
+  else cell.textContent = hit.message ?? "";
+  return cell;
+}
+
+function hitRow(hit) {
+  const link = el("a", { href: "/context/" + encodeURIComponent(hit.id), class: "context-link" }, "context");
+  return el("tr", { "data-id": hit.id },
+    el("td", { class: "time" }, hit["@timestamp"] || ""),
+    el("td", { class: "where" }, (hit.host || "") + " ", el("br"), hit.file || ""),
+    messageCell(hit),
+    el("td", {}, link));
+}
+
+function drawHistogram(h) {
+  const svg = $("histogram");
+  svg.replaceChildren();
+  const buckets = h.buckets || [];
+  if (!buckets.length) return;
+  const width = svg.clientWidth || 800, height = svg.clientHeight || 80;
+  const max = Math.max(...buckets.map((b) => b.count), 1);
+  const w = width / buckets.length;
+  buckets.forEach((b, i) => {
+    const bar = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    const bh = Math.max(b.count ? 1 : 0, (b.count / max) * (height - 4));
+    bar.setAttribute("x", String(i * w + 1));
+    bar.setAttribute("y", String(height - bh));
+    bar.setAttribute("width", String(Math.max(w - 2, 1)));
+    bar.setAttribute("height", String(bh));
+    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    title.textContent = b.start + ": " + b.count;
+    bar.append(title);
+    svg.append(bar);
+  });
+}
+
+function drawFacets(facets, s) {
+  const box = $("facets");
+  box.replaceChildren();
+  for (const [field, values] of Object.entries(facets || {})) {
+    box.append(el("h3", {}, field));
+    for (const v of values) {
+      const q = (s.q ? "(" + s.q + ") AND " : "") + field + ':"' + String(v.value).replace(/(["\\])/g, "\\$1") + '"';
+      box.append(el("a", { href: searchUrl({ ...s, q }), class: "facet" }, el("span", {}, v.value), el("span", {}, v.count)));
+    }
+  }
+}
+
+let nextCursor = null;
+
+async function runSearch() {
+  const s = searchParams();
+  fillForm(s);
+  $("search-view").hidden = false;
+  $("context-view").hidden = true;
+  showError("");
+  const body = $("hits").tBodies[0];
+  body.replaceChildren();
+  try {
+    const [page, histogram] = await Promise.all([
+      api("/api/search?" + apiQuery(s, { size: "100" })),
+      api("/api/histogram?" + apiQuery(s)),
+    ]);
+    $("summary").textContent = page.total + " hits";
+    drawHistogram(histogram);
+    drawFacets(page.facets, s);
+    page.hits.forEach((h) => body.append(hitRow(h)));
+    nextCursor = page.after;
+    $("more").hidden = !nextCursor;
+  } catch (e) {
+    $("summary").textContent = "";
+    showError(e.message);
+  }
+}
+
+async function loadMore() {
+  if (!nextCursor) return;
+  const s = searchParams();
+  try {
+    const page = await api("/api/search?" + apiQuery(s, { size: "100", after: nextCursor }));
+    page.hits.forEach((h) => $("hits").tBodies[0].append(hitRow(h)));
+    nextCursor = page.after;
+    $("more").hidden = !nextCursor;
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+let contextSpan = { before: 50, after: 50 };
+
+async function runContext(id) {
+  $("search-view").hidden = true;
+  $("context-view").hidden = false;
+  showError("");
+  try {
+    const c = await api("/api/context/" + encodeURIComponent(id) + "?before=" + contextSpan.before + "&after=" + contextSpan.after);
+    const hit = c.lines[c.hit] || {};
+    $("context-title").textContent = (hit.host || "") + " " + (hit.file || "") + (c.stream ? " (stream " + c.stream + ")" : "");
+    const body = $("lines").tBodies[0];
+    body.replaceChildren();
+    c.lines.forEach((line, i) => {
+      const row = el("tr", { class: i === c.hit ? "hit" : "line", "data-id": line.id },
+        el("td", { class: "offset" }, line.offset ?? ""),
+        el("td", { class: "time" }, line["@timestamp"] || ""),
+        el("td", { class: "message" }, line.message ?? ""));
+      body.append(row);
+      if (i === c.hit) row.id = "the-hit";
+    });
+    const marked = $("the-hit");
+    if (marked) marked.scrollIntoView({ block: "center" });
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+function route() {
+  const m = location.pathname.match(/^\/context\/(.+)$/);
+  if (m) runContext(decodeURIComponent(m[1]));
+  else runSearch();
+}
+
+$("range").addEventListener("change", () => { $("custom").hidden = $("range").value !== "custom"; });
+$("search").addEventListener("submit", (e) => {
+  e.preventDefault();
+  history.pushState(null, "", searchUrl(readForm()));
+  runSearch();
+});
+$("more").addEventListener("click", loadMore);
+$("above").addEventListener("click", () => { contextSpan.before += 50; route(); });
+$("below").addEventListener("click", () => { contextSpan.after += 50; route(); });
+window.addEventListener("popstate", route);
+route();

@@ -1,0 +1,311 @@
+//! The console: people search their logs in a browser (`logship console`).
+//!
+//! One HTTP server (axum) serves the page and its assets, compiled into the binary (nothing
+//! from a CDN: it works on an air-gapped host), and the JSON API the page and scripts use:
+//!
+//! - `GET /api/search?q=&from=&to=&size=&after=`: one page of hits, newest first, with the
+//!   exact total, facets (hosts, files) on the first page, and a cursor to the next page
+//!   (`search_after`, so paging goes past 10,000 hits);
+//! - `GET /api/context/{id}?before=&after=`: the lines around a hit from the same file stream,
+//!   in file order (offset), across rename rotations (a stream keeps its id when renamed);
+//! - `GET /api/histogram?q=&from=&to=`: matches over time.
+//!
+//! It is read-only and asks only Elasticsearch, over the indices of `index_pattern`. A user's
+//! mistake is answered 400 with Elasticsearch's reason, an unreachable cluster 503, an unknown id
+//! 404, each as `{"error": "..."}` (docs/console.md).
+
+pub mod query;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::config::ConsoleConfig;
+use crate::es::client::{EsClient, EsError, EsSettings};
+use crate::shutdown::Shutdown;
+use query::{BadRequest, Filter};
+
+/// The page (one for search and context: the script reads the URL).
+const INDEX_HTML: &str = include_str!("assets/index.html");
+/// The page's script.
+const APP_JS: &str = include_str!("assets/app.js");
+/// The page's style.
+const APP_CSS: &str = include_str!("assets/app.css");
+
+/// What the handlers share.
+#[derive(Clone)]
+struct Console {
+    es: EsClient,
+    indices: Arc<Vec<String>>,
+}
+
+/// Runs the console until `shutdown`. Binds before returning the first time, so a taken port is
+/// a startup error.
+pub async fn run(config: ConsoleConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let es = &config.elasticsearch;
+    let client = EsClient::new(&EsSettings {
+        url: es.url.clone(),
+        basic_auth: es.username.clone().zip(es.password.clone()),
+        request_timeout: Duration::from_millis(es.request_timeout_ms),
+    })
+    .context("cannot set up the Elasticsearch client")?;
+    let indices = es
+        .index_pattern
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .collect();
+    let app = router(Console {
+        es: client,
+        indices: Arc::new(indices),
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr().context("listening address")?;
+    tracing::info!(
+        url = %format!("http://{addr}/"),
+        elasticsearch = %es.url,
+        index_pattern = %es.index_pattern,
+        "console listening"
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await
+        .context("the console's HTTP server failed")
+}
+
+fn router(console: Console) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/context/{id}", get(page))
+        .route("/assets/app.js", get(script))
+        .route("/assets/app.css", get(style))
+        .route("/api/search", get(api_search))
+        .route("/api/context/{id}", get(api_context))
+        .route("/api/histogram", get(api_histogram))
+        .fallback(not_found)
+        .with_state(console)
+}
+
+async fn page() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        INDEX_HTML,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        APP_JS,
+    )
+        .into_response()
+}
+
+async fn style() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS).into_response()
+}
+
+async fn not_found() -> Response {
+    ApiError::NotFound("no such page".into()).into_response()
+}
+
+/// An answer other than success, with its status.
+#[derive(Debug)]
+enum ApiError {
+    /// The request is wrong (a bad query, parameter or cursor): 400.
+    Bad(String),
+    /// Nothing has that id, or no such page: 404.
+    NotFound(String),
+    /// Elasticsearch cannot answer now (unreachable, overloaded): 503.
+    Unavailable(String),
+    /// Elasticsearch answered something the console cannot use (refused credentials): 502.
+    Upstream(String),
+}
+
+impl From<BadRequest> for ApiError {
+    fn from(error: BadRequest) -> Self {
+        ApiError::Bad(error.0)
+    }
+}
+
+impl From<EsError> for ApiError {
+    fn from(error: EsError) -> Self {
+        match &error {
+            EsError::Transport { url, message } => {
+                ApiError::Unavailable(format!("Elasticsearch at {url} is unreachable: {message}"))
+            }
+            EsError::Status { status, body, .. } => {
+                let reason = query::es_reason(body);
+                match status {
+                    400 => ApiError::Bad(reason),
+                    404 => ApiError::NotFound(reason),
+                    429 | 500..=599 => ApiError::Unavailable(format!(
+                        "Elasticsearch cannot answer now ({status}): {reason}"
+                    )),
+                    _ => ApiError::Upstream(format!("Elasticsearch answered {status}: {reason}")),
+                }
+            }
+            EsError::Setup(_) | EsError::Malformed { .. } => ApiError::Upstream(error.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::Bad(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+            ApiError::Upstream(m) => (StatusCode::BAD_GATEWAY, m),
+        };
+        json_response(status, &json!({ "error": message }))
+    }
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+/// Parameters of `/api/search` and `/api/histogram` (numbers as text, so a bad one gets our
+/// own 400 message).
+#[derive(Debug, Default, Deserialize)]
+struct SearchParams {
+    q: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    size: Option<String>,
+    after: Option<String>,
+}
+
+fn number(name: &str, value: Option<&str>) -> Result<Option<usize>, ApiError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::Bad(format!("{name}: {v:?} is not a whole number"))),
+    }
+}
+
+impl Console {
+    fn indices(&self) -> Vec<&str> {
+        self.indices.iter().map(String::as_str).collect()
+    }
+
+    async fn search(&self, body: &Value) -> Result<Value, ApiError> {
+        let answer = self.es.search(&self.indices(), body).await?;
+        if let Some(failure) = answer["_shards"]["failures"].get(0) {
+            // A query that fails on every shard is an error; on some, the answer is partial.
+            if answer["_shards"]["successful"].as_u64() == Some(0) {
+                let reason = query::es_reason(&json!({ "error": failure["reason"] }).to_string());
+                return Err(ApiError::Bad(reason));
+            }
+        }
+        Ok(answer)
+    }
+}
+
+async fn api_search(
+    State(console): State<Console>,
+    Query(params): Query<SearchParams>,
+) -> Result<Response, ApiError> {
+    let size = query::page_size(number("size", params.size.as_deref())?)?;
+    let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
+        Some(cursor) => Some(query::decode_cursor(cursor)?),
+        None => None,
+    };
+    let filter = Filter::new(params.q, params.from, params.to, OffsetDateTime::now_utc())?;
+    let answer = console
+        .search(&query::search_body(&filter, size, after.as_ref()))
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &query::search_answer(&answer, size),
+    ))
+}
+
+async fn api_histogram(
+    State(console): State<Console>,
+    Query(params): Query<SearchParams>,
+) -> Result<Response, ApiError> {
+    let filter = Filter::new(params.q, params.from, params.to, OffsetDateTime::now_utc())?;
+    let answer = console.search(&query::histogram_body(&filter)).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &query::histogram_answer(&filter, &answer),
+    ))
+}
+
+/// Parameters of `/api/context/{id}`.
+#[derive(Debug, Default, Deserialize)]
+struct ContextParams {
+    before: Option<String>,
+    after: Option<String>,
+}
+
+async fn api_context(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    Query(params): Query<ContextParams>,
+) -> Result<Response, ApiError> {
+    let side = |name: &str, value: Option<&str>| -> Result<usize, ApiError> {
+        let n = number(name, value)?.unwrap_or(50);
+        if n > query::MAX_CONTEXT {
+            return Err(ApiError::Bad(format!(
+                "{name} must be at most {}",
+                query::MAX_CONTEXT
+            )));
+        }
+        Ok(n)
+    };
+    let before = side("before", params.before.as_deref())?;
+    let after = side("after", params.after.as_deref())?;
+    let found = console.search(&query::by_id_body(&id)).await?;
+    let Some(hit) = found["hits"]["hits"].get(0) else {
+        return Err(ApiError::NotFound(format!("no line has the id {id:?}")));
+    };
+    let hit = query::hit_json(hit);
+    let (Some(stream), Some(offset)) = (hit["file_id"].as_str(), hit["offset"].as_u64()) else {
+        // Not a line of a file (a plain Kafka record): it is its own context.
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({"lines": [hit], "hit": 0, "stream": null}),
+        ));
+    };
+    let older_body = query::neighbours_body(stream, offset, before, true);
+    let newer_body = query::neighbours_body(stream, offset, after, false);
+    let (older, newer) =
+        tokio::try_join!(console.search(&older_body), console.search(&newer_body),)?;
+    let lines_of = |answer: &Value| -> Vec<Value> {
+        answer["hits"]["hits"]
+            .as_array()
+            .map(|hits| hits.iter().map(query::hit_json).collect())
+            .unwrap_or_default()
+    };
+    let mut lines = lines_of(&older);
+    lines.reverse();
+    let position = lines.len();
+    let stream = stream.to_string();
+    lines.push(hit);
+    lines.extend(lines_of(&newer));
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"lines": lines, "hit": position, "stream": stream}),
+    ))
+}

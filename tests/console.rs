@@ -1,0 +1,253 @@
+//! The console's JSON API against real Elasticsearch, holding lines shipped by the real agent and
+//! transfer: search, context across a rename rotation, paging past 10,000 hits, histogram, and
+//! the errors a user can cause.
+
+mod common;
+mod transfer_support;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::agent::{append_lines, write_config, AgentProcess};
+use common::ops::{free_addr, http_get};
+use common::{es_url, logship_bin, wait_for};
+use serde_json::Value;
+use transfer_support::{wait_for_count, Transfer, TransferSetup};
+
+/// A running `logship console`, killed when dropped.
+struct Console {
+    child: Child,
+    addr: SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl Console {
+    fn start(dir: &Path, es: &str, index_pattern: &str) -> Console {
+        let addr = free_addr();
+        let config = dir.join("console.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"{addr}\"\n[elasticsearch]\nurl = \"{es}\"\nindex_pattern = \"{index_pattern}\"\n"
+            ),
+        )
+        .unwrap();
+        let log = dir.join("console.log");
+        let child = Command::new(logship_bin())
+            .args(["console", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start logship console");
+        let console = Console { child, addr, log };
+        let up = wait_for(Duration::from_secs(30), || http_get(addr, "/").map(drop));
+        assert!(up.is_some(), "console did not answer:\n{}", console.log());
+        console
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET `path`: status and JSON body.
+    fn get(&self, path: &str) -> (u16, Value) {
+        let (code, body) = http_get(self.addr, path)
+            .unwrap_or_else(|| panic!("no answer to {path}:\n{}", self.log()));
+        let json = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"));
+        (code, json)
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn query(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Ships lines through the real agent and transfer: `app.log` gets 20 lines, is renamed to
+/// `app.log.1` (the writer keeps appending 20 more to the renamed file, as a logger does until it
+/// reopens), and a new `app.log` gets 5; then `bulk.log` gets 10,500 lines.
+#[test]
+fn search_context_paging_and_errors_against_shipped_lines() {
+    let setup = TransferSetup::new("console");
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let agent_config = write_config(
+        dir.path(),
+        &format!("{}/*.log", logs.display()),
+        &setup.topic,
+        "",
+    );
+    let agent = AgentProcess::start(&agent_config);
+    let (_transfer_dir, transfer_config) = setup.write();
+    let transfer = Transfer::start(&transfer_config, "transfer");
+
+    let app = logs.join("app.log");
+    let first: Vec<String> = (0..20)
+        .map(|i| format!("app line {i:02} needle-{i}"))
+        .collect();
+    append_lines(&app, &first);
+    wait_for_count(&setup.index, 20, Duration::from_secs(120), &[&transfer]);
+    std::fs::rename(&app, logs.join("app.log.1")).unwrap();
+    let renamed: Vec<String> = (20..40)
+        .map(|i| format!("app line {i:02} needle-{i}"))
+        .collect();
+    append_lines(&logs.join("app.log.1"), &renamed);
+    let fresh: Vec<String> = (0..5).map(|i| format!("new app line {i}")).collect();
+    append_lines(&app, &fresh);
+    let bulk = 10_500;
+    let many: Vec<String> = (0..bulk).map(|i| format!("bulk line {i:06}")).collect();
+    append_lines(&logs.join("bulk.log"), &many);
+    let total = 45 + bulk as u64;
+    wait_for_count(&setup.index, total, Duration::from_secs(300), &[&transfer]);
+
+    let console = Console::start(dir.path(), &es_url(), &setup.index);
+    let range = "from=now-1h&to=now";
+
+    // Search finds a known line, highlighted, with its source position.
+    let (code, found) = console.get(&format!("/api/search?q={}&{range}", query("\"needle-27\"")));
+    assert_eq!(code, 200, "{found}");
+    assert_eq!(found["total"], 1, "{found}");
+    let hit = &found["hits"][0];
+    assert_eq!(hit["message"], "app line 27 needle-27");
+    assert!(
+        hit["highlight"]
+            .as_str()
+            .unwrap()
+            .contains("<mark>needle-27</mark>"),
+        "{hit}"
+    );
+    assert!(hit["offset"].as_u64().is_some(), "{hit}");
+    assert_eq!(found["facets"]["file"][0]["count"], 1, "{found}");
+
+    // Context of the last line read before the rename: its neighbours from the same stream,
+    // in file order, continuing into the renamed file (and not the new app.log).
+    let (_, before_rename) =
+        console.get(&format!("/api/search?q={}&{range}", query("\"needle-19\"")));
+    let id = before_rename["hits"][0]["id"].as_str().unwrap().to_string();
+    let (code, context) = console.get(&format!("/api/context/{id}?before=3&after=3"));
+    assert_eq!(code, 200, "{context}");
+    let messages: Vec<&str> = context["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    let want: Vec<String> = (16..23)
+        .map(|i| format!("app line {i:02} needle-{i}"))
+        .collect();
+    assert_eq!(messages, want, "{context}");
+    assert_eq!(context["hit"], 3);
+    let offsets: Vec<u64> = context["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["offset"].as_u64().unwrap())
+        .collect();
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+    let streams: HashSet<&str> = context["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["file_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(streams.len(), 1, "one stream across the rename: {context}");
+
+    // Paging past 10,000 hits: every line exactly once.
+    let mut seen = HashSet::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let cursor = after
+            .as_deref()
+            .map(|a| format!("&after={a}"))
+            .unwrap_or_default();
+        let (code, page) = console.get(&format!("/api/search?size=500&{range}{cursor}"));
+        assert_eq!(code, 200, "{page}");
+        assert_eq!(page["total"], total);
+        for hit in page["hits"].as_array().unwrap() {
+            assert!(
+                seen.insert(hit["id"].as_str().unwrap().to_string()),
+                "twice: {hit}"
+            );
+        }
+        pages += 1;
+        match page["after"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => break,
+        }
+        assert!(pages < 100, "paging does not end");
+    }
+    assert_eq!(seen.len() as u64, total);
+
+    // The histogram counts every match once.
+    let (code, histogram) = console.get(&format!("/api/histogram?{range}"));
+    assert_eq!(code, 200, "{histogram}");
+    let counted: u64 = histogram["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, total, "{histogram}");
+
+    // Errors a user can cause: clear messages, never a 500.
+    let (code, bad) = console.get(&format!("/api/search?q={}&{range}", query("a AND")));
+    assert_eq!(code, 400, "{bad}");
+    assert!(bad["error"].as_str().unwrap().contains("parse"), "{bad}");
+    let (code, unknown) = console.get("/api/context/no-such-id");
+    assert_eq!(code, 404, "{unknown}");
+    let (code, bad_time) = console.get("/api/search?from=yesterday");
+    assert_eq!(code, 400, "{bad_time}");
+    assert!(
+        bad_time["error"].as_str().unwrap().contains("from"),
+        "{bad_time}"
+    );
+    let (code, bad_cursor) = console.get("/api/search?after=nonsense");
+    assert_eq!(code, 400, "{bad_cursor}");
+
+    assert!(agent.terminate(), "agent did not stop");
+    let _ = transfer.terminate(Duration::from_secs(30));
+}
+
+/// Elasticsearch unreachable (an address nothing listens on): 503 saying so, on every API.
+#[test]
+fn elasticsearch_unreachable_is_a_503_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = free_addr();
+    let console = Console::start(dir.path(), &format!("http://{closed}"), "logs-*");
+    for path in ["/api/search", "/api/histogram", "/api/context/some-id"] {
+        let (code, answer) = console.get(path);
+        assert_eq!(code, 503, "{path}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("unreachable"),
+            "{path}: {answer}"
+        );
+    }
+    // The page itself is served from the binary, whatever Elasticsearch does.
+    let (code, page) = http_get(console.addr, "/").unwrap();
+    assert_eq!(code, 200);
+    assert!(page.contains("/assets/app.js"));
+    let (code, script) = http_get(console.addr, "/assets/app.js").unwrap();
+    assert_eq!(code, 200);
+    assert!(script.contains("/api/search"));
+}
