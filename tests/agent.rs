@@ -98,6 +98,46 @@ fn lines_from_several_files_arrive_across_rename_and_copytruncate() {
     );
 }
 
+/// A file idle for longer than `rotate_wait_ms`, then renamed to a name the glob does not match:
+/// its writer goes on appending to it (until it reopens), and those lines arrive too, in the same
+/// stream.
+#[test]
+fn lines_appended_to_an_idle_file_after_its_rename_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let topic = unique("agent-idle-rename");
+    let config = write_config(dir.path(), &format!("{}/*.log", logs.display()), &topic, "");
+    let app = logs.join("app.log");
+    let before = lines("before", 0, 50);
+    append_lines(&app, &before);
+    let agent = AgentProcess::start(&config);
+    let mut reader = TopicReader::new(&topic);
+    assert!(
+        reader.wait_for_messages(&before, ARRIVAL).is_empty(),
+        "{}",
+        agent.log()
+    );
+    // Idle for more than rotate_wait_ms (1 s), then renamed, then written to.
+    std::thread::sleep(Duration::from_millis(2500));
+    std::fs::rename(&app, logs.join("app.log.1")).unwrap();
+    // The agent sees the rename (inotify, or the 200 ms rescan) before the writer's next line.
+    std::thread::sleep(Duration::from_millis(400));
+    let after = lines("after", 0, 50);
+    for line in &after {
+        append_lines(&logs.join("app.log.1"), std::slice::from_ref(line));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut expected = before.clone();
+    expected.extend(after);
+    let missing = reader.wait_for_messages(&expected, ARRIVAL);
+    assert!(missing.is_empty(), "missing {missing:?}\n{}", agent.log());
+    let streams: std::collections::HashSet<&str> =
+        reader.records.iter().map(|r| r.file_id.as_str()).collect();
+    assert_eq!(streams.len(), 1, "one stream across the rename");
+    assert!(agent.terminate(), "agent did not stop on SIGTERM");
+}
+
 #[test]
 fn long_lines_invalid_utf8_and_partial_lines_are_shipped_and_flagged() {
     let dir = tempfile::tempdir().unwrap();
