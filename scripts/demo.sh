@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end, on this machine: Kafka, Elasticsearch and etcd up; logship built; an
 # agent tailing a sample log directory that keeps being written to (with a rotation); a transfer
-# indexing into Elasticsearch; then a search result and where to look next.
+# indexing into Elasticsearch; then a search result, the console (left running, its URL printed
+# last) and where to look next.
 #
 #   scripts/demo.sh            # LINES=20000 by default
 set -euo pipefail
@@ -23,6 +24,8 @@ echo "== demo: building logship"
 cargo build --quiet --bin logship
 bin=target/debug/logship
 
+# The console of an earlier demo run is still serving its port: stop it first.
+if [ -f "$demo/console.pid" ]; then kill -TERM "$(cat "$demo/console.pid")" 2>/dev/null || true; fi
 rm -rf "$demo"
 mkdir -p "$demo/logs"
 cat >"$demo/agent.toml" <<CONF
@@ -93,6 +96,29 @@ curl -s "$ES/$index-*/_search?size=3&sort=offset:asc" -H 'Content-Type: applicat
 # the pipe before python had written everything.)
 python3 -m json.tool "$demo/search.json"
 
+echo "== demo: the console (left running in the background)"
+CONSOLE=${CONSOLE_LISTEN:-127.0.0.1:9700}
+cat >"$demo/console.toml" <<CONF
+listen = "$CONSOLE"
+[elasticsearch]
+url = "$ES"
+index_pattern = "$index-*"
+CONF
+setsid nohup "$bin" console --config "$demo/console.toml" >/dev/null 2>"$demo/console.log" &
+echo $! >"$demo/console.pid"
+answered=""
+for _ in $(seq 1 50); do
+  if answered=$(curl -sf "http://$CONSOLE/api/search?q=message:500&from=now-1h&to=now&size=1"); then break; fi
+  answered=""
+  sleep 0.2
+done
+if [ -z "$answered" ]; then
+  cat "$demo/console.log" >&2
+  echo "demo: the console did not answer on $CONSOLE" >&2
+  exit 1
+fi
+echo "console API: $(echo "$answered" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"], "hits for message:500 in the last hour")')"
+
 cat <<MSG
 
 == demo: done. Where to look next:
@@ -100,7 +126,11 @@ cat <<MSG
   transfer config and log:  $demo/transfer.toml, $demo/transfer.log
   the topic (NDJSON):       kcat -b $BROKER -C -t $topic -c 1 | head -n 3
   the index:                curl -s '$ES/$index-*/_search?q=message:GET&size=1'
+  console config and log:   $demo/console.toml, $demo/console.log (stop it: kill \$(cat $demo/console.pid))
   stop the servers:         scripts/services.sh down
+
+The console, with a sample search (server errors in the last hour):
+  http://$CONSOLE/?q=message:500&from=now-1h&to=now
 MSG
 if [ "$count" -lt "$LINES" ]; then
   echo "demo: only $count of $LINES lines were indexed" >&2

@@ -42,10 +42,12 @@ const KNOWN_FRAME_TAGS: u32 = 2;
 /// its 512 KiB segment) as a file of its own under `blobs/`, and in a write-once, delete-soon
 /// workload like this one those files were seen to pile up without bound (3 GB on disk for
 /// 1 GB written through an 8 MiB WAL). A leaf node holds up to 16 values before it splits, so
-/// values of 4 KiB keep every node well under that size. Measured with `examples/disk_use.rs`
-/// (1 GB through the WAL, steady shipping and an outage filling it): at most 3.1x `max_bytes`
-/// plus 6 MiB on disk, whatever the record size; with 32 KiB pieces it was 8x to 21x.
-pub(crate) const PIECE_BYTES: usize = 4 * 1024;
+/// values of 6 KiB keep every node under that size (16 x 6 = 96 KiB). Measured with
+/// `examples/disk_use.rs` (1 GB through the WAL, steady shipping and an outage filling it): at
+/// most 3.6x `max_bytes` for 8 MiB, 6 MiB for 1 MiB and 2.1x for 64 MiB, whatever the record
+/// size; with 8 KiB pieces (nodes over the blob size) it was 7x to 12x, with 32 KiB 8x to 21x.
+/// 4 KiB pieces cost 10% more CPU than 6 KiB for little less space (docs/bench.md).
+pub(crate) const PIECE_BYTES: usize = 6 * 1024;
 
 /// Length of an encoded [`Frame::Pieces`] head: crc (4), tag (4), count (4), len (8).
 const HEAD_LEN: usize = 20;
