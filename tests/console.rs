@@ -251,3 +251,112 @@ fn elasticsearch_unreachable_is_a_503_saying_so() {
     assert_eq!(code, 200);
     assert!(script.contains("/api/search"));
 }
+
+/// A client following `/api/tail` with curl; what it received so far.
+struct TailClient {
+    child: Child,
+    received: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl TailClient {
+    fn follow(addr: SocketAddr, q: &str) -> TailClient {
+        use std::io::Read;
+        let mut child = Command::new("curl")
+            .args(["-sN", "--max-time", "120"])
+            .arg(format!("http://{addr}/api/tail?q={}", query(q)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run curl");
+        let received = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stdout = child.stdout.take().unwrap();
+        let sink = received.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        TailClient { child, received }
+    }
+
+    fn text(&self) -> String {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TailClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Live tail: three clients follow one query; a line written to a file reaches each of them as a
+/// `line` event (lines that were there before they came do not), one that does not match reaches
+/// none; a bad query is a 400 before any stream.
+#[test]
+fn live_tail_pushes_new_matching_lines_to_every_client() {
+    let setup = TransferSetup::new("console-tail");
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let agent_config = write_config(
+        dir.path(),
+        &format!("{}/*.log", logs.display()),
+        &setup.topic,
+        "",
+    );
+    let agent = AgentProcess::start(&agent_config);
+    let (_transfer_dir, transfer_config) = setup.write();
+    let transfer = Transfer::start(&transfer_config, "transfer");
+    let app = logs.join("app.log");
+    append_lines(&app, &["old tailneedle line".to_string()]);
+    wait_for_count(&setup.index, 1, Duration::from_secs(120), &[&transfer]);
+
+    let console = Console::start(dir.path(), &es_url(), &setup.index);
+    let (code, bad) = console.get(&format!("/api/tail?q={}", query("a AND")));
+    assert_eq!(code, 400, "{bad}");
+
+    let clients: Vec<TailClient> = (0..3)
+        .map(|_| TailClient::follow(console.addr, "tailneedle"))
+        .collect();
+    // The pollers' first round (what is already there) passes nothing on.
+    std::thread::sleep(Duration::from_secs(3));
+    append_lines(
+        &app,
+        &[
+            "new tailneedle line 1".to_string(),
+            "another line".to_string(),
+            "new tailneedle line 2".to_string(),
+        ],
+    );
+    for (n, client) in clients.iter().enumerate() {
+        let got = wait_for(Duration::from_secs(30), || {
+            let text = client.text();
+            (text.contains("new tailneedle line 1") && text.contains("new tailneedle line 2"))
+                .then_some(text)
+        });
+        let text = got.unwrap_or_else(|| {
+            panic!(
+                "client {n} did not receive the new lines: {}\n{}",
+                client.text(),
+                console.log()
+            )
+        });
+        assert!(text.contains("event: line"), "{text}");
+        assert!(!text.contains("old tailneedle line"), "{text}");
+        assert!(!text.contains("another line"), "{text}");
+        let first = text.find("new tailneedle line 1").unwrap();
+        let second = text.find("new tailneedle line 2").unwrap();
+        assert!(first < second, "lines out of order: {text}");
+    }
+    drop(clients);
+    assert!(agent.terminate(), "agent did not stop");
+    let _ = transfer.terminate(Duration::from_secs(30));
+}

@@ -8,26 +8,32 @@
 //!   (`search_after`, so paging goes past 10,000 hits);
 //! - `GET /api/context/{id}?before=&after=`: the lines around a hit from the same file stream,
 //!   in file order (offset), across rename rotations (a stream keeps its id when renamed);
-//! - `GET /api/histogram?q=&from=&to=`: matches over time.
+//! - `GET /api/histogram?q=&from=&to=`: matches over time;
+//! - `GET /api/tail?q=`: new matching lines as they are indexed (server-sent events, see
+//!   [`tail`]).
 //!
 //! It is read-only and asks only Elasticsearch, over the indices of `index_pattern`. A user's
 //! mistake is answered 400 with Elasticsearch's reason, an unreachable cluster 503, an unknown id
 //! 404, each as `{"error": "..."}` (docs/console.md).
 
 pub mod query;
+pub mod tail;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::config::ConsoleConfig;
 use crate::es::client::{EsClient, EsError, EsSettings};
@@ -46,6 +52,7 @@ const APP_CSS: &str = include_str!("assets/app.css");
 struct Console {
     es: EsClient,
     indices: Arc<Vec<String>>,
+    tails: Arc<tail::Tails>,
 }
 
 /// Runs the console until `shutdown`. Binds before returning the first time, so a taken port is
@@ -58,14 +65,16 @@ pub async fn run(config: ConsoleConfig, shutdown: Shutdown) -> anyhow::Result<()
         request_timeout: Duration::from_millis(es.request_timeout_ms),
     })
     .context("cannot set up the Elasticsearch client")?;
-    let indices = es
-        .index_pattern
-        .split(',')
-        .map(|p| p.trim().to_string())
-        .collect();
+    let indices: Arc<Vec<String>> = Arc::new(
+        es.index_pattern
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .collect(),
+    );
     let app = router(Console {
+        tails: Arc::new(tail::Tails::new(client.clone(), indices.clone())),
         es: client,
-        indices: Arc::new(indices),
+        indices,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -87,6 +96,8 @@ fn router(console: Console) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/context/{id}", get(page))
+        .route("/tail", get(page))
+        .route("/api/tail", get(api_tail))
         .route("/assets/app.js", get(script))
         .route("/assets/app.css", get(style))
         .route("/api/search", get(api_search))
@@ -308,4 +319,52 @@ async fn api_context(
         StatusCode::OK,
         &json!({"lines": lines, "hit": position, "stream": stream}),
     ))
+}
+
+/// Parameters of `/api/tail`.
+#[derive(Debug, Default, Deserialize)]
+struct TailParams {
+    q: Option<String>,
+}
+
+/// `GET /api/tail?q=`: server-sent events, `line` (a hit's JSON) for each new matching line,
+/// `overflow`, `error` (Elasticsearch could not be asked; the tail goes on) and, last, `dropped`
+/// when the client fell [`tail::CLIENT_BUFFER`] events behind. A bad query is refused with 400
+/// before the stream starts.
+async fn api_tail(
+    State(console): State<Console>,
+    Query(params): Query<TailParams>,
+) -> Result<Response, ApiError> {
+    let q = params.q.unwrap_or_default();
+    // Checked once, so that a bad query is a 400, not a stream of errors.
+    let mut probe = tail::Tails::poll_body(&q, 0);
+    probe["size"] = json!(0);
+    probe["track_total_hits"] = json!(false);
+    console.search(&probe).await?;
+    let receiver = console.tails.subscribe(&q);
+    let events = futures::stream::unfold(Some(receiver), |state| async move {
+        let mut receiver = state?;
+        let event = match receiver.recv().await {
+            Ok(tail::TailEvent::Line(line)) => {
+                Event::default().event("line").data(line.to_string())
+            }
+            Ok(tail::TailEvent::Overflow { matching }) => Event::default()
+                .event("overflow")
+                .data(json!({ "matching": matching }).to_string()),
+            Ok(tail::TailEvent::Error(message)) => Event::default()
+                .event("error")
+                .data(json!({ "error": message }).to_string()),
+            Err(RecvError::Lagged(missed)) => {
+                let event = Event::default()
+                    .event("dropped")
+                    .data(json!({ "missed": missed }).to_string());
+                return Some((Ok::<_, Infallible>(event), None));
+            }
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(event), Some(receiver)))
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }

@@ -1,4 +1,4 @@
-// logship console: the search page (/) and the context view (/context/{id}).
+// logship console: the search page (/), the context view (/context/{id}) and the live tail (/tail).
 // All state lives in the URL; everything is fetched from the console's JSON API.
 "use strict";
 
@@ -191,9 +191,78 @@ async function runContext(id) {
   }
 }
 
+// Live tail: lines arrive over server-sent events. Paused, they wait in a bounded buffer.
+const TAIL_KEEP = 2000;     // rows kept on the page
+const PAUSE_BUFFER = 5000;  // lines kept while paused; beyond, the oldest are counted and dropped
+let tailSource = null;
+let paused = false;
+let held = [];
+let heldDropped = 0;
+
+function tailRow(line) {
+  return el("tr", { "data-id": line.id },
+    el("td", { class: "time" }, line["@timestamp"] || ""),
+    el("td", { class: "where" }, (line.host || "") + " ", el("br"), line.file || ""),
+    el("td", { class: "message" }, line.message ?? ""),
+    el("td", {}, el("a", { href: "/context/" + encodeURIComponent(line.id) }, "context")));
+}
+
+function showTailLine(line) {
+  const body = $("tail-lines").tBodies[0];
+  body.append(tailRow(line));
+  while (body.rows.length > TAIL_KEEP) body.deleteRow(0);
+}
+
+function runTail() {
+  const q = new URLSearchParams(location.search).get("q") || "";
+  $("q").value = q;
+  $("search-view").hidden = true;
+  $("context-view").hidden = true;
+  $("tail-view").hidden = false;
+  showError("");
+  if (tailSource) tailSource.close();
+  $("tail-lines").tBodies[0].replaceChildren();
+  $("tail-status").textContent = "following " + (q ? "lines matching " + q : "every line") + " …";
+  tailSource = new EventSource("/api/tail?" + new URLSearchParams({ q }).toString());
+  tailSource.addEventListener("line", (e) => {
+    const line = JSON.parse(e.data);
+    if (paused) {
+      held.push(line);
+      if (held.length > PAUSE_BUFFER) { held.shift(); heldDropped += 1; }
+      $("tail-status").textContent = "paused: " + held.length + " new lines waiting" + (heldDropped ? " (" + heldDropped + " older ones dropped)" : "");
+    } else {
+      showTailLine(line);
+    }
+  });
+  tailSource.addEventListener("overflow", (e) => {
+    $("tail-status").textContent = JSON.parse(e.data).matching + " lines matched in the last 30 s: showing the newest; search for all of them";
+  });
+  tailSource.addEventListener("error", (e) => {
+    if (e.data) showError(JSON.parse(e.data).error);
+  });
+  tailSource.addEventListener("dropped", () => {
+    tailSource.close();
+    showError("this page fell too far behind and was disconnected; reload to follow again");
+  });
+}
+
+function togglePause() {
+  paused = !paused;
+  $("pause").textContent = paused ? "Resume" : "Pause";
+  if (!paused) {
+    held.forEach(showTailLine);
+    held = [];
+    heldDropped = 0;
+    $("tail-status").textContent = "following …";
+  }
+}
+
 function route() {
   const m = location.pathname.match(/^\/context\/(.+)$/);
+  if (tailSource && location.pathname !== "/tail") { tailSource.close(); tailSource = null; }
+  $("tail-view").hidden = true;
   if (m) runContext(decodeURIComponent(m[1]));
+  else if (location.pathname === "/tail") runTail();
   else runSearch();
 }
 
@@ -201,9 +270,15 @@ $("range").addEventListener("change", () => { $("custom").hidden = $("range").va
 $("search").addEventListener("submit", (e) => {
   e.preventDefault();
   history.pushState(null, "", searchUrl(readForm()));
-  runSearch();
+  route();
 });
 $("more").addEventListener("click", loadMore);
+$("pause").addEventListener("click", togglePause);
+$("tail-link").addEventListener("click", (e) => {
+  e.preventDefault();
+  history.pushState(null, "", "/tail?" + new URLSearchParams({ q: $("q").value.trim() }).toString());
+  route();
+});
 $("above").addEventListener("click", () => { contextSpan.before += 50; route(); });
 $("below").addEventListener("click", () => { contextSpan.after += 50; route(); });
 window.addEventListener("popstate", route);
