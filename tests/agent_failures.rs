@@ -486,3 +486,39 @@ fn data_dir_stays_within_its_bound_through_1_gb_and_an_outage() {
     assert!(agent.is_running(), "{}", agent.plain_log());
     assert!(agent.terminate(), "agent did not stop on SIGTERM");
 }
+
+/// While the agent stops after a thread failed (here the shipper fails and the reader hangs, so
+/// the stop takes the whole `shutdown_timeout_ms`), `/health` answers 503 naming the failure; the
+/// process then exits non-zero.
+#[test]
+fn health_says_why_while_the_agent_stops_after_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let config = unreachable_kafka_config(
+        dir.path(),
+        &format!("shutdown_timeout_ms = 4000\nmetrics_addr = \"{addr}\""),
+    );
+    let mut agent = AgentProcess::start_with_env(
+        &config,
+        &[("LOGSHIP_TEST_FAULT", "shipper:error:1000,reader:hang")],
+    );
+    assert!(
+        agent.wait_for_log("shipper failed", Duration::from_secs(60)),
+        "{}",
+        agent.plain_log()
+    );
+    let (code, body) = http_get(addr, "/health").unwrap_or_else(|| {
+        panic!(
+            "/health did not answer while stopping:\n{}",
+            agent.plain_log()
+        )
+    });
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("shipper failed"), "{body}");
+    assert!(body.contains("agent"), "{body}");
+    let status = agent.wait_exit(Duration::from_secs(4 + 2));
+    let log = agent.plain_log();
+    let status = status.unwrap_or_else(|| panic!("still running:\n{log}"));
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("did not stop within"), "{log}");
+}

@@ -50,7 +50,9 @@ pub async fn run(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<()> 
     let status = Arc::new(status::RunningStatus::default());
     if let Some(addr) = config.metrics_addr {
         let endpoint = crate::telemetry::Endpoint::install()?.with_status(status.clone());
-        crate::telemetry::serve(addr, endpoint, shutdown.clone()).await?;
+        // The endpoint is not stopped with the agent: /health answers (503, with the reason a
+        // thread failed) until the process exits, which the supervisor bounds.
+        crate::telemetry::serve(addr, endpoint, Shutdown::new()).await?;
     }
     tokio::task::spawn_blocking(move || run_blocking(config, shutdown, &status))
         .await

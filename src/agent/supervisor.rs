@@ -10,9 +10,12 @@
 //!   naming it, instead of blocking: the process exits non-zero, and its supervisor restarts it.
 //!   Nothing is lost by giving up: whatever was not flushed is read again from the files.
 //!
-//! For tests, debug builds read `LOGSHIP_TEST_FAULT` (`<thread>:<fault>[:<after_ms>]`, thread
-//! `reader`, `shipper` or `monitor`, fault `error`, `panic` or `hang`): that thread fails that
-//! way after `after_ms` (default 0) instead of doing its work. Release builds never read it.
+//! For tests, debug builds read `LOGSHIP_TEST_FAULT` (comma-separated `<thread>:<fault>[:<after_ms>]`,
+//! thread `reader`, `shipper` or `monitor`, fault `error`, `panic` or `hang`): that thread fails
+//! that way after `after_ms` (default 0) instead of doing its work. Release builds never read it.
+//!
+//! A failed thread also turns `/health` 503 at once (component `agent`, no grace period); the
+//! agent's endpoint keeps answering until the process exits.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread::JoinHandle;
@@ -67,6 +70,8 @@ impl Workers {
                             thread = name,
                             "{name} failed: {error}; stopping the agent"
                         );
+                        crate::telemetry::Health::global()
+                            .fail_at_once("agent", format!("{name} failed: {error}; stopping"));
                         shutdown.trigger();
                     }
                 }
@@ -187,13 +192,16 @@ fn inject_fault(thread: &str, shutdown: &Shutdown) -> anyhow::Result<()> {
     if !cfg!(debug_assertions) {
         return Ok(());
     }
-    let Ok(spec) = std::env::var("LOGSHIP_TEST_FAULT") else {
+    let Ok(specs) = std::env::var("LOGSHIP_TEST_FAULT") else {
         return Ok(());
     };
-    let mut parts = spec.split(':');
-    if parts.next() != Some(thread) {
+    let Some(spec) = specs
+        .split(',')
+        .find(|spec| spec.split(':').next() == Some(thread))
+    else {
         return Ok(());
-    }
+    };
+    let mut parts = spec.split(':').skip(1);
     let fault = parts.next().unwrap_or("error");
     let after = parts.next().and_then(|ms| ms.parse().ok()).unwrap_or(0);
     std::thread::sleep(Duration::from_millis(after));

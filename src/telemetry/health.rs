@@ -3,7 +3,8 @@
 //! Components report what they observe (`fail("kafka", "no broker reachable")`,
 //! `recover("kafka")`); `/health` is unhealthy while some condition has been failing for at
 //! least `grace`, so a short blip (one broker restart, a WAL briefly full during a burst) does not
-//! page anyone. Conditions used: `kafka` (no broker reachable), `wal` (full: reading paused),
+//! page anyone. Conditions used: `kafka` (no broker reachable), `wal` (full, or no space left on
+//! its disk: reading paused), `agent` (a thread failed and the agent is stopping; no grace),
 //! `elasticsearch` (requests failing or being refused).
 
 use std::collections::BTreeMap;
@@ -95,6 +96,24 @@ impl Health {
         }
     }
 
+    /// `component` failed in a way that needs no grace period (the process is stopping because
+    /// of it): reported from now on.
+    pub fn fail_at_once(&self, component: &'static str, reason: impl Into<String>) {
+        let grace = *self.grace.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let since = now.checked_sub(grace).unwrap_or(now);
+        self.failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                component,
+                Failing {
+                    reason: reason.into(),
+                    since,
+                },
+            );
+    }
+
     /// `component` works again.
     pub fn recover(&self, component: &'static str) {
         self.failing
@@ -154,5 +173,14 @@ mod tests {
         health.recover("kafka");
         assert!(health.report_at(later).is_healthy());
         assert_eq!(health.report_at(later).status, "ok");
+    }
+
+    #[test]
+    fn a_failure_at_once_is_reported_without_the_grace_period() {
+        let health = Health::new(Duration::from_secs(10));
+        health.fail_at_once("agent", "reader failed; stopping");
+        let report = health.report();
+        assert!(!report.is_healthy());
+        assert_eq!(report.problems[0].component, "agent");
     }
 }
