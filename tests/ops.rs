@@ -115,8 +115,8 @@ fn prometheus_scrapes_agent_and_transfer_and_the_counters_match_the_lines_shippe
 /// One file line of `logship status`: path, offset, bytes behind.
 type FileLine = (String, u64, String);
 
-/// `logship status` output: its first line and its file lines.
-fn status(config: &Path) -> Result<(String, Vec<FileLine>), String> {
+/// `logship status` output: its first line, its file lines and its `wal:` line.
+fn status(config: &Path) -> Result<(String, Vec<FileLine>, String), String> {
     let output = Command::new(logship_bin())
         .args(["status", "--config"])
         .arg(config)
@@ -129,6 +129,11 @@ fn status(config: &Path) -> Result<(String, Vec<FileLine>), String> {
             String::from_utf8_lossy(&output.stderr)
         ));
     }
+    let wal = stdout
+        .lines()
+        .find(|l| l.starts_with("wal:"))
+        .unwrap_or_default()
+        .to_string();
     let mut lines = stdout.lines();
     let state = lines.next().unwrap_or_default().to_string();
     let files = lines
@@ -143,7 +148,15 @@ fn status(config: &Path) -> Result<(String, Vec<FileLine>), String> {
             )
         })
         .collect();
-    Ok((state, files))
+    Ok((state, files, wal))
+}
+
+/// The bytes `data_dir` takes on disk, as the `wal:` line of `logship status` says.
+fn disk_bytes(wal_line: &str) -> u64 {
+    let (_, rest) = wal_line
+        .split_once("data_dir ")
+        .unwrap_or_else(|| panic!("no data_dir size in {wal_line:?}"));
+    rest.split_whitespace().next().unwrap().parse().unwrap()
 }
 
 #[test]
@@ -173,16 +186,23 @@ fn status_lists_files_and_offsets_of_a_running_and_a_stopped_agent() {
         (one.display().to_string(), size(&one), "0".to_string()),
         (two.display().to_string(), size(&two), "0".to_string()),
     ];
-    let (state, files) = status(&config).unwrap();
+    let (state, files, wal) = status(&config).unwrap();
     assert_eq!(state, "agent: running");
     assert_eq!(files, want);
+    let on_disk = disk_bytes(&wal);
+    let measured = logship::agent::disk::disk_usage(&dir.path().join("data")).unwrap();
+    assert!(
+        on_disk > 0 && on_disk <= 2 * measured,
+        "{wal} vs {measured}"
+    );
 
     // Lines written while the agent is stopped show up as bytes behind.
     let log = agent.log();
     assert!(agent.terminate(), "{log}");
     append_lines(&two, &lines("late", 0, 10));
-    let (state, files) = status(&config).unwrap();
+    let (state, files, wal) = status(&config).unwrap();
     assert_eq!(state, "agent: stopped");
+    assert!(disk_bytes(&wal) > 0, "{wal}");
     assert_eq!(files[0], want[0]);
     assert_eq!(files[1].1, want[1].1);
     assert_eq!(files[1].2, (size(&two) - want[1].1).to_string());

@@ -80,7 +80,8 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
     crate::telemetry::Health::global().set_grace(Duration::from_millis(config.health_grace_ms));
     if let Some(addr) = config.metrics_addr {
         let endpoint = crate::telemetry::Endpoint::install()?;
-        crate::telemetry::serve(addr, endpoint, shutdown.clone()).await?;
+        // Not stopped with the transfer: /health and /metrics answer until the process exits.
+        crate::telemetry::serve(addr, endpoint, Shutdown::new()).await?;
     }
     let es = EsClient::new(&EsSettings {
         url: config.elasticsearch.url.clone(),
