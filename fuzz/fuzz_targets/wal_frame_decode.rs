@@ -1,5 +1,5 @@
 //! A stored WAL record value must decode or be reported damaged, never panic; an intact frame
-//! must be exactly the documented layout of its payload, and that payload must go on to decode
+//! must be exactly the documented layout of its payload (or of a pieces head), and that payload must go on to decode
 //! as a chunk or fail, as the agent's shipper does with it.
 //!
 //! The first input byte chooses whether the crc is fixed up first: random bytes almost never
@@ -32,7 +32,14 @@ fuzz_target!(|data: &[u8]| {
                 assert!(covered <= chunk.data.len());
             }
         }
+        DecodedFrame::Pieces { count, len } => {
+            // The head of a record stored in pieces: crc (4) | tag 1 (4) | count (4) | len (8).
+            assert_eq!(value.len(), 20);
+            assert_eq!(value[4..8], 1u32.to_le_bytes());
+            assert_eq!(value[8..12], count.to_le_bytes());
+            assert_eq!(value[12..20], len.to_le_bytes());
+        }
         DecodedFrame::Corrupt(reason) => assert!(!reason.is_empty()),
-        DecodedFrame::Unsupported { tag } => assert!(tag >= 1),
+        DecodedFrame::Unsupported { tag } => assert!(tag >= 2),
     }
 });
