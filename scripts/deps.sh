@@ -28,6 +28,9 @@ PKGS=(
   procps
   util-linux
   passwd
+  # console browser tests (tests/console_browser.rs): headless Chromium driven over WebDriver
+  chromium
+  chromium-driver
 )
 # Java runs Kafka and Elasticsearch; Maven downloads their jars/zip.
 # (javac/jar: services.sh compiles a tiny Elasticsearch plugin.)

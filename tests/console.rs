@@ -7,106 +7,30 @@ mod transfer_support;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::agent::{append_lines, write_config, AgentProcess};
+use common::agent::append_lines;
+use common::console::{query, Console};
 use common::ops::{free_addr, http_get};
-use common::{es_url, logship_bin, wait_for};
-use serde_json::Value;
-use transfer_support::{wait_for_count, Transfer, TransferSetup};
-
-/// A running `logship console`, killed when dropped.
-struct Console {
-    child: Child,
-    addr: SocketAddr,
-    log: std::path::PathBuf,
-}
-
-impl Console {
-    fn start(dir: &Path, es: &str, index_pattern: &str) -> Console {
-        let addr = free_addr();
-        let config = dir.join("console.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"{addr}\"\n[elasticsearch]\nurl = \"{es}\"\nindex_pattern = \"{index_pattern}\"\n"
-            ),
-        )
-        .unwrap();
-        let log = dir.join("console.log");
-        let child = Command::new(logship_bin())
-            .args(["console", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start logship console");
-        let console = Console { child, addr, log };
-        let up = wait_for(Duration::from_secs(30), || http_get(addr, "/").map(drop));
-        assert!(up.is_some(), "console did not answer:\n{}", console.log());
-        console
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// GET `path`: status and JSON body.
-    fn get(&self, path: &str) -> (u16, Value) {
-        let (code, body) = http_get(self.addr, path)
-            .unwrap_or_else(|| panic!("no answer to {path}:\n{}", self.log()));
-        let json = serde_json::from_str(&body)
-            .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"));
-        (code, json)
-    }
-}
-
-impl Drop for Console {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn query(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+use common::{es_url, wait_for};
+use transfer_support::Shipping;
 
 /// Ships lines through the real agent and transfer: `app.log` gets 20 lines, is renamed to
 /// `app.log.1` (the writer keeps appending 20 more to the renamed file, as a logger does until it
 /// reopens), and a new `app.log` gets 5; then `bulk.log` gets 10,500 lines.
 #[test]
 fn search_context_paging_and_errors_against_shipped_lines() {
-    let setup = TransferSetup::new("console");
+    let shipping = Shipping::start("console");
+    let (setup, logs) = (&shipping.setup, &shipping.logs);
     let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
-    let agent_config = write_config(
-        dir.path(),
-        &format!("{}/*.log", logs.display()),
-        &setup.topic,
-        "",
-    );
-    let agent = AgentProcess::start(&agent_config);
-    let (_transfer_dir, transfer_config) = setup.write();
-    let transfer = Transfer::start(&transfer_config, "transfer");
 
     let app = logs.join("app.log");
     let first: Vec<String> = (0..20)
         .map(|i| format!("app line {i:02} needle-{i}"))
         .collect();
     append_lines(&app, &first);
-    wait_for_count(&setup.index, 20, Duration::from_secs(120), &[&transfer]);
+    shipping.wait_indexed(20, Duration::from_secs(120));
     std::fs::rename(&app, logs.join("app.log.1")).unwrap();
     let renamed: Vec<String> = (20..40)
         .map(|i| format!("app line {i:02} needle-{i}"))
@@ -118,7 +42,7 @@ fn search_context_paging_and_errors_against_shipped_lines() {
     let many: Vec<String> = (0..bulk).map(|i| format!("bulk line {i:06}")).collect();
     append_lines(&logs.join("bulk.log"), &many);
     let total = 45 + bulk as u64;
-    wait_for_count(&setup.index, total, Duration::from_secs(300), &[&transfer]);
+    shipping.wait_indexed(total, Duration::from_secs(300));
 
     let console = Console::start(dir.path(), &es_url(), &setup.index);
     let range = "from=now-1h&to=now";
@@ -225,8 +149,7 @@ fn search_context_paging_and_errors_against_shipped_lines() {
     let (code, bad_cursor) = console.get("/api/search?after=nonsense");
     assert_eq!(code, 400, "{bad_cursor}");
 
-    assert!(agent.terminate(), "agent did not stop");
-    let _ = transfer.terminate(Duration::from_secs(30));
+    shipping.stop();
 }
 
 /// Elasticsearch unreachable (an address nothing listens on): 503 saying so, on every API.
@@ -302,22 +225,12 @@ impl Drop for TailClient {
 /// none; a bad query is a 400 before any stream.
 #[test]
 fn live_tail_pushes_new_matching_lines_to_every_client() {
-    let setup = TransferSetup::new("console-tail");
+    let shipping = Shipping::start("console-tail");
+    let (setup, logs) = (&shipping.setup, &shipping.logs);
     let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
-    let agent_config = write_config(
-        dir.path(),
-        &format!("{}/*.log", logs.display()),
-        &setup.topic,
-        "",
-    );
-    let agent = AgentProcess::start(&agent_config);
-    let (_transfer_dir, transfer_config) = setup.write();
-    let transfer = Transfer::start(&transfer_config, "transfer");
     let app = logs.join("app.log");
     append_lines(&app, &["old tailneedle line".to_string()]);
-    wait_for_count(&setup.index, 1, Duration::from_secs(120), &[&transfer]);
+    shipping.wait_indexed(1, Duration::from_secs(120));
 
     let console = Console::start(dir.path(), &es_url(), &setup.index);
     let (code, bad) = console.get(&format!("/api/tail?q={}", query("a AND")));
@@ -357,6 +270,5 @@ fn live_tail_pushes_new_matching_lines_to_every_client() {
         assert!(first < second, "lines out of order: {text}");
     }
     drop(clients);
-    assert!(agent.terminate(), "agent did not stop");
-    let _ = transfer.terminate(Duration::from_secs(30));
+    shipping.stop();
 }

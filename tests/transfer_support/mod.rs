@@ -472,3 +472,54 @@ pub fn wait_for_commits_at_end(group: &str, topic: &str, timeout: Duration) {
         committed(group, topic)
     );
 }
+
+/// The whole pipe for a test: a real agent following `logs/*.log` into a fresh topic, and a real
+/// transfer indexing it into a fresh index. Both stop when dropped.
+pub struct Shipping {
+    /// Topic and index names.
+    pub setup: TransferSetup,
+    /// The directory the agent follows.
+    pub logs: PathBuf,
+    /// The agent.
+    pub agent: crate::common::agent::AgentProcess,
+    /// The transfer.
+    pub transfer: Transfer,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Shipping {
+    /// Starts agent and transfer; names are made from `name`.
+    pub fn start(name: &str) -> Shipping {
+        let setup = TransferSetup::new(name);
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let agent_config = crate::common::agent::write_config(
+            dir.path(),
+            &format!("{}/*.log", logs.display()),
+            &setup.topic,
+            "",
+        );
+        let agent = crate::common::agent::AgentProcess::start(&agent_config);
+        let (transfer_dir, transfer_config) = setup.write();
+        let transfer = Transfer::start(&transfer_config, "transfer");
+        Shipping {
+            setup,
+            logs,
+            agent,
+            transfer,
+            _dirs: (dir, transfer_dir),
+        }
+    }
+
+    /// Waits until the index holds `expected` documents (failing with the transfer's log).
+    pub fn wait_indexed(&self, expected: u64, timeout: Duration) {
+        wait_for_count(&self.setup.index, expected, timeout, &[&self.transfer]);
+    }
+
+    /// Stops the agent (which must stop cleanly) and the transfer.
+    pub fn stop(self) {
+        assert!(self.agent.terminate(), "agent did not stop");
+        let _ = self.transfer.terminate(Duration::from_secs(30));
+    }
+}
