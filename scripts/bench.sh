@@ -14,14 +14,20 @@
 #     mapping, alternating, RUNS times each;
 #  4. latency: agent + transfer running, BENCH_LAT_RATE lines/s appended for BENCH_LAT_SECONDS;
 #     p50/p99 from write to searchable (scripts/bench-latency.py);
-#  5. prints the tables (medians) and, unless BENCH_DOC=0, rewrites the marked section of
+#  5. console (only when named in BENCH_PARTS): an index of BENCH_CONSOLE_LINES lines (5,000,000)
+#     shipped by the agent and the transfer (kept between runs), then scripts/bench-console.py
+#     against the release `logship console`: search overhead, context, memory under 50
+#     concurrent searches, Elasticsearch searches of 100 tail clients, page load in Chromium;
+#  6. prints the tables (medians) and, unless BENCH_DOC=0, rewrites the marked sections of
 #     docs/bench.md.
 #
 #   scripts/bench.sh                                   # full: 4 × 1M lines, RUNS=3
 #   BENCH_LINES=50000 RUNS=1 BENCH_DOC=0 scripts/bench.sh   # quick check
+#   BENCH_PARTS=console scripts/bench.sh               # the console's figures
 #
 # Environment: BENCH_LINES (1000000), BENCH_FILES (4), RUNS (3), BENCH_DIR
-# (/var/tmp/logship-bench), BENCH_PARTS ("ship transfer latency"), BENCH_XFER_DOCS (200000),
+# (/var/tmp/logship-bench), BENCH_PARTS ("ship transfer latency"; add "console"),
+# BENCH_CONSOLE_LINES (5000000), BENCH_CONSOLE_ADDR (127.0.0.1:19700), BENCH_XFER_DOCS (200000),
 # BENCH_AGENT_EXTRA (top-level agent config lines, e.g. "wal_max_bytes = 33554432"),
 # BENCH_AGENT_KAFKA_EXTRA (lines of its [kafka] table, e.g. "max_lines_per_record = 1"),
 # BENCH_XFER_BATCH (2000), BENCH_XFER_PARALLEL (4), BENCH_LAT_RATE (1000), BENCH_LAT_SECONDS
@@ -42,6 +48,8 @@ WORK=${BENCH_DIR:-/var/tmp/logship-bench}
 PARTS=${BENCH_PARTS:-ship transfer latency}
 SHIPPERS=${BENCH_SHIPPERS:-logship rsyslog}
 XFER_DOCS=${BENCH_XFER_DOCS:-200000}
+CONSOLE_LINES=${BENCH_CONSOLE_LINES:-5000000}
+CONSOLE_ADDR=${BENCH_CONSOLE_ADDR:-127.0.0.1:19700}
 XFER_BATCH=${BENCH_XFER_BATCH:-2000}
 XFER_PARALLEL=${BENCH_XFER_PARALLEL:-4}
 LAT_RATE=${BENCH_LAT_RATE:-1000}
@@ -449,6 +457,57 @@ if has_part latency; then
   say "$latency"
 fi
 
+# ------------------------------------------------------------------------ console
+
+console_report=""
+if has_part console; then
+  # An index of CONSOLE_LINES lines shipped by the agent and indexed by the transfer (the corpus'
+  # files repeated until each has its share), kept between runs: loading it takes minutes.
+  cindex="bench-console-v$CORPUS_VERSION-$CONSOLE_LINES"
+  if [ "$(es_count "$cindex")" -ne "$CONSOLE_LINES" ]; then
+    say "loading $cindex: $(fmt_int "$CONSOLE_LINES") lines through the agent and the transfer"
+    es_delete "$cindex"
+    rm -rf "$RUN/console-logs"
+    mkdir -p "$RUN/console-logs"
+    share=$((CONSOLE_LINES / FILES))
+    for f in $(seq 1 "$FILES"); do
+      n=$share
+      [ "$f" -lt "$FILES" ] || n=$((CONSOLE_LINES - share * (FILES - 1)))
+      # (the loop ends when head has enough and cat meets the closed pipe)
+      { while cat "$CORPUS/access-$f.log"; do :; done; } 2>/dev/null | head -n "$n" >"$RUN/console-logs/access-$f.log" || true
+    done
+    ctopic="bench-console-src-$STAMP"
+    topic_create "$ctopic"
+    agent_config "$RUN/console-agent.toml" "$RUN/console-agent-data" "$RUN/console-logs/*.log" "$ctopic"
+    "$BIN" agent --config "$RUN/console-agent.toml" 2>"$RUN/console-agent.log" &
+    pid=$!
+    started+=("$pid")
+    wait_count acked - "$CONSOLE_LINES" "$pid" >/dev/null
+    stop "$pid"
+    transfer_config "$RUN/console-transfer.toml" "bench-console-$STAMP" "$ctopic" "$cindex" bench-console-dlq
+    "$BIN" transfer --config "$RUN/console-transfer.toml" 2>"$RUN/console-transfer.log" &
+    pid=$!
+    started+=("$pid")
+    wait_count index "$cindex" "$CONSOLE_LINES" "$pid" >/dev/null
+    stop "$pid"
+    rm -rf "$RUN/console-logs" "$RUN/console-agent-data"
+  fi
+  curl -s -o /dev/null -X POST "$ES/$cindex/_forcemerge?max_num_segments=1" || true
+  cat >"$RUN/console.toml" <<CONF
+listen = "$CONSOLE_ADDR"
+[elasticsearch]
+url = "$ES"
+index_pattern = "$cindex"
+CONF
+  "$BIN" console --config "$RUN/console.toml" 2>"$RUN/console.log" &
+  console_pid=$!
+  started+=("$console_pid")
+  for _ in $(seq 1 100); do curl -sf -o /dev/null "http://$CONSOLE_ADDR/" && break; sleep 0.1; done
+  console_report=$(python3 scripts/bench-console.py --console "http://$CONSOLE_ADDR" --pid "$console_pid" \
+    --es "$ES" --index "$cindex") || die "console benchmark failed"
+  stop "$console_pid"
+fi
+
 # ------------------------------------------------------------------------ report
 
 col() { # col N VALUES...: median of column N of the given result lines
@@ -475,13 +534,17 @@ for var in $(compgen -e | grep -E '^(BENCH_[A-Z_]+|RUNS)$' | sort); do
 done
 cmdline+="scripts/bench.sh"
 
-report="$RUN/report.md"
+header="$RUN/header.md"
 {
   echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), logship $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src wal Cargo.toml || echo '+changes'). ${NOTE:+**$NOTE.**}"
   echo
   echo "Machine: $(nproc) × $cpu_model, $mem_gib GiB RAM, disk $disk_src ($disk_fs, $disk_size, rotational=$disk_rot), Linux $(uname -r); Kafka broker (127.0.0.1), Elasticsearch $es_version and etcd on the same machine. rsyslog $rsyslog_version."
   echo
   echo "Command: \`$cmdline\`"
+} >"$header"
+report="$RUN/report.md"
+{
+  cat "$header"
   if has_part ship; then
     echo
     echo "### Files → Kafka, durability on"
@@ -533,23 +596,43 @@ report="$RUN/report.md"
     echo "latency write→searchable at $LAT_RATE lines/s: p50 $(sed -n 's/.* p50_ms=\([0-9]*\).*/\1/p' <<<"$latency") ms, p99 $(sed -n 's/.* p99_ms=\([0-9]*\).*/\1/p' <<<"$latency") ms"
   fi
 } >"$report"
+console_section="$RUN/console.md"
+if has_part console; then
+  {
+    cat "$header"
+    echo
+    echo "A console (release build, its defaults) over an index of $(fmt_int "$CONSOLE_LINES") lines shipped by the agent and indexed by the transfer (the bench corpus' access-log lines, its files repeated to that count; one shard, force-merged to one segment), measured by \`scripts/bench-console.py\` on the same machine as Elasticsearch."
+    echo
+    echo "$console_report"
+  } >"$console_section"
+fi
 
-echo
-cat "$report"
-
-if [ "$WRITE_DOC" = 1 ]; then
-  doc=docs/bench.md
-  begin='<!-- bench.sh:begin -->'
-  end='<!-- bench.sh:end -->'
-  section="$RUN/section.md"
-  { echo "$begin"; echo "## Side by side (\`scripts/bench.sh\`)"; echo; cat "$report"; echo "$end"; } >"$section"
-  if grep -qF "$begin" "$doc"; then
-    awk -v b="$begin" -v e="$end" -v f="$section" '
+# write_section BEGIN-MARKER END-MARKER TITLE FILE: puts FILE under TITLE between the markers in
+# docs/bench.md (appended the first time).
+write_section() {
+  local doc=docs/bench.md section="$RUN/section.md"
+  { echo "$1"; echo "## $3"; echo; cat "$4"; echo "$2"; } >"$section"
+  if grep -qF "$1" "$doc"; then
+    awk -v b="$1" -v e="$2" -v f="$section" '
       $0 == b { while ((getline l < f) > 0) print l; skip = 1; next }
       $0 == e { skip = 0; next }
       !skip' "$doc" >"$doc.tmp" && mv "$doc.tmp" "$doc"
   else
     { echo; cat "$section"; } >>"$doc"
   fi
-  say "updated $doc"
+  say "updated $doc: $3"
+}
+
+echo
+if has_part ship || has_part transfer || has_part latency; then
+  cat "$report"
+  if [ "$WRITE_DOC" = 1 ]; then
+    write_section '<!-- bench.sh:begin -->' '<!-- bench.sh:end -->' "Side by side (\`scripts/bench.sh\`)" "$report"
+  fi
+fi
+if has_part console; then
+  cat "$console_section"
+  if [ "$WRITE_DOC" = 1 ]; then
+    write_section '<!-- bench.sh:console:begin -->' '<!-- bench.sh:console:end -->' "The console (\`BENCH_PARTS=console scripts/bench.sh\`)" "$console_section"
+  fi
 fi

@@ -232,6 +232,26 @@ impl Console {
     }
 }
 
+impl Console {
+    /// The `n` lines of `stream` before `offset`, nearest first: asked in a window below the
+    /// offset, widened until it holds `n` lines or reaches the stream's start
+    /// ([`query::older_floor`]).
+    async fn older_lines(&self, stream: &str, offset: u64, n: usize) -> Result<Value, ApiError> {
+        let mut round = 0;
+        loop {
+            let floor = query::older_floor(offset, n, round);
+            let answer = self
+                .search(&query::older_body(stream, offset, n, floor))
+                .await?;
+            let got = answer["hits"]["hits"].as_array().map_or(0, Vec::len);
+            if got >= n || floor == 0 {
+                return Ok(answer);
+            }
+            round += 1;
+        }
+    }
+}
+
 async fn api_search(
     State(console): State<Console>,
     Query(params): Query<SearchParams>,
@@ -299,10 +319,11 @@ async fn api_context(
             &json!({"lines": [hit], "hit": 0, "stream": null}),
         ));
     };
-    let older_body = query::neighbours_body(stream, offset, before, true);
-    let newer_body = query::neighbours_body(stream, offset, after, false);
-    let (older, newer) =
-        tokio::try_join!(console.search(&older_body), console.search(&newer_body),)?;
+    let newer_body = query::newer_body(stream, offset, after);
+    let (older, newer) = tokio::try_join!(
+        console.older_lines(stream, offset, before),
+        console.search(&newer_body),
+    )?;
     let lines_of = |answer: &Value| -> Vec<Value> {
         answer["hits"]["hits"]
             .as_array()

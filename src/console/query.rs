@@ -235,25 +235,51 @@ pub fn search_answer(answer: &Value, size: usize) -> Value {
 
 /// The body finding one line by id (in every index of the pattern).
 pub fn by_id_body(id: &str) -> Value {
-    json!({"size": 1, "query": {"ids": {"values": [id]}}})
+    json!({"size": 1, "track_total_hits": false, "query": {"ids": {"values": [id]}}})
 }
 
-/// The body of the `n` lines of stream `file_id` just before (`before = true`) or after
-/// `offset`, nearest first.
-pub fn neighbours_body(file_id: &str, offset: u64, n: usize, before: bool) -> Value {
-    let (bound, order) = if before {
-        ("lt", "desc")
-    } else {
-        ("gt", "asc")
-    };
+/// The body of the `n` lines of stream `file_id` just before `offset` and at or after `floor`,
+/// nearest first.
+///
+/// Asked without a floor, Elasticsearch walks the stream from its start up to `offset` (a
+/// descending sort does not skip ahead): 150 ms deep in a stream of a million lines. The console
+/// asks within a window below `offset` first and widens it only when it holds fewer than `n`
+/// lines ([`older_floor`]).
+pub fn older_body(file_id: &str, offset: u64, n: usize, floor: u64) -> Value {
+    let mut range = json!({"lt": offset});
+    if floor > 0 {
+        range["gte"] = json!(floor);
+    }
+    neighbours(file_id, n, range, "desc")
+}
+
+/// The body of the `n` lines of stream `file_id` just after `offset`, nearest first.
+pub fn newer_body(file_id: &str, offset: u64, n: usize) -> Value {
+    neighbours(file_id, n, json!({"gt": offset}), "asc")
+}
+
+fn neighbours(file_id: &str, n: usize, range: Value, order: &str) -> Value {
+    // No total: counting the matches would visit every line of the stream on that side, while
+    // without it Elasticsearch skips the documents that cannot be among the nearest `n`.
     json!({
         "size": n,
+        "track_total_hits": false,
         "query": {"bool": {"filter": [
             {"term": {"file_id": file_id}},
-            {"range": {"offset": {bound: offset}}}
+            {"range": {"offset": range}}
         ]}},
         "sort": [{"offset": {"order": order}}]
     })
+}
+
+/// The floor of the window below `offset` asked in round `round` (0, 1, ...) for `n` older
+/// lines: 1 KiB per line wanted, 16 times wider each round, 0 (the stream's start) once the
+/// window reaches it. The last round is therefore always complete.
+pub fn older_floor(offset: u64, n: usize, round: u32) -> u64 {
+    let width = (n.max(1) as u64)
+        .saturating_mul(1024)
+        .saturating_mul(16u64.saturating_pow(round));
+    offset.saturating_sub(width)
 }
 
 /// Bucket widths the histogram chooses from, in seconds, with their names.
@@ -476,14 +502,30 @@ mod tests {
     }
 
     #[test]
+    fn the_window_below_a_hit_widens_until_it_reaches_the_stream_start() {
+        assert_eq!(older_floor(1_000_000, 50, 0), 1_000_000 - 51_200);
+        assert_eq!(older_floor(1_000_000, 50, 1), 1_000_000 - 819_200);
+        assert_eq!(older_floor(1_000_000, 50, 2), 0);
+        assert_eq!(older_floor(10, 50, 0), 0);
+        assert_eq!(older_floor(u64::MAX, 1, 30), 0, "saturates, never wraps");
+        // Any offset is reached within 14 rounds.
+        assert_eq!(older_floor(u64::MAX, 0, 14), 0);
+    }
+
+    #[test]
     fn neighbours_are_asked_nearest_first_on_the_right_side() {
-        let before = neighbours_body("s", 100, 5, true);
+        let before = older_body("s", 100, 5, 0);
         assert_eq!(
-            before["query"]["bool"]["filter"][1]["range"]["offset"]["lt"],
-            100
+            before["query"]["bool"]["filter"][1]["range"]["offset"],
+            json!({"lt": 100})
         );
         assert_eq!(before["sort"][0]["offset"]["order"], "desc");
-        let after = neighbours_body("s", 100, 5, false);
+        let windowed = older_body("s", 100_000, 5, 94_880);
+        assert_eq!(
+            windowed["query"]["bool"]["filter"][1]["range"]["offset"],
+            json!({"lt": 100_000, "gte": 94_880})
+        );
+        let after = newer_body("s", 100, 5);
         assert_eq!(
             after["query"]["bool"]["filter"][1]["range"]["offset"]["gt"],
             100
