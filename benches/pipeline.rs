@@ -66,7 +66,7 @@ fn encoding(c: &mut Criterion) {
     group.bench_function("chunk_encode_decode_256KiB", |b| {
         b.iter_batched(
             || chunk.clone(),
-            |chunk| Chunk::decode(&chunk.encode()).map(|c| c.data.len()),
+            |chunk| Chunk::decode(&chunk.encode().unwrap()).map(|c| c.data.len()),
             BatchSize::SmallInput,
         )
     });

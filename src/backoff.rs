@@ -1,9 +1,10 @@
-//! Exponential backoff with jitter, without an attempt limit.
+//! Exponential backoff with jitter, without an attempt limit: the one retry pacing of logship
+//! (the agent's shipper resending a chunk, the etcd watcher and registry reconnecting, the
+//! transfer retrying a bulk request).
 //!
-//! The transfer never gives up on a record (giving up would lose it); the backoff only decides
-//! how long to wait before the next attempt: from `initial`, doubling, up to `max`, each delay
-//! drawn between half and all of its nominal value so that many waiting requests do not retry in
-//! lockstep.
+//! Nothing gives up on a line (giving up would lose it); the backoff only decides how long to
+//! wait before the next attempt: from `initial`, doubling, up to `max`, each delay drawn between
+//! half and all of its nominal value so that many waiting clients do not retry in lockstep.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,6 +18,11 @@ pub struct BackoffPolicy {
 }
 
 impl BackoffPolicy {
+    /// From `initial` up to `max`.
+    pub const fn new(initial: Duration, max: Duration) -> BackoffPolicy {
+        BackoffPolicy { initial, max }
+    }
+
     /// A fresh sequence of delays.
     pub fn start(&self) -> Backoff {
         Backoff {

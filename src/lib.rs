@@ -19,11 +19,13 @@
 //!
 //! Optionally, [`etcd`] adds collect entries from a central store while the agent runs.
 //! [`telemetry`] serves what both roles tell operators: metrics, health, status.
+//! [`backoff`] paces every retry and [`sync`] holds the one policy for poisoned locks. The
+//! command line is the binary's own (`src/cli.rs`); the library takes plain values.
 //!
 //! `docs/design.md` explains every durability decision.
 
 pub mod agent;
-pub mod cli;
+pub mod backoff;
 pub mod config;
 pub mod console;
 pub mod es;
@@ -31,5 +33,6 @@ pub mod etcd;
 pub mod kafka;
 pub mod record;
 pub mod shutdown;
+pub mod sync;
 pub mod telemetry;
 pub mod transfer;

@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use logship::cli::{Cli, Command, LogFormat};
+use cli::{Cli, CollectCommand, Command, CtlCommand, LogFormat};
+use logship::etcd::ctl::CtlRequest;
 use logship::shutdown::Shutdown;
 use tracing_subscriber::EnvFilter;
+
+mod cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -96,8 +99,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             prefix,
             command,
         } => {
+            let request = match command {
+                CtlCommand::Collect {
+                    command: CollectCommand::Get { host },
+                } => CtlRequest::CollectGet { host },
+                CtlCommand::Collect {
+                    command: CollectCommand::Set { host, file },
+                } => CtlRequest::CollectSet { host, file },
+                CtlCommand::Agents => CtlRequest::Agents,
+            };
             let mut out = std::io::stdout().lock();
-            logship::etcd::ctl::run(&etcd, &prefix, &command, &mut out).await
+            logship::etcd::ctl::run(&etcd, &prefix, &request, &mut out).await
         }
     }
 }

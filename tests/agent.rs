@@ -562,7 +562,7 @@ fn uncompressed_wal_records_of_an_earlier_agent_are_shipped() {
             );
             let chunk = Chunk::decode(&payload).unwrap();
             in_wal.extend(record_lines(&value).unwrap());
-            let old = wal_frame(&chunk.encode_v1());
+            let old = wal_frame(&chunk.encode_v1().unwrap());
             assert!(matches!(decode_frame(&old), DecodedFrame::Payload(_)));
             tree.insert(key, old).unwrap();
         }

@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use logship::es::index_name::IndexNameTemplate;
+use logship::config::index_name::IndexNameTemplate;
 use logship::transfer::batch::Batch;
 use logship::transfer::document::{prepare, KafkaRecord};
 use logship::transfer::watermark::Watermarks;

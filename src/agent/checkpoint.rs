@@ -100,9 +100,10 @@ impl Checkpoint {
         format!("{KEY_PREFIX}{}", self.file.checkpoint_key()).into_bytes()
     }
 
-    /// Encodes as the current version.
-    pub fn encode(&self) -> Vec<u8> {
-        bincode::serialize(&CheckpointRecord::V1(self.clone())).unwrap_or_default()
+    /// Encodes as the current version. An error is the serializer's: the checkpoint must then
+    /// not be written (nor the data it covers).
+    pub fn encode(&self) -> Result<Vec<u8>, bincode::Error> {
+        bincode::serialize(&CheckpointRecord::V1(self.clone()))
     }
 
     /// Decodes any known version.
@@ -241,7 +242,7 @@ mod tests {
         let mut checkpoint = Checkpoint::start(file(1), Fingerprint(9), 0, 0, 0, "/a".into());
         checkpoint.advance(b"x\n", false);
         checkpoint.restart_after_truncation(Fingerprint(10));
-        let back = Checkpoint::decode(&checkpoint.encode()).unwrap();
+        let back = Checkpoint::decode(&checkpoint.encode().unwrap()).unwrap();
         assert_eq!(back, checkpoint);
         assert!(Checkpoint::decode(b"junk").is_err());
     }

@@ -85,8 +85,9 @@ pub enum ChunkDecodeError {
 }
 
 impl Chunk {
-    /// Encodes as the current [`ChunkRecord`] version (2: data LZ4-compressed).
-    pub fn encode(&self) -> Vec<u8> {
+    /// Encodes as the current [`ChunkRecord`] version (2: data LZ4-compressed). An error here
+    /// is the serializer's; the caller must not advance past data it could not encode.
+    pub fn encode(&self) -> Result<Vec<u8>, bincode::Error> {
         let record = ChunkRecord::V2(CompressedChunk {
             stream: Cow::Borrowed(&self.stream),
             path: Cow::Borrowed(&self.path),
@@ -99,13 +100,12 @@ impl Chunk {
             data_len: self.data.len() as u32,
             lz4: Cow::Owned(lz4_flex::block::compress(&self.data)),
         });
-        // Serializing plain data into a Vec cannot fail.
-        bincode::serialize(&record).unwrap_or_default()
+        bincode::serialize(&record)
     }
 
     /// Encodes as format 1 (uncompressed), as agents before format 2 wrote it.
-    pub fn encode_v1(&self) -> Vec<u8> {
-        bincode::serialize(&ChunkRecord::V1(Cow::Borrowed(self))).unwrap_or_default()
+    pub fn encode_v1(&self) -> Result<Vec<u8>, bincode::Error> {
+        bincode::serialize(&ChunkRecord::V1(Cow::Borrowed(self)))
     }
 
     /// Decodes any known version.
@@ -179,7 +179,7 @@ mod tests {
             partial_end: false,
             data: b"one\ntwo\n".to_vec(),
         };
-        let bytes = chunk.encode();
+        let bytes = chunk.encode().unwrap();
         let back = Chunk::decode(&bytes).unwrap();
         assert_eq!(back, chunk);
         assert_eq!(back.piece_count(), 2);
@@ -190,7 +190,7 @@ mod tests {
         assert_eq!(compressed.data_len, 8);
         assert_eq!(compressed.stream, "s");
         // Records written by earlier agents (format 1) still decode.
-        let old = chunk.encode_v1();
+        let old = chunk.encode_v1().unwrap();
         assert_eq!(
             bincode::deserialize::<ChunkRecord>(&old).unwrap(),
             ChunkRecord::V1(Cow::Owned(chunk.clone()))
@@ -222,7 +222,7 @@ mod tests {
             );
         }
         let chunk = text_chunk(data);
-        let bytes = chunk.encode();
+        let bytes = chunk.encode().unwrap();
         assert!(
             bytes.len() * 3 < chunk.data.len(),
             "{} of {}",
@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn a_damaged_compressed_chunk_is_an_error() {
         let chunk = text_chunk(b"one\ntwo\nthree\n".to_vec());
-        let encoded = chunk.encode();
+        let encoded = chunk.encode().unwrap();
         let ChunkRecord::V2(mut compressed) = bincode::deserialize(&encoded).unwrap() else {
             panic!("format 2");
         };

@@ -118,20 +118,20 @@ pub struct RemoteEntries {
 impl RemoteEntries {
     /// Replaces the entries (the whole list: an entry left out is no longer collected).
     pub fn publish(&self, entries: Vec<CollectEntry>) {
-        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = crate::sync::lock(&self.inner);
         guard.0 += 1;
         guard.1 = entries;
     }
 
     /// The entries and their generation, if the generation is not `seen`.
     pub fn changed_since(&self, seen: u64) -> Option<(u64, Vec<CollectEntry>)> {
-        let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = crate::sync::lock(&self.inner);
         (guard.0 != seen).then(|| (guard.0, guard.1.clone()))
     }
 
     /// The current entries.
     pub fn current(&self) -> Vec<CollectEntry> {
-        let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = crate::sync::lock(&self.inner);
         guard.1.clone()
     }
 }

@@ -125,6 +125,23 @@ pub enum ReaderError {
     /// The WAL failed.
     #[error(transparent)]
     Wal(#[from] WalError),
+    /// A checkpoint could not be encoded: nothing of it was written.
+    #[error("cannot encode the checkpoint of {path}: {source}")]
+    Encode {
+        /// The file's path.
+        path: String,
+        /// The serializer's error.
+        source: bincode::Error,
+    },
+}
+
+/// Encodes `checkpoint` with its state key, or says which file's could not be.
+fn encoded(checkpoint: &Checkpoint) -> Result<(Vec<u8>, Vec<u8>), ReaderError> {
+    let value = checkpoint.encode().map_err(|source| ReaderError::Encode {
+        path: checkpoint.path.clone(),
+        source,
+    })?;
+    Ok((checkpoint.key(), value))
 }
 
 /// Why reading waits.
@@ -762,7 +779,7 @@ impl FileServer {
         let mut states: Vec<(Vec<u8>, Vec<u8>)> =
             Vec::with_capacity(reads.len() + state_only.len());
         for checkpoint in state_only.iter().chain(reads.iter().map(|r| &r.checkpoint)) {
-            states.push((checkpoint.key(), checkpoint.encode()));
+            states.push(encoded(checkpoint)?);
         }
         // The last write of a key in a batch wins, so a file read twice in one round ends at its
         // latest checkpoint.
@@ -853,12 +870,17 @@ impl FileServer {
                 partial_end: framed.partial_end,
                 data: buf,
             };
+            // Encoded before the checkpoint moves: a chunk that cannot be encoded is read again
+            // next round (and the error logged each time), never skipped.
+            let payload = chunk.encode().map_err(|error| {
+                io::Error::other(format!("cannot encode the chunk read: {error}"))
+            })?;
             let mut checkpoint = tailed.checkpoint.clone();
             checkpoint.advance(&chunk.data, framed.ends_mid_line);
             checkpoint.path = chunk.path.clone();
             tailed.checkpoint = checkpoint.clone();
             return Ok(Some(PendingRead {
-                payload: chunk.encode(),
+                payload,
                 checkpoint,
                 lines: chunk.piece_count() as u64,
                 bytes: chunk.data.len() as u64,
@@ -1084,7 +1106,7 @@ impl FileServer {
     /// Writes checkpoints without data (new files, finished files) durably.
     fn commit_checkpoints(&mut self, checkpoints: Vec<Checkpoint>) -> Result<(), ReaderError> {
         let states: Vec<(Vec<u8>, Vec<u8>)> =
-            checkpoints.iter().map(|c| (c.key(), c.encode())).collect();
+            checkpoints.iter().map(encoded).collect::<Result<_, _>>()?;
         let refs: Vec<(&[u8], Option<&[u8]>)> = states
             .iter()
             .map(|(k, v)| (k.as_slice(), Some(v.as_slice())))

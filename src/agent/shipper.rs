@@ -24,15 +24,17 @@ use logship_wal::{Replayed, Seq, Wal, WalError};
 use super::chunk::Chunk;
 use super::encoder::LineEncoder;
 use super::monitor::Backlog;
+use crate::backoff::{Backoff, BackoffPolicy};
 use crate::config::KafkaProducerConfig;
 use crate::kafka::producer::{BatchOutcome, DurableProducer, SendError};
 use crate::record::RECORD_TARGET_BYTES;
 use crate::shutdown::Shutdown;
+use crate::sync::lock;
 use crate::telemetry::names;
 
-/// First delay before a failed chunk is resent; doubles up to `MAX_BACKOFF`.
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How a chunk Kafka refused is resent: after 500 ms, doubling up to 30 s, with jitter.
+const RESEND: BackoffPolicy =
+    BackoffPolicy::new(Duration::from_millis(500), Duration::from_secs(30));
 
 /// WAL sequence numbers committed by the reader and not yet handed to the producer.
 #[derive(Clone, Default)]
@@ -52,25 +54,22 @@ impl ShipQueue {
             return;
         }
         let (queue, ready) = &*self.inner;
-        if let Ok(mut queue) = queue.lock() {
-            queue.extend(seqs.iter().copied());
-            ready.notify_all();
-        }
+        lock(queue).extend(seqs.iter().copied());
+        ready.notify_all();
     }
 
     fn pop(&self) -> Option<Seq> {
-        self.inner.0.lock().ok()?.pop_front()
+        lock(&self.inner.0).pop_front()
     }
 
     fn replace(&self, seqs: impl IntoIterator<Item = Seq>) {
-        if let Ok(mut queue) = self.inner.0.lock() {
-            queue.clear();
-            queue.extend(seqs);
-        }
+        let mut queue = lock(&self.inner.0);
+        queue.clear();
+        queue.extend(seqs);
     }
 
     fn is_empty(&self) -> bool {
-        self.inner.0.lock().map(|q| q.is_empty()).unwrap_or(true)
+        lock(&self.inner.0).is_empty()
     }
 }
 
@@ -119,7 +118,7 @@ impl Shipper {
         let mut in_flight: HashMap<Seq, InFlight> = HashMap::new();
         let mut in_flight_bytes = 0usize;
         let mut retry: VecDeque<(Instant, Seq)> = VecDeque::new();
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = RESEND.start();
         let mut encode_buf = Vec::with_capacity(1024);
         loop {
             let idle = in_flight_bytes >= self.kafka.max_inflight_bytes
@@ -190,7 +189,7 @@ impl Shipper {
         in_flight: &mut HashMap<Seq, InFlight>,
         in_flight_bytes: &mut usize,
         retry: &mut VecDeque<(Instant, Seq)>,
-        backoff: &mut Duration,
+        backoff: &mut Backoff,
     ) -> Result<(), WalError> {
         if outcomes.is_empty() {
             return Ok(());
@@ -200,7 +199,7 @@ impl Shipper {
             match outcome {
                 BatchOutcome::Delivered(seq) => {
                     acked.push(seq);
-                    *backoff = FIRST_BACKOFF;
+                    backoff.reset();
                     if let Some(sent) = in_flight.remove(&seq) {
                         *in_flight_bytes -= sent.bytes;
                         self.backlog.add_shipped(sent.bytes as u64);
@@ -208,9 +207,9 @@ impl Shipper {
                     }
                 }
                 BatchOutcome::Failed(seq, error) => {
-                    tracing::warn!(seq, %error, retry_in = ?*backoff, "Kafka did not accept a chunk; it stays in the WAL and will be resent");
-                    retry.push_back((Instant::now() + *backoff, seq));
-                    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+                    let delay = backoff.next_delay();
+                    tracing::warn!(seq, %error, retry_in = ?delay, "Kafka did not accept a chunk; it stays in the WAL and will be resent");
+                    retry.push_back((Instant::now() + delay, seq));
                     if let Some(sent) = in_flight.remove(&seq) {
                         *in_flight_bytes -= sent.bytes;
                     }
@@ -233,7 +232,7 @@ impl Shipper {
     ) -> Result<(), ShipperError> {
         producer.flush(self.shutdown_timeout);
         let mut retry = VecDeque::new();
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = RESEND.start();
         self.settle(
             producer.take_finished(Duration::ZERO),
             in_flight,

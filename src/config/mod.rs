@@ -7,6 +7,7 @@
 
 mod agent;
 mod console;
+pub mod index_name;
 mod transfer;
 
 use std::collections::BTreeMap;

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{load_toml, ConfigError};
-use crate::es::index_name::IndexNameTemplate;
+use crate::config::index_name::IndexNameTemplate;
 
 /// librdkafka properties the transfer sets itself; `kafka.options` may not override them,
 /// because the commit rule (commit only what Elasticsearch acknowledged) depends on them.
@@ -298,7 +298,7 @@ impl TransferConfig {
                 ))
             })?;
         }
-        crate::es::index_name::check_index_name(&es.dlq_index)
+        crate::config::index_name::check_index_name(&es.dlq_index)
             .map_err(|e| invalid(format!("elasticsearch.dlq_index: {e}")))?;
         if template.could_match(&es.dlq_index, &kafka.topics) {
             return Err(invalid(format!(

@@ -70,7 +70,7 @@ impl Tails {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<TailEvent>>> {
         // The map holds senders only; a panic elsewhere cannot leave it half-updated.
-        self.feeds.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.feeds)
     }
 
     /// Subscribes to the lines matching `q` from now on, starting its poller if there is none.

@@ -1,7 +1,6 @@
-//! Elasticsearch for the transfer: index names, index templates, `_bulk` and what its answers
-//! mean.
+//! Elasticsearch for the transfer: index templates, `_bulk` and what its answers mean. (Index
+//! names are configuration: [`crate::config::index_name`].)
 //!
-//! - [`index_name`] renders `elasticsearch.index` templates from a record's own time.
 //! - [`template`] builds the index templates put at startup (data and dead-letter).
 //! - [`bulk`] writes `create` actions and reads per-item answers.
 //! - [`outcome`] decides, per item and per request, whether a record is done, retried or
@@ -10,7 +9,6 @@
 
 pub mod bulk;
 pub mod client;
-pub mod index_name;
 pub mod outcome;
 pub mod template;
 

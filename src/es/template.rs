@@ -13,7 +13,7 @@
 
 use serde_json::{json, Value};
 
-use super::index_name::IndexNameTemplate;
+use crate::config::index_name::IndexNameTemplate;
 
 /// A template to put: its name and body.
 #[derive(Debug, Clone, PartialEq)]

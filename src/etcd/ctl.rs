@@ -10,22 +10,37 @@ use etcd_client::GetOptions;
 use super::entries::parse_entries;
 use super::registry::Registration;
 use super::{collect_key, connect, registry_prefix, within};
-use crate::cli::{CollectCommand, CtlCommand};
+/// One `ctl` request (the binary turns its command line into one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CtlRequest {
+    /// Print `host`'s collect entries as JSON (`[]` when it has none).
+    CollectGet {
+        /// The agent's `host`.
+        host: String,
+    },
+    /// Validate `file` (a JSON array of collect entries) and make it `host`'s entries.
+    CollectSet {
+        /// The agent's `host`.
+        host: String,
+        /// The JSON file.
+        file: std::path::PathBuf,
+    },
+    /// List live agents from the registry.
+    Agents,
+}
 
-/// Runs one `ctl` command against `endpoints`, writing its output to `out`.
+/// Runs one `ctl` request against `endpoints`, writing its output to `out`.
 pub async fn run(
     endpoints: &[String],
     prefix: &str,
-    command: &CtlCommand,
+    request: &CtlRequest,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     if !prefix.starts_with('/') || prefix.ends_with('/') {
         anyhow::bail!("--prefix {prefix:?} must start with '/' and not end with one");
     }
-    match command {
-        CtlCommand::Collect {
-            command: CollectCommand::Set { host, file },
-        } => {
+    match request {
+        CtlRequest::CollectSet { host, file } => {
             // Validate before connecting: a bad file is refused even with etcd away.
             let json = validated_file(file)?;
             let key = collect_key(prefix, host);
@@ -34,9 +49,7 @@ pub async fn run(
             let revision = response.header().map(|h| h.revision()).unwrap_or(0);
             writeln!(out, "wrote {key} (revision {revision})")?;
         }
-        CtlCommand::Collect {
-            command: CollectCommand::Get { host },
-        } => {
+        CtlRequest::CollectGet { host } => {
             let key = collect_key(prefix, host);
             let mut client = connect(endpoints).await?;
             let response = within("get", client.get(key.as_str(), None)).await?;
@@ -56,7 +69,7 @@ pub async fn run(
                 }
             }
         }
-        CtlCommand::Agents => {
+        CtlRequest::Agents => {
             let key = registry_prefix(prefix);
             let mut client = connect(endpoints).await?;
             let response = within(

@@ -25,6 +25,7 @@ use etcd_client::{Client, ConnectOptions};
 use logship_wal::Wal;
 
 use crate::agent::discovery::RemoteEntries;
+use crate::backoff::BackoffPolicy;
 use crate::config::EtcdConfig;
 use crate::shutdown::Shutdown;
 use registry::Registry;
@@ -131,33 +132,10 @@ pub async fn within<T>(
     }
 }
 
-/// Exponential backoff between reconnection attempts: 200 ms doubling to 5 s.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            next: Duration::from_millis(200),
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay to wait now; the next one is twice as long (at most 5 s).
-    pub fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(Duration::from_secs(5));
-        delay
-    }
-
-    /// Back to the shortest delay (after a success).
-    pub fn reset(&mut self) {
-        *self = Backoff::default();
-    }
-}
+/// How the watcher and the registry pace their reconnections: from 200 ms, doubling, up to 5 s,
+/// with jitter (so that a fleet of agents does not reconnect in lockstep after an etcd restart).
+pub const RECONNECT: BackoffPolicy =
+    BackoffPolicy::new(Duration::from_millis(200), Duration::from_secs(5));
 
 #[cfg(test)]
 mod tests {
@@ -167,10 +145,12 @@ mod tests {
     fn keys_and_backoff() {
         assert_eq!(collect_key("/p", "h"), "/p/agents/h/collect");
         assert_eq!(registry_key("/p", "h"), "/p/registry/h");
-        let mut backoff = Backoff::default();
+        let mut backoff = RECONNECT.start();
         let delays: Vec<u128> = (0..7).map(|_| backoff.next_delay().as_millis()).collect();
-        assert_eq!(delays, vec![200, 400, 800, 1600, 3200, 5000, 5000]);
+        for (delay, nominal) in delays.iter().zip([200, 400, 800, 1600, 3200, 5000, 5000]) {
+            assert!(*delay >= nominal / 2 && *delay <= nominal, "{delays:?}");
+        }
         backoff.reset();
-        assert_eq!(backoff.next_delay(), Duration::from_millis(200));
+        assert!(backoff.next_delay() <= Duration::from_millis(200));
     }
 }

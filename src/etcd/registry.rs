@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{connect, within, Backoff, EtcdError};
+use super::{connect, within, EtcdError, RECONNECT};
+use crate::backoff::Backoff;
 use crate::shutdown::Shutdown;
 
 /// Lease time to live: how long a dead agent stays listed at most.
@@ -46,7 +47,7 @@ impl Registry {
     /// Runs until `shutdown`, re-registering with backoff when etcd is away.
     pub async fn run(self, shutdown: Shutdown) {
         let started_at = now();
-        let mut backoff = Backoff::default();
+        let mut backoff = RECONNECT.start();
         while !shutdown.is_triggered() {
             if let Err(error) = self.session(&started_at, &mut backoff, &shutdown).await {
                 tracing::warn!(key = self.key, %error, "agent registration lost; retrying");

@@ -22,8 +22,9 @@ use etcd_client::{EventType, WatchOptions};
 use logship_wal::Wal;
 
 use super::entries::{parse_allowed, EntriesError};
-use super::{connect, within, Backoff, EtcdError};
+use super::{connect, within, EtcdError, RECONNECT};
 use crate::agent::discovery::RemoteEntries;
+use crate::backoff::Backoff;
 use crate::config::CollectEntry;
 use crate::shutdown::Shutdown;
 use crate::telemetry::names;
@@ -77,7 +78,7 @@ pub struct CollectWatcher {
 impl CollectWatcher {
     /// Runs until `shutdown`, reconnecting with backoff whenever etcd is away.
     pub async fn run(self, shutdown: Shutdown) {
-        let mut backoff = Backoff::default();
+        let mut backoff = RECONNECT.start();
         let mut reached_once = false;
         let mut reported_outage = false;
         loop {

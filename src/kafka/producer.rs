@@ -24,6 +24,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::Statistics;
 
 use crate::config::KafkaProducerConfig;
+use crate::sync::{lock, wait_timeout};
 use crate::telemetry::names;
 
 /// Producer properties that configuration may not override.
@@ -118,7 +119,8 @@ impl ProducerContext for DeliveryContext {
                 Some(error.to_string())
             }
         };
-        if let Ok(mut ledger) = self.ledger.lock() {
+        {
+            let mut ledger = lock(&self.ledger);
             ledger.settle(batch as BatchId, 1, error);
             if !ledger.finished.is_empty() {
                 self.finished.notify_all();
@@ -157,7 +159,8 @@ impl DurableProducer {
 
     /// Registers a batch of `records` records before they are sent.
     pub fn begin_batch(&self, batch: BatchId, records: usize) {
-        if let Ok(mut ledger) = self.inner.context().ledger.lock() {
+        {
+            let mut ledger = lock(&self.inner.context().ledger);
             ledger.open.insert(
                 batch,
                 Progress {
@@ -174,9 +177,7 @@ impl DurableProducer {
 
     /// Gives up on `unsent` records of `batch` that were never handed to the producer.
     pub fn abort_batch(&self, batch: BatchId, unsent: usize, error: String) {
-        if let Ok(mut ledger) = self.inner.context().ledger.lock() {
-            ledger.settle(batch, unsent, Some(error));
-        }
+        lock(&self.inner.context().ledger).settle(batch, unsent, Some(error));
     }
 
     /// Hands one record of `batch` to the producer, waiting while its queue is full.
@@ -213,26 +214,16 @@ impl DurableProducer {
     /// Takes the outcomes of batches finished since the last call, waiting up to `wait` for one.
     pub fn take_finished(&self, wait: Duration) -> Vec<BatchOutcome> {
         let context = self.inner.context();
-        let Ok(mut ledger) = context.ledger.lock() else {
-            return Vec::new();
-        };
+        let mut ledger = lock(&context.ledger);
         if ledger.finished.is_empty() && !wait.is_zero() {
-            match context.finished.wait_timeout(ledger, wait) {
-                Ok((guard, _)) => ledger = guard,
-                Err(_) => return Vec::new(),
-            }
+            ledger = wait_timeout(&context.finished, ledger, wait);
         }
         std::mem::take(&mut ledger.finished)
     }
 
     /// Batches registered and not finished.
     pub fn open_batches(&self) -> usize {
-        self.inner
-            .context()
-            .ledger
-            .lock()
-            .map(|l| l.open.len())
-            .unwrap_or(0)
+        lock(&self.inner.context().ledger).open.len()
     }
 
     /// The fatal error, if the producer is in a fatal state.

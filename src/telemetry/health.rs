@@ -75,13 +75,13 @@ impl Health {
 
     /// Sets how long a condition must last before it is reported.
     pub fn set_grace(&self, grace: Duration) {
-        *self.grace.lock().unwrap_or_else(|e| e.into_inner()) = grace;
+        *crate::sync::lock(&self.grace) = grace;
     }
 
     /// `component` is failing; the start time of an ongoing failure is kept, the reason updated.
     pub fn fail(&self, component: &'static str, reason: impl Into<String>) {
         let reason = reason.into();
-        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failing = crate::sync::lock(&self.failing);
         match failing.get_mut(component) {
             Some(existing) => existing.reason = reason,
             None => {
@@ -99,27 +99,21 @@ impl Health {
     /// `component` failed in a way that needs no grace period (the process is stopping because
     /// of it): reported from now on.
     pub fn fail_at_once(&self, component: &'static str, reason: impl Into<String>) {
-        let grace = *self.grace.lock().unwrap_or_else(|e| e.into_inner());
+        let grace = *crate::sync::lock(&self.grace);
         let now = Instant::now();
         let since = now.checked_sub(grace).unwrap_or(now);
-        self.failing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                component,
-                Failing {
-                    reason: reason.into(),
-                    since,
-                },
-            );
+        crate::sync::lock(&self.failing).insert(
+            component,
+            Failing {
+                reason: reason.into(),
+                since,
+            },
+        );
     }
 
     /// `component` works again.
     pub fn recover(&self, component: &'static str) {
-        self.failing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(component);
+        crate::sync::lock(&self.failing).remove(component);
     }
 
     /// The conditions failing for at least the grace period.
@@ -128,8 +122,8 @@ impl Health {
     }
 
     fn report_at(&self, now: Instant) -> Report {
-        let grace = *self.grace.lock().unwrap_or_else(|e| e.into_inner());
-        let failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        let grace = *crate::sync::lock(&self.grace);
+        let failing = crate::sync::lock(&self.failing);
         let problems: Vec<Problem> = failing
             .iter()
             .filter_map(|(component, failing)| {

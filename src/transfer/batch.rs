@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::document::{prepare, KafkaRecord};
 use super::watermark::Epoch;
-use crate::es::index_name::IndexNameTemplate;
+use crate::config::index_name::IndexNameTemplate;
 
 /// When a batch is sent.
 #[derive(Debug, Clone, Copy)]

@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
-use super::backoff::BackoffPolicy;
 use super::batch::Batch;
 use super::dlq::{DeadLetter, Rejection};
 use super::events::TransferEvents;
 use super::watermark::{lock, Watermarks};
+use crate::backoff::BackoffPolicy;
 use crate::es::bulk::write_create;
 use crate::es::outcome::{classify_request, ItemOutcome, RequestOutcome};
 use crate::es::EsClient;
@@ -304,7 +304,7 @@ mod tests {
     use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
-    use crate::es::index_name::IndexNameTemplate;
+    use crate::config::index_name::IndexNameTemplate;
     use crate::es::EsSettings;
     use crate::transfer::document::KafkaRecord;
     use crate::transfer::events::Counters;

@@ -20,8 +20,8 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::config::index_name::IndexNameTemplate;
 use crate::es::bulk::write_create;
-use crate::es::index_name::IndexNameTemplate;
 
 /// The parts of a consumed Kafka record the transfer uses.
 #[derive(Debug, Clone, Copy)]

@@ -29,7 +29,7 @@ struct Throttle {
 impl Throttle {
     /// `Some(held back since the last line)` if a line may be logged now.
     fn admit(&self) -> Option<u64> {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = crate::sync::lock(&self.last);
         let now = Instant::now();
         if last.is_some_and(|at| now.duration_since(at) < REPEAT_LOG_INTERVAL) {
             self.held_back.fetch_add(1, Ordering::Relaxed);

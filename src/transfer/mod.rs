@@ -24,8 +24,8 @@
 //! Shutdown: stop consuming, send what was already received, wait for in-flight bulks up to
 //! `shutdown_timeout_ms`, commit what is done, leave the group.
 
-pub mod backoff;
 pub mod batch;
+pub mod consumer;
 pub mod delivery;
 pub mod dlq;
 pub mod document;
@@ -47,14 +47,14 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::backoff::BackoffPolicy;
+use crate::config::index_name::IndexNameTemplate;
 use crate::config::TransferConfig;
-use crate::es::index_name::IndexNameTemplate;
 use crate::es::template::{data_template, dlq_template};
 use crate::es::{EsClient, EsError, EsSettings};
-use crate::kafka::consumer::{commit_list, ConsumerHooks, TransferConsumer};
 use crate::shutdown::Shutdown;
-use backoff::BackoffPolicy;
 use batch::{Batch, BatchLimits};
+use consumer::{commit_list, ConsumerHooks, TransferConsumer};
 use delivery::Delivery;
 use document::KafkaRecord;
 use events::{Counters, TransferEvents};
@@ -107,7 +107,7 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
 
     let marks = Arc::new(Mutex::new(Watermarks::new()));
     let paused = Arc::new(AtomicBool::new(false));
-    let consumer = crate::kafka::consumer::create(
+    let consumer = consumer::create(
         &config.kafka,
         ConsumerHooks::new(marks.clone(), events.clone(), paused.clone()),
     )

@@ -23,9 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Locks watermarks shared between the consuming loop, the bulk tasks and the rebalance hooks —
 /// also after a panic elsewhere: no method leaves them half-updated before it could panic.
 pub fn lock(marks: &Mutex<Watermarks>) -> MutexGuard<'_, Watermarks> {
-    marks
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    crate::sync::lock(marks)
 }
 
 /// Identifies one assignment of one partition to this process.
