@@ -36,6 +36,9 @@ fn search_context_paging_and_errors_against_shipped_lines() {
         .map(|i| format!("app line {i:02} needle-{i}"))
         .collect();
     append_lines(&logs.join("app.log.1"), &renamed);
+    // The new app.log only once the renamed one is read to its end: its lines are then read
+    // after every line of the old stream.
+    shipping.wait_indexed(40, Duration::from_secs(120));
     let fresh: Vec<String> = (0..5).map(|i| format!("new app line {i}")).collect();
     append_lines(&app, &fresh);
     let bulk = 10_500;
@@ -95,6 +98,27 @@ fn search_context_paging_and_errors_against_shipped_lines() {
         .map(|l| l["file_id"].as_str().unwrap())
         .collect();
     assert_eq!(streams.len(), 1, "one stream across the rename: {context}");
+
+    // The neighbouring streams at the path: the old app.log's context offers the new app.log
+    // (from its first line), and the new one's offers the old (its last line read as app.log).
+    let old_stream = context["stream"].as_str().unwrap().to_string();
+    let (code, around_old) = console.get(&format!("/api/context/{id}/streams"));
+    assert_eq!(code, 200, "{around_old}");
+    assert_eq!(
+        around_old["next"]["message"], "new app line 0",
+        "{around_old}"
+    );
+    assert!(around_old["previous"].is_null(), "{around_old}");
+    let new_id = around_old["next"]["id"].as_str().unwrap().to_string();
+    let (_, around_new) = console.get(&format!("/api/context/{new_id}/streams"));
+    assert_eq!(
+        around_new["previous"]["file_id"],
+        old_stream.as_str(),
+        "{around_new}"
+    );
+    assert!(around_new["next"].is_null(), "{around_new}");
+    let (code, missing) = console.get("/api/context/no-such-id/streams");
+    assert_eq!(code, 404, "{missing}");
 
     // Paging past 10,000 hits: every line exactly once.
     let mut seen = HashSet::new();

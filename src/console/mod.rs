@@ -8,6 +8,8 @@
 //!   (`search_after`, so paging goes past 10,000 hits);
 //! - `GET /api/context/{id}?before=&after=`: the lines around a hit from the same file stream,
 //!   in file order (offset), across rename rotations (a stream keeps its id when renamed);
+//! - `GET /api/context/{id}/streams`: the streams that held the hit's path before and after its
+//!   own (copytruncate, a new file at the old name);
 //! - `GET /api/histogram?q=&from=&to=`: matches over time;
 //! - `GET /api/tail?q=`: new matching lines as they are indexed (server-sent events, see
 //!   [`tail`]).
@@ -102,6 +104,7 @@ fn router(console: Console) -> Router {
         .route("/assets/app.css", get(style))
         .route("/api/search", get(api_search))
         .route("/api/context/{id}", get(api_context))
+        .route("/api/context/{id}/streams", get(api_streams))
         .route("/api/histogram", get(api_histogram))
         .fallback(not_found)
         .with_state(console)
@@ -339,6 +342,44 @@ async fn api_context(
     Ok(json_response(
         StatusCode::OK,
         &json!({"lines": lines, "hit": position, "stream": stream}),
+    ))
+}
+
+/// `GET /api/context/{id}/streams`: the streams that held the hit's path just before and just
+/// after the hit's own stream (a copytruncate, or a new file created at the old name), each as
+/// the line of it nearest to the hit's stream (`previous`: its last line read at that path;
+/// `next`: its first), or null.
+async fn api_streams(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let found = console.search(&query::by_id_body(&id)).await?;
+    let Some(hit) = found["hits"]["hits"].get(0) else {
+        return Err(ApiError::NotFound(format!("no line has the id {id:?}")));
+    };
+    let hit = query::hit_json(hit);
+    let none = json!({"file": hit["file"], "previous": null, "next": null});
+    let (Some(stream), Some(file)) = (hit["file_id"].as_str(), hit["file"].as_str()) else {
+        return Ok(json_response(StatusCode::OK, &none));
+    };
+    let span = console
+        .search(&query::stream_span_body(stream, file))
+        .await?;
+    let Some((first, last)) = query::stream_span(&span) else {
+        return Ok(json_response(StatusCode::OK, &none));
+    };
+    let earlier = query::neighbour_stream_body(stream, file, &first, true);
+    let later = query::neighbour_stream_body(stream, file, &last, false);
+    let (previous, next) = tokio::try_join!(console.search(&earlier), console.search(&later))?;
+    let nearest = |answer: &Value| {
+        answer["hits"]["hits"]
+            .get(0)
+            .map(query::hit_json)
+            .unwrap_or(Value::Null)
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"file": file, "previous": nearest(&previous), "next": nearest(&next)}),
     ))
 }
 

@@ -282,6 +282,56 @@ pub fn older_floor(offset: u64, n: usize, round: u32) -> u64 {
     offset.saturating_sub(width)
 }
 
+/// The body asking when stream `file_id` was first and last read at path `file` (the span of
+/// its lines there: a renamed stream has lines under both names).
+pub fn stream_span_body(file_id: &str, file: &str) -> Value {
+    json!({
+        "size": 0,
+        "track_total_hits": false,
+        "query": {"bool": {"filter": [
+            {"term": {"file_id": file_id}},
+            {"term": {"file": file}}
+        ]}},
+        "aggs": {
+            "first": {"min": {"field": "@timestamp", "format": "strict_date_optional_time_nanos"}},
+            "last": {"max": {"field": "@timestamp", "format": "strict_date_optional_time_nanos"}}
+        }
+    })
+}
+
+/// The first and last read time of a stream at a path, from the answer to [`stream_span_body`]
+/// (`None` when it has no line there).
+pub fn stream_span(answer: &Value) -> Option<(String, String)> {
+    let first = answer["aggregations"]["first"]["value_as_string"].as_str()?;
+    let last = answer["aggregations"]["last"]["value_as_string"].as_str()?;
+    Some((first.to_string(), last.to_string()))
+}
+
+/// The body finding the line of another stream at path `file` nearest to `time` on one side:
+/// before it (`earlier`: the newest line read at or before `time`) or after it (the oldest read
+/// at or after). That line belongs to the stream that held the path just before or after
+/// `file_id` did (a copytruncate, or a new file created at the old name).
+pub fn neighbour_stream_body(file_id: &str, file: &str, time: &str, earlier: bool) -> Value {
+    let (bound, order) = if earlier {
+        ("lte", "desc")
+    } else {
+        ("gte", "asc")
+    };
+    json!({
+        "size": 1,
+        "track_total_hits": false,
+        "query": {"bool": {
+            "filter": [
+                {"term": {"file": file}},
+                {"range": {"@timestamp": {bound: time}}}
+            ],
+            "must_not": [{"term": {"file_id": file_id}}]
+        }},
+        "sort": [{"@timestamp": {"order": order}}, {"offset": {"order": order}}],
+        "_source": ["file", "file_id", "offset", "@timestamp", "host", "message"]
+    })
+}
+
 /// Bucket widths the histogram chooses from, in seconds, with their names.
 const INTERVALS: &[(i64, &str)] = &[
     (1, "1s"),
@@ -499,6 +549,44 @@ mod tests {
                 want
             );
         }
+    }
+
+    #[test]
+    fn neighbouring_streams_are_other_streams_at_the_same_path_on_either_side() {
+        let span = stream_span_body("s", "/var/log/app.log");
+        assert_eq!(
+            span["query"]["bool"]["filter"][1]["term"]["file"],
+            "/var/log/app.log"
+        );
+        let answer = json!({"aggregations": {
+            "first": {"value": 1.0, "value_as_string": "2026-12-01T00:00:00.000000001Z"},
+            "last": {"value": 2.0, "value_as_string": "2026-12-01T00:00:01Z"}
+        }});
+        assert_eq!(
+            stream_span(&answer),
+            Some((
+                "2026-12-01T00:00:00.000000001Z".to_string(),
+                "2026-12-01T00:00:01Z".to_string()
+            ))
+        );
+        let none = json!({"aggregations": {"first": {"value": null}, "last": {"value": null}}});
+        assert_eq!(stream_span(&none), None);
+        let before = neighbour_stream_body("s", "/f", "T", true);
+        assert_eq!(
+            before["query"]["bool"]["must_not"][0]["term"]["file_id"],
+            "s"
+        );
+        assert_eq!(
+            before["query"]["bool"]["filter"][1]["range"]["@timestamp"]["lte"],
+            "T"
+        );
+        assert_eq!(before["sort"][0]["@timestamp"]["order"], "desc");
+        let after = neighbour_stream_body("s", "/f", "T", false);
+        assert_eq!(
+            after["query"]["bool"]["filter"][1]["range"]["@timestamp"]["gte"],
+            "T"
+        );
+        assert_eq!(after["sort"][0]["@timestamp"]["order"], "asc");
     }
 
     #[test]

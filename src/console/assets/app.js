@@ -186,8 +186,30 @@ async function runContext(id) {
     });
     const marked = $("the-hit");
     if (marked) marked.scrollIntoView({ block: "center" });
+    showStreams(id);
   } catch (e) {
     showError(e.message);
+  }
+}
+
+// Links to the streams that held the same path before and after this one (a copytruncate, or a
+// new file created at the old name): the context continues there.
+async function showStreams(id) {
+  const box = $("streams");
+  box.replaceChildren();
+  try {
+    const s = await api("/api/context/" + encodeURIComponent(id) + "/streams");
+    if (s.previous) {
+      box.append(el("a", { id: "previous-stream", href: "/context/" + encodeURIComponent(s.previous.id) },
+        "← the file before this one at " + (s.file || "this path") + " (last read " + (s.previous["@timestamp"] || "") + ")"));
+    }
+    if (s.next) {
+      box.append(el("a", { id: "next-stream", href: "/context/" + encodeURIComponent(s.next.id) },
+        "the file after this one at " + (s.file || "this path") + " (first read " + (s.next["@timestamp"] || "") + ") →"));
+    }
+  } catch (e) {
+    // The context itself is shown; the links are a convenience.
+    box.append(el("span", { class: "error" }, "other files at this path: " + e.message));
   }
 }
 
