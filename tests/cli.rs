@@ -69,3 +69,28 @@ fn agent_refuses_unknown_key_missing_topic_and_unwritable_data_dir() {
     assert!(!ok);
     assert!(err.contains("kafka"), "{err}");
 }
+
+/// A startup error is printed once, its cause once: no repeated line, no cause repeated inside
+/// the message.
+#[test]
+fn a_startup_error_is_printed_once_with_its_cause_once() {
+    for role in ["agent", "transfer", "console"] {
+        let out = Command::new(logship_bin())
+            .args([role, "--config", "/nonexistent/logship.toml"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.matches("cannot read config file /nonexistent/logship.toml")
+                .count(),
+            1,
+            "{role}: {err}"
+        );
+        assert_eq!(
+            err.matches("No such file or directory").count(),
+            1,
+            "{role}: {err}"
+        );
+    }
+}

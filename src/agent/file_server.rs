@@ -126,20 +126,20 @@ pub enum ReaderError {
     #[error(transparent)]
     Wal(#[from] WalError),
     /// A checkpoint could not be encoded: nothing of it was written.
-    #[error("cannot encode the checkpoint of {path}: {source}")]
+    #[error("cannot encode the checkpoint of {path}: {error}")]
     Encode {
         /// The file's path.
         path: String,
-        /// The serializer's error.
-        source: bincode::Error,
+        /// The serializer's error (in the message, so not repeated as a source).
+        error: bincode::Error,
     },
 }
 
 /// Encodes `checkpoint` with its state key, or says which file's could not be.
 fn encoded(checkpoint: &Checkpoint) -> Result<(Vec<u8>, Vec<u8>), ReaderError> {
-    let value = checkpoint.encode().map_err(|source| ReaderError::Encode {
+    let value = checkpoint.encode().map_err(|error| ReaderError::Encode {
         path: checkpoint.path.clone(),
-        source,
+        error,
     })?;
     Ok((checkpoint.key(), value))
 }

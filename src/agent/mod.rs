@@ -1,18 +1,24 @@
 //! The agent: follows log files and ships every line to Kafka, losing none.
 //!
 //! Modules, in data-path order:
-//! - [`discovery`]: which files (globs, rescans, inotify hints);
+//! - [`discovery`]: which files (globs, rescans, inotify hints, the central entries);
 //! - [`identity`]: what a file is (device, inode, birth time, first-line fingerprint, stream);
 //! - [`checkpoint`]: where we are in each file, stored atomically with the data;
 //! - [`framing`]: which bytes form complete lines;
 //! - [`file_server`]: the reading loop that commits reads and checkpoints to the WAL;
+//! - [`disk`]: whether `data_dir`'s filesystem still has room (reading pauses when not);
 //! - [`chunk`]: the WAL record format;
-//! - [`shipper`]: WAL → Kafka, acknowledging WAL records only after Kafka did.
+//! - [`encoder`]: the Kafka record of each line of a chunk;
+//! - [`shipper`]: WAL → Kafka, acknowledging WAL records only after Kafka did;
+//! - [`monitor`]: WAL and disk gauges, backlog progress;
+//! - [`supervisor`]: the threads, watched (an error is logged at once, the stop is bounded);
+//! - [`status`]: `logship status`, from the agent's endpoint or its stopped WAL.
 //!
-//! Two threads: the reader ([`file_server::FileServer`]) and the shipper
-//! ([`shipper::Shipper`]); they share the WAL and a queue of committed sequence numbers.
-//! With `[etcd]`, a third thread ([`crate::etcd::start_agent_side`]) publishes the central
-//! collect entries ([`discovery::RemoteEntries`]) that the reader applies between rounds.
+//! Up to four threads, started by [`supervisor::Workers`]: the reader
+//! ([`file_server::FileServer`]), the shipper ([`shipper::Shipper`]) and the monitor
+//! ([`monitor`]); they share the WAL and a queue of committed sequence numbers. With `[etcd]`, a
+//! fourth ([`crate::etcd::start_agent_side`]) publishes the central collect entries
+//! ([`discovery::RemoteEntries`]) that the reader applies between rounds.
 
 pub mod checkpoint;
 pub mod chunk;

@@ -27,12 +27,12 @@ pub use transfer::{
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {error}")]
     Read {
         /// The file.
         path: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not repeated as a source).
+        error: std::io::Error,
     },
     /// The TOML is malformed, has an unknown key, lacks a required key or a value has the wrong type.
     #[error("invalid config file {path}: {message}")]
@@ -54,9 +54,9 @@ pub enum ConfigError {
 
 /// Reads and parses a TOML file into `T`, naming the file in any error.
 pub(crate) fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     toml::from_str(&text).map_err(|error| ConfigError::Parse {
         path: path.display().to_string(),

@@ -43,12 +43,12 @@ pub enum EsError {
         body: String,
     },
     /// A 2xx answer we cannot read.
-    #[error("Elasticsearch answered {what} with something unreadable: {source}")]
+    #[error("Elasticsearch answered {what} with something unreadable: {error}")]
     Malformed {
         /// What was asked.
         what: String,
-        /// Why it is unreadable.
-        source: BulkParseError,
+        /// Why it is unreadable (in the message, so not repeated as a source).
+        error: BulkParseError,
     },
 }
 
@@ -122,7 +122,7 @@ impl EsClient {
                 body: truncated(&bytes),
             });
         }
-        parse_answer(&bytes, docs).map_err(|source| EsError::Malformed { what, source })
+        parse_answer(&bytes, docs).map_err(|error| EsError::Malformed { what, error })
     }
 
     /// Creates or replaces the composable index template `name`.

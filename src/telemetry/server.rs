@@ -37,12 +37,12 @@ pub enum EndpointError {
     #[error("cannot set up the Prometheus recorder: {0}")]
     Recorder(String),
     /// The address could not be bound.
-    #[error("cannot listen on metrics_addr {addr}: {source}")]
+    #[error("cannot listen on metrics_addr {addr}: {error}")]
     Bind {
         /// The configured address.
         addr: SocketAddr,
-        /// The bind error.
-        source: std::io::Error,
+        /// The bind error (in the message, so not repeated as a source).
+        error: std::io::Error,
     },
 }
 
@@ -105,10 +105,10 @@ pub async fn serve(
 ) -> Result<SocketAddr, EndpointError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| EndpointError::Bind { addr, source })?;
+        .map_err(|error| EndpointError::Bind { addr, error })?;
     let local = listener
         .local_addr()
-        .map_err(|source| EndpointError::Bind { addr, source })?;
+        .map_err(|error| EndpointError::Bind { addr, error })?;
     let upkeep = endpoint.handle.clone();
     let upkeep_shutdown = shutdown.clone();
     tokio::spawn(async move {
