@@ -177,6 +177,8 @@ pub struct FileServer {
     /// Streams whose truncated file was already searched for a copy in this process (see
     /// [`FileServer::seek_copy`]); keyed by physical file and stream.
     copies_sought: HashSet<(PhysicalFile, String)>,
+    /// When "files wait for a descriptor" was last logged (`None`: none waits).
+    waiting_logged: Option<Instant>,
 }
 
 impl FileServer {
@@ -220,6 +222,7 @@ impl FileServer {
             backlog: None,
             disk: None,
             copies_sought: HashSet::new(),
+            waiting_logged: None,
         })
     }
 
@@ -382,6 +385,10 @@ impl FileServer {
         }
         let mut new_checkpoints = Vec::new();
         let mut rewritten = Vec::new();
+        // Files not opened for lack of a descriptor: counted, logged once per interval. The
+        // budget keeps descriptors for the WAL, Kafka and the endpoint (open_files::RESERVED).
+        let mut waiting = 0usize;
+        let budget = super::open_files::file_budget();
         for candidate in self.discovery.scan() {
             let Ok(metadata) = std::fs::metadata(&candidate.path) else {
                 continue;
@@ -400,6 +407,10 @@ impl FileServer {
                 }
                 continue;
             }
+            if budget.is_some_and(|budget| self.files.len() >= budget) {
+                waiting += 1;
+                continue;
+            }
             match self.open_new(&candidate, &mut new_checkpoints) {
                 Ok(Some((tailed, is_new))) => {
                     if is_new {
@@ -408,11 +419,13 @@ impl FileServer {
                     self.track(tailed);
                 }
                 Ok(None) => {}
+                Err(error) if super::open_files::is_out_of_descriptors(&error) => waiting += 1,
                 Err(error) => tracing::warn!(
                     path = %candidate.path.display(), %error, "cannot open file; will retry"
                 ),
             }
         }
+        self.report_waiting(waiting);
         // A file just renamed away (or deleted) is followed for `rotate_wait` from now at least:
         // its writer may go on appending until it reopens, however long the file was idle before.
         for key in &was_matched {
@@ -440,6 +453,32 @@ impl FileServer {
         self.followed
             .store(self.files.len() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Publishes how many matched files wait for a descriptor, and says so at most once per
+    /// [`PAUSE_LOG_INTERVAL`] (a scan runs every second or so; one line per file per scan
+    /// would flood the log).
+    fn report_waiting(&mut self, waiting: usize) {
+        metrics::gauge!(names::AGENT_FILES_WAITING).set(waiting as f64);
+        if waiting == 0 {
+            if self.waiting_logged.take().is_some() {
+                tracing::info!("every matched file is followed again");
+            }
+            return;
+        }
+        if self
+            .waiting_logged
+            .is_none_or(|at| at.elapsed() >= PAUSE_LOG_INTERVAL)
+        {
+            tracing::warn!(
+                waiting,
+                followed = self.files.len(),
+                soft_limit = ?super::open_files::soft_limit(),
+                "open-files limit reached: files wait for a descriptor (raise the limit, \
+                 e.g. LimitNOFILE= in the service unit)"
+            );
+            self.waiting_logged = Some(Instant::now());
+        }
     }
 
     /// Closes the files whose entry the latest configuration change removed (see

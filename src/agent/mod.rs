@@ -6,6 +6,7 @@
 //! - [`checkpoint`]: where we are in each file, stored atomically with the data;
 //! - [`framing`]: which bytes form complete lines;
 //! - [`file_server`]: the reading loop that commits reads and checkpoints to the WAL;
+//! - [`open_files`]: the open-files budget (the soft limit raised at start);
 //! - [`disk`]: whether `data_dir`'s filesystem still has room (reading pauses when not);
 //! - [`chunk`]: the WAL record format;
 //! - [`encoder`]: the Kafka record of each line of a chunk;
@@ -29,6 +30,7 @@ pub mod file_server;
 pub mod framing;
 pub mod identity;
 pub mod monitor;
+pub mod open_files;
 pub mod shipper;
 pub mod status;
 pub mod supervisor;
@@ -107,6 +109,20 @@ pub fn run_blocking(
         pending_bytes = wal.pending_bytes(),
         "agent starting"
     );
+
+    match open_files::raise_soft_limit() {
+        Ok(limit) => tracing::info!(
+            soft_limit_at_start = ?limit.before,
+            soft_limit = ?limit.now,
+            files_at_once = ?limit.files(),
+            "open-files limit: the agent keeps each followed file open"
+        ),
+        Err(error) => tracing::warn!(
+            %error,
+            soft_limit = ?open_files::soft_limit(),
+            "cannot raise the open-files limit; following fewer files at once"
+        ),
+    }
 
     let (wake_tx, wake_rx) = sync_channel(1);
     let settings = ReaderSettings {

@@ -10,6 +10,8 @@ pub const AGENT_READ_LINES: &str = "logship_agent_read_lines_total";
 pub const AGENT_READ_BYTES: &str = "logship_agent_read_bytes_total";
 /// Files the agent follows now.
 pub const AGENT_FILES_FOLLOWED: &str = "logship_agent_files_followed";
+/// Files matched but not followed because no file descriptor is left (they wait for one).
+pub const AGENT_FILES_WAITING: &str = "logship_agent_files_waiting";
 /// 1 while reading is paused because the WAL is full or its disk nearly is, else 0.
 pub const AGENT_READING_PAUSED: &str = "logship_agent_reading_paused";
 /// WAL records (chunks) not yet acknowledged by Kafka.
@@ -72,6 +74,11 @@ pub fn describe_all() {
         "Bytes committed to the WAL, per file."
     );
     describe_gauge!(AGENT_FILES_FOLLOWED, Unit::Count, "Files followed now.");
+    describe_gauge!(
+        AGENT_FILES_WAITING,
+        Unit::Count,
+        "Files matched but waiting for a file descriptor (open-files limit reached)."
+    );
     describe_gauge!(
         AGENT_READING_PAUSED,
         "1 while reading is paused because the WAL is full or its disk nearly is (backpressure), else 0."

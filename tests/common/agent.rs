@@ -59,6 +59,21 @@ impl AgentProcess {
 
     /// [`AgentProcess::start`] with extra environment variables.
     pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> AgentProcess {
+        Self::spawn(config, env, &[])
+    }
+
+    /// [`AgentProcess::start`] with the open-files limits `soft` and `hard` (through util-linux's
+    /// `prlimit`).
+    pub fn start_with_nofile(config: &Path, soft: u64, hard: u64) -> AgentProcess {
+        Self::spawn(
+            config,
+            &[],
+            &["prlimit", &format!("--nofile={soft}:{hard}"), "--"],
+        )
+    }
+
+    /// Starts the agent, through the `wrapper` command line when not empty.
+    fn spawn(config: &Path, env: &[(&str, &str)], wrapper: &[&str]) -> AgentProcess {
         let dir = config.parent().expect("config dir");
         let mut n = 0;
         let log = loop {
@@ -69,7 +84,15 @@ impl AgentProcess {
             n += 1;
         };
         let log_file = std::fs::File::create(&log).expect("agent log");
-        let child = Command::new(logship_bin())
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(logship_bin());
+                command
+            }
+            None => Command::new(logship_bin()),
+        };
+        let child = command
             .args(["agent", "--config"])
             .arg(config)
             .env("RUST_LOG", "info,logship=debug")
