@@ -132,15 +132,7 @@ fn noisy_lines(tag: &str, count: usize) -> Vec<String> {
 
 fn assert_all_arrived_once(topic: &str, expected: &[String], log: impl Fn() -> String) {
     let mut reader = TopicReader::new(topic);
-    let missing = reader.wait_for_messages(expected, ARRIVAL);
-    assert!(
-        missing.is_empty(),
-        "{} of {} lines missing, e.g. {:?}\n{}",
-        missing.len(),
-        expected.len(),
-        missing.first(),
-        log()
-    );
+    reader.assert_arrived(expected, ARRIVAL, log);
     assert_duplicates_share_ids(&reader.records);
 }
 

@@ -60,6 +60,9 @@ pub struct ReaderSettings {
     pub rescan_interval: Duration,
     /// How long a rotated-away or deleted file is followed after its last growth.
     pub rotate_wait: Duration,
+    /// A matched file read to its end and unchanged this long is closed (see
+    /// [`FileServer::close_idle`]).
+    pub close_idle: Duration,
     /// Where to start in files found by the first scan without a checkpoint.
     pub start_position: StartPosition,
 }
@@ -76,6 +79,15 @@ struct Tailed {
     last_size: u64,
     last_growth: Instant,
     window: usize,
+}
+
+/// A matched file closed while idle (read to its end, unchanged for `close_idle`): what it
+/// looked like then. Reopened when its size or modification time differs.
+struct Closed {
+    path: PathBuf,
+    topic: String,
+    size: u64,
+    modified: Option<std::time::SystemTime>,
 }
 
 /// What to do with a followed file that no collect entry matched in the latest scan.
@@ -179,6 +191,11 @@ pub struct FileServer {
     copies_sought: HashSet<(PhysicalFile, String)>,
     /// When "files wait for a descriptor" was last logged (`None`: none waits).
     waiting_logged: Option<Instant>,
+    /// Files closed while idle, by identity (see [`FileServer::close_idle`]).
+    closed: HashMap<PhysicalFile, Closed>,
+    /// The latest scan left files waiting for a descriptor: files read to their end are closed
+    /// at once, so that every file gets its turn.
+    starved: bool,
 }
 
 impl FileServer {
@@ -223,6 +240,8 @@ impl FileServer {
             disk: None,
             copies_sought: HashSet::new(),
             waiting_logged: None,
+            closed: HashMap::new(),
+            starved: false,
         })
     }
 
@@ -348,6 +367,7 @@ impl FileServer {
             }
             let progressed = self.read_round()?;
             self.close_drained()?;
+            self.close_idle();
             if !progressed {
                 let _ = self.wake.recv_timeout(Duration::from_millis(250));
             }
@@ -369,6 +389,7 @@ impl FileServer {
         }
         let progressed = self.read_round()?;
         self.close_drained()?;
+        self.close_idle();
         Ok(progressed)
     }
 
@@ -389,11 +410,22 @@ impl FileServer {
         // budget keeps descriptors for the WAL, Kafka and the endpoint (open_files::RESERVED).
         let mut waiting = 0usize;
         let budget = super::open_files::file_budget();
+        let mut seen_closed = HashSet::new();
         for candidate in self.discovery.scan() {
             let Ok(metadata) = std::fs::metadata(&candidate.path) else {
                 continue;
             };
             let physical = PhysicalFile::from_metadata(&metadata);
+            if let Some(closed) = self.closed.get_mut(&physical) {
+                seen_closed.insert(physical);
+                closed.path = candidate.path.clone();
+                closed.topic = candidate.topic.clone();
+                if metadata.len() == closed.size && metadata.modified().ok() == closed.modified {
+                    continue;
+                }
+                // Changed: reopened below (it stays in `closed` until it is open), and
+                // `open_new` checks its identity against its checkpoint before reading on.
+            }
             if let Some(tailed) = self.files.get_mut(&physical) {
                 tailed.matched = true;
                 tailed.path = candidate.path.clone();
@@ -426,6 +458,8 @@ impl FileServer {
             }
         }
         self.report_waiting(waiting);
+        self.starved = waiting > 0;
+        self.closed_not_seen(&seen_closed, entries_changed, &mut new_checkpoints);
         // A file just renamed away (or deleted) is followed for `rotate_wait` from now at least:
         // its writer may go on appending until it reopens, however long the file was idle before.
         for key in &was_matched {
@@ -512,12 +546,20 @@ impl FileServer {
 
     fn track(&mut self, tailed: Tailed) {
         let key = tailed.checkpoint.file;
-        tracing::info!(
-            path = %tailed.path.display(),
-            stream = tailed.checkpoint.stream.as_str(),
-            offset = tailed.checkpoint.offset,
-            "following file"
-        );
+        if self.closed.remove(&key).is_some() {
+            tracing::debug!(
+                path = %tailed.path.display(),
+                offset = tailed.checkpoint.offset,
+                "idle file changed; reopened"
+            );
+        } else {
+            tracing::info!(
+                path = %tailed.path.display(),
+                stream = tailed.checkpoint.stream.as_str(),
+                offset = tailed.checkpoint.offset,
+                "following file"
+            );
+        }
         self.order.push(key);
         self.files.insert(key, tailed);
     }
@@ -696,10 +738,26 @@ impl FileServer {
             .files
             .values()
             .find(|tailed| tailed.checkpoint.stream == candidate.stream);
-        match original {
-            Some(original) => same_prefix(file, &original.file, size),
-            None => Ok(false),
+        if let Some(original) = original {
+            return same_prefix(file, &original.file, size);
         }
+        // The original may be closed while idle: compared through its path, if it still holds it.
+        for (key, closed) in &self.closed {
+            if self
+                .checkpoints
+                .get(key)
+                .is_none_or(|c| c.stream != candidate.stream)
+            {
+                continue;
+            }
+            let Ok(original) = File::open(&closed.path) else {
+                continue;
+            };
+            if PhysicalFile::from_metadata(&original.metadata()?) == *key {
+                return same_prefix(file, &original, size);
+            }
+        }
+        Ok(false)
     }
 
     /// After a restart: files whose checkpoint is unfinished but that no glob matches any more
@@ -713,9 +771,20 @@ impl FileServer {
         let orphans: Vec<Checkpoint> = self
             .checkpoints
             .iter()
-            .filter(|c| !c.finished && !self.files.contains_key(&c.file))
+            .filter(|c| {
+                !c.finished
+                    && !self.files.contains_key(&c.file)
+                    && !self.closed.contains_key(&c.file)
+            })
             .cloned()
             .collect();
+        self.resume_orphans(orphans, out);
+    }
+
+    /// Unfinished checkpoints of files not followed and not matched: drained where they are
+    /// found in their directory (same content: from the checkpoint; other content: as a new
+    /// stream, after looking for a copy of the old), or looked for as a copy when gone.
+    fn resume_orphans(&mut self, orphans: Vec<Checkpoint>, out: &mut Vec<Checkpoint>) {
         for checkpoint in orphans {
             let Some(dir) = Path::new(&checkpoint.path).parent() else {
                 continue;
@@ -736,7 +805,7 @@ impl FileServer {
                     tracing::info!(
                         from = checkpoint.path,
                         to = %path.display(),
-                        "file was renamed while the agent was down; draining it"
+                        "file was renamed while not followed (agent down, or file closed while idle); draining it"
                     );
                     (file, size, checkpoint)
                 }
@@ -744,7 +813,7 @@ impl FileServer {
                     tracing::info!(
                         from = checkpoint.path,
                         to = %path.display(),
-                        "file was renamed and rewritten while the agent was down; draining it as a new stream"
+                        "file was renamed and rewritten while not followed; draining it as a new stream"
                     );
                     self.seek_copy(&checkpoint, &original, &topic, out);
                     let mut checkpoint = checkpoint;
@@ -1008,6 +1077,7 @@ impl FileServer {
             let physical = PhysicalFile::from_metadata(&metadata);
             if physical == old.file
                 || self.files.contains_key(&physical)
+                || self.closed.contains_key(&physical)
                 || metadata.len() < old.offset
             {
                 continue;
@@ -1075,6 +1145,91 @@ impl FileServer {
             last_growth: Instant::now(),
             window: self.settings.read_chunk_bytes,
         });
+    }
+
+    /// Closes matched files read to their end and unchanged for `close_idle` (at once while
+    /// files wait for a descriptor), keeping their checkpoints: [`FileServer::scan`] reopens a
+    /// file when its size or modification time changes. Never a file with unread bytes, nor one
+    /// renamed away or deleted (it is drained through its descriptor, see `close_drained`).
+    fn close_idle(&mut self) {
+        let close_idle = self.settings.close_idle;
+        let starved = self.starved;
+        let idle: Vec<PhysicalFile> = self
+            .files
+            .iter()
+            .filter(|(_, t)| {
+                t.matched
+                    && t.last_size == t.checkpoint.offset
+                    && (starved || t.last_growth.elapsed() >= close_idle)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        if idle.is_empty() {
+            return;
+        }
+        for key in idle {
+            let Some(tailed) = self.files.get(&key) else {
+                continue;
+            };
+            let Ok(metadata) = tailed.file.metadata() else {
+                continue;
+            };
+            if metadata.len() != tailed.checkpoint.offset {
+                continue; // it grew since: read it first
+            }
+            if let Some(tailed) = self.files.remove(&key) {
+                tracing::debug!(
+                    path = %tailed.path.display(),
+                    offset = tailed.checkpoint.offset,
+                    "idle file closed; reopened when it changes"
+                );
+                self.closed.insert(
+                    key,
+                    Closed {
+                        path: tailed.path,
+                        topic: tailed.topic,
+                        size: metadata.len(),
+                        modified: metadata.modified().ok(),
+                    },
+                );
+            }
+        }
+        self.order.retain(|k| self.files.contains_key(k));
+        self.followed
+            .store(self.files.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Closed idle files no glob matched in the latest scan: renamed away or deleted while
+    /// closed. Their unread bytes (written after the close) are drained as for a file renamed
+    /// while the agent was down ([`FileServer::resume_orphans`]); a file whose entry a
+    /// configuration change removed stays paused instead (see [`unmatched`]).
+    fn closed_not_seen(
+        &mut self,
+        seen: &HashSet<PhysicalFile>,
+        entries_changed: bool,
+        out: &mut Vec<Checkpoint>,
+    ) {
+        let gone: Vec<PhysicalFile> = self
+            .closed
+            .keys()
+            .filter(|key| !seen.contains(key))
+            .copied()
+            .collect();
+        let mut orphans = Vec::new();
+        for key in gone {
+            let Some(closed) = self.closed.remove(&key) else {
+                continue;
+            };
+            let still_at_path = std::fs::metadata(&closed.path)
+                .is_ok_and(|m| PhysicalFile::from_metadata(&m) == key);
+            if unmatched(true, entries_changed, still_at_path) == Unmatched::Pause {
+                continue;
+            }
+            if let Some(checkpoint) = self.checkpoints.get(&key) {
+                orphans.push(checkpoint.clone());
+            }
+        }
+        self.resume_orphans(orphans, out);
     }
 
     /// Closes files that are no longer matched, fully read and idle for `rotate_wait`, and

@@ -130,6 +130,7 @@ pub fn run_blocking(
         read_chunk_bytes: config.read_chunk_bytes,
         rescan_interval: Duration::from_millis(config.rescan_interval_ms),
         rotate_wait: Duration::from_millis(config.rotate_wait_ms),
+        close_idle: Duration::from_millis(config.close_idle_ms),
         start_position: config.start_position,
     };
     let mut server = FileServer::new(

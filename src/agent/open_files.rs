@@ -7,8 +7,8 @@
 //! opens files only up to [`file_budget`] (the limit less [`RESERVED`] descriptors for the WAL,
 //! Kafka and the endpoint); files beyond it, or that cannot be opened for lack of a descriptor,
 //! wait for one: they are counted, shown on `/metrics` (`logship_agent_files_waiting`) and
-//! logged once per interval, never once per file per retry. A slot frees when a followed file
-//! is finished (rotated away and drained).
+//! logged once per interval, never once per file per retry. While files wait, the reader closes
+//! every file read to its end (`FileServer::close_idle`), so that every file gets its turn.
 
 use std::io;
 

@@ -668,6 +668,7 @@ fn run_case(ops: &[Op], max_line_bytes: usize, read_chunk_bytes: usize) -> Vec<S
         read_chunk_bytes,
         rescan_interval: Duration::from_secs(3600),
         rotate_wait: Duration::ZERO,
+        close_idle: Duration::from_secs(3600),
         start_position: StartPosition::Beginning,
     };
     let mut harness = Harness::new(dir.path(), settings);
@@ -826,6 +827,7 @@ fn a_copy_seen_while_being_written_continues_its_stream() {
         read_chunk_bytes: 4096,
         rescan_interval: Duration::from_secs(3600),
         rotate_wait: Duration::ZERO,
+        close_idle: Duration::from_secs(3600),
         start_position: StartPosition::Beginning,
     };
     let mut harness = Harness::with_pattern(dir.path(), settings, "*.log*");

@@ -71,6 +71,10 @@ pub struct AgentConfig {
     /// How long a file that was renamed away or deleted is still followed after its last growth.
     #[serde(default = "default_rotate_wait_ms")]
     pub rotate_wait_ms: u64,
+    /// A followed file read to its end and unchanged this long is closed (its checkpoint kept)
+    /// and reopened when it changes, so that idle files do not hold descriptors.
+    #[serde(default = "default_close_idle_ms")]
+    pub close_idle_ms: u64,
     /// On SIGTERM, how long to wait for Kafka to acknowledge what is in flight.
     #[serde(default = "default_shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
@@ -164,6 +168,9 @@ fn default_rescan_interval_ms() -> u64 {
 }
 fn default_rotate_wait_ms() -> u64 {
     5000
+}
+fn default_close_idle_ms() -> u64 {
+    300_000
 }
 fn default_shutdown_timeout_ms() -> u64 {
     10_000

@@ -278,6 +278,38 @@ impl TopicReader {
         }
     }
 
+    /// Waits until every message of `expected` arrived; fails naming what is missing, with
+    /// `log()` (the agent's log).
+    pub fn assert_arrived(
+        &mut self,
+        expected: &[String],
+        timeout: Duration,
+        log: impl Fn() -> String,
+    ) {
+        let missing = self.wait_for_messages(expected, timeout);
+        assert!(
+            missing.is_empty(),
+            "{} of {} lines missing, e.g. {:?}\n{}",
+            missing.len(),
+            expected.len(),
+            missing.first(),
+            log()
+        );
+    }
+
+    /// [`TopicReader::assert_arrived`], then a second more of polling, and no line may have
+    /// arrived twice (the records are exactly `expected`).
+    pub fn assert_each_once(
+        &mut self,
+        expected: &[String],
+        timeout: Duration,
+        log: impl Fn() -> String,
+    ) {
+        self.assert_arrived(expected, timeout, log);
+        self.poll(Duration::from_secs(1));
+        assert_eq!(self.records.len(), expected.len(), "no line twice");
+    }
+
     /// Polls until every message in `expected` has arrived or `timeout` passes.
     pub fn wait_for_messages(&mut self, expected: &[String], timeout: Duration) -> Vec<String> {
         let deadline = Instant::now() + timeout;
