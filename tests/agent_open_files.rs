@@ -52,7 +52,19 @@ fn files_waiting_for_a_descriptor_are_counted_logged_once_per_interval_and_all_a
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
-    let expected = many_files(&logs, 300, 2);
+    // Each file ends with a line still being written (no newline yet): a file with unread
+    // bytes keeps its descriptor, so the files beyond the budget keep waiting until the lines
+    // are completed below.
+    let mut expected = Vec::new();
+    for f in 0..300 {
+        let (first, second) = (format!("file {f:04} line 0"), format!("file {f:04} line 1"));
+        std::fs::write(
+            logs.join(format!("f{f:04}.log")),
+            format!("{first}\n{second}"),
+        )
+        .unwrap();
+        expected.extend([first, second]);
+    }
     let topic = unique("openfiles-full");
     let metrics = free_addr();
     let config = write_config(
@@ -83,7 +95,21 @@ fn files_waiting_for_a_descriptor_are_counted_logged_once_per_interval_and_all_a
         started.elapsed()
     );
     assert!(!log.contains("cannot open file"), "{log}");
-    // Files read to their end are closed while others wait: every file gets its turn.
+    let status = std::process::Command::new(common::logship_bin())
+        .args(["status", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("waiting for a file descriptor"),
+        "logship status shows the waiting files:\n{status}"
+    );
+    // The lines completed, the files are read to their end and closed while others wait:
+    // every file gets its turn.
+    for f in 0..300 {
+        append_lines(&logs.join(format!("f{f:04}.log")), &[String::new()]);
+    }
     let mut reader = TopicReader::new(&topic);
     reader.assert_each_once(&expected, Duration::from_secs(120), || agent.log());
     assert!(agent.terminate(), "agent did not stop");

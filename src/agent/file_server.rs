@@ -183,6 +183,8 @@ pub struct FileServer {
     queue: ShipQueue,
     remote: Option<RemoteSource>,
     followed: Arc<AtomicU64>,
+    /// Files matched but waiting for a descriptor in the latest scan (for `/status`).
+    waiting: Arc<AtomicU64>,
     backlog: Option<Arc<Backlog>>,
     /// Pauses reading while the data directory's filesystem is (nearly) full.
     disk: Option<DiskGuard>,
@@ -236,6 +238,7 @@ impl FileServer {
             queue,
             remote: None,
             followed: Arc::new(AtomicU64::new(0)),
+            waiting: Arc::new(AtomicU64::new(0)),
             backlog: None,
             disk: None,
             copies_sought: HashSet::new(),
@@ -300,6 +303,11 @@ impl FileServer {
     /// The number of files followed, updated after every scan (for the agent registry).
     pub fn followed_files(&self) -> Arc<AtomicU64> {
         self.followed.clone()
+    }
+
+    /// The count of files waiting for a descriptor after the latest scan, kept up to date.
+    pub fn waiting_files(&self) -> Arc<AtomicU64> {
+        self.waiting.clone()
     }
 
     /// Rebuilds the discovery if the remote entries changed; returns whether they did.
@@ -494,6 +502,7 @@ impl FileServer {
     /// would flood the log).
     fn report_waiting(&mut self, waiting: usize) {
         metrics::gauge!(names::AGENT_FILES_WAITING).set(waiting as f64);
+        self.waiting.store(waiting as u64, Ordering::Relaxed);
         if waiting == 0 {
             if self.waiting_logged.take().is_some() {
                 tracing::info!("every matched file is followed again");

@@ -146,6 +146,7 @@ pub fn run_blocking(
         &config.data_dir,
         config.min_free_bytes,
     ));
+    status.attach_waiting(server.waiting_files());
     let mut etcd_side = None;
     if let Some(etcd) = &config.etcd {
         // The entries accepted last time, so the first scan (and a start without etcd)

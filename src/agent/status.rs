@@ -31,6 +31,10 @@ pub struct AgentStatus {
     pub files: Vec<FileStatus>,
     /// The write-ahead log.
     pub wal: WalStatus,
+    /// Files matched but waiting for a file descriptor (open-files limit); only from a running
+    /// agent (absent when stopped, and from older agents' answers).
+    #[serde(default)]
+    pub files_waiting: Option<u64>,
 }
 
 /// Progress in one file.
@@ -96,6 +100,7 @@ pub fn collect(wal: &Wal, state: &str, data_dir: &Path) -> Result<AgentStatus, W
             quarantined: wal.quarantined()?.len() as u64,
             disk_bytes: super::disk::disk_usage(data_dir).ok(),
         },
+        files_waiting: None,
     })
 }
 
@@ -233,7 +238,15 @@ pub fn render(status: &AgentStatus, all: bool, out: &mut dyn Write) -> io::Resul
             .wal
             .disk_bytes
             .map_or_else(|| "-".to_string(), |b| format!("{b} bytes")),
-    )
+    )?;
+    if let Some(waiting) = status.files_waiting.filter(|w| *w > 0) {
+        writeln!(
+            out,
+            "files: {waiting} waiting for a file descriptor (open-files limit reached; they take \
+             turns with the files read to their end)"
+        )?;
+    }
+    Ok(())
 }
 
 /// `logship status`: asks the running agent at `metrics_addr`, or reads the stopped agent's
@@ -286,12 +299,18 @@ async fn query(addr: std::net::SocketAddr) -> anyhow::Result<AgentStatus> {
 #[derive(Default)]
 pub struct RunningStatus {
     wal: std::sync::OnceLock<(Wal, PathBuf)>,
+    waiting: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl RunningStatus {
     /// Makes `wal`, stored in `data_dir`, the source of the answers.
     pub fn attach(&self, wal: Wal, data_dir: &Path) {
         let _ = self.wal.set((wal, data_dir.to_path_buf()));
+    }
+
+    /// The reader's count of files waiting for a descriptor, shown in the answers.
+    pub fn attach_waiting(&self, waiting: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        let _ = self.waiting.set(waiting);
     }
 }
 
@@ -301,7 +320,11 @@ impl crate::telemetry::StatusSource for RunningStatus {
             .wal
             .get()
             .ok_or_else(|| "the agent is starting (its WAL is not open yet)".to_string())?;
-        let status = collect(wal, "running", data_dir).map_err(|e| e.to_string())?;
+        let mut status = collect(wal, "running", data_dir).map_err(|e| e.to_string())?;
+        status.files_waiting = self
+            .waiting
+            .get()
+            .map(|w| w.load(std::sync::atomic::Ordering::Relaxed));
         serde_json::to_string(&status).map_err(|e| e.to_string())
     }
 }
