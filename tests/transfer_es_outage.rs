@@ -1,13 +1,16 @@
 //! The transfer while Elasticsearch is stopped and started again under load; its `/health`
-//! says so meanwhile. Alone in its file (its own test binary) because it stops a shared server.
+//! says so meanwhile, and a console over the same index answers 503 saying so, then searches
+//! again without a restart. Alone in its file (its own test binary) because it stops a shared
+//! server.
 
 mod common;
 mod transfer_support;
 
 use std::time::Duration;
 
+use common::console::Console;
 use common::ops::{free_addr, http_get};
-use common::{wait_for, Outage};
+use common::{es_url, wait_for, Outage};
 use transfer_support::*;
 
 /// Waits for `/health` to answer `code`; returns the body.
@@ -55,8 +58,25 @@ fn elasticsearch_stopped_and_restarted_under_load_loses_nothing() {
         "/health (from --metrics-addr) not 200 while indexing:\n{}",
         transfer.log()
     );
+    let console_dir = tempfile::tempdir().unwrap();
+    let console = Console::start(console_dir.path(), &es_url(), &setup.index);
+    // The test records are stamped 2026-01-02.
+    let search = "/api/search?q=line&from=2026-01-01T00:00:00Z&to=2026-01-03T00:00:00Z&size=1";
+    let (code, answer) = console.get(search);
+    assert_eq!(code, 200, "{answer}");
     let outage = Outage::begin("elasticsearch");
     let outage_started = std::time::Instant::now();
+    // The console: 503 saying Elasticsearch is unreachable, for the API; the page still loads.
+    let (code, answer) = console.get(search);
+    assert_eq!(code, 503, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("unreachable"),
+        "{answer}"
+    );
+    assert_eq!(http_get(console.addr, "/").map(|(code, _)| code), Some(200));
     // Records keep arriving while Elasticsearch is away; the bulk slots fill up and, after 2 s
     // of that, the transfer pauses its partitions (and keeps polling). Failing bulks for longer
     // than the 2 s grace turn `/health` to 503.
@@ -81,6 +101,11 @@ fn elasticsearch_stopped_and_restarted_under_load_loses_nothing() {
         "/health still failing after Elasticsearch came back:\n{}",
         transfer.log()
     );
+
+    // The console searches again, without a restart.
+    let (code, answer) = console.get(search);
+    assert_eq!(code, 200, "{answer}\n{}", console.log());
+    assert!(answer["total"].as_u64().unwrap_or(0) > 0, "{answer}");
 
     producing.join().expect("producer thread");
     let total = chunks * 100;
