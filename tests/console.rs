@@ -14,7 +14,7 @@ use common::agent::append_lines;
 use common::console::{query, Console};
 use common::ops::{free_addr, http_get};
 use common::{es_url, wait_for};
-use transfer_support::Shipping;
+use transfer_support::{es, Shipping};
 
 /// Ships lines through the real agent and transfer: `app.log` gets 20 lines, is renamed to
 /// `app.log.1` (the writer keeps appending 20 more to the renamed file, as a logger does until it
@@ -119,6 +119,39 @@ fn search_context_paging_and_errors_against_shipped_lines() {
     assert!(around_new["next"].is_null(), "{around_new}");
     let (code, missing) = console.get("/api/context/no-such-id/streams");
     assert_eq!(code, 404, "{missing}");
+
+    // The dead-letter index is searched only when named: a wildcard matching it leaves its
+    // documents out (they have no `message`), naming it outright brings them in.
+    let dlq = format!("{}-dlq", setup.index);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    es(
+        "POST",
+        &format!("{dlq}/_doc?refresh=true"),
+        Some(&format!(
+            r#"{{"@timestamp": {now_ms}, "record": "not json", "error": "mapper_parsing_exception"}}"#
+        )),
+    );
+    let all = format!("/api/search?size=1&{range}");
+    let wildcard_dir = tempfile::tempdir().unwrap();
+    let wildcard = Console::start(wildcard_dir.path(), &es_url(), &format!("{}*", setup.index));
+    let (code, page) = wildcard.get(&all);
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(
+        page["total"], total,
+        "a wildcard does not bring in the dead letters: {page}"
+    );
+    let named_dir = tempfile::tempdir().unwrap();
+    let named = Console::start(
+        named_dir.path(),
+        &es_url(),
+        &format!("{},{dlq}", setup.index),
+    );
+    let (_, page) = named.get(&all);
+    assert_eq!(page["total"], total + 1, "named, it is searched: {page}");
+    drop((wildcard, named));
 
     // Paging past 10,000 hits: every line exactly once.
     let mut seen = HashSet::new();

@@ -54,6 +54,8 @@ const APP_CSS: &str = include_str!("assets/app.css");
 struct Console {
     es: EsClient,
     indices: Arc<Vec<String>>,
+    /// Keeps the dead-letter index out unless named ([`query::data_guard`]).
+    guard: Arc<Value>,
     tails: Arc<tail::Tails>,
 }
 
@@ -73,10 +75,16 @@ pub async fn run(config: ConsoleConfig, shutdown: Shutdown) -> anyhow::Result<()
             .map(|p| p.trim().to_string())
             .collect(),
     );
+    let guard = Arc::new(query::data_guard(&indices));
     let app = router(Console {
-        tails: Arc::new(tail::Tails::new(client.clone(), indices.clone())),
+        tails: Arc::new(tail::Tails::new(
+            client.clone(),
+            indices.clone(),
+            guard.clone(),
+        )),
         es: client,
         indices,
+        guard,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -223,7 +231,8 @@ impl Console {
     }
 
     async fn search(&self, body: &Value) -> Result<Value, ApiError> {
-        let answer = self.es.search(&self.indices(), body).await?;
+        let body = query::guarded(body, &self.guard);
+        let answer = self.es.search(&self.indices(), &body).await?;
         if let Some(failure) = answer["_shards"]["failures"].get(0) {
             // A query that fails on every shard is an error; on some, the answer is partial.
             if answer["_shards"]["successful"].as_u64() == Some(0) {

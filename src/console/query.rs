@@ -85,6 +85,35 @@ impl Filter {
     }
 }
 
+/// The clause that keeps the dead-letter index out of every search unless it is named: a
+/// document passes when it has a `message` (every line the transfer indexes has one; the
+/// dead-letter documents have `record` and `error` instead) or when its index is one of the
+/// `index_pattern` entries named outright (no wildcard, not an exclusion). So `logship-*` does
+/// not search `logship-dlq`, while `web_log-*,logship-dlq` does.
+pub fn data_guard(index_pattern: &[String]) -> Value {
+    let named: Vec<&str> = index_pattern
+        .iter()
+        .map(String::as_str)
+        .filter(|e| !e.is_empty() && !e.starts_with('-') && !e.contains(['*', '?']))
+        .collect();
+    let mut should = vec![json!({"exists": {"field": "message"}})];
+    if !named.is_empty() {
+        should.push(json!({"terms": {"_index": named}}));
+    }
+    json!({"bool": {"should": should, "minimum_should_match": 1}})
+}
+
+/// `body` with its query restricted by `guard` (see [`data_guard`]).
+pub fn guarded(body: &Value, guard: &Value) -> Value {
+    let mut out = body.clone();
+    let query = body
+        .get("query")
+        .cloned()
+        .unwrap_or_else(|| json!({"match_all": {}}));
+    out["query"] = json!({"bool": {"must": [query], "filter": [guard]}});
+    out
+}
+
 /// Milliseconds since the epoch of `value` (RFC 3339, `now` or `now-<n><unit>`).
 pub fn resolve_time(name: &str, value: &str, now: OffsetDateTime) -> Result<i64, BadRequest> {
     let bad = || {
@@ -549,6 +578,31 @@ mod tests {
                 want
             );
         }
+    }
+
+    #[test]
+    fn the_dead_letter_index_is_searched_only_when_named() {
+        let entries =
+            |list: &[&str]| -> Vec<String> { list.iter().map(|s| s.to_string()).collect() };
+        let wildcard = data_guard(&entries(&["logship-*", "-logship-old"]));
+        assert_eq!(
+            wildcard,
+            json!({"bool": {"should": [{"exists": {"field": "message"}}], "minimum_should_match": 1}})
+        );
+        let named = data_guard(&entries(&["web_log-*", "logship-dlq"]));
+        assert_eq!(
+            named["bool"]["should"][1],
+            json!({"terms": {"_index": ["logship-dlq"]}})
+        );
+        let body = json!({"size": 1, "query": {"ids": {"values": ["x"]}}});
+        let out = guarded(&body, &named);
+        assert_eq!(out["size"], 1);
+        assert_eq!(out["query"]["bool"]["must"][0], body["query"]);
+        assert_eq!(out["query"]["bool"]["filter"][0], named);
+        assert_eq!(
+            guarded(&json!({"size": 0}), &named)["query"]["bool"]["must"][0],
+            json!({"match_all": {}})
+        );
     }
 
     #[test]

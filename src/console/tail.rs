@@ -50,15 +50,17 @@ pub enum TailEvent {
 pub struct Tails {
     es: EsClient,
     indices: Arc<Vec<String>>,
+    guard: Arc<Value>,
     feeds: Mutex<HashMap<String, broadcast::Sender<TailEvent>>>,
 }
 
 impl Tails {
-    /// No poller yet.
-    pub fn new(es: EsClient, indices: Arc<Vec<String>>) -> Tails {
+    /// No poller yet; `guard` restricts every poll (see [`query::data_guard`]).
+    pub fn new(es: EsClient, indices: Arc<Vec<String>>, guard: Arc<Value>) -> Tails {
         Tails {
             es,
             indices,
+            guard,
             feeds: Mutex::new(HashMap::new()),
         }
     }
@@ -129,7 +131,8 @@ impl Tails {
             let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
             let since = now_ms - lookback;
             let indices: Vec<&str> = self.indices.iter().map(String::as_str).collect();
-            let answer = match self.es.search(&indices, &Self::poll_body(&q, since)).await {
+            let body = query::guarded(&Self::poll_body(&q, since), &self.guard);
+            let answer = match self.es.search(&indices, &body).await {
                 Ok(answer) => answer,
                 Err(error) => {
                     let _ = sender.send(TailEvent::Error(error.to_string()));
