@@ -368,6 +368,18 @@ max_inflight_bulks = $XFER_PARALLEL
 CONF
 }
 
+# prefill_topic NAME GLOB TOPIC LINES: creates TOPIC and ships the files of GLOB into it with
+# the release agent (config, data and log under $RUN/NAME-agent*), until Kafka acknowledged LINES.
+prefill_topic() {
+  topic_create "$3"
+  agent_config "$RUN/$1-agent.toml" "$RUN/$1-agent-data" "$2" "$3"
+  "$BIN" agent --config "$RUN/$1-agent.toml" 2>"$RUN/$1-agent.log" &
+  local pid=$!
+  started+=("$pid")
+  wait_count acked - "$4" "$pid" >/dev/null
+  stop "$pid"
+}
+
 # measure_index INDEX PID: waits until INDEX holds XFER_DOCS documents; prints "docs/s over the
 # whole run, docs/s from the first visible document, wall-s" given the start time $t0.
 measure_index() {
@@ -383,13 +395,7 @@ if has_part transfer; then
   mkdir -p "$RUN/xfer-logs"
   [ "$XFER_DOCS" -le "$CORPUS_LINES" ] || XFER_DOCS=$CORPUS_LINES
   awk -v n="$XFER_DOCS" 'NR > n { exit } { print }' "$CORPUS"/*.log >"$RUN/xfer-logs/access.log"
-  topic_create "$xsrc"
-  agent_config "$RUN/xfer-agent.toml" "$RUN/xfer-agent-data" "$RUN/xfer-logs/*.log" "$xsrc"
-  "$BIN" agent --config "$RUN/xfer-agent.toml" 2>"$RUN/xfer-agent.log" &
-  pid=$!
-  started+=("$pid")
-  wait_count acked - "$XFER_DOCS" "$pid" >/dev/null
-  stop "$pid"
+  prefill_topic xfer "$RUN/xfer-logs/*.log" "$xsrc" "$XFER_DOCS"
   # The reference's bodies: the documents the transfer makes (the record without `id`, plus
   # `topic`), `create` with the record's id, XFER_BATCH per body.
   mkdir -p "$RUN/bulk"
@@ -477,13 +483,7 @@ if has_part console; then
       { while cat "$CORPUS/access-$f.log"; do :; done; } 2>/dev/null | head -n "$n" >"$RUN/console-logs/access-$f.log" || true
     done
     ctopic="bench-console-src-$STAMP"
-    topic_create "$ctopic"
-    agent_config "$RUN/console-agent.toml" "$RUN/console-agent-data" "$RUN/console-logs/*.log" "$ctopic"
-    "$BIN" agent --config "$RUN/console-agent.toml" 2>"$RUN/console-agent.log" &
-    pid=$!
-    started+=("$pid")
-    wait_count acked - "$CONSOLE_LINES" "$pid" >/dev/null
-    stop "$pid"
+    prefill_topic console "$RUN/console-logs/*.log" "$ctopic" "$CONSOLE_LINES"
     transfer_config "$RUN/console-transfer.toml" "bench-console-$STAMP" "$ctopic" "$cindex" bench-console-dlq
     "$BIN" transfer --config "$RUN/console-transfer.toml" 2>"$RUN/console-transfer.log" &
     pid=$!

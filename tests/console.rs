@@ -23,7 +23,6 @@ use transfer_support::{es, Shipping};
 fn search_context_paging_and_errors_against_shipped_lines() {
     let shipping = Shipping::start("console");
     let (setup, logs) = (&shipping.setup, &shipping.logs);
-    let dir = tempfile::tempdir().unwrap();
 
     let app = logs.join("app.log");
     let first: Vec<String> = (0..20)
@@ -47,7 +46,7 @@ fn search_context_paging_and_errors_against_shipped_lines() {
     let total = 45 + bulk as u64;
     shipping.wait_indexed(total, Duration::from_secs(300));
 
-    let console = Console::start(dir.path(), &es_url(), &setup.index);
+    let console = Console::start(shipping.dir(), &es_url(), &setup.index);
     let range = "from=now-1h&to=now";
 
     // Search finds a known line, highlighted, with its source position.
@@ -212,8 +211,8 @@ fn search_context_paging_and_errors_against_shipped_lines() {
 /// Elasticsearch unreachable (an address nothing listens on): 503 saying so, on every API.
 #[test]
 fn elasticsearch_unreachable_is_a_503_saying_so() {
-    let dir = tempfile::tempdir().unwrap();
     let closed = free_addr();
+    let dir = tempfile::tempdir().unwrap();
     let console = Console::start(dir.path(), &format!("http://{closed}"), "logs-*");
     for path in ["/api/search", "/api/histogram", "/api/context/some-id"] {
         let (code, answer) = console.get(path);
@@ -284,12 +283,11 @@ impl Drop for TailClient {
 fn live_tail_pushes_new_matching_lines_to_every_client() {
     let shipping = Shipping::start("console-tail");
     let (setup, logs) = (&shipping.setup, &shipping.logs);
-    let dir = tempfile::tempdir().unwrap();
     let app = logs.join("app.log");
     append_lines(&app, &["old tailneedle line".to_string()]);
     shipping.wait_indexed(1, Duration::from_secs(120));
 
-    let console = Console::start(dir.path(), &es_url(), &setup.index);
+    let console = Console::start(shipping.dir(), &es_url(), &setup.index);
     let (code, bad) = console.get(&format!("/api/tail?q={}", query("a AND")));
     assert_eq!(code, 400, "{bad}");
 

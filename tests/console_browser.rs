@@ -167,7 +167,6 @@ fn app_lines() -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_searches_opens_context_and_follows_the_tail_in_chromium() {
     let shipping = Shipping::start("console-browser");
-    let dir = tempfile::tempdir().unwrap();
     let app = shipping.logs.join("app.log");
     let lines = app_lines();
     append_lines(&app, &lines);
@@ -175,9 +174,9 @@ async fn a_person_searches_opens_context_and_follows_the_tail_in_chromium() {
         shipping.wait_indexed(lines.len() as u64, Duration::from_secs(120))
     });
 
-    let console = Console::start(dir.path(), &es_url(), &shipping.setup.index);
-    let driver = ChromeDriver::start(&dir.path().join("chromedriver.log"));
-    let client = browser(&driver, &dir.path().join("chromium-profile")).await;
+    let console = Console::start(shipping.dir(), &es_url(), &shipping.setup.index);
+    let driver = ChromeDriver::start(&shipping.dir().join("chromedriver.log"));
+    let client = browser(&driver, &shipping.dir().join("chromium-profile")).await;
     let base = format!("http://{}", console.addr);
 
     // Search: type a query, submit, see the three hits, newest first, the term marked.

@@ -375,7 +375,6 @@ impl FileServer {
             }
             let progressed = self.read_round()?;
             self.close_drained()?;
-            self.close_idle();
             if !progressed {
                 let _ = self.wake.recv_timeout(Duration::from_millis(250));
             }
@@ -397,13 +396,15 @@ impl FileServer {
         }
         let progressed = self.read_round()?;
         self.close_drained()?;
-        self.close_idle();
         Ok(progressed)
     }
 
     /// Re-evaluates the globs: new files are opened and positioned, files no longer matched
     /// are marked for draining, or closed when `entries_changed` removed their entry.
     fn scan(&mut self, entries_changed: bool) -> Result<(), ReaderError> {
+        // Idle files are closed here, once per scan rather than once per read round: the
+        // descriptors they free go to waiting files in this very scan.
+        self.close_idle();
         self.watcher.watch(&self.discovery.watch_dirs());
         let mut was_matched = HashSet::new();
         for (key, tailed) in self.files.iter_mut() {
@@ -1157,8 +1158,9 @@ impl FileServer {
     }
 
     /// Closes matched files read to their end and unchanged for `close_idle` (at once while
-    /// files wait for a descriptor), keeping their checkpoints: [`FileServer::scan`] reopens a
-    /// file when its size or modification time changes. Never a file with unread bytes, nor one
+    /// the latest scan left files waiting for a descriptor), keeping their checkpoints; run at
+    /// the start of each scan, which reopens a file when its size or modification time
+    /// changes. Never a file with unread bytes, nor one
     /// renamed away or deleted (it is drained through its descriptor, see `close_drained`).
     fn close_idle(&mut self) {
         let close_idle = self.settings.close_idle;

@@ -245,6 +245,15 @@ impl Console {
 }
 
 impl Console {
+    /// The line with id `id` (the API's hit JSON), or 404.
+    async fn hit(&self, id: &str) -> Result<Value, ApiError> {
+        let found = self.search(&query::by_id_body(id)).await?;
+        match found["hits"]["hits"].get(0) {
+            Some(hit) => Ok(query::hit_json(hit)),
+            None => Err(ApiError::NotFound(format!("no line has the id {id:?}"))),
+        }
+    }
+
     /// The `n` lines of `stream` before `offset`, nearest first: asked in a window below the
     /// offset, widened until it holds `n` lines or reaches the stream's start
     /// ([`query::older_floor`]).
@@ -319,11 +328,7 @@ async fn api_context(
     };
     let before = side("before", params.before.as_deref())?;
     let after = side("after", params.after.as_deref())?;
-    let found = console.search(&query::by_id_body(&id)).await?;
-    let Some(hit) = found["hits"]["hits"].get(0) else {
-        return Err(ApiError::NotFound(format!("no line has the id {id:?}")));
-    };
-    let hit = query::hit_json(hit);
+    let hit = console.hit(&id).await?;
     let (Some(stream), Some(offset)) = (hit["file_id"].as_str(), hit["offset"].as_u64()) else {
         // Not a line of a file (a plain Kafka record): it is its own context.
         return Ok(json_response(
@@ -362,11 +367,7 @@ async fn api_streams(
     State(console): State<Console>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let found = console.search(&query::by_id_body(&id)).await?;
-    let Some(hit) = found["hits"]["hits"].get(0) else {
-        return Err(ApiError::NotFound(format!("no line has the id {id:?}")));
-    };
-    let hit = query::hit_json(hit);
+    let hit = console.hit(&id).await?;
     let none = json!({"file": hit["file"], "previous": null, "next": null});
     let (Some(stream), Some(file)) = (hit["file_id"].as_str(), hit["file"].as_str()) else {
         return Ok(json_response(StatusCode::OK, &none));

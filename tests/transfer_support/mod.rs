@@ -484,7 +484,8 @@ pub struct Shipping {
     pub agent: crate::common::agent::AgentProcess,
     /// The transfer.
     pub transfer: Transfer,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    /// The agent's directory (config, data, logs) and the transfer's.
+    dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
 impl Shipping {
@@ -508,8 +509,13 @@ impl Shipping {
             logs,
             agent,
             transfer,
-            _dirs: (dir, transfer_dir),
+            dirs: (dir, transfer_dir),
         }
+    }
+
+    /// A directory of this test's own (the agent's config and data are in it), for more files.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dirs.0.path()
     }
 
     /// Waits until the index holds `expected` documents (failing with the transfer's log).
