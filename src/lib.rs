@@ -24,6 +24,14 @@
 //!
 //! `docs/design.md` explains every durability decision.
 
+#![deny(missing_docs)]
+// These docs are the developers' (`cargo doc --document-private-items`): they link inward.
+#![allow(rustdoc::private_intra_doc_links)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod agent;
 pub mod backoff;
 pub mod config;

@@ -6,6 +6,12 @@
 //! is the stream id (see [`crate::agent::identity`]), so all lines of one file land in one
 //! partition, in order.
 //!
+//! Both sides use this module in production: the agent's encoder writes records with the field
+//! names of [`field`] (byte for byte the JSON of a [`LineRecord`], property-tested there), and
+//! the transfer reads them with [`Received::parse`], which applies the transfer's rule: any JSON
+//! object with a non-empty string `id` and a `message` is a logship record, whoever produced
+//! it; its other fields are carried through untouched.
+//!
 //! The `id` is derived only from the line's *source position* (host, stream, byte offset), never
 //! from Kafka coordinates or the time of sending: however often a line is replayed (agent crash,
 //! producer resend, consumer rebalance), it carries the same id and lands on the same
@@ -16,6 +22,44 @@ use std::borrow::Cow;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The JSON keys of the fields logship defines (those of [`LineRecord`]).
+pub mod field {
+    /// The document id ([`super::line_id`]).
+    pub const ID: &str = "id";
+    /// The host the line was read on.
+    pub const HOST: &str = "host";
+    /// The path of the file it was read from.
+    pub const FILE: &str = "file";
+    /// The stream id of that file.
+    pub const FILE_ID: &str = "file_id";
+    /// The byte offset of the line in its file.
+    pub const OFFSET: &str = "offset";
+    /// The line.
+    pub const MESSAGE: &str = "message";
+    /// The time the line was read (RFC 3339).
+    pub const TIMESTAMP: &str = "@timestamp";
+    /// The line was not valid UTF-8.
+    pub const INVALID_UTF8: &str = "invalid_utf8";
+    /// The record is one piece of a line longer than `max_line_bytes`.
+    pub const SPLIT: &str = "split";
+    /// The line had no newline when its file was drained.
+    pub const PARTIAL: &str = "partial";
+    /// Every field, in the order the agent writes them.
+    pub const ALL: [&str; 10] = [
+        ID,
+        HOST,
+        FILE,
+        FILE_ID,
+        OFFSET,
+        MESSAGE,
+        TIMESTAMP,
+        INVALID_UTF8,
+        SPLIT,
+        PARTIAL,
+    ];
+}
 
 /// A Kafka record is closed before it grows past this many bytes of JSON (a single line larger
 /// than this travels alone).
@@ -61,6 +105,46 @@ pub struct LineRecord<'a> {
 
 fn is_false(value: &bool) -> bool {
     !*value
+}
+
+/// A logship record as the transfer reads it: its `id` apart, and every other field as it came
+/// (values are not coerced: a field that does not fit the index mapping is refused by
+/// Elasticsearch and dead-lettered, never quietly re-interpreted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    /// The record's `id` (non-empty).
+    pub id: String,
+    /// Every other field, `message` included.
+    pub fields: Map<String, Value>,
+}
+
+impl Received {
+    /// The record in `payload` if it is a logship record: a JSON object with a non-empty
+    /// string `id` and a `message`. `None` for anything else (a plain line, another
+    /// producer's JSON), which the transfer indexes as a plain line.
+    pub fn parse(payload: &[u8]) -> Option<Received> {
+        // Cheap test first: plain lines rarely start with `{`.
+        if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return None;
+        }
+        let mut fields: Map<String, Value> = serde_json::from_slice(payload).ok()?;
+        if !fields.contains_key(field::MESSAGE) {
+            return None;
+        }
+        match fields.remove(field::ID) {
+            Some(Value::String(id)) if !id.is_empty() => Some(Received { id, fields }),
+            _ => None,
+        }
+    }
+
+    /// The time the line was read, as the record's `@timestamp` gives it: `Err` with the
+    /// reason when it is missing or not a string (its format is checked by the caller).
+    pub fn read_time(&self) -> Result<&str, String> {
+        self.fields
+            .get(field::TIMESTAMP)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("{} is missing or not a string", field::TIMESTAMP))
+    }
 }
 
 /// The deterministic id of the line starting at `offset` in `stream` on `host`.
@@ -122,6 +206,70 @@ fn write_id(input: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample() -> LineRecord<'static> {
+        LineRecord {
+            id: Cow::Borrowed("abc"),
+            host: Cow::Borrowed("h"),
+            file: Cow::Borrowed("/var/log/a.log"),
+            file_id: Cow::Borrowed("s"),
+            offset: 7,
+            message: Cow::Borrowed("hello"),
+            timestamp: Cow::Borrowed("2026-12-01T00:00:00Z"),
+            invalid_utf8: true,
+            split: true,
+            partial: true,
+        }
+    }
+
+    #[test]
+    fn the_field_names_are_those_of_the_line_record() {
+        let json = serde_json::to_value(sample()).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected = field::ALL.to_vec();
+        expected.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, expected);
+    }
+
+    #[test]
+    fn a_line_record_is_received_with_its_id_apart_and_every_other_field() {
+        let json = serde_json::to_vec(&sample()).unwrap();
+        let received = Received::parse(&json).unwrap();
+        assert_eq!(received.id, "abc");
+        assert!(!received.fields.contains_key(field::ID));
+        assert_eq!(received.fields.len(), field::ALL.len() - 1);
+        assert_eq!(received.read_time(), Ok("2026-12-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn any_object_with_a_string_id_and_a_message_is_received_and_nothing_else() {
+        let foreign = br#"{"id":"x1","message":{"nested":1},"level":"warn"}"#;
+        let received = Received::parse(foreign).unwrap();
+        assert_eq!(received.fields["level"], "warn");
+        assert!(received.read_time().is_err());
+        for plain in [
+            &b"just a line"[..],
+            br#"{"message":"no id"}"#,
+            br#"{"id":"","message":"empty id"}"#,
+            br#"{"id":5,"message":"numeric id"}"#,
+            br#"{"id":"x","msg":"no message"}"#,
+            br#"["id","message"]"#,
+            b"{ not json",
+        ] {
+            assert!(
+                Received::parse(plain).is_none(),
+                "{}",
+                String::from_utf8_lossy(plain)
+            );
+        }
+    }
 
     #[test]
     fn line_id_is_deterministic_short_and_url_safe() {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::agent::*;
 use common::{kafka_brokers, unique};
 use logship::agent::chunk::{Chunk, ChunkRecord};
-use logship_wal::{decode_frame, DecodedFrame, Wal, WalOptions};
+use logship_wal::{decode_frame, encode_frame, DecodedFrame, Wal, WalOptions, FRAME_OVERHEAD};
 
 /// Generous: a broker that just started, on a loaded 2-core machine, can stall topic creation for
 /// minutes (seen: KRaft `createTopics` took 63 s; the whole broker JVM silent for 2 minutes).
@@ -515,18 +515,6 @@ fn fill_wal_with_kafka_unreachable(name: &str, prefix: &str, count: usize) -> Fi
     }
 }
 
-/// A WAL frame holding `payload` as the WAL writes it: crc32 of the rest, then bincode of
-/// `Frame::V1 { payload }` (variant 0 as u32, length as u64, the bytes), little endian.
-fn wal_frame(payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0u8; 4];
-    frame.extend_from_slice(&0u32.to_le_bytes());
-    frame.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    frame.extend_from_slice(payload);
-    let crc = crc32fast::hash(&frame[4..]);
-    frame[..4].copy_from_slice(&crc.to_le_bytes());
-    frame
-}
-
 /// An upgrade: WAL records written by an agent before chunks were compressed (format 1) are
 /// shipped by this one, every line, with the ids they would always have had. The WAL is filled
 /// with Kafka unreachable, checked to hold compressed (format 2) records, and every record is
@@ -541,17 +529,15 @@ fn uncompressed_wal_records_of_an_earlier_agent_are_shipped() {
     } = fill_wal_with_kafka_unreachable("agent-upgrade", "old", 300);
 
     {
-        let db = sled::open(dir.path().join("data/wal")).unwrap();
-        let tree = db.open_tree(logship_wal::TREE_NAME).unwrap();
-        let records: Vec<(sled::IVec, sled::IVec)> =
-            tree.scan_prefix([b'r']).map(|kv| kv.unwrap()).collect();
+        let wal = Wal::open(&dir.path().join("data/wal"), WalOptions::default()).unwrap();
+        let records = wal.stored_records().unwrap();
         assert!(
             records.len() >= 3,
             "want several records, got {}",
             records.len()
         );
         let mut in_wal = Vec::new();
-        for (key, value) in records {
+        for (seq, value) in records {
             let DecodedFrame::Payload(payload) = decode_frame(&value) else {
                 panic!("damaged frame in a fresh WAL");
             };
@@ -562,15 +548,15 @@ fn uncompressed_wal_records_of_an_earlier_agent_are_shipped() {
             );
             let chunk = Chunk::decode(&payload).unwrap();
             in_wal.extend(record_lines(&value).unwrap());
-            let old = wal_frame(&chunk.encode_v1().unwrap());
+            let old = encode_frame(&chunk.encode_v1().unwrap()).unwrap();
             assert!(matches!(decode_frame(&old), DecodedFrame::Payload(_)));
-            tree.insert(key, old).unwrap();
+            wal.overwrite_stored(seq, &old).unwrap();
         }
         assert_eq!(
             in_wal, expected,
             "the WAL does not hold every line, in order"
         );
-        db.flush().unwrap();
+        wal.flush().unwrap();
     }
 
     let agent = AgentProcess::start(&config);
@@ -602,8 +588,8 @@ fn record_lines(value: &[u8]) -> Result<Vec<String>, String> {
 /// shipped; the damaged record's lines are not shipped from damaged bytes, and its raw bytes
 /// are kept in the quarantine, from which they can be recovered.
 ///
-/// The damage is done at the level of logship's WAL: with the agent stopped, the sled database
-/// at `data_dir/wal` is opened with the sled crate and one record value is rewritten with a
+/// The damage is done at the level of logship's WAL: with the agent stopped, the WAL at
+/// `data_dir/wal` is opened and one stored record value is rewritten with a
 /// byte flipped inside its payload — the record as the WAL reads it back from disk. Flipping
 /// bytes in sled's own files instead would be caught by sled's own log checksums (sled
 /// recovers its log up to the last intact write), a layer below the WAL's per-record CRC,
@@ -620,16 +606,8 @@ fn a_corrupted_wal_record_is_quarantined_and_the_rest_is_shipped() {
     // Damage one record in the middle of the WAL.
     let wal_dir = dir.path().join("data/wal");
     let (seq, damaged, lost) = {
-        let db = sled::open(&wal_dir).unwrap();
-        let tree = db.open_tree(logship_wal::TREE_NAME).unwrap();
-        let records: Vec<(u64, Vec<u8>)> = tree
-            .scan_prefix([b'r'])
-            .map(|kv| {
-                let (key, value) = kv.unwrap();
-                let seq = u64::from_be_bytes(key[1..9].try_into().unwrap());
-                (seq, value.to_vec())
-            })
-            .collect();
+        let wal = Wal::open(&wal_dir, WalOptions::default()).unwrap();
+        let records = wal.stored_records().unwrap();
         let mut in_wal = Vec::new();
         for (_, value) in &records {
             in_wal.extend(record_lines(value).unwrap());
@@ -646,10 +624,10 @@ fn a_corrupted_wal_record_is_quarantined_and_the_rest_is_shipped() {
         let (seq, value) = records[records.len() / 2].clone();
         let lost = record_lines(&value).unwrap();
         let mut damaged = value;
-        let inside_payload = 16 + (damaged.len() - 16) / 2;
+        let inside_payload = FRAME_OVERHEAD + (damaged.len() - FRAME_OVERHEAD) / 2;
         damaged[inside_payload] ^= 0x20;
-        tree.insert(key_of(seq), damaged.clone()).unwrap();
-        db.flush().unwrap();
+        wal.overwrite_stored(seq, &damaged).unwrap();
+        wal.flush().unwrap();
         (seq, damaged, lost)
     };
 
@@ -694,14 +672,7 @@ fn a_corrupted_wal_record_is_quarantined_and_the_rest_is_shipped() {
     );
     assert_eq!(quarantined[0].raw, damaged);
     let mut repaired = quarantined[0].raw.clone();
-    let flipped = 16 + (repaired.len() - 16) / 2;
+    let flipped = FRAME_OVERHEAD + (repaired.len() - FRAME_OVERHEAD) / 2;
     repaired[flipped] ^= 0x20;
     assert_eq!(record_lines(&repaired).unwrap(), lost);
-}
-
-/// The WAL tree key of record `seq` (documented in logship-wal: `b'r'` + big-endian seq).
-fn key_of(seq: u64) -> Vec<u8> {
-    let mut key = vec![b'r'];
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
 }

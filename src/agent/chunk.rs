@@ -30,13 +30,21 @@ pub enum ChunkRecord<'a> {
 /// are the chunk's, in the same order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompressedChunk<'a> {
+    /// [`Chunk::stream`].
     pub stream: Cow<'a, str>,
+    /// [`Chunk::path`].
     pub path: Cow<'a, str>,
+    /// [`Chunk::topic`].
     pub topic: Cow<'a, str>,
+    /// [`Chunk::start_offset`].
     pub start_offset: u64,
+    /// [`Chunk::read_at`].
     pub read_at: Cow<'a, str>,
+    /// [`Chunk::starts_mid_line`].
     pub starts_mid_line: bool,
+    /// [`Chunk::cuts`].
     pub cuts: Cow<'a, [u32]>,
+    /// [`Chunk::partial_end`].
     pub partial_end: bool,
     /// Length of the data before compression.
     pub data_len: u32,

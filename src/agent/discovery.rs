@@ -7,10 +7,11 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use notify::{RecursiveMode, Watcher};
 
+use super::events::AgentEvents;
 use crate::config::{CollectEntry, StartPosition};
 
 /// A file that matched a collect entry in the latest scan.
@@ -54,15 +55,16 @@ impl Discovery {
         Discovery { entries }
     }
 
-    /// Regular files matching any entry, first entry winning when several match one path.
-    pub fn scan(&self) -> Vec<Candidate> {
+    /// Regular files matching any entry, first entry winning when several match one path. An
+    /// entry whose glob cannot be used is skipped and reported.
+    pub fn scan(&self, events: &dyn AgentEvents) -> Vec<Candidate> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for compiled in &self.entries {
             let paths = match glob::glob(&compiled.entry.path) {
                 Ok(paths) => paths,
                 Err(error) => {
-                    tracing::error!(path = %compiled.entry.path, %error, "invalid glob");
+                    events.invalid_glob(&compiled.entry.path, &error.to_string());
                     continue;
                 }
             };
@@ -104,35 +106,6 @@ impl Discovery {
         dirs.sort();
         dirs.dedup();
         dirs
-    }
-}
-
-/// Collect entries that can change while the agent runs (published by the etcd watcher, read
-/// by the reading loop on every iteration). Each publication bumps a generation number, so the
-/// reader rebuilds its [`Discovery`] only when something changed.
-#[derive(Debug, Clone, Default)]
-pub struct RemoteEntries {
-    inner: Arc<Mutex<(u64, Vec<CollectEntry>)>>,
-}
-
-impl RemoteEntries {
-    /// Replaces the entries (the whole list: an entry left out is no longer collected).
-    pub fn publish(&self, entries: Vec<CollectEntry>) {
-        let mut guard = crate::sync::lock(&self.inner);
-        guard.0 += 1;
-        guard.1 = entries;
-    }
-
-    /// The entries and their generation, if the generation is not `seen`.
-    pub fn changed_since(&self, seen: u64) -> Option<(u64, Vec<CollectEntry>)> {
-        let guard = crate::sync::lock(&self.inner);
-        (guard.0 != seen).then(|| (guard.0, guard.1.clone()))
-    }
-
-    /// The current entries.
-    pub fn current(&self) -> Vec<CollectEntry> {
-        let guard = crate::sync::lock(&self.inner);
-        guard.1.clone()
     }
 }
 
@@ -187,8 +160,9 @@ pub struct ChangeWatcher {
 
 impl ChangeWatcher {
     /// A watcher that sets `changed` and pokes `wake` as [`event_effect`] says (a watcher error
-    /// counts as a rescan). If inotify is not available the agent still works from rescans alone.
-    pub fn new(wake: SyncSender<()>) -> ChangeWatcher {
+    /// counts as a rescan). If inotify is not available (reported to `events`) the agent still
+    /// works from rescans alone.
+    pub fn new(wake: SyncSender<()>, events: &dyn AgentEvents) -> ChangeWatcher {
         let changed = Arc::new(AtomicBool::new(true));
         let flag = changed.clone();
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -206,7 +180,7 @@ impl ChangeWatcher {
         let watcher = match watcher {
             Ok(watcher) => Some(watcher),
             Err(error) => {
-                tracing::warn!(%error, "inotify unavailable; relying on periodic rescans");
+                events.inotify_unavailable(&error.to_string());
                 None
             }
         };
@@ -217,8 +191,9 @@ impl ChangeWatcher {
         }
     }
 
-    /// Starts watching any of `dirs` not watched yet (directories may appear later).
-    pub fn watch(&mut self, dirs: &[PathBuf]) {
+    /// Starts watching any of `dirs` not watched yet (directories may appear later); one that
+    /// cannot be watched is reported and tried again next time.
+    pub fn watch(&mut self, dirs: &[PathBuf], events: &dyn AgentEvents) {
         let Some(watcher) = self.watcher.as_mut() else {
             return;
         };
@@ -230,7 +205,7 @@ impl ChangeWatcher {
                 Ok(()) => {
                     self.watched.insert(dir.clone());
                 }
-                Err(error) => tracing::debug!(dir = %dir.display(), %error, "cannot watch"),
+                Err(error) => events.watch_failed(dir, &error.to_string()),
             }
         }
     }
@@ -252,8 +227,9 @@ mod tests {
         let file = dir.path().join("a.log");
         std::fs::write(&file, "line\n").unwrap();
         let (wake_tx, wake_rx) = std::sync::mpsc::sync_channel(1);
-        let mut watcher = ChangeWatcher::new(wake_tx);
-        watcher.watch(&[dir.path().to_path_buf()]);
+        let events = crate::agent::report::Reported::default();
+        let mut watcher = ChangeWatcher::new(wake_tx, &events);
+        watcher.watch(&[dir.path().to_path_buf()], &events);
         let settle = || std::thread::sleep(std::time::Duration::from_millis(300));
         settle();
         watcher.take_changed();
@@ -325,7 +301,8 @@ mod tests {
                 start_position: Some(StartPosition::End),
             },
         ];
-        let found = Discovery::new(&entries, StartPosition::Beginning).scan();
+        let found = Discovery::new(&entries, StartPosition::Beginning)
+            .scan(&crate::agent::report::Reported::default());
         let names: Vec<(String, String)> = found
             .iter()
             .map(|c| {

@@ -7,9 +7,9 @@
 //! checkpoint did not move, so the bytes are read again. A crash after it loses nothing either:
 //! the bytes are in the WAL and are resent on start.
 //!
-//! Reconfiguration: with central configuration, the collect entries can change while running
-//! ([`FileServer::with_remote_entries`]). The loop then rebuilds its [`Discovery`] and rescans at
-//! once. A followed file that no entry matches any more is either *rotated away* (its path no
+//! Reconfiguration: the collect entries come from [`PathsProvider`]s (the config file's, and
+//! with central configuration etcd's, which change while running). When one changes, the loop
+//! rebuilds its [`Discovery`] from all of them and rescans at once. A followed file that no entry matches any more is either *rotated away* (its path no
 //! longer holds it: drained to EOF, then finished, as always) or *dropped by the configuration*
 //! (still at its path: closed at once, its checkpoint kept unfinished, so when an entry matches
 //! it again the lines written meanwhile are read from where it stopped); see [`unmatched`].
@@ -21,7 +21,6 @@ use std::collections::HashMap;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
@@ -29,20 +28,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logship_wal::{Wal, WalError};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
-use super::checkpoint::{Checkpoint, Checkpoints, PreviousStream};
-use super::chunk::Chunk;
-use super::discovery::{Candidate, ChangeWatcher, Discovery, RemoteEntries};
+use super::checkpoint::{Checkpoint, Checkpoints};
+use super::copytruncate::{continue_copy, CopyCheck, CopySearch, FoundCopy, Known};
+use super::discovery::{Candidate, ChangeWatcher, Discovery};
 use super::disk::{DiskGuard, DiskRoom};
-use super::framing::frame;
-use super::identity::{Fingerprint, PhysicalFile};
+use super::events::{AgentEvents, FileTrouble, PauseCause};
+use super::identity::{crc_of_prefix, read_full_at, Fingerprint, PhysicalFile};
 use super::monitor::Backlog;
+use super::paths::PathsProvider;
 use super::shipper::ShipQueue;
+use super::tailer::{Closed, Poll, Read, TailLimits, Tailer};
 use crate::config::{CollectEntry, StartPosition};
 use crate::shutdown::Shutdown;
-use crate::telemetry::{names, Health};
 
 /// Bytes read in one round across all files before the round is committed (group commit).
 const ROUND_BYTES: usize = 1024 * 1024;
@@ -67,27 +65,15 @@ pub struct ReaderSettings {
     pub start_position: StartPosition,
 }
 
-/// A file being followed.
-struct Tailed {
-    file: File,
-    checkpoint: Checkpoint,
-    path: PathBuf,
-    topic: String,
-    /// Matched a collect entry in the latest scan; if not, it was renamed away or deleted and is
-    /// drained, then closed.
-    matched: bool,
-    last_size: u64,
-    last_growth: Instant,
-    window: usize,
-}
-
-/// A matched file closed while idle (read to its end, unchanged for `close_idle`): what it
-/// looked like then. Reopened when its size or modification time differs.
-struct Closed {
-    path: PathBuf,
-    topic: String,
-    size: u64,
-    modified: Option<std::time::SystemTime>,
+impl ReaderSettings {
+    /// What each tailer reads and frames with.
+    pub fn limits(&self) -> TailLimits {
+        TailLimits {
+            max_line_bytes: self.max_line_bytes,
+            read_chunk_bytes: self.read_chunk_bytes,
+            rotate_wait: self.rotate_wait,
+        }
+    }
 }
 
 /// What to do with a followed file that no collect entry matched in the latest scan.
@@ -111,24 +97,6 @@ pub fn unmatched(was_matched: bool, entries_changed: bool, still_at_path: bool) 
     } else {
         Unmatched::Drain
     }
-}
-
-/// Entries that come from outside the config file (etcd), merged with the file's.
-struct RemoteSource {
-    local: Vec<CollectEntry>,
-    default_start: StartPosition,
-    entries: RemoteEntries,
-    generation: u64,
-}
-
-/// A read ready to be committed.
-struct PendingRead {
-    payload: Vec<u8>,
-    checkpoint: Checkpoint,
-    /// Lines (pieces) in the chunk, for metrics.
-    lines: u64,
-    /// Source bytes in the chunk, for metrics.
-    bytes: u64,
 }
 
 /// Errors that stop the reading loop (the agent then exits; a restart resumes safely).
@@ -156,17 +124,26 @@ fn encoded(checkpoint: &Checkpoint) -> Result<(Vec<u8>, Vec<u8>), ReaderError> {
     Ok((checkpoint.key(), value))
 }
 
+/// What one [`FileServer::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Reading waits (nothing was read).
+    Paused(Pause),
+    /// A read round ran; `progressed`: it committed records.
+    Read {
+        /// The round committed records.
+        progressed: bool,
+    },
+}
+
 /// Why reading waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pause {
+pub(crate) enum Pause {
     /// The WAL holds `wal_max_bytes` not yet acknowledged.
     WalFull,
     /// The data directory's filesystem has less than `min_free_bytes` free.
     DiskLow { free: u64 },
 }
-
-/// While reading is paused, the reason is logged again this often (with what is pending).
-const PAUSE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The reading loop and its state.
 pub struct FileServer {
@@ -174,25 +151,26 @@ pub struct FileServer {
     discovery: Discovery,
     wal: Wal,
     checkpoints: Checkpoints,
-    files: HashMap<PhysicalFile, Tailed>,
+    files: HashMap<PhysicalFile, Tailer>,
     order: Vec<PhysicalFile>,
     next_start: usize,
     first_scan: bool,
     watcher: ChangeWatcher,
     wake: Receiver<()>,
     queue: ShipQueue,
-    remote: Option<RemoteSource>,
+    /// Where the collect entries come from, and what each provided last.
+    providers: Vec<Box<dyn PathsProvider>>,
+    provided: Vec<Vec<CollectEntry>>,
     followed: Arc<AtomicU64>,
     /// Files matched but waiting for a descriptor in the latest scan (for `/status`).
     waiting: Arc<AtomicU64>,
     backlog: Option<Arc<Backlog>>,
     /// Pauses reading while the data directory's filesystem is (nearly) full.
     disk: Option<DiskGuard>,
-    /// Streams whose truncated file was already searched for a copy in this process (see
-    /// [`FileServer::seek_copy`]); keyed by physical file and stream.
-    copies_sought: HashSet<(PhysicalFile, String)>,
-    /// When "files wait for a descriptor" was last logged (`None`: none waits).
-    waiting_logged: Option<Instant>,
+    /// The copies of truncated files already searched for (see [`FileServer::seek_copy`]).
+    copies: CopySearch,
+    /// Where everything the reader does is reported.
+    events: Arc<dyn AgentEvents>,
     /// Files closed while idle, by identity (see [`FileServer::close_idle`]).
     closed: HashMap<PhysicalFile, Closed>,
     /// The latest scan left files waiting for a descriptor: files read to their end are closed
@@ -201,29 +179,34 @@ pub struct FileServer {
 }
 
 impl FileServer {
-    /// Loads checkpoints from the WAL state. `wake` is poked by inotify events and by the
-    /// shipper when acknowledgements free WAL space.
+    /// Loads checkpoints from the WAL state and the collect entries from `providers` (in
+    /// order). `wake` is poked by inotify events and by the shipper when acknowledgements free
+    /// WAL space.
     pub fn new(
         settings: ReaderSettings,
-        discovery: Discovery,
+        mut providers: Vec<Box<dyn PathsProvider>>,
         wal: Wal,
         watcher: ChangeWatcher,
         wake: Receiver<()>,
         queue: ShipQueue,
+        events: Arc<dyn AgentEvents>,
     ) -> Result<FileServer, ReaderError> {
         let mut loaded = Vec::new();
         for item in wal.state_scan_prefix(super::checkpoint::KEY_PREFIX.as_bytes()) {
             let (key, value) = item?;
             match Checkpoint::decode(&value) {
                 Ok(checkpoint) => loaded.push(checkpoint),
-                Err(error) => tracing::error!(
-                    key = %String::from_utf8_lossy(&key),
-                    %error,
-                    "unreadable checkpoint ignored; its file will be matched by content"
-                ),
+                Err(error) => {
+                    events.checkpoint_unreadable(&String::from_utf8_lossy(&key), &error.to_string())
+                }
             }
         }
-        tracing::info!(checkpoints = loaded.len(), "checkpoints loaded");
+        events.checkpoints_loaded(loaded.len());
+        let provided: Vec<Vec<CollectEntry>> = providers
+            .iter_mut()
+            .map(|provider| provider.changed(events.as_ref()).unwrap_or_default())
+            .collect();
+        let discovery = Discovery::new(&provided.concat(), settings.start_position);
         Ok(FileServer {
             settings,
             discovery,
@@ -236,13 +219,14 @@ impl FileServer {
             watcher,
             wake,
             queue,
-            remote: None,
+            provided,
+            providers,
             followed: Arc::new(AtomicU64::new(0)),
             waiting: Arc::new(AtomicU64::new(0)),
             backlog: None,
             disk: None,
-            copies_sought: HashSet::new(),
-            waiting_logged: None,
+            copies: CopySearch::default(),
+            events,
             closed: HashMap::new(),
             starved: false,
         })
@@ -273,31 +257,7 @@ impl FileServer {
 
     /// Bytes written to the followed files past their checkpoints.
     fn unread_bytes(&self) -> u64 {
-        self.files
-            .values()
-            .filter_map(|t| {
-                let size = t.file.metadata().ok()?.len();
-                Some(size.saturating_sub(t.checkpoint.offset))
-            })
-            .sum()
-    }
-
-    /// Makes the collect entries `local ++ remote` and follows changes of `remote` while running
-    /// (checked on every loop iteration).
-    pub fn with_remote_entries(
-        mut self,
-        local: Vec<CollectEntry>,
-        default_start: StartPosition,
-        remote: RemoteEntries,
-    ) -> FileServer {
-        self.remote = Some(RemoteSource {
-            local,
-            default_start,
-            entries: remote,
-            generation: u64::MAX,
-        });
-        self.refresh_discovery();
-        self
+        self.files.values().filter_map(Tailer::unread_bytes).sum()
     }
 
     /// The number of files followed, updated after every scan (for the agent registry).
@@ -310,93 +270,97 @@ impl FileServer {
         self.waiting.clone()
     }
 
-    /// Rebuilds the discovery if the remote entries changed; returns whether they did.
+    /// Asks every paths provider for changes and rebuilds the discovery from all their
+    /// entries if one changed; returns whether one did.
     fn refresh_discovery(&mut self) -> bool {
-        let Some(remote) = self.remote.as_mut() else {
+        let mut changed = false;
+        for (provider, entries) in self.providers.iter_mut().zip(self.provided.iter_mut()) {
+            if let Some(new) = provider.changed(self.events.as_ref()) {
+                *entries = new;
+                changed = true;
+            }
+        }
+        if !changed {
             return false;
-        };
-        let Some((generation, entries)) = remote.entries.changed_since(remote.generation) else {
-            return false;
-        };
-        remote.generation = generation;
-        let mut all = remote.local.clone();
-        all.extend(entries);
-        tracing::info!(entries = all.len(), "collect entries changed; rescanning");
-        self.discovery = Discovery::new(&all, remote.default_start);
+        }
+        let all: Vec<CollectEntry> = self.provided.concat();
+        self.events.entries_changed(all.len());
+        self.discovery = Discovery::new(&all, self.settings.start_position);
         true
     }
 
     /// Runs until `shutdown`; then commits nothing further (everything committed is in the WAL).
+    /// Each iteration is one [`FileServer::step`]; this loop only paces them (rescans every
+    /// `rescan_interval` or when inotify saw a change, waits when idle or paused) and reports a
+    /// pause to the events at every check while it lasts, and once when it ends.
     pub fn run(mut self, shutdown: &Shutdown) -> Result<(), ReaderError> {
         let mut last_scan: Option<Instant> = None;
-        // While paused: whether for lack of disk space (else the WAL is full).
-        let mut paused: Option<bool> = None;
-        let mut last_pause_log = Instant::now();
+        let mut paused = false;
         while !shutdown.is_triggered() {
             let scan_due = last_scan.is_none_or(|t| t.elapsed() >= self.settings.rescan_interval);
-            let reconfigured = self.refresh_discovery();
-            if scan_due || reconfigured || self.watcher.take_changed() {
-                self.scan(reconfigured)?;
-                if last_scan.is_none() {
-                    if let Some(backlog) = &self.backlog {
-                        backlog.set_files_at_start(self.unread_bytes());
-                    }
-                }
+            let scan = scan_due || self.watcher.take_changed();
+            let step = self.step(scan)?;
+            if scan {
                 last_scan = Some(Instant::now());
             }
-            if let Some(pause) = self.must_wait() {
-                let reason = match (&pause, &self.disk) {
-                    (Pause::DiskLow { free }, Some(guard)) => guard.reason(*free),
-                    _ => "WAL full: reading paused until Kafka acknowledges".to_string(),
-                };
-                let disk_low = matches!(pause, Pause::DiskLow { .. });
-                let first = paused != Some(disk_low);
-                if first || last_pause_log.elapsed() >= PAUSE_LOG_INTERVAL {
-                    metrics::gauge!(names::AGENT_READING_PAUSED).set(1.0);
-                    Health::global().fail("wal", reason.clone());
-                    tracing::warn!(
-                        pending_records = self.wal.pending_records(),
-                        pending_bytes = self.wal.pending_bytes(),
-                        "{reason} (backpressure; nothing is dropped)"
+            match step {
+                Step::Paused(pause) => {
+                    let (cause, reason) = match (&pause, &self.disk) {
+                        (Pause::DiskLow { free }, Some(guard)) => {
+                            (PauseCause::DiskLow, guard.reason(*free))
+                        }
+                        _ => (
+                            PauseCause::WalFull,
+                            "WAL full: reading paused until Kafka acknowledges".to_string(),
+                        ),
+                    };
+                    self.events.reading_paused(
+                        cause,
+                        &reason,
+                        self.wal.pending_records(),
+                        self.wal.pending_bytes(),
                     );
-                    last_pause_log = Instant::now();
+                    paused = true;
+                    let _ = self.wake.recv_timeout(Duration::from_millis(100));
                 }
-                paused = Some(disk_low);
-                let _ = self.wake.recv_timeout(Duration::from_millis(100));
-                continue;
-            }
-            if paused.take().is_some() {
-                metrics::gauge!(names::AGENT_READING_PAUSED).set(0.0);
-                Health::global().recover("wal");
-                tracing::info!(
-                    pending_bytes = self.wal.pending_bytes(),
-                    "reading resumed: the WAL and its disk have room again"
-                );
-            }
-            let progressed = self.read_round()?;
-            self.close_drained()?;
-            if !progressed {
-                let _ = self.wake.recv_timeout(Duration::from_millis(250));
+                Step::Read { progressed } => {
+                    if std::mem::take(&mut paused) {
+                        self.events.reading_resumed(self.wal.pending_bytes());
+                    }
+                    if !progressed {
+                        let _ = self.wake.recv_timeout(Duration::from_millis(250));
+                    }
+                }
             }
         }
         Ok(())
     }
 
-    /// One iteration of [`FileServer::run`]'s loop body, without its waiting and its WAL-full
-    /// check: a rescan if `scan`, one read round (committed and fsynced), then the close of
-    /// drained files. Returns whether the round committed records.
+    /// One iteration of the reading loop, without its waiting: applies changed collect
+    /// entries; rescans if `scan` (or the entries changed); unless the WAL or its disk is full,
+    /// reads one round from every followed file (committed and fsynced) and closes drained
+    /// files.
     ///
-    /// The seam through which `agent::reader_model` drives the reader deterministically (the
-    /// test decides when files change, when the reader scans and reads, and when it restarts);
-    /// `run` performs the same three steps, timed by the rescan interval and wake-ups.
-    #[cfg(test)]
-    pub(crate) fn round(&mut self, scan: bool) -> Result<bool, ReaderError> {
-        if scan {
-            self.scan(false)?;
+    /// [`FileServer::run`] calls it, timed by the rescan interval and wake-ups; the reader
+    /// model test (`agent::reader_model`) calls it directly to decide when files change, when
+    /// the reader scans and reads, and when it restarts.
+    pub(crate) fn step(&mut self, scan: bool) -> Result<Step, ReaderError> {
+        let reconfigured = self.refresh_discovery();
+        if scan || reconfigured {
+            let first = self.first_scan;
+            self.scan(reconfigured)?;
+            if first {
+                if let Some(backlog) = &self.backlog {
+                    backlog.set_files_at_start(self.unread_bytes());
+                }
+            }
+        }
+        if let Some(pause) = self.must_wait() {
+            return Ok(Step::Paused(pause));
         }
         let progressed = self.read_round()?;
         self.close_drained()?;
-        Ok(progressed)
+        Ok(Step::Read { progressed })
     }
 
     /// Re-evaluates the globs: new files are opened and positioned, files no longer matched
@@ -405,13 +369,14 @@ impl FileServer {
         // Idle files are closed here, once per scan rather than once per read round: the
         // descriptors they free go to waiting files in this very scan.
         self.close_idle();
-        self.watcher.watch(&self.discovery.watch_dirs());
+        self.watcher
+            .watch(&self.discovery.watch_dirs(), self.events.as_ref());
         let mut was_matched = HashSet::new();
-        for (key, tailed) in self.files.iter_mut() {
-            if tailed.matched {
+        for (key, tailer) in self.files.iter_mut() {
+            if tailer.is_matched() {
                 was_matched.insert(*key);
             }
-            tailed.matched = false;
+            tailer.unmatch();
         }
         let mut new_checkpoints = Vec::new();
         let mut rewritten = Vec::new();
@@ -420,7 +385,7 @@ impl FileServer {
         let mut waiting = 0usize;
         let budget = super::open_files::file_budget();
         let mut seen_closed = HashSet::new();
-        for candidate in self.discovery.scan() {
+        for candidate in self.discovery.scan(self.events.as_ref()) {
             let Ok(metadata) = std::fs::metadata(&candidate.path) else {
                 continue;
             };
@@ -429,22 +394,16 @@ impl FileServer {
                 seen_closed.insert(physical);
                 closed.path = candidate.path.clone();
                 closed.topic = candidate.topic.clone();
-                if metadata.len() == closed.size && metadata.modified().ok() == closed.modified {
+                if closed.unchanged(&metadata) {
                     continue;
                 }
                 // Changed: reopened below (it stays in `closed` until it is open), and
                 // `open_new` checks its identity against its checkpoint before reading on.
             }
-            if let Some(tailed) = self.files.get_mut(&physical) {
-                tailed.matched = true;
-                tailed.path = candidate.path.clone();
-                tailed.topic = candidate.topic.clone();
-                // Content rewritten in place without shrinking below our offset: only the
-                // fingerprint of the first line tells.
-                if let Ok(Some(fingerprint)) = Fingerprint::of_file(&tailed.file) {
-                    if fingerprint != tailed.checkpoint.fingerprint {
-                        rewritten.push(physical);
-                    }
+            if let Some(tailer) = self.files.get_mut(&physical) {
+                tailer.matched_at(&candidate.path, &candidate.topic);
+                if tailer.first_line_changed().unwrap_or(false) {
+                    rewritten.push(physical);
                 }
                 continue;
             }
@@ -453,17 +412,17 @@ impl FileServer {
                 continue;
             }
             match self.open_new(&candidate, &mut new_checkpoints) {
-                Ok(Some((tailed, is_new))) => {
+                Ok(Some((tailer, is_new))) => {
                     if is_new {
-                        new_checkpoints.push(tailed.checkpoint.clone());
+                        new_checkpoints.push(tailer.checkpoint().clone());
                     }
-                    self.track(tailed);
+                    self.track(tailer);
                 }
                 Ok(None) => {}
                 Err(error) if super::open_files::is_out_of_descriptors(&error) => waiting += 1,
-                Err(error) => tracing::warn!(
-                    path = %candidate.path.display(), %error, "cannot open file; will retry"
-                ),
+                Err(error) => self
+                    .events
+                    .file_trouble(&candidate.path, FileTrouble::Open, &error),
             }
         }
         self.report_waiting(waiting);
@@ -472,15 +431,15 @@ impl FileServer {
         // A file just renamed away (or deleted) is followed for `rotate_wait` from now at least:
         // its writer may go on appending until it reopens, however long the file was idle before.
         for key in &was_matched {
-            if let Some(tailed) = self.files.get_mut(key) {
-                if !tailed.matched {
-                    tailed.last_growth = Instant::now();
+            if let Some(tailer) = self.files.get_mut(key) {
+                if !tailer.is_matched() {
+                    tailer.rotated_now();
                 }
             }
         }
         for key in rewritten {
             if let Err(error) = self.on_truncated(&key, &mut new_checkpoints) {
-                tracing::warn!(file = ?key, %error, "cannot check the rewritten file; will retry");
+                self.file_trouble(&key, FileTrouble::Check, &error);
             }
         }
         if entries_changed {
@@ -498,31 +457,21 @@ impl FileServer {
         Ok(())
     }
 
-    /// Publishes how many matched files wait for a descriptor, and says so at most once per
-    /// [`PAUSE_LOG_INTERVAL`] (a scan runs every second or so; one line per file per scan
-    /// would flood the log).
+    /// Publishes how many matched files wait for a descriptor (for `/status`, and to the
+    /// events, which say so at most once per interval: a scan runs every second or so).
     fn report_waiting(&mut self, waiting: usize) {
-        metrics::gauge!(names::AGENT_FILES_WAITING).set(waiting as f64);
         self.waiting.store(waiting as u64, Ordering::Relaxed);
-        if waiting == 0 {
-            if self.waiting_logged.take().is_some() {
-                tracing::info!("every matched file is followed again");
-            }
-            return;
-        }
-        if self
-            .waiting_logged
-            .is_none_or(|at| at.elapsed() >= PAUSE_LOG_INTERVAL)
-        {
-            tracing::warn!(
-                waiting,
-                followed = self.files.len(),
-                soft_limit = ?super::open_files::soft_limit(),
-                "open-files limit reached: files wait for a descriptor (raise the limit, \
-                 e.g. LimitNOFILE= in the service unit)"
-            );
-            self.waiting_logged = Some(Instant::now());
-        }
+        self.events
+            .files_waiting(waiting, self.files.len(), super::open_files::soft_limit());
+    }
+
+    /// Reports trouble with the followed file `key`.
+    fn file_trouble(&self, key: &PhysicalFile, trouble: FileTrouble, error: &io::Error) {
+        let path = self.files.get(key).map_or_else(
+            || PathBuf::from(key.checkpoint_key()),
+            |t| t.path().to_path_buf(),
+        );
+        self.events.file_trouble(&path, trouble, error);
     }
 
     /// Closes the files whose entry the latest configuration change removed (see
@@ -532,46 +481,33 @@ impl FileServer {
         let paused: Vec<PhysicalFile> = self
             .files
             .iter()
-            .filter(|(key, tailed)| {
-                if tailed.matched {
-                    return false;
-                }
-                let still_at_path = std::fs::metadata(&tailed.path)
-                    .is_ok_and(|m| PhysicalFile::from_metadata(&m) == **key);
-                unmatched(was_matched.contains(*key), true, still_at_path) == Unmatched::Pause
+            .filter(|(key, tailer)| {
+                !tailer.is_matched()
+                    && unmatched(was_matched.contains(*key), true, tailer.still_at_path())
+                        == Unmatched::Pause
             })
             .map(|(key, _)| *key)
             .collect();
         for key in paused {
-            if let Some(tailed) = self.files.remove(&key) {
-                tracing::info!(
-                    path = %tailed.path.display(),
-                    offset = tailed.checkpoint.offset,
-                    "collect entry removed: file closed, checkpoint kept"
-                );
+            if let Some(tailer) = self.files.remove(&key) {
+                self.events
+                    .file_paused(tailer.path(), tailer.checkpoint().offset);
             }
         }
         self.order.retain(|k| self.files.contains_key(k));
     }
 
-    fn track(&mut self, tailed: Tailed) {
-        let key = tailed.checkpoint.file;
+    fn track(&mut self, tailer: Tailer) {
+        let key = tailer.key();
+        let checkpoint = tailer.checkpoint();
         if self.closed.remove(&key).is_some() {
-            tracing::debug!(
-                path = %tailed.path.display(),
-                offset = tailed.checkpoint.offset,
-                "idle file changed; reopened"
-            );
+            self.events.file_reopened(tailer.path(), checkpoint.offset);
         } else {
-            tracing::info!(
-                path = %tailed.path.display(),
-                stream = tailed.checkpoint.stream.as_str(),
-                offset = tailed.checkpoint.offset,
-                "following file"
-            );
+            self.events
+                .file_followed(tailer.path(), checkpoint.stream.as_str(), checkpoint.offset);
         }
         self.order.push(key);
-        self.files.insert(key, tailed);
+        self.files.insert(key, tailer);
     }
 
     /// Opens a file not followed yet and decides where to read from. Returns `None` while its
@@ -582,7 +518,7 @@ impl FileServer {
         &mut self,
         candidate: &Candidate,
         adopted: &mut Vec<Checkpoint>,
-    ) -> io::Result<Option<(Tailed, bool)>> {
+    ) -> io::Result<Option<(Tailer, bool)>> {
         let file = File::open(&candidate.path)?;
         let metadata = file.metadata()?;
         let physical = PhysicalFile::from_metadata(&metadata);
@@ -611,10 +547,7 @@ impl FileServer {
                 (checkpoint, changed)
             }
             Some(existing) => {
-                tracing::info!(
-                    path,
-                    "file was truncated or rewritten while not followed; new stream"
-                );
+                self.events.file_replaced_while_away(&path);
                 let mut checkpoint = existing.clone();
                 checkpoint.restart_after_truncation(fingerprint);
                 checkpoint.path = path;
@@ -627,19 +560,16 @@ impl FileServer {
                 }
             }
         };
-        Ok(Some((
-            Tailed {
-                file,
-                checkpoint,
-                path: candidate.path.clone(),
-                topic: candidate.topic.clone(),
-                matched: true,
-                last_size: size,
-                last_growth: Instant::now(),
-                window: self.settings.read_chunk_bytes,
-            },
-            changed,
-        )))
+        let tailer = Tailer::new(
+            file,
+            checkpoint,
+            candidate.path.clone(),
+            candidate.topic.clone(),
+            true,
+            size,
+            self.settings.read_chunk_bytes,
+        );
+        Ok(Some((tailer, changed)))
     }
 
     /// The checkpoint of a file without one: a copy of a known stream continues it; otherwise a
@@ -655,9 +585,21 @@ impl FileServer {
         candidate: &Candidate,
         path: String,
     ) -> io::Result<Option<Checkpoint>> {
-        match self.continue_copy(file, physical, fingerprint, size, &path)? {
-            CopyCheck::Continues(checkpoint) => return Ok(Some(checkpoint)),
-            CopyCheck::InProgress => return Ok(None),
+        let known = Known {
+            checkpoints: &self.checkpoints,
+            followed: &self.files,
+            closed: &self.closed,
+        };
+        match continue_copy(&known, file, physical, fingerprint, size, &path)? {
+            CopyCheck::Continues(checkpoint) => {
+                self.events
+                    .copy_continued(&path, checkpoint.stream.as_str(), checkpoint.offset);
+                return Ok(Some(checkpoint));
+            }
+            CopyCheck::InProgress => {
+                self.events.copy_in_progress(&path, size);
+                return Ok(None);
+            }
             CopyCheck::NotACopy => {}
         }
         let start = if self.first_scan && candidate.start_position == StartPosition::End {
@@ -674,100 +616,6 @@ impl FileServer {
             prefix_crc,
             path,
         )))
-    }
-
-    /// Whether `file`, not followed yet and starting like a known stream, holds a byte copy of
-    /// that stream's read part (copytruncate rotation, the copy matched by a glob such as
-    /// `app.log*`): then it continues that stream where it was.
-    ///
-    /// A copy is written front to back, so a scan can see it before it holds everything that
-    /// was read of its original. Read as a new stream, its lines would be shipped a second time
-    /// under other ids. So a file shorter than the read part of a stream with its fingerprint is
-    /// a copy in progress while it grows, or while its bytes equal the start of that stream's
-    /// file, still followed and not yet truncated; it is looked at again at the next scan.
-    fn continue_copy(
-        &self,
-        file: &File,
-        physical: PhysicalFile,
-        fingerprint: Fingerprint,
-        size: u64,
-        path: &str,
-    ) -> io::Result<CopyCheck> {
-        let mut in_progress = false;
-        for candidate in self.checkpoints.copy_candidates(fingerprint, &physical) {
-            if candidate.offset == 0 {
-                continue;
-            }
-            if candidate.offset > size {
-                in_progress = in_progress || self.copy_in_progress(file, size, &candidate)?;
-                continue;
-            }
-            if crc_of_prefix(file, candidate.offset)? == candidate.prefix_crc {
-                tracing::info!(
-                    path,
-                    stream = candidate.stream.as_str(),
-                    offset = candidate.offset,
-                    "file is a copy of a stream already read (copytruncate); continuing that stream"
-                );
-                let mut checkpoint = Checkpoint::start(
-                    physical,
-                    fingerprint,
-                    0,
-                    candidate.offset,
-                    candidate.prefix_crc,
-                    path.to_string(),
-                );
-                checkpoint.stream = candidate.stream;
-                return Ok(CopyCheck::Continues(checkpoint));
-            }
-        }
-        if in_progress {
-            tracing::debug!(
-                path,
-                size,
-                "file starts like a stream read further: a copy being written? looking again later"
-            );
-            return Ok(CopyCheck::InProgress);
-        }
-        Ok(CopyCheck::NotACopy)
-    }
-
-    /// Whether `file` (`size` bytes when looked at, fewer than `candidate` was read to) is a copy
-    /// of `candidate`'s content still being written: it grew meanwhile, or its bytes are the
-    /// first bytes of the followed file whose current stream is `candidate`'s.
-    fn copy_in_progress(
-        &self,
-        file: &File,
-        size: u64,
-        candidate: &PreviousStream,
-    ) -> io::Result<bool> {
-        if file.metadata()?.len() != size {
-            return Ok(true);
-        }
-        let original = self
-            .files
-            .values()
-            .find(|tailed| tailed.checkpoint.stream == candidate.stream);
-        if let Some(original) = original {
-            return same_prefix(file, &original.file, size);
-        }
-        // The original may be closed while idle: compared through its path, if it still holds it.
-        for (key, closed) in &self.closed {
-            if self
-                .checkpoints
-                .get(key)
-                .is_none_or(|c| c.stream != candidate.stream)
-            {
-                continue;
-            }
-            let Ok(original) = File::open(&closed.path) else {
-                continue;
-            };
-            if PhysicalFile::from_metadata(&original.metadata()?) == *key {
-                return same_prefix(file, &original, size);
-            }
-        }
-        Ok(false)
     }
 
     /// After a restart: files whose checkpoint is unfinished but that no glob matches any more
@@ -812,19 +660,13 @@ impl FileServer {
                 Some((path, file, size, Some(fp)))
                     if fp == checkpoint.fingerprint && size >= checkpoint.offset =>
                 {
-                    tracing::info!(
-                        from = checkpoint.path,
-                        to = %path.display(),
-                        "file was renamed while not followed (agent down, or file closed while idle); draining it"
-                    );
+                    self.events
+                        .file_renamed_while_away(&checkpoint.path, &path, false);
                     (file, size, checkpoint)
                 }
                 Some((path, file, size, Some(fp))) => {
-                    tracing::info!(
-                        from = checkpoint.path,
-                        to = %path.display(),
-                        "file was renamed and rewritten while not followed; draining it as a new stream"
-                    );
+                    self.events
+                        .file_renamed_while_away(&checkpoint.path, &path, true);
                     self.seek_copy(&checkpoint, &original, &topic, out);
                     let mut checkpoint = checkpoint;
                     checkpoint.restart_after_truncation(fp);
@@ -832,10 +674,7 @@ impl FileServer {
                     (file, size, checkpoint)
                 }
                 _ => {
-                    tracing::debug!(
-                        path = checkpoint.path,
-                        "file of an unfinished checkpoint is gone or has no complete line; looking for a copy"
-                    );
+                    self.events.file_missing(&checkpoint.path);
                     self.seek_copy(&checkpoint, &original, &topic, out);
                     continue;
                 }
@@ -843,16 +682,15 @@ impl FileServer {
             // Followed under its last collected path, as a file renamed while followed is: the
             // checkpoint keeps naming a path the entries match, so a second restart before it
             // is drained still finds its topic and resumes it.
-            self.track(Tailed {
+            self.track(Tailer::new(
                 file,
-                path: original,
-                topic,
-                matched: false,
-                last_size: size,
-                last_growth: Instant::now(),
-                window: self.settings.read_chunk_bytes,
                 checkpoint,
-            });
+                original,
+                topic,
+                false,
+                size,
+                self.settings.read_chunk_bytes,
+            ));
         }
     }
 
@@ -863,7 +701,7 @@ impl FileServer {
 
     /// Reads from every followed file once (up to a few chunks each) and commits the round.
     fn read_round(&mut self) -> Result<bool, ReaderError> {
-        let mut reads: Vec<PendingRead> = Vec::new();
+        let mut reads: Vec<Read> = Vec::new();
         let mut state_only: Vec<Checkpoint> = Vec::new();
         let mut round_bytes = 0usize;
         let count = self.order.len();
@@ -885,7 +723,7 @@ impl FileServer {
                     }
                     Ok(None) => break,
                     Err(error) => {
-                        tracing::warn!(file = ?key, %error, "read failed; will retry");
+                        self.file_trouble(&key, FileTrouble::Read, &error);
                         break;
                     }
                 }
@@ -909,10 +747,8 @@ impl FileServer {
         let seqs = self.wal.append(&payloads, &state_refs)?;
         self.wal.flush()?;
         for read in &reads {
-            metrics::counter!(names::AGENT_READ_LINES, "file" => read.checkpoint.path.clone())
-                .increment(read.lines);
-            metrics::counter!(names::AGENT_READ_BYTES, "file" => read.checkpoint.path.clone())
-                .increment(read.bytes);
+            self.events
+                .read(&read.checkpoint.path, read.lines, read.bytes);
         }
         for checkpoint in state_only
             .into_iter()
@@ -924,85 +760,24 @@ impl FileServer {
         Ok(!seqs.is_empty())
     }
 
-    /// One read from one file: `None` when there is nothing complete to commit.
+    /// One read from one file: `None` when there is nothing complete to commit. A truncated
+    /// file's new checkpoint (and an adopted copy's) go to `state_only`.
     fn read_one(
         &mut self,
         key: &PhysicalFile,
         state_only: &mut Vec<Checkpoint>,
-    ) -> io::Result<Option<PendingRead>> {
-        let settings = self.settings.clone();
-        let Some(tailed) = self.files.get_mut(key) else {
+    ) -> io::Result<Option<Read>> {
+        let limits = self.settings.limits();
+        let Some(tailer) = self.files.get_mut(key) else {
             return Ok(None);
         };
-        let size = tailed.file.metadata()?.len();
-        if size != tailed.last_size {
-            tailed.last_size = size;
-            tailed.last_growth = Instant::now();
-        }
-        // Truncated, or rewritten and grown past our offset again before we looked: a file only
-        // grows, so a first line that is no longer the checkpoint's (or no longer complete)
-        // means new content. Checked before every read, not only at rescans (which check it
-        // too): a rescan may be a second away, and reading on at the old offset would ship the
-        // new content's bytes as the old stream's lines.
-        let rewritten = size > tailed.checkpoint.offset
-            && Fingerprint::of_file(&tailed.file)? != Some(tailed.checkpoint.fingerprint);
-        if size < tailed.checkpoint.offset || rewritten {
-            self.on_truncated(key, state_only)?;
-            return Ok(None);
-        }
-        let available = size - tailed.checkpoint.offset;
-        if available == 0 {
-            return Ok(None);
-        }
-        let idle = tailed.last_growth.elapsed() >= settings.rotate_wait;
-        loop {
-            let want = (tailed.window as u64).min(available) as usize;
-            let mut buf = vec![0u8; want];
-            let n = read_full_at(&tailed.file, &mut buf, tailed.checkpoint.offset)?;
-            buf.truncate(n);
-            let at_eof = (n as u64) == available;
-            let flush_partial = !tailed.matched && idle && at_eof;
-            let framed = frame(
-                &buf,
-                settings.max_line_bytes,
-                flush_partial,
-                tailed.checkpoint.mid_line,
-            );
-            if framed.len == 0 {
-                if n == want && tailed.window <= settings.max_line_bytes {
-                    tailed.window = (tailed.window * 2).min(settings.max_line_bytes + 1);
-                    continue;
-                }
-                return Ok(None);
+        match tailer.read(&limits)? {
+            Poll::Read(read) => Ok(Some(read)),
+            Poll::Nothing => Ok(None),
+            Poll::Truncated => {
+                self.on_truncated(key, state_only)?;
+                Ok(None)
             }
-            tailed.window = settings.read_chunk_bytes;
-            buf.truncate(framed.len);
-            let chunk = Chunk {
-                stream: tailed.checkpoint.stream.0.clone(),
-                path: tailed.path.display().to_string(),
-                topic: tailed.topic.clone(),
-                start_offset: tailed.checkpoint.offset,
-                read_at: now_rfc3339(),
-                starts_mid_line: tailed.checkpoint.mid_line,
-                cuts: framed.cuts,
-                partial_end: framed.partial_end,
-                data: buf,
-            };
-            // Encoded before the checkpoint moves: a chunk that cannot be encoded is read again
-            // next round (and the error logged each time), never skipped.
-            let payload = chunk.encode().map_err(|error| {
-                io::Error::other(format!("cannot encode the chunk read: {error}"))
-            })?;
-            let mut checkpoint = tailed.checkpoint.clone();
-            checkpoint.advance(&chunk.data, framed.ends_mid_line);
-            checkpoint.path = chunk.path.clone();
-            tailed.checkpoint = checkpoint.clone();
-            return Ok(Some(PendingRead {
-                payload,
-                checkpoint,
-                lines: chunk.piece_count() as u64,
-                bytes: chunk.data.len() as u64,
-            }));
         }
     }
 
@@ -1011,39 +786,31 @@ impl FileServer {
     /// to the file; the file itself starts a new stream from 0 once its first line is complete.
     /// The checkpoints to write (the file's new one, an adopted copy's) go to `out`.
     fn on_truncated(&mut self, key: &PhysicalFile, out: &mut Vec<Checkpoint>) -> io::Result<()> {
-        let Some(tailed) = self.files.get(key) else {
+        let Some(tailer) = self.files.get(key) else {
             return Ok(());
         };
-        let old = tailed.checkpoint.clone();
-        let path = tailed.path.clone();
-        let topic = tailed.topic.clone();
+        let old = tailer.checkpoint().clone();
+        let path = tailer.path().to_path_buf();
+        let topic = tailer.topic().to_string();
         // The old content's unread tail is only in a copy, if anywhere. Look for it now, not once
         // the new content has a first line: an idle writer may not write one for hours, and the
         // copy may be compressed or deleted meanwhile.
         self.seek_copy(&old, &path, &topic, out);
-        let Some(tailed) = self.files.get_mut(key) else {
+        let Some(tailer) = self.files.get_mut(key) else {
             return Ok(());
         };
-        let Some(fingerprint) = Fingerprint::of_file(&tailed.file)? else {
-            // The new content has no complete first line yet; its stream starts once it has.
-            return Ok(());
-        };
-        tracing::info!(
-            path = %tailed.path.display(),
-            offset = old.offset,
-            "file truncated (copytruncate?); starting a new stream"
-        );
-        tailed.checkpoint.restart_after_truncation(fingerprint);
-        out.push(tailed.checkpoint.clone());
+        // Without a complete first line the new content's stream starts once it has one.
+        if let Some(checkpoint) = tailer.restart_stream()? {
+            self.events.file_truncated(tailer.path(), old.offset);
+            out.push(checkpoint);
+        }
         Ok(())
     }
 
-    /// Looks once per process for a copy of the content `old` describes, now gone from `path`,
-    /// and drains it as `old`'s stream (see [`FileServer::adopt_copy`]). Once, because the
-    /// search opens every file of the directory, and a truncated file can stay without a first
-    /// line (so without a new stream) for a long time; a restart looks again. A newly adopted
-    /// copy's checkpoint goes to `adopted`, to be committed with the round: from then on a
-    /// restart resumes the copy by its own checkpoint.
+    /// Looks once per process for a copy of the content `old` describes, now gone from `path`
+    /// (see [`CopySearch::seek`]), and drains it as `old`'s stream, under `path` and `topic`.
+    /// A newly adopted copy's checkpoint goes to `adopted`, to be committed with the round:
+    /// from then on a restart resumes the copy by its own checkpoint.
     fn seek_copy(
         &mut self,
         old: &Checkpoint,
@@ -1051,110 +818,35 @@ impl FileServer {
         topic: &str,
         adopted: &mut Vec<Checkpoint>,
     ) {
-        if !self.copies_sought.insert((old.file, old.stream.0.clone())) {
+        let known = Known {
+            checkpoints: &self.checkpoints,
+            followed: &self.files,
+            closed: &self.closed,
+        };
+        let Some(found) = self.copies.seek(&known, old, path) else {
             return;
+        };
+        let FoundCopy {
+            file,
+            at,
+            size,
+            checkpoint,
+            newly_adopted,
+        } = found;
+        self.events
+            .copy_adopted(&at, old.stream.as_str(), checkpoint.offset, !newly_adopted);
+        if newly_adopted {
+            adopted.push(checkpoint.clone());
         }
-        if let Some(dir) = path.parent() {
-            adopted.extend(self.adopt_copy(dir, old, path, topic));
-        }
-    }
-
-    /// Looks in `dir` for an untracked byte copy of `old`'s content and drains it as `old`'s
-    /// stream, under the original's `path` (its lines are the original's, and the checkpoint's
-    /// path must name a collected file for a restart to resume the copy, see
-    /// [`FileServer::resume_rotated_while_down`]). A copy adopted before (it has a checkpoint of
-    /// `old`'s stream) is resumed from that checkpoint, or left alone once finished. Returns the
-    /// checkpoint of a newly adopted copy, to be written.
-    fn adopt_copy(
-        &mut self,
-        dir: &Path,
-        old: &Checkpoint,
-        original: &Path,
-        topic: &str,
-    ) -> Option<Checkpoint> {
-        let entries = std::fs::read_dir(dir).ok()?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(file) = File::open(&path) else {
-                continue;
-            };
-            let Ok(metadata) = file.metadata() else {
-                continue;
-            };
-            if !metadata.is_file() {
-                continue;
-            }
-            let physical = PhysicalFile::from_metadata(&metadata);
-            if physical == old.file
-                || self.files.contains_key(&physical)
-                || self.closed.contains_key(&physical)
-                || metadata.len() < old.offset
-            {
-                continue;
-            }
-            if let Some(earlier) = self.checkpoints.get(&physical) {
-                if earlier.stream != old.stream {
-                    continue;
-                }
-                if !earlier.finished {
-                    let checkpoint = earlier.clone();
-                    tracing::info!(
-                        copy = %path.display(),
-                        stream = old.stream.as_str(),
-                        offset = checkpoint.offset,
-                        "resuming the copy of a truncated file"
-                    );
-                    self.follow_copy(file, checkpoint, original, topic, metadata.len());
-                }
-                return None;
-            }
-            if !matches!(Fingerprint::of_file(&file), Ok(Some(fp)) if fp == old.fingerprint) {
-                continue;
-            }
-            if !matches!(crc_of_prefix(&file, old.offset), Ok(crc) if crc == old.prefix_crc) {
-                continue;
-            }
-            tracing::info!(
-                copy = %path.display(),
-                stream = old.stream.as_str(),
-                offset = old.offset,
-                "draining the rest of the truncated file from its copy"
-            );
-            let mut checkpoint = Checkpoint::start(
-                physical,
-                old.fingerprint,
-                0,
-                old.offset,
-                old.prefix_crc,
-                original.display().to_string(),
-            );
-            checkpoint.stream = old.stream.clone();
-            checkpoint.mid_line = old.mid_line;
-            self.follow_copy(file, checkpoint.clone(), original, topic, metadata.len());
-            return Some(checkpoint);
-        }
-        None
-    }
-
-    /// Follows an adopted copy (unmatched: drained, then closed) under its original's path.
-    fn follow_copy(
-        &mut self,
-        file: File,
-        checkpoint: Checkpoint,
-        original: &Path,
-        topic: &str,
-        size: u64,
-    ) {
-        self.track(Tailed {
+        self.track(Tailer::new(
             file,
             checkpoint,
-            path: original.to_path_buf(),
-            topic: topic.to_string(),
-            matched: false,
-            last_size: size,
-            last_growth: Instant::now(),
-            window: self.settings.read_chunk_bytes,
-        });
+            path.to_path_buf(),
+            topic.to_string(),
+            false,
+            size,
+            self.settings.read_chunk_bytes,
+        ));
     }
 
     /// Closes matched files read to their end and unchanged for `close_idle` (at once while
@@ -1168,42 +860,20 @@ impl FileServer {
         let idle: Vec<PhysicalFile> = self
             .files
             .iter()
-            .filter(|(_, t)| {
-                t.matched
-                    && t.last_size == t.checkpoint.offset
-                    && (starved || t.last_growth.elapsed() >= close_idle)
-            })
+            .filter(|(_, tailer)| tailer.is_idle(close_idle, starved))
             .map(|(k, _)| *k)
             .collect();
         if idle.is_empty() {
             return;
         }
         for key in idle {
-            let Some(tailed) = self.files.get(&key) else {
+            // `None`: it grew since (read it first).
+            let Some(closed) = self.files.get(&key).and_then(Tailer::closing) else {
                 continue;
             };
-            let Ok(metadata) = tailed.file.metadata() else {
-                continue;
-            };
-            if metadata.len() != tailed.checkpoint.offset {
-                continue; // it grew since: read it first
-            }
-            if let Some(tailed) = self.files.remove(&key) {
-                tracing::debug!(
-                    path = %tailed.path.display(),
-                    offset = tailed.checkpoint.offset,
-                    "idle file closed; reopened when it changes"
-                );
-                self.closed.insert(
-                    key,
-                    Closed {
-                        path: tailed.path,
-                        topic: tailed.topic,
-                        size: metadata.len(),
-                        modified: metadata.modified().ok(),
-                    },
-                );
-            }
+            self.files.remove(&key);
+            self.events.file_closed_idle(&closed.path, closed.size);
+            self.closed.insert(key, closed);
         }
         self.order.retain(|k| self.files.contains_key(k));
         self.followed
@@ -1250,11 +920,7 @@ impl FileServer {
         let idle: Vec<PhysicalFile> = self
             .files
             .iter()
-            .filter(|(_, t)| {
-                !t.matched
-                    && t.last_growth.elapsed() >= rotate_wait
-                    && t.last_size <= t.checkpoint.offset
-            })
+            .filter(|(_, tailer)| tailer.is_drained(rotate_wait))
             .map(|(k, _)| *k)
             .collect();
         if idle.is_empty() {
@@ -1267,16 +933,15 @@ impl FileServer {
                 Ok(true) => done.push(key),
                 Ok(false) => {}
                 Err(error) => {
-                    tracing::warn!(file = ?key, %error, "cannot check a drained file; will retry");
+                    self.file_trouble(&key, FileTrouble::Check, &error);
                 }
             }
         }
         for key in done {
-            if let Some(tailed) = self.files.remove(&key) {
-                tracing::info!(path = %tailed.path.display(), offset = tailed.checkpoint.offset, "file drained and closed");
-                let mut checkpoint = tailed.checkpoint;
-                checkpoint.finished = true;
-                checkpoints.push(checkpoint);
+            if let Some(tailer) = self.files.remove(&key) {
+                self.events
+                    .file_drained(tailer.path(), tailer.checkpoint().offset);
+                checkpoints.push(tailer.finish());
             }
         }
         self.order.retain(|k| self.files.contains_key(k));
@@ -1297,15 +962,15 @@ impl FileServer {
         key: &PhysicalFile,
         out: &mut Vec<Checkpoint>,
     ) -> io::Result<bool> {
-        let Some(tailed) = self.files.get(key) else {
+        let Some(tailer) = self.files.get(key) else {
             return Ok(false);
         };
-        let fingerprint = Fingerprint::of_file(&tailed.file)?;
-        if fingerprint == Some(tailed.checkpoint.fingerprint) {
+        let same = tailer.same_first_line()?;
+        if same == Some(true) {
             return Ok(true);
         }
         self.on_truncated(key, out)?;
-        Ok(fingerprint.is_none())
+        Ok(same.is_none())
     }
 
     /// Writes checkpoints without data (new files, finished files) durably.
@@ -1323,65 +988,6 @@ impl FileServer {
         }
         Ok(())
     }
-}
-
-/// Reads as much of `buf` as the file has at `offset`.
-fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read_at(&mut buf[filled..], offset + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
-}
-
-/// What [`FileServer::continue_copy`] found.
-enum CopyCheck {
-    /// A copy of a known stream's read part: continue that stream here.
-    Continues(Checkpoint),
-    /// Shorter than the known stream it starts like, and apparently a copy of it still being
-    /// written: decide at the next scan.
-    InProgress,
-    /// Not a copy: a stream of its own.
-    NotACopy,
-}
-
-/// Whether the first `len` bytes of `a` and `b` are equal (both must hold `len` bytes).
-fn same_prefix(a: &File, b: &File, len: u64) -> io::Result<bool> {
-    let mut left = vec![0u8; 64 * 1024];
-    let mut right = vec![0u8; 64 * 1024];
-    let mut offset = 0u64;
-    while offset < len {
-        let want = ((len - offset) as usize).min(left.len());
-        let n = read_full_at(a, &mut left[..want], offset)?;
-        let m = read_full_at(b, &mut right[..want], offset)?;
-        if n != want || m != want || left[..n] != right[..m] {
-            return Ok(false);
-        }
-        offset += want as u64;
-    }
-    Ok(true)
-}
-
-/// CRC32 of the first `len` bytes of `file` (fewer if the file is shorter).
-fn crc_of_prefix(file: &File, len: u64) -> io::Result<u32> {
-    let mut hasher = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; 1024 * 1024];
-    let mut offset = 0u64;
-    while offset < len {
-        let want = ((len - offset) as usize).min(buf.len());
-        let n = read_full_at(file, &mut buf[..want], offset)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        offset += n as u64;
-    }
-    Ok(hasher.finalize())
 }
 
 /// The offset just after the last newline before `size` (where `start_position = end` starts).
@@ -1411,13 +1017,6 @@ fn find_in_dir(dir: &Path, wanted: impl Fn(PhysicalFile) -> bool) -> Option<(Pat
         }
     }
     None
-}
-
-/// Now, RFC 3339 in UTC.
-fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
 }
 
 #[cfg(test)]

@@ -122,6 +122,55 @@ impl StreamId {
     }
 }
 
+/// Reads as much of `buf` as the file has at `offset` (fewer bytes only at its end).
+pub fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
+/// CRC32 of the first `len` bytes of `file` (fewer if the file is shorter): with a stream's
+/// offset, what a copy of its content must start with (see `Checkpoint::prefix_crc`).
+pub fn crc_of_prefix(file: &File, len: u64) -> io::Result<u32> {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; (len.min(1024 * 1024) as usize).max(1)];
+    let mut offset = 0u64;
+    while offset < len {
+        let want = ((len - offset) as usize).min(buf.len());
+        let n = read_full_at(file, &mut buf[..want], offset)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        offset += n as u64;
+    }
+    Ok(hasher.finalize())
+}
+
+/// Whether the first `len` bytes of `a` and `b` are equal (both must hold `len` bytes).
+pub fn same_prefix(a: &File, b: &File, len: u64) -> io::Result<bool> {
+    let mut left = vec![0u8; 64 * 1024];
+    let mut right = vec![0u8; 64 * 1024];
+    let mut offset = 0u64;
+    while offset < len {
+        let want = ((len - offset) as usize).min(left.len());
+        let n = read_full_at(a, &mut left[..want], offset)?;
+        let m = read_full_at(b, &mut right[..want], offset)?;
+        if n != want || m != want || left[..n] != right[..m] {
+            return Ok(false);
+        }
+        offset += want as u64;
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

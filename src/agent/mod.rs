@@ -1,39 +1,53 @@
 //! The agent: follows log files and ships every line to Kafka, losing none.
 //!
 //! Modules, in data-path order:
-//! - [`discovery`]: which files (globs, rescans, inotify hints, the central entries);
+//! - [`paths`]: which collect entries, from where (the config file, etcd; kept in the WAL);
+//! - [`discovery`]: which files the entries match (globs, rescans, inotify hints);
 //! - [`identity`]: what a file is (device, inode, birth time, first-line fingerprint, stream);
 //! - [`checkpoint`]: where we are in each file, stored atomically with the data;
 //! - [`framing`]: which bytes form complete lines;
-//! - [`file_server`]: the reading loop that commits reads and checkpoints to the WAL;
+//! - [`tailer`]: one followed file: reads its complete lines, notices truncation, idleness
+//!   and the end of a drained file;
+//! - [`copytruncate`]: finding the copy of a truncated file and continuing its stream there;
+//! - [`file_server`]: the reading loop over the tailers, committing reads and checkpoints to
+//!   the WAL;
 //! - [`open_files`]: the open-files budget (the soft limit raised at start);
 //! - [`disk`]: whether `data_dir`'s filesystem still has room (reading pauses when not);
 //! - [`chunk`]: the WAL record format;
 //! - [`encoder`]: the Kafka record of each line of a chunk;
 //! - [`shipper`]: WAL → Kafka, acknowledging WAL records only after Kafka did;
 //! - [`monitor`]: WAL and disk gauges, backlog progress;
-//! - [`supervisor`]: the threads, watched (an error is logged at once, the stop is bounded);
-//! - [`status`]: `logship status`, from the agent's endpoint or its stopped WAL.
+//! - [`supervisor`]: the threads, watched (an error is reported at once, the stop is bounded);
+//! - [`status`]: `logship status`, from the agent's endpoint or its stopped WAL;
+//! - [`events`]: what the modules above report, as one trait ([`events::AgentEvents`]); they
+//!   never log, record metrics or touch health themselves;
+//! - [`report`]: the agent's events turned into logs, metrics and health ([`report::Reported`],
+//!   plugged in by [`run`]).
 //!
 //! Up to four threads, started by [`supervisor::Workers`]: the reader
 //! ([`file_server::FileServer`]), the shipper ([`shipper::Shipper`]) and the monitor
 //! ([`monitor`]); they share the WAL and a queue of committed sequence numbers. With `[etcd]`, a
-//! fourth ([`crate::etcd::start_agent_side`]) publishes the central collect entries
-//! ([`discovery::RemoteEntries`]) that the reader applies between rounds.
+//! fourth ([`crate::etcd::start_agent_side`]) publishes the central collect entries that the
+//! reader picks up between rounds through [`paths::CentralPaths`].
 
 pub mod checkpoint;
 pub mod chunk;
-pub mod discovery;
+mod copytruncate;
+pub(crate) mod discovery;
 pub mod disk;
-pub mod encoder;
-pub mod file_server;
+pub(crate) mod encoder;
+pub(crate) mod events;
+pub(crate) mod file_server;
 pub mod framing;
-pub mod identity;
-pub mod monitor;
-pub mod open_files;
+pub(crate) mod identity;
+pub(crate) mod monitor;
+pub(crate) mod open_files;
+pub(crate) mod paths;
+pub(crate) mod report;
 pub mod shipper;
 pub mod status;
-pub mod supervisor;
+pub(crate) mod supervisor;
+mod tailer;
 
 #[cfg(test)]
 mod reader_model;
@@ -46,32 +60,40 @@ use anyhow::Context as _;
 use logship_wal::{Replayed, Wal, WalOptions};
 
 use crate::config::AgentConfig;
+use crate::etcd::entries::CentralEntries;
 use crate::shutdown::Shutdown;
-use discovery::{ChangeWatcher, Discovery, RemoteEntries};
+use crate::telemetry::Health;
+use discovery::ChangeWatcher;
+use events::AgentEvents;
 use file_server::{FileServer, ReaderSettings};
+use paths::{CentralPaths, PathsProvider, StaticPaths};
+use report::Reported;
 use shipper::{ShipQueue, Shipper};
 
 /// Runs the agent until `shutdown` (or a fatal error, which also stops the other thread).
 /// With `metrics_addr`, the endpoint is listening before the agent starts reading.
 pub async fn run(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<()> {
-    crate::telemetry::Health::global().set_grace(Duration::from_millis(config.health_grace_ms));
+    let health = Arc::new(Health::new(config.health_grace_ms.get()));
+    let events: Arc<dyn AgentEvents> = Arc::new(Reported::new(health.clone()));
     let status = Arc::new(status::RunningStatus::default());
     if let Some(addr) = config.metrics_addr {
-        let endpoint = crate::telemetry::Endpoint::install()?.with_status(status.clone());
+        let endpoint = crate::telemetry::Endpoint::install(health)?.with_status(status.clone());
         // The endpoint is not stopped with the agent: /health answers (503, with the reason a
         // thread failed) until the process exits, which the supervisor bounds.
         crate::telemetry::serve(addr, endpoint, Shutdown::new()).await?;
     }
-    tokio::task::spawn_blocking(move || run_blocking(config, shutdown, &status))
+    tokio::task::spawn_blocking(move || run_blocking(config, shutdown, &status, events))
         .await
         .context("agent thread panicked")?
 }
 
-/// The agent on the calling thread (blocking); `status` is given the WAL once it is open.
+/// The agent on the calling thread (blocking); `status` is given the WAL once it is open;
+/// everything that happens is reported to `events`.
 pub fn run_blocking(
     config: AgentConfig,
     shutdown: Shutdown,
     status: &status::RunningStatus,
+    events: Arc<dyn AgentEvents>,
 ) -> anyhow::Result<()> {
     let host = config.host_name();
     let wal_dir = config.data_dir.join("wal");
@@ -89,57 +111,50 @@ pub fn run_blocking(
                 queue.push(&[entry.seq]);
                 pending += 1;
             }
-            Replayed::Quarantined { seq, reason } => {
-                metrics::counter!(crate::telemetry::names::WAL_QUARANTINED_RECORDS).increment(1);
-                tracing::error!(
-                    seq,
-                    reason,
-                    "corrupted WAL record moved to quarantine (see `wal.quarantined`); the rest is shipped"
-                )
-            }
+            Replayed::Quarantined { seq, reason } => events.quarantined(seq, &reason, true),
         }
     }
     status.attach(wal.clone(), &config.data_dir);
     let backlog = Arc::new(monitor::Backlog::default());
     let wal_at_start = wal.pending_bytes();
-    tracing::info!(
-        host,
-        data_dir = %config.data_dir.display(),
-        pending_chunks = pending,
-        pending_bytes = wal.pending_bytes(),
-        "agent starting"
-    );
-
+    events.starting(&host, &config.data_dir, pending, wal.pending_bytes());
     match open_files::raise_soft_limit() {
-        Ok(limit) => tracing::info!(
-            soft_limit_at_start = ?limit.before,
-            soft_limit = ?limit.now,
-            files_at_once = ?limit.files(),
-            "open-files limit: the agent keeps each followed file open"
-        ),
-        Err(error) => tracing::warn!(
-            %error,
-            soft_limit = ?open_files::soft_limit(),
-            "cannot raise the open-files limit; following fewer files at once"
-        ),
+        Ok(limit) => events.open_files_limit(&limit),
+        Err(error) => events.open_files_not_raised(&error, open_files::soft_limit()),
     }
 
     let (wake_tx, wake_rx) = sync_channel(1);
     let settings = ReaderSettings {
         max_line_bytes: config.max_line_bytes,
         read_chunk_bytes: config.read_chunk_bytes,
-        rescan_interval: Duration::from_millis(config.rescan_interval_ms),
-        rotate_wait: Duration::from_millis(config.rotate_wait_ms),
-        close_idle: Duration::from_millis(config.close_idle_ms),
+        rescan_interval: config.rescan_interval_ms.get(),
+        rotate_wait: config.rotate_wait_ms.get(),
+        close_idle: config.close_idle_ms.get(),
         start_position: config.start_position,
     };
-    let mut server = FileServer::new(
+    // The file's entries, then etcd's: those accepted last time (kept in the WAL state) until
+    // the watcher publishes newer ones, so the first scan, and a start without etcd, collect
+    // what was collected before.
+    let mut providers: Vec<Box<dyn PathsProvider>> =
+        vec![Box::new(StaticPaths::new(config.collect.clone()))];
+    let central = config.etcd.as_ref().map(|etcd| {
+        let entries = CentralEntries::default();
+        providers.push(Box::new(CentralPaths::load(
+            entries.clone(),
+            wal.clone(),
+            &etcd.allowed_paths,
+            events.as_ref(),
+        )));
+        (etcd, entries)
+    });
+    let server = FileServer::new(
         settings,
-        Discovery::new(&config.collect, config.start_position),
+        providers,
         wal.clone(),
-        ChangeWatcher::new(wake_tx.clone()),
+        ChangeWatcher::new(wake_tx.clone(), events.as_ref()),
         wake_rx,
         queue.clone(),
+        events.clone(),
     )?
     .with_backlog(backlog.clone())
     .with_disk_guard(disk::DiskGuard::new(
@@ -147,33 +162,20 @@ pub fn run_blocking(
         config.min_free_bytes,
     ));
     status.attach_waiting(server.waiting_files());
-    let mut etcd_side = None;
-    if let Some(etcd) = &config.etcd {
-        // The entries accepted last time, so the first scan (and a start without etcd)
-        // collects what was collected before.
-        let remote = RemoteEntries::default();
-        if let Some(cached) = crate::etcd::watcher::load_cache(&wal, &etcd.allowed_paths) {
-            tracing::info!(entries = cached.len(), "etcd entries loaded from the cache");
-            remote.publish(cached);
-        }
-        server = server.with_remote_entries(
-            config.collect.clone(),
-            config.start_position,
-            remote.clone(),
-        );
-        etcd_side = Some(
+    let etcd_side = match central {
+        Some((etcd, entries)) => Some(
             crate::etcd::start_agent_side(
                 etcd,
                 &host,
-                wal.clone(),
-                remote,
+                entries,
                 server.followed_files(),
                 shutdown.clone(),
             )
             .context("cannot start the etcd thread")?,
-        );
-    }
-    let stop_budget = Duration::from_millis(config.shutdown_timeout_ms);
+        ),
+        None => None,
+    };
+    let stop_budget = config.shutdown_timeout_ms.get();
     let shipper = Shipper {
         host,
         wal: wal.clone(),
@@ -183,16 +185,19 @@ pub fn run_blocking(
         wake_reader: wake_tx,
         shutdown_timeout: drain_budget(stop_budget),
         backlog: backlog.clone(),
+        resend: config.retry.policy(crate::config::KAFKA_RESEND),
+        events: events.clone(),
     };
     let monitor = monitor::Monitor {
         wal: wal.clone(),
         backlog,
         followed: server.followed_files(),
         wal_at_start,
-        progress_interval: Duration::from_millis(config.progress_interval_ms),
+        progress_interval: config.progress_interval_ms.get(),
         data_dir: config.data_dir.clone(),
+        events: events.clone(),
     };
-    let mut workers = supervisor::Workers::default();
+    let mut workers = supervisor::Workers::new(events.clone());
     let monitor_shutdown = shutdown.clone();
     workers.spawn("monitor", false, &shutdown, move || {
         monitor.run(&monitor_shutdown);
@@ -213,7 +218,7 @@ pub fn run_blocking(
         workers.adopt("etcd", etcd_side)?;
     }
     workers.stop(&shutdown, stop_budget, wal.clone())?;
-    tracing::info!(pending_bytes = wal.pending_bytes(), "agent stopped");
+    events.stopped(wal.pending_bytes());
     Ok(())
 }
 

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use logship_wal::Wal;
 
 use super::disk::{disk_usage, free_bytes};
+use super::events::{AgentEvents, Gauges};
 use super::status::oldest_pending_age;
 use crate::shutdown::Shutdown;
-use crate::telemetry::names;
 
 /// How often the gauges are refreshed.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
@@ -65,6 +65,8 @@ pub struct Monitor {
     pub progress_interval: Duration,
     /// The agent's data directory (its size on disk and free space are gauges).
     pub data_dir: PathBuf,
+    /// Where gauges and progress are reported.
+    pub events: Arc<dyn AgentEvents>,
 }
 
 /// One progress report.
@@ -102,8 +104,6 @@ pub fn progress(
     })
 }
 
-const MIB: f64 = 1024.0 * 1024.0;
-
 impl Monitor {
     /// Runs until `shutdown`.
     pub fn run(self, shutdown: &Shutdown) {
@@ -126,27 +126,14 @@ impl Monitor {
                         last_report.elapsed(),
                     ) {
                         Some(line) => {
-                            tracing::info!(
-                                done_mib = format!("{:.1}", line.done as f64 / MIB),
-                                total_mib = format!("{:.1}", line.total as f64 / MIB),
-                                percent =
-                                    format!("{:.1}", 100.0 * line.done as f64 / line.total as f64),
-                                rate_mib_per_s = format!("{:.1}", line.rate / MIB),
-                                eta_s = line
-                                    .eta_seconds
-                                    .map_or_else(|| "unknown".to_string(), |s| format!("{s:.0}")),
-                                "catching up on the backlog found at start"
-                            );
+                            self.events.backlog_progress(&line);
                             logged = true;
                         }
                         None => {
                             catching_up = false;
                             if logged {
-                                tracing::info!(
-                                    total_mib = format!("{:.1}", total as f64 / MIB),
-                                    seconds = started.elapsed().as_secs(),
-                                    "backlog found at start is shipped"
-                                );
+                                self.events
+                                    .backlog_shipped(total, started.elapsed().as_secs());
                             }
                         }
                     }
@@ -161,18 +148,14 @@ impl Monitor {
     }
 
     fn update_gauges(&self) {
-        metrics::gauge!(names::WAL_PENDING_RECORDS).set(self.wal.pending_records() as f64);
-        metrics::gauge!(names::WAL_PENDING_BYTES).set(self.wal.pending_bytes() as f64);
-        metrics::gauge!(names::WAL_OLDEST_PENDING_AGE)
-            .set(oldest_pending_age(&self.wal).unwrap_or(0.0));
-        if let Ok(bytes) = disk_usage(&self.data_dir) {
-            metrics::gauge!(names::WAL_DISK_BYTES).set(bytes as f64);
-        }
-        if let Ok(free) = free_bytes(&self.data_dir) {
-            metrics::gauge!(names::AGENT_DISK_FREE_BYTES).set(free as f64);
-        }
-        metrics::gauge!(names::AGENT_FILES_FOLLOWED)
-            .set(self.followed.load(Ordering::Relaxed) as f64);
+        self.events.gauges(&Gauges {
+            pending_records: self.wal.pending_records(),
+            pending_bytes: self.wal.pending_bytes(),
+            oldest_pending_age: oldest_pending_age(&self.wal).unwrap_or(0.0),
+            disk_bytes: disk_usage(&self.data_dir).ok(),
+            disk_free: free_bytes(&self.data_dir).ok(),
+            files_followed: self.followed.load(Ordering::Relaxed),
+        });
     }
 }
 

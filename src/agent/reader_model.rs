@@ -3,8 +3,8 @@
 //! deletions and restarts.
 //!
 //! Each case applies a random sequence of [`Op`]s to real files in a temporary directory while
-//! the real [`FileServer`] reads them into a real WAL, driven one round at a time through
-//! [`FileServer::round`]. A stand-in shipper takes every record out of the WAL after each
+//! the real [`FileServer`] reads them into a real WAL, driven one step at a time through
+//! [`FileServer::step`], the loop body `FileServer::run` runs. A stand-in shipper takes every record out of the WAL after each
 //! round (decoding the chunk as the shipper does, then acknowledging it). "Restart" drops the
 //! reader and the WAL and opens both again from the same data directory. At the end the reader
 //! is started if stopped and drained, and what it read is checked against the model:
@@ -31,6 +31,10 @@
 //!   alone may notice new content too, but the model only counts on rescans;
 //! - the file was **deleted while open and the agent restarted** before draining it: only the
 //!   descriptor kept the data, and a restart closes it;
+//! - with idle closing (`close_idle` = 0: every file read to its end is closed at each scan,
+//!   as when the open-files budget is exhausted), the file is **deleted while closed**: the
+//!   bytes written after the close were held by no descriptor (a renamed file is found again
+//!   in its directory by identity; a deleted one is gone);
 //! - the file is rotated away or deleted while its whole content is one unfinished line (it
 //!   was truncated, then written without a newline): a stream starts only at a complete first
 //!   line, its fingerprint, so such a fragment is never shipped — as for a new file that never
@@ -49,15 +53,18 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
 use std::time::Duration;
 
 use logship_wal::{Replayed, Wal, WalOptions};
 use proptest::prelude::*;
 
 use super::chunk::Chunk;
-use super::discovery::{ChangeWatcher, Discovery};
+use super::discovery::ChangeWatcher;
 use super::file_server::{FileServer, ReaderSettings};
 use super::framing::PieceEnd;
+use super::paths::StaticPaths;
+use super::report::Reported;
 use super::shipper::ShipQueue;
 use crate::config::{CollectEntry, StartPosition};
 
@@ -148,6 +155,9 @@ struct MFile {
     content_known: bool,
     /// Bytes before this were read by a drain.
     drained_upto: u64,
+    /// Its length at the latest scan (with idle closing, a file read to its end is closed at a
+    /// scan; the bytes written after it are read once a later scan reopens it).
+    len_at_scan: u64,
 }
 
 impl MFile {
@@ -161,6 +171,7 @@ impl MFile {
             open: false,
             content_known: false,
             drained_upto: 0,
+            len_at_scan: 0,
         }
     }
 
@@ -209,6 +220,8 @@ struct Harness {
     renamed: usize,
     /// File name pattern of the collect entry, in `logs`.
     pattern: &'static str,
+    /// Files read to their end are closed at every scan (`close_idle` is zero).
+    closes_idle: bool,
 }
 
 impl Harness {
@@ -218,6 +231,7 @@ impl Harness {
 
     /// A harness whose entry collects `pattern` in its directory.
     fn with_pattern(root: &Path, settings: ReaderSettings, pattern: &'static str) -> Harness {
+        let settings_close_idle_is_zero = settings.close_idle.is_zero();
         let logs = root.join("logs");
         std::fs::create_dir(&logs).unwrap();
         let mut harness = Harness {
@@ -231,6 +245,7 @@ impl Harness {
             reads: Reads::default(),
             renamed: 0,
             pattern,
+            closes_idle: settings_close_idle_is_zero,
         };
         harness.start();
         harness
@@ -270,11 +285,12 @@ impl Harness {
         }];
         let server = FileServer::new(
             self.settings.clone(),
-            Discovery::new(&entries, StartPosition::Beginning),
+            vec![Box::new(StaticPaths::new(entries))],
             wal.clone(),
-            ChangeWatcher::new(wake_tx),
+            ChangeWatcher::new(wake_tx, &Reported::default()),
             wake_rx,
             ShipQueue::new(),
+            Arc::new(Reported::default()),
         )
         .unwrap();
         self.agent = Some(Agent { server, wal });
@@ -300,7 +316,15 @@ impl Harness {
         let Some(agent) = self.agent.as_mut() else {
             return false;
         };
-        let progressed = agent.server.round(scan).unwrap();
+        let progressed = matches!(
+            agent.server.step(scan).unwrap(),
+            super::file_server::Step::Read { progressed: true }
+        );
+        if scan {
+            for file in &mut self.files {
+                file.len_at_scan = file.len;
+            }
+        }
         let seqs = agent.wal.pending_seqs().unwrap();
         for &seq in &seqs {
             match agent.wal.get(seq).unwrap() {
@@ -482,6 +506,7 @@ impl Harness {
         file.lines.clear();
         file.len = 0;
         file.drained_upto = 0;
+        file.len_at_scan = 0;
         file.content_known = false;
         OpenOptions::new()
             .write(true)
@@ -507,6 +532,10 @@ impl Harness {
         file.slot = None;
         if !file.open || !file.first_line_complete(&self.lines) {
             excuse_unsecured(file, &mut self.lines);
+        } else if self.closes_idle {
+            // Closed at the latest scan if it was read to its end then: what was appended since
+            // was held by no descriptor. What was unread at that scan kept it open.
+            excuse_written_after(file, file.len_at_scan, &mut self.lines);
         }
         self.slots[slot].0 = None;
     }
@@ -590,6 +619,15 @@ impl Harness {
 }
 
 /// Excuses the lines of `file` a drain has not read (see the module docs).
+/// Excuses the lines of `file` that end after byte `from`.
+fn excuse_written_after(file: &MFile, from: u64, lines: &mut [Line]) {
+    for &(_, end, id) in &file.lines {
+        if end > from {
+            lines[id].excused = true;
+        }
+    }
+}
+
 fn excuse_unsecured(file: &MFile, lines: &mut [Line]) {
     for &(_, end, id) in &file.lines {
         if end > file.drained_upto {
@@ -661,14 +699,25 @@ fn assemble(
 }
 
 /// Runs one case: the ops, then a start and a final drain; returns the violations found.
-fn run_case(ops: &[Op], max_line_bytes: usize, read_chunk_bytes: usize) -> Vec<String> {
+/// With `close_idle`, every file read to its end is closed at each scan and reopened when it
+/// changes.
+fn run_case(
+    ops: &[Op],
+    max_line_bytes: usize,
+    read_chunk_bytes: usize,
+    close_idle: bool,
+) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let settings = ReaderSettings {
         max_line_bytes,
         read_chunk_bytes,
         rescan_interval: Duration::from_secs(3600),
         rotate_wait: Duration::ZERO,
-        close_idle: Duration::from_secs(3600),
+        close_idle: if close_idle {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(3600)
+        },
         start_position: StartPosition::Beginning,
     };
     let mut harness = Harness::new(dir.path(), settings);
@@ -695,8 +744,9 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..40),
         max_line_bytes in prop_oneof![Just(16usize), Just(40), Just(1024)],
         read_chunk_bytes in prop_oneof![Just(24usize), Just(64), Just(4096)],
+        close_idle in any::<bool>(),
     ) {
-        let problems = run_case(&ops, max_line_bytes, read_chunk_bytes);
+        let problems = run_case(&ops, max_line_bytes, read_chunk_bytes, close_idle);
         prop_assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
     }
 }
@@ -729,7 +779,7 @@ fn rotate_away(slot: usize) -> Op {
 }
 
 fn assert_clean(ops: &[Op]) {
-    let problems = run_case(ops, 16, 24);
+    let problems = run_case(ops, 16, 24, false);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 

@@ -23,18 +23,15 @@ use logship_wal::{Replayed, Seq, Wal, WalError};
 
 use super::chunk::Chunk;
 use super::encoder::LineEncoder;
+use super::events::AgentEvents;
 use super::monitor::Backlog;
 use crate::backoff::{Backoff, BackoffPolicy};
 use crate::config::KafkaProducerConfig;
 use crate::kafka::producer::{BatchOutcome, DurableProducer, SendError};
+use crate::kafka::BrokerObserver;
 use crate::record::RECORD_TARGET_BYTES;
 use crate::shutdown::Shutdown;
 use crate::sync::lock;
-use crate::telemetry::names;
-
-/// How a chunk Kafka refused is resent: after 500 ms, doubling up to 30 s, with jitter.
-const RESEND: BackoffPolicy =
-    BackoffPolicy::new(Duration::from_millis(500), Duration::from_secs(30));
 
 /// WAL sequence numbers committed by the reader and not yet handed to the producer.
 #[derive(Clone, Default)]
@@ -91,6 +88,11 @@ pub struct Shipper {
     pub shutdown_timeout: Duration,
     /// Told the source bytes of every acknowledged chunk (progress logs).
     pub backlog: Arc<Backlog>,
+    /// How a chunk Kafka did not accept is resent.
+    pub resend: BackoffPolicy,
+    /// Where deliveries, resends and quarantines are reported (and the producer's broker
+    /// count).
+    pub events: Arc<dyn AgentEvents>,
 }
 
 /// A chunk handed to the producer: its source bytes and lines.
@@ -112,13 +114,19 @@ pub enum ShipperError {
 }
 
 impl Shipper {
+    /// The producer's broker observer: the agent's events.
+    fn brokers(&self) -> Arc<dyn BrokerObserver> {
+        self.events.clone()
+    }
+
     /// Runs until `shutdown`, then waits (bounded) for in-flight acknowledgements.
     pub fn run(self, shutdown: &Shutdown) -> Result<(), ShipperError> {
-        let mut producer = DurableProducer::new(&self.kafka, self.max_record_bytes)?;
+        let mut producer =
+            DurableProducer::new(&self.kafka, self.max_record_bytes, self.brokers())?;
         let mut in_flight: HashMap<Seq, InFlight> = HashMap::new();
         let mut in_flight_bytes = 0usize;
         let mut retry: VecDeque<(Instant, Seq)> = VecDeque::new();
-        let mut backoff = RESEND.start();
+        let mut backoff = self.resend.start();
         let mut encode_buf = Vec::with_capacity(1024);
         loop {
             let idle = in_flight_bytes >= self.kafka.max_inflight_bytes
@@ -137,9 +145,10 @@ impl Shipper {
             )?;
 
             if let Some(error) = producer.fatal_error() {
-                tracing::error!(%error, "recreating the Kafka producer and resending everything unacknowledged");
+                self.events.producer_recreated(&error.to_string());
                 drop(producer);
-                producer = DurableProducer::new(&self.kafka, self.max_record_bytes)?;
+                producer =
+                    DurableProducer::new(&self.kafka, self.max_record_bytes, self.brokers())?;
                 in_flight.clear();
                 in_flight_bytes = 0;
                 retry.clear();
@@ -203,12 +212,12 @@ impl Shipper {
                     if let Some(sent) = in_flight.remove(&seq) {
                         *in_flight_bytes -= sent.bytes;
                         self.backlog.add_shipped(sent.bytes as u64);
-                        metrics::counter!(names::KAFKA_DELIVERED_LINES).increment(sent.lines);
+                        self.events.delivered(sent.lines);
                     }
                 }
                 BatchOutcome::Failed(seq, error) => {
                     let delay = backoff.next_delay();
-                    tracing::warn!(seq, %error, retry_in = ?delay, "Kafka did not accept a chunk; it stays in the WAL and will be resent");
+                    self.events.resend(seq, &error, delay);
                     retry.push_back((Instant::now() + delay, seq));
                     if let Some(sent) = in_flight.remove(&seq) {
                         *in_flight_bytes -= sent.bytes;
@@ -232,7 +241,7 @@ impl Shipper {
     ) -> Result<(), ShipperError> {
         producer.flush(self.shutdown_timeout);
         let mut retry = VecDeque::new();
-        let mut backoff = RESEND.start();
+        let mut backoff = self.resend.start();
         self.settle(
             producer.take_finished(Duration::ZERO),
             in_flight,
@@ -241,10 +250,7 @@ impl Shipper {
             &mut backoff,
         )?;
         if !in_flight.is_empty() {
-            tracing::warn!(
-                chunks = in_flight.len(),
-                "shutting down with unacknowledged chunks; they stay in the WAL and are resent on start"
-            );
+            self.events.stopped_unacknowledged(in_flight.len());
         }
         self.wal.flush()?;
         Ok(())
@@ -256,14 +262,14 @@ impl Shipper {
             Some(Replayed::Record(entry)) => match Chunk::decode(&entry.payload) {
                 Ok(chunk) => Ok(Some(chunk)),
                 Err(error) => {
-                    tracing::error!(seq, %error, "WAL record is not a chunk this agent can read; quarantined");
-                    metrics::counter!(names::WAL_QUARANTINED_RECORDS).increment(1);
-                    self.wal.quarantine_record(seq, &error.to_string())?;
+                    let reason = error.to_string();
+                    self.wal.quarantine_record(seq, &reason)?;
+                    self.events.quarantined(seq, &reason, false);
                     Ok(None)
                 }
             },
             Some(Replayed::Quarantined { seq, reason }) => {
-                tracing::error!(seq, reason, "corrupted WAL record quarantined");
+                self.events.quarantined(seq, &reason, true);
                 Ok(None)
             }
             None => Ok(None),

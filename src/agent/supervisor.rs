@@ -1,8 +1,9 @@
 //! The agent's threads, watched: never a silent zombie.
 //!
 //! Promises:
-//! - a thread that ends with an error (or panics) has its error logged **at once**, by the
-//!   thread itself, and asks every other thread to stop (it triggers the shared [`Shutdown`]);
+//! - a thread that ends with an error (or panics) has its error reported **at once**, by the
+//!   thread itself ([`AgentEvents::thread_failed`]), and asks every other thread to stop (it
+//!   triggers the shared [`Shutdown`]);
 //! - once shutdown is asked for (by a signal or by a failed thread), [`Workers::stop`] waits at
 //!   most until a deadline for the threads to end, then runs the final WAL flush on a thread of
 //!   its own, bounded by the same deadline. A thread or a flush stuck in the storage layer
@@ -21,21 +22,32 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use logship_wal::Wal;
 
+use super::events::AgentEvents;
 use crate::shutdown::Shutdown;
 
 /// How often the watcher looks at its threads while stopping.
 const POLL: Duration = Duration::from_millis(20);
 
 /// The agent's threads, started through [`Workers::spawn`].
-#[derive(Default)]
 pub struct Workers {
     threads: Vec<(&'static str, JoinHandle<Result<(), String>>)>,
+    events: Arc<dyn AgentEvents>,
 }
 
 impl Workers {
+    /// No threads yet; their endings are reported to `events`.
+    pub fn new(events: Arc<dyn AgentEvents>) -> Workers {
+        Workers {
+            threads: Vec::new(),
+            events,
+        }
+    }
+
     /// Starts thread `name` (shown as `logship-<name>`) running `body`. When `body` returns an
     /// error or panics, the thread logs it at once and triggers `shutdown`; when it returns
     /// `Ok`, it triggers `shutdown` only if `stops_agent` (the reader and the shipper: the agent
@@ -48,6 +60,7 @@ impl Workers {
         body: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let shutdown = shutdown.clone();
+        let events = self.events.clone();
         let handle = std::thread::Builder::new()
             .name(format!("logship-{name}"))
             .spawn(move || {
@@ -61,17 +74,12 @@ impl Workers {
                 };
                 match &outcome {
                     Ok(()) if stops_agent && !shutdown.is_triggered() => {
-                        tracing::error!(thread = name, "thread ended; stopping the agent");
+                        events.thread_ended(name);
                         shutdown.trigger();
                     }
                     Ok(()) => {}
                     Err(error) => {
-                        tracing::error!(
-                            thread = name,
-                            "{name} failed: {error}; stopping the agent"
-                        );
-                        crate::telemetry::Health::global()
-                            .fail_at_once("agent", format!("{name} failed: {error}; stopping"));
+                        events.thread_failed(name, error);
                         shutdown.trigger();
                     }
                 }
@@ -206,6 +214,8 @@ fn inject_fault(thread: &str, shutdown: &Shutdown) -> anyhow::Result<()> {
     let after = parts.next().and_then(|ms| ms.parse().ok()).unwrap_or(0);
     std::thread::sleep(Duration::from_millis(after));
     match fault {
+        // The injected panic is the point: it proves a panicking thread is reported at once.
+        #[allow(clippy::panic)]
         "panic" => panic!("injected fault: {thread} panics"),
         "hang" => loop {
             // Ignores shutdown on purpose: a thread stuck in a system call.

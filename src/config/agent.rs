@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{load_toml, ConfigError, KafkaProducerConfig};
+use super::{load_toml, ConfigError, KafkaProducerConfig, Millis, RetryConfig};
+use crate::backoff::BackoffPolicy;
 
 /// Upper bound of `max_line_bytes` and `read_chunk_bytes`: 16 MiB, well below the largest chunk
 /// a WAL record may hold ([`crate::agent::chunk::MAX_CHUNK_DATA_BYTES`]).
@@ -67,17 +69,17 @@ pub struct AgentConfig {
     pub min_free_bytes: u64,
     /// How often the globs are re-evaluated (inotify events only hint in between).
     #[serde(default = "default_rescan_interval_ms")]
-    pub rescan_interval_ms: u64,
+    pub rescan_interval_ms: Millis,
     /// How long a file that was renamed away or deleted is still followed after its last growth.
     #[serde(default = "default_rotate_wait_ms")]
-    pub rotate_wait_ms: u64,
+    pub rotate_wait_ms: Millis,
     /// A followed file read to its end and unchanged this long is closed (its checkpoint kept)
     /// and reopened when it changes, so that idle files do not hold descriptors.
     #[serde(default = "default_close_idle_ms")]
-    pub close_idle_ms: u64,
+    pub close_idle_ms: Millis,
     /// On SIGTERM, how long to wait for Kafka to acknowledge what is in flight.
     #[serde(default = "default_shutdown_timeout_ms")]
-    pub shutdown_timeout_ms: u64,
+    pub shutdown_timeout_ms: Millis,
     /// Kafka producer settings.
     pub kafka: KafkaProducerConfig,
     /// The files to collect.
@@ -92,11 +94,26 @@ pub struct AgentConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// `/health` answers 503 once a condition (Kafka unreachable, WAL full) lasts this long.
     #[serde(default = "super::default_health_grace_ms")]
-    pub health_grace_ms: u64,
+    pub health_grace_ms: Millis,
     /// While catching up on the backlog found at start, progress is logged this often.
     #[serde(default = "default_progress_interval_ms")]
-    pub progress_interval_ms: u64,
+    pub progress_interval_ms: Millis,
+    /// How a chunk Kafka did not accept is resent (default [`KAFKA_RESEND`]); it stays in the
+    /// WAL meanwhile.
+    #[serde(default)]
+    pub retry: RetryConfig,
 }
+
+/// Resends of chunks Kafka did not accept, when `[retry]` does not say otherwise: 500 ms,
+/// doubling, up to 30 s.
+pub const KAFKA_RESEND: BackoffPolicy =
+    BackoffPolicy::new(Duration::from_millis(500), Duration::from_secs(30));
+
+/// Reconnections of the etcd watcher and registry, when `[etcd.retry]` does not say otherwise:
+/// 200 ms, doubling, up to 5 s (jittered, so that a fleet of agents does not reconnect in
+/// lockstep after an etcd restart).
+pub const ETCD_RECONNECT: BackoffPolicy =
+    BackoffPolicy::new(Duration::from_millis(200), Duration::from_secs(5));
 
 /// Where the agent reads its central collect entries (`[etcd]`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -112,6 +129,10 @@ pub struct EtcdConfig {
     /// refused (a central store must not make the agent read arbitrary files).
     #[serde(default = "default_allowed_paths")]
     pub allowed_paths: Vec<String>,
+    /// How the watcher and the registry reconnect while etcd is away (default
+    /// [`ETCD_RECONNECT`]).
+    #[serde(default)]
+    pub retry: RetryConfig,
 }
 
 fn default_etcd_prefix() -> String {
@@ -133,6 +154,7 @@ impl EtcdConfig {
                 self.prefix
             ));
         }
+        self.retry.check("etcd.retry", ETCD_RECONNECT)?;
         if self.allowed_paths.is_empty() {
             return Err("etcd.allowed_paths must not be empty".into());
         }
@@ -148,8 +170,8 @@ impl EtcdConfig {
     }
 }
 
-fn default_progress_interval_ms() -> u64 {
-    10_000
+fn default_progress_interval_ms() -> Millis {
+    Millis::new(10_000)
 }
 fn default_max_line_bytes() -> usize {
     1024 * 1024
@@ -163,17 +185,17 @@ fn default_wal_max_bytes() -> u64 {
 fn default_min_free_bytes() -> u64 {
     16 * 1024 * 1024
 }
-fn default_rescan_interval_ms() -> u64 {
-    1000
+fn default_rescan_interval_ms() -> Millis {
+    Millis::new(1000)
 }
-fn default_rotate_wait_ms() -> u64 {
-    5000
+fn default_rotate_wait_ms() -> Millis {
+    Millis::new(5000)
 }
-fn default_close_idle_ms() -> u64 {
-    300_000
+fn default_close_idle_ms() -> Millis {
+    Millis::new(300_000)
 }
-fn default_shutdown_timeout_ms() -> u64 {
-    10_000
+fn default_shutdown_timeout_ms() -> Millis {
+    Millis::new(10_000)
 }
 
 impl AgentConfig {
@@ -258,7 +280,7 @@ impl AgentConfig {
                 "max_line_bytes and read_chunk_bytes must be at most {MAX_READ_BYTES}"
             )));
         }
-        if self.progress_interval_ms == 0 {
+        if self.progress_interval_ms.is_zero() {
             return Err(invalid("progress_interval_ms must be above 0".into()));
         }
         if self.read_chunk_bytes < 4096 {
@@ -271,6 +293,7 @@ impl AgentConfig {
         if let Some(etcd) = &self.etcd {
             etcd.check().map_err(invalid)?;
         }
+        self.retry.check("retry", KAFKA_RESEND).map_err(invalid)?;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{load_toml, ConfigError};
+use super::{load_toml, ConfigError, Millis};
 
 /// The whole console configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,7 +36,7 @@ pub struct ConsoleEsConfig {
     pub password: Option<String>,
     /// Timeout of one request to Elasticsearch.
     #[serde(default = "default_request_timeout_ms")]
-    pub request_timeout_ms: u64,
+    pub request_timeout_ms: Millis,
 }
 
 impl std::fmt::Debug for ConsoleEsConfig {
@@ -55,8 +55,8 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9700))
 }
 
-fn default_request_timeout_ms() -> u64 {
-    30_000
+fn default_request_timeout_ms() -> Millis {
+    Millis::new(30_000)
 }
 
 impl ConsoleConfig {
@@ -99,7 +99,7 @@ impl ConsoleConfig {
                 "elasticsearch.username and elasticsearch.password go together".into(),
             ));
         }
-        if es.request_timeout_ms == 0 {
+        if es.request_timeout_ms.is_zero() {
             return Err(invalid(
                 "elasticsearch.request_timeout_ms must be at least 1".into(),
             ));

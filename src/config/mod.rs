@@ -12,14 +12,20 @@ mod transfer;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-pub use agent::{validate_collect_entry, AgentConfig, CollectEntry, EtcdConfig, StartPosition};
+use crate::backoff::BackoffPolicy;
+
+pub use agent::{
+    validate_collect_entry, AgentConfig, CollectEntry, EtcdConfig, StartPosition, ETCD_RECONNECT,
+    KAFKA_RESEND,
+};
 pub use console::{ConsoleConfig, ConsoleEsConfig};
 pub use transfer::{
-    BatchConfig, ElasticsearchConfig, RetryConfig, TransferConfig, TransferKafkaConfig,
+    BatchConfig, ElasticsearchConfig, TransferConfig, TransferKafkaConfig, ES_RETRY,
     PROTECTED_KAFKA_OPTIONS,
 };
 
@@ -92,9 +98,78 @@ pub struct KafkaProducerConfig {
     pub options: BTreeMap<String, String>,
 }
 
+/// A duration written in milliseconds in a config file (the `*_ms` keys), converted to a
+/// [`Duration`] once, when the file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(from = "u64")]
+pub struct Millis(Duration);
+
+impl From<u64> for Millis {
+    fn from(ms: u64) -> Millis {
+        Millis(Duration::from_millis(ms))
+    }
+}
+
+impl Millis {
+    /// `ms` milliseconds.
+    pub const fn new(ms: u64) -> Millis {
+        Millis(Duration::from_millis(ms))
+    }
+
+    /// The duration.
+    pub const fn get(self) -> Duration {
+        self.0
+    }
+
+    /// Whether it is zero.
+    pub const fn is_zero(self) -> bool {
+        self.0.is_zero()
+    }
+}
+
+/// How long to wait between attempts of something that is retried until it succeeds (a
+/// `[retry]` table): exponential backoff with jitter ([`crate::backoff`]). Retries never end
+/// and never skip a record; only the delay is bounded. A bound left out takes the default of
+/// the place the table configures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Delay before the first retry; doubled after each failed attempt.
+    #[serde(default)]
+    pub initial_backoff_ms: Option<Millis>,
+    /// Upper bound of the delay.
+    #[serde(default)]
+    pub max_backoff_ms: Option<Millis>,
+}
+
+impl RetryConfig {
+    /// The policy, with `defaults` for what the table leaves out.
+    pub fn policy(&self, defaults: BackoffPolicy) -> BackoffPolicy {
+        BackoffPolicy::new(
+            self.initial_backoff_ms
+                .map_or(defaults.initial, Millis::get),
+            self.max_backoff_ms.map_or(defaults.max, Millis::get),
+        )
+    }
+
+    /// Checks the bounds (with `defaults` applied); the error names the keys under `table`.
+    pub fn check(&self, table: &str, defaults: BackoffPolicy) -> Result<(), String> {
+        let policy = self.policy(defaults);
+        if policy.initial.is_zero() {
+            return Err(format!("{table}.initial_backoff_ms must be at least 1"));
+        }
+        if policy.max < policy.initial {
+            return Err(format!(
+                "{table}.max_backoff_ms must not be below {table}.initial_backoff_ms"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Default `health_grace_ms`: 30 s.
-fn default_health_grace_ms() -> u64 {
-    30_000
+fn default_health_grace_ms() -> Millis {
+    Millis::new(30_000)
 }
 
 /// Default `kafka.max_inflight_bytes`: 1 MiB.

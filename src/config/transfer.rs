@@ -7,10 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{load_toml, ConfigError};
+use super::{load_toml, ConfigError, Millis, RetryConfig};
+use crate::backoff::BackoffPolicy;
 use crate::config::index_name::IndexNameTemplate;
 
 /// librdkafka properties the transfer sets itself; `kafka.options` may not override them,
@@ -37,7 +39,7 @@ pub struct TransferKafkaConfig {
     /// How often offsets that Elasticsearch acknowledged are committed (they are also committed
     /// on every partition revocation and at shutdown).
     #[serde(default = "default_commit_interval_ms")]
-    pub commit_interval_ms: u64,
+    pub commit_interval_ms: Millis,
     /// Extra librdkafka consumer properties, passed through verbatim (for example
     /// `session.timeout.ms`, `auto.offset.reset`, security settings). The keys in
     /// [`PROTECTED_KAFKA_OPTIONS`] are rejected.
@@ -65,7 +67,7 @@ pub struct ElasticsearchConfig {
     pub password: Option<String>,
     /// Timeout of one HTTP request; a request that times out is retried.
     #[serde(default = "default_request_timeout_ms")]
-    pub request_timeout_ms: u64,
+    pub request_timeout_ms: Millis,
     /// Whether to put the index templates (data index and dead-letter index) at startup.
     #[serde(default = "default_true")]
     pub manage_templates: bool,
@@ -101,7 +103,7 @@ pub struct BatchConfig {
     pub max_bytes: usize,
     /// A batch is sent at the latest this long after its first record arrived.
     #[serde(default = "default_max_wait_ms")]
-    pub max_wait_ms: u64,
+    pub max_wait_ms: Millis,
     /// How many `_bulk` requests may be in flight (or retrying) at once; when all are busy the
     /// consumer pauses its partitions (and keeps its group membership).
     #[serde(default = "default_max_inflight_bulks")]
@@ -119,27 +121,10 @@ impl Default for BatchConfig {
     }
 }
 
-/// Backoff between attempts when Elasticsearch is unreachable, overloaded or refuses us.
-/// Retries never end and never skip a record; only the delay is bounded.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetryConfig {
-    /// Delay before the first retry; doubled after each failed attempt.
-    #[serde(default = "default_initial_backoff_ms")]
-    pub initial_backoff_ms: u64,
-    /// Upper bound of the delay.
-    #[serde(default = "default_max_backoff_ms")]
-    pub max_backoff_ms: u64,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        RetryConfig {
-            initial_backoff_ms: default_initial_backoff_ms(),
-            max_backoff_ms: default_max_backoff_ms(),
-        }
-    }
-}
+/// Retries of requests Elasticsearch did not accept, when `[retry]` does not say otherwise:
+/// 100 ms, doubling, up to 30 s.
+pub const ES_RETRY: BackoffPolicy =
+    BackoffPolicy::new(Duration::from_millis(100), Duration::from_secs(30));
 
 /// The whole transfer configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -160,7 +145,7 @@ pub struct TransferConfig {
     /// shutdown stays within this, plus at most 7 s for the final commit and leaving the group
     /// when Kafka is slow or away.
     #[serde(default = "default_shutdown_timeout_ms")]
-    pub shutdown_timeout_ms: u64,
+    pub shutdown_timeout_ms: Millis,
     /// Address of the HTTP endpoint serving `/metrics` and `/health` (absent: none;
     /// `--metrics-addr` overrides).
     #[serde(default)]
@@ -168,17 +153,17 @@ pub struct TransferConfig {
     /// `/health` answers 503 once a condition (Kafka unreachable, Elasticsearch failing) lasts
     /// this long.
     #[serde(default = "super::default_health_grace_ms")]
-    pub health_grace_ms: u64,
+    pub health_grace_ms: Millis,
 }
 
-fn default_commit_interval_ms() -> u64 {
-    1000
+fn default_commit_interval_ms() -> Millis {
+    Millis::new(1000)
 }
 fn default_dlq_index() -> String {
     "logship-dlq".to_string()
 }
-fn default_request_timeout_ms() -> u64 {
-    60_000
+fn default_request_timeout_ms() -> Millis {
+    Millis::new(60_000)
 }
 fn default_true() -> bool {
     true
@@ -192,23 +177,17 @@ fn default_max_docs() -> usize {
 fn default_max_bytes() -> usize {
     5 * 1024 * 1024
 }
-fn default_max_wait_ms() -> u64 {
+fn default_max_wait_ms() -> Millis {
     // Under load batches fill up (max_docs, max_bytes) long before; at a trickle this bounds the
     // time to searchable: max_wait_ms + the index refresh (1 s) + a poll. 1000 gave a p99 of
     // 2.0 s at 1,000 lines/s (docs/bench.md).
-    500
+    Millis::new(500)
 }
 fn default_max_inflight_bulks() -> usize {
     4
 }
-fn default_initial_backoff_ms() -> u64 {
-    100
-}
-fn default_max_backoff_ms() -> u64 {
-    30_000
-}
-fn default_shutdown_timeout_ms() -> u64 {
-    20_000
+fn default_shutdown_timeout_ms() -> Millis {
+    Millis::new(20_000)
 }
 
 impl TransferConfig {
@@ -265,7 +244,7 @@ impl TransferConfig {
                 )));
             }
         }
-        if kafka.commit_interval_ms == 0 {
+        if kafka.commit_interval_ms.is_zero() {
             return Err(invalid(
                 "kafka.commit_interval_ms must be at least 1".into(),
             ));
@@ -315,7 +294,7 @@ impl TransferConfig {
             }
             _ => {}
         }
-        if es.request_timeout_ms < 100 {
+        if es.request_timeout_ms < Millis::new(100) {
             return Err(invalid(
                 "elasticsearch.request_timeout_ms must be at least 100".into(),
             ));
@@ -328,7 +307,7 @@ impl TransferConfig {
         if batch.max_bytes < 1024 {
             return Err(invalid("batch.max_bytes must be at least 1024".into()));
         }
-        if batch.max_wait_ms == 0 {
+        if batch.max_wait_ms.is_zero() {
             return Err(invalid("batch.max_wait_ms must be at least 1".into()));
         }
         if batch.max_inflight_bulks == 0 {
@@ -336,17 +315,7 @@ impl TransferConfig {
                 "batch.max_inflight_bulks must be at least 1".into(),
             ));
         }
-        let retry = &self.retry;
-        if retry.initial_backoff_ms == 0 {
-            return Err(invalid(
-                "retry.initial_backoff_ms must be at least 1".into(),
-            ));
-        }
-        if retry.max_backoff_ms < retry.initial_backoff_ms {
-            return Err(invalid(
-                "retry.max_backoff_ms must not be below retry.initial_backoff_ms".into(),
-            ));
-        }
+        self.retry.check("retry", ES_RETRY).map_err(invalid)?;
         Ok(())
     }
 }
@@ -389,7 +358,7 @@ mod tests {
         assert_eq!(config.elasticsearch.dlq_index, "logship-dlq");
         assert_eq!(config.batch.max_docs, 2000);
         assert_eq!(config.batch.max_inflight_bulks, 4);
-        assert_eq!(config.kafka.commit_interval_ms, 1000);
+        assert_eq!(config.kafka.commit_interval_ms, Millis::new(1000));
         assert!(config.elasticsearch.manage_templates);
         assert!(config.kafka.options.is_empty());
     }
@@ -419,10 +388,10 @@ mod tests {
         );
         let config = TransferConfig::from_toml(&text).unwrap();
         assert_eq!(config.batch.max_docs, 10);
-        assert_eq!(config.retry.max_backoff_ms, 1000);
+        assert_eq!(config.retry.max_backoff_ms, Some(Millis::new(1000)));
         assert_eq!(config.elasticsearch.dlq_index, "dead");
         assert_eq!(config.kafka.options["session.timeout.ms"], "6000");
-        assert_eq!(config.shutdown_timeout_ms, 5000);
+        assert_eq!(config.shutdown_timeout_ms, Millis::new(5000));
     }
 
     #[test]

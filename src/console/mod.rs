@@ -18,12 +18,11 @@
 //! mistake is answered 400 with Elasticsearch's reason, an unreachable cluster 503, an unknown id
 //! 404, each as `{"error": "..."}` (docs/console.md).
 
-pub mod query;
-pub mod tail;
+pub(crate) mod query;
+pub(crate) mod tail;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::extract::{Path, Query, State};
@@ -66,7 +65,7 @@ pub async fn run(config: ConsoleConfig, shutdown: Shutdown) -> anyhow::Result<()
     let client = EsClient::new(&EsSettings {
         url: es.url.clone(),
         basic_auth: es.username.clone().zip(es.password.clone()),
-        request_timeout: Duration::from_millis(es.request_timeout_ms),
+        request_timeout: es.request_timeout_ms.get(),
     })
     .context("cannot set up the Elasticsearch client")?;
     let indices: Arc<Vec<String>> = Arc::new(

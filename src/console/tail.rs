@@ -65,11 +65,6 @@ impl Tails {
         }
     }
 
-    /// Pollers running now (one per distinct query with clients).
-    pub fn pollers(&self) -> usize {
-        self.lock().len()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<TailEvent>>> {
         // The map holds senders only; a panic elsewhere cannot leave it half-updated.
         crate::sync::lock(&self.feeds)

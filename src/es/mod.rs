@@ -7,9 +7,9 @@
 //!   dead-lettered.
 //! - [`client`] sends requests and reports what happened, deciding nothing.
 
-pub mod bulk;
-pub mod client;
-pub mod outcome;
-pub mod template;
+pub(crate) mod bulk;
+pub(crate) mod client;
+pub(crate) mod outcome;
+pub(crate) mod template;
 
 pub use client::{EsClient, EsError, EsSettings};

@@ -6,8 +6,44 @@
 //! to etcd cannot make the agent ship arbitrary files (`/etc/shadow`).
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::config::{validate_collect_entry, CollectEntry};
+
+/// The collect entries accepted from etcd, as the watcher publishes them (the agent reads them
+/// through its paths provider, between reading rounds). Each publication bumps a generation
+/// number, so a reader rebuilds its file discovery only when something changed. Starts empty
+/// at generation 0.
+#[derive(Debug, Clone, Default)]
+pub struct CentralEntries {
+    inner: Arc<Mutex<(u64, Vec<CollectEntry>)>>,
+}
+
+impl CentralEntries {
+    /// Replaces the entries (the whole list: an entry left out is no longer collected).
+    pub fn publish(&self, entries: Vec<CollectEntry>) {
+        let mut guard = crate::sync::lock(&self.inner);
+        guard.0 += 1;
+        guard.1 = entries;
+    }
+
+    /// The entries and their generation, if the generation is not `seen`.
+    pub fn changed_since(&self, seen: u64) -> Option<(u64, Vec<CollectEntry>)> {
+        let guard = crate::sync::lock(&self.inner);
+        (guard.0 != seen).then(|| (guard.0, guard.1.clone()))
+    }
+
+    /// The generation of the current entries (0 until the first publication).
+    pub fn generation(&self) -> u64 {
+        crate::sync::lock(&self.inner).0
+    }
+
+    /// The current entries.
+    pub fn current(&self) -> Vec<CollectEntry> {
+        let guard = crate::sync::lock(&self.inner);
+        guard.1.clone()
+    }
+}
 
 /// Why a value is refused; the message names the entry (by index, and path when known).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,13 +8,14 @@
 //!   kept alive by the agent ([`registry`]); it disappears when the agent dies.
 //!
 //! etcd is never on the data path: when it is away the agent keeps collecting with the last
-//! entries it accepted, which it also caches in its WAL state so a restart without etcd uses
-//! them too (`docs/design.md`, "Central configuration (etcd)").
+//! entries it accepted, which the agent also keeps in its WAL state so a restart without etcd
+//! uses them too (`docs/design.md`, "Central configuration (etcd)"). This module knows nothing
+//! of the agent: it publishes accepted entries into a [`CentralEntries`] the agent reads.
 
 pub mod ctl;
 pub mod entries;
-pub mod registry;
-pub mod watcher;
+pub(crate) mod registry;
+pub(crate) mod watcher;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -22,12 +23,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions};
-use logship_wal::Wal;
 
-use crate::agent::discovery::RemoteEntries;
-use crate::backoff::BackoffPolicy;
 use crate::config::EtcdConfig;
 use crate::shutdown::Shutdown;
+use entries::CentralEntries;
 use registry::Registry;
 use watcher::{CollectWatcher, WatchStats};
 
@@ -61,26 +60,27 @@ pub enum EtcdError {
 pub fn start_agent_side(
     config: &EtcdConfig,
     host: &str,
-    wal: Wal,
-    remote: RemoteEntries,
+    remote: CentralEntries,
     files: Arc<AtomicU64>,
     shutdown: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let reconnect = config.retry.policy(crate::config::ETCD_RECONNECT);
     let watcher = CollectWatcher {
         endpoints: config.endpoints.clone(),
         key: collect_key(&config.prefix, host),
         allowed_roots: config.allowed_paths.clone(),
-        wal,
         remote,
         stats: Arc::new(WatchStats::default()),
+        reconnect,
     };
     let registry = Registry {
         endpoints: config.endpoints.clone(),
         key: registry_key(&config.prefix, host),
         files,
+        reconnect,
     };
     std::thread::Builder::new()
         .name("logship-etcd".into())
@@ -132,11 +132,6 @@ pub async fn within<T>(
     }
 }
 
-/// How the watcher and the registry pace their reconnections: from 200 ms, doubling, up to 5 s,
-/// with jitter (so that a fleet of agents does not reconnect in lockstep after an etcd restart).
-pub const RECONNECT: BackoffPolicy =
-    BackoffPolicy::new(Duration::from_millis(200), Duration::from_secs(5));
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,7 +140,7 @@ mod tests {
     fn keys_and_backoff() {
         assert_eq!(collect_key("/p", "h"), "/p/agents/h/collect");
         assert_eq!(registry_key("/p", "h"), "/p/registry/h");
-        let mut backoff = RECONNECT.start();
+        let mut backoff = crate::config::ETCD_RECONNECT.start();
         let delays: Vec<u128> = (0..7).map(|_| backoff.next_delay().as_millis()).collect();
         for (delay, nominal) in delays.iter().zip([200, 400, 800, 1600, 3200, 5000, 5000]) {
             assert!(*delay >= nominal / 2 && *delay <= nominal, "{delays:?}");

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{connect, within, EtcdError, RECONNECT};
-use crate::backoff::Backoff;
+use super::{connect, within, EtcdError};
+use crate::backoff::{Backoff, BackoffPolicy};
 use crate::shutdown::Shutdown;
 
 /// Lease time to live: how long a dead agent stays listed at most.
@@ -41,13 +41,15 @@ pub struct Registry {
     pub key: String,
     /// Number of files followed, kept current by the reading loop.
     pub files: Arc<AtomicU64>,
+    /// How reconnections are paced.
+    pub reconnect: BackoffPolicy,
 }
 
 impl Registry {
     /// Runs until `shutdown`, re-registering with backoff when etcd is away.
     pub async fn run(self, shutdown: Shutdown) {
         let started_at = now();
-        let mut backoff = RECONNECT.start();
+        let mut backoff = self.reconnect.start();
         while !shutdown.is_triggered() {
             if let Err(error) = self.session(&started_at, &mut backoff, &shutdown).await {
                 tracing::warn!(key = self.key, %error, "agent registration lost; retrying");

@@ -1,4 +1,5 @@
-//! Follows `{prefix}/agents/{host}/collect` and publishes every valid value to the reading loop.
+//! Follows `{prefix}/agents/{host}/collect` and publishes every valid value into a
+//! [`CentralEntries`], where the agent's reading loop picks it up.
 //!
 //! The protocol, so that no change is missed:
 //! 1. `get` the key: its value (or absence: no entries) and the store revision `R`;
@@ -12,25 +13,21 @@
 //! `etcd.allowed_paths`, is refused as a whole: an error log names the key, its mod revision and
 //! the reason, [`WatchStats::rejected`] counts it, and the last good entries stay in force.
 //!
-//! Every accepted value is also cached in the WAL state under [`CACHE_KEY`] (flushed), so an
-//! agent restarted while etcd is unreachable collects what it collected before.
+//! The agent keeps every accepted value in its WAL state (see `agent::paths`), so an agent
+//! restarted while etcd is unreachable collects what it collected before; this module writes
+//! nothing locally.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use etcd_client::{EventType, WatchOptions};
-use logship_wal::Wal;
 
-use super::entries::{parse_allowed, EntriesError};
-use super::{connect, within, EtcdError, RECONNECT};
-use crate::agent::discovery::RemoteEntries;
-use crate::backoff::Backoff;
+use super::entries::{parse_allowed, CentralEntries, EntriesError};
+use super::{connect, within, EtcdError};
+use crate::backoff::{Backoff, BackoffPolicy};
 use crate::config::CollectEntry;
 use crate::shutdown::Shutdown;
 use crate::telemetry::names;
-
-/// WAL state key of the cached entries (JSON, as accepted).
-pub const CACHE_KEY: &[u8] = b"etcd/collect";
 
 /// What the watcher did, for metrics and tests.
 #[derive(Debug, Default)]
@@ -41,24 +38,6 @@ pub struct WatchStats {
     pub rejected: AtomicU64,
 }
 
-/// The entries cached by an earlier run, if any (re-validated against today's `allowed_roots`).
-pub fn load_cache(wal: &Wal, allowed_roots: &[String]) -> Option<Vec<CollectEntry>> {
-    let cached = match wal.state_get(CACHE_KEY) {
-        Ok(cached) => cached?,
-        Err(error) => {
-            tracing::error!(%error, "cannot read the cached etcd entries");
-            return None;
-        }
-    };
-    match parse_allowed(&cached, allowed_roots) {
-        Ok(entries) => Some(entries),
-        Err(error) => {
-            tracing::error!(%error, "cached etcd entries no longer valid; ignored");
-            None
-        }
-    }
-}
-
 /// The watcher of one host's collect key.
 pub struct CollectWatcher {
     /// etcd endpoints.
@@ -67,18 +46,18 @@ pub struct CollectWatcher {
     pub key: String,
     /// Roots every entry's glob must lie under.
     pub allowed_roots: Vec<String>,
-    /// Where accepted values are cached.
-    pub wal: Wal,
     /// Where accepted entries are published.
-    pub remote: RemoteEntries,
+    pub remote: CentralEntries,
     /// Counters.
     pub stats: Arc<WatchStats>,
+    /// How reconnections are paced.
+    pub reconnect: BackoffPolicy,
 }
 
 impl CollectWatcher {
     /// Runs until `shutdown`, reconnecting with backoff whenever etcd is away.
     pub async fn run(self, shutdown: Shutdown) {
-        let mut backoff = RECONNECT.start();
+        let mut backoff = self.reconnect.start();
         let mut reached_once = false;
         let mut reported_outage = false;
         loop {
@@ -189,27 +168,8 @@ impl CollectWatcher {
             key = self.key,
             revision,
             entries = entries.len(),
-            "collect entries from etcd applied"
+            "collect entries from etcd accepted; the reader applies them at its next round"
         );
-        self.cache(&entries);
         self.remote.publish(entries);
-    }
-
-    /// Stores `entries` in the WAL state, durably (a failure only costs the cache).
-    fn cache(&self, entries: &[CollectEntry]) {
-        let json = match serde_json::to_vec(entries) {
-            Ok(json) => json,
-            Err(error) => {
-                tracing::error!(%error, "cannot encode etcd entries for the cache");
-                return;
-            }
-        };
-        if let Err(error) = self
-            .wal
-            .state_put(CACHE_KEY, Some(&json))
-            .and_then(|()| self.wal.flush())
-        {
-            tracing::error!(%error, "cannot cache the etcd entries in the WAL");
-        }
     }
 }

@@ -44,7 +44,7 @@ mod tests {
             brokers: "b:9092".into(),
             group: "g".into(),
             topics: vec!["t".into()],
-            commit_interval_ms: 1000,
+            commit_interval_ms: crate::config::Millis::new(1000),
             options: BTreeMap::from([
                 ("session.timeout.ms".to_string(), "6000".to_string()),
                 ("auto.offset.reset".to_string(), "latest".to_string()),

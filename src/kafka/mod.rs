@@ -1,10 +1,11 @@
 //! Kafka: the agent's durable producer and the transfer's consumer.
 //!
 //! Both clients ask librdkafka for statistics every [`STATISTICS_INTERVAL_MS`]; the broker
-//! states in them drive the `logship_kafka_brokers_up` gauge and the `kafka` health condition.
+//! states in them are handed to a [`BrokerObserver`]; the roles plug in their [`Health`], which
+//! drives the `logship_kafka_brokers_up` gauge and the `kafka` health condition.
 
-pub mod consumer;
-pub mod producer;
+pub(crate) mod consumer;
+pub(crate) mod producer;
 
 use rdkafka::Statistics;
 
@@ -23,13 +24,20 @@ pub fn brokers_up(statistics: &Statistics) -> usize {
         .count()
 }
 
-/// Updates the brokers-up gauge and the `kafka` health condition from `statistics`.
-pub fn observe_brokers(statistics: &Statistics) {
-    let up = brokers_up(statistics);
-    metrics::gauge!(names::KAFKA_BROKERS_UP).set(up as f64);
-    if up == 0 {
-        Health::global().fail("kafka", "no Kafka broker reachable");
-    } else {
-        Health::global().recover("kafka");
+/// Told how many cluster brokers are up after each statistics report of a Kafka client.
+pub trait BrokerObserver: Send + Sync {
+    /// `up` brokers are in librdkafka's `UP` state (see [`brokers_up`]).
+    fn brokers_up(&self, up: usize);
+}
+
+/// The brokers-up gauge, and the `kafka` condition failing while no broker is up.
+impl BrokerObserver for Health {
+    fn brokers_up(&self, up: usize) {
+        metrics::gauge!(names::KAFKA_BROKERS_UP).set(up as f64);
+        if up == 0 {
+            self.fail("kafka", "no Kafka broker reachable");
+        } else {
+            self.recover("kafka");
+        }
     }
 }

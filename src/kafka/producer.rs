@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
@@ -88,6 +88,7 @@ pub struct DeliveryContext {
     ledger: Mutex<Ledger>,
     finished: Condvar,
     fatal: AtomicBool,
+    brokers: Arc<dyn super::BrokerObserver>,
 }
 
 impl ClientContext for DeliveryContext {
@@ -101,7 +102,7 @@ impl ClientContext for DeliveryContext {
     }
 
     fn stats(&self, statistics: Statistics) {
-        super::observe_brokers(&statistics);
+        self.brokers.brokers_up(super::brokers_up(&statistics));
     }
 }
 
@@ -146,12 +147,18 @@ pub struct DurableProducer {
 }
 
 impl DurableProducer {
-    /// Creates a producer for `config`; `max_record_bytes` bounds the largest record sent.
-    pub fn new(config: &KafkaProducerConfig, max_record_bytes: usize) -> Result<Self, KafkaError> {
+    /// Creates a producer for `config`; `max_record_bytes` bounds the largest record sent;
+    /// `brokers` is told how many brokers are up after each statistics report.
+    pub fn new(
+        config: &KafkaProducerConfig,
+        max_record_bytes: usize,
+        brokers: Arc<dyn super::BrokerObserver>,
+    ) -> Result<Self, KafkaError> {
         let context = DeliveryContext {
             ledger: Mutex::new(Ledger::default()),
             finished: Condvar::new(),
             fatal: AtomicBool::new(false),
+            brokers,
         };
         let inner = client_config(config, max_record_bytes).create_with_context(context)?;
         Ok(DurableProducer { inner })
@@ -219,11 +226,6 @@ impl DurableProducer {
             ledger = wait_timeout(&context.finished, ledger, wait);
         }
         std::mem::take(&mut ledger.finished)
-    }
-
-    /// Batches registered and not finished.
-    pub fn open_batches(&self) -> usize {
-        lock(&self.inner.context().ledger).open.len()
     }
 
     /// The fatal error, if the producer is in a fatal state.

@@ -6,18 +6,15 @@
 //! page anyone. Conditions used: `kafka` (no broker reachable), `wal` (full, or no space left on
 //! its disk: reading paused), `agent` (a thread failed and the agent is stopping; no grace),
 //! `elasticsearch` (requests failing or being refused).
+//!
+//! Each role makes one [`Health`] (with its `health_grace_ms`) and hands it to what reports
+//! into it and to the endpoint that serves `/health`; there is no process-wide instance.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-
-/// The process-wide health state (each process runs one role).
-static GLOBAL: OnceLock<Health> = OnceLock::new();
-
-/// Default grace period: how long a condition must last before `/health` reports it.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 struct Failing {
@@ -28,7 +25,7 @@ struct Failing {
 /// Failing conditions by component.
 #[derive(Debug)]
 pub struct Health {
-    grace: Mutex<Duration>,
+    grace: Duration,
     failing: Mutex<BTreeMap<&'static str, Failing>>,
 }
 
@@ -59,23 +56,20 @@ impl Report {
     }
 }
 
+impl Default for Health {
+    /// No grace: a condition is reported as soon as it fails (for tests and tools).
+    fn default() -> Health {
+        Health::new(Duration::ZERO)
+    }
+}
+
 impl Health {
     /// An empty health state with the given grace period.
     pub fn new(grace: Duration) -> Health {
         Health {
-            grace: Mutex::new(grace),
+            grace,
             failing: Mutex::new(BTreeMap::new()),
         }
-    }
-
-    /// The process-wide state (grace [`DEFAULT_GRACE`] until [`Health::set_grace`]).
-    pub fn global() -> &'static Health {
-        GLOBAL.get_or_init(|| Health::new(DEFAULT_GRACE))
-    }
-
-    /// Sets how long a condition must last before it is reported.
-    pub fn set_grace(&self, grace: Duration) {
-        *crate::sync::lock(&self.grace) = grace;
     }
 
     /// `component` is failing; the start time of an ongoing failure is kept, the reason updated.
@@ -99,7 +93,7 @@ impl Health {
     /// `component` failed in a way that needs no grace period (the process is stopping because
     /// of it): reported from now on.
     pub fn fail_at_once(&self, component: &'static str, reason: impl Into<String>) {
-        let grace = *crate::sync::lock(&self.grace);
+        let grace = self.grace;
         let now = Instant::now();
         let since = now.checked_sub(grace).unwrap_or(now);
         crate::sync::lock(&self.failing).insert(
@@ -122,7 +116,7 @@ impl Health {
     }
 
     fn report_at(&self, now: Instant) -> Report {
-        let grace = *crate::sync::lock(&self.grace);
+        let grace = self.grace;
         let failing = crate::sync::lock(&self.failing);
         let problems: Vec<Problem> = failing
             .iter()

@@ -56,15 +56,18 @@ pub trait StatusSource: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct Endpoint {
     handle: PrometheusHandle,
+    health: Arc<Health>,
     status: Option<Arc<dyn StatusSource>>,
 }
 
 impl Endpoint {
-    /// Installs the process-wide recorder (once) and returns an endpoint rendering it.
-    pub fn install() -> Result<Endpoint, EndpointError> {
+    /// Installs the process-wide metrics recorder (once) and returns an endpoint rendering it
+    /// and answering `/health` from `health`.
+    pub fn install(health: Arc<Health>) -> Result<Endpoint, EndpointError> {
         if let Some(handle) = RECORDER.get() {
             return Ok(Endpoint {
                 handle: handle.clone(),
+                health,
                 status: None,
             });
         }
@@ -81,6 +84,7 @@ impl Endpoint {
         metrics::gauge!(names::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         Ok(Endpoint {
             handle,
+            health,
             status: None,
         })
     }
@@ -148,8 +152,8 @@ async fn metrics(State(endpoint): State<Arc<Endpoint>>) -> Response {
         .into_response()
 }
 
-async fn health() -> Response {
-    let report = Health::global().report();
+async fn health(State(endpoint): State<Arc<Endpoint>>) -> Response {
+    let report = endpoint.health.report();
     let code = if report.is_healthy() {
         StatusCode::OK
     } else {

@@ -63,7 +63,8 @@ impl ClientContext for ConsumerHooks {
 
     /// Broker reachability (health) and the lag of every partition this consumer fetches.
     fn stats(&self, statistics: Statistics) {
-        crate::kafka::observe_brokers(&statistics);
+        self.events
+            .brokers_up(crate::kafka::brokers_up(&statistics));
         for (topic, stats) in &statistics.topics {
             for (partition, stats) in &stats.partitions {
                 // -1 is librdkafka's internal "unassigned" partition; a negative lag is unknown.

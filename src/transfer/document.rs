@@ -16,12 +16,16 @@
 use std::borrow::Cow;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::config::index_name::IndexNameTemplate;
 use crate::es::bulk::write_create;
+use crate::record::Received;
+
+/// The field the transfer adds to every document: the Kafka topic the record came from.
+const TOPIC: &str = "topic";
 
 /// The parts of a consumed Kafka record the transfer uses.
 #[derive(Debug, Clone, Copy)]
@@ -58,28 +62,18 @@ pub fn prepare(
     body: &mut Vec<u8>,
 ) -> Prepared {
     let payload = record.payload.unwrap_or_default();
-    if let Some(mut fields) = logship_fields(payload) {
-        let id = match fields.remove("id") {
-            Some(Value::String(id)) => id,
-            // logship_fields checked that `id` is a string.
-            _ => String::new(),
-        };
+    if let Some(received) = Received::parse(payload) {
         let time = if index.uses_time() {
-            match fields.get("@timestamp").and_then(Value::as_str) {
-                Some(text) => match OffsetDateTime::parse(text, &Rfc3339) {
-                    Ok(time) => Some(time),
-                    Err(error) => {
-                        return Prepared {
-                            id,
-                            index: Err(format!("@timestamp {text:?} is not RFC 3339: {error}")),
-                            plain: false,
-                        }
-                    }
-                },
-                None => {
+            let parsed = received.read_time().and_then(|text| {
+                OffsetDateTime::parse(text, &Rfc3339)
+                    .map_err(|error| format!("@timestamp {text:?} is not RFC 3339: {error}"))
+            });
+            match parsed {
+                Ok(time) => Some(time),
+                Err(reason) => {
                     return Prepared {
-                        id,
-                        index: Err("@timestamp is missing or not a string".into()),
+                        id: received.id,
+                        index: Err(reason),
                         plain: false,
                     }
                 }
@@ -87,7 +81,8 @@ pub fn prepare(
         } else {
             None
         };
-        fields.insert("topic".into(), Value::String(record.topic.to_string()));
+        let Received { id, mut fields } = received;
+        fields.insert(TOPIC.into(), Value::String(record.topic.to_string()));
         let index = index
             .render(record.topic, time)
             .map_err(|e| e.to_string())
@@ -133,20 +128,6 @@ pub fn prepare(
         id,
         index,
         plain: true,
-    }
-}
-
-/// The record's fields if it is logship JSON: an object with a non-empty string `id` and a
-/// `message`.
-fn logship_fields(payload: &[u8]) -> Option<Map<String, Value>> {
-    // Cheap test first: plain lines rarely start with `{`.
-    if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return None;
-    }
-    let fields: Map<String, Value> = serde_json::from_slice(payload).ok()?;
-    match fields.get("id") {
-        Some(Value::String(id)) if !id.is_empty() && fields.contains_key("message") => Some(fields),
-        _ => None,
     }
 }
 

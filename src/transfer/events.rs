@@ -7,38 +7,13 @@
 //! while a server is down are logged at most once per 10 s, with the number of repeats.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use crate::telemetry::{names, Health};
-
-/// How often a repeating warning (consumer errors while Kafka is down, failing commits) is
-/// logged; the repeats in between are counted and reported with the next line.
-const REPEAT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+use crate::kafka::BrokerObserver as _;
+use crate::telemetry::{names, Health, Throttle};
 
 /// The health condition for Elasticsearch trouble (see [`Health`]).
 const ES_CONDITION: &str = "elasticsearch";
-
-/// Lets one log line through per interval and counts the ones held back.
-#[derive(Debug, Default)]
-struct Throttle {
-    last: Mutex<Option<Instant>>,
-    held_back: AtomicU64,
-}
-
-impl Throttle {
-    /// `Some(held back since the last line)` if a line may be logged now.
-    fn admit(&self) -> Option<u64> {
-        let mut last = crate::sync::lock(&self.last);
-        let now = Instant::now();
-        if last.is_some_and(|at| now.duration_since(at) < REPEAT_LOG_INTERVAL) {
-            self.held_back.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        *last = Some(now);
-        Some(self.held_back.swap(0, Ordering::Relaxed))
-    }
-}
 
 /// One method per event. Implementations must be cheap: several are called per batch.
 pub trait TransferEvents: Send + Sync {
@@ -72,6 +47,13 @@ pub trait TransferEvents: Send + Sync {
     fn consumer_error(&self, error: &str);
     /// The consumer was paused (all bulk slots busy) or resumed.
     fn backpressure(&self, paused: bool);
+    /// The consumer's statistics say `up` brokers are up.
+    fn brokers_up(&self, up: usize);
+    /// An index template is in place.
+    fn template_put(&self, template: &str, patterns: &str);
+    /// An index template could not be put yet (`refused`: credentials or permissions); it is
+    /// retried.
+    fn template_failed(&self, error: &str, refused: bool);
 }
 
 /// Counts every event (atomically) and logs the ones an operator must see.
@@ -105,6 +87,8 @@ pub struct Counters {
     pub commit_failures: AtomicU64,
     /// Consumer errors.
     pub consumer_errors: AtomicU64,
+    /// The process's health (the `elasticsearch` and `kafka` conditions).
+    pub health: Arc<Health>,
     consumer_error_log: Throttle,
     commit_failure_log: Throttle,
     retry_log: Throttle,
@@ -113,6 +97,14 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Counters reporting into `health`.
+    pub fn new(health: Arc<Health>) -> Counters {
+        Counters {
+            health,
+            ..Counters::default()
+        }
+    }
+
     /// A one-line summary for the log.
     pub fn summary(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -174,7 +166,7 @@ impl TransferEvents for Counters {
         add(&self.created, count);
         metrics::counter!(names::TRANSFER_CREATED).increment(count);
         if count > 0 {
-            Health::global().recover(ES_CONDITION);
+            self.health.recover(ES_CONDITION);
         }
         tracing::trace!(count, "documents created");
     }
@@ -182,14 +174,15 @@ impl TransferEvents for Counters {
         add(&self.already_present, count);
         metrics::counter!(names::TRANSFER_ALREADY_PRESENT).increment(count);
         if count > 0 {
-            Health::global().recover(ES_CONDITION);
+            self.health.recover(ES_CONDITION);
         }
         tracing::trace!(count, "documents already present");
     }
     fn retrying(&self, count: u64, reason: &str) {
         add(&self.retried, count);
         metrics::counter!(names::TRANSFER_RETRIED).increment(count);
-        Health::global().fail(ES_CONDITION, format!("documents not accepted: {reason}"));
+        self.health
+            .fail(ES_CONDITION, format!("documents not accepted: {reason}"));
         if let Some(repeats) = self.retry_log.admit() {
             tracing::warn!(
                 count,
@@ -201,7 +194,7 @@ impl TransferEvents for Counters {
     }
     fn unauthorized(&self, status: u16, detail: &str) {
         add(&self.unauthorized, 1);
-        Health::global().fail(
+        self.health.fail(
             ES_CONDITION,
             format!("credentials or permissions refused (status {status})"),
         );
@@ -222,7 +215,7 @@ impl TransferEvents for Counters {
     }
     fn dead_letter_failed(&self, count: u64, reason: &str) {
         add(&self.dead_letter_failed, count);
-        Health::global().fail(
+        self.health.fail(
             ES_CONDITION,
             format!("dead-letter writes failing: {reason}"),
         );
@@ -272,21 +265,30 @@ impl TransferEvents for Counters {
             tracing::debug!("consumption resumed");
         }
     }
+    fn brokers_up(&self, up: usize) {
+        self.health.brokers_up(up);
+    }
+    fn template_put(&self, template: &str, patterns: &str) {
+        self.health.recover(ES_CONDITION);
+        tracing::info!(template, patterns, "index template in place");
+    }
+    fn template_failed(&self, error: &str, refused: bool) {
+        self.health
+            .fail(ES_CONDITION, format!("cannot put index templates: {error}"));
+        if refused {
+            tracing::error!(
+                error,
+                "Elasticsearch refused the transfer's credentials; retrying"
+            );
+        } else {
+            tracing::warn!(error, "cannot put index template yet; retrying");
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn throttle_lets_one_line_through_per_interval_and_counts_the_rest() {
-        let throttle = Throttle::default();
-        assert_eq!(throttle.admit(), Some(0));
-        assert_eq!(throttle.admit(), None);
-        assert_eq!(throttle.admit(), None);
-        *throttle.last.lock().unwrap() = Some(Instant::now() - REPEAT_LOG_INTERVAL);
-        assert_eq!(throttle.admit(), Some(2));
-    }
 
     #[test]
     fn counters_count_every_event() {

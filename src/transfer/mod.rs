@@ -25,11 +25,11 @@
 //! `shutdown_timeout_ms`, commit what is done, leave the group.
 
 pub mod batch;
-pub mod consumer;
-pub mod delivery;
-pub mod dlq;
+pub(crate) mod consumer;
+pub(crate) mod delivery;
+pub(crate) mod dlq;
 pub mod document;
-pub mod events;
+pub(crate) mod events;
 pub mod watermark;
 
 use std::collections::VecDeque;
@@ -49,10 +49,11 @@ use tokio::time::Instant;
 
 use crate::backoff::BackoffPolicy;
 use crate::config::index_name::IndexNameTemplate;
-use crate::config::TransferConfig;
+use crate::config::{TransferConfig, ES_RETRY};
 use crate::es::template::{data_template, dlq_template};
 use crate::es::{EsClient, EsError, EsSettings};
 use crate::shutdown::Shutdown;
+use crate::telemetry::Health;
 use batch::{Batch, BatchLimits};
 use consumer::{commit_list, ConsumerHooks, TransferConsumer};
 use delivery::Delivery;
@@ -77,9 +78,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// configuration Elasticsearch or Kafka refuses outright.
 pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let index = config.index_template()?;
-    crate::telemetry::Health::global().set_grace(Duration::from_millis(config.health_grace_ms));
+    let health = Arc::new(Health::new(config.health_grace_ms.get()));
     if let Some(addr) = config.metrics_addr {
-        let endpoint = crate::telemetry::Endpoint::install()?;
+        let endpoint = crate::telemetry::Endpoint::install(health.clone())?;
         // Not stopped with the transfer: /health and /metrics answer until the process exits.
         crate::telemetry::serve(addr, endpoint, Shutdown::new()).await?;
     }
@@ -90,17 +91,14 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
             .username
             .clone()
             .zip(config.elasticsearch.password.clone()),
-        request_timeout: Duration::from_millis(config.elasticsearch.request_timeout_ms),
+        request_timeout: config.elasticsearch.request_timeout_ms.get(),
     })?;
-    let backoff = BackoffPolicy {
-        initial: Duration::from_millis(config.retry.initial_backoff_ms),
-        max: Duration::from_millis(config.retry.max_backoff_ms),
-    };
-    let counters = Arc::new(Counters::default());
+    let backoff = config.retry.policy(ES_RETRY);
+    let counters = Arc::new(Counters::new(health));
     let events: Arc<dyn TransferEvents> = counters.clone();
 
     if config.elasticsearch.manage_templates
-        && !put_templates(&es, &config, &index, backoff, &shutdown).await?
+        && !put_templates(&es, &config, &index, backoff, events.as_ref(), &shutdown).await?
     {
         return Ok(());
     }
@@ -133,7 +131,7 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
     let limits = BatchLimits {
         max_docs: config.batch.max_docs,
         max_bytes: config.batch.max_bytes,
-        max_wait: Duration::from_millis(config.batch.max_wait_ms),
+        max_wait: config.batch.max_wait_ms.get(),
     };
     let mut pipeline = Pipeline {
         consumer: Arc::new(consumer),
@@ -151,15 +149,9 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
         commit: None,
     };
     let consumed = pipeline
-        .consume(
-            &shutdown,
-            Duration::from_millis(config.kafka.commit_interval_ms),
-            &counters,
-        )
+        .consume(&shutdown, config.kafka.commit_interval_ms.get(), &counters)
         .await;
-    pipeline
-        .finish(Duration::from_millis(config.shutdown_timeout_ms))
-        .await;
+    pipeline.finish(config.shutdown_timeout_ms.get()).await;
     tracing::info!(counters = %counters.summary(), "transfer stopped");
     consumed
 }
@@ -171,6 +163,7 @@ async fn put_templates(
     config: &TransferConfig,
     index: &IndexNameTemplate,
     backoff: BackoffPolicy,
+    events: &dyn TransferEvents,
     shutdown: &Shutdown,
 ) -> anyhow::Result<bool> {
     let priority = config.elasticsearch.template_priority;
@@ -183,8 +176,7 @@ async fn put_templates(
         loop {
             match es.put_index_template(&spec.name, &spec.body).await {
                 Ok(()) => {
-                    crate::telemetry::Health::global().recover("elasticsearch");
-                    tracing::info!(template = %spec.name, patterns = %spec.body["index_patterns"], "index template in place");
+                    events.template_put(&spec.name, &spec.body["index_patterns"].to_string());
                     break;
                 }
                 Err(error @ EsError::Status { status: 400, .. }) => {
@@ -197,15 +189,8 @@ async fn put_templates(
                     });
                 }
                 Err(error) => {
-                    crate::telemetry::Health::global().fail(
-                        "elasticsearch",
-                        format!("cannot put index templates: {error}"),
-                    );
-                    if error.status().is_some_and(|s| s == 401 || s == 403) {
-                        tracing::error!(%error, "Elasticsearch refused the transfer's credentials; retrying");
-                    } else {
-                        tracing::warn!(%error, "cannot put index template yet; retrying");
-                    }
+                    let refused = error.status().is_some_and(|s| s == 401 || s == 403);
+                    events.template_failed(&error.to_string(), refused);
                     tokio::select! {
                         _ = shutdown.wait() => return Ok(false),
                         _ = tokio::time::sleep(delays.next_delay()) => {}

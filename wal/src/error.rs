@@ -39,6 +39,9 @@ pub enum Op {
     OldestPending,
     /// [`Wal::size_on_disk`](crate::Wal::size_on_disk).
     SizeOnDisk,
+    /// [`Wal::stored_records`](crate::Wal::stored_records) /
+    /// [`Wal::overwrite_stored`](crate::Wal::overwrite_stored) (tools and tests).
+    Raw,
 }
 
 impl fmt::Display for Op {
@@ -56,6 +59,7 @@ impl fmt::Display for Op {
             Op::StatePut => "state put",
             Op::OldestPending => "oldest pending",
             Op::SizeOnDisk => "size on disk",
+            Op::Raw => "raw access",
         })
     }
 }

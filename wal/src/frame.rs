@@ -30,7 +30,7 @@ use bincode::Options;
 use serde::{Deserialize, Serialize};
 
 /// Bytes of a V1 frame that are not payload: crc (4), variant tag (4), payload length (8).
-pub(crate) const FRAME_OVERHEAD: usize = 16;
+pub const FRAME_OVERHEAD: usize = 16;
 
 /// Number of `Frame` variants this build knows; tags at or above it are "newer than us".
 const KNOWN_FRAME_TAGS: u32 = 2;
@@ -87,6 +87,17 @@ pub(crate) fn encode(payload: &[u8]) -> Result<Vec<u8>, bincode::Error> {
     let crc = crc32fast::hash(&out[4..]);
     out[..4].copy_from_slice(&crc.to_le_bytes());
     Ok(out)
+}
+
+/// The frame the WAL stores for a record of `payload` (single-frame layout, crc included):
+/// for tools and tests that write stored values themselves (see
+/// [`Wal::overwrite_stored`](crate::Wal::overwrite_stored)).
+pub fn encode_frame(payload: &[u8]) -> Result<Vec<u8>, crate::WalError> {
+    encode(payload).map_err(|source| crate::WalError::Encode {
+        op: crate::Op::Raw,
+        what: "a frame",
+        source,
+    })
 }
 
 /// Encodes the head of a record stored in `count` pieces that join into a frame of `len` bytes.

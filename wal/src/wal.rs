@@ -328,6 +328,33 @@ impl Wal {
         Replay::new(self.clone(), self.inner.tree.scan_prefix([keys::RECORD]))
     }
 
+    /// The stored value of every record in the WAL, by seq, exactly as on disk: a frame (see
+    /// [`decode_frame`](crate::decode_frame)), or the head of a record stored in pieces. For
+    /// repair tools and for tests that inspect, damage or downgrade stored records; the data
+    /// path never needs it.
+    pub fn stored_records(&self) -> Result<Vec<(Seq, Vec<u8>)>, WalError> {
+        let mut out = Vec::new();
+        for item in self.inner.tree.scan_prefix([keys::RECORD]) {
+            let (key, value) = item.map_err(WalError::storage(Op::Raw, None))?;
+            if let Some(seq) = keys::parse_record(&key) {
+                out.push((seq, value.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces the stored value of record `seq` with `value`, as is: nothing is checked (a
+    /// damaged value is quarantined when it is read, as damage on disk would be). For tests and
+    /// repair tools; durable after [`Wal::flush`]. The pending byte count is not adjusted:
+    /// reopen the WAL before relying on it.
+    pub fn overwrite_stored(&self, seq: Seq, value: &[u8]) -> Result<(), WalError> {
+        self.inner
+            .tree
+            .insert(keys::record(seq), value)
+            .map_err(WalError::storage(Op::Raw, Some(seq)))?;
+        Ok(())
+    }
+
     /// Reads the pending record `seq`: `None` if it is not pending (acknowledged, or never
     /// written). A damaged record is quarantined exactly as [`Wal::replay`] does and reported
     /// as [`Replayed::Quarantined`](crate::Replayed::Quarantined).
