@@ -51,6 +51,9 @@ fn encoding(c: &mut Criterion) {
         cuts: framed.cuts.clone(),
         partial_end: false,
         data: data[..framed.len].to_vec(),
+        events: vec![],
+        event_cuts: vec![],
+        starts_in_event: false,
     };
     let lines = chunk.piece_count() as u64;
     let mut group = c.benchmark_group("encoding");

@@ -46,8 +46,10 @@ pub mod field {
     pub const SPLIT: &str = "split";
     /// The line had no newline when its file was drained.
     pub const PARTIAL: &str = "partial";
+    /// Lines joined into the event (`multiline`), when more than 1.
+    pub const LINES: &str = "lines";
     /// Every field, in the order the agent writes them.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         ID,
         HOST,
         FILE,
@@ -58,6 +60,7 @@ pub mod field {
         INVALID_UTF8,
         SPLIT,
         PARTIAL,
+        LINES,
     ];
 }
 
@@ -101,6 +104,18 @@ pub struct LineRecord<'a> {
     /// The line had no trailing newline when its file was rotated away or deleted and drained.
     #[serde(default, skip_serializing_if = "is_false")]
     pub partial: bool,
+    /// Lines in the event when `multiline` joined several (`message` holds them separated by
+    /// `\n`); absent, meaning 1, for a plain line.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub lines: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(value: &u32) -> bool {
+    *value == 1
 }
 
 fn is_false(value: &bool) -> bool {
@@ -219,6 +234,7 @@ mod tests {
             invalid_utf8: true,
             split: true,
             partial: true,
+            lines: 3,
         }
     }
 
@@ -294,6 +310,7 @@ mod tests {
     #[test]
     fn flags_are_omitted_when_false_and_round_trip() {
         let record = LineRecord {
+            lines: 1,
             id: "x".into(),
             host: "h".into(),
             file: "/f".into(),

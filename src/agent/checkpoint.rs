@@ -25,8 +25,15 @@ pub const KEY_PREFIX: &str = "cp/";
 /// Versioned on-disk form of a [`Checkpoint`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum CheckpointRecord {
-    /// Format 1.
+    /// Format 1 (still written whenever `in_event` is false, so older agents read it).
     V1(Checkpoint),
+    /// Format 2: format 1 plus [`Checkpoint::in_event`].
+    V2 {
+        /// The checkpoint as in format 1.
+        checkpoint: Checkpoint,
+        /// [`Checkpoint::in_event`].
+        in_event: bool,
+    },
 }
 
 /// An earlier stream of the same physical file, kept after a truncation so that a copy of the
@@ -68,6 +75,10 @@ pub struct Checkpoint {
     pub finished: bool,
     /// The stream before the last truncation, if any.
     pub previous: Option<PreviousStream>,
+    /// The reading stopped between two parts of an event cut at its `multiline` limits: the
+    /// next piece continues it (flagged `split`, and joined as the rest of that event).
+    #[serde(skip)]
+    pub in_event: bool,
 }
 
 impl Checkpoint {
@@ -92,6 +103,7 @@ impl Checkpoint {
             updated_ms: now_ms(),
             finished: false,
             previous: None,
+            in_event: false,
         }
     }
 
@@ -103,13 +115,27 @@ impl Checkpoint {
     /// Encodes as the current version. An error is the serializer's: the checkpoint must then
     /// not be written (nor the data it covers).
     pub fn encode(&self) -> Result<Vec<u8>, bincode::Error> {
-        bincode::serialize(&CheckpointRecord::V1(self.clone()))
+        if self.in_event {
+            bincode::serialize(&CheckpointRecord::V2 {
+                checkpoint: self.clone(),
+                in_event: true,
+            })
+        } else {
+            bincode::serialize(&CheckpointRecord::V1(self.clone()))
+        }
     }
 
     /// Decodes any known version.
     pub fn decode(bytes: &[u8]) -> Result<Checkpoint, bincode::Error> {
         match bincode::deserialize::<CheckpointRecord>(bytes)? {
             CheckpointRecord::V1(checkpoint) => Ok(checkpoint),
+            CheckpointRecord::V2 {
+                mut checkpoint,
+                in_event,
+            } => {
+                checkpoint.in_event = in_event;
+                Ok(checkpoint)
+            }
         }
     }
 
@@ -131,6 +157,7 @@ impl Checkpoint {
             offset: self.offset,
             prefix_crc: self.prefix_crc,
         });
+        self.in_event = false;
         self.generation += 1;
         self.fingerprint = fingerprint;
         self.stream = StreamId::start(&self.file, fingerprint, self.generation);
@@ -245,6 +272,20 @@ mod tests {
         let back = Checkpoint::decode(&checkpoint.encode().unwrap()).unwrap();
         assert_eq!(back, checkpoint);
         assert!(Checkpoint::decode(b"junk").is_err());
+        // Stopped between two parts of a cut event: format 2, which keeps that.
+        checkpoint.in_event = true;
+        let bytes = checkpoint.encode().unwrap();
+        assert!(matches!(
+            bincode::deserialize::<CheckpointRecord>(&bytes).unwrap(),
+            CheckpointRecord::V2 { in_event: true, .. }
+        ));
+        assert_eq!(Checkpoint::decode(&bytes).unwrap(), checkpoint);
+        checkpoint.restart_after_truncation(Fingerprint(11));
+        assert!(!checkpoint.in_event);
+        assert!(matches!(
+            bincode::deserialize::<CheckpointRecord>(&checkpoint.encode().unwrap()).unwrap(),
+            CheckpointRecord::V1(_)
+        ));
     }
 
     #[test]

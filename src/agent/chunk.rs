@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::framing::{pieces, Piece};
+use super::framing::{joined_pieces, Joins, Piece};
 
 /// Versioned encoding of a [`Chunk`] in the WAL. A new layout is a new variant; old records are
 /// always decoded by the variant they were written with. (Borrowed when encoding, owned when
@@ -19,11 +19,24 @@ use super::framing::{pieces, Piece};
 pub enum ChunkRecord<'a> {
     /// Format 1: the data as read.
     V1(Cow<'a, Chunk>),
-    /// Format 2 (what this agent writes): the data LZ4-compressed (one block). Log text shrinks
-    /// ~3.4×, so the WAL writes and fsyncs, and keeps resident (sled holds pending values in
-    /// memory), a third of the bytes.
+    /// Format 2 (what this agent writes for plain lines): the data LZ4-compressed (one block).
+    /// Log text shrinks ~3.4×, so the WAL writes and fsyncs, and keeps resident (sled holds
+    /// pending values in memory), a third of the bytes.
     #[serde(borrow)]
     V2(CompressedChunk<'a>),
+    /// Format 3 (written when the chunk holds events joined from several lines, `multiline`):
+    /// format 2 plus where those events are.
+    V3 {
+        /// The chunk as in format 2.
+        #[serde(borrow)]
+        chunk: CompressedChunk<'a>,
+        /// [`Chunk::events`].
+        events: Cow<'a, [(u32, u32)]>,
+        /// [`Chunk::event_cuts`].
+        event_cuts: Cow<'a, [u32]>,
+        /// [`Chunk::starts_in_event`].
+        starts_in_event: bool,
+    },
 }
 
 /// A [`Chunk`] whose `data` is LZ4-compressed (format 2 of [`ChunkRecord`]); the other fields
@@ -79,6 +92,16 @@ pub struct Chunk {
     /// The framed bytes.
     #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
+    /// `(start, end)` (relative to `data`) of each event joined from several lines; each is one
+    /// piece. Not part of format 1, which holds plain lines only.
+    #[serde(skip)]
+    pub events: Vec<(u32, u32)>,
+    /// Ends of events cut at their `max_lines` / `max_bytes` (flagged `split`, as cut lines).
+    #[serde(skip)]
+    pub event_cuts: Vec<u32>,
+    /// `data` begins with the rest of an event cut at its limits in the chunk before.
+    #[serde(skip)]
+    pub starts_in_event: bool,
 }
 
 /// A WAL payload that is not a chunk this agent understands.
@@ -93,10 +116,11 @@ pub enum ChunkDecodeError {
 }
 
 impl Chunk {
-    /// Encodes as the current [`ChunkRecord`] version (2: data LZ4-compressed). An error here
-    /// is the serializer's; the caller must not advance past data it could not encode.
+    /// Encodes as the current [`ChunkRecord`] version (2, data LZ4-compressed; 3 when it holds
+    /// joined events). An error here is the serializer's; the caller must not advance past
+    /// data it could not encode.
     pub fn encode(&self) -> Result<Vec<u8>, bincode::Error> {
-        let record = ChunkRecord::V2(CompressedChunk {
+        let chunk = CompressedChunk {
             stream: Cow::Borrowed(&self.stream),
             path: Cow::Borrowed(&self.path),
             topic: Cow::Borrowed(&self.topic),
@@ -107,7 +131,18 @@ impl Chunk {
             partial_end: self.partial_end,
             data_len: self.data.len() as u32,
             lz4: Cow::Owned(lz4_flex::block::compress(&self.data)),
-        });
+        };
+        let record =
+            if self.events.is_empty() && self.event_cuts.is_empty() && !self.starts_in_event {
+                ChunkRecord::V2(chunk)
+            } else {
+                ChunkRecord::V3 {
+                    chunk,
+                    events: Cow::Borrowed(&self.events),
+                    event_cuts: Cow::Borrowed(&self.event_cuts),
+                    starts_in_event: self.starts_in_event,
+                }
+            };
         bincode::serialize(&record)
     }
 
@@ -120,47 +155,33 @@ impl Chunk {
     pub fn decode(bytes: &[u8]) -> Result<Chunk, ChunkDecodeError> {
         match bincode::deserialize::<ChunkRecord>(bytes)? {
             ChunkRecord::V1(chunk) => Ok(chunk.into_owned()),
-            ChunkRecord::V2(compressed) => {
-                let data_len = compressed.data_len as usize;
-                // LZ4 expands at most 255× (plus a few bytes): a larger claim is damage.
-                if data_len > MAX_CHUNK_DATA_BYTES
-                    || data_len > compressed.lz4.len().saturating_mul(255).saturating_add(16)
-                {
-                    return Err(ChunkDecodeError::Data(format!(
-                        "claims {data_len} bytes from {} compressed",
-                        compressed.lz4.len()
-                    )));
-                }
-                let data = lz4_flex::block::decompress(&compressed.lz4, data_len)
-                    .map_err(|e| ChunkDecodeError::Data(e.to_string()))?;
-                if data.len() != data_len {
-                    return Err(ChunkDecodeError::Data(format!(
-                        "decompressed to {} bytes, not {data_len}",
-                        data.len()
-                    )));
-                }
-                Ok(Chunk {
-                    stream: compressed.stream.into_owned(),
-                    path: compressed.path.into_owned(),
-                    topic: compressed.topic.into_owned(),
-                    start_offset: compressed.start_offset,
-                    read_at: compressed.read_at.into_owned(),
-                    starts_mid_line: compressed.starts_mid_line,
-                    cuts: compressed.cuts.into_owned(),
-                    partial_end: compressed.partial_end,
-                    data,
-                })
+            ChunkRecord::V2(compressed) => decompress(compressed),
+            ChunkRecord::V3 {
+                chunk,
+                events,
+                event_cuts,
+                starts_in_event,
+            } => {
+                let mut chunk = decompress(chunk)?;
+                chunk.events = events.into_owned();
+                chunk.event_cuts = event_cuts.into_owned();
+                chunk.starts_in_event = starts_in_event;
+                Ok(chunk)
             }
         }
     }
 
-    /// The pieces (lines or parts of cut lines) in this chunk.
+    /// The pieces (lines, parts of cut lines, joined events) in this chunk.
     pub fn pieces(&self) -> impl Iterator<Item = Piece<'_>> + '_ {
-        pieces(
+        joined_pieces(
             &self.data,
             &self.cuts,
             self.partial_end,
-            self.starts_mid_line,
+            self.starts_mid_line || self.starts_in_event,
+            Joins {
+                events: &self.events,
+                cut: &self.event_cuts,
+            },
         )
     }
 
@@ -170,9 +191,46 @@ impl Chunk {
     }
 }
 
+/// The chunk of a format 2 record (or of the format 2 part of a format 3 one).
+fn decompress(compressed: CompressedChunk<'_>) -> Result<Chunk, ChunkDecodeError> {
+    let data_len = compressed.data_len as usize;
+    // LZ4 expands at most 255× (plus a few bytes): a larger claim is damage.
+    if data_len > MAX_CHUNK_DATA_BYTES
+        || data_len > compressed.lz4.len().saturating_mul(255).saturating_add(16)
+    {
+        return Err(ChunkDecodeError::Data(format!(
+            "claims {data_len} bytes from {} compressed",
+            compressed.lz4.len()
+        )));
+    }
+    let data = lz4_flex::block::decompress(&compressed.lz4, data_len)
+        .map_err(|e| ChunkDecodeError::Data(e.to_string()))?;
+    if data.len() != data_len {
+        return Err(ChunkDecodeError::Data(format!(
+            "decompressed to {} bytes, not {data_len}",
+            data.len()
+        )));
+    }
+    Ok(Chunk {
+        stream: compressed.stream.into_owned(),
+        path: compressed.path.into_owned(),
+        topic: compressed.topic.into_owned(),
+        start_offset: compressed.start_offset,
+        read_at: compressed.read_at.into_owned(),
+        starts_mid_line: compressed.starts_mid_line,
+        cuts: compressed.cuts.into_owned(),
+        partial_end: compressed.partial_end,
+        data,
+        events: Vec::new(),
+        event_cuts: Vec::new(),
+        starts_in_event: false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::framing::PieceEnd;
 
     #[test]
     fn round_trip_and_pieces() {
@@ -186,6 +244,9 @@ mod tests {
             cuts: vec![],
             partial_end: false,
             data: b"one\ntwo\n".to_vec(),
+            events: vec![],
+            event_cuts: vec![],
+            starts_in_event: false,
         };
         let bytes = chunk.encode().unwrap();
         let back = Chunk::decode(&bytes).unwrap();
@@ -217,6 +278,9 @@ mod tests {
             cuts: vec![],
             partial_end: false,
             data,
+            events: vec![],
+            event_cuts: vec![],
+            starts_in_event: false,
         }
     }
 
@@ -257,6 +321,31 @@ mod tests {
         compressed.lz4.to_mut().truncate(half);
         let bytes = bincode::serialize(&ChunkRecord::V2(compressed)).unwrap();
         assert!(Chunk::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn chunks_with_joined_events_are_format_3_and_keep_them() {
+        let mut chunk = text_chunk(b"2026 a\n  b\n  c\n2026 d\n".to_vec());
+        chunk.events = vec![(0, 15)];
+        chunk.event_cuts = vec![15];
+        chunk.starts_in_event = true;
+        let bytes = chunk.encode().unwrap();
+        assert!(matches!(
+            bincode::deserialize::<ChunkRecord>(&bytes).unwrap(),
+            ChunkRecord::V3 { .. }
+        ));
+        let back = Chunk::decode(&bytes).unwrap();
+        assert_eq!(back, chunk);
+        let pieces: Vec<_> = back.pieces().collect();
+        assert_eq!(pieces.len(), 2);
+        assert_eq!(pieces[0].text, b"2026 a\n  b\n  c");
+        assert_eq!(pieces[0].lines, 3);
+        assert_eq!(pieces[0].end, PieceEnd::Cut);
+        assert!(
+            pieces[0].continues,
+            "the rest of an event cut in the chunk before"
+        );
+        assert!(pieces[1].continues, "the rest of the event cut here");
     }
 
     #[test]

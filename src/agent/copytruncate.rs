@@ -219,6 +219,7 @@ impl CopySearch {
             );
             checkpoint.stream = old.stream.clone();
             checkpoint.mid_line = old.mid_line;
+            checkpoint.in_event = old.in_event;
             return Some(FoundCopy {
                 file,
                 at: path,

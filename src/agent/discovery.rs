@@ -12,10 +12,23 @@ use std::sync::Arc;
 use notify::{RecursiveMode, Watcher};
 
 use super::events::AgentEvents;
+use super::multiline::Joiner;
+use super::tailer::Collected;
 use crate::config::{CollectEntry, StartPosition};
 
+impl Candidate {
+    /// How the file is collected, for its tailer.
+    pub fn collected(&self) -> Collected {
+        Collected {
+            path: self.path.clone(),
+            topic: self.topic.clone(),
+            joiner: self.joiner.clone(),
+        }
+    }
+}
+
 /// A file that matched a collect entry in the latest scan.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Candidate {
     /// The path it matched under.
     pub path: PathBuf,
@@ -23,12 +36,15 @@ pub struct Candidate {
     pub topic: String,
     /// Where to start if it has no checkpoint.
     pub start_position: StartPosition,
+    /// The entry's `multiline`, compiled.
+    pub joiner: Option<Arc<Joiner>>,
 }
 
 struct CompiledEntry {
     entry: CollectEntry,
     excludes: Vec<glob::Pattern>,
     start_position: StartPosition,
+    joiner: Option<Arc<Joiner>>,
 }
 
 /// Evaluates the collect entries.
@@ -38,8 +54,13 @@ pub struct Discovery {
 
 impl Discovery {
     /// Compiles the entries (already validated by the config layer; invalid globs are skipped
-    /// with an error log rather than stopping the agent).
-    pub fn new(entries: &[CollectEntry], default_start: StartPosition) -> Discovery {
+    /// and reported rather than stopping the agent, and so is a `multiline` that does not
+    /// compile: its files are then read line by line).
+    pub fn new(
+        entries: &[CollectEntry],
+        default_start: StartPosition,
+        events: &dyn AgentEvents,
+    ) -> Discovery {
         let entries = entries
             .iter()
             .map(|entry| CompiledEntry {
@@ -49,6 +70,12 @@ impl Discovery {
                     .filter_map(|e| glob::Pattern::new(e).ok())
                     .collect(),
                 start_position: entry.start_position.unwrap_or(default_start),
+                joiner: entry.multiline.as_ref().and_then(|multiline| {
+                    Joiner::new(multiline)
+                        .map_err(|error| events.invalid_entry(&entry.path, &error.to_string()))
+                        .ok()
+                        .map(Arc::new)
+                }),
                 entry: entry.clone(),
             })
             .collect();
@@ -64,7 +91,7 @@ impl Discovery {
             let paths = match glob::glob(&compiled.entry.path) {
                 Ok(paths) => paths,
                 Err(error) => {
-                    events.invalid_glob(&compiled.entry.path, &error.to_string());
+                    events.invalid_entry(&compiled.entry.path, &error.to_string());
                     continue;
                 }
             };
@@ -80,6 +107,7 @@ impl Discovery {
                         path,
                         topic: compiled.entry.topic.clone(),
                         start_position: compiled.start_position,
+                        joiner: compiled.joiner.clone(),
                     });
                 }
             }
@@ -87,13 +115,13 @@ impl Discovery {
         out
     }
 
-    /// The topic of the first entry whose glob matches `path` (excludes ignored: used for files
-    /// that matched once and were renamed).
-    pub fn topic_for(&self, path: &Path) -> Option<String> {
+    /// The topic and joiner of the first entry whose glob matches `path` (excludes ignored:
+    /// used for files that matched once and were renamed).
+    pub fn entry_for(&self, path: &Path) -> Option<(String, Option<Arc<Joiner>>)> {
         self.entries
             .iter()
             .find(|c| glob::Pattern::new(&c.entry.path).is_ok_and(|p| p.matches_path(path)))
-            .map(|c| c.entry.topic.clone())
+            .map(|c| (c.entry.topic.clone(), c.joiner.clone()))
     }
 
     /// Directories worth watching: the longest literal prefix of each glob.
@@ -293,16 +321,18 @@ mod tests {
                 topic: "first".into(),
                 exclude: vec![format!("{root}/b.log")],
                 start_position: None,
+                multiline: None,
             },
             CollectEntry {
                 path: format!("{root}/*"),
                 topic: "second".into(),
                 exclude: vec![],
                 start_position: Some(StartPosition::End),
+                multiline: None,
             },
         ];
-        let found = Discovery::new(&entries, StartPosition::Beginning)
-            .scan(&crate::agent::report::Reported::default());
+        let events = crate::agent::report::Reported::default();
+        let found = Discovery::new(&entries, StartPosition::Beginning, &events).scan(&events);
         let names: Vec<(String, String)> = found
             .iter()
             .map(|c| {

@@ -44,6 +44,8 @@ pub struct LineEncoder {
     invalid_utf8: Vec<u8>,
     split: Vec<u8>,
     partial: Vec<u8>,
+    /// `,"lines":` (written for joined events only)
+    lines: Vec<u8>,
     /// The ids of the chunk's lines.
     ids: LineIds,
     start_offset: u64,
@@ -77,6 +79,11 @@ impl LineEncoder {
             invalid_utf8: flag(field::INVALID_UTF8),
             split: flag(field::SPLIT),
             partial: flag(field::PARTIAL),
+            lines: {
+                let mut lines = Vec::with_capacity(10);
+                key(&mut lines, field::LINES, false);
+                lines
+            },
             ids: LineIds::new(host, &chunk.stream),
             start_offset: chunk.start_offset,
         }
@@ -105,6 +112,10 @@ impl LineEncoder {
         }
         if piece.end == PieceEnd::Partial {
             buf.extend_from_slice(&self.partial);
+        }
+        if piece.lines > 1 {
+            buf.extend_from_slice(&self.lines);
+            buf.extend_from_slice(itoa::Buffer::new().format(piece.lines).as_bytes());
         }
         buf.push(b'}');
     }
@@ -193,6 +204,7 @@ mod tests {
             invalid_utf8,
             split: piece.end == PieceEnd::Cut || piece.continues,
             partial: piece.end == PieceEnd::Partial,
+            lines: piece.lines,
         };
         serde_json::to_vec(&record).unwrap_or_default()
     }
@@ -225,6 +237,8 @@ mod tests {
             partial_end in any::<bool>(),
             cut_at in proptest::option::of(0usize..200),
             starts_mid_line in any::<bool>(),
+            joined in any::<bool>(),
+            event_cut in any::<bool>(),
         ) {
             let mut data = Vec::new();
             for mut line in lines {
@@ -236,6 +250,16 @@ mod tests {
                 data.extend_from_slice(b"tail \xff");
             }
             let cuts = cut_at.filter(|&c| c < data.len()).map(|c| vec![c as u32]).unwrap_or_default();
+            // The first two lines as one joined event (multiline), cut at a limit or not.
+            let mut newlines = memchr::memchr_iter(b'\n', &data);
+            let event = match (newlines.next(), newlines.next()) {
+                (Some(_), Some(second)) if joined && !starts_mid_line && cuts.iter().all(|&c| c as usize > second) => {
+                    Some((0u32, second as u32 + 1))
+                }
+                _ => None,
+            };
+            let events: Vec<(u32, u32)> = event.into_iter().collect();
+            let event_cuts: Vec<u32> = events.iter().filter(|_| event_cut).map(|&(_, end)| end).collect();
             let chunk = Chunk {
                 stream,
                 path,
@@ -246,6 +270,9 @@ mod tests {
                 cuts,
                 partial_end,
                 data,
+                events,
+                event_cuts,
+                starts_in_event: false,
             };
             let mut encoder = LineEncoder::new(&host, &chunk);
             for piece in chunk.pieces() {

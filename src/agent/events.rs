@@ -79,8 +79,9 @@ pub trait AgentEvents: BrokerObserver {
     fn checkpoint_unreadable(&self, key: &str, error: &str);
     /// The collect entries changed (central configuration); a rescan follows at once.
     fn entries_changed(&self, entries: usize);
-    /// A collect entry's glob cannot be used; the entry is skipped.
-    fn invalid_glob(&self, pattern: &str, error: &str);
+    /// A collect entry cannot be used as written: its glob (the entry is skipped) or its
+    /// `multiline` (its files are read line by line).
+    fn invalid_entry(&self, path: &str, error: &str);
     /// inotify cannot be used: changes are found by the periodic rescans alone.
     fn inotify_unavailable(&self, error: &str);
     /// A directory cannot be watched (tried again at the next scan).

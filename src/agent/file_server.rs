@@ -38,7 +38,7 @@ use super::identity::{crc_of_prefix, read_full_at, Fingerprint, PhysicalFile};
 use super::monitor::Backlog;
 use super::paths::PathsProvider;
 use super::shipper::ShipQueue;
-use super::tailer::{Closed, Poll, Read, TailLimits, Tailer};
+use super::tailer::{Closed, Collected, Poll, Read, TailLimits, Tailer};
 use crate::config::{CollectEntry, StartPosition};
 use crate::shutdown::Shutdown;
 
@@ -206,7 +206,8 @@ impl FileServer {
             .iter_mut()
             .map(|provider| provider.changed(events.as_ref()).unwrap_or_default())
             .collect();
-        let discovery = Discovery::new(&provided.concat(), settings.start_position);
+        let discovery =
+            Discovery::new(&provided.concat(), settings.start_position, events.as_ref());
         Ok(FileServer {
             settings,
             discovery,
@@ -285,7 +286,7 @@ impl FileServer {
         }
         let all: Vec<CollectEntry> = self.provided.concat();
         self.events.entries_changed(all.len());
-        self.discovery = Discovery::new(&all, self.settings.start_position);
+        self.discovery = Discovery::new(&all, self.settings.start_position, self.events.as_ref());
         true
     }
 
@@ -401,7 +402,7 @@ impl FileServer {
                 // `open_new` checks its identity against its checkpoint before reading on.
             }
             if let Some(tailer) = self.files.get_mut(&physical) {
-                tailer.matched_at(&candidate.path, &candidate.topic);
+                tailer.matched_at(&candidate.path, &candidate.topic, candidate.joiner.as_ref());
                 if tailer.first_line_changed().unwrap_or(false) {
                     rewritten.push(physical);
                 }
@@ -531,7 +532,7 @@ impl FileServer {
                 // Truncated or rewritten while not followed (copytruncate while the agent was
                 // down): the unread tail of the content it had may be in a copy.
                 let old = existing.clone();
-                self.seek_copy(&old, &candidate.path, &candidate.topic, adopted);
+                self.seek_copy(&old, candidate.collected(), adopted);
             }
         }
         let Some(fingerprint) = fingerprint else {
@@ -563,8 +564,7 @@ impl FileServer {
         let tailer = Tailer::new(
             file,
             checkpoint,
-            candidate.path.clone(),
-            candidate.topic.clone(),
+            candidate.collected(),
             true,
             size,
             self.settings.read_chunk_bytes,
@@ -647,10 +647,15 @@ impl FileServer {
             let Some(dir) = Path::new(&checkpoint.path).parent() else {
                 continue;
             };
-            let Some(topic) = self.topic_for(&checkpoint.path) else {
+            let Some((topic, joiner)) = self.discovery.entry_for(Path::new(&checkpoint.path))
+            else {
                 continue;
             };
-            let original = PathBuf::from(&checkpoint.path);
+            let collected = Collected {
+                path: PathBuf::from(&checkpoint.path),
+                topic,
+                joiner,
+            };
             let found = find_in_dir(dir, |p| p == checkpoint.file).and_then(|(path, file)| {
                 let size = file.metadata().ok()?.len();
                 let fingerprint = Fingerprint::of_file(&file).ok()?;
@@ -667,7 +672,7 @@ impl FileServer {
                 Some((path, file, size, Some(fp))) => {
                     self.events
                         .file_renamed_while_away(&checkpoint.path, &path, true);
-                    self.seek_copy(&checkpoint, &original, &topic, out);
+                    self.seek_copy(&checkpoint, collected.clone(), out);
                     let mut checkpoint = checkpoint;
                     checkpoint.restart_after_truncation(fp);
                     out.push(checkpoint.clone());
@@ -675,7 +680,7 @@ impl FileServer {
                 }
                 _ => {
                     self.events.file_missing(&checkpoint.path);
-                    self.seek_copy(&checkpoint, &original, &topic, out);
+                    self.seek_copy(&checkpoint, collected, out);
                     continue;
                 }
             };
@@ -685,18 +690,12 @@ impl FileServer {
             self.track(Tailer::new(
                 file,
                 checkpoint,
-                original,
-                topic,
+                collected,
                 false,
                 size,
                 self.settings.read_chunk_bytes,
             ));
         }
-    }
-
-    /// The topic the collect entries give to `path` (by its old name, for renamed files).
-    fn topic_for(&self, path: &str) -> Option<String> {
-        self.discovery.topic_for(Path::new(path))
     }
 
     /// Reads from every followed file once (up to a few chunks each) and commits the round.
@@ -790,12 +789,15 @@ impl FileServer {
             return Ok(());
         };
         let old = tailer.checkpoint().clone();
-        let path = tailer.path().to_path_buf();
-        let topic = tailer.topic().to_string();
+        let collected = Collected {
+            path: tailer.path().to_path_buf(),
+            topic: tailer.topic().to_string(),
+            joiner: tailer.joiner(),
+        };
         // The old content's unread tail is only in a copy, if anywhere. Look for it now, not once
         // the new content has a first line: an idle writer may not write one for hours, and the
         // copy may be compressed or deleted meanwhile.
-        self.seek_copy(&old, &path, &topic, out);
+        self.seek_copy(&old, collected, out);
         let Some(tailer) = self.files.get_mut(key) else {
             return Ok(());
         };
@@ -808,22 +810,17 @@ impl FileServer {
     }
 
     /// Looks once per process for a copy of the content `old` describes, now gone from `path`
-    /// (see [`CopySearch::seek`]), and drains it as `old`'s stream, under `path` and `topic`.
+    /// (see [`CopySearch::seek`]), and drains it as `old`'s stream, under the path, topic and
+    /// joiner of the file that held it (`collected`).
     /// A newly adopted copy's checkpoint goes to `adopted`, to be committed with the round:
     /// from then on a restart resumes the copy by its own checkpoint.
-    fn seek_copy(
-        &mut self,
-        old: &Checkpoint,
-        path: &Path,
-        topic: &str,
-        adopted: &mut Vec<Checkpoint>,
-    ) {
+    fn seek_copy(&mut self, old: &Checkpoint, collected: Collected, adopted: &mut Vec<Checkpoint>) {
         let known = Known {
             checkpoints: &self.checkpoints,
             followed: &self.files,
             closed: &self.closed,
         };
-        let Some(found) = self.copies.seek(&known, old, path) else {
+        let Some(found) = self.copies.seek(&known, old, &collected.path) else {
             return;
         };
         let FoundCopy {
@@ -841,8 +838,7 @@ impl FileServer {
         self.track(Tailer::new(
             file,
             checkpoint,
-            path.to_path_buf(),
-            topic.to_string(),
+            collected,
             false,
             size,
             self.settings.read_chunk_bytes,

@@ -73,8 +73,20 @@ pub struct Piece<'a> {
     pub text: &'a [u8],
     /// How the piece ended.
     pub end: PieceEnd,
-    /// The piece continues a line that was cut before it.
+    /// The piece continues a line (or an event) that was cut before it.
     pub continues: bool,
+    /// Lines in the piece: 1, or more for an event joined from several lines (its text keeps
+    /// the `\n` between them).
+    pub lines: u32,
+}
+
+/// Events joined from several lines in framed data (see `agent::multiline`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Joins<'a> {
+    /// `(start, end)` of each event of more than one line; `end` just after its last `\n`.
+    pub events: &'a [(u32, u32)],
+    /// Ends of events cut at their limits (the next piece continues them).
+    pub cut: &'a [u32],
 }
 
 /// Iterates the pieces of framed bytes `data` (exactly `Framed::len` bytes) given its cuts.
@@ -84,12 +96,54 @@ pub fn pieces<'a>(
     partial_end: bool,
     starts_mid_line: bool,
 ) -> impl Iterator<Item = Piece<'a>> + 'a {
+    joined_pieces(data, cuts, partial_end, starts_mid_line, Joins::default())
+}
+
+/// [`pieces`], where each event of `joins` is one piece.
+pub fn joined_pieces<'a>(
+    data: &'a [u8],
+    cuts: &'a [u32],
+    partial_end: bool,
+    starts_mid_line: bool,
+    joins: Joins<'a>,
+) -> impl Iterator<Item = Piece<'a>> + 'a {
     let mut pos = 0usize;
     let mut cut_index = 0usize;
+    let mut event_index = 0usize;
     let mut continues = starts_mid_line;
     std::iter::from_fn(move || {
         if pos >= data.len() {
             return None;
+        }
+        // Events come from disk too: ignore any that are out of order or out of range.
+        while joins
+            .events
+            .get(event_index)
+            .is_some_and(|&(start, _)| (start as usize) < pos)
+        {
+            event_index += 1;
+        }
+        if let Some(&(start, end)) = joins.events.get(event_index) {
+            let end = end as usize;
+            if start as usize == pos && end > pos && end <= data.len() {
+                event_index += 1;
+                let bytes = &data[pos..end];
+                let (text, kind) = match bytes.strip_suffix(b"\n") {
+                    Some(text) if joins.cut.contains(&(end as u32)) => (text, PieceEnd::Cut),
+                    Some(text) => (text, PieceEnd::Newline),
+                    None => (bytes, PieceEnd::Partial),
+                };
+                let piece = Piece {
+                    start: pos,
+                    text,
+                    end: kind,
+                    continues,
+                    lines: memchr::memchr_iter(b'\n', text).count() as u32 + 1,
+                };
+                continues = kind == PieceEnd::Cut;
+                pos = end;
+                return Some(piece);
+            }
         }
         // Cuts come from disk: ignore any that are out of order or out of range.
         while cuts.get(cut_index).is_some_and(|&c| c as usize <= pos) {
@@ -115,11 +169,18 @@ pub fn pieces<'a>(
                 (&data[start..], PieceEnd::Partial)
             }
         };
+        // A one-line event cut at `max_lines` ends like a cut line: the next piece continues it.
+        let end = if end == PieceEnd::Newline && joins.cut.contains(&(pos as u32)) {
+            PieceEnd::Cut
+        } else {
+            end
+        };
         let piece = Piece {
             start,
             text,
             end,
             continues,
+            lines: 1,
         };
         continues = end == PieceEnd::Cut;
         Some(piece)

@@ -6,6 +6,7 @@
 //! - [`identity`]: what a file is (device, inode, birth time, first-line fingerprint, stream);
 //! - [`checkpoint`]: where we are in each file, stored atomically with the data;
 //! - [`framing`]: which bytes form complete lines;
+//! - [`multiline`]: which consecutive lines form one event (`multiline` of a collect entry);
 //! - [`tailer`]: one followed file: reads its complete lines, notices truncation, idleness
 //!   and the end of a drained file;
 //! - [`copytruncate`]: finding the copy of a truncated file and continuing its stream there;
@@ -41,6 +42,7 @@ pub(crate) mod file_server;
 pub mod framing;
 pub(crate) mod identity;
 pub(crate) mod monitor;
+pub mod multiline;
 pub(crate) mod open_files;
 pub(crate) mod paths;
 pub(crate) mod report;
@@ -59,7 +61,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use logship_wal::{Replayed, Wal, WalOptions};
 
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, MAX_READ_BYTES};
 use crate::etcd::entries::CentralEntries;
 use crate::shutdown::Shutdown;
 use crate::telemetry::Health;
@@ -180,7 +182,9 @@ pub fn run_blocking(
         host,
         wal: wal.clone(),
         kafka: config.kafka.clone(),
-        max_record_bytes: max_record_bytes(config.max_line_bytes),
+        // Events joined by `multiline` (from the file or, later, from etcd) may reach
+        // `multiline.max_bytes`, at most MAX_READ_BYTES: records are allowed that large.
+        max_record_bytes: max_record_bytes(config.max_line_bytes.max(MAX_READ_BYTES)),
         queue,
         wake_reader: wake_tx,
         shutdown_timeout: drain_budget(stop_budget),

@@ -131,6 +131,7 @@ mod tests {
             topic: "t".into(),
             exclude: vec![],
             start_position: None,
+            multiline: None,
         }
     }
 

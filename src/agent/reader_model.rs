@@ -282,6 +282,7 @@ impl Harness {
             topic: "t".into(),
             exclude: vec![],
             start_position: None,
+            multiline: None,
         }];
         let server = FileServer::new(
             self.settings.clone(),

@@ -115,8 +115,8 @@ impl AgentEvents for Reported {
         tracing::info!(entries, "collect entries changed; rescanning");
     }
 
-    fn invalid_glob(&self, pattern: &str, error: &str) {
-        tracing::error!(path = pattern, error, "invalid glob; entry skipped");
+    fn invalid_entry(&self, path: &str, error: &str) {
+        tracing::error!(path, error, "collect entry cannot be used as written");
     }
 
     fn inotify_unavailable(&self, error: &str) {

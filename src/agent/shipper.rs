@@ -384,6 +384,9 @@ mod tests {
             cuts: vec![],
             partial_end: true,
             data: b"ok line\n\xff\xfe bad\ntail".to_vec(),
+            events: vec![],
+            event_cuts: vec![],
+            starts_in_event: false,
         };
         let records: Vec<serde_json::Value> = chunk
             .pieces()
@@ -422,6 +425,9 @@ mod tests {
             cuts: vec![],
             partial_end: false,
             data,
+            events: vec![],
+            event_cuts: vec![],
+            starts_in_event: false,
         }
     }
 

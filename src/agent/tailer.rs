@@ -15,6 +15,7 @@
 use std::fs::{File, Metadata};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use time::format_description::well_known::Rfc3339;
@@ -24,6 +25,7 @@ use super::checkpoint::Checkpoint;
 use super::chunk::Chunk;
 use super::framing::frame;
 use super::identity::{read_full_at, Fingerprint, PhysicalFile};
+use super::multiline::Joiner;
 
 /// The sizes a tailer reads and frames with.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +64,17 @@ pub enum Poll {
     Truncated,
 }
 
+/// How a file is collected: the path it is read under, its topic, and what joins its lines.
+#[derive(Debug, Clone)]
+pub struct Collected {
+    /// The collected path (for a file renamed away or an adopted copy: the path it had).
+    pub path: PathBuf,
+    /// Its topic.
+    pub topic: String,
+    /// The entry's `multiline`, compiled.
+    pub joiner: Option<Arc<Joiner>>,
+}
+
 /// One followed file.
 #[derive(Debug)]
 pub struct Tailer {
@@ -78,6 +91,8 @@ pub struct Tailer {
     last_growth: Instant,
     /// Bytes to read at once: `read_chunk_bytes`, doubled while no complete line fits.
     window: usize,
+    /// Joins lines into events (the collect entry's `multiline`).
+    joiner: Option<Arc<Joiner>>,
 }
 
 /// A matched file closed while idle (read to its end, unchanged for `close_idle`): what it
@@ -102,22 +117,22 @@ impl Closed {
 }
 
 impl Tailer {
-    /// Follows `file` (`size` bytes now) from `checkpoint`, under `path`. `matched` is false
-    /// for a file to drain (renamed away while not followed, or an adopted copy).
+    /// Follows `file` (`size` bytes now) from `checkpoint`, as `collected` says. `matched` is
+    /// false for a file to drain (renamed away while not followed, or an adopted copy).
     pub fn new(
         file: File,
         checkpoint: Checkpoint,
-        path: PathBuf,
-        topic: String,
+        collected: Collected,
         matched: bool,
         size: u64,
         read_chunk_bytes: usize,
     ) -> Tailer {
         Tailer {
+            joiner: collected.joiner,
             file,
             checkpoint,
-            path,
-            topic,
+            path: collected.path,
+            topic: collected.topic,
             matched,
             last_size: size,
             last_growth: Instant::now(),
@@ -145,6 +160,11 @@ impl Tailer {
         &self.topic
     }
 
+    /// What joins its lines into events, if its entry has `multiline`.
+    pub fn joiner(&self) -> Option<Arc<Joiner>> {
+        self.joiner.clone()
+    }
+
     /// The open descriptor (to compare contents with a copy).
     pub fn file(&self) -> &File {
         &self.file
@@ -160,9 +180,10 @@ impl Tailer {
         self.matched = false;
     }
 
-    /// The scan found it at `path`, collected to `topic`.
-    pub fn matched_at(&mut self, path: &Path, topic: &str) {
+    /// The scan found it at `path`, collected to `topic`, joined by `joiner`.
+    pub fn matched_at(&mut self, path: &Path, topic: &str, joiner: Option<&Arc<Joiner>>) {
         self.matched = true;
+        self.joiner = joiner.cloned();
         if self.path != path {
             self.path = path.to_path_buf();
         }
@@ -288,15 +309,53 @@ impl Tailer {
                 flush_partial,
                 self.checkpoint.mid_line,
             );
-            if framed.len == 0 {
-                if n == want && self.window <= limits.max_line_bytes {
-                    self.window = (self.window * 2).min(limits.max_line_bytes + 1);
+            // With `multiline`, whole events only: the last, still open, stays in the file (its
+            // first byte is where the checkpoint stops) until a line closes it, the file stays
+            // unchanged for the entry's timeout, or the file is drained.
+            let mut ends_in_event = false;
+            let (len, events, event_cuts, ends_mid_line, partial_end) = match &self.joiner {
+                None => (
+                    framed.len,
+                    Vec::new(),
+                    Vec::new(),
+                    framed.ends_mid_line,
+                    framed.partial_end,
+                ),
+                Some(joiner) => {
+                    let close_last =
+                        at_eof && (flush_partial || self.last_growth.elapsed() >= joiner.timeout());
+                    let grouped = joiner.group(
+                        &buf[..framed.len],
+                        &framed.cuts,
+                        self.checkpoint.mid_line,
+                        self.checkpoint.in_event,
+                        close_last,
+                    );
+                    // An open event begins at a line's start.
+                    let whole = grouped.len == framed.len;
+                    ends_in_event = grouped.cut.last() == Some(&(grouped.len as u32));
+                    (
+                        grouped.len,
+                        grouped.joined,
+                        grouped.cut,
+                        whole && framed.ends_mid_line,
+                        whole && framed.partial_end,
+                    )
+                }
+            };
+            if len == 0 {
+                // Nothing complete in the window: a longer line (or event) than it holds.
+                let most = limits.max_line_bytes
+                    + 1
+                    + self.joiner.as_ref().map_or(0, |joiner| joiner.max_bytes());
+                if n == want && self.window < most {
+                    self.window = (self.window * 2).min(most);
                     continue;
                 }
                 return Ok(Poll::Nothing);
             }
             self.window = limits.read_chunk_bytes;
-            buf.truncate(framed.len);
+            buf.truncate(len);
             let chunk = Chunk {
                 stream: self.checkpoint.stream.0.clone(),
                 path: self.path.display().to_string(),
@@ -304,9 +363,16 @@ impl Tailer {
                 start_offset: self.checkpoint.offset,
                 read_at: now_rfc3339(),
                 starts_mid_line: self.checkpoint.mid_line,
-                cuts: framed.cuts,
-                partial_end: framed.partial_end,
+                cuts: framed
+                    .cuts
+                    .into_iter()
+                    .filter(|&cut| cut as usize <= len)
+                    .collect(),
+                partial_end,
                 data: buf,
+                events,
+                event_cuts,
+                starts_in_event: self.checkpoint.in_event,
             };
             // Encoded before the checkpoint moves: a chunk that cannot be encoded is read again
             // next round (and the error reported each time), never skipped.
@@ -314,7 +380,8 @@ impl Tailer {
                 io::Error::other(format!("cannot encode the chunk read: {error}"))
             })?;
             let mut checkpoint = self.checkpoint.clone();
-            checkpoint.advance(&chunk.data, framed.ends_mid_line);
+            checkpoint.advance(&chunk.data, ends_mid_line);
+            checkpoint.in_event = ends_in_event;
             checkpoint.path = chunk.path.clone();
             self.checkpoint = checkpoint.clone();
             return Ok(Poll::Read(Read {
@@ -386,8 +453,11 @@ mod tests {
             Tailer::new(
                 file,
                 checkpoint,
-                self.path.clone(),
-                "t".into(),
+                Collected {
+                    path: self.path.clone(),
+                    topic: "t".into(),
+                    joiner: None,
+                },
                 true,
                 metadata.len(),
                 LIMITS.read_chunk_bytes,

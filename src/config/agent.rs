@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::multiline::Multiline;
 use super::{load_toml, ConfigError, KafkaProducerConfig, Millis, RetryConfig};
 use crate::backoff::BackoffPolicy;
 
@@ -40,6 +41,9 @@ pub struct CollectEntry {
     /// Overrides the top-level `start_position` for this entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_position: Option<StartPosition>,
+    /// Joins consecutive lines into one event (a stack trace): see [`Multiline`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiline: Option<Multiline>,
 }
 
 /// The whole agent configuration.
@@ -308,6 +312,9 @@ pub fn validate_collect_entry(entry: &CollectEntry) -> Result<(), String> {
     for exclude in &entry.exclude {
         glob::Pattern::new(exclude)
             .map_err(|e| format!("exclude {exclude:?} is not a glob: {e}"))?;
+    }
+    if let Some(multiline) = &entry.multiline {
+        multiline.check()?;
     }
     if entry.topic.trim().is_empty() {
         return Err(format!("topic for {:?} must not be empty", entry.path));

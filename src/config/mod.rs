@@ -8,6 +8,7 @@
 mod agent;
 mod console;
 pub mod index_name;
+pub mod multiline;
 mod transfer;
 
 use std::collections::BTreeMap;
@@ -21,7 +22,7 @@ use crate::backoff::BackoffPolicy;
 
 pub use agent::{
     validate_collect_entry, AgentConfig, CollectEntry, EtcdConfig, StartPosition, ETCD_RECONNECT,
-    KAFKA_RESEND,
+    KAFKA_RESEND, MAX_READ_BYTES,
 };
 pub use console::{ConsoleConfig, ConsoleEsConfig};
 pub use transfer::{

@@ -50,6 +50,7 @@ pub fn data_template(index: &IndexNameTemplate, topics: &[String], priority: u32
                     "invalid_utf8": {"type": "boolean"},
                     "split": {"type": "boolean"},
                     "partial": {"type": "boolean"},
+                    "lines": {"type": "integer"},
                     "kafka_partition": {"type": "integer"},
                     "kafka_offset": {"type": "long"}
                 }

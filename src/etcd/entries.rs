@@ -166,6 +166,21 @@ mod tests {
     }
 
     #[test]
+    fn multiline_comes_from_etcd_too_and_a_bad_regex_is_refused() {
+        let json = br#"[{"path": "/var/log/a.log", "topic": "a", "multiline": "java"},
+                        {"path": "/var/log/b.log", "topic": "b", "multiline": {"start": "^\\d", "max_lines": 9}}]"#;
+        let entries = parse_entries(json).unwrap();
+        assert!(entries.iter().all(|e| e.multiline.is_some()));
+        assert_eq!(entries[1].multiline.as_ref().map(|m| m.max_lines), Some(9));
+        let bad = br#"[{"path": "/var/log/a.log", "topic": "a", "multiline": {"start": "("}}]"#;
+        let error = parse_entries(bad).unwrap_err().to_string();
+        assert!(
+            error.contains("entry 0") && error.contains("does not compile"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn malformed_json_and_non_array_are_refused() {
         assert!(matches!(
             parse_entries(b"[{\"path\": "),
