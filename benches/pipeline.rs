@@ -54,6 +54,7 @@ fn encoding(c: &mut Criterion) {
         events: vec![],
         event_cuts: vec![],
         starts_in_event: false,
+        fields: Vec::new(),
     };
     let lines = chunk.piece_count() as u64;
     let mut group = c.benchmark_group("encoding");

@@ -18,6 +18,7 @@
 //! Elasticsearch document.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -108,6 +109,9 @@ pub struct LineRecord<'a> {
     /// `\n`); absent, meaning 1, for a plain line.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub lines: u32,
+    /// The collect entry's static `fields` (`service`, `env`, ...), last, in name order.
+    #[serde(flatten, borrow)]
+    pub fields: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
 }
 
 fn one() -> u32 {
@@ -235,6 +239,7 @@ mod tests {
             split: true,
             partial: true,
             lines: 3,
+            fields: BTreeMap::new(),
         }
     }
 
@@ -310,6 +315,7 @@ mod tests {
     #[test]
     fn flags_are_omitted_when_false_and_round_trip() {
         let record = LineRecord {
+            fields: BTreeMap::new(),
             lines: 1,
             id: "x".into(),
             host: "h".into(),

@@ -118,7 +118,13 @@ fn stack_traces_of_java_python_and_go_are_one_record_each() {
         let path = logs.join(format!("{name}.log"));
         let text = fixture(&format!("{name}.log"));
         std::fs::write(&path, &text).unwrap();
-        entries.push((path.display().to_string(), format!("\"{preset}\"")));
+        // The Java entry also puts static fields on its records.
+        let extra = if name == "java" {
+            "\nfields = { service = \"shop\", env = \"prod\" }"
+        } else {
+            ""
+        };
+        entries.push((path.display().to_string(), format!("\"{preset}\"{extra}")));
         files.push((path, expected_events(&text)));
     }
     // A custom rule too: an event starts at a date; more lines written in two bursts.
@@ -168,6 +174,21 @@ fn stack_traces_of_java_python_and_go_are_one_record_each() {
         assert_events(&reader, path, events);
     }
     assert_events(&reader, &custom, &custom_expected);
+    for record in &reader.records {
+        let java = record.file.ends_with("java.log");
+        assert_eq!(
+            record.value.get("service").is_some(),
+            java,
+            "{:?}",
+            record.value
+        );
+        if java {
+            assert_eq!(
+                (&record.value["service"], &record.value["env"]),
+                (&"shop".into(), &"prod".into())
+            );
+        }
+    }
     assert_duplicates_share_ids(&reader.records);
     assert!(agent.terminate(), "agent did not stop on SIGTERM");
 }

@@ -36,6 +36,8 @@ pub enum ChunkRecord<'a> {
         event_cuts: Cow<'a, [u32]>,
         /// [`Chunk::starts_in_event`].
         starts_in_event: bool,
+        /// [`Chunk::fields`].
+        fields: Cow<'a, [(String, String)]>,
     },
 }
 
@@ -102,6 +104,9 @@ pub struct Chunk {
     /// `data` begins with the rest of an event cut at its limits in the chunk before.
     #[serde(skip)]
     pub starts_in_event: bool,
+    /// The collect entry's static `fields`, put on every record (sorted by name, unique).
+    #[serde(skip)]
+    pub fields: Vec<(String, String)>,
 }
 
 /// A WAL payload that is not a chunk this agent understands.
@@ -132,17 +137,21 @@ impl Chunk {
             data_len: self.data.len() as u32,
             lz4: Cow::Owned(lz4_flex::block::compress(&self.data)),
         };
-        let record =
-            if self.events.is_empty() && self.event_cuts.is_empty() && !self.starts_in_event {
-                ChunkRecord::V2(chunk)
-            } else {
-                ChunkRecord::V3 {
-                    chunk,
-                    events: Cow::Borrowed(&self.events),
-                    event_cuts: Cow::Borrowed(&self.event_cuts),
-                    starts_in_event: self.starts_in_event,
-                }
-            };
+        let record = if self.events.is_empty()
+            && self.event_cuts.is_empty()
+            && !self.starts_in_event
+            && self.fields.is_empty()
+        {
+            ChunkRecord::V2(chunk)
+        } else {
+            ChunkRecord::V3 {
+                chunk,
+                events: Cow::Borrowed(&self.events),
+                event_cuts: Cow::Borrowed(&self.event_cuts),
+                starts_in_event: self.starts_in_event,
+                fields: Cow::Borrowed(&self.fields),
+            }
+        };
         bincode::serialize(&record)
     }
 
@@ -161,11 +170,13 @@ impl Chunk {
                 events,
                 event_cuts,
                 starts_in_event,
+                fields,
             } => {
                 let mut chunk = decompress(chunk)?;
                 chunk.events = events.into_owned();
                 chunk.event_cuts = event_cuts.into_owned();
                 chunk.starts_in_event = starts_in_event;
+                chunk.fields = fields.into_owned();
                 Ok(chunk)
             }
         }
@@ -224,6 +235,7 @@ fn decompress(compressed: CompressedChunk<'_>) -> Result<Chunk, ChunkDecodeError
         events: Vec::new(),
         event_cuts: Vec::new(),
         starts_in_event: false,
+        fields: Vec::new(),
     })
 }
 
@@ -247,6 +259,7 @@ mod tests {
             events: vec![],
             event_cuts: vec![],
             starts_in_event: false,
+            fields: Vec::new(),
         };
         let bytes = chunk.encode().unwrap();
         let back = Chunk::decode(&bytes).unwrap();
@@ -281,6 +294,7 @@ mod tests {
             events: vec![],
             event_cuts: vec![],
             starts_in_event: false,
+            fields: Vec::new(),
         }
     }
 

@@ -23,6 +23,7 @@ impl Candidate {
             path: self.path.clone(),
             topic: self.topic.clone(),
             joiner: self.joiner.clone(),
+            fields: self.fields.clone(),
         }
     }
 }
@@ -38,6 +39,8 @@ pub struct Candidate {
     pub start_position: StartPosition,
     /// The entry's `multiline`, compiled.
     pub joiner: Option<Arc<Joiner>>,
+    /// The entry's static `fields`.
+    pub fields: Arc<Vec<(String, String)>>,
 }
 
 struct CompiledEntry {
@@ -45,6 +48,7 @@ struct CompiledEntry {
     excludes: Vec<glob::Pattern>,
     start_position: StartPosition,
     joiner: Option<Arc<Joiner>>,
+    fields: Arc<Vec<(String, String)>>,
 }
 
 /// Evaluates the collect entries.
@@ -76,6 +80,13 @@ impl Discovery {
                         .ok()
                         .map(Arc::new)
                 }),
+                fields: Arc::new(
+                    entry
+                        .fields
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                ),
                 entry: entry.clone(),
             })
             .collect();
@@ -108,6 +119,7 @@ impl Discovery {
                         topic: compiled.entry.topic.clone(),
                         start_position: compiled.start_position,
                         joiner: compiled.joiner.clone(),
+                        fields: compiled.fields.clone(),
                     });
                 }
             }
@@ -115,13 +127,18 @@ impl Discovery {
         out
     }
 
-    /// The topic and joiner of the first entry whose glob matches `path` (excludes ignored:
-    /// used for files that matched once and were renamed).
-    pub fn entry_for(&self, path: &Path) -> Option<(String, Option<Arc<Joiner>>)> {
+    /// How the first entry whose glob matches `path` collects it (excludes ignored: used for
+    /// files that matched once and were renamed).
+    pub fn collected_for(&self, path: &Path) -> Option<Collected> {
         self.entries
             .iter()
             .find(|c| glob::Pattern::new(&c.entry.path).is_ok_and(|p| p.matches_path(path)))
-            .map(|c| (c.entry.topic.clone(), c.joiner.clone()))
+            .map(|c| Collected {
+                path: path.to_path_buf(),
+                topic: c.entry.topic.clone(),
+                joiner: c.joiner.clone(),
+                fields: c.fields.clone(),
+            })
     }
 
     /// Directories worth watching: the longest literal prefix of each glob.
@@ -322,6 +339,7 @@ mod tests {
                 exclude: vec![format!("{root}/b.log")],
                 start_position: None,
                 multiline: None,
+                fields: Default::default(),
             },
             CollectEntry {
                 path: format!("{root}/*"),
@@ -329,6 +347,7 @@ mod tests {
                 exclude: vec![],
                 start_position: Some(StartPosition::End),
                 multiline: None,
+                fields: Default::default(),
             },
         ];
         let events = crate::agent::report::Reported::default();

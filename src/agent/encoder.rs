@@ -46,6 +46,8 @@ pub struct LineEncoder {
     partial: Vec<u8>,
     /// `,"lines":` (written for joined events only)
     lines: Vec<u8>,
+    /// `,"name":"value"` of each of the chunk's static fields (last, in name order)
+    fields: Vec<u8>,
     /// The ids of the chunk's lines.
     ids: LineIds,
     start_offset: u64,
@@ -84,6 +86,14 @@ impl LineEncoder {
                 key(&mut lines, field::LINES, false);
                 lines
             },
+            fields: {
+                let mut fields = Vec::new();
+                for (name, value) in &chunk.fields {
+                    key(&mut fields, name, false);
+                    escape_str(&mut fields, value);
+                }
+                fields
+            },
             ids: LineIds::new(host, &chunk.stream),
             start_offset: chunk.start_offset,
         }
@@ -117,6 +127,7 @@ impl LineEncoder {
             buf.extend_from_slice(&self.lines);
             buf.extend_from_slice(itoa::Buffer::new().format(piece.lines).as_bytes());
         }
+        buf.extend_from_slice(&self.fields);
         buf.push(b'}');
     }
 }
@@ -205,6 +216,11 @@ mod tests {
             split: piece.end == PieceEnd::Cut || piece.continues,
             partial: piece.end == PieceEnd::Partial,
             lines: piece.lines,
+            fields: chunk
+                .fields
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str())))
+                .collect(),
         };
         serde_json::to_vec(&record).unwrap_or_default()
     }
@@ -239,6 +255,7 @@ mod tests {
             starts_mid_line in any::<bool>(),
             joined in any::<bool>(),
             event_cut in any::<bool>(),
+            fields in proptest::collection::btree_map("[a-z_]{1,8}", text(), 0..3),
         ) {
             let mut data = Vec::new();
             for mut line in lines {
@@ -273,6 +290,7 @@ mod tests {
                 events,
                 event_cuts,
                 starts_in_event: false,
+                fields: fields.into_iter().collect(),
             };
             let mut encoder = LineEncoder::new(&host, &chunk);
             for piece in chunk.pieces() {

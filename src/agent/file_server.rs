@@ -402,7 +402,7 @@ impl FileServer {
                 // `open_new` checks its identity against its checkpoint before reading on.
             }
             if let Some(tailer) = self.files.get_mut(&physical) {
-                tailer.matched_at(&candidate.path, &candidate.topic, candidate.joiner.as_ref());
+                tailer.matched_at(candidate.collected());
                 if tailer.first_line_changed().unwrap_or(false) {
                     rewritten.push(physical);
                 }
@@ -647,14 +647,8 @@ impl FileServer {
             let Some(dir) = Path::new(&checkpoint.path).parent() else {
                 continue;
             };
-            let Some((topic, joiner)) = self.discovery.entry_for(Path::new(&checkpoint.path))
-            else {
+            let Some(collected) = self.discovery.collected_for(Path::new(&checkpoint.path)) else {
                 continue;
-            };
-            let collected = Collected {
-                path: PathBuf::from(&checkpoint.path),
-                topic,
-                joiner,
             };
             let found = find_in_dir(dir, |p| p == checkpoint.file).and_then(|(path, file)| {
                 let size = file.metadata().ok()?.len();
@@ -789,11 +783,7 @@ impl FileServer {
             return Ok(());
         };
         let old = tailer.checkpoint().clone();
-        let collected = Collected {
-            path: tailer.path().to_path_buf(),
-            topic: tailer.topic().to_string(),
-            joiner: tailer.joiner(),
-        };
+        let collected = tailer.collected();
         // The old content's unread tail is only in a copy, if anywhere. Look for it now, not once
         // the new content has a first line: an idle writer may not write one for hours, and the
         // copy may be compressed or deleted meanwhile.

@@ -132,6 +132,7 @@ mod tests {
             exclude: vec![],
             start_position: None,
             multiline: None,
+            fields: Default::default(),
         }
     }
 

@@ -283,6 +283,7 @@ impl Harness {
             exclude: vec![],
             start_position: None,
             multiline: None,
+            fields: Default::default(),
         }];
         let server = FileServer::new(
             self.settings.clone(),

@@ -387,6 +387,7 @@ mod tests {
             events: vec![],
             event_cuts: vec![],
             starts_in_event: false,
+            fields: Vec::new(),
         };
         let records: Vec<serde_json::Value> = chunk
             .pieces()
@@ -428,6 +429,7 @@ mod tests {
             events: vec![],
             event_cuts: vec![],
             starts_in_event: false,
+            fields: Vec::new(),
         }
     }
 

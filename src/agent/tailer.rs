@@ -73,6 +73,8 @@ pub struct Collected {
     pub topic: String,
     /// The entry's `multiline`, compiled.
     pub joiner: Option<Arc<Joiner>>,
+    /// The entry's static `fields`, by name.
+    pub fields: Arc<Vec<(String, String)>>,
 }
 
 /// One followed file.
@@ -81,9 +83,9 @@ pub struct Tailer {
     file: File,
     checkpoint: Checkpoint,
     /// The collected path it is read under (for a file renamed away or an adopted copy: the
-    /// path it had, so that its checkpoint keeps naming a path the entries match).
-    path: PathBuf,
-    topic: String,
+    /// path it had, so that its checkpoint keeps naming a path the entries match), its topic,
+    /// joiner and static fields.
+    collected: Collected,
     /// Matched a collect entry in the latest scan; if not, it was renamed away or deleted (or
     /// is an adopted copy) and is drained, then closed.
     matched: bool,
@@ -91,8 +93,6 @@ pub struct Tailer {
     last_growth: Instant,
     /// Bytes to read at once: `read_chunk_bytes`, doubled while no complete line fits.
     window: usize,
-    /// Joins lines into events (the collect entry's `multiline`).
-    joiner: Option<Arc<Joiner>>,
 }
 
 /// A matched file closed while idle (read to its end, unchanged for `close_idle`): what it
@@ -128,11 +128,9 @@ impl Tailer {
         read_chunk_bytes: usize,
     ) -> Tailer {
         Tailer {
-            joiner: collected.joiner,
             file,
             checkpoint,
-            path: collected.path,
-            topic: collected.topic,
+            collected,
             matched,
             last_size: size,
             last_growth: Instant::now(),
@@ -152,17 +150,7 @@ impl Tailer {
 
     /// The collected path it is read under.
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Its topic.
-    pub fn topic(&self) -> &str {
-        &self.topic
-    }
-
-    /// What joins its lines into events, if its entry has `multiline`.
-    pub fn joiner(&self) -> Option<Arc<Joiner>> {
-        self.joiner.clone()
+        &self.collected.path
     }
 
     /// The open descriptor (to compare contents with a copy).
@@ -180,16 +168,15 @@ impl Tailer {
         self.matched = false;
     }
 
-    /// The scan found it at `path`, collected to `topic`, joined by `joiner`.
-    pub fn matched_at(&mut self, path: &Path, topic: &str, joiner: Option<&Arc<Joiner>>) {
+    /// The scan found it, collected as `collected` says (the entries may have changed).
+    pub fn matched_at(&mut self, collected: Collected) {
         self.matched = true;
-        self.joiner = joiner.cloned();
-        if self.path != path {
-            self.path = path.to_path_buf();
-        }
-        if self.topic != topic {
-            self.topic = topic.to_string();
-        }
+        self.collected = collected;
+    }
+
+    /// How it is collected (for a copy of its content).
+    pub fn collected(&self) -> Collected {
+        self.collected.clone()
     }
 
     /// It was just renamed away or deleted: it is followed for `rotate_wait` from now at least,
@@ -246,8 +233,8 @@ impl Tailer {
         Some(Closed {
             size: metadata.len(),
             modified: metadata.modified().ok(),
-            path: self.path.clone(),
-            topic: self.topic.clone(),
+            path: self.collected.path.clone(),
+            topic: self.collected.topic.clone(),
         })
     }
 
@@ -267,7 +254,7 @@ impl Tailer {
 
     /// Whether its path still holds this very file.
     pub fn still_at_path(&self) -> bool {
-        std::fs::metadata(&self.path)
+        std::fs::metadata(&self.collected.path)
             .is_ok_and(|m| PhysicalFile::from_metadata(&m) == self.checkpoint.file)
     }
 
@@ -313,7 +300,8 @@ impl Tailer {
             // first byte is where the checkpoint stops) until a line closes it, the file stays
             // unchanged for the entry's timeout, or the file is drained.
             let mut ends_in_event = false;
-            let (len, events, event_cuts, ends_mid_line, partial_end) = match &self.joiner {
+            let (len, events, event_cuts, ends_mid_line, partial_end) = match &self.collected.joiner
+            {
                 None => (
                     framed.len,
                     Vec::new(),
@@ -347,7 +335,11 @@ impl Tailer {
                 // Nothing complete in the window: a longer line (or event) than it holds.
                 let most = limits.max_line_bytes
                     + 1
-                    + self.joiner.as_ref().map_or(0, |joiner| joiner.max_bytes());
+                    + self
+                        .collected
+                        .joiner
+                        .as_ref()
+                        .map_or(0, |joiner| joiner.max_bytes());
                 if n == want && self.window < most {
                     self.window = (self.window * 2).min(most);
                     continue;
@@ -358,8 +350,8 @@ impl Tailer {
             buf.truncate(len);
             let chunk = Chunk {
                 stream: self.checkpoint.stream.0.clone(),
-                path: self.path.display().to_string(),
-                topic: self.topic.clone(),
+                path: self.collected.path.display().to_string(),
+                topic: self.collected.topic.clone(),
                 start_offset: self.checkpoint.offset,
                 read_at: now_rfc3339(),
                 starts_mid_line: self.checkpoint.mid_line,
@@ -373,6 +365,7 @@ impl Tailer {
                 events,
                 event_cuts,
                 starts_in_event: self.checkpoint.in_event,
+                fields: self.collected.fields.as_ref().clone(),
             };
             // Encoded before the checkpoint moves: a chunk that cannot be encoded is read again
             // next round (and the error reported each time), never skipped.
@@ -457,6 +450,7 @@ mod tests {
                     path: self.path.clone(),
                     topic: "t".into(),
                     joiner: None,
+                    fields: Arc::default(),
                 },
                 true,
                 metadata.len(),

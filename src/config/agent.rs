@@ -1,5 +1,6 @@
 //! The agent's configuration file (`logship agent --config agent.toml`).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,6 +45,10 @@ pub struct CollectEntry {
     /// Joins consecutive lines into one event (a stack trace): see [`Multiline`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiline: Option<Multiline>,
+    /// Static fields put on every record of these files (`{ service = "checkout" }`), top-level
+    /// document fields downstream. They cannot name a field logship sets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
 }
 
 /// The whole agent configuration.
@@ -316,6 +321,17 @@ pub fn validate_collect_entry(entry: &CollectEntry) -> Result<(), String> {
     if let Some(multiline) = &entry.multiline {
         multiline.check()?;
     }
+    for name in entry.fields.keys() {
+        if name.trim().is_empty()
+            || crate::record::field::ALL.contains(&name.as_str())
+            || name == "topic"
+        {
+            return Err(format!(
+                "fields: {name:?} is empty or a field logship sets itself ({}, topic)",
+                crate::record::field::ALL.join(", ")
+            ));
+        }
+    }
     if entry.topic.trim().is_empty() {
         return Err(format!("topic for {:?} must not be empty", entry.path));
     }
@@ -336,6 +352,18 @@ pub fn validate_collect_entry(entry: &CollectEntry) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn static_fields_cannot_name_a_field_logship_sets() {
+        let with = |fields: &str| {
+            AgentConfig::from_toml(&format!("{GOOD}fields = {fields}\n")).map_err(|e| e.to_string())
+        };
+        assert!(with(r#"{ service = "checkout", env = "prod" }"#).is_ok());
+        for taken in ["id", "message", "@timestamp", "lines", "topic", ""] {
+            let error = with(&format!("{{ \"{taken}\" = \"x\" }}")).unwrap_err();
+            assert!(error.contains("fields"), "{taken}: {error}");
+        }
+    }
 
     const GOOD: &str = r#"
         host = "web-01"

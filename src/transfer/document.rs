@@ -201,6 +201,7 @@ mod tests {
     #[test]
     fn logship_records_keep_their_fields_and_id_and_index_by_their_own_time() {
         let line = LineRecord {
+            fields: Default::default(),
             lines: 1,
             id: line_id("h", "s", 5).into(),
             host: "h".into(),

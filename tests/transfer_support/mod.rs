@@ -95,6 +95,7 @@ pub fn produce(producer: &FutureProducer, topic: &str, records: &[Produce]) -> V
 /// The JSON of a logship line record of host `host`, stream `stream`, at byte `offset`.
 pub fn line_json(host: &str, stream: &str, offset: u64, message: &str) -> Vec<u8> {
     let record = logship::record::LineRecord {
+        fields: Default::default(),
         lines: 1,
         id: logship::record::line_id(host, stream, offset).into(),
         host: host.into(),
