@@ -216,3 +216,69 @@ fn two_transfers_share_the_group_and_one_takes_over_when_the_other_dies() {
     wait_for_commits_at_end(&setup.group, &setup.topic, Duration::from_secs(20));
     assert!(second.terminate(EXIT).success());
 }
+
+/// A multiline event with static fields, as the agent writes it, is one document: its `message`
+/// keeps the newlines, `lines` is indexed as a number (the data template maps it), and the
+/// static fields are top-level fields a field query finds.
+#[test]
+fn a_joined_event_with_static_fields_is_one_searchable_document() {
+    let setup = TransferSetup::new("xfer-event");
+    create_topic(&setup.topic);
+    let message =
+        "2026-12-01 ERROR boom\njava.lang.IllegalStateException: boom\n\tat a.B.c(B.java:1)";
+    let mut record = logship::record::LineRecord {
+        fields: Default::default(),
+        lines: 3,
+        id: logship::record::line_id("web-01", "s1", 0).into(),
+        host: "web-01".into(),
+        file: "/var/log/app.log".into(),
+        file_id: "s1".into(),
+        offset: 0,
+        message: message.into(),
+        timestamp: "2026-01-02T03:04:05.678Z".into(),
+        invalid_utf8: false,
+        split: false,
+        partial: false,
+    };
+    record.fields.insert("service".into(), "checkout".into());
+    let plain = line("web-01", "s2", 1);
+    produce(
+        &producer(),
+        &setup.topic,
+        &[
+            Produce {
+                key: Some("s1".into()),
+                value: serde_json::to_vec(&record).unwrap(),
+                timestamp: None,
+            },
+            plain,
+        ],
+    );
+    let (_dir, config) = setup.write();
+    let transfer = Transfer::start(&config, "t1");
+    wait_for_count(&setup.index, 2, INDEXED, &[&transfer]);
+    let found = es(
+        "POST",
+        &format!("{}/_search", setup.index),
+        Some(
+            r#"{"query":{"bool":{"filter":[{"query_string":{"query":"service:checkout"}},{"range":{"lines":{"gte":2}}}]}}}"#,
+        ),
+    );
+    let hits = found["hits"]["hits"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(hits.len(), 1, "{found}");
+    assert_eq!(hits[0]["_source"]["message"], message);
+    assert_eq!(hits[0]["_source"]["lines"], 3);
+    let mapping = es(
+        "GET",
+        &format!("{}/_mapping/field/lines", setup.index),
+        None,
+    );
+    assert!(
+        mapping.to_string().contains(r#""type":"integer""#),
+        "{mapping}"
+    );
+    assert!(transfer.terminate(EXIT).success());
+}
