@@ -125,8 +125,12 @@ function drawFacets(facets, s) {
 }
 
 let nextCursor = null;
+// Searches can overlap (the page's first load, then a submit before it answered): only the
+// latest may fill the page, or the answers of both would end up in one table.
+let searchGeneration = 0;
 
 async function runSearch() {
+  const generation = ++searchGeneration;
   const s = searchParams();
   fillForm(s);
   $("search-view").hidden = false;
@@ -139,6 +143,8 @@ async function runSearch() {
       api("/api/search?" + apiQuery(s, { size: "100" })),
       api("/api/histogram?" + apiQuery(s)),
     ]);
+    if (generation !== searchGeneration) return;
+    body.replaceChildren();
     $("summary").textContent = page.total + " hits";
     drawHistogram(histogram);
     drawFacets(page.facets, s);
@@ -146,6 +152,7 @@ async function runSearch() {
     nextCursor = page.after;
     $("more").hidden = !nextCursor;
   } catch (e) {
+    if (generation !== searchGeneration) return;
     $("summary").textContent = "";
     showError(e.message);
   }
@@ -154,8 +161,10 @@ async function runSearch() {
 async function loadMore() {
   if (!nextCursor) return;
   const s = searchParams();
+  const generation = searchGeneration;
   try {
     const page = await api("/api/search?" + apiQuery(s, { size: "100", after: nextCursor }));
+    if (generation !== searchGeneration) return;
     page.hits.forEach((h) => $("hits").tBodies[0].append(hitRow(h)));
     nextCursor = page.after;
     $("more").hidden = !nextCursor;
