@@ -1,13 +1,19 @@
 //! CPU cost of the agent's hot path, per stage: framing a read into lines, and turning a chunk
 //! into Kafka record values (NDJSON of each line's JSON with its deterministic id), and a WAL
-//! chunk's encoding (LZ4) and decoding. The end-to-end figure (files →
+//! chunk's encoding (LZ4) and decoding; and the transfer's document preparation without and
+//! with JSON parsing. The end-to-end figure (files →
 //! Kafka with durability on) comes from the bench script; see docs/bench.md.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use logship::agent::chunk::Chunk;
 use logship::agent::framing::frame;
 use logship::agent::shipper::encode_records;
-use logship::record::RECORD_TARGET_BYTES;
+use logship::config::index_name::IndexNameTemplate;
+use logship::config::parse::ParseConfig;
+use logship::record::{line_id, LineRecord, RECORD_TARGET_BYTES};
+use logship::transfer::batch::Batch;
+use logship::transfer::document::{Documents, KafkaRecord};
+use logship::transfer::watermark::Watermarks;
 
 /// ~100-byte access-log lines, deterministic.
 fn corpus(bytes: usize) -> Vec<u8> {
@@ -77,5 +83,73 @@ fn encoding(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, framing, encoding);
+/// The transfer's CPU per document: an agent record of 1,000 JSON lines (logship records whose
+/// `message` is a service's JSON log line) turned into `_bulk` lines, without and with a
+/// `[[parse]]` rule (`format = "json"` and an RFC 3339 `timestamp`).
+fn transfer_documents(c: &mut Criterion) {
+    let mut value = Vec::new();
+    for n in 0..1000u64 {
+        let message = format!(
+            r#"{{"ts":"2026-11-23T10:00:{:02}.{:03}Z","level":"{}","logger":"com.example.checkout.PaymentService","user_id":{},"path":"/api/v1/orders/{}","status":{},"duration_ms":{},"msg":"order {} processed"}}"#,
+            n % 60,
+            n % 1000,
+            if n % 10 == 0 { "error" } else { "info" },
+            n * 7 % 10_000,
+            n * 31 % 100_000,
+            if n % 10 == 0 { 500 } else { 200 },
+            n % 250,
+            n
+        );
+        let record = LineRecord {
+            id: line_id("web-01", "0123456789abcdef", n * 200).into(),
+            host: "web-01".into(),
+            file: "/var/log/checkout/app.json".into(),
+            file_id: "0123456789abcdef".into(),
+            offset: n * 200,
+            message: message.into(),
+            timestamp: "2026-11-23T10:00:30.123456789Z".into(),
+            invalid_utf8: false,
+            split: false,
+            partial: false,
+            lines: 1,
+            fields: Default::default(),
+        };
+        if n > 0 {
+            value.push(b'\n');
+        }
+        value.extend_from_slice(&serde_json::to_vec(&record).unwrap());
+    }
+    let record = KafkaRecord {
+        topic: "checkout",
+        partition: 0,
+        offset: 1,
+        payload: Some(&value),
+        timestamp_ms: Some(1_795_000_000_000),
+    };
+    let template = || IndexNameTemplate::parse("{topic}-%Y.%m.%d").unwrap();
+    let rule: ParseConfig = toml::from_str(
+        "topics = [\"checkout\"]\nformat = \"json\"\n\
+         timestamp = { field = \"ts\", format = \"rfc3339\" }",
+    )
+    .unwrap();
+    let mut group = c.benchmark_group("transfer_documents");
+    group.throughput(Throughput::Elements(1000));
+    for (name, rules) in [("plain_1000", vec![]), ("json_parsed_1000", vec![rule])] {
+        let documents = Documents::new(template(), rules);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut marks = Watermarks::new();
+                let epoch = marks.assign("checkout", 0);
+                let mut batch = Batch::new();
+                batch
+                    .push(&record, "checkout".into(), epoch, &documents)
+                    .documents
+                    + batch.body.len()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, framing, encoding, transfer_documents);
 criterion_main!(benches);

@@ -76,6 +76,11 @@ fn transfer_sample_loads_and_lists_every_key() {
         base.replace("topics = [\"t\"]\n", "topics = [\"t\"]\nzz_probe = 1\n"),
         format!("{base}[batch]\nzz_probe = 1\n"),
         format!("{base}[retry]\nzz_probe = 1\n"),
+        format!("{base}[[parse]]\ntopics = [\"t\"]\nformat = \"json\"\nzz_probe = 1\n"),
+        format!(
+            "{base}[[parse]]\ntopics = [\"t\"]\nformat = \"json\"\n\
+             timestamp = {{ field = \"f\", format = \"unix\", zz_probe = 1 }}\n"
+        ),
     ];
     for probe in probes {
         let error = TransferConfig::from_toml(&probe).expect_err("the probe key is refused");

@@ -10,7 +10,7 @@
 use libfuzzer_sys::fuzz_target;
 use logship::config::index_name::IndexNameTemplate;
 use logship::transfer::batch::Batch;
-use logship::transfer::document::{prepare, KafkaRecord};
+use logship::transfer::document::{Documents, KafkaRecord};
 use logship::transfer::watermark::Watermarks;
 
 fuzz_target!(|input: (bool, bool, Option<i64>, &[u8])| {
@@ -19,6 +19,7 @@ fuzz_target!(|input: (bool, bool, Option<i64>, &[u8])| {
     let Ok(template) = IndexNameTemplate::parse(template) else {
         panic!("fixed template must parse");
     };
+    let documents = Documents::new(template, Vec::new());
     let record = KafkaRecord {
         topic: "web_log",
         partition: 3,
@@ -27,11 +28,11 @@ fuzz_target!(|input: (bool, bool, Option<i64>, &[u8])| {
         timestamp_ms,
     };
     let mut body = b"previous\n".to_vec();
-    let prepared = prepare(&record, &template, &mut body);
+    let prepared = documents.prepare(&record, &mut body);
     assert!(!prepared.id.is_empty());
 
     let mut again = b"previous\n".to_vec();
-    assert_eq!(prepare(&record, &template, &mut again), prepared);
+    assert_eq!(documents.prepare(&record, &mut again), prepared);
     assert_eq!(again, body);
 
     let added = &body[b"previous\n".len()..];
@@ -66,13 +67,13 @@ fuzz_target!(|input: (bool, bool, Option<i64>, &[u8])| {
     let mut marks = Watermarks::new();
     let epoch = marks.assign("web_log", 3);
     let mut batch = Batch::new();
-    let (documents, plain) = batch.push(&record, "web_log".into(), epoch, &template);
-    assert_eq!(documents, batch.len());
-    assert!(documents >= 1);
-    assert!(!plain || documents == 1, "a plain value is one document");
+    let pushed = batch.push(&record, "web_log".into(), epoch, &documents);
+    assert_eq!(pushed.documents, batch.len());
+    assert!(pushed.documents >= 1);
+    assert!(!pushed.plain || pushed.documents == 1, "a plain value is one document");
     let routable = batch.items.iter().filter(|item| item.index.is_ok()).count();
     assert_eq!(batch.body.iter().filter(|&&b| b == b'\n').count(), 2 * routable);
     let mut again = Batch::new();
-    assert_eq!(again.push(&record, "web_log".into(), epoch, &template), (documents, plain));
+    assert_eq!(again.push(&record, "web_log".into(), epoch, &documents), pushed);
     assert_eq!(again.body, batch.body);
 });

@@ -9,6 +9,7 @@ mod agent;
 mod console;
 pub mod index_name;
 pub mod multiline;
+pub mod parse;
 mod transfer;
 
 use std::collections::BTreeMap;

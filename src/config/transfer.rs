@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::{load_toml, ConfigError, Millis, RetryConfig};
 use crate::backoff::BackoffPolicy;
 use crate::config::index_name::IndexNameTemplate;
+use crate::config::parse::ParseConfig;
 
 /// librdkafka properties the transfer sets itself; `kafka.options` may not override them,
 /// because the commit rule (commit only what Elasticsearch acknowledged) depends on them.
@@ -140,6 +141,9 @@ pub struct TransferConfig {
     /// Retry backoff.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// How the lines of some topics are parsed into fields (`[[parse]]` tables).
+    #[serde(default)]
+    pub parse: Vec<ParseConfig>,
     /// On SIGTERM, how long to wait for in-flight bulk requests before committing what is done
     /// and exiting (what is not done then is consumed again by the next owner). The whole
     /// shutdown stays within this, plus at most 7 s for the final commit and leaving the group
@@ -277,6 +281,33 @@ impl TransferConfig {
                 ))
             })?;
         }
+        let mut parsed_topics = std::collections::BTreeSet::new();
+        for (n, rule) in self.parse.iter().enumerate() {
+            if rule.topics.is_empty() {
+                return Err(invalid(format!(
+                    "parse[{n}].topics must name at least one topic"
+                )));
+            }
+            if let Some(rule) = &rule.timestamp {
+                if rule.field.is_empty() {
+                    return Err(invalid(format!(
+                        "parse[{n}].timestamp.field must not be empty"
+                    )));
+                }
+            }
+            for topic in &rule.topics {
+                if !kafka.topics.contains(topic) {
+                    return Err(invalid(format!(
+                        "parse[{n}].topics: {topic:?} is not in kafka.topics"
+                    )));
+                }
+                if !parsed_topics.insert(topic) {
+                    return Err(invalid(format!(
+                        "parse[{n}].topics: {topic:?} is parsed by an earlier [[parse]] too;                          one rule per topic"
+                    )));
+                }
+            }
+        }
         crate::config::index_name::check_index_name(&es.dlq_index)
             .map_err(|e| invalid(format!("elasticsearch.dlq_index: {e}")))?;
         if template.could_match(&es.dlq_index, &kafka.topics) {
@@ -392,6 +423,36 @@ mod tests {
         assert_eq!(config.elasticsearch.dlq_index, "dead");
         assert_eq!(config.kafka.options["session.timeout.ms"], "6000");
         assert_eq!(config.shutdown_timeout_ms, Millis::new(5000));
+    }
+
+    #[test]
+    fn parse_rules_name_consumed_topics_once_each() {
+        let rule =
+            |topics: &str| format!("{GOOD}\n[[parse]]\ntopics = {topics}\nformat = \"json\"\n");
+        let config = TransferConfig::from_toml(&rule(r#"["web_log"]"#)).unwrap();
+        assert_eq!(config.parse.len(), 1);
+        assert!(TransferConfig::from_toml(GOOD).unwrap().parse.is_empty());
+        let error = error_of(&rule(r#"["other"]"#));
+        assert!(
+            error.contains("\"other\" is not in kafka.topics"),
+            "{error}"
+        );
+        let error = error_of(&rule("[]"));
+        assert!(error.contains("at least one topic"), "{error}");
+        let twice = format!(
+            "{}[[parse]]\ntopics = [\"web_log\"]\nformat = \"json\"\n",
+            rule(r#"["web_log"]"#)
+        );
+        let error = error_of(&twice);
+        assert!(error.contains("one rule per topic"), "{error}");
+        let error = error_of(&format!(
+            "{}timestamp = {{ field = \"\", format = \"unix\" }}\n",
+            rule(r#"["web_log"]"#)
+        ));
+        assert!(
+            error.contains("timestamp.field must not be empty"),
+            "{error}"
+        );
     }
 
     #[test]

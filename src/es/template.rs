@@ -6,7 +6,9 @@
 //! the types the record contract promises — `message` text; `host`, `file`, `file_id`, `topic`
 //! keyword; `offset` long; `@timestamp` date; the flags boolean — so that a record whose fields
 //! have other types is rejected by Elasticsearch (and dead-lettered) instead of silently creating
-//! a mapping that breaks later records.
+//! a mapping that breaks later records. What parsing adds is typed too (`event.ingested` date;
+//! `parse_error`, `timestamp_error`, `mapping_conflict`, `parsed_raw` text); parsed fields
+//! themselves are mapped dynamically by Elasticsearch from their first values.
 //!
 //! Template names are derived from the patterns, so transfers with the same configuration put
 //! the same template (idempotent) and different configurations do not overwrite each other.
@@ -52,7 +54,12 @@ pub fn data_template(index: &IndexNameTemplate, topics: &[String], priority: u32
                     "partial": {"type": "boolean"},
                     "lines": {"type": "integer"},
                     "kafka_partition": {"type": "integer"},
-                    "kafka_offset": {"type": "long"}
+                    "kafka_offset": {"type": "long"},
+                    "event": {"properties": {"ingested": {"type": "date"}}},
+                    "parse_error": {"type": "text"},
+                    "timestamp_error": {"type": "text"},
+                    "mapping_conflict": {"type": "text"},
+                    "parsed_raw": {"type": "text"}
                 }
             }
         },
@@ -121,6 +128,10 @@ mod tests {
         assert_eq!(properties["@timestamp"]["type"], "date");
         assert_eq!(properties["message"]["type"], "text");
         assert_eq!(properties["topic"]["type"], "keyword");
+        assert_eq!(
+            properties["event"]["properties"]["ingested"]["type"],
+            "date"
+        );
         // Same configuration, same name; another topic list, another name.
         assert_eq!(spec.name, data_template(&index, &topics, 200).name);
         assert_ne!(spec.name, data_template(&index, &topics[..1], 200).name);

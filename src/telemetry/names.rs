@@ -52,6 +52,13 @@ pub const TRANSFER_ALREADY_PRESENT: &str = "logship_transfer_documents_already_p
 pub const TRANSFER_RETRIED: &str = "logship_transfer_documents_retried_total";
 /// Records written to the dead-letter index.
 pub const TRANSFER_DEAD_LETTERED: &str = "logship_transfer_documents_dead_lettered_total";
+/// Documents whose line did not parse (`[[parse]]`; indexed with `parse_error`).
+pub const TRANSFER_PARSE_ERRORS: &str = "logship_transfer_parse_errors_total";
+/// Documents whose own time was missing, unreadable or too far from the read time (indexed
+/// with the read time and `timestamp_error`).
+pub const TRANSFER_TIMESTAMPS_REJECTED: &str = "logship_transfer_timestamps_rejected_total";
+/// Documents indexed again with their parsed fields as one string after a mapping conflict.
+pub const TRANSFER_MAPPING_CONFLICTS: &str = "logship_transfer_mapping_conflicts_total";
 /// Consumer-group offset commits that succeeded.
 pub const TRANSFER_COMMITS: &str = "logship_transfer_commits_total";
 /// Consumer-group offset commits that failed (retried at the next commit).
@@ -173,6 +180,21 @@ pub fn describe_all() {
         TRANSFER_DEAD_LETTERED,
         Unit::Count,
         "Records written to the dead-letter index."
+    );
+    describe_counter!(
+        TRANSFER_PARSE_ERRORS,
+        Unit::Count,
+        "Documents whose line did not parse (indexed with parse_error)."
+    );
+    describe_counter!(
+        TRANSFER_TIMESTAMPS_REJECTED,
+        Unit::Count,
+        "Documents whose own time was not used (indexed with timestamp_error)."
+    );
+    describe_counter!(
+        TRANSFER_MAPPING_CONFLICTS,
+        Unit::Count,
+        "Documents indexed again with their parsed fields as one string (mapping conflict)."
     );
     describe_counter!(
         TRANSFER_COMMITS,

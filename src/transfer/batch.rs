@@ -11,9 +11,9 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::document::{prepare, KafkaRecord};
+use super::document::{Documents, KafkaRecord};
+use super::parse;
 use super::watermark::Epoch;
-use crate::config::index_name::IndexNameTemplate;
 
 /// When a batch is sent.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +45,36 @@ pub struct Item {
     pub lines: Range<usize>,
     /// Its original Kafka value in [`Batch::payloads`] (for the dead-letter index).
     pub payload: Range<usize>,
+    /// The Kafka timestamp of its record (to prepare it again).
+    pub timestamp_ms: Option<i64>,
+    /// What parsing did. When parsed fields were added as fields (`merged`) and Elasticsearch
+    /// refuses them for the mapping, the document is indexed again with them as one string
+    /// ([`Documents::prepare_fallback`]).
+    pub parse: parse::Outcome,
+}
+
+/// What [`Batch::push`] made of one record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pushed {
+    /// Documents added.
+    pub documents: usize,
+    /// The record was plain (not logship JSON).
+    pub plain: bool,
+    /// Documents whose line did not parse (`parse_error`).
+    pub parse_errors: usize,
+    /// Documents whose own time was not used (`timestamp_error`).
+    pub times_rejected: usize,
+}
+
+impl Pushed {
+    fn of(items: &[Item], plain: bool) -> Pushed {
+        Pushed {
+            documents: items.len(),
+            plain,
+            parse_errors: items.iter().filter(|i| i.parse.parse_error).count(),
+            times_rejected: items.iter().filter(|i| i.parse.time_rejected).count(),
+        }
+    }
 }
 
 /// Records collected for one `_bulk` request.
@@ -65,8 +95,7 @@ impl Batch {
         Batch::default()
     }
 
-    /// Adds a received record as one or more documents and returns how many, and whether the
-    /// record was plain (not logship JSON).
+    /// Adds a received record as one or more documents and says what they were.
     ///
     /// An agent record is NDJSON: one logship JSON object per line (see
     /// [`crate::agent::shipper::encode_records`]); each line becomes a document with its own
@@ -78,8 +107,8 @@ impl Batch {
         record: &KafkaRecord<'_>,
         topic: Arc<str>,
         epoch: Epoch,
-        index: &IndexNameTemplate,
-    ) -> (usize, bool) {
+        documents: &Documents,
+    ) -> Pushed {
         if self.items.is_empty() {
             self.started = Some(Instant::now());
         }
@@ -94,19 +123,20 @@ impl Batch {
                     payload: Some(line),
                     ..*record
                 };
-                if self.push_document(&part, topic.clone(), epoch, index) {
+                if self.push_document(&part, topic.clone(), epoch, documents) {
                     all_logship = false;
                     break;
                 }
             }
             if all_logship {
-                return (self.items.len() - items_len, false);
+                return Pushed::of(&self.items[items_len..], false);
             }
             self.body.truncate(body_len);
             self.payloads.truncate(payloads_len);
             self.items.truncate(items_len);
         }
-        (1, self.push_document(record, topic, epoch, index))
+        let plain = self.push_document(record, topic, epoch, documents);
+        Pushed::of(&self.items[self.items.len() - 1..], plain)
     }
 
     /// Adds one document for `record`; returns whether it was plain.
@@ -115,10 +145,10 @@ impl Batch {
         record: &KafkaRecord<'_>,
         topic: Arc<str>,
         epoch: Epoch,
-        index: &IndexNameTemplate,
+        documents: &Documents,
     ) -> bool {
         let start = self.body.len();
-        let prepared = prepare(record, index, &mut self.body);
+        let prepared = documents.prepare(record, &mut self.body);
         let payload_start = self.payloads.len();
         self.payloads
             .extend_from_slice(record.payload.unwrap_or_default());
@@ -131,6 +161,8 @@ impl Batch {
             index: prepared.index,
             lines: start..self.body.len(),
             payload: payload_start..self.payloads.len(),
+            timestamp_ms: record.timestamp_ms,
+            parse: prepared.parse,
         });
         prepared.plain
     }
@@ -209,12 +241,16 @@ mod tests {
             payload: Some(payload),
             timestamp_ms: Some(0),
         };
-        batch.push(
+        let pushed = batch.push(
             &record,
             topic,
             epoch,
-            &IndexNameTemplate::parse("{topic}").unwrap(),
-        )
+            &Documents::new(
+                crate::config::index_name::IndexNameTemplate::parse("{topic}").unwrap(),
+                Vec::new(),
+            ),
+        );
+        (pushed.documents, pushed.plain)
     }
 
     #[test]

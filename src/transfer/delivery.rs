@@ -8,16 +8,22 @@
 //! delivered. A request refused as a whole with 400 or 413 is split in halves to find the
 //! record at fault; that record alone is dead-lettered.
 //!
+//! A document with parsed fields (`[[parse]]`) that Elasticsearch refuses for good (400: the
+//! fields do not fit the index's mapping) is not dead-lettered for that: it is indexed again
+//! with the same `_id` and the parsed fields kept as one string (`parsed_raw`, flagged
+//! `mapping_conflict`). Only when that is refused too is it dead-lettered.
+//!
 //! Before each attempt, records of partitions revoked meanwhile are dropped: their next owner
 //! consumes them again from the committed offset.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
 use super::batch::Batch;
 use super::dlq::{DeadLetter, Rejection};
+use super::document::{Documents, KafkaRecord};
 use super::events::TransferEvents;
 use super::watermark::{lock, Watermarks};
 use crate::backoff::BackoffPolicy;
@@ -31,6 +37,7 @@ const MAX_REASON: usize = 300;
 /// Everything a bulk task needs; shared by all of them.
 pub struct Delivery {
     es: EsClient,
+    documents: Arc<Documents>,
     dlq_index: String,
     marks: Arc<Mutex<Watermarks>>,
     events: Arc<dyn TransferEvents>,
@@ -41,6 +48,7 @@ impl Delivery {
     /// A delivery context.
     pub fn new(
         es: EsClient,
+        documents: Arc<Documents>,
         dlq_index: String,
         marks: Arc<Mutex<Watermarks>>,
         events: Arc<dyn TransferEvents>,
@@ -48,6 +56,7 @@ impl Delivery {
     ) -> Delivery {
         Delivery {
             es,
+            documents,
             dlq_index,
             marks,
             events,
@@ -73,20 +82,97 @@ impl Delivery {
                 )),
             }
         }
+        let mut conflicts = Vec::new();
         if !routable.is_empty() {
-            self.index_documents(&batch, routable, &mut rejected).await;
+            let body_of = |indices: &[usize]| batch.body_for(indices);
+            let refused = Refused {
+                rejected: &mut rejected,
+                conflicts: Some(&mut conflicts),
+            };
+            self.index_documents(&batch, routable, &body_of, refused)
+                .await;
+        }
+        if !conflicts.is_empty() {
+            self.index_fallbacks(&batch, conflicts, &mut rejected).await;
         }
         if !rejected.is_empty() {
             self.dead_letter(&batch, rejected).await;
         }
     }
 
+    /// Indexes the documents of `conflicts` again with their parsed fields as one string;
+    /// those refused again go to `rejected`.
+    async fn index_fallbacks(
+        &self,
+        batch: &Batch,
+        conflicts: Vec<(usize, Rejection)>,
+        rejected: &mut Vec<(usize, Rejection)>,
+    ) {
+        let mut body = Vec::new();
+        let mut lines = HashMap::with_capacity(conflicts.len());
+        let mut indices = Vec::with_capacity(conflicts.len());
+        let reason = shorten(
+            conflicts[0]
+                .1
+                .error_type
+                .as_deref()
+                .unwrap_or(&conflicts[0].1.error),
+        );
+        self.events
+            .mapping_conflict(conflicts.len() as u64, &reason);
+        for (i, rejection) in conflicts {
+            let item = &batch.items[i];
+            let record = KafkaRecord {
+                topic: &item.topic,
+                partition: item.partition,
+                offset: item.offset,
+                payload: Some(batch.payload(i)),
+                timestamp_ms: item.timestamp_ms,
+            };
+            let why = shorten(&rejection.error);
+            let start = body.len();
+            let prepared = self.documents.prepare_fallback(&record, &why, &mut body);
+            if prepared.index.is_ok() && prepared.id == item.id {
+                lines.insert(i, start..body.len());
+                indices.push(i);
+            } else {
+                body.truncate(start);
+                rejected.push((i, rejection));
+            }
+        }
+        if indices.is_empty() {
+            return;
+        }
+        let body_of = |chosen: &[usize]| {
+            let mut out = Vec::new();
+            for i in chosen {
+                if let Some(range) = lines.get(i) {
+                    out.extend_from_slice(&body[range.clone()]);
+                }
+            }
+            out
+        };
+        let refused = Refused {
+            rejected,
+            conflicts: None,
+        };
+        self.index_documents(batch, indices, &body_of, refused)
+            .await;
+    }
+
+    /// Sends the documents of `indices` (their lines given by `body_of`) until each is done or
+    /// refused for good (into `refused`).
     async fn index_documents(
         &self,
         batch: &Batch,
         indices: Vec<usize>,
-        rejected: &mut Vec<(usize, Rejection)>,
+        body_of: &(dyn Fn(&[usize]) -> Vec<u8> + Sync),
+        refused: Refused<'_>,
     ) {
+        let Refused {
+            rejected,
+            mut conflicts,
+        } = refused;
         let mut queue = VecDeque::from([indices]);
         let mut backoff = self.backoff.start();
         while let Some(chunk) = queue.pop_front() {
@@ -95,7 +181,7 @@ impl Delivery {
             if chunk.is_empty() {
                 continue;
             }
-            let body = batch.body_for(&chunk);
+            let body = body_of(&chunk);
             self.events.bulk_sent(chunk.len(), body.len());
             match self.es.bulk(body, chunk.len()).await {
                 Ok(results) => {
@@ -124,14 +210,21 @@ impl Delivery {
                                 });
                                 retry.push(i);
                             }
-                            ItemOutcome::Reject => rejected.push((
-                                i,
-                                Rejection {
+                            ItemOutcome::Reject => {
+                                let rejection = Rejection {
                                     error: result.error_text(),
                                     error_type: result.error_type().map(str::to_string),
                                     status: Some(result.status),
-                                },
-                            )),
+                                };
+                                match conflicts.as_deref_mut() {
+                                    Some(conflicts)
+                                        if result.status == 400 && batch.items[i].parse.merged =>
+                                    {
+                                        conflicts.push((i, rejection))
+                                    }
+                                    _ => rejected.push((i, rejection)),
+                                }
+                            }
                         }
                     }
                     self.mark_done(batch, &done);
@@ -280,6 +373,14 @@ impl Delivery {
     }
 }
 
+/// Where documents refused for good go: `conflicts` (to be indexed again as fallbacks) for a
+/// document with parsed fields refused with 400 when it is `Some`, else `rejected` (the
+/// dead-letter index).
+struct Refused<'a> {
+    rejected: &'a mut Vec<(usize, Rejection)>,
+    conflicts: Option<&'a mut Vec<(usize, Rejection)>>,
+}
+
 fn shorten(text: &str) -> String {
     if text.len() <= MAX_REASON {
         return text.to_string();
@@ -416,6 +517,12 @@ mod tests {
     /// Delivers `count` records (offsets 0.., alternating partitions 0 and 1 when
     /// `two_partitions`) against a server answering with `script`.
     async fn deliver(count: i64, two_partitions: bool, script: Script) -> Run {
+        deliver_parsed(count, two_partitions, false, script).await
+    }
+
+    /// With `json`, topic `t` is parsed as JSON and every message is a JSON object whose
+    /// `code` is an object at even offsets and a number at odd ones.
+    async fn deliver_parsed(count: i64, two_partitions: bool, json: bool, script: Script) -> Run {
         let marks = Arc::new(Mutex::new(Watermarks::new()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -433,7 +540,19 @@ mod tests {
             })
         };
         let mut batch = Batch::new();
-        let index = IndexNameTemplate::parse("{topic}").unwrap();
+        let rules = if json {
+            toml::from_str::<crate::config::parse::ParseConfig>(
+                "topics = [\"t\"]\nformat = \"json\"",
+            )
+            .map(|rule| vec![rule])
+            .unwrap()
+        } else {
+            Vec::new()
+        };
+        let documents = Arc::new(Documents::new(
+            IndexNameTemplate::parse("{topic}").unwrap(),
+            rules,
+        ));
         {
             let mut marks = lock(&marks);
             marks.assign("t", 0);
@@ -443,7 +562,12 @@ mod tests {
                 let offset = if two_partitions { i / 2 } else { i };
                 let payload = serde_json::to_vec(&json!({
                     "id": format!("id-{i}"),
-                    "message": if i == 3 { "huge".to_string() } else { format!("m{i}") },
+                    "message": match (json, i) {
+                        (true, i) if i % 2 == 0 => format!(r#"{{"code":{{"n":{i}}}}}"#),
+                        (true, i) => format!(r#"{{"code":{i}}}"#),
+                        (false, 3) => "huge".to_string(),
+                        (false, i) => format!("m{i}"),
+                    },
                     "offset": i,
                 }))
                 .unwrap();
@@ -455,7 +579,7 @@ mod tests {
                     payload: Some(&payload),
                     timestamp_ms: Some(0),
                 };
-                batch.push(&record, topic, epoch, &index);
+                batch.push(&record, topic, epoch, &documents);
             }
         }
         let counters = Arc::new(Counters::default());
@@ -467,6 +591,7 @@ mod tests {
         .unwrap();
         let delivery = Delivery::new(
             es,
+            documents,
             "dlq".into(),
             marks.clone(),
             counters.clone(),
@@ -604,6 +729,78 @@ mod tests {
         assert_eq!(lock(&run.marks).commit_point("t", 0), Some(4));
         assert_eq!(get(&run.counters.dead_lettered), 1);
         assert_eq!(get(&run.counters.dead_letter_failed), 1);
+    }
+
+    /// A mapping where `code` is a number: objects are refused (400), strings holding the
+    /// parsed fields are accepted.
+    fn code_is_a_number(body: &str) -> String {
+        answer(body, |doc| if doc["code"].is_object() { 400 } else { 201 })
+    }
+
+    #[tokio::test]
+    async fn parsed_fields_refused_by_the_mapping_are_indexed_again_as_one_string() {
+        let run = deliver_parsed(
+            4,
+            false,
+            true,
+            Box::new(|_, body, _| (200, code_is_a_number(body))),
+        )
+        .await;
+        assert_eq!(
+            run.seen.len(),
+            2,
+            "one bulk, then one of fallbacks; no dead letter"
+        );
+        let first = docs(&run.seen[0].body);
+        assert_eq!(first.len(), 4);
+        assert_eq!(first[1].1["code"], 1, "parsed fields are fields");
+        let again = docs(&run.seen[1].body);
+        let ids: Vec<&str> = again.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["id-0", "id-2"], "same ids, only the refused ones");
+        for (_, doc) in &again {
+            assert!(doc.get("code").is_none());
+            let raw: Value = serde_json::from_str(doc["parsed_raw"].as_str().unwrap()).unwrap();
+            assert!(raw["code"].is_object());
+            assert!(doc["mapping_conflict"]
+                .as_str()
+                .unwrap()
+                .contains("document_parsing_exception"));
+            assert!(doc["message"].as_str().unwrap().starts_with(r#"{"code""#));
+        }
+        assert!(!run.seen[1].body.contains(r#""_index":"dlq""#));
+        assert_eq!(lock(&run.marks).commit_point("t", 0), Some(4));
+        assert_eq!(get(&run.counters.mapping_conflicts), 2);
+        assert_eq!(get(&run.counters.dead_lettered), 0);
+    }
+
+    #[tokio::test]
+    async fn a_fallback_refused_too_is_dead_lettered_and_unparsed_refusals_go_straight_there() {
+        let run = deliver_parsed(
+            2,
+            false,
+            true,
+            Box::new(|n, body, _| match n {
+                0 => (200, code_is_a_number(body)),
+                _ if body.contains("parsed_raw") => (200, answer(body, |_| 400)),
+                _ => (200, answer(body, |_| 201)),
+            }),
+        )
+        .await;
+        assert_eq!(run.seen.len(), 3);
+        assert!(run.seen[2].body.contains(r#""_index":"dlq""#));
+        assert_eq!(get(&run.counters.dead_lettered), 1);
+        assert_eq!(lock(&run.marks).commit_point("t", 0), Some(2));
+        // Without parsed fields there is nothing to fall back to (see
+        // rejected_records_are_done_only_once_dead_lettered): no second indexing attempt.
+        let run = deliver(
+            2,
+            false,
+            Box::new(|n, body, _| (200, answer(body, |_| if n == 0 { 400 } else { 201 }))),
+        )
+        .await;
+        assert_eq!(run.seen.len(), 2);
+        assert!(run.seen[1].body.contains(r#""_index":"dlq""#));
+        assert_eq!(get(&run.counters.mapping_conflicts), 0);
     }
 
     #[tokio::test]

@@ -12,15 +12,22 @@
 //!   `kafka_partition` and `kafka_offset`. Its `_id` is derived from topic, partition, offset
 //!   and Kafka timestamp (the only identity such a record has), and its `@timestamp` is the
 //!   Kafka message timestamp, so a redelivery gets the same `_id` in the same daily index.
+//!
+//! When a `[[parse]]` rule covers the topic, the document's line is parsed into fields after the
+//! `_id` and the index are chosen ([`super::parse`]): parsing changes what a document holds,
+//! never where it goes, so a replay under other rules lands on the same document.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::parse::{self, Mode};
 use crate::config::index_name::IndexNameTemplate;
+use crate::config::parse::ParseConfig;
 use crate::es::bulk::write_create;
 use crate::record::Received;
 
@@ -42,7 +49,7 @@ pub struct KafkaRecord<'a> {
     pub timestamp_ms: Option<i64>,
 }
 
-/// What [`prepare`] made of a record.
+/// What [`Documents::prepare`] made of a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepared {
     /// The document `_id`.
@@ -52,82 +59,158 @@ pub struct Prepared {
     pub index: Result<String, String>,
     /// The record was not logship JSON.
     pub plain: bool,
+    /// What parsing did (all false when no `[[parse]]` rule covers the topic).
+    pub parse: parse::Outcome,
 }
 
-/// Appends the `create` action and the document for `record` to `body` (unless the record
-/// cannot be routed, see [`Prepared::index`]).
-pub fn prepare(
-    record: &KafkaRecord<'_>,
-    index: &IndexNameTemplate,
-    body: &mut Vec<u8>,
-) -> Prepared {
-    let payload = record.payload.unwrap_or_default();
-    if let Some(received) = Received::parse(payload) {
-        let time = if index.uses_time() {
-            let parsed = received.read_time().and_then(|text| {
+/// How records become documents: the index name template and the `[[parse]]` rules by topic.
+#[derive(Debug)]
+pub struct Documents {
+    index: IndexNameTemplate,
+    rules: Vec<ParseConfig>,
+    by_topic: HashMap<String, usize>,
+}
+
+impl Documents {
+    /// Documents for indices named by `index`, parsed by `rules` (validated by the config: a
+    /// topic in two rules takes the first).
+    pub fn new(index: IndexNameTemplate, rules: Vec<ParseConfig>) -> Documents {
+        let mut by_topic = HashMap::new();
+        for (n, rule) in rules.iter().enumerate() {
+            for topic in &rule.topics {
+                by_topic.entry(topic.clone()).or_insert(n);
+            }
+        }
+        Documents {
+            index,
+            rules,
+            by_topic,
+        }
+    }
+
+    /// The index name template.
+    pub fn index(&self) -> &IndexNameTemplate {
+        &self.index
+    }
+
+    /// Appends the `create` action and the document for `record` to `body` (unless the record
+    /// cannot be routed, see [`Prepared::index`]).
+    pub fn prepare(&self, record: &KafkaRecord<'_>, body: &mut Vec<u8>) -> Prepared {
+        self.build(record, Mode::Merge, body)
+    }
+
+    /// Like [`Documents::prepare`], with the parsed fields kept as one string
+    /// ([`Mode::Fallback`]): the document to index after Elasticsearch refused the parsed one
+    /// for its mapping (`reason`). Same `_id`, same index.
+    pub fn prepare_fallback(
+        &self,
+        record: &KafkaRecord<'_>,
+        reason: &str,
+        body: &mut Vec<u8>,
+    ) -> Prepared {
+        self.build(record, Mode::Fallback(reason), body)
+    }
+
+    fn rule(&self, topic: &str) -> Option<&ParseConfig> {
+        self.by_topic.get(topic).and_then(|&n| self.rules.get(n))
+    }
+
+    fn build(&self, record: &KafkaRecord<'_>, mode: Mode<'_>, body: &mut Vec<u8>) -> Prepared {
+        let payload = record.payload.unwrap_or_default();
+        let rule = self.rule(record.topic);
+        if let Some(received) = Received::parse(payload) {
+            let time = received.read_time().and_then(|text| {
                 OffsetDateTime::parse(text, &Rfc3339)
                     .map_err(|error| format!("@timestamp {text:?} is not RFC 3339: {error}"))
             });
-            match parsed {
-                Ok(time) => Some(time),
-                Err(reason) => {
+            let index_time = match (&time, self.index.uses_time()) {
+                (Ok(time), true) => Some(*time),
+                (Err(reason), true) => {
                     return Prepared {
                         id: received.id,
-                        index: Err(reason),
+                        index: Err(reason.clone()),
                         plain: false,
+                        parse: parse::Outcome::default(),
                     }
                 }
-            }
-        } else {
-            None
+                (_, false) => None,
+            };
+            let Received { id, mut fields } = received;
+            fields.insert(TOPIC.into(), Value::String(record.topic.to_string()));
+            let outcome = rule
+                .map(|rule| parse::apply(rule, &mut fields, time.ok(), mode))
+                .unwrap_or_default();
+            let index = self.write(body, record.topic, index_time, &id, &fields);
+            return Prepared {
+                id,
+                index,
+                plain: false,
+                parse: outcome,
+            };
+        }
+
+        let id = plain_record_id(
+            record.topic,
+            record.partition,
+            record.offset,
+            record.timestamp_ms,
+        );
+        let time = kafka_time(record.timestamp_ms);
+        let message = String::from_utf8_lossy(payload);
+        let doc = PlainDocument {
+            invalid_utf8: matches!(message, Cow::Owned(_)),
+            message,
+            topic: record.topic,
+            timestamp: time
+                .format(&Rfc3339)
+                .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string()),
+            kafka_partition: record.partition,
+            kafka_offset: record.offset,
         };
-        let Received { id, mut fields } = received;
-        fields.insert(TOPIC.into(), Value::String(record.topic.to_string()));
-        let index = index
-            .render(record.topic, time)
-            .map_err(|e| e.to_string())
-            .and_then(|name| {
-                write_create(body, &name, &id, &fields)
-                    .map(|()| name)
-                    .map_err(|e| format!("cannot serialize the document: {e}"))
-            });
-        return Prepared {
+        let (index, outcome) = match rule {
+            None => (
+                self.write(body, record.topic, Some(time), &id, &doc),
+                Default::default(),
+            ),
+            Some(rule) => match serde_json::to_value(&doc) {
+                Ok(Value::Object(mut fields)) => {
+                    let outcome = parse::apply(rule, &mut fields, Some(time), mode);
+                    (
+                        self.write(body, record.topic, Some(time), &id, &fields),
+                        outcome,
+                    )
+                }
+                Ok(_) | Err(_) => (
+                    Err("cannot represent the plain record as a JSON object".to_string()),
+                    Default::default(),
+                ),
+            },
+        };
+        Prepared {
             id,
             index,
-            plain: false,
-        };
+            plain: true,
+            parse: outcome,
+        }
     }
 
-    let id = plain_record_id(
-        record.topic,
-        record.partition,
-        record.offset,
-        record.timestamp_ms,
-    );
-    let time = kafka_time(record.timestamp_ms);
-    let message = String::from_utf8_lossy(payload);
-    let doc = PlainDocument {
-        invalid_utf8: matches!(message, Cow::Owned(_)),
-        message,
-        topic: record.topic,
-        timestamp: time
-            .format(&Rfc3339)
-            .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string()),
-        kafka_partition: record.partition,
-        kafka_offset: record.offset,
-    };
-    let index = index
-        .render(record.topic, Some(time))
-        .map_err(|e| e.to_string())
-        .and_then(|name| {
-            write_create(body, &name, &id, &doc)
-                .map(|()| name)
-                .map_err(|e| format!("cannot serialize the document: {e}"))
-        });
-    Prepared {
-        id,
-        index,
-        plain: true,
+    /// Renders the index name and writes the action and `doc` to `body`.
+    fn write(
+        &self,
+        body: &mut Vec<u8>,
+        topic: &str,
+        time: Option<OffsetDateTime>,
+        id: &str,
+        doc: &impl Serialize,
+    ) -> Result<String, String> {
+        self.index
+            .render(topic, time)
+            .map_err(|e| e.to_string())
+            .and_then(|name| {
+                write_create(body, &name, id, doc)
+                    .map(|()| name)
+                    .map_err(|e| format!("cannot serialize the document: {e}"))
+            })
     }
 }
 
@@ -178,6 +261,14 @@ struct PlainDocument<'a> {
 mod tests {
     use super::*;
     use crate::record::{line_id, LineRecord};
+
+    fn prepare(
+        record: &KafkaRecord<'_>,
+        template: &IndexNameTemplate,
+        body: &mut Vec<u8>,
+    ) -> Prepared {
+        Documents::new(template.clone(), Vec::new()).prepare(record, body)
+    }
 
     fn lines(body: &[u8]) -> (Value, Value) {
         let text = std::str::from_utf8(body).unwrap();

@@ -33,6 +33,12 @@ pub trait TransferEvents: Send + Sync {
     fn retrying(&self, count: u64, reason: &str);
     /// Elasticsearch refused our credentials or permissions; nothing is counted as delivered.
     fn unauthorized(&self, status: u16, detail: &str);
+    /// Documents were prepared whose line did not parse, or whose own time was not used (they
+    /// are indexed with `parse_error` / `timestamp_error`).
+    fn parse_trouble(&self, parse_errors: u64, times_rejected: u64);
+    /// Elasticsearch refused the parsed fields of documents for the index's mapping; they are
+    /// indexed again with the parsed fields as one string (`parsed_raw`).
+    fn mapping_conflict(&self, count: u64, reason: &str);
     /// Records were written to the dead-letter index (and are done).
     fn dead_lettered(&self, count: u64, reason: &str);
     /// Writing to the dead-letter index failed; it is retried.
@@ -75,6 +81,12 @@ pub struct Counters {
     pub retried: AtomicU64,
     /// Unauthorized answers.
     pub unauthorized: AtomicU64,
+    /// Documents whose line did not parse.
+    pub parse_errors: AtomicU64,
+    /// Documents whose own time was not used.
+    pub times_rejected: AtomicU64,
+    /// Documents indexed again after a mapping conflict.
+    pub mapping_conflicts: AtomicU64,
     /// Records written to the dead-letter index.
     pub dead_lettered: AtomicU64,
     /// Failed dead-letter writes.
@@ -94,6 +106,7 @@ pub struct Counters {
     retry_log: Throttle,
     unauthorized_log: Throttle,
     dead_letter_failure_log: Throttle,
+    mapping_conflict_log: Throttle,
 }
 
 impl Counters {
@@ -109,11 +122,15 @@ impl Counters {
     pub fn summary(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "received={} plain={} created={} already_present={} dead_lettered={} retried={} \
+            "received={} plain={} parse_errors={} times_rejected={} mapping_conflicts={} \
+             created={} already_present={} dead_lettered={} retried={} \
              unauthorized={} dead_letter_failed={} revoked_dropped={} unassigned={} bulks={} \
              commits={} commit_failures={} consumer_errors={}",
             get(&self.received),
             get(&self.plain),
+            get(&self.parse_errors),
+            get(&self.times_rejected),
+            get(&self.mapping_conflicts),
             get(&self.created),
             get(&self.already_present),
             get(&self.dead_lettered),
@@ -205,6 +222,25 @@ impl TransferEvents for Counters {
                 repeats,
                 "Elasticsearch refused the transfer's credentials or permissions; nothing is \
                  committed until this is fixed"
+            );
+        }
+    }
+    fn parse_trouble(&self, parse_errors: u64, times_rejected: u64) {
+        add(&self.parse_errors, parse_errors);
+        add(&self.times_rejected, times_rejected);
+        metrics::counter!(names::TRANSFER_PARSE_ERRORS).increment(parse_errors);
+        metrics::counter!(names::TRANSFER_TIMESTAMPS_REJECTED).increment(times_rejected);
+    }
+    fn mapping_conflict(&self, count: u64, reason: &str) {
+        add(&self.mapping_conflicts, count);
+        metrics::counter!(names::TRANSFER_MAPPING_CONFLICTS).increment(count);
+        if let Some(repeats) = self.mapping_conflict_log.admit() {
+            tracing::warn!(
+                count,
+                reason,
+                repeats,
+                "parsed fields conflict with the index mapping; indexing them as one string \
+                 (parsed_raw)"
             );
         }
     }

@@ -30,6 +30,7 @@ pub(crate) mod delivery;
 pub(crate) mod dlq;
 pub mod document;
 pub(crate) mod events;
+pub mod parse;
 pub mod watermark;
 
 use std::collections::VecDeque;
@@ -57,7 +58,7 @@ use crate::telemetry::Health;
 use batch::{Batch, BatchLimits};
 use consumer::{commit_list, ConsumerHooks, TransferConsumer};
 use delivery::Delivery;
-use document::KafkaRecord;
+use document::{Documents, KafkaRecord};
 use events::{Counters, TransferEvents};
 use watermark::CommitPoint;
 use watermark::{lock, Watermarks};
@@ -121,8 +122,10 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
         "transfer started"
     );
 
+    let documents = Arc::new(Documents::new(index, config.parse.clone()));
     let delivery = Arc::new(Delivery::new(
         es,
+        documents.clone(),
         config.elasticsearch.dlq_index.clone(),
         marks.clone(),
         events.clone(),
@@ -138,7 +141,7 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
         marks,
         events,
         paused,
-        index,
+        documents,
         limits,
         delivery,
         permits: Arc::new(Semaphore::new(config.batch.max_inflight_bulks)),
@@ -208,7 +211,7 @@ struct Pipeline {
     marks: Arc<Mutex<Watermarks>>,
     events: Arc<dyn TransferEvents>,
     paused: Arc<AtomicBool>,
-    index: IndexNameTemplate,
+    documents: Arc<Documents>,
     limits: BatchLimits,
     delivery: Arc<Delivery>,
     permits: Arc<Semaphore>,
@@ -300,7 +303,7 @@ impl Pipeline {
                     }
                 }
                 message = self.consumer.recv(), if take_records => {
-                    accept(message, &self.marks, &*self.events, &mut self.batch, &self.index);
+                    accept(message, &self.marks, &*self.events, &mut self.batch, &self.documents);
                 }
                 _ = &mut batch_timer, if batch_waiting && !batch_timer.is_elapsed() => {}
                 _ = &mut pause_timer, if blocked && !paused && !pause_timer.is_elapsed() => {}
@@ -449,7 +452,7 @@ fn accept(
     marks: &Mutex<Watermarks>,
     events: &dyn TransferEvents,
     batch: &mut Batch,
-    index: &IndexNameTemplate,
+    documents: &Documents,
 ) {
     let message = match message {
         Ok(message) => message,
@@ -470,14 +473,18 @@ fn accept(
         payload: message.payload(),
         timestamp_ms: message.timestamp().to_millis(),
     };
-    let (documents, plain) = batch.push(&record, topic, epoch, index);
-    if documents > 1 {
+    let pushed = batch.push(&record, topic, epoch, documents);
+    if pushed.documents > 1 {
         // The offset is outstanding once per document and done once per document.
-        lock(marks).received_again(record.topic, record.partition, record.offset, documents - 1);
+        let again = pushed.documents - 1;
+        lock(marks).received_again(record.topic, record.partition, record.offset, again);
     }
-    events.received(documents as u64);
-    if plain {
+    events.received(pushed.documents as u64);
+    if pushed.plain {
         events.plain_record(record.topic, record.partition, record.offset);
+    }
+    if pushed.parse_errors > 0 || pushed.times_rejected > 0 {
+        events.parse_trouble(pushed.parse_errors as u64, pushed.times_rejected as u64);
     }
 }
 

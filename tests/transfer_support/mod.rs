@@ -161,6 +161,8 @@ pub struct TransferSetup {
     pub max_wait_ms: u64,
     /// Top-level keys added to the config file (before its first table).
     pub top_level: String,
+    /// Tables added at the end of the config file (`[[parse]]`).
+    pub tables: String,
 }
 
 impl TransferSetup {
@@ -175,6 +177,7 @@ impl TransferSetup {
             max_docs: 100,
             max_wait_ms: 100,
             top_level: String::new(),
+            tables: String::new(),
         }
     }
 
@@ -201,6 +204,7 @@ max_inflight_bulks = 3
 [retry]
 initial_backoff_ms = 100
 max_backoff_ms = 2000
+{tables}
 "#,
             brokers = kafka_brokers(),
             group = self.group,
@@ -211,6 +215,7 @@ max_backoff_ms = 2000
             max_docs = self.max_docs,
             max_wait = self.max_wait_ms,
             top_level = self.top_level,
+            tables = self.tables,
         )
     }
 

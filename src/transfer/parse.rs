@@ -1,0 +1,485 @@
+//! Parsing a document's line into fields (`[[parse]]`), and taking the event's own time.
+//!
+//! Pure functions of the document and the rule: nothing here depends on the clock, on earlier
+//! records or on Elasticsearch, so a replay of a record gives the same document. What they
+//! promise:
+//!
+//! - The line stays as read in `message`; parsed fields are added next to it.
+//! - logship's own fields are never overwritten: a parsed key that the document already has
+//!   (`id`, `host`, `message`, `@timestamp`, a static field, ...) or that logship may add
+//!   ([`RESERVED`]) is kept under `parsed.<key>` instead.
+//! - A line that does not parse is indexed as it is, with `parse_error` saying why.
+//! - With a `timestamp` rule, `@timestamp` becomes the event's own time when it is within
+//!   `max_skew_ms` of the read time; the read time is kept as `event.ingested`. Otherwise the
+//!   read time stays and `timestamp_error` says why. The `_id` and the index were chosen before
+//!   (from the record alone), so parsing never moves a document.
+//! - [`Mode::Fallback`] is the same document with the parsed fields kept as one string,
+//!   `parsed_raw`, and `mapping_conflict` saying why: what is indexed when Elasticsearch refused
+//!   the parsed fields for the index's mapping.
+
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use crate::config::parse::{Format, ParseConfig, TimeFormat, TimestampRule};
+use crate::record::field;
+
+/// Why the line did not parse.
+pub const PARSE_ERROR: &str = "parse_error";
+/// Why the event's own time was not used.
+pub const TIMESTAMP_ERROR: &str = "timestamp_error";
+/// Parsed keys that collide with the document's own.
+pub const PARSED: &str = "parsed";
+/// The parsed fields as one JSON string (after a mapping conflict).
+pub const PARSED_RAW: &str = "parsed_raw";
+/// Why the parsed fields could not be indexed as fields.
+pub const MAPPING_CONFLICT: &str = "mapping_conflict";
+/// The object holding `ingested` (the read time).
+pub const EVENT: &str = "event";
+/// `event.ingested`: the read time, when `@timestamp` may be the event's own.
+pub const INGESTED: &str = "ingested";
+
+/// Keys logship may put in a document besides the record's own: a parsed key with one of these
+/// names goes under `parsed.`.
+pub const RESERVED: [&str; 10] = [
+    "topic",
+    "kafka_partition",
+    "kafka_offset",
+    PARSE_ERROR,
+    TIMESTAMP_ERROR,
+    PARSED,
+    PARSED_RAW,
+    MAPPING_CONFLICT,
+    EVENT,
+    field::ID,
+];
+
+/// How the parsed fields go into the document.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode<'a> {
+    /// As fields (the normal case).
+    Merge,
+    /// As one string `parsed_raw`, with `mapping_conflict` = the given reason.
+    Fallback(&'a str),
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Parsed fields were added as fields (a mapping conflict is possible).
+    pub merged: bool,
+    /// The line did not parse (`parse_error`).
+    pub parse_error: bool,
+    /// The event's time was missing, unreadable or too far (`timestamp_error`).
+    pub time_rejected: bool,
+}
+
+/// Parses the `message` of `doc` with `rule` and adds what it gives (see the module doc).
+/// `read_time` is the document's `@timestamp` before parsing (`None` if it is not RFC 3339: the
+/// event's time then cannot be checked and is not used).
+pub fn apply(
+    rule: &ParseConfig,
+    doc: &mut Map<String, Value>,
+    read_time: Option<OffsetDateTime>,
+    mode: Mode<'_>,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let parsed = match doc.get(field::MESSAGE) {
+        Some(Value::String(line)) => parse_line(&rule.format, line),
+        _ => Err("message is not a string".to_string()),
+    };
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(reason) => {
+            outcome.parse_error = true;
+            doc.insert(PARSE_ERROR.into(), Value::String(reason));
+            if let Some(time) = &rule.timestamp {
+                outcome.time_rejected = true;
+                keep_read_time(doc, read_time);
+                let why = format!("{}: the line did not parse", time.field);
+                doc.insert(TIMESTAMP_ERROR.into(), Value::String(why));
+            }
+            return outcome;
+        }
+    };
+    let event_time = rule.timestamp.as_ref().map(|time| match read_time {
+        Some(read_time) => event_time(time, &parsed, read_time),
+        None => Err(format!(
+            "{}: the record's own @timestamp is not RFC 3339, so this time cannot be checked",
+            time.field
+        )),
+    });
+    match mode {
+        Mode::Merge => {
+            let mut collisions = Map::new();
+            for (key, value) in parsed {
+                if doc.contains_key(&key) || RESERVED.contains(&key.as_str()) {
+                    collisions.insert(key, value);
+                } else {
+                    doc.insert(key, value);
+                    outcome.merged = true;
+                }
+            }
+            if !collisions.is_empty() {
+                doc.insert(PARSED.into(), Value::Object(collisions));
+                outcome.merged = true;
+            }
+        }
+        Mode::Fallback(reason) => {
+            let raw = Value::Object(parsed).to_string();
+            doc.insert(PARSED_RAW.into(), Value::String(raw));
+            doc.insert(MAPPING_CONFLICT.into(), Value::String(reason.to_string()));
+        }
+    }
+    match event_time {
+        None => {}
+        Some(Ok(time)) => {
+            keep_read_time(doc, read_time);
+            doc.insert(field::TIMESTAMP.into(), Value::String(rfc3339(time)));
+        }
+        Some(Err(reason)) => {
+            outcome.time_rejected = true;
+            keep_read_time(doc, read_time);
+            doc.insert(TIMESTAMP_ERROR.into(), Value::String(reason));
+        }
+    }
+    outcome
+}
+
+/// The fields of `line`, or why there are none.
+fn parse_line(format: &Format, line: &str) -> Result<Map<String, Value>, String> {
+    match format {
+        Format::Json => match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(fields)) => Ok(fields),
+            Ok(other) => Err(format!("not a JSON object but {}", kind(&other))),
+            Err(error) => Err(format!("not JSON: {error}")),
+        },
+        Format::Regex(named) => {
+            let captures = named
+                .regex
+                .captures(line)
+                .ok_or_else(|| "does not match format.regex".to_string())?;
+            Ok(named
+                .names
+                .iter()
+                .filter_map(|name| {
+                    let text = captures.name(name)?.as_str();
+                    Some((name.clone(), Value::String(text.to_string())))
+                })
+                .collect())
+        }
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The event's own time from `parsed`, or why it is not used.
+fn event_time(
+    rule: &TimestampRule,
+    parsed: &Map<String, Value>,
+    read_time: OffsetDateTime,
+) -> Result<OffsetDateTime, String> {
+    let name = &rule.field;
+    let value = lookup(parsed, name).ok_or_else(|| format!("{name}: no such field"))?;
+    let time = read(&rule.format, value).map_err(|why| format!("{name}: {why}"))?;
+    let skew = (time - read_time).unsigned_abs();
+    if skew > rule.max_skew_ms.get() {
+        return Err(format!(
+            "{name}: {} is {} s from the read time, more than max_skew_ms ({} ms)",
+            rfc3339(time),
+            skew.as_secs(),
+            rule.max_skew_ms.get().as_millis()
+        ));
+    }
+    Ok(time)
+}
+
+/// The value at `path` (`a.b` reaches into objects; a key that itself contains dots is found
+/// first).
+fn lookup<'a>(fields: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(value) = fields.get(path) {
+        return Some(value);
+    }
+    let (head, rest) = path.split_once('.')?;
+    match fields.get(head)? {
+        Value::Object(inner) => lookup(inner, rest),
+        _ => None,
+    }
+}
+
+/// The time `value` holds in `format`.
+fn read(format: &TimeFormat, value: &Value) -> Result<OffsetDateTime, String> {
+    let text = match value {
+        Value::String(text) => text.as_str(),
+        Value::Number(_) if matches!(format, TimeFormat::UnixMs | TimeFormat::Unix) => "",
+        other => return Err(format!("{} is not a time", kind(other))),
+    };
+    match format {
+        TimeFormat::Rfc3339 => OffsetDateTime::parse(text, &Rfc3339)
+            .map_err(|e| format!("{text:?} is not RFC 3339: {e}")),
+        TimeFormat::UnixMs => from_units(value, text, 1_000_000),
+        TimeFormat::Unix => from_units(value, text, 1_000_000_000),
+        TimeFormat::Strftime { pattern, items } => OffsetDateTime::parse(text, items)
+            .or_else(|_| PrimitiveDateTime::parse(text, items).map(PrimitiveDateTime::assume_utc))
+            .map_err(|e| format!("{text:?} does not fit {pattern:?}: {e}")),
+    }
+}
+
+/// A count of units of `nanos_per_unit` since the epoch, written as a JSON number or as `text`.
+fn from_units(value: &Value, text: &str, nanos_per_unit: i128) -> Result<OffsetDateTime, String> {
+    let shown = if text.is_empty() {
+        value.to_string()
+    } else {
+        text.to_string()
+    };
+    let nanos = match value.as_i64().or_else(|| text.trim().parse().ok()) {
+        Some(units) => Some(i128::from(units) * nanos_per_unit),
+        None => value
+            .as_f64()
+            .or_else(|| text.trim().parse::<f64>().ok())
+            .filter(|units| units.is_finite())
+            // Saturating float-to-int conversion; out-of-range values fail below.
+            .map(|units| (units * nanos_per_unit as f64) as i128),
+    };
+    nanos
+        .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(n).ok())
+        .ok_or_else(|| format!("{shown} is not a time since the epoch"))
+}
+
+/// Records `read_time` as `event.ingested` (an `event` object of the document is kept and
+/// extended; any other `event` value is replaced: the record never has one).
+fn keep_read_time(doc: &mut Map<String, Value>, read_time: Option<OffsetDateTime>) {
+    let Some(read_time) = read_time else {
+        return;
+    };
+    let ingested = Value::String(rfc3339(read_time));
+    match doc.get_mut(EVENT) {
+        Some(Value::Object(event)) => {
+            event.insert(INGESTED.into(), ingested);
+        }
+        _ => {
+            let mut event = Map::new();
+            event.insert(INGESTED.into(), ingested);
+            doc.insert(EVENT.into(), Value::Object(event));
+        }
+    }
+}
+
+/// RFC 3339 in UTC; times outside what RFC 3339 can write do not get here (they are beyond the
+/// skew of any read time).
+fn rfc3339(time: OffsetDateTime) -> String {
+    time.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| time.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse::NamedRegex;
+    use crate::config::Millis;
+    use serde_json::json;
+
+    const READ: &str = "2026-12-01T10:00:00Z";
+
+    fn read_time() -> OffsetDateTime {
+        OffsetDateTime::parse(READ, &Rfc3339).unwrap()
+    }
+
+    fn doc(message: &str) -> Map<String, Value> {
+        let Value::Object(map) = json!({
+            "host": "h", "file": "/f", "offset": 7, "message": message, "@timestamp": READ,
+            "service": "checkout"
+        }) else {
+            unreachable!()
+        };
+        map
+    }
+
+    fn rule(format: Format, time: Option<(&str, &str)>) -> ParseConfig {
+        ParseConfig {
+            topics: vec!["t".into()],
+            format,
+            timestamp: time.map(|(field, format)| TimestampRule {
+                field: field.into(),
+                format: TimeFormat::new(format).unwrap(),
+                max_skew_ms: Millis::new(crate::config::parse::DEFAULT_MAX_SKEW_MS),
+            }),
+        }
+    }
+
+    fn run(rule: &ParseConfig, line: &str) -> (Value, Outcome) {
+        let mut d = doc(line);
+        let outcome = apply(rule, &mut d, Some(read_time()), Mode::Merge);
+        (Value::Object(d), outcome)
+    }
+
+    #[test]
+    fn json_keys_become_fields_and_collisions_go_under_parsed() {
+        let line = r#"{"level":"error","user_id":42,"message":"boom","host":"evil","service":"x","id":"i","ctx":{"a":[1]}}"#;
+        let (d, outcome) = run(&rule(Format::Json, None), line);
+        assert!(outcome.merged && !outcome.parse_error);
+        assert_eq!(d["level"], "error");
+        assert_eq!(d["user_id"], 42);
+        assert_eq!(d["ctx"], json!({"a": [1]}));
+        // logship's own fields, static ones and reserved names are untouched.
+        assert_eq!(d["message"], line);
+        assert_eq!(d["host"], "h");
+        assert_eq!(d["service"], "checkout");
+        assert_eq!(
+            d["parsed"],
+            json!({"message": "boom", "host": "evil", "service": "x", "id": "i"})
+        );
+        assert!(d.get("event").is_none(), "no time rule, no event.ingested");
+    }
+
+    #[test]
+    fn lines_that_do_not_parse_are_kept_and_say_why() {
+        let json_rule = rule(Format::Json, None);
+        for (line, why) in [
+            ("plain text", "not JSON"),
+            ("[1,2]", "not a JSON object but an array"),
+            ("{\"a\":", "not JSON"),
+            ("42", "but a number"),
+        ] {
+            let (d, outcome) = run(&json_rule, line);
+            assert!(outcome.parse_error && !outcome.merged);
+            assert_eq!(d["message"], line);
+            assert!(d["parse_error"].as_str().unwrap().contains(why), "{d}");
+        }
+        let regex = rule(
+            Format::Regex(NamedRegex::new(r"^(?P<level>[A-Z]+) (?P<text>.*)$").unwrap()),
+            None,
+        );
+        let (d, _) = run(&regex, "lowercase start");
+        assert_eq!(d["parse_error"], "does not match format.regex");
+        let (d, outcome) = run(&regex, "WARN disk at 91%");
+        assert!(outcome.merged);
+        assert_eq!(d["level"], "WARN");
+        assert_eq!(d["text"], "disk at 91%");
+    }
+
+    #[test]
+    fn an_optional_regex_group_that_did_not_take_part_gives_no_field() {
+        let regex = rule(
+            Format::Regex(NamedRegex::new(r"^(?P<a>x)?(?P<b>y)$").unwrap()),
+            None,
+        );
+        let (d, _) = run(&regex, "y");
+        assert!(d.get("a").is_none());
+        assert_eq!(d["b"], "y");
+    }
+
+    #[test]
+    fn the_event_time_becomes_timestamp_and_the_read_time_is_kept() {
+        for (format, value, expected) in [
+            (
+                "rfc3339",
+                json!("2026-11-30T23:15:00.250+01:00"),
+                "2026-11-30T22:15:00.25Z",
+            ),
+            (
+                "unix_ms",
+                json!(1_764_540_000_123_i64),
+                "2025-11-30T22:00:00.123Z",
+            ),
+            (
+                "unix_ms",
+                json!("1764540000123"),
+                "2025-11-30T22:00:00.123Z",
+            ),
+            ("unix", json!(1_764_540_000.5), "2025-11-30T22:00:00.5Z"),
+            (
+                "%d/%b/%Y:%H:%M:%S %z",
+                json!("30/Nov/2026:23:15:00 +0100"),
+                "2026-11-30T22:15:00Z",
+            ),
+            (
+                "%Y-%m-%d %H:%M:%S",
+                json!("2026-11-30 22:15:00"),
+                "2026-11-30T22:15:00Z",
+            ),
+        ] {
+            let mut time_rule = rule(Format::Json, Some(("t", format)));
+            if let Some(t) = time_rule.timestamp.as_mut() {
+                t.max_skew_ms = Millis::new(400 * 24 * 3600 * 1000);
+            }
+            let line = json!({"t": value}).to_string();
+            let (d, outcome) = run(&time_rule, &line);
+            assert!(!outcome.time_rejected, "{format}: {d}");
+            assert_eq!(d["@timestamp"], expected, "{format}");
+            assert_eq!(d["event"]["ingested"], READ);
+            assert_eq!(d["t"], value, "the time field stays");
+        }
+    }
+
+    #[test]
+    fn a_time_too_far_missing_or_unreadable_keeps_the_read_time_and_is_flagged() {
+        let time_rule = rule(Format::Json, Some(("ctx.ts", "rfc3339")));
+        for (line, why) in [
+            (
+                r#"{"ctx":{"ts":"2019-01-01T00:00:00Z"}}"#,
+                "more than max_skew_ms",
+            ),
+            (
+                r#"{"ctx":{"ts":"2026-12-09T00:00:00Z"}}"#,
+                "more than max_skew_ms",
+            ),
+            (r#"{"ctx":{}}"#, "no such field"),
+            (r#"{"ctx":{"ts":"yesterday"}}"#, "is not RFC 3339"),
+            (r#"{"ctx":{"ts":12}}"#, "a number is not a time"),
+            ("not json", "did not parse"),
+        ] {
+            let (d, outcome) = run(&time_rule, line);
+            assert!(outcome.time_rejected, "{line}");
+            assert_eq!(d["@timestamp"], READ, "{line}");
+            assert_eq!(d["event"]["ingested"], READ);
+            let error = d["timestamp_error"].as_str().unwrap();
+            assert!(
+                error.starts_with("ctx.ts: ") && error.contains(why),
+                "{error}"
+            );
+        }
+        let (d, outcome) = run(&time_rule, r#"{"ctx":{"ts":"2026-11-25T00:00:00Z"}}"#);
+        assert!(!outcome.time_rejected);
+        assert_eq!(d["@timestamp"], "2026-11-25T00:00:00Z");
+    }
+
+    #[test]
+    fn a_parsed_event_object_stays_under_parsed_and_event_ingested_is_ours() {
+        let time_rule = rule(Format::Json, Some(("t", "unix")));
+        let (d, _) = run(&time_rule, r#"{"event":{"kind":"x"},"t":1796115600}"#);
+        assert_eq!(d["parsed"]["event"], json!({"kind": "x"}));
+        assert_eq!(d["event"], json!({"ingested": READ}));
+        assert_eq!(d["@timestamp"], "2026-12-01T09:00:00Z");
+    }
+
+    #[test]
+    fn fallback_keeps_the_parsed_fields_as_one_string() {
+        let time_rule = rule(Format::Json, Some(("t", "rfc3339")));
+        let mut d = doc(r#"{"code":{"a":1},"t":"2026-11-30T00:00:00Z","host":"x"}"#);
+        let outcome = apply(
+            &time_rule,
+            &mut d,
+            Some(read_time()),
+            Mode::Fallback("conflict"),
+        );
+        assert!(!outcome.merged);
+        assert!(d.get("code").is_none() && d.get("parsed").is_none());
+        let raw: Value = serde_json::from_str(d["parsed_raw"].as_str().unwrap()).unwrap();
+        assert_eq!(raw["code"], json!({"a": 1}));
+        assert_eq!(raw["host"], "x");
+        assert_eq!(d["mapping_conflict"], "conflict");
+        assert_eq!(d["@timestamp"], "2026-11-30T00:00:00Z");
+        assert_eq!(d["host"], "h");
+    }
+}
