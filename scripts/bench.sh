@@ -14,11 +14,14 @@
 #     mapping, alternating, RUNS times each;
 #  4. latency: agent + transfer running, BENCH_LAT_RATE lines/s appended for BENCH_LAT_SECONDS;
 #     p50/p99 from write to searchable (scripts/bench-latency.py);
-#  5. console (only when named in BENCH_PARTS): an index of BENCH_CONSOLE_LINES lines (5,000,000)
+#  5. multiline, parse (only when named in BENCH_PARTS): the agent on a Java stack-trace corpus
+#     (FILES × BENCH_MULTI_LINES lines) with and without `multiline = "java"`; the transfer on
+#     BENCH_XFER_DOCS JSON lines with and without `[[parse]] format = "json"`; alternating;
+#  6. console (only when named in BENCH_PARTS): an index of BENCH_CONSOLE_LINES lines (5,000,000)
 #     shipped by the agent and the transfer (kept between runs), then scripts/bench-console.py
 #     against the release `logship console`: search overhead, context, memory under 50
 #     concurrent searches, Elasticsearch searches of 100 tail clients, page load in Chromium;
-#  6. prints the tables (medians) and, unless BENCH_DOC=0, rewrites the marked sections of
+#  7. prints the tables (medians) and, unless BENCH_DOC=0, rewrites the marked sections of
 #     docs/bench.md.
 #
 #   scripts/bench.sh                                   # full: 4 × 1M lines, RUNS=3
@@ -439,6 +442,159 @@ if has_part transfer; then
   done
 fi
 
+# ------------------------------------------------------------------------ multiline
+
+# A Java service's log (logback layout): FILES files × MULTI_LINES lines, 1 log line in 25 an
+# ERROR followed by its stack trace (the exception line, 10–40 frames, half of them with a
+# `Caused by:` and 5–20 more frames and `... N more`). Every file ends with a plain log line.
+# Writes the file lines and the events (log lines) of each file to .lines / .events.
+multi_plain=()
+multi_java=()
+if has_part multiline; then
+  MULTI_LINES=${BENCH_MULTI_LINES:-1000000}
+  MCORPUS="$WORK/corpus-java-v1-$FILES-$MULTI_LINES"
+  if [ ! -f "$MCORPUS/.complete" ]; then
+    say "writing the stack-trace corpus: $FILES files × $MULTI_LINES lines into $MCORPUS"
+    rm -rf "$MCORPUS"
+    mkdir -p "$MCORPUS"
+    for f in $(seq 1 "$FILES"); do
+      awk -v seed=$((71 + f)) -v lines="$MULTI_LINES" -v out="$MCORPUS/app-$f.log" 'BEGIN {
+        srand(seed)
+        split("OrderService PaymentGateway InventoryClient CartController UserRepository", cls, " ")
+        n = 0; events = 0
+        while (n < lines - 1) {
+          s = int(n / 200)
+          c = cls[int(rand() * 5) + 1]
+          error = (rand() < 0.04)
+          printf "2026-11-23 %02d:%02d:%02d.%03d %-5s [http-nio-8080-exec-%d] c.e.checkout.%s - order %d %s in %d ms\n",
+            int(s / 3600) % 24, int(s / 60) % 60, s % 60, int(rand() * 1000), (error ? "ERROR" : "INFO"),
+            int(rand() * 200), c, int(rand() * 1000000), (error ? "failed" : "processed"), int(rand() * 900) > out
+          n++; events++
+          if (!error) continue
+          printf "java.lang.IllegalStateException: order %d cannot be charged: gateway answered 502\n", int(rand() * 1000000) > out
+          n++
+          frames = 10 + int(rand() * 31)
+          for (i = 0; i < frames; i++) {
+            printf "\tat com.example.checkout.%s.step%d(%s.java:%d)\n", cls[int(rand() * 5) + 1], i, c, 20 + int(rand() * 400) > out
+            n++
+          }
+          if (rand() < 0.5) {
+            print "Caused by: java.io.IOException: Connection reset by peer" > out
+            n++
+            frames = 5 + int(rand() * 16)
+            for (i = 0; i < frames; i++) {
+              printf "\tat java.base/sun.nio.ch.SocketDispatcher.read%d(SocketDispatcher.java:%d)\n", i, 40 + i > out
+              n++
+            }
+            printf "\t... %d more\n", 8 + int(rand() * 30) > out
+            n++
+          }
+        }
+        printf "2026-11-23 23:59:59.999 INFO  [main] c.e.checkout.OrderService - done\n" > out
+        n++; events++
+        print n > (out ".lines"); print events > (out ".events")
+      }'
+    done
+    touch "$MCORPUS/.complete"
+  fi
+  MBYTES=$(cat "$MCORPUS"/*.log | wc -c)
+  MLINES=$(cat "$MCORPUS"/*.lines | awk '{ s += $1 } END { print s }')
+  MEVENTS=$(cat "$MCORPUS"/*.events | awk '{ s += $1 } END { print s }')
+  cat "$MCORPUS"/*.log >/dev/null
+  say "stack-trace corpus: $MLINES lines in $MEVENTS events, $MBYTES bytes"
+
+  # ship_multi MODE RUN (plain|java): ships the corpus, with `multiline = "java"` or without,
+  # and sets RESULT to "MB/s documents/s CPU-s/GB wall-s". The last line of each file (a plain
+  # log line, in both modes) is left out of the count: in java mode it is closed only by the
+  # 1 s timeout, a latency and not a cost of joining.
+  ship_multi() {
+    local mode=$1 run=$2 topic dir pid t0 waited done_at cpu target
+    topic="bench-multi-$mode-$STAMP-$run"
+    dir="$RUN/multi-$mode-$run"
+    mkdir -p "$dir"
+    topic_create "$topic"
+    agent_config "$dir/agent.toml" "$dir/data" "$MCORPUS/*.log" "$topic"
+    if [ "$mode" = java ]; then
+      echo 'multiline = "java"' >>"$dir/agent.toml"
+      target=$((MEVENTS - FILES))
+    else
+      target=$((MLINES - FILES))
+    fi
+    sync
+    t0=$(now)
+    "$BIN" agent --config "$dir/agent.toml" 2>"$dir/agent.log" &
+    pid=$!
+    started+=("$pid")
+    waited=$(wait_count acked - "$target" "$pid")
+    done_at=$(awk '{ print $3 }' <<<"$waited")
+    cpu=$(cpu_seconds "$pid")
+    stop "$pid"
+    rm -rf "$dir/data"
+    RESULT=$(awk -v s="$t0" -v e="$done_at" -v b="$MBYTES" -v d="$target" -v c="$cpu" 'BEGIN { t = e - s
+      printf "%.1f %.0f %.1f %.2f\n", b / t / 1e6, d / t, c / (b / 1e9), t }')
+  }
+  for run in $(seq 1 "$RUNS"); do
+    for mode in plain java; do
+      ship_multi "$mode" "$run"
+      say "multiline run $run $mode: MB/s documents/s CPU-s/GB wall-s = $RESULT"
+      if [ "$mode" = plain ]; then multi_plain+=("$RESULT"); else multi_java+=("$RESULT"); fi
+    done
+  done
+fi
+
+# ------------------------------------------------------------------------ parse
+
+# The transfer indexing JSON lines, without and with `[[parse]] format = "json"` (and an
+# RFC 3339 timestamp): BENCH_XFER_DOCS lines of a service's JSON log, shipped by the agent into
+# a pre-filled topic once, then indexed into fresh indices, alternating, RUNS times each.
+parse_plain=()
+parse_json=()
+if has_part parse; then
+  psrc="bench-parse-src-$STAMP"
+  mkdir -p "$RUN/parse-logs"
+  awk -v n="$XFER_DOCS" 'BEGIN {
+    srand(97)
+    split("info info info info info info info warn error debug", levels, " ")
+    split("checkout payment inventory cart users", services, " ")
+    for (i = 0; i < n; i++) {
+      s = int(i / 50)
+      printf "{\"ts\":\"2026-11-23T%02d:%02d:%02d.%03dZ\",\"level\":\"%s\",\"service\":\"%s\",\"user_id\":%d,\"path\":\"/api/v1/orders/%d\",\"status\":%d,\"duration_ms\":%d,\"msg\":\"order %d processed\"}\n",
+        int(s / 3600) % 24, int(s / 60) % 60, s % 60, int(rand() * 1000), levels[int(rand() * 10) + 1],
+        services[int(rand() * 5) + 1], int(rand() * 100000), int(rand() * 1000000),
+        (rand() < 0.05 ? 500 : 200), int(rand() * 900), i
+    }
+  }' >"$RUN/parse-logs/app.json.log"
+  prefill_topic parse "$RUN/parse-logs/*.log" "$psrc" "$XFER_DOCS"
+  for run in $(seq 1 "$RUNS"); do
+    for mode in plain json; do
+      es_delete bench-parse-t
+      transfer_config "$RUN/parse-$mode-$run.toml" "bench-parse-$STAMP-$mode-$run" "$psrc" bench-parse-t bench-parse-dlq
+      if [ "$mode" = json ]; then
+        # The corpus' times are days before the read time: a skew of ten years accepts them,
+        # so every document takes the whole time path.
+        printf '[[parse]]\ntopics = ["%s"]\nformat = "json"\ntimestamp = { field = "ts", format = "rfc3339", max_skew_ms = 315360000000 }\n' \
+          "$psrc" >>"$RUN/parse-$mode-$run.toml"
+      fi
+      t0=$(now)
+      "$BIN" transfer --config "$RUN/parse-$mode-$run.toml" 2>"$RUN/parse-$mode-$run.log" &
+      pid=$!
+      started+=("$pid")
+      result=$(measure_index bench-parse-t "$pid")
+      result="$result $(cpu_seconds "$pid")"
+      stop "$pid"
+      if [ "$mode" = json ]; then
+        parsed=$(curl -s "$ES/bench-parse-t/_count?q=level:error" | jq '.count // 0')
+        [ "$parsed" -gt 0 ] || die "the parsed index holds no level:error document"
+        parse_json+=("$result")
+      else
+        parse_plain+=("$result")
+      fi
+      say "parse run $run $mode: docs/s docs/s-steady wall-s CPU-s = $result"
+      es_delete bench-parse-t
+    done
+  done
+fi
+
 # ------------------------------------------------------------------------ latency
 
 latency=""
@@ -596,6 +752,38 @@ report="$RUN/report.md"
     echo "latency write→searchable at $LAT_RATE lines/s: p50 $(sed -n 's/.* p50_ms=\([0-9]*\).*/\1/p' <<<"$latency") ms, p99 $(sed -n 's/.* p99_ms=\([0-9]*\).*/\1/p' <<<"$latency") ms"
   fi
 } >"$report"
+events_section="$RUN/events.md"
+if has_part multiline || has_part parse; then
+  {
+    cat "$header"
+    if has_part multiline; then
+      echo
+      echo "### Multiline: \`multiline = \"java\"\` against the same files without it"
+      echo
+      echo "$FILES files of a Java service's log (logback layout), $(fmt_int "$MLINES") lines, $(awk -v b="$MBYTES" 'BEGIN { printf "%.0f", b / 1e6 }') MB: 1 log line in 25 is an ERROR followed by its stack trace (10–40 frames, half with a \`Caused by:\` and 5–20 more frames), so $(fmt_int "$MEVENTS") events. The release agent with its defaults ships them into a fresh topic, without \`multiline\` (every line a document) and with \`multiline = \"java\"\` (every event a document), alternating, $RUNS runs each; wall time until Kafka acknowledged every document but the last line of each file (which only the 1 s timeout closes in java mode). MB/s counts source bytes."
+      echo
+      echo "| collect | MB/s (source) | documents/s | CPU-s/GB | wall s |"
+      echo "|---|---|---|---|---|"
+      echo "| plain lines | $(col 1 "${multi_plain[@]}") | $(fmt_int "$(col 2 "${multi_plain[@]}")") | $(col 3 "${multi_plain[@]}") | $(col 4 "${multi_plain[@]}") |"
+      echo "| \`multiline = \"java\"\` | $(col 1 "${multi_java[@]}") | $(fmt_int "$(col 2 "${multi_java[@]}")") | $(col 3 "${multi_java[@]}") | $(col 4 "${multi_java[@]}") |"
+      echo
+      echo "java/plain MB/s ratio: $(ratio "$(col 1 "${multi_java[@]}")" "$(col 1 "${multi_plain[@]}")") (target ≥ 0.80)"
+    fi
+    if has_part parse; then
+      echo
+      echo "### Parsing: the transfer with \`[[parse]] format = \"json\"\` against without"
+      echo
+      echo "$(fmt_int "$XFER_DOCS") JSON lines of a service's log (8 keys: time, level, service, user id, path, status, duration, message) shipped by the agent into a pre-filled topic, indexed into a fresh index by \`logship transfer\` (\`max_docs\` $XFER_BATCH, \`max_inflight_bulks\` $XFER_PARALLEL, new group each run) without parsing (the line in \`message\`) and with \`format = \"json\"\` and \`timestamp = { field = \"ts\", format = \"rfc3339\" }\` (the 8 keys as fields, \`@timestamp\` from \`ts\`, \`event.ingested\`), alternating, $RUNS runs each. Docs/s as in the transfer table; Elasticsearch indexing the parsed fields is part of the cost."
+      echo
+      echo "| transfer | docs/s (steady) | docs/s (with startup) | wall s | CPU-s (transfer) |"
+      echo "|---|---|---|---|---|"
+      echo "| without parsing | $(fmt_int "$(col 2 "${parse_plain[@]}")") | $(fmt_int "$(col 1 "${parse_plain[@]}")") | $(col 3 "${parse_plain[@]}") | $(col 4 "${parse_plain[@]}") |"
+      echo "| \`format = \"json\"\` + timestamp | $(fmt_int "$(col 2 "${parse_json[@]}")") | $(fmt_int "$(col 1 "${parse_json[@]}")") | $(col 3 "${parse_json[@]}") | $(col 4 "${parse_json[@]}") |"
+      echo
+      echo "json/plain docs/s ratio: $(ratio "$(col 2 "${parse_json[@]}")" "$(col 2 "${parse_plain[@]}")") (steady; target ≥ 0.80)"
+    fi
+  } >"$events_section"
+fi
 console_section="$RUN/console.md"
 if has_part console; then
   {
@@ -628,6 +816,12 @@ if has_part ship || has_part transfer || has_part latency; then
   cat "$report"
   if [ "$WRITE_DOC" = 1 ]; then
     write_section '<!-- bench.sh:begin -->' '<!-- bench.sh:end -->' "Side by side (\`scripts/bench.sh\`)" "$report"
+  fi
+fi
+if has_part multiline || has_part parse; then
+  cat "$events_section"
+  if [ "$WRITE_DOC" = 1 ]; then
+    write_section '<!-- bench.sh:events:begin -->' '<!-- bench.sh:events:end -->' "Events: multiline and parsing (\`BENCH_PARTS='multiline parse' scripts/bench.sh\`)" "$events_section"
   fi
 fi
 if has_part console; then

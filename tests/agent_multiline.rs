@@ -10,41 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::agent::*;
-use common::{kafka_brokers, repo_root, unique};
+use common::{expected_events, fixture, kafka_brokers, unique};
 
 const ARRIVAL: Duration = Duration::from_secs(300);
-
-/// The events of a fixture as a person reads them: each begins at a line starting with a date
-/// (`2026-12-01 ` or `2026/12/01 `) or `panic: `; the lines after it belong to it. Returns
-/// (byte offset of the first line, the event's text without its last newline, its lines).
-fn expected_events(text: &str) -> Vec<(u64, String, usize)> {
-    let starts = |line: &str| {
-        let date = line.len() > 11
-            && line.as_bytes()[..4].iter().all(u8::is_ascii_digit)
-            && matches!(line.as_bytes()[4], b'-' | b'/');
-        date || line.starts_with("panic: ")
-    };
-    let mut events: Vec<(u64, String, usize)> = Vec::new();
-    let mut offset = 0u64;
-    for line in text.split_inclusive('\n') {
-        let content = line.trim_end_matches('\n');
-        match events.last_mut() {
-            Some((_, event, lines)) if !starts(content) => {
-                event.push('\n');
-                event.push_str(content);
-                *lines += 1;
-            }
-            _ => events.push((offset, content.to_string(), 1)),
-        }
-        offset += line.len() as u64;
-    }
-    events
-}
-
-fn fixture(name: &str) -> String {
-    let path = repo_root().join("tests/fixtures/multiline").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// An agent config with one `[[collect]]` per `(glob, multiline)`, all into `topic`.
 fn config(dir: &Path, topic: &str, entries: &[(String, String)]) -> PathBuf {

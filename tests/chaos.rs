@@ -21,7 +21,11 @@
 //! default `*.log,*.log*`): `*.log` drains rotated files through their descriptors and finds
 //! copytruncate copies by searching the directory; `*.log*` collects the rotated names too, so
 //! a copy is also met by a scan, possibly while it is still being written (a run with it once
-//! doubled 964 lines that way), and rotations may come every second.
+//! doubled 964 lines that way), and rotations may come every second. A third run,
+//! `java:*.log`, collects with `multiline = "java"` while the writers write Java stack traces
+//! (a log line and up to 40 frames, `Caused by:`, `... N more`) among plain lines: every
+//! event must then be one document holding all its lines, exactly once, across the same kills,
+//! outages and rotations (copytruncate included).
 
 mod common;
 mod transfer_support;
@@ -109,6 +113,8 @@ struct Writer {
     rotate_one_in: u64,
     /// The least time between two rotations.
     min_rotation_gap: Duration,
+    /// Some lines are followed by a Java stack trace (one event with them).
+    java: bool,
 }
 
 impl Writer {
@@ -160,6 +166,37 @@ impl Writer {
     }
 
     fn line(&mut self, seq: u64) -> Vec<u8> {
+        let mut line = self.single_line(seq);
+        if self.java && self.rng.chance(4) {
+            line.extend_from_slice(
+                format!(
+                    "\njava.lang.IllegalStateException: {}-{seq:08} failed",
+                    self.name
+                )
+                .as_bytes(),
+            );
+            for frame in 0..1 + self.rng.below(25) {
+                line.extend_from_slice(
+                    format!("\n\tat com.example.Service{frame}.call(Service.java:{seq})")
+                        .as_bytes(),
+                );
+            }
+            if self.rng.chance(2) {
+                line.extend_from_slice(b"\nCaused by: java.io.IOException: connection reset");
+                for frame in 0..1 + self.rng.below(15) {
+                    line.extend_from_slice(
+                        format!("\n\tat java.net.Socket{frame}.read(Socket.java:{frame})")
+                            .as_bytes(),
+                    );
+                }
+                line.extend_from_slice(format!("\n\t... {} more", 3 + seq % 9).as_bytes());
+            }
+        }
+        line
+    }
+
+    /// One line (over 64 KiB now and then, or not valid UTF-8).
+    fn single_line(&mut self, seq: u64) -> Vec<u8> {
         let mut line = format!("{}-{seq:08} ", self.name).into_bytes();
         match self.rng.below(400) {
             0 => {
@@ -251,14 +288,19 @@ fn du(path: &Path) -> u64 {
 
 #[test]
 fn chaos_every_line_indexed_exactly_once() {
-    let globs = std::env::var("LOGSHIP_CHAOS_GLOB").unwrap_or_else(|_| "*.log,*.log*".into());
-    for (run, glob) in globs.split(',').map(str::trim).enumerate() {
-        chaos_run(run, glob);
+    let globs =
+        std::env::var("LOGSHIP_CHAOS_GLOB").unwrap_or_else(|_| "*.log,*.log*,java:*.log".into());
+    for (run, spec) in globs.split(',').map(str::trim).enumerate() {
+        match spec.strip_prefix("java:") {
+            Some(glob) => chaos_run(run, glob, true),
+            None => chaos_run(run, spec, false),
+        }
     }
 }
 
-/// One chaos run collecting `glob` in its log directory.
-fn chaos_run(run: usize, glob: &str) {
+/// One chaos run collecting `glob` in its log directory (`java`: with `multiline = "java"`,
+/// writing stack traces).
+fn chaos_run(run: usize, glob: &str, java: bool) {
     let seed: u64 = std::env::var("LOGSHIP_CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -269,12 +311,17 @@ fn chaos_run(run: usize, glob: &str) {
                 .unwrap_or(1)
         });
     let span = chaos_span();
+    let spec = if java {
+        format!("java:{glob}")
+    } else {
+        glob.to_string()
+    };
     let rerun = format!(
-        "rerun: LOGSHIP_CHAOS_SEED={seed} LOGSHIP_CHAOS_SECONDS={} LOGSHIP_CHAOS_GLOB='{glob}' cargo test --test chaos -- --nocapture",
+        "rerun: LOGSHIP_CHAOS_SEED={seed} LOGSHIP_CHAOS_SECONDS={} LOGSHIP_CHAOS_GLOB='{spec}' cargo test --test chaos -- --nocapture",
         span.as_secs()
     );
     eprintln!(
-        "chaos: glob {glob}, seed {seed}, {} s of trouble",
+        "chaos: glob {spec}, seed {seed}, {} s of trouble",
         span.as_secs()
     );
     let rotated_collected = glob::Pattern::new(glob).is_ok_and(|p| p.matches("alpha.log.1"));
@@ -296,6 +343,14 @@ fn chaos_run(run: usize, glob: &str) {
         &setup.topic,
         "",
     );
+    if java {
+        // The collect entry is the config's last table.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&agent_config)
+            .and_then(|mut f| f.write_all(b"multiline = \"java\"\n"))
+            .expect("add multiline to the agent config");
+    }
     let transfer_config = dir.path().join("transfer.toml");
     std::fs::write(&transfer_config, setup.toml()).unwrap();
 
@@ -315,6 +370,7 @@ fn chaos_run(run: usize, glob: &str) {
                 // about time (disk use, leaks), not about thousands of rotated files.
                 rotate_one_in: 40 * (span.as_secs() / 90).max(1),
                 min_rotation_gap,
+                java,
             };
             let stop = stop.clone();
             std::thread::spawn(move || writer.run(&stop))
@@ -375,7 +431,16 @@ fn chaos_run(run: usize, glob: &str) {
     }
     let expected: Vec<String> = written.lock().unwrap().clone();
     let drain_started = Instant::now();
-    eprintln!("chaos: {} lines written; draining", expected.len());
+    let events = expected.iter().filter(|m| m.contains('\n')).count();
+    eprintln!(
+        "chaos: {} lines written ({events} of them stack traces of several lines); draining",
+        expected.len()
+    );
+    assert_eq!(
+        java,
+        events > 0,
+        "stack traces are written in the java run only"
+    );
 
     // Whether or not everything arrives in time, the checks below say what is missing.
     let _ = common::wait_for(Duration::from_secs(600), || {

@@ -201,3 +201,53 @@ fn the_event_time_is_the_timestamp_the_read_day_chooses_the_index_and_replays_st
     assert_eq!(count(&format!("{}-*", setup.topic)), 3);
     assert!(again.terminate(EXIT).success());
 }
+
+#[test]
+fn stack_traces_go_from_file_to_elasticsearch_as_one_parsed_document_each() {
+    // The whole pipe: the agent joins Java stack traces (`multiline = "java"`), the transfer
+    // parses each event's first line with a regex. A search for the cause finds the event with
+    // its log line; a field query on the parsed level finds exactly the errors.
+    let mut setup = TransferSetup::new("pipe-java");
+    setup.tables = format!(
+        "[[parse]]\ntopics = [\"{}\"]\n\
+         format = {{ regex = '^(?P<ts>\\d{{4}}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{{3}}) (?P<level>[A-Z]+)\\s+\\[(?P<thread>[^\\]]+)\\] (?P<logger>\\S+) - ' }}\n\
+         timestamp = {{ field = \"ts\", format = \"%Y-%m-%d %H:%M:%S.%3f\", max_skew_ms = 315360000000 }}\n",
+        setup.topic
+    );
+    create_topic(&setup.topic);
+    let shipping = Shipping::start_with(setup, "multiline = \"java\"");
+    let text = common::fixture("java.log");
+    let expected = common::expected_events(&text);
+    std::fs::write(shipping.logs.join("app.log"), &text).unwrap();
+    shipping.wait_indexed(expected.len() as u64, INDEXED);
+    let index = shipping.setup.index.clone();
+
+    let docs = documents(&index);
+    assert_eq!(docs.len(), expected.len());
+    for (offset, event, lines) in &expected {
+        let (_, doc) = docs
+            .iter()
+            .find(|(_, doc)| doc["offset"] == *offset)
+            .unwrap_or_else(|| panic!("no document at offset {offset}"));
+        assert_eq!(doc["message"].as_str(), Some(event.as_str()));
+        assert_eq!(doc["lines"].as_u64().unwrap_or(1), *lines as u64);
+        assert!(doc.get("parse_error").is_none(), "{doc}");
+        assert!(doc.get("timestamp_error").is_none(), "{doc}");
+    }
+    let with_cause = ids_found(&index, "\"orders_pkey\"");
+    assert_eq!(with_cause.len(), 1);
+    let (_, doc) = docs.iter().find(|(id, _)| id == &with_cause[0]).unwrap();
+    assert!(doc["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("2026-12-01 10:00:06.500 ERROR [scheduler-1]"));
+    assert_eq!(doc["level"], "ERROR");
+    assert_eq!(doc["@timestamp"], "2026-12-01T10:00:06.5Z");
+    let errors = expected
+        .iter()
+        .filter(|(_, event, _)| event.get(24..29) == Some("ERROR"))
+        .count();
+    assert!(errors >= 2);
+    assert_eq!(ids_found(&index, "level:ERROR").len(), errors);
+    shipping.stop();
+}

@@ -97,8 +97,8 @@ pub enum TimeFormat {
     UnixMs,
     /// Seconds since the epoch (fractions allowed), as a JSON number or a string.
     Unix,
-    /// A strftime pattern (`%d/%b/%Y:%H:%M:%S %z`); without an offset the time is taken as
-    /// UTC.
+    /// A strftime pattern (`%d/%b/%Y:%H:%M:%S %z`), plus `%f` (a fraction of a second, any
+    /// digits) and `%3f` / `%6f` / `%9f`; without an offset the time is taken as UTC.
     Strftime {
         /// The pattern as written.
         pattern: String,
@@ -115,8 +115,8 @@ impl TimeFormat {
             "unix_ms" => Ok(TimeFormat::UnixMs),
             "unix" => Ok(TimeFormat::Unix),
             pattern if pattern.contains('%') => {
-                let items = time::format_description::parse_strftime_owned(pattern)
-                    .map_err(|e| format!("timestamp.format {pattern:?}: {e}"))?;
+                let items =
+                    strftime(pattern).map_err(|e| format!("timestamp.format {pattern:?}: {e}"))?;
                 Ok(TimeFormat::Strftime {
                     pattern: pattern.to_string(),
                     items,
@@ -128,6 +128,45 @@ impl TimeFormat {
             )),
         }
     }
+}
+
+/// Compiles a strftime pattern, with `%f` (fractional seconds, any number of digits) and `%3f`,
+/// `%6f`, `%9f` (exactly 3, 6, 9 digits) added to what `time` knows.
+fn strftime(pattern: &str) -> Result<OwnedFormatItem, String> {
+    use time::format_description::{modifier, parse_strftime_owned, Component};
+    let compile = |part: &str, items: &mut Vec<OwnedFormatItem>| -> Result<(), String> {
+        if !part.is_empty() {
+            items.push(parse_strftime_owned(part).map_err(|e| e.to_string())?);
+        }
+        Ok(())
+    };
+    let mut items = Vec::new();
+    let mut rest = pattern;
+    let mut at = 0;
+    while let Some(found) = rest[at..].find('%') {
+        let start = at + found;
+        let directive = &rest[start + 1..];
+        let (digits, len) = if directive.starts_with('f') {
+            (modifier::SubsecondDigits::OneOrMore, 1)
+        } else if directive.starts_with("3f") {
+            (modifier::SubsecondDigits::Three, 2)
+        } else if directive.starts_with("6f") {
+            (modifier::SubsecondDigits::Six, 2)
+        } else if directive.starts_with("9f") {
+            (modifier::SubsecondDigits::Nine, 2)
+        } else {
+            // Another directive (`%%` included): skip it whole.
+            at = start + 1 + directive.chars().next().map_or(0, char::len_utf8);
+            continue;
+        };
+        compile(&rest[..start], &mut items)?;
+        let subsecond = modifier::Subsecond::default().with_digits(digits);
+        items.push(OwnedFormatItem::Component(Component::Subsecond(subsecond)));
+        rest = &rest[start + 1 + len..];
+        at = 0;
+    }
+    compile(rest, &mut items)?;
+    Ok(OwnedFormatItem::Compound(items.into_boxed_slice()))
 }
 
 impl<'de> Deserialize<'de> for TimeFormat {

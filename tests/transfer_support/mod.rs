@@ -498,7 +498,12 @@ pub struct Shipping {
 impl Shipping {
     /// Starts agent and transfer; names are made from `name`.
     pub fn start(name: &str) -> Shipping {
-        let setup = TransferSetup::new(name);
+        Shipping::start_with(TransferSetup::new(name), "")
+    }
+
+    /// Starts agent and transfer with `setup`, `collect_extra` added to the agent's collect
+    /// entry (`multiline = "java"`).
+    pub fn start_with(setup: TransferSetup, collect_extra: &str) -> Shipping {
         let dir = tempfile::tempdir().unwrap();
         let logs = dir.path().join("logs");
         std::fs::create_dir(&logs).unwrap();
@@ -508,6 +513,12 @@ impl Shipping {
             &setup.topic,
             "",
         );
+        // The collect entry is the config's last table.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&agent_config)
+            .and_then(|mut f| f.write_all(format!("{collect_extra}\n").as_bytes()))
+            .expect("extend the agent config");
         let agent = crate::common::agent::AgentProcess::start(&agent_config);
         let (transfer_dir, transfer_config) = setup.write();
         let transfer = Transfer::start(&transfer_config, "transfer");
