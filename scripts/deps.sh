@@ -28,6 +28,10 @@ PKGS=(
   procps
   util-linux
   passwd
+  # secure mode of scripts/services.sh (LOGSHIP_SECURE=1): certificates, TLS + auth front of
+  # Elasticsearch
+  openssl
+  nginx
   # console browser tests (tests/console_browser.rs): headless Chromium driven over WebDriver
   chromium
   chromium-driver

@@ -13,6 +13,11 @@
 #   LOGSHIP_KAFKA  default 127.0.0.1:9092
 #   LOGSHIP_ES     default http://127.0.0.1:9200
 #   LOGSHIP_ETCD   default http://127.0.0.1:2379
+# Secure mode (LOGSHIP_SECURE=1, scripts/services/esproxy.sh): a CA and certificates under
+# .services/pki (ca.crt, server.*, client.*, other-ca.crt) and nginx terminating TLS in front of
+# Elasticsearch with basic auth (user logship, password in .services/pki/es-password) or an API
+# key (.services/pki/es-api-key):
+#   LOGSHIP_ES_SECURE default https://127.0.0.1:9243
 # Knobs: LOGSHIP_SERVICES_TIMEOUT (s, default 300), LOGSHIP_KAFKA_VERSIONS,
 #        LOGSHIP_ES_VERSIONS, LOGSHIP_OPENSEARCH_VERSIONS (space-separated, tried in order),
 #        LOGSHIP_SERVICES_TAKEOVER=1: `up` stops servers that services.sh started
@@ -27,6 +32,8 @@ SV="$REPO/.services"
 RUN="$SV/run"
 TIMEOUT="${LOGSHIP_SERVICES_TIMEOUT:-300}"
 ALL_SERVICES=(etcd kafka elasticsearch)
+# Secure mode: also the TLS + auth front of Elasticsearch (scripts/services/esproxy.sh).
+if [ "${LOGSHIP_SECURE:-0}" = 1 ]; then ALL_SERVICES+=(esproxy); fi
 
 KAFKA_DEFAULT=127.0.0.1:9092
 ES_DEFAULT=http://127.0.0.1:9200
@@ -58,6 +65,8 @@ source "$SERVICES_LIB/etcd.sh"
 source "$SERVICES_LIB/kafka.sh"
 # shellcheck source-path=SCRIPTDIR source=services/elasticsearch.sh
 source "$SERVICES_LIB/elasticsearch.sh"
+# shellcheck source-path=SCRIPTDIR source=services/esproxy.sh
+source "$SERVICES_LIB/esproxy.sh"
 
 # ---------------------------------------------------------------- commands
 
@@ -72,7 +81,8 @@ select_services() {
       kafka) SELECTED+=(kafka) ;;
       elasticsearch|es|opensearch) SELECTED+=(elasticsearch) ;;
       etcd) SELECTED+=(etcd) ;;
-      *) die "unknown service '$s' (kafka, elasticsearch, etcd)" ;;
+      esproxy) SELECTED+=(esproxy) ;;
+      *) die "unknown service '$s' (kafka, elasticsearch, etcd, esproxy)" ;;
     esac
   done
 }

@@ -25,6 +25,8 @@ step "services"
 # Take over servers a previous checkout on this machine left running, so outage tests stop
 # servers this run owns.
 export LOGSHIP_SERVICES_TAKEOVER="${LOGSHIP_SERVICES_TAKEOVER:-1}"
+# Secure mode: also the test CA and the TLS + auth front of Elasticsearch (tests/security.rs).
+export LOGSHIP_SECURE="${LOGSHIP_SECURE:-1}"
 # Start the servers in the background while the code compiles; wait for them before testing.
 services_log=$(mktemp)
 bash scripts/services.sh up >"$services_log" 2>&1 &

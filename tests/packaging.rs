@@ -64,6 +64,18 @@ fn agent_sample_loads_and_lists_every_key() {
 }
 
 #[test]
+fn the_secure_transfer_sample_loads() {
+    let config = TransferConfig::load(&packaging("transfer-secure.toml"))
+        .expect("packaging/transfer-secure.toml loads");
+    let access = config
+        .elasticsearch
+        .access()
+        .expect("its access keys fit together");
+    assert!(access.url.starts_with("https://") && access.ca_file.is_some());
+    assert!(access.deprecation().is_none());
+}
+
+#[test]
 fn transfer_sample_loads_and_lists_every_key() {
     let path = packaging("transfer.toml");
     TransferConfig::load(&path).expect("packaging/transfer.toml loads");

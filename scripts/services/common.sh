@@ -17,9 +17,10 @@ norm_url() { # add scheme, drop trailing slash, localhost -> 127.0.0.1
 is_local_kafka() { [ "${KAFKA_EP/localhost/127.0.0.1}" = "$KAFKA_DEFAULT" ]; }
 is_local_es()    { [ "$(norm_url "$ES_EP")" = "$ES_DEFAULT" ]; }
 is_local_etcd()  { [ "$(norm_url "$ETCD_EP")" = "$ETCD_DEFAULT" ]; }
+is_local_esproxy() { [ "$ESPROXY_EP" = "$ESPROXY_DEFAULT" ]; }
 is_local() { "is_local_$(short "$1")"; }
 short() { case "$1" in elasticsearch) echo es ;; *) echo "$1" ;; esac; }
-endpoint() { case "$1" in kafka) echo "$KAFKA_EP" ;; elasticsearch) echo "$ES_EP" ;; etcd) echo "$ETCD_EP" ;; esac; }
+endpoint() { case "$1" in kafka) echo "$KAFKA_EP" ;; elasticsearch) echo "$ES_EP" ;; etcd) echo "$ETCD_EP" ;; esproxy) echo "$ESPROXY_EP" ;; esac; }
 
 now() { date +%s; }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::es_access::{EsAccess, EsAccessKeys};
 use super::{load_toml, ConfigError, Millis};
 
 /// The whole console configuration.
@@ -31,12 +32,37 @@ pub struct ConsoleEsConfig {
     /// Basic-auth user name (with `password`), as for the transfer.
     #[serde(default)]
     pub username: Option<String>,
-    /// Basic-auth password (with `username`).
+    /// Basic-auth password written inline (deprecated: use `password_file` or
+    /// `$LOGSHIP_ES_PASSWORD`).
     #[serde(default)]
     pub password: Option<String>,
+    /// File holding the basic-auth password (read at start and on SIGHUP).
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// File holding an API key (`encoded` form or `id:api_key`; read at start and on SIGHUP).
+    #[serde(default)]
+    pub api_key_file: Option<std::path::PathBuf>,
+    /// PEM file of the CA(s) that sign the cluster's certificate (`https://` only).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Timeout of one request to Elasticsearch.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: Millis,
+}
+
+impl ConsoleEsConfig {
+    /// The URL, CA and credentials, checked together (see [`EsAccess::new`]).
+    pub fn access(&self) -> Result<EsAccess, String> {
+        EsAccess::new(EsAccessKeys {
+            url: &self.url,
+            username: self.username.as_deref(),
+            password: self.password.as_deref(),
+            password_file: self.password_file.as_deref(),
+            api_key_file: self.api_key_file.as_deref(),
+            ca_file: self.ca_file.as_deref(),
+            request_timeout: self.request_timeout_ms.get(),
+        })
+    }
 }
 
 impl std::fmt::Debug for ConsoleEsConfig {
@@ -46,6 +72,9 @@ impl std::fmt::Debug for ConsoleEsConfig {
             .field("index_pattern", &self.index_pattern)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("password_file", &self.password_file)
+            .field("api_key_file", &self.api_key_file)
+            .field("ca_file", &self.ca_file)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .finish()
     }
@@ -94,11 +123,7 @@ impl ConsoleConfig {
                 "elasticsearch.index_pattern item {bad:?} is not an index name or pattern"
             )));
         }
-        if es.username.is_some() != es.password.is_some() {
-            return Err(invalid(
-                "elasticsearch.username and elasticsearch.password go together".into(),
-            ));
-        }
+        es.access().map_err(invalid)?;
         if es.request_timeout_ms.is_zero() {
             return Err(invalid(
                 "elasticsearch.request_timeout_ms must be at least 1".into(),

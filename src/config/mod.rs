@@ -7,9 +7,11 @@
 
 mod agent;
 mod console;
+pub mod es_access;
 pub mod index_name;
 pub mod multiline;
 pub mod parse;
+pub mod secret;
 mod transfer;
 
 use std::collections::BTreeMap;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::es_access::{EsAccess, EsAccessKeys};
 use super::{load_toml, ConfigError, Millis, RetryConfig};
 use crate::backoff::BackoffPolicy;
 use crate::config::index_name::IndexNameTemplate;
@@ -63,9 +64,19 @@ pub struct ElasticsearchConfig {
     /// Basic-auth user name (with `password`).
     #[serde(default)]
     pub username: Option<String>,
-    /// Basic-auth password (with `username`).
+    /// Basic-auth password written inline (deprecated: use `password_file` or
+    /// `$LOGSHIP_ES_PASSWORD`).
     #[serde(default)]
     pub password: Option<String>,
+    /// File holding the basic-auth password (read at start and on SIGHUP).
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// File holding an API key (`encoded` form or `id:api_key`; read at start and on SIGHUP).
+    #[serde(default)]
+    pub api_key_file: Option<std::path::PathBuf>,
+    /// PEM file of the CA(s) that sign the cluster's certificate (`https://` only).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Timeout of one HTTP request; a request that times out is retried.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: Millis,
@@ -77,6 +88,21 @@ pub struct ElasticsearchConfig {
     pub template_priority: u32,
 }
 
+impl ElasticsearchConfig {
+    /// The URL, CA and credentials, checked together (see [`EsAccess::new`]).
+    pub fn access(&self) -> Result<EsAccess, String> {
+        EsAccess::new(EsAccessKeys {
+            url: &self.url,
+            username: self.username.as_deref(),
+            password: self.password.as_deref(),
+            password_file: self.password_file.as_deref(),
+            api_key_file: self.api_key_file.as_deref(),
+            ca_file: self.ca_file.as_deref(),
+            request_timeout: self.request_timeout_ms.get(),
+        })
+    }
+}
+
 impl std::fmt::Debug for ElasticsearchConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ElasticsearchConfig")
@@ -85,6 +111,9 @@ impl std::fmt::Debug for ElasticsearchConfig {
             .field("dlq_index", &self.dlq_index)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("password_file", &self.password_file)
+            .field("api_key_file", &self.api_key_file)
+            .field("ca_file", &self.ca_file)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("manage_templates", &self.manage_templates)
             .field("template_priority", &self.template_priority)
@@ -317,14 +346,7 @@ impl TransferConfig {
                 es.dlq_index, es.index
             )));
         }
-        match (&es.username, &es.password) {
-            (Some(_), None) | (None, Some(_)) => {
-                return Err(invalid(
-                    "elasticsearch.username and elasticsearch.password go together".into(),
-                ))
-            }
-            _ => {}
-        }
+        es.access().map_err(invalid)?;
         if es.request_timeout_ms < Millis::new(100) {
             return Err(invalid(
                 "elasticsearch.request_timeout_ms must be at least 100".into(),

@@ -37,7 +37,7 @@ use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::config::ConsoleConfig;
-use crate::es::client::{EsClient, EsError, EsSettings};
+use crate::es::client::{EsClient, EsError, EsSettings, SharedEs};
 use crate::shutdown::Shutdown;
 use query::{BadRequest, Filter};
 
@@ -51,7 +51,7 @@ const APP_CSS: &str = include_str!("assets/app.css");
 /// What the handlers share.
 #[derive(Clone)]
 struct Console {
-    es: EsClient,
+    es: SharedEs,
     indices: Arc<Vec<String>>,
     /// Keeps the dead-letter index out unless named ([`query::data_guard`]).
     guard: Arc<Value>,
@@ -62,12 +62,19 @@ struct Console {
 /// a startup error.
 pub async fn run(config: ConsoleConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let es = &config.elasticsearch;
-    let client = EsClient::new(&EsSettings {
-        url: es.url.clone(),
-        basic_auth: es.username.clone().zip(es.password.clone()),
-        request_timeout: es.request_timeout_ms.get(),
-    })
-    .context("cannot set up the Elasticsearch client")?;
+    let access = es
+        .access()
+        .map_err(|message| anyhow::anyhow!("{message}"))?;
+    if let Some(warning) = access.deprecation() {
+        tracing::warn!("{warning}");
+    }
+    let client = SharedEs::new(
+        EsClient::new(&EsSettings::read(&access)?)
+            .context("cannot set up the Elasticsearch client")?,
+    );
+    client
+        .reload_on_sighup(access)
+        .context("cannot listen for SIGHUP")?;
     let indices: Arc<Vec<String>> = Arc::new(
         es.index_pattern
             .split(',')
@@ -231,7 +238,7 @@ impl Console {
 
     async fn search(&self, body: &Value) -> Result<Value, ApiError> {
         let body = query::guarded(body, &self.guard);
-        let answer = self.es.search(&self.indices(), &body).await?;
+        let answer = self.es.get().search(&self.indices(), &body).await?;
         if let Some(failure) = answer["_shards"]["failures"].get(0) {
             // A query that fails on every shard is an error; on some, the answer is partial.
             if answer["_shards"]["successful"].as_u64() == Some(0) {

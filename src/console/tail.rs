@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
 use super::query;
-use crate::es::client::EsClient;
+use crate::es::client::SharedEs;
 
 /// How far back each poll looks for lines not yet passed on.
 pub const LOOKBACK: Duration = Duration::from_secs(30);
@@ -48,7 +48,7 @@ pub enum TailEvent {
 
 /// The pollers, by query.
 pub struct Tails {
-    es: EsClient,
+    es: SharedEs,
     indices: Arc<Vec<String>>,
     guard: Arc<Value>,
     feeds: Mutex<HashMap<String, broadcast::Sender<TailEvent>>>,
@@ -56,7 +56,7 @@ pub struct Tails {
 
 impl Tails {
     /// No poller yet; `guard` restricts every poll (see [`query::data_guard`]).
-    pub fn new(es: EsClient, indices: Arc<Vec<String>>, guard: Arc<Value>) -> Tails {
+    pub fn new(es: SharedEs, indices: Arc<Vec<String>>, guard: Arc<Value>) -> Tails {
         Tails {
             es,
             indices,
@@ -127,7 +127,7 @@ impl Tails {
             let since = now_ms - lookback;
             let indices: Vec<&str> = self.indices.iter().map(String::as_str).collect();
             let body = query::guarded(&Self::poll_body(&q, since), &self.guard);
-            let answer = match self.es.search(&indices, &body).await {
+            let answer = match self.es.get().search(&indices, &body).await {
                 Ok(answer) => answer,
                 Err(error) => {
                     let _ = sender.send(TailEvent::Error(error.to_string()));

@@ -5,15 +5,19 @@
 //! processed bulk are returned as such, and the caller ([`crate::transfer`]) applies the rules of
 //! [`super::outcome`]. No call here retries on its own.
 
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use elasticsearch::auth::Credentials;
+use elasticsearch::cert::{Certificate, CertificateValidation};
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::Url;
 use elasticsearch::indices::IndicesPutIndexTemplateParts;
 use elasticsearch::{BulkParts, Elasticsearch, SearchParts};
 
 use super::bulk::{parse_answer, BulkItemResult, BulkParseError};
+use crate::config::es_access::{EsAccess, EsAuthSource};
+use crate::config::secret::{Secret, SecretSource};
 
 /// Largest part of an error answer kept for logs.
 const MAX_ERROR_BODY: usize = 2048;
@@ -33,8 +37,10 @@ pub enum EsError {
         message: String,
     },
     /// Elasticsearch answered with a status that is not success.
-    #[error("Elasticsearch answered {status} to {what}: {body}")]
+    #[error("Elasticsearch at {url} answered {status} to {what}: {body}")]
     Status {
+        /// The base URL.
+        url: String,
         /// What was asked.
         what: String,
         /// HTTP status.
@@ -62,15 +68,78 @@ impl EsError {
     }
 }
 
-/// Connection settings.
+/// Connection settings, secrets read.
 #[derive(Debug, Clone)]
 pub struct EsSettings {
     /// Base URL.
     pub url: String,
-    /// Basic-auth user and password.
-    pub basic_auth: Option<(String, String)>,
+    /// Credentials.
+    pub auth: EsAuth,
+    /// PEM of the CA(s) to trust (`https://`; without it, the system's).
+    pub ca_pem: Option<Vec<u8>>,
     /// Timeout of one request.
     pub request_timeout: Duration,
+}
+
+/// Credentials, read.
+#[derive(Debug, Clone)]
+pub enum EsAuth {
+    /// None.
+    None,
+    /// Basic auth.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: Secret,
+    },
+    /// An API key: Elasticsearch's `encoded` form, or `id:api_key`.
+    ApiKey(Secret),
+}
+
+impl EsSettings {
+    /// Plain settings: no credentials, no CA of its own.
+    pub fn plain(url: &str, request_timeout: Duration) -> EsSettings {
+        EsSettings {
+            url: url.to_string(),
+            auth: EsAuth::None,
+            ca_pem: None,
+            request_timeout,
+        }
+    }
+
+    /// Reads the CA file and the secrets `access` names, now (at start, and again on SIGHUP
+    /// to pick up rotated files). The error names the file or variable, never a secret.
+    pub fn read(access: &EsAccess) -> Result<EsSettings, EsError> {
+        let ca_pem = match &access.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                EsError::Setup(format!(
+                    "cannot read elasticsearch.ca_file {}: {e}",
+                    path.display()
+                ))
+            })?),
+            None => None,
+        };
+        let secret = |source: &SecretSource| {
+            source
+                .read()
+                .map_err(|e| EsError::Setup(format!("Elasticsearch credentials: {e}")))
+        };
+        let auth = match &access.auth {
+            EsAuthSource::None => EsAuth::None,
+            EsAuthSource::Basic { username, password } => EsAuth::Basic {
+                username: username.clone(),
+                password: secret(password)?,
+            },
+            EsAuthSource::ApiKey(key) => EsAuth::ApiKey(secret(key)?),
+        };
+        Ok(EsSettings {
+            url: access.url.clone(),
+            auth,
+            ca_pem,
+            request_timeout: access.request_timeout,
+        })
+    }
 }
 
 /// A cheap-to-clone handle on one Elasticsearch cluster.
@@ -88,8 +157,29 @@ impl EsClient {
         let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url))
             .timeout(settings.request_timeout)
             .disable_proxy();
-        if let Some((user, password)) = &settings.basic_auth {
-            builder = builder.auth(Credentials::Basic(user.clone(), password.clone()));
+        match &settings.auth {
+            EsAuth::None => {}
+            EsAuth::Basic { username, password } => {
+                builder = builder.auth(Credentials::Basic(
+                    username.clone(),
+                    password.expose().to_string(),
+                ));
+            }
+            EsAuth::ApiKey(key) => {
+                let key = key.expose();
+                builder = builder.auth(match key.split_once(':') {
+                    Some((id, secret)) => Credentials::ApiKey(id.to_string(), secret.to_string()),
+                    None => Credentials::EncodedApiKey(key.to_string()),
+                });
+            }
+        }
+        if let Some(pem) = &settings.ca_pem {
+            let ca = Certificate::from_pem(pem).map_err(|e| {
+                EsError::Setup(format!(
+                    "elasticsearch.ca_file is not a PEM certificate: {e}"
+                ))
+            })?;
+            builder = builder.cert_validation(CertificateValidation::Full(ca));
         }
         let transport = builder.build().map_err(|e| EsError::Setup(e.to_string()))?;
         Ok(EsClient {
@@ -117,6 +207,7 @@ impl EsClient {
         })?;
         if !(200..300).contains(&status) {
             return Err(EsError::Status {
+                url: self.url.clone(),
                 what,
                 status,
                 body: truncated(&bytes),
@@ -149,6 +240,7 @@ impl EsClient {
             .map(|b| truncated(&b))
             .unwrap_or_default();
         Err(EsError::Status {
+            url: self.url.clone(),
             what: format!("PUT _index_template/{name}"),
             status,
             body,
@@ -178,12 +270,14 @@ impl EsClient {
         })?;
         if !(200..300).contains(&status) {
             return Err(EsError::Status {
+                url: self.url.clone(),
                 what: "_search".into(),
                 status,
                 body: truncated(&bytes),
             });
         }
         serde_json::from_slice(&bytes).map_err(|e| EsError::Status {
+            url: self.url.clone(),
             what: "_search (unreadable answer)".into(),
             status,
             body: e.to_string(),
@@ -198,16 +292,90 @@ impl EsClient {
     fn transport_error(&self, error: elasticsearch::Error) -> EsError {
         match error.status_code() {
             Some(status) => EsError::Status {
+                url: self.url.clone(),
                 what: "a request".into(),
                 status: status.as_u16(),
                 body: error.to_string(),
             },
             None => EsError::Transport {
                 url: self.url.clone(),
-                message: error.to_string(),
+                message: with_causes(&error),
             },
         }
     }
+}
+
+/// An [`EsClient`] that can be replaced while in use (credentials or CA rotated on SIGHUP):
+/// each call takes the current client; requests under way finish with the one they began with.
+#[derive(Clone, Debug)]
+pub struct SharedEs(Arc<RwLock<EsClient>>);
+
+impl SharedEs {
+    /// Shares `client`.
+    pub fn new(client: EsClient) -> SharedEs {
+        SharedEs(Arc::new(RwLock::new(client)))
+    }
+
+    /// The current client.
+    pub fn get(&self) -> EsClient {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes `client` the current one.
+    pub fn replace(&self, client: EsClient) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = client;
+    }
+
+    /// Builds the client for `access` (reading its files) and makes it current.
+    pub fn reload(&self, access: &EsAccess) -> Result<(), EsError> {
+        let client = EsClient::new(&EsSettings::read(access)?)?;
+        self.replace(client);
+        Ok(())
+    }
+
+    /// On every SIGHUP, reads `access`'s CA file and secrets again and switches to a client
+    /// built from them; if they cannot be read, keeps the current client and logs why. Needs a
+    /// tokio runtime; the task ends with it.
+    pub fn reload_on_sighup(&self, access: EsAccess) -> std::io::Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = signal(SignalKind::hangup())?;
+        let shared = self.clone();
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match shared.reload(&access) {
+                    Ok(()) => tracing::info!(
+                        url = %access.url,
+                        "SIGHUP: Elasticsearch CA and credentials read again; new requests use them"
+                    ),
+                    Err(error) => tracing::error!(
+                        url = %access.url,
+                        %error,
+                        "SIGHUP: cannot read the Elasticsearch CA or credentials; keeping the ones in use"
+                    ),
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// `error` and its sources, `: `-separated: the reason of a TLS failure (unknown CA, expired
+/// certificate) is only in the sources of the transport's error.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn truncated(bytes: &[u8]) -> String {

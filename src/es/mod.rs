@@ -12,4 +12,4 @@ pub(crate) mod client;
 pub(crate) mod outcome;
 pub(crate) mod template;
 
-pub use client::{EsClient, EsError, EsSettings};
+pub use client::{EsAuth, EsClient, EsError, EsSettings, SharedEs};

@@ -29,14 +29,14 @@ use super::watermark::{lock, Watermarks};
 use crate::backoff::BackoffPolicy;
 use crate::es::bulk::write_create;
 use crate::es::outcome::{classify_request, ItemOutcome, RequestOutcome};
-use crate::es::EsClient;
+use crate::es::SharedEs;
 
 /// Longest error text carried into a log line.
 const MAX_REASON: usize = 300;
 
 /// Everything a bulk task needs; shared by all of them.
 pub struct Delivery {
-    es: EsClient,
+    es: SharedEs,
     documents: Arc<Documents>,
     dlq_index: String,
     marks: Arc<Mutex<Watermarks>>,
@@ -47,7 +47,7 @@ pub struct Delivery {
 impl Delivery {
     /// A delivery context.
     pub fn new(
-        es: EsClient,
+        es: SharedEs,
         documents: Arc<Documents>,
         dlq_index: String,
         marks: Arc<Mutex<Watermarks>>,
@@ -183,7 +183,7 @@ impl Delivery {
             }
             let body = body_of(&chunk);
             self.events.bulk_sent(chunk.len(), body.len());
-            match self.es.bulk(body, chunk.len()).await {
+            match self.es.get().bulk(body, chunk.len()).await {
                 Ok(results) => {
                     let mut done = Vec::with_capacity(chunk.len());
                     let mut retry = Vec::new();
@@ -302,7 +302,7 @@ impl Delivery {
                 let _ = write_create(&mut body, &self.dlq_index, &item.id, &letter);
             }
             self.events.bulk_sent(pending.len(), body.len());
-            let failure = match self.es.bulk(body, pending.len()).await {
+            let failure = match self.es.get().bulk(body, pending.len()).await {
                 Ok(results) => {
                     let mut done = Vec::new();
                     let mut still = Vec::new();
@@ -406,7 +406,7 @@ mod tests {
 
     use super::*;
     use crate::config::index_name::IndexNameTemplate;
-    use crate::es::EsSettings;
+    use crate::es::{EsClient, EsSettings};
     use crate::transfer::document::KafkaRecord;
     use crate::transfer::events::Counters;
 
@@ -583,12 +583,13 @@ mod tests {
             }
         }
         let counters = Arc::new(Counters::default());
-        let es = EsClient::new(&EsSettings {
-            url: format!("http://127.0.0.1:{port}"),
-            basic_auth: None,
-            request_timeout: Duration::from_secs(5),
-        })
-        .unwrap();
+        let es = SharedEs::new(
+            EsClient::new(&EsSettings::plain(
+                &format!("http://127.0.0.1:{port}"),
+                Duration::from_secs(5),
+            ))
+            .unwrap(),
+        );
         let delivery = Delivery::new(
             es,
             documents,

@@ -107,6 +107,7 @@ pub struct Counters {
     unauthorized_log: Throttle,
     dead_letter_failure_log: Throttle,
     mapping_conflict_log: Throttle,
+    template_log: Throttle,
 }
 
 impl Counters {
@@ -311,13 +312,18 @@ impl TransferEvents for Counters {
     fn template_failed(&self, error: &str, refused: bool) {
         self.health
             .fail(ES_CONDITION, format!("cannot put index templates: {error}"));
+        let Some(repeats) = self.template_log.admit() else {
+            return;
+        };
         if refused {
             tracing::error!(
                 error,
-                "Elasticsearch refused the transfer's credentials; retrying"
+                repeats,
+                "Elasticsearch refused the transfer's credentials; retrying (fix the secret, \
+                 then SIGHUP)"
             );
         } else {
-            tracing::warn!(error, "cannot put index template yet; retrying");
+            tracing::warn!(error, repeats, "cannot put index template yet; retrying");
         }
     }
 }

@@ -52,7 +52,7 @@ use crate::backoff::BackoffPolicy;
 use crate::config::index_name::IndexNameTemplate;
 use crate::config::{TransferConfig, ES_RETRY};
 use crate::es::template::{data_template, dlq_template};
-use crate::es::{EsClient, EsError, EsSettings};
+use crate::es::{EsClient, EsError, EsSettings, SharedEs};
 use crate::shutdown::Shutdown;
 use crate::telemetry::Health;
 use batch::{Batch, BatchLimits};
@@ -85,15 +85,17 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
         // Not stopped with the transfer: /health and /metrics answer until the process exits.
         crate::telemetry::serve(addr, endpoint, Shutdown::new()).await?;
     }
-    let es = EsClient::new(&EsSettings {
-        url: config.elasticsearch.url.clone(),
-        basic_auth: config
-            .elasticsearch
-            .username
-            .clone()
-            .zip(config.elasticsearch.password.clone()),
-        request_timeout: config.elasticsearch.request_timeout_ms.get(),
-    })?;
+    let access = config
+        .elasticsearch
+        .access()
+        .map_err(|message| anyhow::anyhow!("{message}"))?;
+    if let Some(warning) = access.deprecation() {
+        tracing::warn!("{warning}");
+    }
+    let settings = EsSettings::read(&access)?;
+    let es = SharedEs::new(EsClient::new(&settings)?);
+    es.reload_on_sighup(access)
+        .context("cannot listen for SIGHUP")?;
     let backoff = config.retry.policy(ES_RETRY);
     let counters = Arc::new(Counters::new(health));
     let events: Arc<dyn TransferEvents> = counters.clone();
@@ -162,7 +164,7 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
 /// Puts the data and dead-letter index templates, retrying while Elasticsearch is unreachable,
 /// overloaded or refuses our credentials. Returns `Ok(false)` if shutdown came first.
 async fn put_templates(
-    es: &EsClient,
+    es: &SharedEs,
     config: &TransferConfig,
     index: &IndexNameTemplate,
     backoff: BackoffPolicy,
@@ -177,7 +179,7 @@ async fn put_templates(
     for spec in &specs {
         let mut delays = backoff.start();
         loop {
-            match es.put_index_template(&spec.name, &spec.body).await {
+            match es.get().put_index_template(&spec.name, &spec.body).await {
                 Ok(()) => {
                     events.template_put(&spec.name, &spec.body["index_patterns"].to_string());
                     break;

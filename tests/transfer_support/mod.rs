@@ -163,6 +163,10 @@ pub struct TransferSetup {
     pub top_level: String,
     /// Tables added at the end of the config file (`[[parse]]`).
     pub tables: String,
+    /// `elasticsearch.url`.
+    pub es_url: String,
+    /// Lines added to the `[elasticsearch]` table (CA, credentials).
+    pub es_extra: String,
 }
 
 impl TransferSetup {
@@ -178,6 +182,8 @@ impl TransferSetup {
             max_wait_ms: 100,
             top_level: String::new(),
             tables: String::new(),
+            es_url: es_url(),
+            es_extra: String::new(),
         }
     }
 
@@ -197,6 +203,7 @@ options = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }}
 url = "{es}"
 index = "{index}"
 dlq_index = "{dlq}"
+{es_extra}
 [batch]
 max_docs = {max_docs}
 max_wait_ms = {max_wait}
@@ -209,7 +216,8 @@ max_backoff_ms = 2000
             brokers = kafka_brokers(),
             group = self.group,
             topic = self.topic,
-            es = es_url(),
+            es = self.es_url,
+            es_extra = self.es_extra,
             index = self.index,
             dlq = self.dlq,
             max_docs = self.max_docs,
@@ -310,6 +318,15 @@ impl Transfer {
     }
 
     /// Whether it is still running.
+    /// Sends SIGHUP (read the Elasticsearch CA and credentials again).
+    pub fn hangup(&self) {
+        let pid = self.child().id() as i32;
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(pid, libc::SIGHUP);
+        }
+    }
+
     pub fn running(&self) -> bool {
         matches!(self.child().try_wait(), Ok(None))
     }
