@@ -64,6 +64,13 @@ fn agent_sample_loads_and_lists_every_key() {
 }
 
 #[test]
+fn the_secure_agent_sample_loads() {
+    let config = AgentConfig::load(&packaging("agent-secure.toml"))
+        .expect("packaging/agent-secure.toml loads");
+    assert!(config.kafka.tls.is_some() && config.kafka.sasl.is_some());
+}
+
+#[test]
 fn the_secure_transfer_sample_loads() {
     let config = TransferConfig::load(&packaging("transfer-secure.toml"))
         .expect("packaging/transfer-secure.toml loads");

@@ -247,3 +247,195 @@ fn an_unknown_ca_is_a_clear_error_and_the_right_ca_plus_sighup_delivers_everythi
         "certificate verify failed",
     );
 }
+
+/// The agent's config: `logs/*.log` of `dir` into `topic` through `brokers` with the `[kafka.*]`
+/// tables `kafka_tables`, `/health` on `health`.
+fn secure_agent_config(
+    dir: &Path,
+    brokers: &str,
+    kafka_tables: &str,
+    topic: &str,
+    health: std::net::SocketAddr,
+) -> PathBuf {
+    let config = dir.join("agent.toml");
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let text = format!(
+        "host = \"sec-host\"\ndata_dir = \"{data}\"\nmetrics_addr = \"{health}\"\nhealth_grace_ms = 500\n\
+         rescan_interval_ms = 200\n[kafka]\nbrokers = \"{brokers}\"\n{kafka_tables}\n\
+         [[collect]]\npath = \"{logs}/*.log\"\ntopic = \"{topic}\"\n",
+        data = dir.join("data").display(),
+        logs = dir.join("logs").display(),
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+fn write_lines(dir: &Path, name: &str, range: std::ops::Range<u64>) {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("logs").join(name))
+        .unwrap();
+    for n in range {
+        writeln!(file, "secured line {n:06} of {name}").unwrap();
+    }
+}
+
+/// `[kafka.tls]` + `[kafka.sasl]` for the SASL_SSL listener with `password_file`.
+fn sasl_tables(password_file: &Path) -> String {
+    format!(
+        "[kafka.tls]\nca_file = \"{}\"\n[kafka.sasl]\nmechanism = \"SCRAM-SHA-512\"\n\
+         username = \"logship\"\npassword_file = \"{}\"\n",
+        pki("ca.crt").display(),
+        password_file.display()
+    )
+}
+
+#[test]
+fn the_whole_pipeline_runs_secured_and_every_line_arrives_once() {
+    // agent → Kafka SASL_SSL (SCRAM-SHA-512) → transfer over mutual TLS (client certificate)
+    // → Elasticsearch behind TLS with an API key.
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = secure_setup(
+        "sec-pipe",
+        &format!(
+            "ca_file = \"{}\"\napi_key_file = \"{}\"\n",
+            pki("ca.crt").display(),
+            pki("es-api-key").display()
+        ),
+        free_addr(),
+    );
+    setup.brokers = "127.0.0.1:9095".into();
+    setup.kafka_extra = format!(
+        "[kafka.tls]\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        pki("ca.crt").display(),
+        pki("client.crt").display(),
+        pki("client.key").display()
+    );
+    create_topic(&setup.topic);
+    let agent_config = secure_agent_config(
+        dir.path(),
+        "127.0.0.1:9094",
+        &sasl_tables(&pki("kafka-password")),
+        &setup.topic,
+        free_addr(),
+    );
+    write_lines(dir.path(), "app.log", 0..400);
+    let agent = common::agent::AgentProcess::start(&agent_config);
+    let (_transfer_dir, transfer_config) = setup.write();
+    let transfer = Transfer::start(&transfer_config, "sec-pipe");
+    write_lines(dir.path(), "app.log", 400..1000);
+    wait_for_count(&setup.index, 1000, INDEXED, &[&transfer]);
+    assert_eq!(assert_no_duplicate_messages(&setup.index), 1000);
+    let logs = format!("{}\n{}", agent.log(), transfer.log());
+    assert!(agent.terminate(), "agent did not stop cleanly");
+    assert!(transfer.terminate(Duration::from_secs(20)).success());
+    assert_no_secret_in(&logs);
+    let kafka_password = read(&pki("kafka-password"));
+    assert!(
+        !logs.contains(&kafka_password),
+        "the Kafka password is in a log"
+    );
+}
+
+/// `kcat -L` against `broker` with `args`: whether it got the metadata.
+fn kcat_metadata(broker: &str, args: &[&str]) -> bool {
+    let mut command = Command::new("timeout");
+    command.args(["20", "kcat", "-b", broker, "-L", "-m", "5"]);
+    for arg in args {
+        command.args(["-X", arg]);
+    }
+    let output = command.output().expect("run kcat");
+    output.status.success() && String::from_utf8_lossy(&output.stdout).contains("broker")
+}
+
+#[test]
+fn the_secure_kafka_listeners_refuse_plaintext_and_unauthenticated_clients() {
+    let ca = format!("ssl.ca.location={}", pki("ca.crt").display());
+    let password = format!("sasl.password={}", read(&pki("kafka-password")));
+    let sasl = [
+        "security.protocol=SASL_SSL",
+        "sasl.mechanisms=PLAIN",
+        "sasl.username=logship",
+    ];
+    let right: Vec<&str> = sasl
+        .iter()
+        .copied()
+        .chain([ca.as_str(), password.as_str()])
+        .collect();
+    assert!(
+        kcat_metadata("127.0.0.1:9094", &right),
+        "the right password is accepted"
+    );
+    let wrong: Vec<&str> = sasl
+        .iter()
+        .copied()
+        .chain([ca.as_str(), "sasl.password=wrong"])
+        .collect();
+    assert!(
+        !kcat_metadata("127.0.0.1:9094", &wrong),
+        "a wrong password is refused"
+    );
+    assert!(
+        !kcat_metadata("127.0.0.1:9094", &[]),
+        "plaintext is refused"
+    );
+    let cert = format!("ssl.certificate.location={}", pki("client.crt").display());
+    let key = format!("ssl.key.location={}", pki("client.key").display());
+    assert!(kcat_metadata(
+        "127.0.0.1:9095",
+        &["security.protocol=SSL", &ca, &cert, &key]
+    ));
+    assert!(
+        !kcat_metadata("127.0.0.1:9095", &["security.protocol=SSL", &ca]),
+        "TLS without a client certificate is refused"
+    );
+}
+
+#[test]
+fn a_wrong_kafka_password_is_a_clear_error_and_the_fixed_file_ships_everything_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("kafka-password");
+    std::fs::write(&password, "not-the-password\n").unwrap();
+    let health = free_addr();
+    let setup = TransferSetup::new("sec-kafkapw");
+    create_topic(&setup.topic);
+    let agent_config = secure_agent_config(
+        dir.path(),
+        "127.0.0.1:9094",
+        &sasl_tables(&password),
+        &setup.topic,
+        health,
+    );
+    write_lines(dir.path(), "app.log", 0..300);
+    let agent = common::agent::AgentProcess::start(&agent_config);
+    let unhealthy = wait_for(Duration::from_secs(60), || {
+        http_get(health, "/health").filter(|(status, _)| *status == 503)
+    });
+    let (_, body) = unhealthy.unwrap_or_else(|| panic!("/health never said 503\n{}", agent.log()));
+    assert!(body.contains("kafka"), "{body}");
+    assert!(
+        agent.wait_for_log("Authentication failed", Duration::from_secs(30)),
+        "no clear error:\n{}",
+        agent.log()
+    );
+    assert!(
+        agent.log().contains("127.0.0.1:9094"),
+        "the endpoint is named"
+    );
+    // The agent keeps reading into its WAL meanwhile.
+    write_lines(dir.path(), "app.log", 300..500);
+    assert!(agent.terminate(), "agent did not stop cleanly");
+
+    std::fs::copy(pki("kafka-password"), &password).unwrap();
+    let agent = common::agent::AgentProcess::start(&agent_config);
+    let (_transfer_dir, transfer_config) = setup.write();
+    let transfer = Transfer::start(&transfer_config, "sec-kafkapw");
+    wait_for_count(&setup.index, 500, INDEXED, &[&transfer]);
+    assert_eq!(assert_no_duplicate_messages(&setup.index), 500);
+    let log = agent.log();
+    assert!(agent.terminate());
+    assert!(transfer.terminate(Duration::from_secs(20)).success());
+    assert!(!log.contains(&read(&pki("kafka-password"))));
+}

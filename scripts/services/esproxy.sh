@@ -18,6 +18,13 @@ ESPROXY_USER=logship
 # pki_ensure: the CA, a server certificate for 127.0.0.1 / localhost, a client certificate,
 # another CA (for "unknown CA" tests) and the credentials; made once, kept.
 pki_ensure() {
+  pki_make
+  # Added after the first PKI layout: made when missing.
+  [ -s "$PKI/kafka-password" ] || (umask 077 && openssl rand -hex 16 >"$PKI/kafka-password")
+  [ -s "$PKI/kafka-keystore.pem" ] || (umask 077 && cat "$PKI/server.key" "$PKI/server.crt" >"$PKI/kafka-keystore.pem")
+}
+
+pki_make() {
   [ -f "$PKI/.complete" ] && return 0
   command -v openssl >/dev/null 2>&1 || bash "$REPO/scripts/deps.sh"
   rm -rf "$PKI"

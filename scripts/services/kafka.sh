@@ -54,6 +54,38 @@ kafka_java() { # java with Kafka's classpath and our log4j2 config
   java -Dlog4j2.configurationFile="$KAFKA_CONF/log4j2.properties" -cp "$KAFKA_JARS/*" "$@"
 }
 
+# Secure mode (LOGSHIP_SECURE=1, docs/security.md): two more listeners with the test CA of
+# .services/pki: SASL_SSL on 9094 (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; user `logship`, password
+# in .services/pki/kafka-password) and SSL on 9095, which requires a client certificate.
+KAFKA_SECURE_LISTENERS=""
+if [ "${LOGSHIP_SECURE:-0}" = 1 ]; then
+  KAFKA_SECURE_LISTENERS=",SASL_SSL://127.0.0.1:9094,SSL://127.0.0.1:9095"
+fi
+
+kafka_secure_config() {
+  pki_ensure
+  cat <<EOF
+ssl.keystore.type=PEM
+ssl.keystore.location=$PKI/kafka-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$PKI/ca.crt
+listener.name.ssl.ssl.client.auth=required
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_logship="$(cat "$PKI/kafka-password")";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+EOF
+}
+
+# kafka_scram_users: the SCRAM credentials of `logship` (password .services/pki/kafka-password),
+# once per data directory, through the Admin API of the running broker (KafkaScramUsers.java).
+kafka_scram_users() {
+  [ -f "$KAFKA_DIR/data/.logship-scram" ] && return 0
+  java -cp "$KAFKA_JARS/*" "$SERVICES_LIB/KafkaScramUsers.java" "$KAFKA_EP" logship \
+    "$PKI/kafka-password" >>"$KAFKA_LOG" 2>&1 || return 1
+  touch "$KAFKA_DIR/data/.logship-scram"
+}
+
 kafka_write_config() {
   mkdir -p "$KAFKA_CONF" "$KAFKA_DIR/data"
   cat >"$KAFKA_CONF/server.properties" <<EOF
@@ -61,11 +93,11 @@ kafka_write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:9093
-listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093
-advertised.listeners=PLAINTEXT://127.0.0.1:9092
+listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093$KAFKA_SECURE_LISTENERS
+advertised.listeners=PLAINTEXT://127.0.0.1:9092$KAFKA_SECURE_LISTENERS
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
 log.dirs=$KAFKA_DIR/data
 num.partitions=4
 default.replication.factor=1
@@ -82,6 +114,7 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 EOF
+  if [ -n "$KAFKA_SECURE_LISTENERS" ]; then kafka_secure_config >>"$KAFKA_CONF/server.properties"; fi
   cp "$SERVICES_LIB/kafka-log4j2.properties" "$KAFKA_CONF/log4j2.properties"
 }
 
@@ -97,7 +130,10 @@ kafka_health() {
     -X enable.idempotence=true -X message.timeout.ms=10000 >/dev/null 2>&1 || return 1
   out="$(timeout 15 kcat -b "$KAFKA_EP" -C -t "$KAFKA_HEALTH_TOPIC" -p 0 -o -20 -e -q \
     -X fetch.wait.max.ms=100 2>/dev/null)" || return 1
-  grep -qxF "$token" <<<"$out"
+  grep -qxF "$token" <<<"$out" || return 1
+  if [ -n "$KAFKA_SECURE_LISTENERS" ]; then
+    port_open 127.0.0.1:9094 && port_open 127.0.0.1:9095 && kafka_scram_users || return 1
+  fi
 }
 kafka_running() { pid_alive "$KAFKA_PID" "$KAFKA_CONF/server.properties"; }
 kafka_start() {

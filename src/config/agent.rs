@@ -266,6 +266,16 @@ impl AgentConfig {
                 return Err(invalid("host must not be empty".into()));
             }
         }
+        crate::config::kafka_security::check(self.kafka.tls.as_ref(), self.kafka.sasl.as_ref())
+            .map_err(invalid)?;
+        if let Some(refusal) = self
+            .kafka
+            .options
+            .keys()
+            .find_map(|key| crate::config::kafka_security::refused_option(key))
+        {
+            return Err(invalid(refusal));
+        }
         if self.kafka.brokers.trim().is_empty() {
             return Err(invalid("kafka.brokers must not be empty".into()));
         }

@@ -9,6 +9,7 @@ mod agent;
 mod console;
 pub mod es_access;
 pub mod index_name;
+pub mod kafka_security;
 pub mod multiline;
 pub mod parse;
 pub mod secret;
@@ -97,9 +98,16 @@ pub struct KafkaProducerConfig {
     #[serde(default = "default_max_inflight_bytes")]
     pub max_inflight_bytes: usize,
     /// Extra librdkafka properties, passed through verbatim. The durability settings
-    /// (`enable.idempotence`, `acks`, `message.timeout.ms`) cannot be overridden here.
+    /// (`enable.idempotence`, `acks`, `message.timeout.ms`) cannot be overridden here, nor
+    /// TLS and SASL settings ([`kafka_security::refused_option`]).
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// `[kafka.tls]`: TLS to the brokers.
+    #[serde(default)]
+    pub tls: Option<kafka_security::KafkaTls>,
+    /// `[kafka.sasl]`: SASL authentication.
+    #[serde(default)]
+    pub sasl: Option<kafka_security::KafkaSasl>,
 }
 
 /// A duration written in milliseconds in a config file (the `*_ms` keys), converted to a

@@ -47,6 +47,12 @@ pub struct TransferKafkaConfig {
     /// [`PROTECTED_KAFKA_OPTIONS`] are rejected.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// `[kafka.tls]`: TLS to the brokers.
+    #[serde(default)]
+    pub tls: Option<crate::config::kafka_security::KafkaTls>,
+    /// `[kafka.sasl]`: SASL authentication.
+    #[serde(default)]
+    pub sasl: Option<crate::config::kafka_security::KafkaSasl>,
 }
 
 /// Elasticsearch side of the transfer. Its `Debug` form hides the password.
@@ -282,7 +288,12 @@ impl TransferConfig {
                 "kafka.commit_interval_ms must be at least 1".into(),
             ));
         }
+        crate::config::kafka_security::check(kafka.tls.as_ref(), kafka.sasl.as_ref())
+            .map_err(invalid)?;
         for key in kafka.options.keys() {
+            if let Some(refusal) = crate::config::kafka_security::refused_option(key) {
+                return Err(invalid(refusal));
+            }
             if PROTECTED_KAFKA_OPTIONS.contains(&key.as_str()) {
                 return Err(invalid(format!(
                     "kafka.options.{key:?} cannot be set: the transfer sets it itself \

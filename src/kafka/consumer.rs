@@ -6,11 +6,12 @@
 
 use rdkafka::config::ClientConfig;
 
+use crate::config::secret::SecretError;
 use crate::config::TransferKafkaConfig;
 
 /// The librdkafka settings of the transfer's consumer: the configured ones, then the ones the
 /// commit rule requires (which the config validation keeps `options` from overriding).
-pub fn client_config(config: &TransferKafkaConfig) -> ClientConfig {
+pub fn client_config(config: &TransferKafkaConfig) -> Result<ClientConfig, SecretError> {
     let mut client = ClientConfig::new();
     client
         .set("client.id", "logship-transfer")
@@ -29,7 +30,8 @@ pub fn client_config(config: &TransferKafkaConfig) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false");
-    client
+    super::security::apply(&mut client, config.tls.as_ref(), config.sasl.as_ref())?;
+    Ok(client)
 }
 
 #[cfg(test)]
@@ -49,8 +51,10 @@ mod tests {
                 ("session.timeout.ms".to_string(), "6000".to_string()),
                 ("auto.offset.reset".to_string(), "latest".to_string()),
             ]),
+            tls: None,
+            sasl: None,
         };
-        let client = client_config(&config);
+        let client = client_config(&config).unwrap();
         assert_eq!(client.get("enable.auto.commit"), Some("false"));
         assert_eq!(client.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(client.get("group.id"), Some("g"));

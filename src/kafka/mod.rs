@@ -6,6 +6,7 @@
 
 pub(crate) mod consumer;
 pub(crate) mod producer;
+pub(crate) mod security;
 
 use rdkafka::Statistics;
 

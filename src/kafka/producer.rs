@@ -23,6 +23,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::Statistics;
 
+use crate::config::secret::SecretError;
 use crate::config::KafkaProducerConfig;
 use crate::sync::{lock, wait_timeout};
 use crate::telemetry::names;
@@ -160,7 +161,9 @@ impl DurableProducer {
             fatal: AtomicBool::new(false),
             brokers,
         };
-        let inner = client_config(config, max_record_bytes).create_with_context(context)?;
+        let inner = client_config(config, max_record_bytes)
+            .map_err(|e| KafkaError::ClientCreation(e.to_string()))?
+            .create_with_context(context)?;
         Ok(DurableProducer { inner })
     }
 
@@ -248,7 +251,10 @@ impl DurableProducer {
 }
 
 /// The librdkafka configuration: user options, then our fixed durability settings on top.
-pub fn client_config(config: &KafkaProducerConfig, max_record_bytes: usize) -> ClientConfig {
+pub fn client_config(
+    config: &KafkaProducerConfig,
+    max_record_bytes: usize,
+) -> Result<ClientConfig, SecretError> {
     let mut client = ClientConfig::new();
     client
         .set("bootstrap.servers", &config.brokers)
@@ -275,7 +281,8 @@ pub fn client_config(config: &KafkaProducerConfig, max_record_bytes: usize) -> C
     for (key, value) in FIXED {
         client.set(*key, *value);
     }
-    client
+    super::security::apply(&mut client, config.tls.as_ref(), config.sasl.as_ref())?;
+    Ok(client)
 }
 
 #[cfg(test)]
@@ -295,8 +302,10 @@ mod tests {
             ]
             .into_iter()
             .collect(),
+            tls: None,
+            sasl: None,
         };
-        let client = client_config(&config, 10);
+        let client = client_config(&config, 10).unwrap();
         assert_eq!(client.get("acks"), Some("all"));
         assert_eq!(client.get("enable.idempotence"), Some("true"));
         assert_eq!(client.get("message.timeout.ms"), Some("0"));

@@ -147,7 +147,9 @@ pub fn create(
     config: &TransferKafkaConfig,
     hooks: ConsumerHooks,
 ) -> Result<TransferConsumer, KafkaError> {
-    client_config(config).create_with_context(hooks)
+    client_config(config)
+        .map_err(|e| KafkaError::ClientCreation(e.to_string()))?
+        .create_with_context(hooks)
 }
 
 /// A topic-partition list with the offsets of `commits`.

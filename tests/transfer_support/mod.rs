@@ -167,6 +167,10 @@ pub struct TransferSetup {
     pub es_url: String,
     /// Lines added to the `[elasticsearch]` table (CA, credentials).
     pub es_extra: String,
+    /// `kafka.brokers`.
+    pub brokers: String,
+    /// Tables added after `[kafka]` (`[kafka.tls]`, `[kafka.sasl]`).
+    pub kafka_extra: String,
 }
 
 impl TransferSetup {
@@ -184,6 +188,8 @@ impl TransferSetup {
             tables: String::new(),
             es_url: es_url(),
             es_extra: String::new(),
+            brokers: kafka_brokers(),
+            kafka_extra: String::new(),
         }
     }
 
@@ -199,6 +205,7 @@ group = "{group}"
 topics = ["{topic}"]
 commit_interval_ms = 200
 options = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }}
+{kafka_extra}
 [elasticsearch]
 url = "{es}"
 index = "{index}"
@@ -213,7 +220,8 @@ initial_backoff_ms = 100
 max_backoff_ms = 2000
 {tables}
 "#,
-            brokers = kafka_brokers(),
+            brokers = self.brokers,
+            kafka_extra = self.kafka_extra,
             group = self.group,
             topic = self.topic,
             es = self.es_url,
@@ -450,9 +458,14 @@ pub fn committed(group: &str, topic: &str) -> Vec<Option<i64>> {
     for p in 0..PARTITIONS {
         list.add_partition(topic, p);
     }
-    let answer = consumer
-        .committed_offsets(list, Duration::from_secs(10))
-        .expect("committed offsets");
+    // A coordinator that is moving or still loading answers with an error for a while: ask
+    // again (a freshly restarted broker was seen answering NotCoordinator for seconds).
+    let answer = wait_for(Duration::from_secs(30), || {
+        consumer
+            .committed_offsets(list.clone(), Duration::from_secs(10))
+            .ok()
+    })
+    .expect("committed offsets within 30 s");
     (0..PARTITIONS)
         .map(
             |p| match answer.find_partition(topic, p).map(|e| e.offset()) {
