@@ -132,6 +132,10 @@ foreign_instances() {
         [[ "$args" =~ kafka\.Kafka\ (/[^ ]*)/\.services/kafka/config/server\.properties ]] || continue
         path="${BASH_REMATCH[1]}"; [ "$path" = "$REPO" ] && continue
         echo "$pid $path" ;;
+      esproxy)
+        [[ "$args" =~ ^nginx:\ master\ process\ nginx\ -c\ (/[^ ]*)/\.services/esproxy/nginx\.conf ]] || continue
+        path="${BASH_REMATCH[1]}"; [ "$path" = "$REPO" ] && continue
+        echo "$pid $path" ;;
       etcd)
         [[ "$args" =~ ^etcd\ --name\ logship\ --data-dir\ (/[^ ]*)/\.services/etcd/data ]] || continue
         path="${BASH_REMATCH[1]}"; [ "$path" = "$REPO" ] && continue
