@@ -152,6 +152,15 @@ fn the_transfer_indexes_over_tls_with_a_password_file_or_an_api_key_exactly_once
         let status = transfer.terminate(Duration::from_secs(20));
         assert!(status.success(), "{name}: exit {status:?}\n{log}");
         assert_no_secret_in(&log);
+
+        // The console searches the same cluster through the same front, with the same keys.
+        let console =
+            common::console::Console::start_with(dir.path(), &secure_url(), &setup.index, &access);
+        let range = "from=2026-01-01T00:00:00Z&to=2026-01-03T00:00:00Z";
+        let (code, found) = console.get(&format!("/api/search?q=line&{range}"));
+        assert_eq!(code, 200, "{name}: {found}\n{}", console.log());
+        assert_eq!(found["total"], 300, "{name}: {found}");
+        assert_no_secret_in(&console.log());
     }
     drop(dir);
 }
@@ -438,4 +447,65 @@ fn a_wrong_kafka_password_is_a_clear_error_and_the_fixed_file_ships_everything_o
     assert!(agent.terminate());
     assert!(transfer.terminate(Duration::from_secs(20)).success());
     assert!(!log.contains(&read(&pki("kafka-password"))));
+}
+
+/// The SHA-256 fingerprint of the certificate in `pem`, as `openssl x509 -fingerprint` writes it
+/// (`AB:CD:…`).
+fn fingerprint(pem: &Path) -> String {
+    let output = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(pem)
+        .output()
+        .expect("run openssl");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim()
+        .split_once('=')
+        .map(|(_, hex)| hex.to_string())
+        .unwrap_or_else(|| panic!("no fingerprint in {text:?}"))
+}
+
+#[test]
+fn a_pinned_ca_fingerprint_is_trusted_and_a_wrong_pin_is_a_clear_error() {
+    let password = pki("es-password");
+    let access = |pin: &str| {
+        format!(
+            "ca_fingerprint = \"{pin}\"\nusername = \"logship\"\npassword_file = \"{}\"\n",
+            password.display()
+        )
+    };
+    let setup = secure_setup(
+        "sec-pin",
+        &access(&fingerprint(&pki("ca.crt"))),
+        free_addr(),
+    );
+    produce_lines(&setup.topic, 100);
+    let (_dir, config) = setup.write();
+    let transfer = Transfer::start(&config, "sec-pin");
+    wait_for_count(&setup.index, 100, INDEXED, &[&transfer]);
+    assert!(transfer.terminate(Duration::from_secs(20)).success());
+
+    let health = free_addr();
+    let wrong = secure_setup(
+        "sec-pin-wrong",
+        &access(&fingerprint(&pki("other-ca.crt"))),
+        health,
+    );
+    produce_lines(&wrong.topic, 10);
+    let (_dir2, config) = wrong.write();
+    let transfer = Transfer::start(&config, "sec-pin-wrong");
+    let unhealthy = wait_for(Duration::from_secs(60), || {
+        http_get(health, "/health").filter(|(status, _)| *status == 503)
+    });
+    assert!(
+        unhealthy.is_some(),
+        "/health never said 503\n{}",
+        transfer.log()
+    );
+    let log = transfer.log();
+    assert!(
+        log.contains("no certificate presented by 127.0.0.1:9243"),
+        "{log}"
+    );
+    assert_eq!(count(&wrong.index), 0);
+    let _ = transfer.terminate(Duration::from_secs(20));
 }

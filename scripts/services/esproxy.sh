@@ -65,11 +65,19 @@ esproxy_start() {
   command -v nginx >/dev/null 2>&1 || bash "$REPO/scripts/deps.sh"
   pki_ensure
   mkdir -p "$ESPROXY_DIR/tmp"
-  # nginx's workers (www-data when started as root) read the hashes: a copy outside pki/.
+  # nginx's workers read the hashes: a copy outside pki/.
   install -m 644 "$PKI/htpasswd" "$ESPROXY_DIR/htpasswd"
+  # The chain presented: the server certificate, then the CA (clients pinning the CA by its
+  # fingerprint find it there).
+  cat "$PKI/server.crt" "$PKI/ca.crt" >"$ESPROXY_DIR/chain.pem"
   local es="${ES_EP#*://}"
+  # As root, nginx's workers would run as www-data, which cannot enter a checkout under a
+  # private directory (mktemp -d is mode 700): keep them as the user that runs the services.
+  local user_line=""
+  if [ "$(id -u)" = 0 ]; then user_line="user root;"; fi
   cat >"$ESPROXY_CONF" <<CONF
 # Written by scripts/services.sh (secure mode); rewritten at every start.
+$user_line
 worker_processes 1;
 pid $ESPROXY_DIR/nginx.pid;
 error_log $ESPROXY_LOG warn;
@@ -89,7 +97,7 @@ http {
   }
   server {
     listen ${ESPROXY_EP#https://} ssl;
-    ssl_certificate $PKI/server.crt;
+    ssl_certificate $ESPROXY_DIR/chain.pem;
     ssl_certificate_key $PKI/server.key;
     location = /_logship_api_key {
       internal;

@@ -45,6 +45,10 @@ pub struct ConsoleEsConfig {
     /// PEM file of the CA(s) that sign the cluster's certificate (`https://` only).
     #[serde(default)]
     pub ca_file: Option<std::path::PathBuf>,
+    /// SHA-256 fingerprint of the CA certificate to trust among those the cluster presents
+    /// (instead of `ca_file`; `AB:CD:…` or plain hex).
+    #[serde(default)]
+    pub ca_fingerprint: Option<String>,
     /// Timeout of one request to Elasticsearch.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: Millis,
@@ -60,6 +64,7 @@ impl ConsoleEsConfig {
             password_file: self.password_file.as_deref(),
             api_key_file: self.api_key_file.as_deref(),
             ca_file: self.ca_file.as_deref(),
+            ca_fingerprint: self.ca_fingerprint.as_deref(),
             request_timeout: self.request_timeout_ms.get(),
         })
     }
@@ -75,6 +80,7 @@ impl std::fmt::Debug for ConsoleEsConfig {
             .field("password_file", &self.password_file)
             .field("api_key_file", &self.api_key_file)
             .field("ca_file", &self.ca_file)
+            .field("ca_fingerprint", &self.ca_fingerprint)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .finish()
     }

@@ -4,7 +4,8 @@
 //! Credentials are [`SecretSource`]s, read when a client is built (at start and on SIGHUP), so
 //! a rotated password file is picked up without a restart. Keys (docs/config.md, docs/security.md):
 //!
-//! - `ca_file`: PEM of the CA(s) to trust for an `https://` URL (without it, the system's).
+//! - `ca_file`: PEM of the CA(s) to trust for an `https://` URL (without it, the system's); or
+//!   `ca_fingerprint`: the SHA-256 of the CA certificate to trust among those the server presents.
 //! - `username` + `password_file` (or `$LOGSHIP_ES_PASSWORD`): basic auth. An inline
 //!   `password` still works for this release, with a deprecation warning.
 //! - `api_key_file` (or `$LOGSHIP_ES_API_KEY`): an API key, either as Elasticsearch's `encoded`
@@ -35,6 +36,8 @@ pub struct EsAccessKeys<'a> {
     pub api_key_file: Option<&'a Path>,
     /// `ca_file`.
     pub ca_file: Option<&'a Path>,
+    /// `ca_fingerprint`.
+    pub ca_fingerprint: Option<&'a str>,
     /// `request_timeout_ms`.
     pub request_timeout: Duration,
 }
@@ -62,6 +65,9 @@ pub struct EsAccess {
     pub url: String,
     /// PEM file of the CA(s) to trust.
     pub ca_file: Option<PathBuf>,
+    /// SHA-256 of the CA certificate to trust among those the server presents (64 lowercase
+    /// hex digits).
+    pub ca_fingerprint: Option<String>,
     /// Credentials.
     pub auth: EsAuthSource,
     /// Timeout of one request.
@@ -71,12 +77,19 @@ pub struct EsAccess {
 impl EsAccess {
     /// Checks the combination of keys; the error names the keys (`elasticsearch.` prefixed).
     pub fn new(keys: EsAccessKeys<'_>) -> Result<EsAccess, String> {
-        if keys.ca_file.is_some() && !keys.url.starts_with("https://") {
+        if (keys.ca_file.is_some() || keys.ca_fingerprint.is_some())
+            && !keys.url.starts_with("https://")
+        {
             return Err(format!(
-                "elasticsearch.ca_file is set but elasticsearch.url {:?} is not https://",
+                "elasticsearch.ca_file / ca_fingerprint is set but elasticsearch.url {:?} is not \
+                 https://",
                 keys.url
             ));
         }
+        if keys.ca_file.is_some() && keys.ca_fingerprint.is_some() {
+            return Err("elasticsearch.ca_file and elasticsearch.ca_fingerprint: set one".into());
+        }
+        let ca_fingerprint = keys.ca_fingerprint.map(normalize_fingerprint).transpose()?;
         if keys.password.is_some() && keys.password_file.is_some() {
             return Err(
                 "elasticsearch.password and elasticsearch.password_file: set one (the file)".into(),
@@ -119,6 +132,7 @@ impl EsAccess {
         Ok(EsAccess {
             url: keys.url.to_string(),
             ca_file: keys.ca_file.map(Path::to_path_buf),
+            ca_fingerprint,
             auth,
             request_timeout: keys.request_timeout,
         })
@@ -140,6 +154,22 @@ impl EsAccess {
     }
 }
 
+/// Normalizes a written fingerprint (`AB:CD:…` or `abcd…`) to 64 lowercase hex digits.
+pub fn normalize_fingerprint(fingerprint: &str) -> Result<String, String> {
+    let hex: String = fingerprint
+        .chars()
+        .filter(|c| *c != ':')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "elasticsearch.ca_fingerprint {fingerprint:?} is not a SHA-256 fingerprint (64 hex \
+             digits, colons allowed)"
+        ));
+    }
+    Ok(hex)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +182,7 @@ mod tests {
             password_file: None,
             api_key_file: None,
             ca_file: None,
+            ca_fingerprint: None,
             request_timeout: Duration::from_secs(1),
         }
     }
@@ -191,6 +222,14 @@ mod tests {
         .unwrap();
         assert!(inline.deprecation().unwrap().contains("password_file"));
         assert!(!format!("{inline:?}").contains("\"p\""));
+    }
+
+    #[test]
+    fn fingerprints_are_normalized_or_refused() {
+        let colons = "AB:".repeat(31) + "AB";
+        assert_eq!(normalize_fingerprint(&colons).unwrap(), "ab".repeat(32));
+        assert!(normalize_fingerprint("abc").unwrap_err().contains("64 hex"));
+        assert!(normalize_fingerprint(&"zz".repeat(32)).is_err());
     }
 
     #[test]

@@ -83,6 +83,10 @@ pub struct ElasticsearchConfig {
     /// PEM file of the CA(s) that sign the cluster's certificate (`https://` only).
     #[serde(default)]
     pub ca_file: Option<std::path::PathBuf>,
+    /// SHA-256 fingerprint of the CA certificate to trust among those the cluster presents
+    /// (instead of `ca_file`; `AB:CD:…` or plain hex).
+    #[serde(default)]
+    pub ca_fingerprint: Option<String>,
     /// Timeout of one HTTP request; a request that times out is retried.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: Millis,
@@ -104,6 +108,7 @@ impl ElasticsearchConfig {
             password_file: self.password_file.as_deref(),
             api_key_file: self.api_key_file.as_deref(),
             ca_file: self.ca_file.as_deref(),
+            ca_fingerprint: self.ca_fingerprint.as_deref(),
             request_timeout: self.request_timeout_ms.get(),
         })
     }
@@ -120,6 +125,7 @@ impl std::fmt::Debug for ElasticsearchConfig {
             .field("password_file", &self.password_file)
             .field("api_key_file", &self.api_key_file)
             .field("ca_file", &self.ca_file)
+            .field("ca_fingerprint", &self.ca_fingerprint)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("manage_templates", &self.manage_templates)
             .field("template_priority", &self.template_priority)

@@ -68,10 +68,22 @@ pub async fn run(config: ConsoleConfig, shutdown: Shutdown) -> anyhow::Result<()
     if let Some(warning) = access.deprecation() {
         tracing::warn!("{warning}");
     }
-    let client = SharedEs::new(
-        EsClient::new(&EsSettings::read(&access)?)
-            .context("cannot set up the Elasticsearch client")?,
-    );
+    // Reading the settings needs the server only for a `ca_fingerprint` pin: wait for it then.
+    let settings = loop {
+        match EsSettings::read(&access) {
+            Ok(settings) => break settings,
+            Err(error @ EsError::Transport { .. }) => {
+                tracing::warn!(%error, "cannot read the CA pin from Elasticsearch yet; retrying in 5 s");
+                tokio::select! {
+                    _ = shutdown.wait() => return Ok(()),
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                }
+            }
+            Err(error) => return Err(error.into()),
+        }
+    };
+    let client =
+        SharedEs::new(EsClient::new(&settings).context("cannot set up the Elasticsearch client")?);
     client
         .reload_on_sighup(access)
         .context("cannot listen for SIGHUP")?;

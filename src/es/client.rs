@@ -111,14 +111,29 @@ impl EsSettings {
     /// Reads the CA file and the secrets `access` names, now (at start, and again on SIGHUP
     /// to pick up rotated files). The error names the file or variable, never a secret.
     pub fn read(access: &EsAccess) -> Result<EsSettings, EsError> {
-        let ca_pem = match &access.ca_file {
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
+        let ca_pem = match (&access.ca_file, &access.ca_fingerprint) {
+            (Some(path), _) => Some(std::fs::read(path).map_err(|e| {
                 EsError::Setup(format!(
                     "cannot read elasticsearch.ca_file {}: {e}",
                     path.display()
                 ))
             })?),
-            None => None,
+            (None, Some(fingerprint)) => {
+                let url = Url::parse(&access.url)
+                    .map_err(|e| EsError::Setup(format!("url {:?}: {e}", access.url)))?;
+                let host = url.host_str().unwrap_or_default();
+                let port = url.port_or_known_default().unwrap_or(443);
+                let timeout = access.request_timeout.min(Duration::from_secs(10));
+                let pem =
+                    super::pin::fetch_pinned(host, port, fingerprint, timeout).map_err(|e| {
+                        EsError::Transport {
+                            url: access.url.clone(),
+                            message: format!("elasticsearch.ca_fingerprint: {e}"),
+                        }
+                    })?;
+                Some(pem)
+            }
+            (None, None) => None,
         };
         let secret = |source: &SecretSource| {
             source

@@ -10,6 +10,7 @@
 pub(crate) mod bulk;
 pub(crate) mod client;
 pub(crate) mod outcome;
+pub mod pin;
 pub(crate) mod template;
 
 pub use client::{EsAuth, EsClient, EsError, EsSettings, SharedEs};

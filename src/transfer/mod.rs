@@ -49,6 +49,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::backoff::BackoffPolicy;
+use crate::config::es_access::EsAccess;
 use crate::config::index_name::IndexNameTemplate;
 use crate::config::{TransferConfig, ES_RETRY};
 use crate::es::template::{data_template, dlq_template};
@@ -85,6 +86,9 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
         // Not stopped with the transfer: /health and /metrics answer until the process exits.
         crate::telemetry::serve(addr, endpoint, Shutdown::new()).await?;
     }
+    let backoff = config.retry.policy(ES_RETRY);
+    let counters = Arc::new(Counters::new(health));
+    let events: Arc<dyn TransferEvents> = counters.clone();
     let access = config
         .elasticsearch
         .access()
@@ -92,13 +96,13 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
     if let Some(warning) = access.deprecation() {
         tracing::warn!("{warning}");
     }
-    let settings = EsSettings::read(&access)?;
+    let Some(settings) = read_es_settings(&access, backoff, events.as_ref(), &shutdown).await?
+    else {
+        return Ok(());
+    };
     let es = SharedEs::new(EsClient::new(&settings)?);
     es.reload_on_sighup(access)
         .context("cannot listen for SIGHUP")?;
-    let backoff = config.retry.policy(ES_RETRY);
-    let counters = Arc::new(Counters::new(health));
-    let events: Arc<dyn TransferEvents> = counters.clone();
 
     if config.elasticsearch.manage_templates
         && !put_templates(&es, &config, &index, backoff, events.as_ref(), &shutdown).await?
@@ -159,6 +163,31 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
     pipeline.finish(config.shutdown_timeout_ms.get()).await;
     tracing::info!(counters = %counters.summary(), "transfer stopped");
     consumed
+}
+
+/// Reads the CA and credentials of `access`, retrying with backoff while that needs a server
+/// that is not reachable yet (a `ca_fingerprint` pin is taken from the server's handshake);
+/// `Ok(None)` if shutdown came first. An unreadable file is an error at once.
+async fn read_es_settings(
+    access: &EsAccess,
+    backoff: BackoffPolicy,
+    events: &dyn TransferEvents,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<EsSettings>> {
+    let mut delays = backoff.start();
+    loop {
+        match EsSettings::read(access) {
+            Ok(settings) => return Ok(Some(settings)),
+            Err(error @ EsError::Transport { .. }) => {
+                events.template_failed(&error.to_string(), false);
+                tokio::select! {
+                    _ = shutdown.wait() => return Ok(None),
+                    _ = tokio::time::sleep(delays.next_delay()) => {}
+                }
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 /// Puts the data and dead-letter index templates, retrying while Elasticsearch is unreachable,

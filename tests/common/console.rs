@@ -21,12 +21,17 @@ pub struct Console {
 impl Console {
     /// Starts a console on a free port, searching `index_pattern`; waits until it answers.
     pub fn start(dir: &Path, es: &str, index_pattern: &str) -> Console {
+        Console::start_with(dir, es, index_pattern, "")
+    }
+
+    /// [`Console::start`] with `es_extra` added to its `[elasticsearch]` table (CA, credentials).
+    pub fn start_with(dir: &Path, es: &str, index_pattern: &str, es_extra: &str) -> Console {
         let addr = free_addr();
         let config = dir.join("console.toml");
         std::fs::write(
             &config,
             format!(
-                "listen = \"{addr}\"\n[elasticsearch]\nurl = \"{es}\"\nindex_pattern = \"{index_pattern}\"\n"
+                "listen = \"{addr}\"\n[elasticsearch]\nurl = \"{es}\"\nindex_pattern = \"{index_pattern}\"\n{es_extra}\n"
             ),
         )
         .unwrap();
