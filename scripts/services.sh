@@ -18,6 +18,8 @@
 # Elasticsearch with basic auth (user logship, password in .services/pki/es-password) or an API
 # key (.services/pki/es-api-key):
 #   LOGSHIP_ES_SECURE default https://127.0.0.1:9243
+# and a second etcd with TLS, client certificates and auth (scripts/services/etcd.sh):
+#   LOGSHIP_ETCD_SECURE default https://127.0.0.1:2381
 # Knobs: LOGSHIP_SERVICES_TIMEOUT (s, default 300), LOGSHIP_KAFKA_VERSIONS,
 #        LOGSHIP_ES_VERSIONS, LOGSHIP_OPENSEARCH_VERSIONS (space-separated, tried in order),
 #        LOGSHIP_SERVICES_TAKEOVER=1: `up` stops servers that services.sh started
@@ -33,7 +35,7 @@ RUN="$SV/run"
 TIMEOUT="${LOGSHIP_SERVICES_TIMEOUT:-300}"
 ALL_SERVICES=(etcd kafka elasticsearch)
 # Secure mode: also the TLS + auth front of Elasticsearch (scripts/services/esproxy.sh).
-if [ "${LOGSHIP_SECURE:-0}" = 1 ]; then ALL_SERVICES+=(esproxy); fi
+if [ "${LOGSHIP_SECURE:-0}" = 1 ]; then ALL_SERVICES+=(esproxy etcdsec); fi
 
 KAFKA_DEFAULT=127.0.0.1:9092
 ES_DEFAULT=http://127.0.0.1:9200
@@ -82,7 +84,8 @@ select_services() {
       elasticsearch|es|opensearch) SELECTED+=(elasticsearch) ;;
       etcd) SELECTED+=(etcd) ;;
       esproxy) SELECTED+=(esproxy) ;;
-      *) die "unknown service '$s' (kafka, elasticsearch, etcd, esproxy)" ;;
+      etcdsec) SELECTED+=(etcdsec) ;;
+      *) die "unknown service '$s' (kafka, elasticsearch, etcd, esproxy, etcdsec)" ;;
     esac
   done
 }

@@ -76,6 +76,21 @@ pub enum Command {
         /// Key prefix (the agents' `etcd.prefix`).
         #[arg(long, default_value = "/logship")]
         prefix: String,
+        /// PEM of the CA that signs the etcd servers' certificates (`https://` endpoints).
+        #[arg(long)]
+        etcd_ca: Option<PathBuf>,
+        /// PEM of a client certificate (with `--etcd-key`).
+        #[arg(long)]
+        etcd_cert: Option<PathBuf>,
+        /// PEM of the client certificate's key.
+        #[arg(long)]
+        etcd_key: Option<PathBuf>,
+        /// etcd user; the password from `--etcd-password-file` or `$LOGSHIP_ETCD_PASSWORD`.
+        #[arg(long)]
+        etcd_user: Option<String>,
+        /// File holding the etcd user's password.
+        #[arg(long)]
+        etcd_password_file: Option<PathBuf>,
         /// What to do.
         #[command(subcommand)]
         command: CtlCommand,

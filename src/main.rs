@@ -97,8 +97,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Ctl {
             etcd,
             prefix,
+            etcd_ca,
+            etcd_cert,
+            etcd_key,
+            etcd_user,
+            etcd_password_file,
             command,
         } => {
+            let access = logship::config::etcd_access::EtcdAccess::new(
+                etcd,
+                etcd_ca.as_deref(),
+                etcd_cert.as_deref(),
+                etcd_key.as_deref(),
+                etcd_user.as_deref(),
+                etcd_password_file.as_deref(),
+            )
+            .map_err(|e| anyhow::anyhow!("--etcd-*: {e}"))?;
             let request = match command {
                 CtlCommand::Collect {
                     command: CollectCommand::Get { host },
@@ -109,7 +123,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 CtlCommand::Agents => CtlRequest::Agents,
             };
             let mut out = std::io::stdout().lock();
-            logship::etcd::ctl::run(&etcd, &prefix, &request, &mut out).await
+            logship::etcd::ctl::run(&access, &prefix, &request, &mut out).await
         }
     }
 }

@@ -509,3 +509,172 @@ fn a_pinned_ca_fingerprint_is_trusted_and_a_wrong_pin_is_a_clear_error() {
     assert_eq!(count(&wrong.index), 0);
     let _ = transfer.terminate(Duration::from_secs(20));
 }
+
+/// The secure etcd of `scripts/services.sh` secure mode.
+fn secure_etcd() -> String {
+    std::env::var("LOGSHIP_ETCD_SECURE").unwrap_or_else(|_| "https://127.0.0.1:2381".into())
+}
+
+/// `logship ctl` against the secure etcd as `user` (password file of the test PKI unless
+/// `password_file` is given), with the test client certificate; prefix `/logship-sec`.
+fn secure_ctl(user: &str, password_file: Option<&Path>, args: &[&str]) -> std::process::Output {
+    let password = password_file
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| pki(&format!("etcd-{user}-password")));
+    Command::new(common::logship_bin())
+        .args(["ctl", "--etcd", &secure_etcd(), "--prefix", "/logship-sec"])
+        .arg("--etcd-ca")
+        .arg(pki("ca.crt"))
+        .arg("--etcd-cert")
+        .arg(pki("client.crt"))
+        .arg("--etcd-key")
+        .arg(pki("client.key"))
+        .args(["--etcd-user", user, "--etcd-password-file"])
+        .arg(password)
+        .args(args)
+        .output()
+        .expect("run logship ctl")
+}
+
+#[test]
+fn an_agent_with_only_its_etcd_role_follows_its_entries_over_tls() {
+    // The agent's etcd user may read its own collect key and write its own registry key, and
+    // nothing else (scripts/services/etcd.sh); TLS with a client certificate.
+    let dir = tempfile::tempdir().unwrap();
+    let setup = TransferSetup::new("sec-etcd");
+    create_topic(&setup.topic);
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let entries = dir.path().join("entries.json");
+    std::fs::write(
+        &entries,
+        format!(
+            r#"[{{"path": "{}/*.log", "topic": "{}"}}]"#,
+            logs.display(),
+            setup.topic
+        ),
+    )
+    .unwrap();
+    let output = secure_ctl(
+        "root",
+        None,
+        &[
+            "collect",
+            "set",
+            "--host",
+            "sec-host",
+            "--file",
+            entries.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "host = \"sec-host\"\ndata_dir = \"{data}\"\nrescan_interval_ms = 200\n\
+             [kafka]\nbrokers = \"{brokers}\"\n[etcd]\nendpoints = [\"{etcd}\"]\n\
+             prefix = \"/logship-sec\"\nallowed_paths = [\"{logs}\"]\nca_file = \"{ca}\"\n\
+             cert_file = \"{cert}\"\nkey_file = \"{key}\"\nusername = \"logship-agent\"\n\
+             password_file = \"{password}\"\n",
+            data = dir.path().join("data").display(),
+            brokers = common::kafka_brokers(),
+            etcd = secure_etcd(),
+            logs = logs.display(),
+            ca = pki("ca.crt").display(),
+            cert = pki("client.crt").display(),
+            key = pki("client.key").display(),
+            password = pki("etcd-logship-agent-password").display(),
+        ),
+    )
+    .unwrap();
+    write_lines(dir.path(), "app.log", 0..200);
+    let agent = common::agent::AgentProcess::start(&config);
+    let (_transfer_dir, transfer_config) = setup.write();
+    let transfer = Transfer::start(&transfer_config, "sec-etcd");
+    wait_for_count(&setup.index, 200, INDEXED, &[&transfer]);
+    assert_eq!(assert_no_duplicate_messages(&setup.index), 200);
+
+    // Its registry key is there (read as root: the agent's user may not list the registry).
+    let listed = wait_for(Duration::from_secs(30), || {
+        let output = secure_ctl("root", None, &["agents"]);
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        text.contains("sec-host").then_some(text)
+    });
+    assert!(
+        listed.is_some(),
+        "sec-host is not in the registry\n{}",
+        agent.log()
+    );
+    // Its user cannot read another host's entries.
+    let other = secure_ctl(
+        "logship-agent",
+        None,
+        &["collect", "get", "--host", "another-host"],
+    );
+    assert!(!other.status.success());
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("permission denied"),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+    let log = agent.log();
+    assert!(agent.terminate());
+    assert!(transfer.terminate(Duration::from_secs(20)).success());
+    for user in ["root", "logship-agent"] {
+        let secret = read(&pki(&format!("etcd-{user}-password")));
+        assert!(
+            !log.contains(&secret),
+            "an etcd password is in the agent's log"
+        );
+    }
+}
+
+#[test]
+fn the_secure_etcd_refuses_wrong_passwords_and_clients_without_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    let output = secure_ctl(
+        "root",
+        Some(&wrong),
+        &["collect", "get", "--host", "sec-host"],
+    );
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("authentication failed"), "{error}");
+    assert!(!error.contains("not-the-password"), "{error}");
+    // No client certificate: the TLS handshake is refused.
+    let output = Command::new(common::logship_bin())
+        .args(["ctl", "--etcd", &secure_etcd(), "--prefix", "/logship-sec"])
+        .arg("--etcd-ca")
+        .arg(pki("ca.crt"))
+        .args(["--etcd-user", "root", "--etcd-password-file"])
+        .arg(pki("etcd-root-password"))
+        .args(["collect", "get", "--host", "sec-host"])
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "a client without a certificate got in"
+    );
+    // Plaintext to the TLS port.
+    let plaintext = secure_etcd().replacen("https://", "http://", 1);
+    let output = Command::new(common::logship_bin())
+        .args([
+            "ctl",
+            "--etcd",
+            &plaintext,
+            "--prefix",
+            "/logship-sec",
+            "agents",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "plaintext got in");
+}

@@ -18,9 +18,10 @@ is_local_kafka() { [ "${KAFKA_EP/localhost/127.0.0.1}" = "$KAFKA_DEFAULT" ]; }
 is_local_es()    { [ "$(norm_url "$ES_EP")" = "$ES_DEFAULT" ]; }
 is_local_etcd()  { [ "$(norm_url "$ETCD_EP")" = "$ETCD_DEFAULT" ]; }
 is_local_esproxy() { [ "$ESPROXY_EP" = "$ESPROXY_DEFAULT" ]; }
+is_local_etcdsec() { [ "$ETCDSEC_EP" = "$ETCDSEC_DEFAULT" ]; }
 is_local() { "is_local_$(short "$1")"; }
 short() { case "$1" in elasticsearch) echo es ;; *) echo "$1" ;; esac; }
-endpoint() { case "$1" in kafka) echo "$KAFKA_EP" ;; elasticsearch) echo "$ES_EP" ;; etcd) echo "$ETCD_EP" ;; esproxy) echo "$ESPROXY_EP" ;; esac; }
+endpoint() { case "$1" in kafka) echo "$KAFKA_EP" ;; elasticsearch) echo "$ES_EP" ;; etcd) echo "$ETCD_EP" ;; esproxy) echo "$ESPROXY_EP" ;; etcdsec) echo "$ETCDSEC_EP" ;; esac; }
 
 now() { date +%s; }
 
@@ -130,6 +131,10 @@ foreign_instances() {
     case "$s" in
       kafka)
         [[ "$args" =~ kafka\.Kafka\ (/[^ ]*)/\.services/kafka/config/server\.properties ]] || continue
+        path="${BASH_REMATCH[1]}"; [ "$path" = "$REPO" ] && continue
+        echo "$pid $path" ;;
+      etcdsec)
+        [[ "$args" =~ ^etcd\ --name\ logship-secure\ --data-dir\ (/[^ ]*)/\.services/etcdsec/data ]] || continue
         path="${BASH_REMATCH[1]}"; [ "$path" = "$REPO" ] && continue
         echo "$pid $path" ;;
       esproxy)

@@ -142,6 +142,22 @@ pub struct EtcdConfig {
     /// [`ETCD_RECONNECT`]).
     #[serde(default)]
     pub retry: RetryConfig,
+    /// PEM of the CA that signs the etcd servers' certificates (`https://` endpoints).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM of a client certificate, for servers that require one (with `key_file`).
+    #[serde(default)]
+    pub cert_file: Option<std::path::PathBuf>,
+    /// PEM of the client certificate's key.
+    #[serde(default)]
+    pub key_file: Option<std::path::PathBuf>,
+    /// etcd user (auth enabled on the server); its password from `password_file` or
+    /// `$LOGSHIP_ETCD_PASSWORD`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the etcd user's password (read at every connection).
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
 }
 
 fn default_etcd_prefix() -> String {
@@ -152,8 +168,22 @@ fn default_allowed_paths() -> Vec<String> {
 }
 
 impl EtcdConfig {
+    /// Endpoints and credentials, checked together.
+    pub fn access(&self) -> Result<super::etcd_access::EtcdAccess, String> {
+        super::etcd_access::EtcdAccess::new(
+            self.endpoints.clone(),
+            self.ca_file.as_deref(),
+            self.cert_file.as_deref(),
+            self.key_file.as_deref(),
+            self.username.as_deref(),
+            self.password_file.as_deref(),
+        )
+        .map_err(|e| format!("[etcd]: {e}"))
+    }
+
     /// Checks the values; the error names the key.
     pub fn check(&self) -> Result<(), String> {
+        self.access()?;
         if self.endpoints.is_empty() || self.endpoints.iter().any(|e| e.trim().is_empty()) {
             return Err("etcd.endpoints must list at least one non-empty endpoint".into());
         }

@@ -8,6 +8,7 @@
 mod agent;
 mod console;
 pub mod es_access;
+pub mod etcd_access;
 pub mod index_name;
 pub mod kafka_security;
 pub mod multiline;

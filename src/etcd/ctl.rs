@@ -29,9 +29,9 @@ pub enum CtlRequest {
     Agents,
 }
 
-/// Runs one `ctl` request against `endpoints`, writing its output to `out`.
+/// Runs one `ctl` request against etcd at `access`, writing its output to `out`.
 pub async fn run(
-    endpoints: &[String],
+    access: &crate::config::etcd_access::EtcdAccess,
     prefix: &str,
     request: &CtlRequest,
     out: &mut impl Write,
@@ -44,14 +44,14 @@ pub async fn run(
             // Validate before connecting: a bad file is refused even with etcd away.
             let json = validated_file(file)?;
             let key = collect_key(prefix, host);
-            let mut client = connect(endpoints).await?;
+            let mut client = connect(access).await?;
             let response = within("put", client.put(key.as_str(), json, None)).await?;
             let revision = response.header().map(|h| h.revision()).unwrap_or(0);
             writeln!(out, "wrote {key} (revision {revision})")?;
         }
         CtlRequest::CollectGet { host } => {
             let key = collect_key(prefix, host);
-            let mut client = connect(endpoints).await?;
+            let mut client = connect(access).await?;
             let response = within("get", client.get(key.as_str(), None)).await?;
             let Some(kv) = response.kvs().first() else {
                 writeln!(out, "[]")?;
@@ -71,7 +71,7 @@ pub async fn run(
         }
         CtlRequest::Agents => {
             let key = registry_prefix(prefix);
-            let mut client = connect(endpoints).await?;
+            let mut client = connect(access).await?;
             let response = within(
                 "get",
                 client.get(key.as_str(), Some(GetOptions::new().with_prefix())),

@@ -22,8 +22,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 
+use crate::config::etcd_access::EtcdAccess;
 use crate::config::EtcdConfig;
 use crate::shutdown::Shutdown;
 use entries::CentralEntries;
@@ -44,6 +45,9 @@ pub enum EtcdError {
         /// The limit.
         after: Duration,
     },
+    /// A CA, certificate, key or password file could not be read.
+    #[error("etcd credentials: {0}")]
+    Credentials(String),
     /// A value could not be used.
     #[error("etcd key {key}: {reason}")]
     Value {
@@ -68,8 +72,11 @@ pub fn start_agent_side(
         .enable_all()
         .build()?;
     let reconnect = config.retry.policy(crate::config::ETCD_RECONNECT);
+    let access = config
+        .access()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let watcher = CollectWatcher {
-        endpoints: config.endpoints.clone(),
+        access: access.clone(),
         key: collect_key(&config.prefix, host),
         allowed_roots: config.allowed_paths.clone(),
         remote,
@@ -77,7 +84,7 @@ pub fn start_agent_side(
         reconnect,
     };
     let registry = Registry {
-        endpoints: config.endpoints.clone(),
+        access,
         key: registry_key(&config.prefix, host),
         files,
         reconnect,
@@ -111,11 +118,34 @@ pub fn registry_prefix(prefix: &str) -> String {
 
 /// Connects to `endpoints` with short connect timeouts and HTTP/2 keep-alives (so a watch on a
 /// dead connection fails instead of hanging).
-pub async fn connect(endpoints: &[String]) -> Result<Client, EtcdError> {
-    let options = ConnectOptions::new()
+///
+/// The CA, the client certificate and key, and the password of `access` are read now, at every
+/// connection: a rotated file is used from the next reconnection on.
+pub async fn connect(access: &EtcdAccess) -> Result<Client, EtcdError> {
+    let mut options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(3))
         .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
-    within("connect", Client::connect(endpoints, Some(options))).await
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| EtcdError::Credentials(format!("cannot read {}: {e}", path.display())))
+    };
+    if access.ca_file.is_some() || access.cert_file.is_some() {
+        let mut tls = TlsOptions::new();
+        if let Some(ca) = &access.ca_file {
+            tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        if let (Some(cert), Some(key)) = (&access.cert_file, &access.key_file) {
+            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        options = options.with_tls(tls);
+    }
+    if let Some((user, password)) = &access.user {
+        let password = password
+            .read()
+            .map_err(|e| EtcdError::Credentials(e.to_string()))?;
+        options = options.with_user(user.clone(), password.expose());
+    }
+    within("connect", Client::connect(&access.endpoints, Some(options))).await
 }
 
 /// Runs `request` with [`REQUEST_TIMEOUT`].

@@ -35,8 +35,8 @@ pub struct Registration {
 
 /// Keeps one agent's registry key alive.
 pub struct Registry {
-    /// etcd endpoints.
-    pub endpoints: Vec<String>,
+    /// etcd endpoints and credentials.
+    pub access: crate::config::etcd_access::EtcdAccess,
     /// The key (`{prefix}/registry/{host}`).
     pub key: String,
     /// Number of files followed, kept current by the reading loop.
@@ -70,7 +70,7 @@ impl Registry {
         backoff: &mut Backoff,
         shutdown: &Shutdown,
     ) -> Result<(), EtcdError> {
-        let mut client = connect(&self.endpoints).await?;
+        let mut client = connect(&self.access).await?;
         let lease = within("lease grant", client.lease_grant(LEASE_TTL_SECS, None))
             .await?
             .id();

@@ -40,8 +40,8 @@ pub struct WatchStats {
 
 /// The watcher of one host's collect key.
 pub struct CollectWatcher {
-    /// etcd endpoints.
-    pub endpoints: Vec<String>,
+    /// etcd endpoints and credentials.
+    pub access: crate::config::etcd_access::EtcdAccess,
     /// The key (`{prefix}/agents/{host}/collect`).
     pub key: String,
     /// Roots every entry's glob must lie under.
@@ -94,7 +94,7 @@ impl CollectWatcher {
         backoff: &mut Backoff,
         reached_once: &mut bool,
     ) -> Result<(), EtcdError> {
-        let mut client = connect(&self.endpoints).await?;
+        let mut client = connect(&self.access).await?;
         let response = within("get", client.get(self.key.as_str(), None)).await?;
         let revision = response.header().map(|h| h.revision()).unwrap_or(0);
         match response.kvs().first() {
