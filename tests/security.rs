@@ -304,7 +304,8 @@ fn sasl_tables(password_file: &Path) -> String {
 #[test]
 fn the_whole_pipeline_runs_secured_and_every_line_arrives_once() {
     // agent → Kafka SASL_SSL (SCRAM-SHA-512) → transfer over mutual TLS (client certificate)
-    // → Elasticsearch behind TLS with an API key.
+    // → Elasticsearch behind TLS with an API key → the console, searching through the same
+    // front with the same key.
     let dir = tempfile::tempdir().unwrap();
     let mut setup = secure_setup(
         "sec-pipe",
@@ -337,7 +338,20 @@ fn the_whole_pipeline_runs_secured_and_every_line_arrives_once() {
     write_lines(dir.path(), "app.log", 400..1000);
     wait_for_count(&setup.index, 1000, INDEXED, &[&transfer]);
     assert_eq!(assert_no_duplicate_messages(&setup.index), 1000);
-    let logs = format!("{}\n{}", agent.log(), transfer.log());
+    // And people search them in the console, which reaches Elasticsearch the same way.
+    let console = common::console::Console::start_with(
+        dir.path(),
+        &secure_url(),
+        &setup.index,
+        &setup.es_extra,
+    );
+    let (code, found) = console.get(&format!(
+        "/api/search?q={}&from=now-1h&to=now",
+        common::console::query("\"secured line 000999\"")
+    ));
+    assert_eq!(code, 200, "{found}\n{}", console.log());
+    assert_eq!(found["total"], 1, "{found}");
+    let logs = format!("{}\n{}\n{}", agent.log(), transfer.log(), console.log());
     assert!(agent.terminate(), "agent did not stop cleanly");
     assert!(transfer.terminate(Duration::from_secs(20)).success());
     assert_no_secret_in(&logs);
