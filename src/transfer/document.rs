@@ -119,13 +119,16 @@ impl Documents {
         let payload = record.payload.unwrap_or_default();
         let rule = self.rule(record.topic);
         if let Some(received) = Received::parse(payload) {
-            let time = received.read_time().and_then(|text| {
-                OffsetDateTime::parse(text, &Rfc3339)
-                    .map_err(|error| format!("@timestamp {text:?} is not RFC 3339: {error}"))
+            // The read time is needed only by a dated index name or a parse rule.
+            let time = (self.index.uses_time() || rule.is_some()).then(|| {
+                received.read_time().and_then(|text| {
+                    OffsetDateTime::parse(text, &Rfc3339)
+                        .map_err(|error| format!("@timestamp {text:?} is not RFC 3339: {error}"))
+                })
             });
             let index_time = match (&time, self.index.uses_time()) {
-                (Ok(time), true) => Some(*time),
-                (Err(reason), true) => {
+                (Some(Ok(time)), true) => Some(*time),
+                (Some(Err(reason)), true) => {
                     return Prepared {
                         id: received.id,
                         index: Err(reason.clone()),
@@ -133,12 +136,12 @@ impl Documents {
                         parse: parse::Outcome::default(),
                     }
                 }
-                (_, false) => None,
+                _ => None,
             };
             let Received { id, mut fields } = received;
             fields.insert(TOPIC.into(), Value::String(record.topic.to_string()));
             let outcome = rule
-                .map(|rule| parse::apply(rule, &mut fields, time.ok(), mode))
+                .map(|rule| parse::apply(rule, &mut fields, time.and_then(Result::ok), mode))
                 .unwrap_or_default();
             let index = self.write(body, record.topic, index_time, &id, &fields);
             return Prepared {
