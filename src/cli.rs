@@ -53,10 +53,14 @@ pub enum Command {
         metrics_addr: Option<SocketAddr>,
     },
     /// Serve the console: search logs in a browser, see every hit in its file's context.
+    #[command(args_conflicts_with_subcommands = true)]
     Console {
         /// Console configuration (TOML); see docs/console.md.
-        #[arg(long, short)]
-        config: PathBuf,
+        #[arg(long, short, required = true)]
+        config: Option<PathBuf>,
+        /// A helper instead of serving.
+        #[command(subcommand)]
+        command: Option<ConsoleCommand>,
     },
     /// Show an agent's files (offset, size, bytes behind, last read) and WAL depth; asks the
     /// running agent at its `metrics_addr`, or reads the stopped agent's database.
@@ -95,6 +99,14 @@ pub enum Command {
         #[command(subcommand)]
         command: CtlCommand,
     },
+}
+
+/// `logship console` helpers.
+#[derive(Debug, Subcommand)]
+pub enum ConsoleCommand {
+    /// Reads a password from standard input (one line) and prints its argon2 hash, for a
+    /// `[[users]]` entry's `password_hash`.
+    HashPassword,
 }
 
 /// `logship ctl` commands.

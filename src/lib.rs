@@ -39,6 +39,7 @@ pub mod console;
 pub mod es;
 pub mod etcd;
 pub mod kafka;
+pub mod listener;
 pub mod record;
 pub mod shutdown;
 pub mod sync;

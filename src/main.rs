@@ -79,7 +79,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             config.metrics_addr = metrics_addr.or(config.metrics_addr);
             logship::transfer::run(config, shutdown).await
         }
-        Command::Console { config } => {
+        Command::Console {
+            command: Some(cli::ConsoleCommand::HashPassword),
+            ..
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(!password.is_empty(), "the password is empty");
+            println!("{}", logship::console::auth::hash_password(password)?);
+            Ok(())
+        }
+        Command::Console { config, .. } => {
+            let config = config.context("--config is required")?;
             let config = logship::config::ConsoleConfig::load(&config)?;
             logship::console::run(config, shutdown).await
         }

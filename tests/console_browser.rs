@@ -306,3 +306,313 @@ async fn a_person_searches_opens_context_and_follows_the_tail_in_chromium() {
     drop(console);
     shipping.stop();
 }
+
+/// Prints the argon2 hash of `password` with `logship console hash-password`.
+fn hash_password(password: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new(common::logship_bin())
+        .args(["console", "hash-password"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let hash = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    hash
+}
+
+/// Clicks `button` and waits until the browser shows a new document (a form post).
+async fn submit(client: &Client, button: Locator<'_>) {
+    client
+        .execute("document.documentElement.dataset.stale = '1'", vec![])
+        .await
+        .unwrap();
+    click(client, button).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let fresh = client
+            .execute(
+                "return document.readyState === 'complete' && !document.documentElement.dataset.stale",
+                vec![],
+            )
+            .await
+            .map(|v| v == json!(true))
+            .unwrap_or(false);
+        if fresh {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the form post never led to a new page"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Fills the sign-in form and submits it.
+async fn sign_in(client: &Client, name: &str, password: &str) {
+    for (id, text) in [("name", name), ("password", password)] {
+        let input = client.find(Locator::Id(id)).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
+    submit(client, Locator::Id("sign-in")).await;
+}
+
+async fn path_of(client: &Client) -> String {
+    let url = client.current_url().await.unwrap();
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    }
+}
+
+/// A page on another origin (another port of 127.0.0.1: another origin, but the same site, so
+/// the browser does send a `SameSite=Lax` cookie along) whose form posts, as soon as it loads,
+/// a collect entry to the console: the classic cross-site request forgery.
+fn forging_site(target: &str) -> SocketAddr {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // text/plain posts the body `name=value`: together, a JSON array.
+    let page = format!(
+        "<!doctype html><html><body><form method=\"post\" enctype=\"text/plain\" action=\"{target}\">\
+         <input type=\"hidden\" name='[{{\"topic\":\"forged\",\"path\":\"/var/log/forged' value='.log\"}}]'>\
+         </form><script>document.forms[0].submit()</script></body></html>"
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    addr
+}
+
+const EDITOR_PASSWORD: &str = "ed-Secret-4431";
+const VIEWER_PASSWORD: &str = "vi-Secret-9072";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_roles_csrf_and_throttling_and_an_editors_change_reaches_the_agent_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let prefix = format!("/logship-console-{}", common::unique("users"));
+    let host = common::unique("host");
+    let topic = common::unique("console-collect");
+    let agent_config = dir.path().join("agent.toml");
+    std::fs::write(
+        &agent_config,
+        format!(
+            "host = \"{host}\"\ndata_dir = \"{data}\"\nrescan_interval_ms = 200\n\
+             [kafka]\nbrokers = \"{brokers}\"\n\n[etcd]\nendpoints = [\"{etcd}\"]\nprefix = \"{prefix}\"\n\
+             allowed_paths = [\"{logs}\"]\n",
+            data = dir.path().join("data").display(),
+            brokers = common::kafka_brokers(),
+            etcd = common::etcd_endpoint(),
+            logs = logs.display(),
+        ),
+    )
+    .unwrap();
+    let lines: Vec<String> = (0..50)
+        .map(|i| format!("collected from the console {i}"))
+        .collect();
+    append_lines(&logs.join("app.log"), &lines);
+    let agent = common::agent::AgentProcess::start(&agent_config);
+    let mut reader = common::agent::TopicReader::new(&topic);
+
+    let (editor_hash, viewer_hash) = (
+        hash_password(EDITOR_PASSWORD),
+        hash_password(VIEWER_PASSWORD),
+    );
+    let console = Console::launch(dir.path(), |addr| {
+        format!(
+            "listen = \"{addr}\"\n\
+             [[users]]\nname = \"ed\"\npassword_hash = \"{editor_hash}\"\nrole = \"editor\"\n\
+             [[users]]\nname = \"vi\"\npassword_hash = \"{viewer_hash}\"\nrole = \"viewer\"\n\
+             [elasticsearch]\nurl = \"{es}\"\nindex_pattern = \"logship-console-users-*\"\n\
+             [etcd]\nendpoints = [\"{etcd}\"]\nprefix = \"{prefix}\"\n",
+            es = es_url(),
+            etcd = common::etcd_endpoint(),
+        )
+    });
+    let base = console.url();
+    let driver = ChromeDriver::start(&dir.path().join("chromedriver.log"));
+    let client = browser(&driver, &dir.path().join("chromium-profile")).await;
+    let collect_page = format!("/collect?host={host}");
+
+    // Anonymous: the sign-in page, which will lead back to the page asked for.
+    client.goto(&format!("{base}{collect_page}")).await.unwrap();
+    assert_eq!(
+        path_of(&client).await,
+        format!("/login?next=/collect%3Fhost%3D{host}")
+    );
+    screenshot(&client, "login.png").await;
+    let (status, _) = console.get("/api/me");
+    assert_eq!(status, 401, "the API refuses the anonymous");
+
+    // A wrong password five times: then even the right one has to wait.
+    for attempt in 1..=5 {
+        sign_in(&client, "vi", "guess").await;
+        let error = texts(&client, "#login-error").await;
+        assert_eq!(error, ["Wrong name or password."], "attempt {attempt}");
+    }
+    sign_in(&client, "vi", VIEWER_PASSWORD).await;
+    let error = texts(&client, "#login-error").await;
+    assert!(
+        error.len() == 1 && error[0].starts_with("Too many failed sign-ins: try again in"),
+        "{error:?}"
+    );
+    screenshot(&client, "login-slowed.png").await;
+    assert_eq!(path_of(&client).await, "/login");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    // The viewer sees the collect page but cannot save, and the API refuses the write.
+    sign_in(&client, "vi", VIEWER_PASSWORD).await;
+    assert_eq!(path_of(&client).await, collect_page);
+    wait_texts(&client, "#who", Duration::from_secs(10), |t| {
+        t == ["vi (viewer)"]
+    })
+    .await;
+    wait_texts(&client, "#collect-info", Duration::from_secs(10), |t| {
+        t.iter().any(|s| s.contains("no entries yet"))
+    })
+    .await;
+    let save = client.find(Locator::Id("collect-save")).await.unwrap();
+    assert!(
+        save.attr("disabled").await.unwrap().is_some(),
+        "Save is disabled for viewers"
+    );
+    let status = client
+        .execute(
+            "return fetch('/api/collect/' + arguments[0], { method: 'POST', \
+             headers: { 'X-CSRF-Token': me.csrf, 'Content-Type': 'application/json' }, body: '[]' }) \
+             .then((r) => r.status)",
+            vec![json!(host)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, json!(403), "a viewer's write is forbidden");
+    click(&client, Locator::Id("sign-out")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path_of(&client).await.starts_with("/login") {
+        assert!(
+            Instant::now() < deadline,
+            "signing out leads to the sign-in page"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The editor: a refused value shows its reason; a good one is saved and the agent follows it.
+    client.goto(&format!("{base}{collect_page}")).await.unwrap();
+    sign_in(&client, "ed", EDITOR_PASSWORD).await;
+    wait_texts(&client, "#who", Duration::from_secs(10), |t| {
+        t == ["ed (editor)"]
+    })
+    .await;
+    wait_texts(&client, "#collect-info", Duration::from_secs(10), |t| {
+        t.iter().any(|s| s.contains("no entries yet"))
+    })
+    .await;
+    let entries = client.find(Locator::Id("collect-entries")).await.unwrap();
+    entries.clear().await.unwrap();
+    entries
+        .send_keys(&format!(r#"[{{"path": "{}/*.log"}}]"#, logs.display()))
+        .await
+        .unwrap();
+    click(&client, Locator::Id("collect-save")).await;
+    wait_texts(&client, "#collect-result", Duration::from_secs(10), |t| {
+        t.iter()
+            .any(|s| s.contains("refused: entry 0") && s.contains("topic"))
+    })
+    .await;
+    screenshot(&client, "collect-refused.png").await;
+    entries.clear().await.unwrap();
+    entries
+        .send_keys(&format!(
+            r#"[{{"path": "{}/*.log", "topic": "{topic}"}}]"#,
+            logs.display()
+        ))
+        .await
+        .unwrap();
+    click(&client, Locator::Id("collect-save")).await;
+    wait_texts(&client, "#collect-result", Duration::from_secs(10), |t| {
+        t.iter().any(|s| s.starts_with("saved: revision"))
+    })
+    .await;
+    screenshot(&client, "collect-saved.png").await;
+    let missing =
+        tokio::task::block_in_place(|| reader.wait_for_messages(&lines, Duration::from_secs(300)));
+    assert!(
+        missing.is_empty(),
+        "{} lines missing\n{}",
+        missing.len(),
+        agent.log()
+    );
+
+    // A forged cross-site post, with the editor's cookie: refused, nothing written.
+    let forger = forging_site(&format!("{base}/api/collect/{host}"));
+    client.goto(&format!("http://{forger}/")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let url = client.current_url().await.unwrap();
+        if url.as_str().starts_with(&base) {
+            break client
+                .find(Locator::Css("body"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the forged form was never posted: {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(body.contains("cross-site request refused"), "{body}");
+    let stored = Command::new(common::logship_bin())
+        .args([
+            "ctl",
+            "--etcd",
+            &common::etcd_endpoint(),
+            "--prefix",
+            &prefix,
+        ])
+        .args(["collect", "get", "--host", &host])
+        .output()
+        .unwrap();
+    let stored = String::from_utf8_lossy(&stored.stdout);
+    assert!(
+        stored.contains(&topic) && !stored.contains("forged"),
+        "{stored}"
+    );
+
+    client.close().await.unwrap();
+    for (name, log) in [("console", console.log()), ("agent", agent.log())] {
+        for password in [EDITOR_PASSWORD, VIEWER_PASSWORD, "guess"] {
+            assert!(!log.contains(password), "the {name} log shows a password");
+        }
+    }
+    assert!(
+        console.log().contains("console sign-in refused"),
+        "{}",
+        console.log()
+    );
+    assert!(agent.terminate());
+}

@@ -692,3 +692,152 @@ fn the_secure_etcd_refuses_wrong_passwords_and_clients_without_a_certificate() {
         .unwrap();
     assert!(!output.status.success(), "plaintext got in");
 }
+
+/// A certificate for 127.0.0.1 signed by the test PKI's other CA, written to `cert` and `key`.
+fn certificate_from_the_other_ca(dir: &Path, cert: &Path, key: &Path) {
+    let ext = dir.join("san.ext");
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let csr = dir.join("rotated.csr");
+    let run = |args: &[&str]| {
+        let output = Command::new("openssl").args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let (cert, key, csr, ext) = (
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+        csr.to_str().unwrap(),
+        ext.to_str().unwrap(),
+    );
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        key,
+        "-subj",
+        "/CN=127.0.0.1",
+        "-out",
+        csr,
+    ]);
+    let (ca, ca_key) = (pki("other-ca.crt"), pki("other-ca.key"));
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        ca.to_str().unwrap(),
+        "-CAkey",
+        ca_key.to_str().unwrap(),
+        "-CAcreateserial",
+        "-CAserial",
+        &format!("{csr}.srl"),
+        "-days",
+        "2",
+        "-extfile",
+        ext,
+        "-out",
+        cert,
+    ]);
+}
+
+#[test]
+fn the_console_serves_https_with_secure_cookies_and_rotates_its_certificate_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (
+        dir.path().join("console.crt"),
+        dir.path().join("console.key"),
+    );
+    std::fs::copy(pki("server.crt"), &cert).unwrap();
+    std::fs::copy(pki("server.key"), &key).unwrap();
+    let password = "console-Secret-5519";
+    let hash = {
+        use std::io::Write as _;
+        let mut child = Command::new(common::logship_bin())
+            .args(["console", "hash-password"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let console = common::console::Console::launch(dir.path(), |addr| {
+        format!(
+            "listen = \"{addr}\"\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
+             [[users]]\nname = \"ann\"\npassword_hash = \"{hash}\"\nrole = \"viewer\"\n\
+             [elasticsearch]\nurl = \"{}\"\nindex_pattern = \"logship-tls-console-*\"\n",
+            cert.display(),
+            key.display(),
+            common::es_url(),
+        )
+    });
+    let url = format!("https://{}/", console.addr);
+    let ca = pki("ca.crt");
+    let ca = ca.to_str().unwrap();
+    assert_eq!(
+        curl_status(&url, &["--cacert", ca]),
+        303,
+        "HTTPS, to sign in"
+    );
+    assert_eq!(
+        curl_status(&format!("http://{}/", console.addr), &[]),
+        0,
+        "no plaintext on the TLS port"
+    );
+    let other = pki("other-ca.crt");
+    let other = other.to_str().unwrap();
+    assert_eq!(
+        curl_status(&url, &["--cacert", other]),
+        0,
+        "the CA is checked"
+    );
+
+    // Signing in: the session cookie is Secure, HttpOnly, SameSite.
+    let output = Command::new("curl")
+        .args(["-s", "-i", "-m", "20", "--cacert", ca, "--data"])
+        .arg(format!("name=ann&password={password}&next=/"))
+        .arg(format!("{url}login"))
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&output.stdout);
+    let cookie = answer
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {answer}"));
+    for part in ["logship_session=", "HttpOnly", "SameSite=Lax", "Secure"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+
+    // Rotation: a certificate from another CA, then SIGHUP; new connections get it.
+    certificate_from_the_other_ca(dir.path(), &cert, &key);
+    let hup = Command::new("kill")
+        .args(["-HUP", &console.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let rotated = wait_for(Duration::from_secs(10), || {
+        (curl_status(&url, &["--cacert", other]) == 303).then_some(())
+    });
+    assert!(
+        rotated.is_some(),
+        "the rotated certificate is served:\n{}",
+        console.log()
+    );
+    assert_eq!(
+        curl_status(&url, &["--cacert", ca]),
+        0,
+        "the old one is gone"
+    );
+    assert!(console.log().contains("TLS certificate and key re-read"));
+    assert!(!console.log().contains(password));
+}

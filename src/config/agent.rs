@@ -184,15 +184,7 @@ impl EtcdConfig {
     /// Checks the values; the error names the key.
     pub fn check(&self) -> Result<(), String> {
         self.access()?;
-        if self.endpoints.is_empty() || self.endpoints.iter().any(|e| e.trim().is_empty()) {
-            return Err("etcd.endpoints must list at least one non-empty endpoint".into());
-        }
-        if !self.prefix.starts_with('/') || self.prefix.ends_with('/') {
-            return Err(format!(
-                "etcd.prefix {:?} must start with '/' and not end with one",
-                self.prefix
-            ));
-        }
+        super::etcd_access::check_endpoints_and_prefix(&self.endpoints, &self.prefix)?;
         self.retry.check("etcd.retry", ETCD_RECONNECT)?;
         if self.allowed_paths.is_empty() {
             return Err("etcd.allowed_paths must not be empty".into());

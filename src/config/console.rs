@@ -1,9 +1,12 @@
 //! The console's configuration (`logship console --config console.toml`).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use super::etcd_access::EtcdAccess;
+use super::ListenTls;
 
 use super::es_access::{EsAccess, EsAccessKeys};
 use super::{load_toml, ConfigError, Millis};
@@ -12,12 +15,101 @@ use super::{load_toml, ConfigError, Millis};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleConfig {
-    /// Where the console listens (default `127.0.0.1:9700`: loopback, as it has no
-    /// authentication yet).
+    /// Where the console listens (default `127.0.0.1:9700`: loopback; listen wider only with
+    /// `[[users]]`, and `[tls]` off loopback).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Serve HTTPS with this certificate and key (re-read on SIGHUP).
+    #[serde(default)]
+    pub tls: Option<ListenTls>,
+    /// Who may sign in. With none, the console is open to whoever reaches `listen`, with the
+    /// editor's rights (the loopback default).
+    #[serde(default)]
+    pub users: Vec<ConsoleUser>,
     /// The cluster to search.
     pub elasticsearch: ConsoleEsConfig,
+    /// Where the agents' collect entries are, for editing them from the console (optional).
+    #[serde(default)]
+    pub etcd: Option<ConsoleEtcdConfig>,
+}
+
+/// One `[[users]]` entry.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleUser {
+    /// The name typed at sign-in.
+    pub name: String,
+    /// An argon2 hash in PHC form (`$argon2id$v=19$...`), as `logship console hash-password`
+    /// prints it. The password itself is never stored.
+    pub password_hash: String,
+    /// What the user may do.
+    pub role: Role,
+}
+
+impl std::fmt::Debug for ConsoleUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleUser")
+            .field("name", &self.name)
+            .field("password_hash", &"<hidden>")
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+/// A console user's rights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Search, context, live tail, fleet pages.
+    Viewer,
+    /// A viewer who also edits the hosts' collect entries.
+    Editor,
+}
+
+/// The console's `[etcd]` table: the agents' keys (`endpoints`, `prefix`, TLS and user), for
+/// reading and writing collect entries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleEtcdConfig {
+    /// etcd endpoints (`http://host:2379` or `https://`).
+    pub endpoints: Vec<String>,
+    /// Key prefix, the agents' `etcd.prefix`.
+    #[serde(default = "default_etcd_prefix")]
+    pub prefix: String,
+    /// PEM of the CA that signs the etcd servers' certificates.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM of a client certificate (with `key_file`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM of its key.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// etcd user; its password from `password_file` or `$LOGSHIP_ETCD_PASSWORD`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the etcd user's password (read at every connection).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+fn default_etcd_prefix() -> String {
+    "/logship".to_string()
+}
+
+impl ConsoleEtcdConfig {
+    /// Endpoints and credentials, checked together.
+    pub fn access(&self) -> Result<EtcdAccess, String> {
+        EtcdAccess::new(
+            self.endpoints.clone(),
+            self.ca_file.as_deref(),
+            self.cert_file.as_deref(),
+            self.key_file.as_deref(),
+            self.username.as_deref(),
+            self.password_file.as_deref(),
+        )
+        .map_err(|e| format!("[etcd]: {e}"))
+    }
 }
 
 /// The console's `[elasticsearch]` table.
@@ -130,6 +222,33 @@ impl ConsoleConfig {
             )));
         }
         es.access().map_err(invalid)?;
+        let mut names = std::collections::HashSet::new();
+        for user in &self.users {
+            if user.name.trim().is_empty() || user.name.chars().any(char::is_control) {
+                return Err(invalid(format!(
+                    "users: name {:?} must be non-empty and printable",
+                    user.name
+                )));
+            }
+            if !names.insert(user.name.as_str()) {
+                return Err(invalid(format!("users: {:?} is listed twice", user.name)));
+            }
+            match argon2::PasswordHash::new(&user.password_hash) {
+                Ok(hash) if hash.algorithm.as_str().starts_with("argon2") => {}
+                _ => {
+                    return Err(invalid(format!(
+                        "users: the password_hash of {:?} is not an argon2 hash in PHC form \
+                         (make one with `logship console hash-password`)",
+                        user.name
+                    )))
+                }
+            }
+        }
+        if let Some(etcd) = &self.etcd {
+            etcd.access().map_err(invalid)?;
+            super::etcd_access::check_endpoints_and_prefix(&etcd.endpoints, &etcd.prefix)
+                .map_err(invalid)?;
+        }
         if es.request_timeout_ms.is_zero() {
             return Err(invalid(
                 "elasticsearch.request_timeout_ms must be at least 1".into(),
@@ -190,5 +309,61 @@ mod tests {
             let error = load(&format!("[elasticsearch]\n{text}\n")).unwrap_err();
             assert!(error.to_string().contains(key), "{key}: {error}");
         }
+    }
+
+    const ES: &str = "[elasticsearch]\nurl = \"http://h:9200\"\nindex_pattern = \"a\"\n";
+
+    #[test]
+    fn users_need_argon2_hashes_unique_names_and_a_known_role() {
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$9sTbSlTio3Biev89thdrlKKiCaYsjjYVJxGAL3swxpQ";
+        let good = load(&format!(
+            "[[users]]\nname = \"ann\"\npassword_hash = \"{hash}\"\nrole = \"editor\"\n\
+             [[users]]\nname = \"bob\"\npassword_hash = \"{hash}\"\nrole = \"viewer\"\n{ES}"
+        ))
+        .unwrap();
+        assert_eq!(good.users[0].role, Role::Editor);
+        assert_eq!(good.users[1].role, Role::Viewer);
+        assert!(
+            !format!("{good:?}").contains("argon2id"),
+            "Debug hides hashes"
+        );
+        for (users, expect) in [
+            (
+                "[[users]]\nname = \"ann\"\npassword_hash = \"secret\"\nrole = \"editor\"\n",
+                "hash-password",
+            ),
+            (
+                &*format!(
+                    "[[users]]\nname = \"ann\"\npassword_hash = \"{hash}\"\nrole = \"admin\"\n"
+                ),
+                "admin",
+            ),
+            (
+                &*format!(
+                    "[[users]]\nname = \"ann\"\npassword_hash = \"{hash}\"\nrole = \"viewer\"\n\
+                     [[users]]\nname = \"ann\"\npassword_hash = \"{hash}\"\nrole = \"editor\"\n"
+                ),
+                "twice",
+            ),
+        ] {
+            let error = load(&format!("{users}{ES}")).unwrap_err();
+            assert!(error.to_string().contains(expect), "{expect}: {error}");
+        }
+    }
+
+    #[test]
+    fn etcd_and_tls_tables() {
+        let config = load(&format!(
+            "[tls]\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"\n{ES}\
+             [etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(config.etcd.unwrap().prefix, "/logship");
+        assert_eq!(config.tls.unwrap().key_file, PathBuf::from("/k.pem"));
+        let error = load(&format!(
+            "{ES}[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nprefix = \"x/\"\n"
+        ))
+        .unwrap_err();
+        assert!(error.to_string().contains("etcd.prefix"), "{error}");
     }
 }

@@ -10,6 +10,20 @@ use super::secret::SecretSource;
 /// The environment variable the etcd password may come from.
 pub const PASSWORD_ENV: &str = "LOGSHIP_ETCD_PASSWORD";
 
+/// Checks `etcd.endpoints` (at least one, none empty) and `etcd.prefix` (starts with `/`, does
+/// not end with one); the error names the key.
+pub fn check_endpoints_and_prefix(endpoints: &[String], prefix: &str) -> Result<(), String> {
+    if endpoints.is_empty() || endpoints.iter().any(|e| e.trim().is_empty()) {
+        return Err("etcd.endpoints must list at least one non-empty endpoint".into());
+    }
+    if !prefix.starts_with('/') || prefix.ends_with('/') {
+        return Err(format!(
+            "etcd.prefix {prefix:?} must start with '/' and not end with one"
+        ));
+    }
+    Ok(())
+}
+
 /// Endpoints and credentials for etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdAccess {

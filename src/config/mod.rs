@@ -11,6 +11,7 @@ pub mod es_access;
 pub mod etcd_access;
 pub mod index_name;
 pub mod kafka_security;
+mod listen_tls;
 pub mod multiline;
 pub mod parse;
 pub mod secret;
@@ -29,7 +30,8 @@ pub use agent::{
     validate_collect_entry, AgentConfig, CollectEntry, EtcdConfig, StartPosition, ETCD_RECONNECT,
     KAFKA_RESEND, MAX_READ_BYTES,
 };
-pub use console::{ConsoleConfig, ConsoleEsConfig};
+pub use console::{ConsoleConfig, ConsoleEsConfig, ConsoleEtcdConfig, ConsoleUser, Role};
+pub use listen_tls::ListenTls;
 pub use transfer::{
     BatchConfig, ElasticsearchConfig, TransferConfig, TransferKafkaConfig, ES_RETRY,
     PROTECTED_KAFKA_OPTIONS,

@@ -14,10 +14,19 @@
 //! - `GET /api/tail?q=`: new matching lines as they are indexed (server-sent events, see
 //!   [`tail`]).
 //!
-//! It is read-only and asks only Elasticsearch, over the indices of `index_pattern`. A user's
+//! - `GET /api/hosts`, `GET /api/collect/{host}`, `POST /api/collect/{host}`: the registered
+//!   agents and their collect entries in etcd, when the console has an `[etcd]` table
+//!   ([`collect`]; writing needs the editor role);
+//! - `GET /login`, `POST /login`, `POST /logout`, `GET /api/me`: signing in ([`auth`]).
+//!
+//! Searching asks only Elasticsearch, over the indices of `index_pattern`. A user's
 //! mistake is answered 400 with Elasticsearch's reason, an unreachable cluster 503, an unknown id
-//! 404, each as `{"error": "..."}` (docs/console.md).
+//! 404, each as `{"error": "..."}` (docs/console.md). With `[[users]]`, everything but the
+//! sign-in page needs a session, and every write a CSRF token ([`auth`]); with `[tls]` the
+//! console serves HTTPS ([`crate::listener`]).
 
+pub mod auth;
+pub(crate) mod collect;
 pub(crate) mod query;
 pub(crate) mod tail;
 
@@ -50,12 +59,21 @@ const APP_CSS: &str = include_str!("assets/app.css");
 
 /// What the handlers share.
 #[derive(Clone)]
-struct Console {
+pub(crate) struct Console {
     es: SharedEs,
     indices: Arc<Vec<String>>,
     /// Keeps the dead-letter index out unless named ([`query::data_guard`]).
     guard: Arc<Value>,
     tails: Arc<tail::Tails>,
+    auth: Arc<auth::Auth>,
+    /// The central configuration, with `[etcd]`.
+    central: Option<Arc<collect::CentralStore>>,
+}
+
+impl axum::extract::FromRef<Console> for Arc<auth::Auth> {
+    fn from_ref(console: &Console) -> Self {
+        console.auth.clone()
+    }
 }
 
 /// Runs the console until `shutdown`. Binds before returning the first time, so a taken port is
@@ -94,6 +112,23 @@ pub async fn run(config: ConsoleConfig, shutdown: Shutdown) -> anyhow::Result<()
             .collect(),
     );
     let guard = Arc::new(query::data_guard(&indices));
+    let bound = crate::listener::Bound::bind(config.listen, config.tls.as_ref()).await?;
+    let auth = Arc::new(auth::Auth::new(&config.users, bound.is_tls())?);
+    if auth.is_open() && !config.listen.ip().is_loopback() {
+        tracing::warn!(listen = %config.listen, "the console has no [[users]]: anyone who reaches it may search and edit");
+    }
+    if !bound.is_tls() && !auth.is_open() && !config.listen.ip().is_loopback() {
+        tracing::warn!(listen = %config.listen, "passwords and sessions cross the network in clear: add [tls]");
+    }
+    let central = match &config.etcd {
+        Some(etcd) => Some(Arc::new(collect::CentralStore {
+            access: etcd
+                .access()
+                .map_err(|message| anyhow::anyhow!("{message}"))?,
+            prefix: etcd.prefix.clone(),
+        })),
+        None => None,
+    };
     let app = router(Console {
         tails: Arc::new(tail::Tails::new(
             client.clone(),
@@ -103,28 +138,37 @@ pub async fn run(config: ConsoleConfig, shutdown: Shutdown) -> anyhow::Result<()
         es: client,
         indices,
         guard,
+        auth,
+        central,
     });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr().context("listening address")?;
     tracing::info!(
-        url = %format!("http://{addr}/"),
+        url = %bound.url(),
         elasticsearch = %es.url,
         index_pattern = %es.index_pattern,
+        users = config.users.len(),
         "console listening"
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.wait().await })
+    bound
+        .serve(app, shutdown)
         .await
         .context("the console's HTTP server failed")
 }
 
 fn router(console: Console) -> Router {
+    let auth = console.auth.clone();
     Router::new()
         .route("/", get(page))
         .route("/context/{id}", get(page))
         .route("/tail", get(page))
+        .route("/collect", get(page))
+        .route("/login", get(auth::login_get).post(auth::login_post))
+        .route("/logout", axum::routing::post(auth::logout))
+        .route("/api/me", get(auth::me))
+        .route("/api/hosts", get(collect::hosts))
+        .route(
+            "/api/collect/{host}",
+            get(collect::get_entries).post(collect::set_entries),
+        )
         .route("/api/tail", get(api_tail))
         .route("/assets/app.js", get(script))
         .route("/assets/app.css", get(style))
@@ -133,6 +177,7 @@ fn router(console: Console) -> Router {
         .route("/api/context/{id}/streams", get(api_streams))
         .route("/api/histogram", get(api_histogram))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(auth, auth::guard))
         .with_state(console)
 }
 
@@ -213,7 +258,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, value: &Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],

@@ -26,15 +26,19 @@ impl Console {
 
     /// [`Console::start`] with `es_extra` added to its `[elasticsearch]` table (CA, credentials).
     pub fn start_with(dir: &Path, es: &str, index_pattern: &str, es_extra: &str) -> Console {
-        let addr = free_addr();
-        let config = dir.join("console.toml");
-        std::fs::write(
-            &config,
+        Console::launch(dir, |addr| {
             format!(
                 "listen = \"{addr}\"\n[elasticsearch]\nurl = \"{es}\"\nindex_pattern = \"{index_pattern}\"\n{es_extra}\n"
-            ),
-        )
-        .unwrap();
+            )
+        })
+    }
+
+    /// Starts a console on a free port with the configuration `text(addr)`; waits until it
+    /// answers (any status).
+    pub fn launch(dir: &Path, text: impl FnOnce(SocketAddr) -> String) -> Console {
+        let addr = free_addr();
+        let config = dir.join("console.toml");
+        std::fs::write(&config, text(addr)).unwrap();
         let log = dir.join("console.log");
         let child = Command::new(logship_bin())
             .args(["console", "--config"])
@@ -44,9 +48,22 @@ impl Console {
             .spawn()
             .expect("start logship console");
         let console = Console { child, addr, log };
-        let up = wait_for(Duration::from_secs(30), || http_get(addr, "/").map(drop));
+        // Listening (plain or TLS) is enough: the tests ask what they need next.
+        let up = wait_for(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(addr).ok().map(drop)
+        });
         assert!(up.is_some(), "console did not answer:\n{}", console.log());
         console
+    }
+
+    /// The process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// What it logged so far.

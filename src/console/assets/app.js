@@ -1,5 +1,6 @@
-// logship console: the search page (/), the context view (/context/{id}) and the live tail (/tail).
-// All state lives in the URL; everything is fetched from the console's JSON API.
+// logship console: the search page (/), the context view (/context/{id}), the live tail (/tail)
+// and the hosts' collect entries (/collect?host=). All state lives in the URL; everything is
+// fetched from the console's JSON API. Writes carry the CSRF token from /api/me.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -21,10 +22,12 @@ function showError(message) {
   box.hidden = !message;
 }
 
-async function api(path) {
+let me = null;
+
+async function api(path, options) {
   let response;
   try {
-    response = await fetch(path);
+    response = await fetch(path, options);
   } catch (e) {
     throw new Error("the console did not answer: " + e.message);
   }
@@ -34,8 +37,90 @@ async function api(path) {
   } catch (e) {
     throw new Error("the console answered " + response.status + " with something unreadable");
   }
+  if (response.status === 401) { location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search)); }
   if (!response.ok) throw new Error(body.error || ("error " + response.status));
   return body;
+}
+
+async function loadMe() {
+  try {
+    me = await api("/api/me");
+  } catch (e) {
+    showError(e.message);
+    return;
+  }
+  if (me.user) {
+    $("who").textContent = me.user + " (" + me.role + ")";
+    $("sign-out").hidden = false;
+  }
+}
+
+async function signOut() {
+  try {
+    await api("/logout", { method: "POST", headers: { "X-CSRF-Token": me ? me.csrf : "" } });
+  } catch (e) {
+    showError(e.message);
+    return;
+  }
+  location.assign("/login");
+}
+
+function collectHost() {
+  return new URLSearchParams(location.search).get("host") || "";
+}
+
+async function runCollect() {
+  $("search-view").hidden = true;
+  $("context-view").hidden = true;
+  $("collect-view").hidden = false;
+  showError("");
+  const host = collectHost();
+  $("collect-name").value = host;
+  $("collect-result").textContent = "";
+  const editor = me && me.role === "editor";
+  $("collect-save").disabled = !editor || !host;
+  $("collect-save").title = editor ? "" : "viewers cannot change collect entries";
+  try {
+    const list = await api("/api/hosts");
+    $("known-hosts").replaceChildren(...list.hosts.map((h) => el("option", { value: h.host })));
+  } catch (e) {
+    showError(e.message);
+  }
+  if (!host) {
+    $("collect-info").textContent = "Choose a host.";
+    $("collect-entries").value = "";
+    return;
+  }
+  try {
+    const current = await api("/api/collect/" + encodeURIComponent(host));
+    if (current.invalid) {
+      $("collect-info").textContent = current.key + " holds an invalid value (" + current.invalid + "): fix it and save.";
+      $("collect-entries").value = current.raw;
+    } else {
+      $("collect-info").textContent = current.key + (current.revision ? " (revision " + current.revision + ")" : " (no entries yet)");
+      $("collect-entries").value = JSON.stringify(current.entries, null, 2);
+    }
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+async function saveCollect() {
+  const host = collectHost();
+  $("collect-result").textContent = "saving …";
+  $("collect-result").className = "";
+  try {
+    const saved = await api("/api/collect/" + encodeURIComponent(host), {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": me ? me.csrf : "" },
+      body: $("collect-entries").value,
+    });
+    $("collect-result").textContent = "saved: revision " + saved.revision;
+    $("collect-info").textContent = saved.key + " (revision " + saved.revision + ")";
+  } catch (e) {
+    $("collect-result").textContent = e.message;
+    $("collect-result").className = "error";
+  }
 }
 
 function searchParams() {
@@ -292,8 +377,10 @@ function route() {
   const m = location.pathname.match(/^\/context\/(.+)$/);
   if (tailSource && location.pathname !== "/tail") { tailSource.close(); tailSource = null; }
   $("tail-view").hidden = true;
+  $("collect-view").hidden = true;
   if (m) runContext(decodeURIComponent(m[1]));
   else if (location.pathname === "/tail") runTail();
+  else if (location.pathname === "/collect") runCollect();
   else runSearch();
 }
 
@@ -312,5 +399,17 @@ $("tail-link").addEventListener("click", (e) => {
 });
 $("above").addEventListener("click", () => { contextSpan.before += 50; route(); });
 $("below").addEventListener("click", () => { contextSpan.after += 50; route(); });
+$("collect-link").addEventListener("click", (e) => {
+  e.preventDefault();
+  history.pushState(null, "", "/collect");
+  route();
+});
+$("collect-host").addEventListener("submit", (e) => {
+  e.preventDefault();
+  history.pushState(null, "", "/collect?" + new URLSearchParams({ host: $("collect-name").value.trim() }).toString());
+  route();
+});
+$("collect-save").addEventListener("click", saveCollect);
+$("sign-out").addEventListener("click", signOut);
 window.addEventListener("popstate", route);
-route();
+loadMe().then(route);
