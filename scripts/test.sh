@@ -4,7 +4,8 @@
 #   2. Kafka, Elasticsearch and etcd (scripts/services.sh up; stopped again on exit),
 #   3. formatting and lint gates (cargo fmt --check, cargo clippy -D warnings),
 #   4. cargo test for the whole workspace (unit, property, integration and doc tests),
-#   5. fuzzing: scripts/fuzz.sh, LOGSHIP_FUZZ_SECONDS (default 60) per target; 0 skips it.
+#   5. no test secret in any log the tests produced (scripts/check-test-logs.sh),
+#   6. fuzzing: scripts/fuzz.sh, LOGSHIP_FUZZ_SECONDS (default 60) per target; 0 skips it.
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,12 +68,20 @@ for attempt in 1 2 3 4; do
 done
 
 step "cargo test"
+rm -rf target/test-logs
 set +e
 # Two test threads per binary: the integration tests each run agents or transfers that fsync,
 # beside Kafka and Elasticsearch on the same two cores; more in parallel only adds stalls.
 cargo test --workspace --no-fail-fast -- --test-threads=2 2>&1 | tee target/test-output.log
 status=${PIPESTATUS[0]}
 set -e
+
+step "secrets in test logs"
+logs_failed=0
+if ! bash scripts/check-test-logs.sh; then
+  logs_failed=1
+  status=1
+fi
 
 fuzz_seconds="${LOGSHIP_FUZZ_SECONDS:-60}"
 fuzz_failed=0
@@ -87,7 +96,7 @@ if [ "$fuzz_seconds" != 0 ]; then
 fi
 
 # A crashed fuzz run counts as one failed test in the summary.
-grep -E '^test result:' target/test-output.log | awk -v fuzz_failed="$fuzz_failed" '
+grep -E '^test result:' target/test-output.log | awk -v fuzz_failed="$((fuzz_failed + logs_failed))" '
   { for (i = 2; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
   END { printf "tests: %d passed, %d failed, %d skipped\n", p, f + fuzz_failed, s }'
 step "done (exit $status)"

@@ -41,6 +41,7 @@ pub mod etcd;
 pub mod kafka;
 pub mod listener;
 pub mod record;
+pub mod reload;
 pub mod shutdown;
 pub mod sync;
 pub mod telemetry;

@@ -2,7 +2,7 @@
 //! (rustls) with a certificate and key read from PEM files.
 //!
 //! The certificate and key are read at start (a missing or unreadable file is a startup error
-//! naming it) and again on every SIGHUP: new connections then use the new pair, open ones keep
+//! naming it) and again on every reload ([`crate::reload`]: SIGHUP, a changed file): new connections then use the new pair, open ones keep
 //! theirs. A pair that cannot be read at reload is logged and the old one stays in use, so a
 //! half-written rotation never takes the listener down.
 //!
@@ -38,9 +38,6 @@ pub enum ListenError {
     /// The certificate or key cannot be used.
     #[error("TLS listener: {0}")]
     Tls(String),
-    /// SIGHUP cannot be listened for.
-    #[error("cannot listen for SIGHUP: {0}")]
-    Signal(std::io::Error),
 }
 
 /// A bound listener, not yet serving.
@@ -87,8 +84,14 @@ impl Bound {
         format!("{scheme}://{}/", self.local)
     }
 
-    /// Serves `app` until `shutdown`; under TLS, re-reads the certificate and key on SIGHUP.
-    pub async fn serve(self, app: Router, shutdown: Shutdown) -> Result<(), ListenError> {
+    /// Serves `app` until `shutdown`; under TLS, re-reads the certificate and key on every
+    /// `reload`.
+    pub async fn serve(
+        self,
+        app: Router,
+        shutdown: Shutdown,
+        reload: &crate::reload::Reload,
+    ) -> Result<(), ListenError> {
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
         let Some((config, files)) = self.tls else {
             let listener = tokio::net::TcpListener::from_std(self.listener).map_err(|error| {
@@ -105,23 +108,22 @@ impl Bound {
                     error,
                 });
         };
-        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .map_err(ListenError::Signal)?;
+        let mut changes = reload.subscribe();
         let reload = config.clone();
         let reload_shutdown = shutdown.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = reload_shutdown.wait() => return,
-                    got = hangups.recv() => if got.is_none() { return },
+                    got = changes.changed() => if got.is_err() { return },
                 }
                 match server_config(&files) {
                     Ok(fresh) => {
                         reload.reload_from_config(fresh);
-                        tracing::info!(cert = %files.cert_file.display(), "SIGHUP: TLS certificate and key re-read");
+                        tracing::info!(cert = %files.cert_file.display(), "reload: TLS certificate and key re-read");
                     }
                     Err(error) => {
-                        tracing::error!(%error, "SIGHUP: keeping the previous TLS certificate")
+                        tracing::error!(%error, "reload: keeping the previous TLS certificate")
                     }
                 }
             }
@@ -140,6 +142,87 @@ impl Bound {
                 addr: self.local,
                 error,
             })
+    }
+}
+
+/// A TLS client configuration that trusts exactly the certificate `tls` serves (the first one
+/// in its `cert_file`), whoever signed it: what `logship status` uses to ask an endpoint on the
+/// same host, with the same configuration file. Signatures are still checked.
+pub fn pinned_client_config(tls: &ListenTls) -> Result<rustls::ClientConfig, ListenError> {
+    let expected = read_certs(&tls.cert_file)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ListenError::Tls("no certificate".into()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(ExactCertificate {
+        expected,
+        provider: provider.clone(),
+    });
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ListenError::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth())
+}
+
+/// Accepts the one expected end-entity certificate.
+#[derive(Debug)]
+struct ExactCertificate {
+    expected: CertificateDer<'static>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ExactCertificate {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.expected.as_ref() {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "the endpoint presents another certificate than its configured cert_file".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

@@ -57,6 +57,13 @@ fn init_logging(format: LogFormat, level: Option<&str>) {
     }
 }
 
+/// A reload trigger following SIGHUP (a long-running role's; without it SIGHUP would kill it).
+fn hangups() -> anyhow::Result<logship::reload::Reload> {
+    let reload = logship::reload::Reload::new();
+    reload.on_sighup().context("cannot listen for SIGHUP")?;
+    Ok(reload)
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     shutdown
@@ -69,7 +76,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let mut config = logship::config::AgentConfig::load(&config)?;
             config.metrics_addr = metrics_addr.or(config.metrics_addr);
-            logship::agent::run(config, shutdown).await
+            logship::agent::run(config, shutdown, hangups()?).await
         }
         Command::Transfer {
             config,
@@ -77,7 +84,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let mut config = logship::config::TransferConfig::load(&config)?;
             config.metrics_addr = metrics_addr.or(config.metrics_addr);
-            logship::transfer::run(config, shutdown).await
+            logship::transfer::run(config, shutdown, hangups()?).await
         }
         Command::Console {
             command: Some(cli::ConsoleCommand::HashPassword),
@@ -95,13 +102,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Console { config, .. } => {
             let config = config.context("--config is required")?;
             let config = logship::config::ConsoleConfig::load(&config)?;
-            logship::console::run(config, shutdown).await
+            logship::console::run(config, shutdown, hangups()?).await
         }
         Command::Status { config, all } => {
             let config = logship::config::AgentConfig::load(&config)?;
             let mut out = std::io::stdout().lock();
             logship::agent::status::run_command(
                 config.metrics_addr,
+                config.metrics_tls.as_ref(),
                 &config.data_dir,
                 all,
                 &mut out,

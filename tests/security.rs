@@ -449,15 +449,36 @@ fn a_wrong_kafka_password_is_a_clear_error_and_the_fixed_file_ships_everything_o
     );
     // The agent keeps reading into its WAL meanwhile.
     write_lines(dir.path(), "app.log", 300..500);
-    assert!(agent.terminate(), "agent did not stop cleanly");
+    let read_lines = || {
+        http_get(health, "/metrics")
+            .and_then(|(_, m)| common::ops::sample(&m, "logship_agent_read_lines_total", None))
+    };
+    let read_on = wait_for(Duration::from_secs(30), || {
+        read_lines().filter(|n| *n >= 500.0)
+    });
+    assert!(
+        read_on.is_some(),
+        "every line is read into the WAL: {:?}",
+        read_lines()
+    );
 
+    // The fixed file is seen (no restart, no signal): a new producer sends what waited.
     std::fs::copy(pki("kafka-password"), &password).unwrap();
-    let agent = common::agent::AgentProcess::start(&agent_config);
     let (_transfer_dir, transfer_config) = setup.write();
     let transfer = Transfer::start(&transfer_config, "sec-kafkapw");
     wait_for_count(&setup.index, 500, INDEXED, &[&transfer]);
     assert_eq!(assert_no_duplicate_messages(&setup.index), 500);
+    let healthy = wait_for(Duration::from_secs(30), || {
+        http_get(health, "/health").filter(|(status, _)| *status == 200)
+    });
+    assert!(
+        healthy.is_some(),
+        "/health is 200 again
+{}",
+        agent.log()
+    );
     let log = agent.log();
+    assert!(log.contains("reload: Kafka credentials"), "{log}");
     assert!(agent.terminate());
     assert!(transfer.terminate(Duration::from_secs(20)).success());
     assert!(!log.contains(&read(&pki("kafka-password"))));
@@ -693,58 +714,62 @@ fn the_secure_etcd_refuses_wrong_passwords_and_clients_without_a_certificate() {
     assert!(!output.status.success(), "plaintext got in");
 }
 
-/// A certificate for 127.0.0.1 signed by the test PKI's other CA, written to `cert` and `key`.
-fn certificate_from_the_other_ca(dir: &Path, cert: &Path, key: &Path) {
+/// Runs `openssl args`, which must succeed.
+fn openssl(args: &[&str]) {
+    let output = Command::new("openssl").args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Issues a certificate for `cn` (and IP 127.0.0.1) signed by the test PKI's `ca` (`ca` or
+/// `other-ca`), writing `cert` and `key`.
+fn issue_certificate(dir: &Path, ca: &str, cn: &str, cert: &Path, key: &Path) {
     let ext = dir.join("san.ext");
     std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").unwrap();
-    let csr = dir.join("rotated.csr");
-    let run = |args: &[&str]| {
-        let output = Command::new("openssl").args(args).output().unwrap();
-        assert!(
-            output.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    let (cert, key, csr, ext) = (
-        cert.to_str().unwrap(),
-        key.to_str().unwrap(),
-        csr.to_str().unwrap(),
-        ext.to_str().unwrap(),
-    );
-    run(&[
+    let csr = dir.join(format!("{cn}.csr"));
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let subject = format!("/CN={cn}");
+    openssl(&[
         "req",
         "-new",
         "-newkey",
         "rsa:2048",
         "-nodes",
         "-keyout",
-        key,
+        &path(key),
         "-subj",
-        "/CN=127.0.0.1",
+        &subject,
         "-out",
-        csr,
+        &path(&csr),
     ]);
-    let (ca, ca_key) = (pki("other-ca.crt"), pki("other-ca.key"));
-    run(&[
+    let (ca_cert, ca_key) = (pki(&format!("{ca}.crt")), pki(&format!("{ca}.key")));
+    openssl(&[
         "x509",
         "-req",
         "-in",
-        csr,
+        &path(&csr),
         "-CA",
-        ca.to_str().unwrap(),
+        &path(&ca_cert),
         "-CAkey",
-        ca_key.to_str().unwrap(),
+        &path(&ca_key),
         "-CAcreateserial",
         "-CAserial",
-        &format!("{csr}.srl"),
+        &format!("{}.srl", path(&csr)),
         "-days",
         "2",
         "-extfile",
-        ext,
+        &path(&ext),
         "-out",
-        cert,
+        &path(cert),
     ]);
+}
+
+/// A certificate for 127.0.0.1 signed by the test PKI's other CA, written to `cert` and `key`.
+fn certificate_from_the_other_ca(dir: &Path, cert: &Path, key: &Path) {
+    issue_certificate(dir, "other-ca", "127.0.0.1", cert, key);
 }
 
 #[test]
@@ -840,4 +865,133 @@ fn the_console_serves_https_with_secure_cookies_and_rotates_its_certificate_on_s
     );
     assert!(console.log().contains("TLS certificate and key re-read"));
     assert!(!console.log().contains(password));
+}
+
+/// A new client certificate and key signed by the test CA, moved over `cert` and `key` by
+/// rename (as a careful rotation does).
+fn rotate_client_certificate(dir: &Path, cert: &Path, key: &Path) {
+    let (fresh_cert, fresh_key) = (dir.join("fresh.crt"), dir.join("fresh.key"));
+    issue_certificate(dir, "ca", "logship-rotated", &fresh_cert, &fresh_key);
+    std::fs::rename(&fresh_key, key).unwrap();
+    std::fs::rename(&fresh_cert, cert).unwrap();
+}
+
+#[test]
+fn client_certificates_rotated_with_sighup_while_shipping_lose_and_double_nothing() {
+    // Agent and transfer both reach Kafka's mutual-TLS listener with their own copies of the
+    // client certificate; halfway through a steady stream of lines each gets a new certificate
+    // and a SIGHUP: the agent switches producers, the transfer rejoins its group.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = |name: &str, to: &str| {
+        let path = dir.path().join(to);
+        std::fs::copy(pki(name), &path).unwrap();
+        path
+    };
+    let (agent_cert, agent_key) = (
+        copy("client.crt", "agent.crt"),
+        copy("client.key", "agent.key"),
+    );
+    let (transfer_cert, transfer_key) = (
+        copy("client.crt", "transfer.crt"),
+        copy("client.key", "transfer.key"),
+    );
+    let tls = |cert: &Path, key: &Path| {
+        format!(
+            "[kafka.tls]\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            pki("ca.crt").display(),
+            cert.display(),
+            key.display()
+        )
+    };
+    let mut setup = TransferSetup::new("sec-rotate");
+    setup.brokers = "127.0.0.1:9095".into();
+    setup.kafka_extra = tls(&transfer_cert, &transfer_key);
+    create_topic(&setup.topic);
+    let agent_dir = dir.path().join("agent");
+    let agent_config = secure_agent_config(
+        &agent_dir,
+        "127.0.0.1:9095",
+        &tls(&agent_cert, &agent_key),
+        &setup.topic,
+        free_addr(),
+    );
+    let agent = common::agent::AgentProcess::start(&agent_config);
+    let (_transfer_dir, transfer_config) = setup.write();
+    let transfer = Transfer::start(&transfer_config, "sec-rotate");
+
+    const TOTAL: u64 = 3000;
+    let writer_dir = agent_dir.clone();
+    let writer = std::thread::spawn(move || {
+        for batch in 0..30 {
+            write_lines(&writer_dir, "app.log", batch * 100..(batch + 1) * 100);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    });
+    let flowing = wait_for(INDEXED, || (count(&setup.index) >= 600).then_some(()));
+    assert!(flowing.is_some(), "{}", transfer.log());
+    rotate_client_certificate(dir.path(), &agent_cert, &agent_key);
+    rotate_client_certificate(dir.path(), &transfer_cert, &transfer_key);
+    agent.hangup();
+    transfer.hangup();
+    writer.join().unwrap();
+    wait_for_count(&setup.index, TOTAL, INDEXED, &[&transfer]);
+    assert_eq!(assert_no_duplicate_messages(&setup.index) as u64, TOTAL);
+    let (agent_log, transfer_log) = (agent.log(), transfer.log());
+    assert!(
+        agent_log.contains("reload: Kafka credentials"),
+        "{agent_log}"
+    );
+    assert!(
+        transfer_log.contains("reload: joining the group again"),
+        "{transfer_log}"
+    );
+    assert!(agent.terminate(), "agent did not stop cleanly");
+    assert!(transfer.terminate(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn the_agents_endpoint_serves_https_and_logship_status_asks_it_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let health = free_addr();
+    let topic = common::unique("sec-metrics");
+    let config = secure_agent_config(dir.path(), &common::kafka_brokers(), "", &topic, health);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "[metrics_tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        pki("server.crt").display(),
+        pki("server.key").display()
+    ));
+    std::fs::write(&config, text).unwrap();
+    write_lines(dir.path(), "app.log", 0..10);
+    let agent = common::agent::AgentProcess::start(&config);
+    let ca = pki("ca.crt");
+    let ca = ca.to_str().unwrap();
+    let url = format!("https://{health}/metrics");
+    let up = wait_for(Duration::from_secs(30), || {
+        (curl_status(&url, &["--cacert", ca]) == 200).then_some(())
+    });
+    assert!(up.is_some(), "/metrics over HTTPS\n{}", agent.log());
+    assert_eq!(
+        curl_status(&format!("http://{health}/metrics"), &[]),
+        0,
+        "no plaintext on the TLS endpoint"
+    );
+    let other = pki("other-ca.crt");
+    assert_eq!(
+        curl_status(&url, &["--cacert", other.to_str().unwrap()]),
+        0,
+        "the certificate is checked"
+    );
+    let status = Command::new(common::logship_bin())
+        .args(["status", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success() && out.contains("app.log"),
+        "{out}\n{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(agent.terminate());
 }

@@ -138,6 +138,12 @@ pub trait AgentEvents: BrokerObserver {
     fn resend(&self, seq: u64, error: &str, retry_in: Duration);
     /// The producer hit a fatal error and is recreated; everything unacknowledged is resent.
     fn producer_recreated(&self, error: &str);
+    /// On a reload, the producer was rebuilt with freshly read credentials; `unacknowledged`
+    /// chunks were still in flight and are resent with the rest of the WAL.
+    fn producer_reloaded(&self, unacknowledged: usize);
+    /// On a reload, the new producer could not be built (an unreadable file): the old one
+    /// stays.
+    fn producer_reload_failed(&self, error: &str);
     /// A WAL record was moved to quarantine (the rest is shipped): `damaged` when its bytes
     /// failed their check, else it is intact but not a chunk this agent can read.
     fn quarantined(&self, seq: u64, reason: &str, damaged: bool);

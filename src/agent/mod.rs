@@ -74,7 +74,14 @@ use shipper::{ShipQueue, Shipper};
 
 /// Runs the agent until `shutdown` (or a fatal error, which also stops the other thread).
 /// With `metrics_addr`, the endpoint is listening before the agent starts reading.
-pub async fn run(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+///
+/// On every `reload` (SIGHUP, or a change to a `[kafka.tls]` / `[kafka.sasl]` file) the shipper
+/// switches to a producer built from the files as they are then (see [`shipper`]).
+pub async fn run(
+    config: AgentConfig,
+    shutdown: Shutdown,
+    reload: crate::reload::Reload,
+) -> anyhow::Result<()> {
     let health = Arc::new(Health::new(config.health_grace_ms.get()));
     let events: Arc<dyn AgentEvents> = Arc::new(Reported::new(health.clone()));
     let status = Arc::new(status::RunningStatus::default());
@@ -82,9 +89,20 @@ pub async fn run(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<()> 
         let endpoint = crate::telemetry::Endpoint::install(health)?.with_status(status.clone());
         // The endpoint is not stopped with the agent: /health answers (503, with the reason a
         // thread failed) until the process exits, which the supervisor bounds.
-        crate::telemetry::serve(addr, endpoint, Shutdown::new()).await?;
+        crate::telemetry::serve(
+            addr,
+            config.metrics_tls.as_ref(),
+            endpoint,
+            Shutdown::new(),
+            &reload,
+        )
+        .await?;
     }
-    tokio::task::spawn_blocking(move || run_blocking(config, shutdown, &status, events))
+    let mut files =
+        crate::config::kafka_security::files(config.kafka.tls.as_ref(), config.kafka.sasl.as_ref());
+    files.extend(config.metrics_tls.iter().flat_map(|tls| tls.files()));
+    let _watch = reload.watch_files(files);
+    tokio::task::spawn_blocking(move || run_blocking(config, shutdown, reload, &status, events))
         .await
         .context("agent thread panicked")?
 }
@@ -94,6 +112,7 @@ pub async fn run(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<()> 
 pub fn run_blocking(
     config: AgentConfig,
     shutdown: Shutdown,
+    reload: crate::reload::Reload,
     status: &status::RunningStatus,
     events: Arc<dyn AgentEvents>,
 ) -> anyhow::Result<()> {
@@ -191,6 +210,7 @@ pub fn run_blocking(
         backlog: backlog.clone(),
         resend: config.retry.policy(crate::config::KAFKA_RESEND),
         events: events.clone(),
+        reload,
     };
     let monitor = monitor::Monitor {
         wal: wal.clone(),

@@ -309,6 +309,20 @@ impl AgentEvents for Reported {
         );
     }
 
+    fn producer_reloaded(&self, unacknowledged: usize) {
+        tracing::info!(
+            unacknowledged,
+            "reload: Kafka credentials and certificates read again; the new producer resends what is unacknowledged"
+        );
+    }
+
+    fn producer_reload_failed(&self, error: &str) {
+        tracing::error!(
+            error,
+            "reload: cannot build a Kafka producer from the credentials files; keeping the one in use"
+        );
+    }
+
     fn quarantined(&self, seq: u64, reason: &str, damaged: bool) {
         metrics::counter!(names::WAL_QUARANTINED_RECORDS).increment(1);
         if damaged {

@@ -10,6 +10,12 @@
 //!   their ids, so copies that did land are harmless downstream);
 //! - a fatal producer error (idempotence state lost) recreates the producer and resends every
 //!   chunk still in the WAL;
+//! - on a reload (SIGHUP, a changed credentials file) the shipper reads the Kafka credentials
+//!   and certificates again by building a new producer; if that fails it keeps the old one and
+//!   says why. Otherwise it stops sending, gives what is in flight up to [`RELOAD_DRAIN`] to be
+//!   acknowledged (nothing to resend on a working connection), then drops the old producer and
+//!   resends every chunk still in the WAL through the new one (the fix for a wrong password or
+//!   CA: what the old one could not deliver goes out now, with the same ids);
 //! - on shutdown nothing new is sent; what is in flight gets `shutdown_timeout` to be
 //!   acknowledged, the rest stays in the WAL and is resent on the next start.
 
@@ -93,7 +99,13 @@ pub struct Shipper {
     /// Where deliveries, resends and quarantines are reported (and the producer's broker
     /// count).
     pub events: Arc<dyn AgentEvents>,
+    /// Reload requests: switch to a producer with freshly read credentials.
+    pub reload: crate::reload::Reload,
 }
+
+/// On a reload, how long in-flight chunks may take to be acknowledged by the old producer
+/// before it is dropped and they are resent through the new one.
+pub const RELOAD_DRAIN: Duration = Duration::from_secs(5);
 
 /// A chunk handed to the producer: its source bytes and lines.
 #[derive(Debug, Clone, Copy)]
@@ -128,6 +140,7 @@ impl Shipper {
         let mut retry: VecDeque<(Instant, Seq)> = VecDeque::new();
         let mut backoff = self.resend.start();
         let mut encode_buf = Vec::with_capacity(1024);
+        let mut reloaded = self.reload.generation();
         loop {
             let idle = in_flight_bytes >= self.kafka.max_inflight_bytes
                 || (self.queue.is_empty() && retry.is_empty());
@@ -158,6 +171,37 @@ impl Shipper {
 
             if shutdown.is_triggered() {
                 return self.finish(producer, &mut in_flight, &mut in_flight_bytes);
+            }
+
+            let generation = self.reload.generation();
+            if generation != reloaded {
+                reloaded = generation;
+                match DurableProducer::new(&self.kafka, self.max_record_bytes, self.brokers()) {
+                    Ok(fresh) => {
+                        let deadline = Instant::now() + RELOAD_DRAIN;
+                        while !in_flight.is_empty()
+                            && Instant::now() < deadline
+                            && !shutdown.is_triggered()
+                        {
+                            self.settle(
+                                producer.take_finished(Duration::from_millis(50)),
+                                &mut in_flight,
+                                &mut in_flight_bytes,
+                                &mut retry,
+                                &mut backoff,
+                            )?;
+                        }
+                        let unacknowledged = in_flight.len();
+                        drop(std::mem::replace(&mut producer, fresh));
+                        in_flight.clear();
+                        in_flight_bytes = 0;
+                        retry.clear();
+                        self.queue.replace(pending_seqs(&self.wal)?);
+                        self.events.producer_reloaded(unacknowledged);
+                    }
+                    Err(error) => self.events.producer_reload_failed(&error.to_string()),
+                }
+                continue;
             }
 
             while in_flight_bytes < self.kafka.max_inflight_bytes {

@@ -251,15 +251,19 @@ pub fn render(status: &AgentStatus, all: bool, out: &mut dyn Write) -> io::Resul
 
 /// `logship status`: asks the running agent at `metrics_addr`, or reads the stopped agent's
 /// database in `data_dir`.
+///
+/// With `metrics_tls`, it asks over HTTPS and trusts exactly the certificate the endpoint is
+/// configured to serve.
 pub async fn run_command(
     metrics_addr: Option<std::net::SocketAddr>,
+    metrics_tls: Option<&crate::config::ListenTls>,
     data_dir: &Path,
     all: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let mut unreachable = None;
     if let Some(addr) = metrics_addr {
-        match query(addr).await {
+        match query(addr, metrics_tls).await {
             Ok(status) => return Ok(render(&status, all, out)?),
             Err(error) => unreachable = Some(error),
         }
@@ -277,20 +281,28 @@ pub async fn run_command(
     }
 }
 
-async fn query(addr: std::net::SocketAddr) -> anyhow::Result<AgentStatus> {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .context("cannot build an HTTP client")?;
+async fn query(
+    addr: std::net::SocketAddr,
+    tls: Option<&crate::config::ListenTls>,
+) -> anyhow::Result<AgentStatus> {
+    let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10));
+    let url = match tls {
+        Some(tls) => {
+            builder = builder.use_preconfigured_tls(crate::listener::pinned_client_config(tls)?);
+            format!("https://{addr}/status")
+        }
+        None => format!("http://{addr}/status"),
+    };
+    let client = builder.build().context("cannot build an HTTP client")?;
     let response = client
-        .get(format!("http://{addr}/status"))
+        .get(&url)
         .send()
         .await
-        .with_context(|| format!("GET http://{addr}/status"))?;
+        .with_context(|| format!("GET {url}"))?;
     let code = response.status();
     let body = response.text().await.context("reading /status")?;
     if !code.is_success() {
-        bail!("http://{addr}/status answered {code}: {}", body.trim());
+        bail!("{url} answered {code}: {}", body.trim());
     }
     serde_json::from_str(&body).context("the agent's /status is not valid status JSON")
 }

@@ -101,6 +101,9 @@ pub struct AgentConfig {
     /// `--metrics-addr` overrides).
     #[serde(default)]
     pub metrics_addr: Option<SocketAddr>,
+    /// Serve the endpoint over HTTPS with this certificate and key (re-read on reload).
+    #[serde(default)]
+    pub metrics_tls: Option<super::ListenTls>,
     /// `/health` answers 503 once a condition (Kafka unreachable, WAL full) lasts this long.
     #[serde(default = "super::default_health_grace_ms")]
     pub health_grace_ms: Millis,

@@ -75,6 +75,21 @@ pub struct EsAccess {
 }
 
 impl EsAccess {
+    /// The files this access reads (CA, password or API key): a change to one is a reason to
+    /// reload.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let secret = match &self.auth {
+            EsAuthSource::None => None,
+            EsAuthSource::Basic { password, .. } => password.file(),
+            EsAuthSource::ApiKey(key) => key.file(),
+        };
+        self.ca_file
+            .iter()
+            .cloned()
+            .chain(secret.map(Path::to_path_buf))
+            .collect()
+    }
+
     /// Checks the combination of keys; the error names the keys (`elasticsearch.` prefixed).
     pub fn new(keys: EsAccessKeys<'_>) -> Result<EsAccess, String> {
         if (keys.ca_file.is_some() || keys.ca_fingerprint.is_some())

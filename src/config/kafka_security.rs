@@ -86,6 +86,23 @@ impl KafkaSasl {
     }
 }
 
+/// The files `[kafka.tls]` and `[kafka.sasl]` read: a change to one is a reason to reload.
+pub fn files(tls: Option<&KafkaTls>, sasl: Option<&KafkaSasl>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if let Some(tls) = tls {
+        files.extend(
+            [&tls.ca_file, &tls.cert_file, &tls.key_file]
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
+    }
+    if let Some(file) = sasl.and_then(|s| s.password_file.clone()) {
+        files.push(file);
+    }
+    files
+}
+
 /// librdkafka properties `kafka.options` may not set: secrets and security settings, which go
 /// in `[kafka.tls]` / `[kafka.sasl]`.
 pub fn refused_option(key: &str) -> Option<String> {

@@ -14,3 +14,10 @@ pub struct ListenTls {
     /// PEM: its private key (PKCS#8, PKCS#1 or SEC1).
     pub key_file: PathBuf,
 }
+
+impl ListenTls {
+    /// The certificate and key files (watched for changes).
+    pub fn files(&self) -> Vec<PathBuf> {
+        vec![self.cert_file.clone(), self.key_file.clone()]
+    }
+}

@@ -45,6 +45,16 @@ pub enum SecretSource {
     Inline(Secret),
 }
 
+impl SecretSource {
+    /// The file, when the secret comes from one.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            SecretSource::File(path) => Some(path),
+            _ => None,
+        }
+    }
+}
+
 /// Why a secret could not be read. Names the file or variable, never the content.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {

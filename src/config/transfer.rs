@@ -195,6 +195,9 @@ pub struct TransferConfig {
     /// `--metrics-addr` overrides).
     #[serde(default)]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve the endpoint over HTTPS with this certificate and key (re-read on reload).
+    #[serde(default)]
+    pub metrics_tls: Option<super::ListenTls>,
     /// `/health` answers 503 once a condition (Kafka unreachable, Elasticsearch failing) lasts
     /// this long.
     #[serde(default = "super::default_health_grace_ms")]

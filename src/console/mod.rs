@@ -78,7 +78,13 @@ impl axum::extract::FromRef<Console> for Arc<auth::Auth> {
 
 /// Runs the console until `shutdown`. Binds before returning the first time, so a taken port is
 /// a startup error.
-pub async fn run(config: ConsoleConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+/// On every `reload` (SIGHUP, a changed CA, password, API key, certificate or key file) the
+/// Elasticsearch client and the TLS listener read their files again.
+pub async fn run(
+    config: ConsoleConfig,
+    shutdown: Shutdown,
+    reload: crate::reload::Reload,
+) -> anyhow::Result<()> {
     let es = &config.elasticsearch;
     let access = es
         .access()
@@ -102,9 +108,10 @@ pub async fn run(config: ConsoleConfig, shutdown: Shutdown) -> anyhow::Result<()
     };
     let client =
         SharedEs::new(EsClient::new(&settings).context("cannot set up the Elasticsearch client")?);
-    client
-        .reload_on_sighup(access)
-        .context("cannot listen for SIGHUP")?;
+    let mut files = access.files();
+    files.extend(config.tls.iter().flat_map(|tls| tls.files()));
+    let _watch = reload.watch_files(files);
+    client.follow(access, &reload);
     let indices: Arc<Vec<String>> = Arc::new(
         es.index_pattern
             .split(',')
@@ -149,7 +156,7 @@ pub async fn run(config: ConsoleConfig, shutdown: Shutdown) -> anyhow::Result<()
         "console listening"
     );
     bound
-        .serve(app, shutdown)
+        .serve(app, shutdown, &reload)
         .await
         .context("the console's HTTP server failed")
 }

@@ -351,29 +351,27 @@ impl SharedEs {
         Ok(())
     }
 
-    /// On every SIGHUP, reads `access`'s CA file and secrets again and switches to a client
-    /// built from them; if they cannot be read, keeps the current client and logs why. Needs a
-    /// tokio runtime; the task ends with it.
-    pub fn reload_on_sighup(&self, access: EsAccess) -> std::io::Result<()> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hangups = signal(SignalKind::hangup())?;
+    /// On every reload (SIGHUP, a changed credentials file), reads `access`'s CA file and
+    /// secrets again and switches to a client built from them; if they cannot be read, keeps
+    /// the current client and logs why. Needs a tokio runtime; the task ends with it.
+    pub fn follow(&self, access: EsAccess, reload: &crate::reload::Reload) {
+        let mut changes = reload.subscribe();
         let shared = self.clone();
         tokio::spawn(async move {
-            while hangups.recv().await.is_some() {
+            while changes.changed().await.is_ok() {
                 match shared.reload(&access) {
                     Ok(()) => tracing::info!(
                         url = %access.url,
-                        "SIGHUP: Elasticsearch CA and credentials read again; new requests use them"
+                        "reload: Elasticsearch CA and credentials read again; new requests use them"
                     ),
                     Err(error) => tracing::error!(
                         url = %access.url,
                         %error,
-                        "SIGHUP: cannot read the Elasticsearch CA or credentials; keeping the ones in use"
+                        "reload: cannot read the Elasticsearch CA or credentials; keeping the ones in use"
                     ),
                 }
             }
         });
-        Ok(())
     }
 }
 

@@ -3,7 +3,8 @@
 //! the agent's files and WAL, read by `logship status`).
 //!
 //! The recorder is process-wide and installed once; the endpoint binds before the role starts,
-//! so a taken port is a startup error rather than a silent lack of metrics.
+//! so a taken port is a startup error rather than a silent lack of metrics. With
+//! `metrics_tls` it serves HTTPS ([`crate::listener`]), its certificate re-read on reload.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -44,6 +45,9 @@ pub enum EndpointError {
         /// The bind error (in the message, so not repeated as a source).
         error: std::io::Error,
     },
+    /// The listener could not start (the TLS certificate or key).
+    #[error("metrics endpoint: {0}")]
+    Listen(#[from] crate::listener::ListenError),
 }
 
 /// Something that can describe the running role as JSON for `/status`.
@@ -101,18 +105,24 @@ impl Endpoint {
     }
 }
 
-/// Binds `addr` and serves `endpoint` until `shutdown`. Returns once listening.
+/// Binds `addr` (with `tls`, HTTPS) and serves `endpoint` until `shutdown`. Returns once
+/// listening.
 pub async fn serve(
     addr: SocketAddr,
+    tls: Option<&crate::config::ListenTls>,
     endpoint: Endpoint,
     shutdown: Shutdown,
+    reload: &crate::reload::Reload,
 ) -> Result<SocketAddr, EndpointError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|error| EndpointError::Bind { addr, error })?;
-    let local = listener
-        .local_addr()
-        .map_err(|error| EndpointError::Bind { addr, error })?;
+    let listener = match crate::listener::Bound::bind(addr, tls).await {
+        Ok(listener) => listener,
+        Err(crate::listener::ListenError::Bind { error, .. }) => {
+            return Err(EndpointError::Bind { addr, error })
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let local = listener.local_addr();
+    let url = listener.url();
     let upkeep = endpoint.handle.clone();
     let upkeep_shutdown = shutdown.clone();
     tokio::spawn(async move {
@@ -129,15 +139,13 @@ pub async fn serve(
         .route("/health", get(health))
         .route("/status", get(status))
         .with_state(Arc::new(endpoint));
+    let reload = reload.clone();
     tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.wait().await })
-            .await;
-        if let Err(error) = result {
+        if let Err(error) = listener.serve(app, shutdown, &reload).await {
             tracing::error!(%error, "metrics endpoint stopped");
         }
     });
-    tracing::info!(addr = %local, "metrics endpoint listening (/metrics, /health, /status)");
+    tracing::info!(addr = %local, %url, "metrics endpoint listening (/metrics, /health, /status)");
     Ok(local)
 }
 

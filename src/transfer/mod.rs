@@ -78,13 +78,30 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 ///
 /// Waits (with backoff) while Elasticsearch is unreachable at startup; fails only on a
 /// configuration Elasticsearch or Kafka refuses outright.
-pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+///
+/// On every `reload` (SIGHUP, a changed credentials file) the Elasticsearch client is rebuilt
+/// from its files, and the Kafka consumer too: the current round finishes as at shutdown (bulks
+/// in flight answered, their offsets committed), the consumer leaves the group, and a new one
+/// with the credentials read again joins and goes on from the committed offsets. A reload whose
+/// Kafka files cannot be read is logged and changes nothing.
+pub async fn run(
+    config: TransferConfig,
+    shutdown: Shutdown,
+    reload: crate::reload::Reload,
+) -> anyhow::Result<()> {
     let index = config.index_template()?;
     let health = Arc::new(Health::new(config.health_grace_ms.get()));
     if let Some(addr) = config.metrics_addr {
         let endpoint = crate::telemetry::Endpoint::install(health.clone())?;
         // Not stopped with the transfer: /health and /metrics answer until the process exits.
-        crate::telemetry::serve(addr, endpoint, Shutdown::new()).await?;
+        crate::telemetry::serve(
+            addr,
+            config.metrics_tls.as_ref(),
+            endpoint,
+            Shutdown::new(),
+            &reload,
+        )
+        .await?;
     }
     let backoff = config.retry.policy(ES_RETRY);
     let counters = Arc::new(Counters::new(health));
@@ -101,8 +118,14 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
         return Ok(());
     };
     let es = SharedEs::new(EsClient::new(&settings)?);
-    es.reload_on_sighup(access)
-        .context("cannot listen for SIGHUP")?;
+    let mut files = access.files();
+    files.extend(crate::config::kafka_security::files(
+        config.kafka.tls.as_ref(),
+        config.kafka.sasl.as_ref(),
+    ));
+    files.extend(config.metrics_tls.iter().flat_map(|tls| tls.files()));
+    let _watch = reload.watch_files(files);
+    es.follow(access, &reload);
 
     if config.elasticsearch.manage_templates
         && !put_templates(&es, &config, &index, backoff, events.as_ref(), &shutdown).await?
@@ -110,6 +133,77 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
         return Ok(());
     }
 
+    let documents = Arc::new(Documents::new(index, config.parse.clone()));
+    let mut changes = reload.subscribe();
+    loop {
+        changes.borrow_and_update();
+        let round = Shutdown::new();
+        let ending = tokio::spawn(end_round_on_reload(
+            round.clone(),
+            shutdown.clone(),
+            changes.clone(),
+            config.kafka.clone(),
+        ));
+        let consumed = consume_round(
+            &config,
+            &round,
+            &es,
+            &documents,
+            events.clone(),
+            &counters,
+            backoff,
+        )
+        .await;
+        ending.abort();
+        if consumed.is_err() || shutdown.is_triggered() {
+            tracing::info!(counters = %counters.summary(), "transfer stopped");
+            return consumed;
+        }
+        tracing::info!(
+            "reload: joining the group again with a consumer built from the credentials read again"
+        );
+    }
+}
+
+/// Ends `round` at shutdown, or at a reload whose Kafka credentials can be read (one that
+/// cannot is logged and the round goes on).
+async fn end_round_on_reload(
+    round: Shutdown,
+    shutdown: Shutdown,
+    mut changes: tokio::sync::watch::Receiver<u64>,
+    kafka: crate::config::TransferKafkaConfig,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                match crate::kafka::consumer::client_config(&kafka) {
+                    Ok(_) => break,
+                    Err(error) => tracing::error!(
+                        %error,
+                        "reload: cannot read the Kafka credentials; the consumer in use stays"
+                    ),
+                }
+            }
+        }
+    }
+    round.trigger();
+}
+
+/// One consumer's life: created, subscribed, consuming until `round` ends, then finished as at
+/// shutdown (in-flight bulks answered, offsets committed).
+async fn consume_round(
+    config: &TransferConfig,
+    round: &Shutdown,
+    es: &SharedEs,
+    documents: &Arc<Documents>,
+    events: Arc<dyn TransferEvents>,
+    counters: &Counters,
+    backoff: BackoffPolicy,
+) -> anyhow::Result<()> {
     let marks = Arc::new(Mutex::new(Watermarks::new()));
     let paused = Arc::new(AtomicBool::new(false));
     let consumer = consumer::create(
@@ -128,9 +222,8 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
         "transfer started"
     );
 
-    let documents = Arc::new(Documents::new(index, config.parse.clone()));
     let delivery = Arc::new(Delivery::new(
-        es,
+        es.clone(),
         documents.clone(),
         config.elasticsearch.dlq_index.clone(),
         marks.clone(),
@@ -147,7 +240,7 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
         marks,
         events,
         paused,
-        documents,
+        documents: documents.clone(),
         limits,
         delivery,
         permits: Arc::new(Semaphore::new(config.batch.max_inflight_bulks)),
@@ -158,10 +251,9 @@ pub async fn run(config: TransferConfig, shutdown: Shutdown) -> anyhow::Result<(
         commit: None,
     };
     let consumed = pipeline
-        .consume(&shutdown, config.kafka.commit_interval_ms.get(), &counters)
+        .consume(round, config.kafka.commit_interval_ms.get(), counters)
         .await;
     pipeline.finish(config.shutdown_timeout_ms.get()).await;
-    tracing::info!(counters = %counters.summary(), "transfer stopped");
     consumed
 }
 

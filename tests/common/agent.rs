@@ -164,6 +164,14 @@ impl AgentProcess {
         }
     }
 
+    /// Sends SIGHUP (read the credentials and certificates again).
+    pub fn hangup(&self) {
+        let _ = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
     /// Sends SIGTERM without waiting.
     pub fn sigterm(&self) {
         unsafe_sigterm(self.child.id());
@@ -174,6 +182,7 @@ impl Drop for AgentProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        super::keep_log(&self.log);
     }
 }
 

@@ -85,6 +85,7 @@ impl Drop for Console {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        super::keep_log(&self.log);
     }
 }
 

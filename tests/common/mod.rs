@@ -6,7 +6,7 @@ pub mod agent;
 pub mod console;
 pub mod ops;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -165,4 +165,22 @@ pub fn expected_events(text: &str) -> Vec<(u64, String, usize)> {
 pub fn fixture(name: &str) -> String {
     let path = repo_root().join("tests/fixtures/multiline").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Copies a process's log to `target/test-logs/` when the test lets go of the process, so that
+/// `scripts/check-test-logs.sh` can look through every log the tests produced for secrets
+/// (the temporary directories they were written in are gone by then).
+pub fn keep_log(log: &Path) {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join("test-logs");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let name = log
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "log".into());
+    let _ = std::fs::copy(log, dir.join(format!("{}-{name}", unique("log"))));
 }

@@ -347,6 +347,8 @@ impl Drop for Transfer {
             let _ = child.kill();
             let _ = child.wait();
         }
+        drop(child);
+        crate::common::keep_log(&self.log);
     }
 }
 
