@@ -35,6 +35,8 @@ PKGS=(
   # console browser tests (tests/console_browser.rs): headless Chromium driven over WebDriver
   chromium
   chromium-driver
+  # host metrics (tests/host_metrics.rs): InfluxDB 1.x
+  influxdb
 )
 # Java runs Kafka and Elasticsearch; Maven downloads their jars/zip.
 # (javac/jar: services.sh compiles a tiny Elasticsearch plugin.)
@@ -106,6 +108,15 @@ if printf '%s\n' "${missing[@]}" | grep -qx etcd-server; then
   elif [ -x /etc/init.d/etcd ]; then
     $SUDO /etc/init.d/etcd stop >/dev/null 2>&1 || true
     command -v update-rc.d >/dev/null 2>&1 && $SUDO update-rc.d etcd disable >/dev/null 2>&1 || true
+  fi
+fi
+
+# Same for the system InfluxDB: services.sh runs its own on 127.0.0.1:8086.
+if printf '%s\n' "${missing[@]}" | grep -qx influxdb; then
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now influxdb.service >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/influxdb ]; then
+    $SUDO /etc/init.d/influxdb stop >/dev/null 2>&1 || true
   fi
 fi
 

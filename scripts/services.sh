@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Local test servers for logship: Kafka (KRaft, single node), Elasticsearch,
-# etcd — all on 127.0.0.1, installed on first use, state in <repo>/.services/
+# etcd, InfluxDB 1.x — all on 127.0.0.1, installed on first use, state in <repo>/.services/
 # (as root, Elasticsearch's distribution and state live under
 # /var/lib/logship-services/; <repo>/.services/elasticsearch links to its state).
 #
-#   scripts/services.sh up     [kafka|elasticsearch|etcd ...]  start + wait healthy (idempotent)
+#   scripts/services.sh up     [kafka|elasticsearch|etcd|influxdb ...]  start + wait healthy (idempotent)
 #   scripts/services.sh down   [names ...]  stop what this checkout started, keep data
 #   scripts/services.sh status [names ...]  print endpoints + health; exit 0 iff all healthy
 #   scripts/services.sh reset  [names ...]  stop and wipe data (keeps downloads)
@@ -13,6 +13,7 @@
 #   LOGSHIP_KAFKA  default 127.0.0.1:9092
 #   LOGSHIP_ES     default http://127.0.0.1:9200
 #   LOGSHIP_ETCD   default http://127.0.0.1:2379
+#   LOGSHIP_INFLUXDB default http://127.0.0.1:8086
 # Secure mode (LOGSHIP_SECURE=1, scripts/services/esproxy.sh): a CA and certificates under
 # .services/pki (ca.crt, server.*, client.*, other-ca.crt) and nginx terminating TLS in front of
 # Elasticsearch with basic auth (user logship, password in .services/pki/es-password) or an API
@@ -25,7 +26,7 @@
 #        LOGSHIP_SERVICES_TAKEOVER=1: `up` stops servers that services.sh started
 #        from ANOTHER checkout (else they are reused, and `down` here can't stop them).
 #
-# Everything comes from Debian (etcd, kcat, JDK, Maven: see scripts/deps.sh)
+# Everything comes from Debian (etcd, InfluxDB, kcat, JDK, Maven: see scripts/deps.sh)
 # and Maven Central (Kafka jars, Elasticsearch integ-test zip).
 set -euo pipefail
 
@@ -33,16 +34,18 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 SV="$REPO/.services"
 RUN="$SV/run"
 TIMEOUT="${LOGSHIP_SERVICES_TIMEOUT:-300}"
-ALL_SERVICES=(etcd kafka elasticsearch)
+ALL_SERVICES=(etcd kafka elasticsearch influxdb)
 # Secure mode: also the TLS + auth front of Elasticsearch (scripts/services/esproxy.sh).
 if [ "${LOGSHIP_SECURE:-0}" = 1 ]; then ALL_SERVICES+=(esproxy etcdsec); fi
 
 KAFKA_DEFAULT=127.0.0.1:9092
 ES_DEFAULT=http://127.0.0.1:9200
 ETCD_DEFAULT=http://127.0.0.1:2379
+INFLUXDB_DEFAULT=http://127.0.0.1:8086
 KAFKA_EP="${LOGSHIP_KAFKA:-$KAFKA_DEFAULT}"
 ES_EP="${LOGSHIP_ES:-$ES_DEFAULT}"
 ETCD_EP="${LOGSHIP_ETCD:-$ETCD_DEFAULT}"
+INFLUXDB_EP="${LOGSHIP_INFLUXDB:-$INFLUXDB_DEFAULT}"
 
 # Newest first; the first that resolves on Maven Central is used (and kept).
 KAFKA_VERSIONS="${LOGSHIP_KAFKA_VERSIONS:-4.4.0 4.3.1 4.2.2 4.1.2 4.0.2}"
@@ -69,6 +72,8 @@ source "$SERVICES_LIB/kafka.sh"
 source "$SERVICES_LIB/elasticsearch.sh"
 # shellcheck source-path=SCRIPTDIR source=services/esproxy.sh
 source "$SERVICES_LIB/esproxy.sh"
+# shellcheck source-path=SCRIPTDIR source=services/influxdb.sh
+source "$SERVICES_LIB/influxdb.sh"
 
 # ---------------------------------------------------------------- commands
 
@@ -85,7 +90,8 @@ select_services() {
       etcd) SELECTED+=(etcd) ;;
       esproxy) SELECTED+=(esproxy) ;;
       etcdsec) SELECTED+=(etcdsec) ;;
-      *) die "unknown service '$s' (kafka, elasticsearch, etcd, esproxy, etcdsec)" ;;
+      influxdb|influx) SELECTED+=(influxdb) ;;
+      *) die "unknown service '$s' (kafka, elasticsearch, etcd, influxdb, esproxy, etcdsec)" ;;
     esac
   done
 }

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::agent::append_lines;
-use common::console::Console;
+use common::console::{hash_password, Console};
 use common::ops::free_addr;
 use common::{es_url, repo_root, wait_for};
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -305,28 +305,6 @@ async fn a_person_searches_opens_context_and_follows_the_tail_in_chromium() {
     client.close().await.unwrap();
     drop(console);
     shipping.stop();
-}
-
-/// Prints the argon2 hash of `password` with `logship console hash-password`.
-fn hash_password(password: &str) -> String {
-    use std::io::Write as _;
-    let mut child = Command::new(common::logship_bin())
-        .args(["console", "hash-password"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    let hash = String::from_utf8(output.stdout).unwrap().trim().to_string();
-    assert!(hash.starts_with("$argon2id$"), "{hash}");
-    hash
 }
 
 /// Clicks `button` and waits until the browser shows a new document (a form post).

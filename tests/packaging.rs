@@ -83,6 +83,15 @@ fn the_secure_transfer_sample_loads() {
 }
 
 #[test]
+fn the_secure_console_sample_loads() {
+    let config = logship::config::ConsoleConfig::load(&packaging("console-secure.toml"))
+        .expect("packaging/console-secure.toml loads");
+    assert!(config.tls.is_some() && config.users.len() == 2 && config.etcd.is_some());
+    let access = config.elasticsearch.access().expect("its access keys fit");
+    assert!(access.url.starts_with("https://") && access.ca_file.is_some());
+}
+
+#[test]
 fn transfer_sample_loads_and_lists_every_key() {
     let path = packaging("transfer.toml");
     TransferConfig::load(&path).expect("packaging/transfer.toml loads");

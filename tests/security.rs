@@ -303,9 +303,10 @@ fn sasl_tables(password_file: &Path) -> String {
 
 #[test]
 fn the_whole_pipeline_runs_secured_and_every_line_arrives_once() {
-    // agent → Kafka SASL_SSL (SCRAM-SHA-512) → transfer over mutual TLS (client certificate)
-    // → Elasticsearch behind TLS with an API key → the console, searching through the same
-    // front with the same key.
+    // etcd over mutual TLS with a user → agent → Kafka SASL_SSL (SCRAM-SHA-512) → transfer
+    // over mutual TLS (client certificate) → Elasticsearch behind TLS with an API key → the
+    // console over HTTPS with a signed-in user, searching through the same front with the
+    // same key.
     let dir = tempfile::tempdir().unwrap();
     let mut setup = secure_setup(
         "sec-pipe",
@@ -324,12 +325,20 @@ fn the_whole_pipeline_runs_secured_and_every_line_arrives_once() {
         pki("client.key").display()
     );
     create_topic(&setup.topic);
-    let agent_config = secure_agent_config(
+    // What the agent collects comes from etcd over mutual TLS with an etcd user.
+    let host = common::unique("sec-pipe-host");
+    set_secure_entries(dir.path(), &host, &setup.topic);
+    let agent_config = etcd_agent_config(
         dir.path(),
-        "127.0.0.1:9094",
-        &sasl_tables(&pki("kafka-password")),
-        &setup.topic,
-        free_addr(),
+        &host,
+        "",
+        &format!(
+            "brokers = \"127.0.0.1:9094\"\n{}",
+            sasl_tables(&pki("kafka-password"))
+        ),
+        &pki("ca.crt"),
+        "root",
+        &pki("etcd-root-password"),
     );
     write_lines(dir.path(), "app.log", 0..400);
     let agent = common::agent::AgentProcess::start(&agent_config);
@@ -338,18 +347,47 @@ fn the_whole_pipeline_runs_secured_and_every_line_arrives_once() {
     write_lines(dir.path(), "app.log", 400..1000);
     wait_for_count(&setup.index, 1000, INDEXED, &[&transfer]);
     assert_eq!(assert_no_duplicate_messages(&setup.index), 1000);
-    // And people search them in the console, which reaches Elasticsearch the same way.
-    let console = common::console::Console::start_with(
-        dir.path(),
-        &secure_url(),
-        &setup.index,
-        &setup.es_extra,
-    );
-    let (code, found) = console.get(&format!(
-        "/api/search?q={}&from=now-1h&to=now",
+    // And people search them in the console over HTTPS, signed in, the console reaching
+    // Elasticsearch the same way.
+    let password = "pipeline-Secret-7310";
+    let hash = common::console::hash_password(password);
+    let console = common::console::Console::launch(dir.path(), |addr| {
+        format!(
+            "listen = \"{addr}\"\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
+             [[users]]\nname = \"ann\"\npassword_hash = \"{hash}\"\nrole = \"viewer\"\n\
+             [elasticsearch]\nurl = \"{}\"\nindex_pattern = \"{}\"\n{}\n",
+            pki("server.crt").display(),
+            pki("server.key").display(),
+            secure_url(),
+            setup.index,
+            setup.es_extra,
+        )
+    });
+    let base = format!("https://{}", console.addr);
+    let jar = dir.path().join("cookies");
+    let curl = |args: &[&str]| {
+        let output = Command::new("curl")
+            .args(["-s", "-m", "20", "--cacert"])
+            .arg(pki("ca.crt"))
+            .arg("-b")
+            .arg(&jar)
+            .arg("-c")
+            .arg(&jar)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    curl(&[
+        "--data",
+        &format!("name=ann&password={password}"),
+        &format!("{base}/login"),
+    ]);
+    let found: serde_json::Value = serde_json::from_str(&curl(&[&format!(
+        "{base}/api/search?q={}&from=now-1h&to=now",
         common::console::query("\"secured line 000999\"")
-    ));
-    assert_eq!(code, 200, "{found}\n{}", console.log());
+    )]))
+    .unwrap_or_else(|e| panic!("not JSON ({e})\n{}", console.log()));
     assert_eq!(found["total"], 1, "{found}");
     let logs = format!("{}\n{}\n{}", agent.log(), transfer.log(), console.log());
     assert!(agent.terminate(), "agent did not stop cleanly");
@@ -571,22 +609,16 @@ fn secure_ctl(user: &str, password_file: Option<&Path>, args: &[&str]) -> std::p
         .expect("run logship ctl")
 }
 
-#[test]
-fn an_agent_with_only_its_etcd_role_follows_its_entries_over_tls() {
-    // The agent's etcd user may read its own collect key and write its own registry key, and
-    // nothing else (scripts/services/etcd.sh); TLS with a client certificate.
-    let dir = tempfile::tempdir().unwrap();
-    let setup = TransferSetup::new("sec-etcd");
-    create_topic(&setup.topic);
-    let logs = dir.path().join("logs");
+/// Makes `logs/*.log` → `topic` the collect entries of `host` in the secure etcd (as root).
+fn set_secure_entries(dir: &Path, host: &str, topic: &str) {
+    let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let entries = dir.path().join("entries.json");
+    let entries = dir.join("entries.json");
     std::fs::write(
         &entries,
         format!(
-            r#"[{{"path": "{}/*.log", "topic": "{}"}}]"#,
-            logs.display(),
-            setup.topic
+            r#"[{{"path": "{}/*.log", "topic": "{topic}"}}]"#,
+            logs.display()
         ),
     )
     .unwrap();
@@ -597,7 +629,7 @@ fn an_agent_with_only_its_etcd_role_follows_its_entries_over_tls() {
             "collect",
             "set",
             "--host",
-            "sec-host",
+            host,
             "--file",
             entries.to_str().unwrap(),
         ],
@@ -607,27 +639,58 @@ fn an_agent_with_only_its_etcd_role_follows_its_entries_over_tls() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
 
-    let config = dir.path().join("agent.toml");
+/// An agent config for `host` whose entries come from the secure etcd (client certificate of
+/// the test PKI, CA `ca`, etcd `user` with `password`), `kafka` being its `[kafka]` lines and
+/// tables, `top` extra top-level keys. Collects under `dir/logs`.
+fn etcd_agent_config(
+    dir: &Path,
+    host: &str,
+    top: &str,
+    kafka: &str,
+    ca: &Path,
+    user: &str,
+    password: &Path,
+) -> PathBuf {
+    let config = dir.join("agent.toml");
     std::fs::write(
         &config,
         format!(
-            "host = \"sec-host\"\ndata_dir = \"{data}\"\nrescan_interval_ms = 200\n\
-             [kafka]\nbrokers = \"{brokers}\"\n[etcd]\nendpoints = [\"{etcd}\"]\n\
-             prefix = \"/logship-sec\"\nallowed_paths = [\"{logs}\"]\nca_file = \"{ca}\"\n\
-             cert_file = \"{cert}\"\nkey_file = \"{key}\"\nusername = \"logship-agent\"\n\
-             password_file = \"{password}\"\n",
-            data = dir.path().join("data").display(),
-            brokers = common::kafka_brokers(),
+            "host = \"{host}\"\ndata_dir = \"{data}\"\nrescan_interval_ms = 200\n{top}\n\
+             [kafka]\n{kafka}\n[etcd]\nendpoints = [\"{etcd}\"]\nprefix = \"/logship-sec\"\n\
+             allowed_paths = [\"{logs}\"]\nca_file = \"{ca}\"\ncert_file = \"{cert}\"\n\
+             key_file = \"{key}\"\nusername = \"{user}\"\npassword_file = \"{password}\"\n",
+            data = dir.join("data").display(),
             etcd = secure_etcd(),
-            logs = logs.display(),
-            ca = pki("ca.crt").display(),
+            logs = dir.join("logs").display(),
+            ca = ca.display(),
             cert = pki("client.crt").display(),
             key = pki("client.key").display(),
-            password = pki("etcd-logship-agent-password").display(),
+            password = password.display(),
         ),
     )
     .unwrap();
+    config
+}
+
+#[test]
+fn an_agent_with_only_its_etcd_role_follows_its_entries_over_tls() {
+    // The agent's etcd user may read its own collect key and write its own registry key, and
+    // nothing else (scripts/services/etcd.sh); TLS with a client certificate.
+    let dir = tempfile::tempdir().unwrap();
+    let setup = TransferSetup::new("sec-etcd");
+    create_topic(&setup.topic);
+    set_secure_entries(dir.path(), "sec-host", &setup.topic);
+    let config = etcd_agent_config(
+        dir.path(),
+        "sec-host",
+        "",
+        &format!("brokers = \"{}\"", common::kafka_brokers()),
+        &pki("ca.crt"),
+        "logship-agent",
+        &pki("etcd-logship-agent-password"),
+    );
     write_lines(dir.path(), "app.log", 0..200);
     let agent = common::agent::AgentProcess::start(&config);
     let (_transfer_dir, transfer_config) = setup.write();
@@ -782,20 +845,7 @@ fn the_console_serves_https_with_secure_cookies_and_rotates_its_certificate_on_s
     std::fs::copy(pki("server.crt"), &cert).unwrap();
     std::fs::copy(pki("server.key"), &key).unwrap();
     let password = "console-Secret-5519";
-    let hash = {
-        use std::io::Write as _;
-        let mut child = Command::new(common::logship_bin())
-            .args(["console", "hash-password"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-        String::from_utf8(child.wait_with_output().unwrap().stdout)
-            .unwrap()
-            .trim()
-            .to_string()
-    };
+    let hash = common::console::hash_password(password);
     let console = common::console::Console::launch(dir.path(), |addr| {
         format!(
             "listen = \"{addr}\"\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
@@ -994,4 +1044,107 @@ fn the_agents_endpoint_serves_https_and_logship_status_asks_it_there() {
         String::from_utf8_lossy(&status.stderr)
     );
     assert!(agent.terminate());
+}
+
+#[test]
+fn etcd_refusing_the_agents_ca_or_password_is_a_503_until_the_files_are_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, password) = (dir.path().join("ca.crt"), dir.path().join("etcd-password"));
+    std::fs::copy(pki("other-ca.crt"), &ca).unwrap();
+    std::fs::write(&password, "not-the-password\n").unwrap();
+    let health = free_addr();
+    let config = etcd_agent_config(
+        dir.path(),
+        "sec-host",
+        &format!("metrics_addr = \"{health}\"\nhealth_grace_ms = 500"),
+        &format!("brokers = \"{}\"", common::kafka_brokers()),
+        &ca,
+        "logship-agent",
+        &password,
+    );
+    let agent = common::agent::AgentProcess::start(&config);
+    let unhealthy_with = |needle: &str| {
+        wait_for(Duration::from_secs(60), || {
+            http_get(health, "/health")
+                .filter(|(status, body)| *status == 503 && body.contains(needle))
+        })
+    };
+    // An unknown CA: the TLS handshake fails; /health names etcd's endpoint.
+    let (_, body) = unhealthy_with("etcd at https://127.0.0.1:2381")
+        .unwrap_or_else(|| panic!("/health never said 503 for etcd\n{}", agent.log()));
+    assert!(body.to_ascii_lowercase().contains("certificate"), "{body}");
+    // The CA fixed: now the password is what etcd refuses.
+    std::fs::copy(pki("ca.crt"), &ca).unwrap();
+    let refused = unhealthy_with("authentication failed");
+    assert!(refused.is_some(), "no password refusal\n{}", agent.log());
+    // The password fixed: read again at the next reconnection, healthy again.
+    std::fs::copy(pki("etcd-logship-agent-password"), &password).unwrap();
+    let healthy = wait_for(Duration::from_secs(60), || {
+        http_get(health, "/health").filter(|(status, _)| *status == 200)
+    });
+    assert!(healthy.is_some(), "/health stays 503\n{}", agent.log());
+    let log = agent.log();
+    assert!(agent.terminate());
+    assert!(!log.contains(&read(&pki("etcd-logship-agent-password"))));
+}
+
+#[test]
+fn an_unknown_kafka_ca_is_a_503_saying_so_for_agent_and_transfer_and_the_fixed_file_delivers_once()
+{
+    let dir = tempfile::tempdir().unwrap();
+    // Each side trusts the other CA at first.
+    let (agent_ca, transfer_ca) = (
+        dir.path().join("agent-ca.crt"),
+        dir.path().join("transfer-ca.crt"),
+    );
+    std::fs::copy(pki("other-ca.crt"), &agent_ca).unwrap();
+    std::fs::copy(pki("other-ca.crt"), &transfer_ca).unwrap();
+    let sasl = |ca: &Path| {
+        format!(
+            "[kafka.tls]\nca_file = \"{}\"\n[kafka.sasl]\nmechanism = \"SCRAM-SHA-512\"\n\
+             username = \"logship\"\npassword_file = \"{}\"\n",
+            ca.display(),
+            pki("kafka-password").display()
+        )
+    };
+    let (agent_health, transfer_health) = (free_addr(), free_addr());
+    let mut setup = TransferSetup::new("sec-kafkaca");
+    setup.brokers = "127.0.0.1:9094".into();
+    setup.kafka_extra = sasl(&transfer_ca);
+    setup.top_level = format!("metrics_addr = \"{transfer_health}\"\nhealth_grace_ms = 500\n");
+    create_topic(&setup.topic);
+    let agent_config = secure_agent_config(
+        &dir.path().join("agent"),
+        "127.0.0.1:9094",
+        &sasl(&agent_ca),
+        &setup.topic,
+        agent_health,
+    );
+    write_lines(&dir.path().join("agent"), "app.log", 0..300);
+    let agent = common::agent::AgentProcess::start(&agent_config);
+    let (_transfer_dir, transfer_config) = setup.write();
+    let transfer = Transfer::start(&transfer_config, "sec-kafkaca");
+    for (who, health) in [("agent", agent_health), ("transfer", transfer_health)] {
+        let refused = wait_for(Duration::from_secs(60), || {
+            http_get(health, "/health").filter(|(status, body)| {
+                *status == 503 && body.contains("127.0.0.1:9094") && body.contains("certificate")
+            })
+        });
+        assert!(
+            refused.is_some(),
+            "the {who}'s /health never named the certificate problem: {:?}\n{}\n{}",
+            http_get(health, "/health"),
+            agent.log(),
+            transfer.log()
+        );
+    }
+    assert_eq!(count(&setup.index), 0);
+    // The right CA, written over the files: both notice, reconnect, and deliver every line once.
+    std::fs::copy(pki("ca.crt"), &agent_ca).unwrap();
+    std::fs::copy(pki("ca.crt"), &transfer_ca).unwrap();
+    write_lines(&dir.path().join("agent"), "app.log", 300..400);
+    wait_for_count(&setup.index, 400, INDEXED, &[&transfer]);
+    assert_eq!(assert_no_duplicate_messages(&setup.index), 400);
+    assert!(agent.terminate());
+    assert!(transfer.terminate(Duration::from_secs(20)).success());
 }

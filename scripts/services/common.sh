@@ -19,9 +19,10 @@ is_local_es()    { [ "$(norm_url "$ES_EP")" = "$ES_DEFAULT" ]; }
 is_local_etcd()  { [ "$(norm_url "$ETCD_EP")" = "$ETCD_DEFAULT" ]; }
 is_local_esproxy() { [ "$ESPROXY_EP" = "$ESPROXY_DEFAULT" ]; }
 is_local_etcdsec() { [ "$ETCDSEC_EP" = "$ETCDSEC_DEFAULT" ]; }
+is_local_influxdb() { [ "$(norm_url "$INFLUXDB_EP")" = "$INFLUXDB_DEFAULT" ]; }
 is_local() { "is_local_$(short "$1")"; }
 short() { case "$1" in elasticsearch) echo es ;; *) echo "$1" ;; esac; }
-endpoint() { case "$1" in kafka) echo "$KAFKA_EP" ;; elasticsearch) echo "$ES_EP" ;; etcd) echo "$ETCD_EP" ;; esproxy) echo "$ESPROXY_EP" ;; etcdsec) echo "$ETCDSEC_EP" ;; esac; }
+endpoint() { case "$1" in kafka) echo "$KAFKA_EP" ;; elasticsearch) echo "$ES_EP" ;; etcd) echo "$ETCD_EP" ;; esproxy) echo "$ESPROXY_EP" ;; etcdsec) echo "$ETCDSEC_EP" ;; influxdb) echo "$INFLUXDB_EP" ;; esac; }
 
 now() { date +%s; }
 
@@ -107,7 +108,7 @@ java_home() {
 
 ensure_tools() {
   local need=0 t
-  for t in java javac mvn kcat etcd etcdctl curl unzip setsid runuser flock; do
+  for t in java javac mvn kcat etcd etcdctl influxd curl unzip setsid runuser flock; do
     command -v "$t" >/dev/null 2>&1 || need=1
   done
   if [ "$need" = 1 ]; then
@@ -139,6 +140,10 @@ foreign_instances() {
         echo "$pid $path" ;;
       esproxy)
         [[ "$args" =~ ^nginx:\ master\ process\ nginx\ -c\ (/[^ ]*)/\.services/esproxy/nginx\.conf ]] || continue
+        path="${BASH_REMATCH[1]}"; [ "$path" = "$REPO" ] && continue
+        echo "$pid $path" ;;
+      influxdb)
+        [[ "$args" =~ ^influxd\ -config\ (/[^ ]*)/\.services/influxdb/influxdb\.conf ]] || continue
         path="${BASH_REMATCH[1]}"; [ "$path" = "$REPO" ] && continue
         echo "$pid $path" ;;
       etcd)

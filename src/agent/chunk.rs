@@ -39,6 +39,62 @@ pub enum ChunkRecord<'a> {
         /// [`Chunk::fields`].
         fields: Cow<'a, [(String, String)]>,
     },
+    /// Format 4: not lines of a file but one round of host metrics samples
+    /// ([`MetricsRecord`]), written by the agent's sampler (`[host_metrics]`).
+    Metrics(Cow<'a, MetricsRecord>),
+}
+
+/// One round of host metrics in the WAL: InfluxDB line protocol, all points at `time_ns`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsRecord {
+    /// The Kafka topic it goes to.
+    pub topic: String,
+    /// Sampling time, nanoseconds since the Unix epoch.
+    pub time_ns: i64,
+    /// The points, one line each.
+    #[serde(with = "serde_bytes")]
+    pub lines: Vec<u8>,
+}
+
+impl MetricsRecord {
+    /// Encodes as format 4 of [`ChunkRecord`].
+    pub fn encode(&self) -> Result<Vec<u8>, bincode::Error> {
+        bincode::serialize(&ChunkRecord::Metrics(Cow::Borrowed(self)))
+    }
+}
+
+/// What one WAL record holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// Bytes read from a file.
+    Lines(Chunk),
+    /// Host metrics samples.
+    Metrics(MetricsRecord),
+}
+
+impl Payload {
+    /// Decodes any known version of either kind.
+    pub fn decode(bytes: &[u8]) -> Result<Payload, ChunkDecodeError> {
+        Ok(match bincode::deserialize::<ChunkRecord>(bytes)? {
+            ChunkRecord::V1(chunk) => Payload::Lines(chunk.into_owned()),
+            ChunkRecord::V2(compressed) => Payload::Lines(decompress(compressed)?),
+            ChunkRecord::V3 {
+                chunk,
+                events,
+                event_cuts,
+                starts_in_event,
+                fields,
+            } => {
+                let mut chunk = decompress(chunk)?;
+                chunk.events = events.into_owned();
+                chunk.event_cuts = event_cuts.into_owned();
+                chunk.starts_in_event = starts_in_event;
+                chunk.fields = fields.into_owned();
+                Payload::Lines(chunk)
+            }
+            ChunkRecord::Metrics(record) => Payload::Metrics(record.into_owned()),
+        })
+    }
 }
 
 /// A [`Chunk`] whose `data` is LZ4-compressed (format 2 of [`ChunkRecord`]); the other fields
@@ -118,6 +174,9 @@ pub enum ChunkDecodeError {
     /// A compressed chunk whose data does not decompress to its stated length.
     #[error("cannot decompress WAL chunk data: {0}")]
     Data(String),
+    /// A record of host metrics, not lines (see [`Payload`]).
+    #[error("the WAL record holds host metrics, not lines")]
+    NotLines,
 }
 
 impl Chunk {
@@ -162,23 +221,9 @@ impl Chunk {
 
     /// Decodes any known version.
     pub fn decode(bytes: &[u8]) -> Result<Chunk, ChunkDecodeError> {
-        match bincode::deserialize::<ChunkRecord>(bytes)? {
-            ChunkRecord::V1(chunk) => Ok(chunk.into_owned()),
-            ChunkRecord::V2(compressed) => decompress(compressed),
-            ChunkRecord::V3 {
-                chunk,
-                events,
-                event_cuts,
-                starts_in_event,
-                fields,
-            } => {
-                let mut chunk = decompress(chunk)?;
-                chunk.events = events.into_owned();
-                chunk.event_cuts = event_cuts.into_owned();
-                chunk.starts_in_event = starts_in_event;
-                chunk.fields = fields.into_owned();
-                Ok(chunk)
-            }
+        match Payload::decode(bytes)? {
+            Payload::Lines(chunk) => Ok(chunk),
+            Payload::Metrics(_) => Err(ChunkDecodeError::NotLines),
         }
     }
 

@@ -56,7 +56,7 @@ pub struct Gauges {
 }
 
 /// One method per event. The [`BrokerObserver`] part is handed to the Kafka producer.
-pub trait AgentEvents: BrokerObserver {
+pub trait AgentEvents: BrokerObserver + crate::etcd::EtcdEvents {
     // --- start and stop -------------------------------------------------------------------
     /// The agent opened its WAL and is about to start its threads.
     fn starting(&self, host: &str, data_dir: &Path, pending_chunks: u64, pending_bytes: u64);
@@ -138,6 +138,16 @@ pub trait AgentEvents: BrokerObserver {
     fn resend(&self, seq: u64, error: &str, retry_in: Duration);
     /// The producer hit a fatal error and is recreated; everything unacknowledged is resent.
     fn producer_recreated(&self, error: &str);
+
+    // --- host metrics ----------------------------------------------------------------------
+    /// Sampling starts: rounds every `interval` into `topic`.
+    fn metrics_sampling(&self, topic: &str, interval: Duration);
+    /// `rounds` rounds of samples were written to the WAL and flushed.
+    fn metrics_committed(&self, rounds: u64);
+    /// `rounds` waiting rounds were removed from a full WAL to make room for a new one.
+    fn metrics_dropped(&self, rounds: u64);
+    /// Some sources could not be read (the round holds the others).
+    fn metrics_unreadable(&self, problems: &[String]);
     /// On a reload, the producer was rebuilt with freshly read credentials; `unacknowledged`
     /// chunks were still in flight and are resent with the rest of the WAL.
     fn producer_reloaded(&self, unacknowledged: usize);

@@ -40,6 +40,7 @@ pub(crate) mod encoder;
 pub(crate) mod events;
 pub(crate) mod file_server;
 pub mod framing;
+pub(crate) mod host_sampler;
 pub(crate) mod identity;
 pub(crate) mod monitor;
 pub mod multiline;
@@ -190,6 +191,7 @@ pub fn run_blocking(
                 &host,
                 entries,
                 server.followed_files(),
+                events.clone(),
                 shutdown.clone(),
             )
             .context("cannot start the etcd thread")?,
@@ -197,6 +199,7 @@ pub fn run_blocking(
         None => None,
     };
     let stop_budget = config.shutdown_timeout_ms.get();
+    let sampler_queue = queue.clone();
     let shipper = Shipper {
         host,
         wal: wal.clone(),
@@ -238,6 +241,21 @@ pub fn run_blocking(
     workers.spawn("shipper", true, &shutdown, move || {
         shipper.run(&shipper_shutdown).context("shipping failed")
     })?;
+    if let Some(metrics) = config.host_metrics.clone() {
+        let sampler = host_sampler::HostSampler {
+            wal: wal.clone(),
+            queue: sampler_queue,
+            host: config.host_name(),
+            config: metrics,
+            events: events.clone(),
+        };
+        let sampler_shutdown = shutdown.clone();
+        workers.spawn("host-metrics", true, &shutdown, move || {
+            sampler
+                .run(&sampler_shutdown)
+                .context("host metrics sampling failed")
+        })?;
+    }
     if let Some(etcd_side) = etcd_side {
         workers.adopt("etcd", etcd_side)?;
     }

@@ -57,6 +57,20 @@ impl BrokerObserver for Reported {
     fn brokers_up(&self, up: usize) {
         self.health.brokers_up(up);
     }
+
+    fn client_error(&self, error: &str) {
+        self.health.client_error(error);
+    }
+}
+
+impl crate::etcd::EtcdEvents for Reported {
+    fn etcd_refused(&self, reason: &str) {
+        self.health.fail("etcd", reason);
+    }
+
+    fn etcd_reached(&self) {
+        self.health.recover("etcd");
+    }
 }
 
 impl AgentEvents for Reported {
@@ -321,6 +335,26 @@ impl AgentEvents for Reported {
             error,
             "reload: cannot build a Kafka producer from the credentials files; keeping the one in use"
         );
+    }
+
+    fn metrics_sampling(&self, topic: &str, interval: Duration) {
+        tracing::info!(topic, interval = ?interval, "host metrics sampling");
+    }
+
+    fn metrics_committed(&self, rounds: u64) {
+        metrics::counter!(names::AGENT_METRICS_SAMPLES).increment(rounds);
+    }
+
+    fn metrics_dropped(&self, rounds: u64) {
+        metrics::counter!(names::AGENT_METRICS_SAMPLES_DROPPED).increment(rounds);
+        tracing::warn!(
+            rounds,
+            "the WAL is full: dropped the oldest waiting host metrics (never log lines)"
+        );
+    }
+
+    fn metrics_unreadable(&self, problems: &[String]) {
+        tracing::warn!(?problems, "some host metrics cannot be read");
     }
 
     fn quarantined(&self, seq: u64, reason: &str, damaged: bool) {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use logship_wal::{Replayed, Seq, Wal, WalError};
 
-use super::chunk::Chunk;
+use super::chunk::{Chunk, MetricsRecord, Payload};
 use super::encoder::LineEncoder;
 use super::events::AgentEvents;
 use super::monitor::Backlog;
@@ -216,17 +216,27 @@ impl Shipper {
                         None => break,
                     },
                 };
-                let Some(chunk) = self.load(seq)? else {
+                let Some(payload) = self.load(seq)? else {
                     continue;
                 };
-                let lines = match self.send_chunk(&producer, seq, &chunk, &mut encode_buf) {
+                let (bytes, sent) = match &payload {
+                    Payload::Lines(chunk) => (
+                        chunk.data.len(),
+                        self.send_chunk(&producer, seq, chunk, &mut encode_buf),
+                    ),
+                    Payload::Metrics(record) => (
+                        record.lines.len(),
+                        self.send_metrics(&producer, seq, record).map(|()| 0),
+                    ),
+                };
+                let lines = match sent {
                     Ok(lines) => lines,
                     // The batch fails and is retried; its line count is only used on delivery.
                     Err(SendError::Refused(_)) => 0,
                     Err(SendError::Fatal(_)) => break,
                 };
                 let sent = InFlight {
-                    bytes: chunk.data.len(),
+                    bytes,
                     lines: lines as u64,
                 };
                 in_flight.insert(seq, sent);
@@ -300,11 +310,11 @@ impl Shipper {
         Ok(())
     }
 
-    /// Reads chunk `seq` from the WAL; `None` if it is gone (acknowledged) or unreadable.
-    fn load(&self, seq: Seq) -> Result<Option<Chunk>, WalError> {
+    /// Reads record `seq` from the WAL; `None` if it is gone (acknowledged) or unreadable.
+    fn load(&self, seq: Seq) -> Result<Option<Payload>, WalError> {
         match self.wal.get(seq)? {
-            Some(Replayed::Record(entry)) => match Chunk::decode(&entry.payload) {
-                Ok(chunk) => Ok(Some(chunk)),
+            Some(Replayed::Record(entry)) => match Payload::decode(&entry.payload) {
+                Ok(payload) => Ok(Some(payload)),
                 Err(error) => {
                     let reason = error.to_string();
                     self.wal.quarantine_record(seq, &reason)?;
@@ -318,6 +328,28 @@ impl Shipper {
             }
             None => Ok(None),
         }
+    }
+
+    /// Sends one round of host metrics as one record keyed by the host (one partition keeps
+    /// a host's samples in order), with the header `logship-kind: metrics`.
+    fn send_metrics(
+        &self,
+        producer: &DurableProducer,
+        seq: Seq,
+        record: &MetricsRecord,
+    ) -> Result<(), SendError> {
+        producer.begin_batch(seq, 1);
+        let sent = producer.send_kind(
+            seq,
+            &record.topic,
+            self.host.as_bytes(),
+            &record.lines,
+            Some("metrics"),
+        );
+        if let Err(error) = &sent {
+            producer.abort_batch(seq, 1, error.to_string());
+        }
+        sent
     }
 
     /// Sends the lines of `chunk` as NDJSON records of at most `max_lines_per_record` lines and

@@ -114,6 +114,39 @@ pub struct AgentConfig {
     /// WAL meanwhile.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// `[host_metrics]`: sample this host's CPU, memory, disks and network into Kafka (absent:
+    /// off).
+    #[serde(default)]
+    pub host_metrics: Option<HostMetricsConfig>,
+}
+
+/// `[host_metrics]` of the agent (docs/config.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostMetricsConfig {
+    /// How often to sample.
+    #[serde(default = "default_host_metrics_interval_ms")]
+    pub interval_ms: Millis,
+    /// The Kafka topic the samples go to.
+    #[serde(default = "default_host_metrics_topic")]
+    pub topic: String,
+}
+
+fn default_host_metrics_interval_ms() -> Millis {
+    Millis::new(10_000)
+}
+
+fn default_host_metrics_topic() -> String {
+    "logship_metrics".to_string()
+}
+
+/// Whether `topic` is a valid Kafka topic name.
+fn is_topic_name(topic: &str) -> bool {
+    !topic.trim().is_empty()
+        && topic.len() <= 249
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// Resends of chunks Kafka did not accept, when `[retry]` does not say otherwise: 500 ms,
@@ -327,6 +360,19 @@ impl AgentConfig {
         if self.progress_interval_ms.is_zero() {
             return Err(invalid("progress_interval_ms must be above 0".into()));
         }
+        if let Some(metrics) = &self.host_metrics {
+            if metrics.interval_ms.get() < Duration::from_millis(100) {
+                return Err(invalid(
+                    "host_metrics.interval_ms must be at least 100".into(),
+                ));
+            }
+            if !is_topic_name(&metrics.topic) {
+                return Err(invalid(format!(
+                    "host_metrics.topic {:?} is not a valid Kafka topic name",
+                    metrics.topic
+                )));
+            }
+        }
         if self.read_chunk_bytes < 4096 {
             return Err(invalid("read_chunk_bytes must be at least 4096".into()));
         }
@@ -370,12 +416,7 @@ pub fn validate_collect_entry(entry: &CollectEntry) -> Result<(), String> {
     if entry.topic.trim().is_empty() {
         return Err(format!("topic for {:?} must not be empty", entry.path));
     }
-    if !entry
-        .topic
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        || entry.topic.len() > 249
-    {
+    if !is_topic_name(&entry.topic) {
         return Err(format!(
             "topic {:?} is not a valid Kafka topic name",
             entry.topic

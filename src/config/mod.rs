@@ -27,8 +27,8 @@ use serde::Deserialize;
 use crate::backoff::BackoffPolicy;
 
 pub use agent::{
-    validate_collect_entry, AgentConfig, CollectEntry, EtcdConfig, StartPosition, ETCD_RECONNECT,
-    KAFKA_RESEND, MAX_READ_BYTES,
+    validate_collect_entry, AgentConfig, CollectEntry, EtcdConfig, HostMetricsConfig,
+    StartPosition, ETCD_RECONNECT, KAFKA_RESEND, MAX_READ_BYTES,
 };
 pub use console::{ConsoleConfig, ConsoleEsConfig, ConsoleEtcdConfig, ConsoleUser, Role};
 pub use listen_tls::ListenTls;

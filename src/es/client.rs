@@ -314,7 +314,7 @@ impl EsClient {
             },
             None => EsError::Transport {
                 url: self.url.clone(),
-                message: with_causes(&error),
+                message: crate::errors::with_causes(&error),
             },
         }
     }
@@ -373,22 +373,6 @@ impl SharedEs {
             }
         });
     }
-}
-
-/// `error` and its sources, `: `-separated: the reason of a TLS failure (unknown CA, expired
-/// certificate) is only in the sources of the transport's error.
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn truncated(bytes: &[u8]) -> String {

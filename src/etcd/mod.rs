@@ -58,6 +58,50 @@ pub enum EtcdError {
     },
 }
 
+impl EtcdError {
+    /// Whether etcd refused who we are (wrong password or user, missing rights, a certificate
+    /// or CA it or we do not accept, an unreadable credentials file): something a person must
+    /// fix, unlike an outage, which the agent rides out on its cached entries.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            EtcdError::Credentials(_) => true,
+            EtcdError::Client(error) => {
+                // gRPC codes: 7 PERMISSION_DENIED, 16 UNAUTHENTICATED.
+                if let etcd_client::Error::GRpcStatus(status) = error {
+                    if matches!(status.code() as i32, 7 | 16) {
+                        return true;
+                    }
+                }
+                // TLS failures come as transport errors or as UNAVAILABLE with the reason.
+                let text = with_causes(error).to_ascii_lowercase();
+                [
+                    "certificate",
+                    "handshake",
+                    "tls",
+                    "unknownissuer",
+                    "unknown ca",
+                    "authentication failed",
+                    "permission denied",
+                ]
+                .iter()
+                .any(|needle| text.contains(needle))
+            }
+            EtcdError::Timeout { .. } | EtcdError::Value { .. } => false,
+        }
+    }
+}
+
+pub use crate::errors::with_causes;
+
+/// What the agent's etcd side tells its owner about the connection (the agent turns a refusal
+/// into `/health` 503).
+pub trait EtcdEvents: Send + Sync {
+    /// etcd refused our credentials or TLS; `reason` names the endpoints and the cause.
+    fn etcd_refused(&self, reason: &str);
+    /// A session reached etcd and read the key (ends a refusal).
+    fn etcd_reached(&self);
+}
+
 /// Starts the agent's etcd side on its own thread (with its own small runtime, so the agent's
 /// blocking threads are not involved): the [`watcher::CollectWatcher`] publishing into `remote`
 /// and the [`registry::Registry`] reporting `files`. The thread ends after `shutdown`.
@@ -66,6 +110,7 @@ pub fn start_agent_side(
     host: &str,
     remote: CentralEntries,
     files: Arc<AtomicU64>,
+    events: Arc<dyn EtcdEvents>,
     shutdown: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -82,6 +127,7 @@ pub fn start_agent_side(
         remote,
         stats: Arc::new(WatchStats::default()),
         reconnect,
+        events,
     };
     let registry = Registry {
         access,

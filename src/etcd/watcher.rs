@@ -52,6 +52,8 @@ pub struct CollectWatcher {
     pub stats: Arc<WatchStats>,
     /// How reconnections are paced.
     pub reconnect: BackoffPolicy,
+    /// Told when etcd refuses us and when it is reached again.
+    pub events: Arc<dyn super::EtcdEvents>,
 }
 
 impl CollectWatcher {
@@ -67,6 +69,18 @@ impl CollectWatcher {
             };
             match result {
                 Ok(()) => tracing::info!(key = self.key, "etcd watch ended; re-reading the key"),
+                Err(error) if error.is_refusal() => {
+                    let reason = format!(
+                        "etcd at {} refused us: {}",
+                        self.access.endpoints.join(","),
+                        match &error {
+                            EtcdError::Client(inner) => super::with_causes(inner),
+                            other => other.to_string(),
+                        }
+                    );
+                    tracing::error!(key = self.key, %reason, "fix the etcd credentials (they are read again at every reconnection)");
+                    self.events.etcd_refused(&reason);
+                }
                 Err(error) if !reached_once && !reported_outage => {
                     reported_outage = true;
                     tracing::warn!(
@@ -96,6 +110,7 @@ impl CollectWatcher {
     ) -> Result<(), EtcdError> {
         let mut client = connect(&self.access).await?;
         let response = within("get", client.get(self.key.as_str(), None)).await?;
+        self.events.etcd_reached();
         let revision = response.header().map(|h| h.revision()).unwrap_or(0);
         match response.kvs().first() {
             Some(kv) => self.apply(Some(kv.value()), kv.mod_revision()),

@@ -29,16 +29,27 @@ pub fn brokers_up(statistics: &Statistics) -> usize {
 pub trait BrokerObserver: Send + Sync {
     /// `up` brokers are in librdkafka's `UP` state (see [`brokers_up`]).
     fn brokers_up(&self, up: usize);
+    /// The client reported `error` (it keeps retrying); shown with "no broker reachable".
+    fn client_error(&self, _error: &str) {}
 }
 
 /// The brokers-up gauge, and the `kafka` condition failing while no broker is up.
 impl BrokerObserver for Health {
     fn brokers_up(&self, up: usize) {
         metrics::gauge!(names::KAFKA_BROKERS_UP).set(up as f64);
+        let last = self.take_kafka_error(up > 0);
         if up == 0 {
-            self.fail("kafka", "no Kafka broker reachable");
+            let reason = match last {
+                Some(error) => format!("no Kafka broker reachable: {error}"),
+                None => "no Kafka broker reachable".to_string(),
+            };
+            self.fail("kafka", reason);
         } else {
             self.recover("kafka");
         }
+    }
+
+    fn client_error(&self, error: &str) {
+        self.kafka_client_error(error);
     }
 }

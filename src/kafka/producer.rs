@@ -100,6 +100,7 @@ impl ClientContext for DeliveryContext {
         } else {
             tracing::warn!(%error, reason, "Kafka client error (retrying)");
         }
+        self.brokers.client_error(&format!("{error}: {reason}"));
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -141,6 +142,9 @@ pub enum SendError {
     #[error("Kafka refused the record: {0}")]
     Refused(String),
 }
+
+/// The Kafka header naming what a record holds when it is not log lines (`metrics`).
+pub const KIND_HEADER: &str = "logship-kind";
 
 /// The durable producer.
 pub struct DurableProducer {
@@ -198,9 +202,30 @@ impl DurableProducer {
         key: &[u8],
         payload: &[u8],
     ) -> Result<(), SendError> {
+        self.send_kind(batch, topic, key, payload, None)
+    }
+
+    /// [`DurableProducer::send`] with the header [`KIND_HEADER`] set to `kind` (`metrics`),
+    /// so that consumers can tell records that are not log lines.
+    pub fn send_kind(
+        &self,
+        batch: BatchId,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        kind: Option<&str>,
+    ) -> Result<(), SendError> {
         let mut record = BaseRecord::with_opaque_to(topic, batch as usize)
             .key(key)
             .payload(payload);
+        if let Some(kind) = kind {
+            record = record.headers(rdkafka::message::OwnedHeaders::new().insert(
+                rdkafka::message::Header {
+                    key: KIND_HEADER,
+                    value: Some(kind),
+                },
+            ));
+        }
         loop {
             match self.inner.send(record) {
                 Ok(()) => return Ok(()),

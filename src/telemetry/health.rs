@@ -27,6 +27,9 @@ struct Failing {
 pub struct Health {
     grace: Duration,
     failing: Mutex<BTreeMap<&'static str, Failing>>,
+    /// The last error a Kafka client reported, shown with "no broker reachable" (it says why:
+    /// refused credentials, an unknown CA).
+    kafka_error: Mutex<Option<String>>,
 }
 
 /// One condition that makes the process unhealthy.
@@ -69,6 +72,7 @@ impl Health {
         Health {
             grace,
             failing: Mutex::new(BTreeMap::new()),
+            kafka_error: Mutex::new(None),
         }
     }
 
@@ -105,6 +109,26 @@ impl Health {
         );
     }
 
+    /// Remembers the last Kafka client error (see [`crate::kafka::BrokerObserver`]). The
+    /// summary "all brokers are down" does not replace a cause seen before it (an SSL or
+    /// authentication failure), which is what a person needs to read.
+    pub fn kafka_client_error(&self, error: &str) {
+        let mut last = crate::sync::lock(&self.kafka_error);
+        if error.contains("AllBrokersDown") && last.is_some() {
+            return;
+        }
+        *last = Some(error.to_string());
+    }
+
+    /// The last Kafka client error, forgotten once a broker is up again.
+    pub fn take_kafka_error(&self, brokers_up: bool) -> Option<String> {
+        let mut last = crate::sync::lock(&self.kafka_error);
+        if brokers_up {
+            *last = None;
+        }
+        last.clone()
+    }
+
     /// `component` works again.
     pub fn recover(&self, component: &'static str) {
         crate::sync::lock(&self.failing).remove(component);
@@ -139,6 +163,28 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_broker_reachable_says_the_clients_last_error_until_a_broker_is_up() {
+        use crate::kafka::BrokerObserver as _;
+        let health = Health::default();
+        health.client_error("SSL handshake failed: certificate verify failed");
+        health
+            .client_error("Global error: AllBrokersDown (Local: All broker connections are down)");
+        health.brokers_up(0);
+        let report = health.report();
+        assert_eq!(
+            report.problems[0].reason,
+            "no Kafka broker reachable: SSL handshake failed: certificate verify failed"
+        );
+        health.brokers_up(1);
+        assert!(health.report().is_healthy());
+        health.brokers_up(0);
+        assert_eq!(
+            health.report().problems[0].reason,
+            "no Kafka broker reachable"
+        );
+    }
 
     #[test]
     fn a_condition_counts_only_after_the_grace_period_and_clears_on_recovery() {

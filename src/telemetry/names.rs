@@ -6,6 +6,10 @@ use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 
 /// Lines the agent committed to its WAL, per file (`file` label: the path it was read under).
 pub const AGENT_READ_LINES: &str = "logship_agent_read_lines_total";
+/// Counter: rounds of host metrics written to the WAL (`[host_metrics]`).
+pub const AGENT_METRICS_SAMPLES: &str = "logship_agent_metrics_samples_total";
+/// Counter: rounds of host metrics removed from a full WAL to make room.
+pub const AGENT_METRICS_SAMPLES_DROPPED: &str = "logship_agent_metrics_samples_dropped_total";
 /// Bytes the agent committed to its WAL, per file.
 pub const AGENT_READ_BYTES: &str = "logship_agent_read_bytes_total";
 /// Files the agent follows now.
@@ -114,6 +118,16 @@ pub fn describe_all() {
         WAL_OLDEST_PENDING_AGE,
         Unit::Seconds,
         "Age of the oldest WAL record not yet acknowledged by Kafka (0 when none)."
+    );
+    describe_counter!(
+        AGENT_METRICS_SAMPLES,
+        Unit::Count,
+        "Rounds of host metrics written to the WAL and flushed."
+    );
+    describe_counter!(
+        AGENT_METRICS_SAMPLES_DROPPED,
+        Unit::Count,
+        "Rounds of host metrics removed from a full WAL to make room (never log lines)."
     );
     describe_counter!(
         WAL_QUARANTINED_RECORDS,

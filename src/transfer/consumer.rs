@@ -58,7 +58,9 @@ impl ClientContext for ConsumerHooks {
     /// reconnects by itself. They go to the events (throttled there) instead of one error line
     /// each, which would be dozens per second while Kafka is down.
     fn error(&self, error: KafkaError, reason: &str) {
-        self.events.consumer_error(&format!("{error}: {reason}"));
+        let error = format!("{error}: {reason}");
+        self.events.client_error(&error);
+        self.events.consumer_error(&error);
     }
 
     /// Broker reachability (health) and the lag of every partition this consumer fetches.

@@ -51,6 +51,9 @@ pub trait TransferEvents: Send + Sync {
     fn commit_failed(&self, error: &str);
     /// The Kafka consumer reported an error (usually transient: a broker is unreachable).
     fn consumer_error(&self, error: &str);
+    /// The Kafka client reported `error` with its reason (kept for `/health`, which shows it
+    /// while no broker is up).
+    fn client_error(&self, error: &str);
     /// The consumer was paused (all bulk slots busy) or resumed.
     fn backpressure(&self, paused: bool);
     /// The consumer's statistics say `up` brokers are up.
@@ -283,6 +286,9 @@ impl TransferEvents for Counters {
         if let Some(repeats) = self.commit_failure_log.admit() {
             tracing::warn!(error, repeats, "offset commit failed; it is retried");
         }
+    }
+    fn client_error(&self, error: &str) {
+        crate::kafka::BrokerObserver::client_error(self.health.as_ref(), error);
     }
     fn consumer_error(&self, error: &str) {
         add(&self.consumer_errors, 1);

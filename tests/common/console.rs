@@ -101,3 +101,25 @@ pub fn query(text: &str) -> String {
     }
     out
 }
+
+/// The argon2 hash of `password`, printed by `logship console hash-password`.
+pub fn hash_password(password: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new(logship_bin())
+        .args(["console", "hash-password"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run logship console hash-password");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write the password");
+    let output = child.wait_with_output().expect("hash-password output");
+    assert!(output.status.success());
+    let hash = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    hash
+}
