@@ -1032,6 +1032,12 @@ fn the_agents_endpoint_serves_https_and_logship_status_asks_it_there() {
         0,
         "the certificate is checked"
     );
+    // /status answers once the agent's WAL is open.
+    let status_url = format!("https://{health}/status");
+    let ready = wait_for(Duration::from_secs(30), || {
+        (curl_status(&status_url, &["--cacert", ca]) == 200).then_some(())
+    });
+    assert!(ready.is_some(), "/status over HTTPS\n{}", agent.log());
     let status = Command::new(common::logship_bin())
         .args(["status", "--config"])
         .arg(&config)
