@@ -182,10 +182,8 @@ impl Auth {
             });
         }
         let token = session_cookie(cookies?)?;
-        let mut sessions = crate::sync::lock(&self.sessions);
-        let now = Instant::now();
-        sessions.retain(|_, s| s.expires > now);
-        let session = sessions.get(token)?;
+        let sessions = crate::sync::lock(&self.sessions);
+        let session = sessions.get(token).filter(|s| s.expires > Instant::now())?;
         Some(Caller {
             user: Some(session.user.clone()),
             role: session.role,
@@ -229,7 +227,11 @@ impl Auth {
                 }
                 drop(failures);
                 let id = token()?;
-                crate::sync::lock(&self.sessions).insert(
+                let mut sessions = crate::sync::lock(&self.sessions);
+                // Expired sessions go here, not on every request.
+                let now = Instant::now();
+                sessions.retain(|_, s| s.expires > now);
+                sessions.insert(
                     id.clone(),
                     Session {
                         user: name.to_string(),

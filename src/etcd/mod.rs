@@ -91,7 +91,7 @@ impl EtcdError {
     }
 }
 
-pub use crate::errors::with_causes;
+use crate::errors::with_causes;
 
 /// What the agent's etcd side tells its owner about the connection (the agent turns a refusal
 /// into `/health` 503).

@@ -74,7 +74,7 @@ impl CollectWatcher {
                         "etcd at {} refused us: {}",
                         self.access.endpoints.join(","),
                         match &error {
-                            EtcdError::Client(inner) => super::with_causes(inner),
+                            EtcdError::Client(inner) => crate::errors::with_causes(inner),
                             other => other.to_string(),
                         }
                     );

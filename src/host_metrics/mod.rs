@@ -98,26 +98,35 @@ impl Sampler {
             Ok(points) => sample.points.extend(points),
             Err(error) => sample.problems.push(format!("{name}: {error}")),
         };
-        add("cpu", self.cpu(time_ns));
+        // /proc/stat feeds both `cpu` and `processes`: read once per round.
+        let stats = procfs::KernelStats::current().map_err(|e| e.to_string());
+        match &stats {
+            Ok(stats) => {
+                add("cpu", Ok(self.cpu(stats, time_ns)));
+                add("processes", processes(stats, time_ns));
+            }
+            Err(error) => {
+                add("cpu", Err(error.clone()));
+                add("processes", Err(error.clone()));
+            }
+        }
         add("mem", memory(time_ns));
         add("disk", disks(time_ns));
         add("diskio", disk_io(time_ns));
         add("net", network(time_ns));
         add("system", system(time_ns));
-        add("processes", processes(time_ns));
         for point in &mut sample.points {
             point.tags.push(("host", self.host.clone()));
         }
         sample
     }
 
-    fn cpu(&mut self, time_ns: i64) -> Result<Vec<Point>, String> {
-        let stats = procfs::KernelStats::current().map_err(|e| e.to_string())?;
+    fn cpu(&mut self, stats: &procfs::KernelStats, time_ns: i64) -> Vec<Point> {
         let previous = self
             .previous_cpu
             .replace((stats.total.clone(), stats.cpu_time.clone()));
         let Some((total_before, each_before)) = previous else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
         let mut points = vec![cpu_point(
             "cpu-total".into(),
@@ -128,7 +137,7 @@ impl Sampler {
         for (n, (before, now)) in each_before.iter().zip(&stats.cpu_time).enumerate() {
             points.push(cpu_point(format!("cpu{n}"), before, now, time_ns));
         }
-        Ok(points)
+        points
     }
 }
 
@@ -304,8 +313,7 @@ fn system(time_ns: i64) -> Result<Vec<Point>, String> {
         .field("uptime", uptime.uptime as u64)])
 }
 
-fn processes(time_ns: i64) -> Result<Vec<Point>, String> {
-    let stats = procfs::KernelStats::current().map_err(|e| e.to_string())?;
+fn processes(stats: &procfs::KernelStats, time_ns: i64) -> Result<Vec<Point>, String> {
     let total = procfs::process::all_processes()
         .map_err(|e| e.to_string())?
         .count() as u64;
