@@ -13,8 +13,9 @@
 //!    every line in it.
 //! 3. [`transfer`] consumes the topics in a consumer group and bulk-indexes into Elasticsearch
 //!    ([`es`]) with `create` and the line's deterministic id, committing offsets only up to the
-//!    contiguous prefix Elasticsearch acknowledged.
-//!
+//!    contiguous prefix Elasticsearch acknowledged. Records marked as host metrics
+//!    ([`host_metrics`], sampled by the agent) are written to InfluxDB ([`influx`]) instead,
+//!    under the same commit rule.
 //! 4. [`console`] serves the web page and JSON API people search their logs with.
 //!
 //! Optionally, [`etcd`] adds collect entries from a central store while the agent runs.
@@ -40,6 +41,7 @@ pub mod errors;
 pub mod es;
 pub mod etcd;
 pub mod host_metrics;
+pub mod influx;
 pub mod kafka;
 pub mod listener;
 pub mod record;

@@ -2,62 +2,24 @@
 //! what the sampler produces is accepted by InfluxDB's `/write` as it is, and reads back as the
 //! series Telegraf users query (`cpu`, `mem`, `disk`, `net`, `system`, ... with tag `host`),
 //! with sane values; writing the same points again changes nothing (a point is identified by
-//! measurement, tags and time, which is what makes a replay harmless).
+//! measurement, tags and time, which is what makes a replay harmless). The agent samples into
+//! its WAL and ships to Kafka; the transfer writes those records into InfluxDB, and what
+//! InfluxDB refuses goes to the dead-letter topic, counted.
 
 mod common;
+mod transfer_support;
 
-use std::process::Command;
+use std::time::Duration;
 
+use common::influx::*;
 use logship::host_metrics::Sampler;
-use serde_json::Value;
-
-fn influxdb() -> String {
-    std::env::var("LOGSHIP_INFLUXDB").unwrap_or_else(|_| "http://127.0.0.1:8086".into())
-}
-
-/// `curl` against InfluxDB: (status, body).
-fn curl(args: &[&str]) -> (u16, String) {
-    let output = Command::new("curl")
-        .args(["-s", "-m", "20", "-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .expect("run curl");
-    let text = String::from_utf8_lossy(&output.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
-fn query(db: &str, q: &str) -> Value {
-    let (code, body) = curl(&[
-        "-G",
-        &format!("{}/query", influxdb()),
-        "--data-urlencode",
-        &format!("db={db}"),
-        "--data-urlencode",
-        &format!("q={q}"),
-    ]);
-    assert_eq!(code, 200, "{q}: {body}");
-    serde_json::from_str(&body).unwrap()
-}
-
-/// The single value of a one-row, one-column answer.
-fn scalar(answer: &Value) -> f64 {
-    answer["results"][0]["series"][0]["values"][0][1]
-        .as_f64()
-        .unwrap_or_else(|| panic!("no value: {answer}"))
-}
+use transfer_support::Transfer;
 
 #[test]
 fn sampled_points_are_accepted_by_influxdb_and_read_back_as_telegraf_series() {
     let db = common::unique("metrics").replace('-', "_");
     let host = common::unique("metrics-host");
-    let (code, body) = curl(&[
-        "-XPOST",
-        &format!("{}/query", influxdb()),
-        "--data-urlencode",
-        &format!("q=CREATE DATABASE {db}"),
-    ]);
-    assert_eq!(code, 200, "{body}");
+    create_database(&db);
 
     let mut sampler = Sampler::new(&host);
     let mut batches = String::new();
@@ -106,14 +68,7 @@ fn sampled_points_are_accepted_by_influxdb_and_read_back_as_telegraf_series() {
         &db,
         &format!("SELECT last(total) FROM mem WHERE host = '{host}'"),
     ));
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let kib: f64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap();
-    assert_eq!(total, kib * 1024.0, "mem total is /proc/meminfo's");
+    assert_eq!(total, mem_total_bytes(), "mem total is /proc/meminfo's");
     let idle = scalar(&query(
         &db,
         &format!("SELECT max(usage_idle) FROM cpu WHERE host = '{host}' AND cpu = 'cpu-total'"),
@@ -140,67 +95,7 @@ fn sampled_points_are_accepted_by_influxdb_and_read_back_as_telegraf_series() {
         n_cpus as usize,
         std::thread::available_parallelism().unwrap().get()
     );
-    curl(&[
-        "-XPOST",
-        &format!("{}/query", influxdb()),
-        "--data-urlencode",
-        &format!("q=DROP DATABASE {db}"),
-    ]);
-}
-
-/// Every record of `topic` so far: (key, `logship-kind` header, payload).
-fn read_topic(
-    topic: &str,
-    until: impl Fn(&[(String, Option<String>, String)]) -> bool,
-) -> Vec<(String, Option<String>, String)> {
-    use rdkafka::config::ClientConfig;
-    use rdkafka::consumer::{BaseConsumer, Consumer as _};
-    use rdkafka::message::{Headers as _, Message as _};
-    use rdkafka::{Offset, TopicPartitionList};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", common::kafka_brokers())
-        .set("group.id", common::unique("metrics-reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let mut assigned = false;
-    let mut records = Vec::new();
-    while std::time::Instant::now() < deadline && !until(&records) {
-        if !assigned {
-            if let Ok(metadata) =
-                consumer.fetch_metadata(Some(topic), std::time::Duration::from_secs(5))
-            {
-                if let Some(t) = metadata.topics().iter().find(|t| {
-                    t.name() == topic && t.error().is_none() && !t.partitions().is_empty()
-                }) {
-                    let mut list = TopicPartitionList::new();
-                    for p in t.partitions() {
-                        list.add_partition_offset(topic, p.id(), Offset::Beginning)
-                            .unwrap();
-                    }
-                    consumer.assign(&list).unwrap();
-                    assigned = true;
-                }
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            continue;
-        }
-        if let Some(Ok(message)) = consumer.poll(std::time::Duration::from_millis(500)) {
-            let kind = message.headers().and_then(|h| {
-                h.iter()
-                    .find(|header| header.key == "logship-kind")
-                    .and_then(|header| header.value)
-                    .map(|v| String::from_utf8_lossy(v).to_string())
-            });
-            records.push((
-                String::from_utf8_lossy(message.key().unwrap_or_default()).to_string(),
-                kind,
-                String::from_utf8_lossy(message.payload().unwrap_or_default()).to_string(),
-            ));
-        }
-    }
-    records
+    drop_database(&db);
 }
 
 #[test]
@@ -228,9 +123,10 @@ fn the_agent_ships_host_metrics_through_its_wal_to_kafka_marked_as_metrics() {
         records.len(),
         agent.log()
     );
-    for (key, kind, payload) in &records {
-        assert_eq!(key, &host, "keyed by host");
-        assert_eq!(kind.as_deref(), Some("metrics"), "marked as metrics");
+    for record in &records {
+        let payload = &record.payload;
+        assert_eq!(record.key, host, "keyed by host");
+        assert_eq!(record.kind(), Some("metrics"), "marked as metrics");
         let measurements: std::collections::BTreeSet<&str> = payload
             .lines()
             .map(|line| line.split([',', ' ']).next().unwrap_or(""))
@@ -254,4 +150,217 @@ fn the_agent_ships_host_metrics_through_its_wal_to_kafka_marked_as_metrics() {
         records.len()
     );
     assert!(agent.terminate());
+}
+
+/// A transfer config serving `topics` into InfluxDB database `db` only (no Elasticsearch).
+fn metrics_transfer(
+    dir: &std::path::Path,
+    group: &str,
+    topics: &[&str],
+    db: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    let path = dir.join("transfer.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{extra}[kafka]\nbrokers = \"{}\"\ngroup = \"{group}\"\ntopics = {topics:?}\n\
+             commit_interval_ms = 200\n[batch]\nmax_wait_ms = 200\n\
+             [influxdb]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
+            common::kafka_brokers(),
+            influxdb()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn agent_and_transfer_fill_influxdb_with_the_hosts_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = common::unique("influx-host");
+    let topic = common::unique("host-metrics");
+    let db = common::unique("telegraf").replace('-', "_");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "host = \"{host}\"\ndata_dir = \"{}\"\n\
+             [kafka]\nbrokers = \"{}\"\n[host_metrics]\ninterval_ms = 1000\ntopic = \"{topic}\"\n",
+            dir.path().join("data").display(),
+            common::kafka_brokers()
+        ),
+    )
+    .unwrap();
+    let agent = common::agent::AgentProcess::start(&config);
+    let transfer_config = metrics_transfer(
+        dir.path(),
+        &common::unique("influx-group"),
+        &[&topic],
+        &db,
+        "",
+    );
+    let transfer = Transfer::start(&transfer_config, "transfer");
+    // The transfer creates the database itself (influxdb.create_database defaults to true).
+    std::thread::sleep(Duration::from_secs(20));
+    let series = |q: &str| rows(&query(&db, q));
+    let seen = common::wait_for(Duration::from_secs(60), || {
+        let measurements: Vec<String> = series("SHOW MEASUREMENTS")
+            .iter()
+            .filter_map(|row| row[0].as_str().map(String::from))
+            .collect();
+        ["cpu", "mem", "disk", "net", "system"]
+            .iter()
+            .all(|m| measurements.iter().any(|n| n == m))
+            .then_some(measurements)
+    });
+    assert!(
+        seen.is_some(),
+        "series missing after 20 s\nagent:\n{}\ntransfer:\n{}",
+        agent.log(),
+        transfer.log()
+    );
+    let one = |q: &str| scalar(&query(&db, q));
+    let filter = format!("host = '{host}'");
+    let total = one(&format!("SELECT last(total) FROM mem WHERE {filter}"));
+    assert_eq!(total, mem_total_bytes(), "mem total is /proc/meminfo's");
+    for field in ["usage_user", "usage_system", "usage_idle", "usage_iowait"] {
+        let low = one(&format!(
+            "SELECT min({field}) FROM cpu WHERE {filter} AND cpu = 'cpu-total'"
+        ));
+        let high = one(&format!(
+            "SELECT max({field}) FROM cpu WHERE {filter} AND cpu = 'cpu-total'"
+        ));
+        assert!(0.0 <= low && high <= 100.0, "{field} in [{low}, {high}]");
+    }
+    let used_percent = one(&format!(
+        "SELECT last(used_percent) FROM disk WHERE {filter} AND path = '/'"
+    ));
+    assert!(
+        (0.0..=100.0).contains(&used_percent),
+        "disk / used {used_percent}%"
+    );
+    let n_cpus = one(&format!("SELECT last(n_cpus) FROM system WHERE {filter}"));
+    assert_eq!(
+        n_cpus as usize,
+        std::thread::available_parallelism().unwrap().get()
+    );
+    let interfaces = series(&format!(
+        "SHOW TAG VALUES FROM net WITH KEY = \"interface\" WHERE {filter}"
+    ));
+    assert!(!interfaces.is_empty(), "net has interfaces");
+    let rounds = one(&format!("SELECT count(total) FROM mem WHERE {filter}"));
+    assert!(
+        rounds >= 10.0,
+        "{rounds} rounds in InfluxDB after 20 s at 1 s"
+    );
+    let log = transfer.log();
+    assert!(log.contains("InfluxDB database in place"), "{log}");
+    assert!(agent.terminate());
+    transfer.terminate(Duration::from_secs(30));
+    drop_database(&db);
+}
+
+#[test]
+fn refused_points_and_records_no_sink_takes_go_to_the_dead_letter_topic() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::FutureRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let topic = common::unique("metrics-in");
+    let dlq = common::unique("metrics-dlq");
+    let db = common::unique("dlq_db").replace('-', "_");
+    transfer_support::create_topic(&topic);
+    let producer = transfer_support::producer();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    // One record: two good points around a malformed one, then a field of another type.
+    let good = format!(
+        "probe,host=h value=1 {now}\nthis is not line protocol\nprobe,host=h value=2 {}\n",
+        now + 1
+    );
+    let conflict = format!("probe,host=h value=\"text\" {}\n", now + 2);
+    let send = |payload: &str, metrics: bool| {
+        let mut record = FutureRecord::<str, str>::to(&topic)
+            .key("h")
+            .payload(payload);
+        if metrics {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: "logship-kind",
+                value: Some("metrics"),
+            }));
+        }
+        futures::executor::block_on(producer.send(record, Duration::from_secs(30))).unwrap();
+    };
+    send(&good, true);
+    send(&conflict, true);
+    send("{\"id\":\"x\",\"message\":\"a log line\"}", false);
+    let metrics_addr = common::ops::free_addr();
+    let config = metrics_transfer(
+        dir.path(),
+        &common::unique("dlq-group"),
+        &[&topic],
+        &db,
+        &format!("metrics_addr = \"{metrics_addr}\"\n"),
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}dlq_topic = \"{dlq}\"\n")).unwrap();
+    let transfer = Transfer::start(&config, "transfer");
+    let dead = read_topic(&dlq, |records| records.len() >= 3);
+    assert_eq!(dead.len(), 3, "{dead:?}\n{}", transfer.log());
+    let find = |needle: &str| {
+        dead.iter()
+            .find(|r| r.payload.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} not dead-lettered: {dead:?}"))
+    };
+    let malformed = find("this is not line protocol");
+    assert_eq!(
+        malformed.payload, "this is not line protocol\n",
+        "only the bad line"
+    );
+    assert!(
+        malformed.headers["logship-error"].contains("400"),
+        "{malformed:?}"
+    );
+    assert!(malformed.headers["logship-source"].starts_with(&format!("{topic}/")));
+    assert_eq!(malformed.key, "h");
+    let conflicting = find("value=\"text\"");
+    assert!(
+        conflicting.headers["logship-error"].contains("conflict"),
+        "{conflicting:?}"
+    );
+    let log_record = find("a log line");
+    assert!(log_record.headers["logship-error"].contains("no [elasticsearch]"));
+    let values: Vec<f64> = rows(&query(&db, "SELECT value FROM probe"))
+        .iter()
+        .filter_map(|row| row[1].as_f64())
+        .collect();
+    assert_eq!(values, vec![1.0, 2.0], "the good points are written, once");
+    let counted = common::wait_for(Duration::from_secs(10), || {
+        let (_, metrics) = common::ops::http_get(metrics_addr, "/metrics")?;
+        common::ops::sample(
+            &metrics,
+            "logship_transfer_points_dead_lettered_total",
+            None,
+        )
+        .filter(|n| *n == 3.0)
+    });
+    assert!(counted.is_some(), "3 dead letters counted");
+    transfer_support::wait_for_commits_at_end(
+        &config_group(&config),
+        &topic,
+        Duration::from_secs(30),
+    );
+    transfer.terminate(Duration::from_secs(30));
+    drop_database(&db);
+}
+
+fn config_group(config: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(config).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("group = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap()
+        .to_string()
 }

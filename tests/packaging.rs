@@ -76,6 +76,8 @@ fn the_secure_transfer_sample_loads() {
         .expect("packaging/transfer-secure.toml loads");
     let access = config
         .elasticsearch
+        .as_ref()
+        .expect("the sample has [elasticsearch]")
         .access()
         .expect("its access keys fit together");
     assert!(access.url.starts_with("https://") && access.ca_file.is_some());

@@ -10,6 +10,7 @@ mod console;
 pub mod es_access;
 pub mod etcd_access;
 pub mod index_name;
+pub mod influx;
 pub mod kafka_security;
 mod listen_tls;
 pub mod multiline;

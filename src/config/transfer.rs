@@ -174,8 +174,14 @@ pub const ES_RETRY: BackoffPolicy =
 pub struct TransferConfig {
     /// Kafka consumer settings.
     pub kafka: TransferKafkaConfig,
-    /// Elasticsearch settings.
-    pub elasticsearch: ElasticsearchConfig,
+    /// Elasticsearch settings: where log records go (absent: a transfer serving metrics only;
+    /// a log record it receives goes to `influxdb.dlq_topic`).
+    #[serde(default)]
+    pub elasticsearch: Option<ElasticsearchConfig>,
+    /// InfluxDB settings: where metrics records (header `logship-kind: metrics`) go (absent: a
+    /// metrics record is dead-lettered to `elasticsearch.dlq_index`).
+    #[serde(default)]
+    pub influxdb: Option<super::influx::InfluxDbConfig>,
     /// Batching of `_bulk` requests.
     #[serde(default)]
     pub batch: BatchConfig,
@@ -202,6 +208,15 @@ pub struct TransferConfig {
     /// this long.
     #[serde(default = "super::default_health_grace_ms")]
     pub health_grace_ms: Millis,
+}
+
+/// Whether `name` is a valid Kafka topic name (1 to 249 of `[a-zA-Z0-9._-]`).
+pub(crate) fn is_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 fn default_commit_interval_ms() -> Millis {
@@ -256,13 +271,53 @@ impl TransferConfig {
         Ok(config)
     }
 
-    /// The parsed `elasticsearch.index` template (validated at load, so this only fails on a
-    /// config that was built without [`TransferConfig::load`]).
-    pub fn index_template(&self) -> Result<IndexNameTemplate, ConfigError> {
-        IndexNameTemplate::parse(&self.elasticsearch.index).map_err(|error| ConfigError::Invalid {
-            path: "<config>".into(),
-            message: format!("elasticsearch.index: {error}"),
-        })
+    /// The parsed `elasticsearch.index` template, `None` without `[elasticsearch]` (validated
+    /// at load, so this only fails on a config that was built without [`TransferConfig::load`]).
+    pub fn index_template(&self) -> Result<Option<IndexNameTemplate>, ConfigError> {
+        let Some(es) = &self.elasticsearch else {
+            return Ok(None);
+        };
+        IndexNameTemplate::parse(&es.index)
+            .map(Some)
+            .map_err(|error| ConfigError::Invalid {
+                path: "<config>".into(),
+                message: format!("elasticsearch.index: {error}"),
+            })
+    }
+
+    fn check_elasticsearch(&self, es: &ElasticsearchConfig) -> Result<(), String> {
+        if !(es.url.starts_with("http://") || es.url.starts_with("https://")) {
+            return Err(format!(
+                "elasticsearch.url {:?} must start with http:// or https://",
+                es.url
+            ));
+        }
+        elasticsearch::http::Url::parse(&es.url)
+            .map_err(|e| format!("elasticsearch.url {:?}: {e}", es.url))?;
+        let template =
+            IndexNameTemplate::parse(&es.index).map_err(|e| format!("elasticsearch.index: {e}"))?;
+        for topic in &self.kafka.topics {
+            template.check_renders(topic).map_err(|e| {
+                format!(
+                    "elasticsearch.index {:?} for topic {topic:?}: {e}",
+                    es.index
+                )
+            })?;
+        }
+        crate::config::index_name::check_index_name(&es.dlq_index)
+            .map_err(|e| format!("elasticsearch.dlq_index: {e}"))?;
+        if template.could_match(&es.dlq_index, &self.kafka.topics) {
+            return Err(format!(
+                "elasticsearch.dlq_index {:?} falls under the data index pattern of {:?}; \
+                 choose a dead-letter index name the data indices cannot take",
+                es.dlq_index, es.index
+            ));
+        }
+        es.access()?;
+        if es.request_timeout_ms < Millis::new(100) {
+            return Err("elasticsearch.request_timeout_ms must be at least 100".into());
+        }
+        Ok(())
     }
 
     fn check_values(&self, file: &str) -> Result<(), ConfigError> {
@@ -281,12 +336,7 @@ impl TransferConfig {
             return Err(invalid("kafka.topics must name at least one topic".into()));
         }
         for topic in &kafka.topics {
-            if topic.is_empty()
-                || topic.len() > 249
-                || !topic
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-            {
+            if !is_topic_name(topic) {
                 return Err(invalid(format!(
                     "kafka.topics: {topic:?} is not a valid Kafka topic name"
                 )));
@@ -311,24 +361,16 @@ impl TransferConfig {
             }
         }
 
-        let es = &self.elasticsearch;
-        if !(es.url.starts_with("http://") || es.url.starts_with("https://")) {
-            return Err(invalid(format!(
-                "elasticsearch.url {:?} must start with http:// or https://",
-                es.url
-            )));
+        if self.elasticsearch.is_none() && self.influxdb.is_none() {
+            return Err(invalid(
+                "the transfer needs [elasticsearch] (logs), [influxdb] (metrics) or both".into(),
+            ));
         }
-        elasticsearch::http::Url::parse(&es.url)
-            .map_err(|e| invalid(format!("elasticsearch.url {:?}: {e}", es.url)))?;
-        let template = IndexNameTemplate::parse(&es.index)
-            .map_err(|e| invalid(format!("elasticsearch.index: {e}")))?;
-        for topic in &kafka.topics {
-            template.check_renders(topic).map_err(|e| {
-                invalid(format!(
-                    "elasticsearch.index {:?} for topic {topic:?}: {e}",
-                    es.index
-                ))
-            })?;
+        if let Some(influx) = &self.influxdb {
+            influx.check().map_err(invalid)?;
+        }
+        if let Some(es) = &self.elasticsearch {
+            self.check_elasticsearch(es).map_err(invalid)?;
         }
         let mut parsed_topics = std::collections::BTreeSet::new();
         for (n, rule) in self.parse.iter().enumerate() {
@@ -352,25 +394,11 @@ impl TransferConfig {
                 }
                 if !parsed_topics.insert(topic) {
                     return Err(invalid(format!(
-                        "parse[{n}].topics: {topic:?} is parsed by an earlier [[parse]] too;                          one rule per topic"
+                        "parse[{n}].topics: {topic:?} is parsed by an earlier [[parse]] too; \
+                         one rule per topic"
                     )));
                 }
             }
-        }
-        crate::config::index_name::check_index_name(&es.dlq_index)
-            .map_err(|e| invalid(format!("elasticsearch.dlq_index: {e}")))?;
-        if template.could_match(&es.dlq_index, &kafka.topics) {
-            return Err(invalid(format!(
-                "elasticsearch.dlq_index {:?} falls under the data index pattern of {:?}; \
-                 choose a dead-letter index name the data indices cannot take",
-                es.dlq_index, es.index
-            )));
-        }
-        es.access().map_err(invalid)?;
-        if es.request_timeout_ms < Millis::new(100) {
-            return Err(invalid(
-                "elasticsearch.request_timeout_ms must be at least 100".into(),
-            ));
         }
 
         let batch = &self.batch;
@@ -428,12 +456,30 @@ mod tests {
     fn contract_example_parses_with_defaults() {
         let config = TransferConfig::from_toml(GOOD).unwrap();
         assert_eq!(config.kafka.topics, vec!["web_log".to_string()]);
-        assert_eq!(config.elasticsearch.dlq_index, "logship-dlq");
+        assert_eq!(
+            config.elasticsearch.as_ref().unwrap().dlq_index,
+            "logship-dlq"
+        );
         assert_eq!(config.batch.max_docs, 2000);
         assert_eq!(config.batch.max_inflight_bulks, 4);
         assert_eq!(config.kafka.commit_interval_ms, Millis::new(1000));
-        assert!(config.elasticsearch.manage_templates);
+        assert!(config.elasticsearch.as_ref().unwrap().manage_templates);
         assert!(config.kafka.options.is_empty());
+    }
+
+    #[test]
+    fn a_transfer_needs_a_sink_and_may_serve_metrics_alone() {
+        let kafka = "[kafka]\nbrokers = \"b\"\ngroup = \"g\"\ntopics = [\"logship_metrics\"]\n";
+        assert!(error_of(kafka).contains("needs [elasticsearch] (logs), [influxdb] (metrics)"));
+        let metrics = format!(
+            "{kafka}[influxdb]\nurl = \"http://127.0.0.1:8086\"\ndatabase = \"telegraf\"\n"
+        );
+        let config = TransferConfig::from_toml(&metrics).unwrap();
+        assert!(config.elasticsearch.is_none());
+        assert_eq!(config.influxdb.unwrap().dlq_topic, "logship_metrics_dlq");
+        assert!(error_of(&format!("{metrics}dlq_topic = \"no good\"\n")).contains("dlq_topic"));
+        let both = format!("{GOOD}[influxdb]\nurl = \"http://i:8086\"\ndatabase = \"m\"\n");
+        assert!(TransferConfig::from_toml(&both).unwrap().influxdb.is_some());
     }
 
     #[test]
@@ -462,7 +508,7 @@ mod tests {
         let config = TransferConfig::from_toml(&text).unwrap();
         assert_eq!(config.batch.max_docs, 10);
         assert_eq!(config.retry.max_backoff_ms, Some(Millis::new(1000)));
-        assert_eq!(config.elasticsearch.dlq_index, "dead");
+        assert_eq!(config.elasticsearch.as_ref().unwrap().dlq_index, "dead");
         assert_eq!(config.kafka.options["session.timeout.ms"], "6000");
         assert_eq!(config.shutdown_timeout_ms, Millis::new(5000));
     }

@@ -5,6 +5,7 @@
 //! drives the `logship_kafka_brokers_up` gauge and the `kafka` health condition.
 
 pub(crate) mod consumer;
+pub(crate) mod dead_letters;
 pub(crate) mod producer;
 pub(crate) mod security;
 

@@ -69,6 +69,12 @@ pub const TRANSFER_COMMITS: &str = "logship_transfer_commits_total";
 pub const TRANSFER_COMMIT_FAILURES: &str = "logship_transfer_commit_failures_total";
 /// Errors reported by the Kafka consumer.
 pub const TRANSFER_CONSUMER_ERRORS: &str = "logship_transfer_consumer_errors_total";
+/// Points InfluxDB accepted (2xx to `/write`).
+pub const TRANSFER_POINTS_WRITTEN: &str = "logship_transfer_points_written_total";
+/// Points whose write is retried (5xx, timeout, refused connection, credentials, no database).
+pub const TRANSFER_POINTS_RETRIED: &str = "logship_transfer_points_retried_total";
+/// Points InfluxDB refused for good (400), written to `influxdb.dlq_topic`.
+pub const TRANSFER_POINTS_DEAD_LETTERED: &str = "logship_transfer_points_dead_lettered_total";
 /// 1, labelled with the running version.
 pub const BUILD_INFO: &str = "logship_build_info";
 
@@ -224,6 +230,21 @@ pub fn describe_all() {
         TRANSFER_CONSUMER_ERRORS,
         Unit::Count,
         "Errors reported by the Kafka consumer."
+    );
+    describe_counter!(
+        TRANSFER_POINTS_WRITTEN,
+        Unit::Count,
+        "Host metrics points InfluxDB accepted."
+    );
+    describe_counter!(
+        TRANSFER_POINTS_RETRIED,
+        Unit::Count,
+        "Host metrics points whose write to InfluxDB is retried."
+    );
+    describe_counter!(
+        TRANSFER_POINTS_DEAD_LETTERED,
+        Unit::Count,
+        "Host metrics points InfluxDB refused for good, written to the dead-letter topic."
     );
     describe_gauge!(BUILD_INFO, "1, labelled with the running logship version.");
 }

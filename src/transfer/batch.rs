@@ -139,6 +139,35 @@ impl Batch {
         Pushed::of(&self.items[self.items.len() - 1..], plain)
     }
 
+    /// Adds `record` as an item that goes straight to the dead-letter index for `reason`
+    /// (its `_id` is its Kafka coordinates: it has no document).
+    pub fn push_dead(
+        &mut self,
+        record: &KafkaRecord<'_>,
+        topic: Arc<str>,
+        epoch: Epoch,
+        reason: &str,
+    ) {
+        if self.items.is_empty() {
+            self.started = Some(Instant::now());
+        }
+        let payload_start = self.payloads.len();
+        self.payloads
+            .extend_from_slice(record.payload.unwrap_or_default());
+        self.items.push(Item {
+            id: format!("{}-{}-{}", record.topic, record.partition, record.offset),
+            topic,
+            partition: record.partition,
+            offset: record.offset,
+            epoch,
+            index: Err(reason.to_string()),
+            lines: self.body.len()..self.body.len(),
+            payload: payload_start..self.payloads.len(),
+            timestamp_ms: record.timestamp_ms,
+            parse: parse::Outcome::default(),
+        });
+    }
+
     /// Adds one document for `record`; returns whether it was plain.
     fn push_document(
         &mut self,

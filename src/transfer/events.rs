@@ -14,6 +14,8 @@ use crate::telemetry::{names, Health, Throttle};
 
 /// The health condition for Elasticsearch trouble (see [`Health`]).
 const ES_CONDITION: &str = "elasticsearch";
+/// The health condition for InfluxDB trouble.
+const INFLUX_CONDITION: &str = "influxdb";
 
 /// One method per event. Implementations must be cheap: several are called per batch.
 pub trait TransferEvents: Send + Sync {
@@ -63,6 +65,14 @@ pub trait TransferEvents: Send + Sync {
     /// An index template could not be put yet (`refused`: credentials or permissions); it is
     /// retried.
     fn template_failed(&self, error: &str, refused: bool);
+    /// InfluxDB accepted `count` points.
+    fn points_written(&self, count: u64);
+    /// A write of `count` points failed and is retried (`refused`: credentials or permissions).
+    fn points_retrying(&self, count: u64, reason: &str, refused: bool);
+    /// Points InfluxDB refused for good were written to the dead-letter topic (and are done).
+    fn points_dead_lettered(&self, count: u64, reason: &str);
+    /// Writing points to the dead-letter topic failed; it is retried.
+    fn points_dead_letter_failed(&self, count: u64, reason: &str);
 }
 
 /// Counts every event (atomically) and logs the ones an operator must see.
@@ -102,6 +112,12 @@ pub struct Counters {
     pub commit_failures: AtomicU64,
     /// Consumer errors.
     pub consumer_errors: AtomicU64,
+    /// Points written to InfluxDB.
+    pub points_written: AtomicU64,
+    /// Point write retries.
+    pub points_retried: AtomicU64,
+    /// Points written to the dead-letter topic.
+    pub points_dead_lettered: AtomicU64,
     /// The process's health (the `elasticsearch` and `kafka` conditions).
     pub health: Arc<Health>,
     consumer_error_log: Throttle,
@@ -111,6 +127,8 @@ pub struct Counters {
     dead_letter_failure_log: Throttle,
     mapping_conflict_log: Throttle,
     template_log: Throttle,
+    points_retry_log: Throttle,
+    points_dead_letter_log: Throttle,
 }
 
 impl Counters {
@@ -129,7 +147,8 @@ impl Counters {
             "received={} plain={} parse_errors={} times_rejected={} mapping_conflicts={} \
              created={} already_present={} dead_lettered={} retried={} \
              unauthorized={} dead_letter_failed={} revoked_dropped={} unassigned={} bulks={} \
-             commits={} commit_failures={} consumer_errors={}",
+             commits={} commit_failures={} consumer_errors={} points_written={} \
+             points_retried={} points_dead_lettered={}",
             get(&self.received),
             get(&self.plain),
             get(&self.parse_errors),
@@ -147,6 +166,9 @@ impl Counters {
             get(&self.commits),
             get(&self.commit_failures),
             get(&self.consumer_errors),
+            get(&self.points_written),
+            get(&self.points_retried),
+            get(&self.points_dead_lettered),
         )
     }
 }
@@ -330,6 +352,54 @@ impl TransferEvents for Counters {
             );
         } else {
             tracing::warn!(error, repeats, "cannot put index template yet; retrying");
+        }
+    }
+    fn points_written(&self, count: u64) {
+        add(&self.points_written, count);
+        metrics::counter!(names::TRANSFER_POINTS_WRITTEN).increment(count);
+        self.health.recover(INFLUX_CONDITION);
+    }
+    fn points_retrying(&self, count: u64, reason: &str, refused: bool) {
+        add(&self.points_retried, count);
+        metrics::counter!(names::TRANSFER_POINTS_RETRIED).increment(count);
+        self.health
+            .fail(INFLUX_CONDITION, format!("points not accepted: {reason}"));
+        if let Some(repeats) = self.points_retry_log.admit() {
+            if refused {
+                tracing::error!(
+                    count,
+                    reason,
+                    repeats,
+                    "InfluxDB refused the transfer's credentials or permissions; nothing is \
+                     committed until this is fixed"
+                );
+            } else {
+                tracing::warn!(
+                    count,
+                    reason,
+                    repeats,
+                    "points not accepted by InfluxDB yet; retrying with backoff"
+                );
+            }
+        }
+    }
+    fn points_dead_lettered(&self, count: u64, reason: &str) {
+        add(&self.points_dead_lettered, count);
+        metrics::counter!(names::TRANSFER_POINTS_DEAD_LETTERED).increment(count);
+        tracing::warn!(count, reason, "records written to the dead-letter topic");
+    }
+    fn points_dead_letter_failed(&self, count: u64, reason: &str) {
+        self.health.fail(
+            INFLUX_CONDITION,
+            format!("dead-letter topic writes failing: {reason}"),
+        );
+        if let Some(repeats) = self.points_dead_letter_log.admit() {
+            tracing::error!(
+                count,
+                reason,
+                repeats,
+                "writing to the dead-letter topic failed; retrying"
+            );
         }
     }
 }

@@ -30,6 +30,7 @@ pub(crate) mod delivery;
 pub(crate) mod dlq;
 pub mod document;
 pub(crate) mod events;
+pub mod metrics;
 pub mod parse;
 pub mod watermark;
 
@@ -51,9 +52,12 @@ use tokio::time::Instant;
 use crate::backoff::BackoffPolicy;
 use crate::config::es_access::EsAccess;
 use crate::config::index_name::IndexNameTemplate;
-use crate::config::{TransferConfig, ES_RETRY};
+use crate::config::{ElasticsearchConfig, TransferConfig, ES_RETRY};
 use crate::es::template::{data_template, dlq_template};
 use crate::es::{EsClient, EsError, EsSettings, SharedEs};
+use crate::influx::{InfluxClient, InfluxError, SharedInflux};
+use crate::kafka::dead_letters::DeadLetters;
+use crate::kafka::producer::KIND_HEADER;
 use crate::shutdown::Shutdown;
 use crate::telemetry::Health;
 use batch::{Batch, BatchLimits};
@@ -61,8 +65,16 @@ use consumer::{commit_list, ConsumerHooks, TransferConsumer};
 use delivery::Delivery;
 use document::{Documents, KafkaRecord};
 use events::{Counters, TransferEvents};
+use metrics::{MetricsBatch, MetricsDelivery};
 use watermark::CommitPoint;
 use watermark::{lock, Watermarks};
+
+/// Why a metrics record goes to the Elasticsearch dead-letter index on a transfer without
+/// `[influxdb]`.
+const NO_INFLUXDB: &str =
+    "a metrics record (header logship-kind: metrics), and this transfer has no [influxdb]";
+/// Why a log record goes to the dead-letter topic on a transfer without `[elasticsearch]`.
+const NO_ELASTICSEARCH: &str = "a log record, and this transfer has no [elasticsearch]";
 
 /// How often the counters are logged.
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
@@ -106,34 +118,56 @@ pub async fn run(
     let backoff = config.retry.policy(ES_RETRY);
     let counters = Arc::new(Counters::new(health));
     let events: Arc<dyn TransferEvents> = counters.clone();
-    let access = config
-        .elasticsearch
-        .access()
-        .map_err(|message| anyhow::anyhow!("{message}"))?;
-    if let Some(warning) = access.deprecation() {
-        tracing::warn!("{warning}");
-    }
-    let Some(settings) = read_es_settings(&access, backoff, events.as_ref(), &shutdown).await?
-    else {
-        return Ok(());
-    };
-    let es = SharedEs::new(EsClient::new(&settings)?);
-    let mut files = access.files();
-    files.extend(crate::config::kafka_security::files(
-        config.kafka.tls.as_ref(),
-        config.kafka.sasl.as_ref(),
-    ));
+    let mut files: Vec<std::path::PathBuf> =
+        crate::config::kafka_security::files(config.kafka.tls.as_ref(), config.kafka.sasl.as_ref());
     files.extend(config.metrics_tls.iter().flat_map(|tls| tls.files()));
-    let _watch = reload.watch_files(files);
-    es.follow(access, &reload);
-
-    if config.elasticsearch.manage_templates
-        && !put_templates(&es, &config, &index, backoff, events.as_ref(), &shutdown).await?
-    {
-        return Ok(());
+    let logs = match (&config.elasticsearch, index) {
+        (Some(es_config), Some(index)) => {
+            let Some(logs) = start_logs(
+                &config,
+                es_config,
+                index,
+                backoff,
+                events.as_ref(),
+                &shutdown,
+                &reload,
+                &mut files,
+            )
+            .await?
+            else {
+                return Ok(());
+            };
+            Some(logs)
+        }
+        _ => None,
+    };
+    let metrics = match &config.influxdb {
+        Some(influx_config) => {
+            let access = influx_config
+                .access()
+                .map_err(|message| anyhow::anyhow!("{message}"))?;
+            let influx = SharedInflux::new(InfluxClient::new(&access)?);
+            files.extend(access.files());
+            influx.follow(access, &reload);
+            if influx_config.create_database
+                && !create_database(&influx, backoff, events.as_ref(), &shutdown).await
+            {
+                return Ok(());
+            }
+            let dead_letters = Arc::new(
+                DeadLetters::new(&config.kafka)
+                    .context("cannot create the dead-letter producer")?,
+            );
+            Some((influx, dead_letters))
+        }
+        None => None,
+    };
+    if logs.is_none() && metrics.is_none() {
+        anyhow::bail!("the transfer needs [elasticsearch] (logs), [influxdb] (metrics) or both");
     }
+    let _watch = reload.watch_files(files);
+    let sinks = Sinks { logs, metrics };
 
-    let documents = Arc::new(Documents::new(index, config.parse.clone()));
     let mut changes = reload.subscribe();
     loop {
         changes.borrow_and_update();
@@ -144,16 +178,8 @@ pub async fn run(
             changes.clone(),
             config.kafka.clone(),
         ));
-        let consumed = consume_round(
-            &config,
-            &round,
-            &es,
-            &documents,
-            events.clone(),
-            &counters,
-            backoff,
-        )
-        .await;
+        let consumed =
+            consume_round(&config, &round, &sinks, events.clone(), &counters, backoff).await;
         ending.abort();
         if consumed.is_err() || shutdown.is_triggered() {
             tracing::info!(counters = %counters.summary(), "transfer stopped");
@@ -193,13 +219,99 @@ async fn end_round_on_reload(
     round.trigger();
 }
 
+/// Where records go: log records to Elasticsearch, metrics records to InfluxDB (at least one
+/// of them is configured).
+struct Sinks {
+    /// The Elasticsearch client and the document builder.
+    logs: Option<(SharedEs, Arc<Documents>)>,
+    /// The InfluxDB client and the dead-letter producer.
+    metrics: Option<(SharedInflux, Arc<DeadLetters>)>,
+}
+
+/// Sets up the Elasticsearch side: reads its credentials (waiting for a server a pinned CA
+/// needs), follows reloads, puts the index templates. `Ok(None)` if shutdown came first.
+#[allow(clippy::too_many_arguments)]
+async fn start_logs(
+    config: &TransferConfig,
+    es_config: &ElasticsearchConfig,
+    index: IndexNameTemplate,
+    backoff: BackoffPolicy,
+    events: &dyn TransferEvents,
+    shutdown: &Shutdown,
+    reload: &crate::reload::Reload,
+    files: &mut Vec<std::path::PathBuf>,
+) -> anyhow::Result<Option<(SharedEs, Arc<Documents>)>> {
+    let access = es_config
+        .access()
+        .map_err(|message| anyhow::anyhow!("{message}"))?;
+    if let Some(warning) = access.deprecation() {
+        tracing::warn!("{warning}");
+    }
+    let Some(settings) = read_es_settings(&access, backoff, events, shutdown).await? else {
+        return Ok(None);
+    };
+    let es = SharedEs::new(EsClient::new(&settings)?);
+    files.extend(access.files());
+    es.follow(access, reload);
+    if es_config.manage_templates
+        && !put_templates(&es, config, es_config, &index, backoff, events, shutdown).await?
+    {
+        return Ok(None);
+    }
+    Ok(Some((
+        es,
+        Arc::new(Documents::new(index, config.parse.clone())),
+    )))
+}
+
+/// `CREATE DATABASE` (idempotent), retried while InfluxDB is unreachable or failing; a refusal
+/// (no admin rights) is logged and writing goes on (the database may have been made by
+/// someone else). Returns `false` if shutdown came first.
+async fn create_database(
+    influx: &SharedInflux,
+    backoff: BackoffPolicy,
+    events: &dyn TransferEvents,
+    shutdown: &Shutdown,
+) -> bool {
+    let mut delays = backoff.start();
+    loop {
+        let client = influx.get();
+        match client.create_database().await {
+            Ok(()) => {
+                tracing::info!(
+                    url = client.url(),
+                    database = client.database(),
+                    "InfluxDB database in place"
+                );
+                return true;
+            }
+            Err(
+                error @ (InfluxError::Transport { .. } | InfluxError::Status { status: 500.., .. }),
+            ) => {
+                events.points_retrying(0, &error.to_string(), false);
+            }
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    "cannot create the InfluxDB database; writing to it anyway (set \
+                     influxdb.create_database = false when someone else makes it)"
+                );
+                return true;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return false,
+            _ = tokio::time::sleep(delays.next_delay()) => {}
+        }
+    }
+}
+
 /// One consumer's life: created, subscribed, consuming until `round` ends, then finished as at
 /// shutdown (in-flight bulks answered, offsets committed).
 async fn consume_round(
     config: &TransferConfig,
     round: &Shutdown,
-    es: &SharedEs,
-    documents: &Arc<Documents>,
+    sinks: &Sinks,
     events: Arc<dyn TransferEvents>,
     counters: &Counters,
     backoff: BackoffPolicy,
@@ -218,18 +330,38 @@ async fn consume_round(
     tracing::info!(
         topics = ?config.kafka.topics,
         group = %config.kafka.group,
-        index = %config.elasticsearch.index,
+        index = config.elasticsearch.as_ref().map(|es| es.index.as_str()),
+        influxdb = config.influxdb.as_ref().map(|influx| influx.url.as_str()),
         "transfer started"
     );
 
-    let delivery = Arc::new(Delivery::new(
-        es.clone(),
-        documents.clone(),
-        config.elasticsearch.dlq_index.clone(),
-        marks.clone(),
-        events.clone(),
-        backoff,
-    ));
+    let logs = match (&sinks.logs, &config.elasticsearch) {
+        (Some((es, documents)), Some(es_config)) => Some(LogSink {
+            documents: documents.clone(),
+            delivery: Arc::new(Delivery::new(
+                es.clone(),
+                documents.clone(),
+                es_config.dlq_index.clone(),
+                marks.clone(),
+                events.clone(),
+                backoff,
+            )),
+        }),
+        _ => None,
+    };
+    let metrics = match (&sinks.metrics, &config.influxdb) {
+        (Some((influx, dead_letters)), Some(influx_config)) => {
+            Some(Arc::new(MetricsDelivery::new(
+                influx.clone(),
+                dead_letters.clone(),
+                influx_config.dlq_topic.clone(),
+                marks.clone(),
+                events.clone(),
+                backoff,
+            )))
+        }
+        _ => None,
+    };
     let limits = BatchLimits {
         max_docs: config.batch.max_docs,
         max_bytes: config.batch.max_bytes,
@@ -240,12 +372,13 @@ async fn consume_round(
         marks,
         events,
         paused,
-        documents: documents.clone(),
+        logs,
+        metrics,
         limits,
-        delivery,
         permits: Arc::new(Semaphore::new(config.batch.max_inflight_bulks)),
         tasks: JoinSet::new(),
         batch: Batch::new(),
+        metrics_batch: MetricsBatch::default(),
         ready: VecDeque::new(),
         max_ready: config.batch.max_inflight_bulks,
         commit: None,
@@ -287,15 +420,16 @@ async fn read_es_settings(
 async fn put_templates(
     es: &SharedEs,
     config: &TransferConfig,
+    es_config: &ElasticsearchConfig,
     index: &IndexNameTemplate,
     backoff: BackoffPolicy,
     events: &dyn TransferEvents,
     shutdown: &Shutdown,
 ) -> anyhow::Result<bool> {
-    let priority = config.elasticsearch.template_priority;
+    let priority = es_config.template_priority;
     let specs = [
         data_template(index, &config.kafka.topics, priority),
-        dlq_template(&config.elasticsearch.dlq_index, priority),
+        dlq_template(&es_config.dlq_index, priority),
     ];
     for spec in &specs {
         let mut delays = backoff.start();
@@ -328,21 +462,48 @@ async fn put_templates(
     Ok(true)
 }
 
+/// The log side of a round: documents built into bulks for Elasticsearch.
+struct LogSink {
+    documents: Arc<Documents>,
+    delivery: Arc<Delivery>,
+}
+
+/// A batch ready to be sent.
+enum Outgoing {
+    /// A `_bulk` request to Elasticsearch.
+    Logs(Batch),
+    /// A `/write` request to InfluxDB.
+    Metrics(MetricsBatch),
+}
+
+impl Outgoing {
+    fn len(&self) -> usize {
+        match self {
+            Outgoing::Logs(batch) => batch.len(),
+            Outgoing::Metrics(batch) => batch.len(),
+        }
+    }
+}
+
 /// The consuming loop's state.
 struct Pipeline {
     consumer: Arc<TransferConsumer>,
     marks: Arc<Mutex<Watermarks>>,
     events: Arc<dyn TransferEvents>,
     paused: Arc<AtomicBool>,
-    documents: Arc<Documents>,
+    /// Elasticsearch (absent: log records are dead-lettered through `metrics`).
+    logs: Option<LogSink>,
+    /// InfluxDB (absent: metrics records are dead-lettered through `logs`).
+    metrics: Option<Arc<MetricsDelivery>>,
     limits: BatchLimits,
-    delivery: Arc<Delivery>,
     permits: Arc<Semaphore>,
     tasks: JoinSet<()>,
-    /// The batch being filled.
+    /// The log batch being filled.
     batch: Batch,
-    /// Batches waiting for a bulk slot (at most `max_ready`).
-    ready: VecDeque<Batch>,
+    /// The metrics batch being filled.
+    metrics_batch: MetricsBatch,
+    /// Batches waiting for a slot (at most `max_ready`).
+    ready: VecDeque<Outgoing>,
     max_ready: usize,
     commit: Option<InFlightCommit>,
 }
@@ -372,10 +533,13 @@ impl Pipeline {
         loop {
             // A batch that is full or old enough waits in `ready` for a bulk slot, so that a slot
             // busy for a moment does not stop consumption.
-            if self.batch.is_ready(&self.limits, Instant::now().into_std())
-                && self.ready.len() < self.max_ready
-            {
-                self.ready.push_back(self.batch.take());
+            let now = Instant::now().into_std();
+            if self.batch.is_ready(&self.limits, now) && self.ready.len() < self.max_ready {
+                self.ready.push_back(Outgoing::Logs(self.batch.take()));
+            }
+            if self.metrics_ready(now) && self.ready.len() < self.max_ready {
+                self.ready
+                    .push_back(Outgoing::Metrics(self.metrics_batch.take()));
             }
             // Blocked: every slot busy, the waiting room full, the next batch full. For a
             // moment, simply stop taking records (librdkafka's bounded prefetch queue absorbs
@@ -383,7 +547,7 @@ impl Pipeline {
             // membership and serve rebalances: pausing drops the prefetched records and delays
             // the next fetch, so it must not happen with every slow bulk answer. Resume once the
             // waiting room has drained to half.
-            let blocked = self.ready.len() >= self.max_ready && self.batch.is_full(&self.limits);
+            let blocked = self.ready.len() >= self.max_ready && self.a_batch_is_full();
             if blocked && !was_blocked {
                 pause_timer.as_mut().reset(Instant::now() + PAUSE_AFTER);
             }
@@ -396,12 +560,22 @@ impl Pipeline {
             }
             let paused = self.paused.load(Ordering::SeqCst);
             let take_records = !blocked || paused;
-            let batch_waiting = !self.batch.is_empty() && !self.batch.is_full(&self.limits);
-            if let Some(deadline) = self.batch.deadline(&self.limits).map(Instant::from_std) {
+            let batch_waiting = (!self.batch.is_empty() && !self.batch.is_full(&self.limits))
+                || (!self.metrics_batch.is_empty() && !self.metrics_full());
+            let deadline = match (
+                self.batch.deadline(&self.limits),
+                self.metrics_batch.deadline(self.limits.max_wait),
+            ) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(deadline) = deadline.map(Instant::from_std) {
                 if batch_timer.deadline() != deadline {
                     batch_timer.as_mut().reset(deadline);
                 }
             }
+            // The record borrows the consumer, while `accept` needs the whole pipeline.
+            let consumer = self.consumer.clone();
             // Biased: commits and finished tasks are served even when records keep coming.
             tokio::select! {
                 biased;
@@ -425,25 +599,117 @@ impl Pipeline {
                         Err(_) => return Err(anyhow::anyhow!("the bulk slots were closed")),
                     }
                 }
-                message = self.consumer.recv(), if take_records => {
-                    accept(message, &self.marks, &*self.events, &mut self.batch, &self.documents);
-                }
+                message = consumer.recv(), if take_records => self.accept(message),
                 _ = &mut batch_timer, if batch_waiting && !batch_timer.is_elapsed() => {}
                 _ = &mut pause_timer, if blocked && !paused && !pause_timer.is_elapsed() => {}
             }
         }
     }
 
-    /// Hands the oldest waiting batch to a bulk task holding `permit`.
+    /// Whether the metrics batch is full (same limits as a bulk: records, bytes).
+    fn metrics_full(&self) -> bool {
+        self.metrics_batch
+            .is_full(self.limits.max_docs, self.limits.max_bytes)
+    }
+
+    fn a_batch_is_full(&self) -> bool {
+        self.batch.is_full(&self.limits) || self.metrics_full()
+    }
+
+    fn metrics_ready(&self, now: std::time::Instant) -> bool {
+        !self.metrics_batch.is_empty()
+            && (self.metrics_full()
+                || self
+                    .metrics_batch
+                    .deadline(self.limits.max_wait)
+                    .is_some_and(|deadline| deadline <= now))
+    }
+
+    /// Hands the oldest waiting batch to a delivery task holding `permit`.
     fn dispatch_ready(&mut self, permit: tokio::sync::OwnedSemaphorePermit) {
-        let Some(batch) = self.ready.pop_front() else {
+        let Some(outgoing) = self.ready.pop_front() else {
             return;
         };
-        let delivery = self.delivery.clone();
-        self.tasks.spawn(async move {
-            delivery.deliver(batch).await;
-            drop(permit);
-        });
+        match outgoing {
+            Outgoing::Logs(batch) => {
+                let Some(logs) = &self.logs else {
+                    // Only filled when there is a log sink.
+                    return;
+                };
+                let delivery = logs.delivery.clone();
+                self.tasks.spawn(async move {
+                    delivery.deliver(batch).await;
+                    drop(permit);
+                });
+            }
+            Outgoing::Metrics(batch) => {
+                let Some(delivery) = self.metrics.clone() else {
+                    return;
+                };
+                self.tasks.spawn(async move {
+                    delivery.deliver(batch).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+
+    /// Registers a received record with the watermark and adds it to the batch of its sink
+    /// (or drops it if its partition is not ours).
+    fn accept(
+        &mut self,
+        message: Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>,
+    ) {
+        let message = match message {
+            Ok(message) => message,
+            Err(error) => {
+                self.events.consumer_error(&error.to_string());
+                return;
+            }
+        };
+        let is_metrics = is_metrics_record(&message);
+        match (&self.logs, &self.metrics) {
+            (_, Some(_)) if is_metrics => {
+                self.accept_metrics(&message, None);
+            }
+            (Some(logs), _) => {
+                let documents = logs.documents.clone();
+                accept(
+                    &message,
+                    is_metrics,
+                    &self.marks,
+                    &*self.events,
+                    &mut self.batch,
+                    &documents,
+                );
+            }
+            (None, _) => self.accept_metrics(&message, Some(NO_ELASTICSEARCH.to_string())),
+        }
+    }
+
+    /// Adds a record to the metrics batch: to be written, or dead-lettered for `dead`.
+    fn accept_metrics(
+        &mut self,
+        message: &rdkafka::message::BorrowedMessage<'_>,
+        dead: Option<String>,
+    ) {
+        let registered =
+            lock(&self.marks).received(message.topic(), message.partition(), message.offset());
+        let Some((topic, epoch)) = registered else {
+            self.events
+                .unassigned_record(message.topic(), message.partition(), message.offset());
+            return;
+        };
+        let record = KafkaRecord {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+            payload: message.payload(),
+            timestamp_ms: message.timestamp().to_millis(),
+        };
+        self.metrics_batch
+            .push(&record, message.key(), topic, epoch, dead);
+        self.events.received(1);
     }
 
     fn set_paused(&mut self, pause: bool) {
@@ -507,13 +773,17 @@ impl Pipeline {
     async fn finish(mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         if !self.batch.is_empty() {
-            self.ready.push_back(self.batch.take());
+            self.ready.push_back(Outgoing::Logs(self.batch.take()));
+        }
+        if !self.metrics_batch.is_empty() {
+            self.ready
+                .push_back(Outgoing::Metrics(self.metrics_batch.take()));
         }
         while !self.ready.is_empty() {
             match tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned()).await {
                 Ok(Ok(permit)) => self.dispatch_ready(permit),
                 _ => {
-                    let records: usize = self.ready.iter().map(Batch::len).sum();
+                    let records: usize = self.ready.iter().map(Outgoing::len).sum();
                     tracing::warn!(
                         records,
                         "no bulk slot before the shutdown timeout; these records are consumed again by the next owner"
@@ -568,22 +838,27 @@ impl Pipeline {
     }
 }
 
-/// Registers a received record with the watermark and adds it to the batch (or drops it if its
-/// partition is not ours).
+/// Whether `message` carries the header `logship-kind: metrics`.
+fn is_metrics_record(message: &rdkafka::message::BorrowedMessage<'_>) -> bool {
+    use rdkafka::message::Headers as _;
+    message.headers().is_some_and(|headers| {
+        headers
+            .iter()
+            .any(|header| header.key == KIND_HEADER && header.value == Some(&b"metrics"[..]))
+    })
+}
+
+/// Registers a received log record with the watermark and adds it to the bulk batch (or drops
+/// it if its partition is not ours). A metrics record here (no `[influxdb]`) goes to the
+/// dead-letter index.
 fn accept(
-    message: Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>,
+    message: &rdkafka::message::BorrowedMessage<'_>,
+    is_metrics: bool,
     marks: &Mutex<Watermarks>,
     events: &dyn TransferEvents,
     batch: &mut Batch,
     documents: &Documents,
 ) {
-    let message = match message {
-        Ok(message) => message,
-        Err(error) => {
-            events.consumer_error(&error.to_string());
-            return;
-        }
-    };
     let registered = lock(marks).received(message.topic(), message.partition(), message.offset());
     let Some((topic, epoch)) = registered else {
         events.unassigned_record(message.topic(), message.partition(), message.offset());
@@ -596,6 +871,11 @@ fn accept(
         payload: message.payload(),
         timestamp_ms: message.timestamp().to_millis(),
     };
+    if is_metrics {
+        batch.push_dead(&record, topic, epoch, NO_INFLUXDB);
+        events.received(1);
+        return;
+    }
     let pushed = batch.push(&record, topic, epoch, documents);
     if pushed.documents > 1 {
         // The offset is outstanding once per document and done once per document.

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod console;
+pub mod influx;
 pub mod ops;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,213 @@
+//! `[influxdb]`: where host metrics are written (the transfer) and read (the console).
+//!
+//! The keys users write are checked here once and turned into an [`InfluxAccess`], the one
+//! value the InfluxDB client is built from. The password is never part of the configuration
+//! text: it is read from `password_file` (or `$LOGSHIP_INFLUXDB_PASSWORD`) when the client is
+//! built, so a rotated file is picked up at the next reload.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::secret::SecretSource;
+use super::Millis;
+
+/// The environment variable read for the password when no `password_file` is given.
+pub const PASSWORD_ENV: &str = "LOGSHIP_INFLUXDB_PASSWORD";
+
+/// The transfer's `[influxdb]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfluxDbConfig {
+    /// Base URL of InfluxDB 1.x (`http://127.0.0.1:8086`, or `https://…`).
+    pub url: String,
+    /// The database points are written to.
+    pub database: String,
+    /// User name (with `password_file`); absent: no authentication.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the password (read at start and on reload).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// The retention policy written to (absent: the database's default one).
+    #[serde(default)]
+    pub retention_policy: Option<String>,
+    /// PEM file of the CA(s) that sign InfluxDB's certificate (`https://` only).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Kafka topic receiving the points InfluxDB refuses as malformed (4xx), one per record.
+    #[serde(default = "default_dlq_topic")]
+    pub dlq_topic: String,
+    /// Timeout of one HTTP request (a request that times out is retried).
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: Millis,
+    /// Whether to `CREATE DATABASE` at start (idempotent; needs admin rights when
+    /// authentication is on, so set `false` when the database is made by someone else).
+    #[serde(default = "default_true")]
+    pub create_database: bool,
+}
+
+fn default_dlq_topic() -> String {
+    "logship_metrics_dlq".to_string()
+}
+fn default_request_timeout_ms() -> Millis {
+    Millis::new(30_000)
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Everything an InfluxDB client needs, checked.
+#[derive(Debug, Clone)]
+pub struct InfluxAccess {
+    /// Base URL without a trailing `/`.
+    pub url: String,
+    /// Database.
+    pub database: String,
+    /// Retention policy (`None`: the database's default).
+    pub retention_policy: Option<String>,
+    /// User name and where its password comes from.
+    pub credentials: Option<(String, SecretSource)>,
+    /// CA file for `https://`.
+    pub ca_file: Option<PathBuf>,
+    /// Timeout of one request.
+    pub timeout: Duration,
+}
+
+impl InfluxAccess {
+    /// Checks the keys together: the URL's scheme, a database name, a user with a password
+    /// source (and no password without a user), a CA file only with `https://`.
+    pub fn new(
+        url: &str,
+        database: &str,
+        username: Option<&str>,
+        password_file: Option<&std::path::Path>,
+        ca_file: Option<&std::path::Path>,
+        timeout: Duration,
+    ) -> Result<InfluxAccess, String> {
+        let url = url.trim_end_matches('/');
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!(
+                "influxdb.url {url:?} must start with http:// or https://"
+            ));
+        }
+        reqwest::Url::parse(url).map_err(|e| format!("influxdb.url {url:?}: {e}"))?;
+        if database.trim().is_empty() {
+            return Err("influxdb.database must not be empty".into());
+        }
+        match (ca_file.is_some(), url.starts_with("https://")) {
+            (true, false) => {
+                return Err("influxdb.ca_file is only used with an https:// url".into())
+            }
+            (false, true) => {
+                return Err(
+                    "influxdb.url is https://: influxdb.ca_file must name the CA that signs \
+                     InfluxDB's certificate"
+                        .into(),
+                )
+            }
+            _ => {}
+        }
+        let password = SecretSource::choose(password_file, PASSWORD_ENV, None);
+        let credentials = match (username, password) {
+            (Some(user), Some(password)) => Some((user.to_string(), password)),
+            (Some(_), None) => {
+                return Err(format!(
+                    "influxdb.username needs influxdb.password_file (or ${PASSWORD_ENV})"
+                ))
+            }
+            (None, Some(SecretSource::File(_))) => {
+                return Err("influxdb.password_file needs influxdb.username".into())
+            }
+            (None, _) => None,
+        };
+        if timeout < Duration::from_millis(100) {
+            return Err("influxdb.request_timeout_ms must be at least 100".into());
+        }
+        Ok(InfluxAccess {
+            url: url.to_string(),
+            database: database.to_string(),
+            retention_policy: None,
+            credentials,
+            ca_file: ca_file.map(PathBuf::from),
+            timeout,
+        })
+    }
+
+    /// The files read when the client is built (watched for changes).
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self.ca_file.iter().cloned().collect();
+        if let Some((_, source)) = &self.credentials {
+            files.extend(source.file().map(PathBuf::from));
+        }
+        files
+    }
+}
+
+impl InfluxDbConfig {
+    /// The checked access (see [`InfluxAccess::new`]) with the retention policy.
+    pub fn access(&self) -> Result<InfluxAccess, String> {
+        let mut access = InfluxAccess::new(
+            &self.url,
+            &self.database,
+            self.username.as_deref(),
+            self.password_file.as_deref(),
+            self.ca_file.as_deref(),
+            self.request_timeout_ms.get(),
+        )?;
+        if let Some(policy) = &self.retention_policy {
+            if policy.trim().is_empty() {
+                return Err("influxdb.retention_policy must not be empty when given".into());
+            }
+            access.retention_policy = Some(policy.clone());
+        }
+        Ok(access)
+    }
+
+    /// Checks every key (the access, and a valid Kafka topic name for `dlq_topic`).
+    pub fn check(&self) -> Result<(), String> {
+        self.access()?;
+        if !super::transfer::is_topic_name(&self.dlq_topic) {
+            return Err(format!(
+                "influxdb.dlq_topic {:?} is not a valid Kafka topic name",
+                self.dlq_topic
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Result<InfluxDbConfig, String> {
+        let text = format!("url = \"http://127.0.0.1:8086\"\ndatabase = \"m\"\n{extra}");
+        let config: InfluxDbConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
+        config.check().map(|()| config)
+    }
+
+    #[test]
+    fn defaults_and_refusals_are_named() {
+        let good = config("").unwrap();
+        assert_eq!(good.dlq_topic, "logship_metrics_dlq");
+        assert!(good.create_database);
+        assert_eq!(good.access().unwrap().url, "http://127.0.0.1:8086");
+        let refused = |extra: &str| config(extra).unwrap_err();
+        assert!(refused("username = \"u\"").contains("password_file"));
+        assert!(refused("password_file = \"/p\"").contains("needs influxdb.username"));
+        assert!(refused("ca_file = \"/ca\"").contains("https://"));
+        let https = "url = \"https://i:8086\"\ndatabase = \"m\"\n";
+        let no_ca: InfluxDbConfig = toml::from_str(https).unwrap();
+        assert!(no_ca.check().unwrap_err().contains("ca_file must name"));
+        assert!(refused("dlq_topic = \"a b\"").contains("topic name"));
+        assert!(refused("retention_policy = \" \"").contains("retention_policy"));
+        assert!(refused("bogus = 1").contains("unknown field"));
+        let auth = config("username = \"u\"\npassword_file = \"/run/p\"").unwrap();
+        assert_eq!(
+            auth.access().unwrap().files(),
+            vec![PathBuf::from("/run/p")]
+        );
+    }
+}
