@@ -106,6 +106,7 @@ fn transfer_sample_loads_and_lists_every_key() {
         base.replace("topics = [\"t\"]\n", "topics = [\"t\"]\nzz_probe = 1\n"),
         format!("{base}[batch]\nzz_probe = 1\n"),
         format!("{base}[retry]\nzz_probe = 1\n"),
+        format!("{base}[influxdb]\nurl = \"http://i\"\ndatabase = \"d\"\nzz_probe = 1\n"),
         format!("{base}[[parse]]\ntopics = [\"t\"]\nformat = \"json\"\nzz_probe = 1\n"),
         format!(
             "{base}[[parse]]\ntopics = [\"t\"]\nformat = \"json\"\n\
