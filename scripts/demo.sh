@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job end to end, on this machine: Kafka, Elasticsearch and etcd up; logship built; an
-# agent tailing a sample log directory that keeps being written to (with a rotation); a transfer
-# indexing into Elasticsearch; then a search result, the console (left running, its URL printed
-# last) and where to look next.
+# The main job end to end, on this machine: Kafka, Elasticsearch, etcd and InfluxDB up; logship
+# built; an agent tailing a sample log directory that keeps being written to (with a rotation)
+# and sampling its host's metrics; a transfer indexing into Elasticsearch and writing the
+# metrics into InfluxDB; then a search result, the console (left running, its URL printed last)
+# and where to look next.
 #
 #   scripts/demo.sh            # LINES=20000 by default
 set -euo pipefail
@@ -11,10 +12,16 @@ cd "$(dirname "$0")/.."
 LINES=${LINES:-20000}
 ES=${LOGSHIP_ES:-http://127.0.0.1:9200}
 BROKER=${LOGSHIP_KAFKA:-127.0.0.1:9092}
+ETCD=${LOGSHIP_ETCD:-http://127.0.0.1:2379}
+INFLUXDB=${LOGSHIP_INFLUXDB:-http://127.0.0.1:8086}
 demo=${DEMO_DIR:-/tmp/logship-demo}
 run_id=$(date +%s)
 topic="demo_web_log_$run_id"
 index="demo-web-$run_id"
+metrics_topic="demo_metrics_$run_id"
+database="demo_$run_id"
+group="logship-demo-$run_id"
+prefix="/logship-demo-$run_id"
 
 echo "== demo: system packages and services"
 bash scripts/deps.sh
@@ -38,15 +45,25 @@ brokers = "$BROKER"
 [[collect]]
 path = "$demo/logs/*.log"
 topic = "$topic"
+[etcd]
+endpoints = ["$ETCD"]
+prefix = "$prefix"
+allowed_paths = ["$demo/logs"]
+[host_metrics]
+interval_ms = 2000
+topic = "$metrics_topic"
 CONF
 cat >"$demo/transfer.toml" <<CONF
 [kafka]
 brokers = "$BROKER"
-group = "logship-demo-$run_id"
-topics = ["$topic"]
+group = "$group"
+topics = ["$topic", "$metrics_topic"]
 [elasticsearch]
 url = "$ES"
 index = "$index-%Y.%m.%d"
+[influxdb]
+url = "$INFLUXDB"
+database = "$database"
 CONF
 
 pids=()
@@ -103,6 +120,15 @@ listen = "$CONSOLE"
 [elasticsearch]
 url = "$ES"
 index_pattern = "$index-*"
+[etcd]
+endpoints = ["$ETCD"]
+prefix = "$prefix"
+[influxdb]
+url = "$INFLUXDB"
+database = "$database"
+[kafka]
+brokers = "$BROKER"
+transfer_group = "$group"
 CONF
 setsid nohup "$bin" console --config "$demo/console.toml" >/dev/null 2>"$demo/console.log" &
 echo $! >"$demo/console.pid"
@@ -118,6 +144,18 @@ if [ -z "$answered" ]; then
   exit 1
 fi
 echo "console API: $(echo "$answered" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"], "hits for message:500 in the last hour")')"
+# The transfer joins the metrics topic within 10 s of its creation by the agent's first sample.
+points=0
+for _ in $(seq 1 60); do
+  points=$(curl -s -G "$INFLUXDB/query" --data-urlencode "db=$database" \
+    --data-urlencode 'q=SELECT count(total) FROM mem' | sed -n 's/.*"values":\[\[[^,]*,\([0-9]*\)\]\].*/\1/p')
+  points=${points:-0}
+  [ "$points" -ge 3 ] && break
+  sleep 1
+done
+echo "host metrics in InfluxDB ($database): $points memory samples so far"
+pipeline=$(curl -sf "http://$CONSOLE/api/pipeline" || echo '{}')
+echo "console /api/pipeline: $(echo "$pipeline" | python3 -c 'import json,sys; a=json.load(sys.stdin); print(len(a.get("agents",[])), "agent(s), transfer lag", (a.get("lag") or {}).get("total"))')"
 
 cat <<MSG
 
@@ -128,6 +166,10 @@ cat <<MSG
   the index:                curl -s '$ES/$index-*/_search?q=message:GET&size=1'
   console config and log:   $demo/console.toml, $demo/console.log (stop it: kill \$(cat $demo/console.pid))
   stop the servers:         scripts/services.sh down
+
+The console's fleet pages (the demo's agent and transfer stopped when the script ended):
+  http://$CONSOLE/hosts?host=demo-host&range=15m   host metrics charts
+  http://$CONSOLE/pipeline                         agents, transfer lag, indices
 
 The console, with a sample search (server errors in the last hour):
   http://$CONSOLE/?q=message:500&from=now-1h&to=now

@@ -114,13 +114,25 @@ async fn click(client: &Client, locator: Locator<'_>) {
         .unwrap();
 }
 
-/// The text of every element matching `css`, in page order.
+/// The text of every element matching `css`, in page order. A page that redraws itself (the
+/// pipeline refreshes) may replace an element between finding and reading it: then read again.
 async fn texts(client: &Client, css: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for element in client.find_all(Locator::Css(css)).await.unwrap() {
-        out.push(element.text().await.unwrap());
+    let mut attempt = 0;
+    'read: loop {
+        attempt += 1;
+        let mut out = Vec::new();
+        for element in client.find_all(Locator::Css(css)).await.unwrap() {
+            match element.text().await {
+                Ok(text) => out.push(text),
+                Err(error) if attempt < 5 => {
+                    eprintln!("reading {css} again: {error}");
+                    continue 'read;
+                }
+                Err(error) => panic!("cannot read {css}: {error}"),
+            }
+        }
+        return out;
     }
-    out
 }
 
 /// Waits until `check` holds on the texts of `css`, or fails with what the page shows.
@@ -593,4 +605,213 @@ async fn sign_in_roles_csrf_and_throttling_and_an_editors_change_reaches_the_age
         console.log()
     );
     assert!(agent.terminate());
+}
+
+/// `/api/pipeline` until `check` holds on it (or fails with the last answer).
+fn wait_pipeline(console: &Console, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
+    let mut last = serde_json::Value::Null;
+    let done = wait_for(Duration::from_secs(90), || {
+        let (status, answer) = console.get("/api/pipeline");
+        last = answer.clone();
+        (status == 200 && check(&answer)).then_some(())
+    });
+    assert!(done.is_some(), "{what}: /api/pipeline says {last:#}");
+}
+
+/// The `/api/pipeline` agent entry of `host`.
+fn agent_of<'a>(answer: &'a serde_json::Value, host: &str) -> Option<&'a serde_json::Value> {
+    answer["agents"]
+        .as_array()?
+        .iter()
+        .find(|a| a["host"] == host)
+}
+
+/// The total lag of the group on `topic`, when it committed offsets there.
+fn lag_of(answer: &serde_json::Value, topic: &str) -> Option<i64> {
+    let partitions: Vec<&serde_json::Value> = answer["lag"]["partitions"]
+        .as_array()?
+        .iter()
+        .filter(|p| p["topic"] == topic)
+        .collect();
+    (!partitions.is_empty()).then(|| partitions.iter().filter_map(|p| p["lag"].as_i64()).sum())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_pages_show_a_hosts_charts_and_where_its_lines_are_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let prefix = format!("/logship-fleet-{}", common::unique("fleet"));
+    let host = common::unique("fleet-host");
+    let topic = common::unique("fleet-logs");
+    let metrics_topic = common::unique("fleet-metrics");
+    let group = common::unique("fleet-group");
+    let db = common::unique("fleet_db").replace('-', "_");
+    let agent_config = dir.path().join("agent.toml");
+    std::fs::write(
+        &agent_config,
+        format!(
+            "host = \"{host}\"\ndata_dir = \"{data}\"\nrescan_interval_ms = 200\n\
+             [kafka]\nbrokers = \"{brokers}\"\n\
+             [[collect]]\npath = \"{logs}/*.log\"\ntopic = \"{topic}\"\n\
+             [etcd]\nendpoints = [\"{etcd}\"]\nprefix = \"{prefix}\"\n\
+             [host_metrics]\ninterval_ms = 1000\ntopic = \"{metrics_topic}\"\n",
+            data = dir.path().join("data").display(),
+            brokers = common::kafka_brokers(),
+            etcd = common::etcd_endpoint(),
+            logs = logs.display(),
+        ),
+    )
+    .unwrap();
+    let transfer_config = dir.path().join("transfer.toml");
+    std::fs::write(
+        &transfer_config,
+        format!(
+            "[kafka]\nbrokers = \"{brokers}\"\ngroup = \"{group}\"\n\
+             topics = [\"{topic}\", \"{metrics_topic}\"]\ncommit_interval_ms = 200\n\
+             [batch]\nmax_wait_ms = 200\n\
+             [elasticsearch]\nurl = \"{es}\"\nindex = \"{{topic}}\"\n\
+             [influxdb]\nurl = \"{influx}\"\ndatabase = \"{db}\"\n",
+            brokers = common::kafka_brokers(),
+            es = es_url(),
+            influx = common::influx::influxdb(),
+        ),
+    )
+    .unwrap();
+    append_lines(
+        &logs.join("app.log"),
+        &(0..100)
+            .map(|i| format!("fleet line {i}"))
+            .collect::<Vec<_>>(),
+    );
+    let agent = common::agent::AgentProcess::start(&agent_config);
+    let transfer = transfer_support::Transfer::start(&transfer_config, "transfer");
+    let console = Console::launch(dir.path(), |addr| {
+        format!(
+            "listen = \"{addr}\"\n\
+             [elasticsearch]\nurl = \"{es}\"\nindex_pattern = \"{topic}\"\n\
+             [etcd]\nendpoints = [\"{etcd}\"]\nprefix = \"{prefix}\"\n\
+             [influxdb]\nurl = \"{influx}\"\ndatabase = \"{db}\"\n\
+             [kafka]\nbrokers = \"{brokers}\"\ntransfer_group = \"{group}\"\n",
+            es = es_url(),
+            etcd = common::etcd_endpoint(),
+            influx = common::influx::influxdb(),
+            brokers = common::kafka_brokers(),
+        )
+    });
+
+    // Everything shipped and indexed: the agent alive with nothing behind, the group at the end
+    // of both topics, the index holding the 100 lines.
+    wait_pipeline(&console, "caught up", |answer| {
+        let Some(agent) = agent_of(answer, &host) else {
+            return false;
+        };
+        let indexed = answer["indices"].as_array().is_some_and(|indices| {
+            indices
+                .iter()
+                .any(|i| i["index"] == topic && i["docs"] == 100)
+        });
+        agent["alive"] == true
+            && agent["progress"]["bytes_behind"] == 0
+            && agent["progress"]["files"][0]["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("app.log"))
+            && lag_of(answer, &topic) == Some(0)
+            && lag_of(answer, &metrics_topic).is_some()
+            && indexed
+    });
+
+    // The transfer stops; more lines and samples pile up in Kafka: the lag says how many
+    // records (the agent bundles lines into records).
+    transfer.terminate(Duration::from_secs(30));
+    append_lines(
+        &logs.join("app.log"),
+        &(100..150)
+            .map(|i| format!("fleet line {i}"))
+            .collect::<Vec<_>>(),
+    );
+    wait_pipeline(&console, "lag while the transfer is away", |answer| {
+        lag_of(answer, &topic).is_some_and(|lag| lag > 0)
+    });
+    let driver = ChromeDriver::start(&dir.path().join("chromedriver.log"));
+    let client = browser(&driver, &dir.path().join("chromium-profile")).await;
+    let base = console.url();
+    client.goto(&format!("{base}/pipeline")).await.unwrap();
+    let lag_cells = format!("#lag tr[data-topic=\"{topic}\"] td.lag");
+    wait_texts(&client, &lag_cells, Duration::from_secs(20), |t| {
+        t.iter().map(|s| s.parse::<i64>().unwrap_or(0)).sum::<i64>() > 0
+    })
+    .await;
+    let state = format!("#agents tr[data-host=\"{host}\"] .state");
+    wait_texts(&client, &state, Duration::from_secs(20), |t| t == ["alive"]).await;
+    screenshot(&client, "pipeline-lag.png").await;
+
+    // The transfer is back: the lag falls to 0 on the page (it refreshes itself).
+    let transfer = transfer_support::Transfer::start(&transfer_config, "transfer-again");
+    wait_texts(&client, &lag_cells, Duration::from_secs(60), |t| {
+        !t.is_empty() && t.iter().all(|s| s == "0")
+    })
+    .await;
+    let docs = format!("#indices tr[data-index=\"{topic}\"] td.number a");
+    wait_texts(&client, &docs, Duration::from_secs(30), |t| t == ["150"]).await;
+    screenshot(&client, "pipeline.png").await;
+
+    // The host's charts, drawn by the page from InfluxDB's points.
+    client
+        .goto(&format!("{base}/hosts?host={host}&range=15m"))
+        .await
+        .unwrap();
+    wait_texts(
+        &client,
+        "#charts figcaption",
+        Duration::from_secs(30),
+        |t| t.len() == 5 && t[0].starts_with("CPU"),
+    )
+    .await;
+    for title in ["CPU", "Memory used", "Disk used", "Network", "Load"] {
+        let figure = client
+            .find(Locator::Css(&format!(".chart[data-title=\"{title}\"]")))
+            .await
+            .unwrap_or_else(|e| panic!("no {title} chart: {e}"));
+        let points: usize = figure
+            .attr("data-points")
+            .await
+            .unwrap()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(points > 0, "{title}: no data points");
+        let drawn = figure
+            .find_all(Locator::Css(".series"))
+            .await
+            .unwrap()
+            .len();
+        assert!(drawn > 0, "{title}: nothing drawn");
+    }
+    let listed = texts(
+        &client,
+        &format!("#host-list li[data-host=\"{host}\"] .state"),
+    )
+    .await;
+    assert_eq!(listed, ["alive"]);
+    screenshot(&client, "hosts.png").await;
+
+    // SIGKILL: the lease runs out and the agent is listed dead, on both pages.
+    agent.kill9();
+    client.goto(&format!("{base}/pipeline")).await.unwrap();
+    wait_texts(&client, &state, Duration::from_secs(40), |t| t == ["dead"]).await;
+    screenshot(&client, "pipeline-dead.png").await;
+    client
+        .goto(&format!("{base}/hosts?host={host}"))
+        .await
+        .unwrap();
+    wait_texts(
+        &client,
+        &format!("#host-list li[data-host=\"{host}\"] .state"),
+        Duration::from_secs(10),
+        |t| t == ["dead"],
+    )
+    .await;
+    client.close().await.unwrap();
+    transfer.terminate(Duration::from_secs(30));
+    common::influx::drop_database(&db);
 }

@@ -89,6 +89,7 @@ fn the_secure_console_sample_loads() {
     let config = logship::config::ConsoleConfig::load(&packaging("console-secure.toml"))
         .expect("packaging/console-secure.toml loads");
     assert!(config.tls.is_some() && config.users.len() == 2 && config.etcd.is_some());
+    assert!(config.influxdb.is_some() && config.kafka.is_some());
     let access = config.elasticsearch.access().expect("its access keys fit");
     assert!(access.url.starts_with("https://") && access.ca_file.is_some());
 }

@@ -191,6 +191,7 @@ pub fn run_blocking(
                 &host,
                 entries,
                 server.followed_files(),
+                Arc::new(status::WalProgress { wal: wal.clone() }),
                 events.clone(),
                 shutdown.clone(),
             )

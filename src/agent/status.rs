@@ -307,6 +307,39 @@ async fn query(
     serde_json::from_str(&body).context("the agent's /status is not valid status JSON")
 }
 
+/// The progress the agent publishes in its etcd registry value at each heartbeat: every
+/// followed (not finished) file's offset and bytes behind, and the WAL depth.
+pub struct WalProgress {
+    /// The agent's WAL (its checkpoints and depth).
+    pub wal: Wal,
+}
+
+impl crate::etcd::registry::ProgressSource for WalProgress {
+    fn progress(&self) -> Option<crate::etcd::registry::Progress> {
+        let mut files = Vec::new();
+        for item in self.wal.state_scan_prefix(KEY_PREFIX.as_bytes()) {
+            let (_, value) = item.ok()?;
+            let Ok(checkpoint) = Checkpoint::decode(&value) else {
+                continue;
+            };
+            if checkpoint.finished {
+                continue;
+            }
+            let status = file_status(&checkpoint);
+            files.push(crate::etcd::registry::FileProgress {
+                path: status.path,
+                offset: status.offset,
+                bytes_behind: status.bytes_behind,
+            });
+        }
+        Some(crate::etcd::registry::Progress::new(
+            files,
+            self.wal.pending_records(),
+            self.wal.pending_bytes(),
+        ))
+    }
+}
+
 /// `/status` of the running agent: answers once the WAL is open.
 #[derive(Default)]
 pub struct RunningStatus {

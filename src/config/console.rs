@@ -31,6 +31,63 @@ pub struct ConsoleConfig {
     /// Where the agents' collect entries are, for editing them from the console (optional).
     #[serde(default)]
     pub etcd: Option<ConsoleEtcdConfig>,
+    /// Where the host metrics are, for the charts of `/hosts` (optional).
+    #[serde(default)]
+    pub influxdb: Option<ConsoleInfluxConfig>,
+    /// The Kafka cluster and the transfer's group, for the lag on `/pipeline` (optional; the
+    /// console only reads the group's offsets, it never joins it).
+    #[serde(default)]
+    pub kafka: Option<ConsoleKafkaConfig>,
+}
+
+/// The console's `[influxdb]` table: where the transfer writes host metrics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleInfluxConfig {
+    /// Base URL of InfluxDB 1.x.
+    pub url: String,
+    /// The database the transfer writes (`influxdb.database` of the transfer).
+    pub database: String,
+    /// User (with `password_file` or `$LOGSHIP_INFLUXDB_PASSWORD`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the password (read at start and on reload).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// PEM of the CA that signs InfluxDB's certificate (required with `https://`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl ConsoleInfluxConfig {
+    /// The checked access (see [`super::influx::InfluxAccess::new`]).
+    pub fn access(&self) -> Result<super::influx::InfluxAccess, String> {
+        super::influx::InfluxAccess::new(
+            &self.url,
+            &self.database,
+            self.username.as_deref(),
+            self.password_file.as_deref(),
+            self.ca_file.as_deref(),
+            std::time::Duration::from_secs(30),
+        )
+    }
+}
+
+/// The console's `[kafka]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleKafkaConfig {
+    /// Comma-separated `host:port` bootstrap brokers.
+    pub brokers: String,
+    /// The transfer's consumer group (its `kafka.group`): whose committed offsets are compared
+    /// with the topics' end offsets.
+    pub transfer_group: String,
+    /// `[kafka.tls]`: TLS to the brokers, as for the agent.
+    #[serde(default)]
+    pub tls: Option<super::kafka_security::KafkaTls>,
+    /// `[kafka.sasl]`: SASL authentication, as for the agent.
+    #[serde(default)]
+    pub sasl: Option<super::kafka_security::KafkaSasl>,
 }
 
 /// One `[[users]]` entry.
@@ -244,6 +301,18 @@ impl ConsoleConfig {
                 }
             }
         }
+        if let Some(influx) = &self.influxdb {
+            influx.access().map_err(invalid)?;
+        }
+        if let Some(kafka) = &self.kafka {
+            if kafka.brokers.trim().is_empty() || kafka.transfer_group.trim().is_empty() {
+                return Err(invalid(
+                    "kafka.brokers and kafka.transfer_group must not be empty".into(),
+                ));
+            }
+            super::kafka_security::check(kafka.tls.as_ref(), kafka.sasl.as_ref())
+                .map_err(invalid)?;
+        }
         if let Some(etcd) = &self.etcd {
             etcd.access().map_err(invalid)?;
             super::etcd_access::check_endpoints_and_prefix(&etcd.endpoints, &etcd.prefix)
@@ -279,6 +348,23 @@ mod tests {
         assert_eq!(config.elasticsearch.index_pattern, "web_log-*");
         let missing = load("[elasticsearch]\nurl = \"http://127.0.0.1:9200\"\n").unwrap_err();
         assert!(missing.to_string().contains("index_pattern"), "{missing}");
+    }
+
+    #[test]
+    fn fleet_sources_are_optional_and_checked() {
+        let es = "[elasticsearch]\nurl = \"http://e:9200\"\nindex_pattern = \"x\"\n";
+        let config = load(&format!(
+            "{es}[influxdb]\nurl = \"http://i:8086\"\ndatabase = \"telegraf\"\n\
+             [kafka]\nbrokers = \"k:9092\"\ntransfer_group = \"logship-transfer\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.influxdb.unwrap().database, "telegraf");
+        assert_eq!(config.kafka.unwrap().transfer_group, "logship-transfer");
+        let refused = |extra: &str| load(&format!("{es}{extra}")).unwrap_err().to_string();
+        assert!(refused("[influxdb]\nurl = \"i\"\ndatabase = \"d\"\n").contains("http://"));
+        assert!(refused("[kafka]\nbrokers = \"\"\ntransfer_group = \"g\"\n")
+            .contains("must not be empty"));
+        assert!(refused("[kafka]\nbrokers = \"k\"\n").contains("transfer_group"));
     }
 
     #[test]

@@ -31,7 +31,10 @@ pub use agent::{
     validate_collect_entry, AgentConfig, CollectEntry, EtcdConfig, HostMetricsConfig,
     StartPosition, ETCD_RECONNECT, KAFKA_RESEND, MAX_READ_BYTES,
 };
-pub use console::{ConsoleConfig, ConsoleEsConfig, ConsoleEtcdConfig, ConsoleUser, Role};
+pub use console::{
+    ConsoleConfig, ConsoleEsConfig, ConsoleEtcdConfig, ConsoleInfluxConfig, ConsoleKafkaConfig,
+    ConsoleUser, Role,
+};
 pub use listen_tls::ListenTls;
 pub use transfer::{
     BatchConfig, ElasticsearchConfig, TransferConfig, TransferKafkaConfig, ES_RETRY,

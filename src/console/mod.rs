@@ -17,6 +17,9 @@
 //! - `GET /api/hosts`, `GET /api/collect/{host}`, `POST /api/collect/{host}`: the registered
 //!   agents and their collect entries in etcd, when the console has an `[etcd]` table
 //!   ([`collect`]; writing needs the editor role);
+//! - `GET /api/fleet`, `GET /api/hosts/{host}/metrics?range=`, `GET /api/pipeline`: the fleet
+//!   pages `/hosts` and `/pipeline` ([`fleet`]), from etcd, InfluxDB (`[influxdb]`), Kafka
+//!   (`[kafka]`) and Elasticsearch;
 //! - `GET /login`, `POST /login`, `POST /logout`, `GET /api/me`: signing in ([`auth`]).
 //!
 //! Searching asks only Elasticsearch, over the indices of `index_pattern`. A user's
@@ -27,6 +30,7 @@
 
 pub mod auth;
 pub(crate) mod collect;
+pub(crate) mod fleet;
 pub(crate) mod query;
 pub(crate) mod tail;
 
@@ -68,6 +72,8 @@ pub(crate) struct Console {
     auth: Arc<auth::Auth>,
     /// The central configuration, with `[etcd]`.
     central: Option<Arc<collect::CentralStore>>,
+    /// InfluxDB and Kafka for the fleet pages.
+    fleet: Arc<fleet::Fleet>,
 }
 
 impl axum::extract::FromRef<Console> for Arc<auth::Auth> {
@@ -110,6 +116,27 @@ pub async fn run(
         SharedEs::new(EsClient::new(&settings).context("cannot set up the Elasticsearch client")?);
     let mut files = access.files();
     files.extend(config.tls.iter().flat_map(|tls| tls.files()));
+    let influx = match &config.influxdb {
+        Some(influx) => {
+            let access = influx
+                .access()
+                .map_err(|message| anyhow::anyhow!("[influxdb]: {message}"))?;
+            let client = crate::influx::SharedInflux::new(
+                crate::influx::InfluxClient::new(&access)
+                    .context("cannot set up the InfluxDB client")?,
+            );
+            files.extend(access.files());
+            client.follow(access, &reload);
+            Some(client)
+        }
+        None => None,
+    };
+    if let Some(kafka) = &config.kafka {
+        files.extend(crate::config::kafka_security::files(
+            kafka.tls.as_ref(),
+            kafka.sasl.as_ref(),
+        ));
+    }
     let _watch = reload.watch_files(files);
     client.follow(access, &reload);
     let indices: Arc<Vec<String>> = Arc::new(
@@ -147,6 +174,7 @@ pub async fn run(
         guard,
         auth,
         central,
+        fleet: Arc::new(fleet::Fleet::new(influx, config.kafka.clone())),
     });
     tracing::info!(
         url = %bound.url(),
@@ -168,6 +196,11 @@ fn router(console: Console) -> Router {
         .route("/context/{id}", get(page))
         .route("/tail", get(page))
         .route("/collect", get(page))
+        .route("/hosts", get(page))
+        .route("/pipeline", get(page))
+        .route("/api/fleet", get(fleet::fleet))
+        .route("/api/hosts/{host}/metrics", get(fleet::host_metrics))
+        .route("/api/pipeline", get(fleet::pipeline))
         .route("/login", get(auth::login_get).post(auth::login_post))
         .route("/logout", axum::routing::post(auth::logout))
         .route("/api/me", get(auth::me))

@@ -215,19 +215,7 @@ impl EsClient {
             .send()
             .await
             .map_err(|e| self.transport_error(e))?;
-        let status = response.status_code().as_u16();
-        let bytes = response.bytes().await.map_err(|e| EsError::Transport {
-            url: self.url.clone(),
-            message: format!("reading the answer: {e}"),
-        })?;
-        if !(200..300).contains(&status) {
-            return Err(EsError::Status {
-                url: self.url.clone(),
-                what,
-                status,
-                body: truncated(&bytes),
-            });
-        }
+        let (_, bytes) = self.answer(response, &what, false).await?;
         parse_answer(&bytes, docs).map_err(|error| EsError::Malformed { what, error })
     }
 
@@ -262,6 +250,51 @@ impl EsClient {
         })
     }
 
+    /// Documents and store size (bytes, primaries and replicas) of every index matching
+    /// `indices` (names or patterns), by name: `_cat/indices`. Patterns matching nothing give an
+    /// empty list.
+    pub async fn index_stats(&self, indices: &[&str]) -> Result<Vec<IndexStats>, EsError> {
+        let response = self
+            .client
+            .cat()
+            .indices(elasticsearch::cat::CatIndicesParts::Index(indices))
+            .format("json")
+            .bytes(elasticsearch::params::Bytes::B)
+            .h(&["index", "docs.count", "store.size"])
+            .expand_wildcards(&[elasticsearch::params::ExpandWildcards::Open])
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let (status, bytes) = self.answer(response, "_cat/indices", true).await?;
+        if status == 404 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_slice(&bytes).map_err(|e| EsError::Status {
+                url: self.url.clone(),
+                what: "_cat/indices (unreadable answer)".into(),
+                status,
+                body: e.to_string(),
+            })?;
+        let number = |row: &serde_json::Value, key: &str| {
+            row.get(key)
+                .and_then(|v| v.as_str())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let mut stats: Vec<IndexStats> = rows
+            .iter()
+            .filter_map(|row| {
+                Some(IndexStats {
+                    index: row.get("index")?.as_str()?.to_string(),
+                    docs: number(row, "docs.count"),
+                    bytes: number(row, "store.size"),
+                })
+            })
+            .collect();
+        stats.sort_by(|a, b| a.index.cmp(&b.index));
+        Ok(stats)
+    }
+
     /// Runs `_search` with `body` over `indices` (names or patterns). Patterns matching nothing
     /// give an empty answer, not an error. Returns the answer as JSON.
     pub async fn search(
@@ -278,25 +311,37 @@ impl EsClient {
             .send()
             .await
             .map_err(|e| self.transport_error(e))?;
-        let status = response.status_code().as_u16();
-        let bytes = response.bytes().await.map_err(|e| EsError::Transport {
-            url: self.url.clone(),
-            message: format!("reading the answer: {e}"),
-        })?;
-        if !(200..300).contains(&status) {
-            return Err(EsError::Status {
-                url: self.url.clone(),
-                what: "_search".into(),
-                status,
-                body: truncated(&bytes),
-            });
-        }
+        let (status, bytes) = self.answer(response, "_search", false).await?;
         serde_json::from_slice(&bytes).map_err(|e| EsError::Status {
             url: self.url.clone(),
             what: "_search (unreadable answer)".into(),
             status,
             body: e.to_string(),
         })
+    }
+
+    /// Reads the answer to `what`: its status and body, or [`EsError::Status`] for a status
+    /// that is not success (404 allowed through when `allow_404`).
+    async fn answer(
+        &self,
+        response: elasticsearch::http::response::Response,
+        what: &str,
+        allow_404: bool,
+    ) -> Result<(u16, Vec<u8>), EsError> {
+        let status = response.status_code().as_u16();
+        let bytes = response.bytes().await.map_err(|e| EsError::Transport {
+            url: self.url.clone(),
+            message: format!("reading the answer: {e}"),
+        })?;
+        if !((200..300).contains(&status) || (allow_404 && status == 404)) {
+            return Err(EsError::Status {
+                url: self.url.clone(),
+                what: what.to_string(),
+                status,
+                body: truncated(&bytes),
+            });
+        }
+        Ok((status, bytes.to_vec()))
     }
 
     /// The base URL.
@@ -318,6 +363,17 @@ impl EsClient {
             },
         }
     }
+}
+
+/// Size of one index (`_cat/indices`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IndexStats {
+    /// Index name.
+    pub index: String,
+    /// Documents (absent while the index is not ready).
+    pub docs: Option<u64>,
+    /// Store size in bytes, primaries and replicas.
+    pub bytes: Option<u64>,
 }
 
 /// An [`EsClient`] that can be replaced while in use (credentials or CA rotated on SIGHUP):

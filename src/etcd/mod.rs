@@ -4,8 +4,8 @@
 //! - `{prefix}/agents/{host}/collect`: a JSON array of collect entries ([`entries`]), added to
 //!   the ones in the agent's file. Read by the agent's [`watcher`], written by
 //!   `logship ctl collect set` ([`ctl`]).
-//! - `{prefix}/registry/{host}`: `{version, started_at, heartbeat_at, files}` on a 10 s lease
-//!   kept alive by the agent ([`registry`]); it disappears when the agent dies.
+//! - `{prefix}/registry/{host}`: `{version, started_at, heartbeat_at, files, progress}` on a
+//!   10 s lease kept alive by the agent ([`registry`]); it disappears when the agent dies.
 //!
 //! etcd is never on the data path: when it is away the agent keeps collecting with the last
 //! entries it accepted, which the agent also keeps in its WAL state so a restart without etcd
@@ -14,7 +14,7 @@
 
 pub mod ctl;
 pub mod entries;
-pub(crate) mod registry;
+pub mod registry;
 pub(crate) mod watcher;
 
 use std::sync::atomic::AtomicU64;
@@ -104,12 +104,13 @@ pub trait EtcdEvents: Send + Sync {
 
 /// Starts the agent's etcd side on its own thread (with its own small runtime, so the agent's
 /// blocking threads are not involved): the [`watcher::CollectWatcher`] publishing into `remote`
-/// and the [`registry::Registry`] reporting `files`. The thread ends after `shutdown`.
+/// and the [`registry::Registry`] reporting `files` and `progress`. The thread ends after `shutdown`.
 pub fn start_agent_side(
     config: &EtcdConfig,
     host: &str,
     remote: CentralEntries,
     files: Arc<AtomicU64>,
+    progress: Arc<dyn registry::ProgressSource>,
     events: Arc<dyn EtcdEvents>,
     shutdown: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -133,6 +134,7 @@ pub fn start_agent_side(
         access,
         key: registry_key(&config.prefix, host),
         files,
+        progress,
         reconnect,
     };
     std::thread::Builder::new()

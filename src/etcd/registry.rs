@@ -1,6 +1,11 @@
 //! The registry of live agents: each agent holds `{prefix}/registry/{host}` on a lease of
 //! [`LEASE_TTL_SECS`] that it keeps alive, so the key disappears within that time after the
 //! agent dies (SIGKILL, power loss), and at once when it stops cleanly (the lease is revoked).
+//!
+//! The value also says where the agent's lines are ([`Progress`]: bytes not yet read per file,
+//! records not yet acknowledged by Kafka), refreshed at every heartbeat, so the console can
+//! answer "where are my lines right now?" without reaching the agent's own endpoint (which
+//! stays on loopback).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,6 +36,75 @@ pub struct Registration {
     pub heartbeat_at: String,
     /// Files followed at the last refresh.
     pub files: u64,
+    /// Where the agent's lines are (absent from agents before this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// At most this many files are listed in [`Progress::files`] (the most behind first): an etcd
+/// value stays small (etcd's limit is 1.5 MiB) with thousands of files.
+pub const MAX_PUBLISHED_FILES: usize = 200;
+
+/// Where an agent's lines are, at its last heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Files with a checkpoint that are still followed, the most bytes behind first, at most
+    /// [`MAX_PUBLISHED_FILES`].
+    pub files: Vec<FileProgress>,
+    /// How many followed files there are in all (more than `files.len()` when cut).
+    pub files_total: u64,
+    /// Bytes written to the followed files and not yet read, over all of them.
+    pub bytes_behind: u64,
+    /// WAL records (read, not yet acknowledged by Kafka).
+    pub wal_pending_records: u64,
+    /// Their payload bytes.
+    pub wal_pending_bytes: u64,
+}
+
+/// One followed file's progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileProgress {
+    /// Its path.
+    pub path: String,
+    /// First byte not yet read and committed to the WAL.
+    pub offset: u64,
+    /// Bytes written and not yet read (`None`: the file at the path is not the one being read,
+    /// e.g. rotated away and not recreated yet).
+    pub bytes_behind: Option<u64>,
+}
+
+impl Progress {
+    /// A progress report from every followed file (`(path, offset, bytes behind)`) and the
+    /// WAL depth: sorted most behind first, cut at [`MAX_PUBLISHED_FILES`], totals kept.
+    pub fn new(
+        mut files: Vec<FileProgress>,
+        wal_pending_records: u64,
+        wal_pending_bytes: u64,
+    ) -> Progress {
+        let bytes_behind = files.iter().filter_map(|f| f.bytes_behind).sum();
+        let files_total = files.len() as u64;
+        files.sort_by(|a, b| {
+            b.bytes_behind
+                .unwrap_or(0)
+                .cmp(&a.bytes_behind.unwrap_or(0))
+                .then_with(|| a.path.cmp(&b.path))
+        });
+        files.truncate(MAX_PUBLISHED_FILES);
+        Progress {
+            files,
+            files_total,
+            bytes_behind,
+            wal_pending_records,
+            wal_pending_bytes,
+        }
+    }
+}
+
+/// Where the registry reads the agent's progress at each heartbeat (the agent implements it;
+/// this module knows nothing of files or the WAL). `None` when it cannot be read now.
+pub trait ProgressSource: Send + Sync {
+    /// The progress now.
+    fn progress(&self) -> Option<Progress>;
 }
 
 /// Keeps one agent's registry key alive.
@@ -41,6 +115,8 @@ pub struct Registry {
     pub key: String,
     /// Number of files followed, kept current by the reading loop.
     pub files: Arc<AtomicU64>,
+    /// The agent's progress, read at each heartbeat.
+    pub progress: Arc<dyn ProgressSource>,
     /// How reconnections are paced.
     pub reconnect: BackoffPolicy,
 }
@@ -82,6 +158,7 @@ impl Registry {
                 started_at: started_at.to_string(),
                 heartbeat_at: now(),
                 files: self.files.load(Ordering::Relaxed),
+                progress: self.progress.progress(),
             };
             let json = serde_json::to_vec(&value).map_err(|e| EtcdError::Value {
                 key: self.key.clone(),
@@ -116,4 +193,43 @@ fn now() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, behind: Option<u64>) -> FileProgress {
+        FileProgress {
+            path: path.into(),
+            offset: 7,
+            bytes_behind: behind,
+        }
+    }
+
+    #[test]
+    fn progress_lists_the_most_behind_first_and_keeps_totals_when_cut() {
+        let mut files: Vec<FileProgress> = (0..MAX_PUBLISHED_FILES as u64 + 5)
+            .map(|n| file(&format!("/f{n:04}"), Some(n)))
+            .collect();
+        files.push(file("/rotated", None));
+        let progress = Progress::new(files, 3, 4096);
+        assert_eq!(progress.files.len(), MAX_PUBLISHED_FILES);
+        assert_eq!(progress.files_total, MAX_PUBLISHED_FILES as u64 + 6);
+        assert_eq!(
+            progress.files[0].bytes_behind,
+            Some(MAX_PUBLISHED_FILES as u64 + 4)
+        );
+        let n = MAX_PUBLISHED_FILES as u64 + 5;
+        assert_eq!(progress.bytes_behind, n * (n - 1) / 2);
+        assert_eq!(
+            (progress.wal_pending_records, progress.wal_pending_bytes),
+            (3, 4096)
+        );
+        let old: Registration = serde_json::from_str(
+            r#"{"version":"0.1.0","started_at":"a","heartbeat_at":"b","files":2}"#,
+        )
+        .unwrap();
+        assert_eq!(old.progress, None, "values of older agents still read");
+    }
 }

@@ -20,7 +20,10 @@ pub fn client_config(config: &TransferKafkaConfig) -> Result<ClientConfig, Secre
         // Prefetch at most 24 MiB (librdkafka's default is 64 MiB): measured 16 / 24 / 32 MiB,
         // peak RSS 101-105 / 116-124 / 131-139 MiB; 16 MiB cost throughput (docs/bench.md).
         .set("queued.max.messages.kbytes", "24576")
-        .set("statistics.interval.ms", super::STATISTICS_INTERVAL_MS);
+        .set("statistics.interval.ms", super::STATISTICS_INTERVAL_MS)
+        // A configured topic that does not exist yet (the metrics topic before the first agent
+        // samples) is joined within 10 s of its creation, not at librdkafka's 5 min refresh.
+        .set("topic.metadata.refresh.interval.ms", "10000");
     for (key, value) in &config.options {
         client.set(key, value);
     }

@@ -1,5 +1,6 @@
-// logship console: the search page (/), the context view (/context/{id}), the live tail (/tail)
-// and the hosts' collect entries (/collect?host=). All state lives in the URL; everything is
+// logship console: the search page (/), the context view (/context/{id}), the live tail (/tail),
+// the hosts' collect entries (/collect?host=), the hosts' metric charts (/hosts?host=&range=)
+// and where the lines are (/pipeline). All state lives in the URL; everything is
 // fetched from the console's JSON API. Writes carry the CSRF token from /api/me.
 "use strict";
 
@@ -373,14 +374,196 @@ function togglePause() {
   }
 }
 
+// ---- fleet pages ----
+
+const SVG = "http://www.w3.org/2000/svg";
+const COLORS = ["#4a78c2", "#d9822b", "#3f9d5a", "#b8483f", "#7d5ba6", "#3aa0a8", "#a08a2e", "#666"];
+let pipelineTimer = null;
+
+function svgEl(tag, attrs, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function formatNumber(v) {
+  if (v === null || v === undefined) return "–";
+  const a = Math.abs(v);
+  if (a >= 1e9) return (v / 1e9).toFixed(1) + "G";
+  if (a >= 1e6) return (v / 1e6).toFixed(1) + "M";
+  if (a >= 1e4) return (v / 1e3).toFixed(1) + "k";
+  return Number.isInteger(v) ? String(v) : v.toFixed(1);
+}
+
+function formatBytes(v) {
+  if (v === null || v === undefined) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let n = v, u = 0;
+  while (n >= 1024 && u < units.length - 1) { n /= 1024; u++; }
+  return (u ? n.toFixed(1) : String(n)) + " " + units[u];
+}
+
+// One line chart: every series a polyline (a lone point a dot), time on x, value on y.
+function drawChart(chart) {
+  const width = 480, height = 160, left = 44, bottom = 18, top = 6, right = 6;
+  const figure = el("figure", { class: "chart", "data-title": chart.title });
+  figure.append(el("figcaption", {}, chart.title + (chart.unit ? " (" + chart.unit + ")" : "")));
+  const svg = svgEl("svg", { viewBox: "0 0 " + width + " " + height, preserveAspectRatio: "none", role: "img", "aria-label": chart.title });
+  const points = chart.series.flatMap((s) => s.points);
+  figure.dataset.points = String(points.length);
+  if (!points.length) {
+    svg.append(svgEl("text", { x: width / 2, y: height / 2, "text-anchor": "middle", class: "axis" }, "no data in this range"));
+    figure.append(svg);
+    return figure;
+  }
+  const t0 = Math.min(...points.map((p) => p[0])), t1 = Math.max(...points.map((p) => p[0]));
+  let vmax = Math.max(...points.map((p) => p[1]));
+  if (chart.unit === "%") vmax = 100;
+  if (vmax <= 0) vmax = 1;
+  const x = (t) => left + (t1 === t0 ? (width - left - right) / 2 : ((t - t0) / (t1 - t0)) * (width - left - right));
+  const y = (v) => top + (1 - v / vmax) * (height - top - bottom);
+  for (const f of [0, 0.5, 1]) {
+    svg.append(svgEl("line", { x1: left, x2: width - right, y1: y(vmax * f), y2: y(vmax * f), class: "grid" }));
+    svg.append(svgEl("text", { x: left - 4, y: y(vmax * f) + 3, "text-anchor": "end", class: "axis" }, formatNumber(vmax * f)));
+  }
+  const time = (t) => new Date(t).toISOString().slice(11, 16);
+  svg.append(svgEl("text", { x: left, y: height - 4, class: "axis" }, time(t0)));
+  svg.append(svgEl("text", { x: width - right, y: height - 4, "text-anchor": "end", class: "axis" }, time(t1)));
+  const legend = el("div", { class: "legend" });
+  chart.series.forEach((s, i) => {
+    const color = COLORS[i % COLORS.length];
+    if (s.points.length === 1) {
+      svg.append(svgEl("circle", { cx: x(s.points[0][0]), cy: y(s.points[0][1]), r: 2, fill: color, class: "series" }));
+    } else if (s.points.length > 1) {
+      const d = s.points.map((p) => x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1)).join(" ");
+      svg.append(svgEl("polyline", { points: d, fill: "none", stroke: color, "stroke-width": 1.5, class: "series", "vector-effect": "non-scaling-stroke" }));
+    }
+    const last = s.points.length ? s.points[s.points.length - 1][1] : null;
+    legend.append(el("span", {}, el("span", { class: "swatch", style: "background:" + color }), s.name + " " + formatNumber(last)));
+  });
+  figure.append(svg, legend);
+  return figure;
+}
+
+function notes(box, answer) {
+  const parts = [];
+  for (const [source, what] of Object.entries(answer.missing || {})) parts.push(source + ": " + what);
+  for (const [source, error] of Object.entries(answer.problems || {})) parts.push(source + " cannot answer: " + error);
+  box.textContent = parts.join(" · ");
+}
+
+function showOnly(view) {
+  for (const id of ["search-view", "context-view", "collect-view", "tail-view", "hosts-view", "pipeline-view"]) {
+    $(id).hidden = id !== view;
+  }
+}
+
+async function runHosts() {
+  showOnly("hosts-view");
+  showError("");
+  const params = new URLSearchParams(location.search);
+  const range = params.get("range") || "1h";
+  $("metrics-range").value = range;
+  let fleet;
+  try {
+    fleet = await api("/api/fleet");
+  } catch (e) {
+    showError(e.message);
+    return;
+  }
+  notes($("hosts-notes"), fleet);
+  const hosts = fleet.hosts || [];
+  const chosen = params.get("host") || (hosts.find((h) => h.metrics) || hosts[0] || {}).host || "";
+  $("host-list").replaceChildren(...hosts.map((h) => {
+    const link = el("a", { href: "/hosts?" + new URLSearchParams({ host: h.host, range }).toString() }, h.host);
+    const item = el("li", { class: h.host === chosen ? "current" : "", "data-host": h.host },
+      link, el("span", { class: "state " + (h.alive ? "alive" : "dead") }, h.alive ? "alive" : "dead"));
+    return item;
+  }));
+  $("host-title").textContent = chosen;
+  $("charts").replaceChildren();
+  if (!chosen) {
+    $("charts").append(el("p", { class: "notes" }, "No host has sent metrics or has collect entries yet."));
+    return;
+  }
+  try {
+    const answer = await api("/api/hosts/" + encodeURIComponent(chosen) + "/metrics?range=" + encodeURIComponent(range));
+    $("charts").replaceChildren(...answer.charts.map(drawChart));
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+function numberCell(value, href, format) {
+  const text = (format || formatNumber)(value);
+  return el("td", { class: "number" }, href ? el("a", { href }, text) : text);
+}
+
+async function loadPipeline() {
+  let answer;
+  try {
+    answer = await api("/api/pipeline");
+  } catch (e) {
+    showError(e.message);
+    return;
+  }
+  showError("");
+  notes($("pipeline-notes"), answer);
+  $("agents").tBodies[0].replaceChildren(...(answer.agents || []).flatMap((a) => {
+    const p = a.progress || {};
+    const collect = "/collect?" + new URLSearchParams({ host: a.host }).toString();
+    const search = "/?" + new URLSearchParams({ q: "host:\"" + a.host + "\"", from: "now-24h", to: "now" }).toString();
+    const row = el("tr", { "data-host": a.host, "data-alive": String(a.alive) },
+      el("td", {}, el("a", { href: "/hosts?" + new URLSearchParams({ host: a.host }).toString() }, a.host)),
+      el("td", {}, el("span", { class: "state " + (a.alive ? "alive" : "dead") }, a.alive ? "alive" : "dead")),
+      el("td", {}, a.version || "–"),
+      el("td", {}, a.heartbeat_at || "–"),
+      numberCell(a.files, collect),
+      numberCell(p.bytes_behind, search, formatBytes),
+      numberCell(p.wal_pending_records, search),
+      numberCell(p.wal_pending_bytes, search, formatBytes));
+    const rows = [row];
+    if ((p.files || []).length) {
+      const list = el("ul", {}, ...p.files.map((f) => el("li", {}, f.path + ": " + formatBytes(f.bytes_behind) + " behind (offset " + f.offset + ")")));
+      const more = p.files_total > p.files.length ? " (the " + p.files.length + " most behind of " + p.files_total + ")" : "";
+      rows.push(el("tr", { class: "files" }, el("td", { colspan: "8" }, el("details", {}, el("summary", {}, "files" + more), list))));
+    }
+    return rows;
+  }));
+  const lag = answer.lag || {};
+  $("lag-group").textContent = lag.group ? "group " + lag.group + (lag.total !== undefined ? ", total " + lag.total : "") : "";
+  $("lag").tBodies[0].replaceChildren(...(lag.partitions || []).map((p) =>
+    el("tr", { "data-topic": p.topic, "data-partition": String(p.partition) },
+      el("td", {}, p.topic), el("td", { class: "number" }, String(p.partition)),
+      numberCell(p.committed, "/api/pipeline"), numberCell(p.end, "/api/pipeline"),
+      el("td", { class: "number lag" }, el("a", { href: "/api/pipeline" }, String(p.lag))))));
+  $("indices").tBodies[0].replaceChildren(...(answer.indices || []).map((i) =>
+    el("tr", { "data-index": i.index },
+      el("td", {}, i.index),
+      numberCell(i.docs, "/?" + new URLSearchParams({ q: "_index:\"" + i.index + "\"", from: "now-7d", to: "now" }).toString()),
+      numberCell(i.bytes, null, formatBytes))));
+}
+
+function runPipeline() {
+  showOnly("pipeline-view");
+  loadPipeline();
+  pipelineTimer = setInterval(loadPipeline, 5000);
+}
+
 function route() {
   const m = location.pathname.match(/^\/context\/(.+)$/);
   if (tailSource && location.pathname !== "/tail") { tailSource.close(); tailSource = null; }
+  if (pipelineTimer) { clearInterval(pipelineTimer); pipelineTimer = null; }
   $("tail-view").hidden = true;
   $("collect-view").hidden = true;
+  $("hosts-view").hidden = true;
+  $("pipeline-view").hidden = true;
   if (m) runContext(decodeURIComponent(m[1]));
   else if (location.pathname === "/tail") runTail();
   else if (location.pathname === "/collect") runCollect();
+  else if (location.pathname === "/hosts") runHosts();
+  else if (location.pathname === "/pipeline") runPipeline();
   else runSearch();
 }
 
@@ -410,6 +593,12 @@ $("collect-host").addEventListener("submit", (e) => {
   route();
 });
 $("collect-save").addEventListener("click", saveCollect);
+$("metrics-range").addEventListener("change", () => {
+  const params = new URLSearchParams(location.search);
+  params.set("range", $("metrics-range").value);
+  history.pushState(null, "", "/hosts?" + params.toString());
+  route();
+});
 $("sign-out").addEventListener("click", signOut);
 window.addEventListener("popstate", route);
 loadMe().then(route);
