@@ -231,6 +231,66 @@ fn elasticsearch_unreachable_is_a_503_saying_so() {
     assert!(script.contains("/api/search"));
 }
 
+/// The fleet pages without their sources: each says what to configure; a source that cannot
+/// answer is named with its error while the rest still answers.
+#[test]
+fn fleet_pages_name_the_sources_to_configure_and_the_ones_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let console = Console::start(dir.path(), &es_url(), "logs-none-*");
+    let (code, fleet) = console.get("/api/fleet");
+    assert_eq!(code, 200, "{fleet}");
+    assert!(fleet["missing"]["etcd"]
+        .as_str()
+        .unwrap()
+        .contains("add [etcd]"));
+    assert!(fleet["missing"]["influxdb"]
+        .as_str()
+        .unwrap()
+        .contains("add [influxdb]"));
+    let (code, pipeline) = console.get("/api/pipeline");
+    assert_eq!(code, 200, "{pipeline}");
+    assert!(pipeline["missing"]["kafka"]
+        .as_str()
+        .unwrap()
+        .contains("transfer_group"));
+    assert_eq!(
+        pipeline["indices"],
+        serde_json::json!([]),
+        "no index matches: none listed"
+    );
+    let (code, charts) = console.get("/api/hosts/web-01/metrics");
+    assert_eq!(code, 404, "{charts}");
+    assert!(charts["error"].as_str().unwrap().contains("[influxdb]"));
+
+    // InfluxDB and Kafka configured but away: named with their errors, 200 still.
+    let closed = free_addr();
+    let away_dir = tempfile::tempdir().unwrap();
+    let away = Console::launch(away_dir.path(), |addr| {
+        format!(
+            "listen = \"{addr}\"\n[elasticsearch]\nurl = \"{}\"\nindex_pattern = \"logs-none-*\"\n\
+             [influxdb]\nurl = \"http://{closed}\"\ndatabase = \"telegraf\"\n\
+             [kafka]\nbrokers = \"{closed}\"\ntransfer_group = \"g\"\n",
+            es_url()
+        )
+    });
+    let (code, pipeline) = away.get("/api/pipeline");
+    assert_eq!(code, 200, "{pipeline}");
+    assert!(pipeline["problems"]["kafka"].is_string(), "{pipeline}");
+    let (code, fleet) = away.get("/api/fleet");
+    assert_eq!(code, 200, "{fleet}");
+    assert!(
+        fleet["problems"]["influxdb"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach InfluxDB"),
+        "{fleet}"
+    );
+    let (code, charts) = away.get("/api/hosts/web-01/metrics?range=1h");
+    assert_eq!(code, 503, "{charts}");
+    let (code, bad) = away.get("/api/hosts/web-01/metrics?range=2h");
+    assert_eq!(code, 400, "{bad}");
+}
+
 /// A client following `/api/tail` with curl; what it received so far.
 struct TailClient {
     child: Child,

@@ -35,7 +35,7 @@ use crate::influx::{quote_string, SharedInflux};
 use crate::sync::lock;
 
 /// How long one Kafka metadata or offsets request may take.
-const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the fleet pages read, besides Elasticsearch and etcd (in [`Console`]).
 pub(crate) struct Fleet {

@@ -482,6 +482,8 @@ async function runHosts() {
     return item;
   }));
   $("host-title").textContent = chosen;
+  $("host-collect").hidden = !chosen;
+  $("host-collect").href = "/collect?" + new URLSearchParams({ host: chosen }).toString();
   $("charts").replaceChildren();
   if (!chosen) {
     $("charts").append(el("p", { class: "notes" }, "No host has sent metrics or has collect entries yet."));
