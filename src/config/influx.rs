@@ -165,7 +165,8 @@ impl InfluxDbConfig {
         Ok(access)
     }
 
-    /// Checks every key (the access, and a valid Kafka topic name for `dlq_topic`).
+    /// Checks every key (the access, and a valid Kafka topic name for `dlq_topic`; the
+    /// transfer also refuses a `dlq_topic` it consumes, which would feed refusals back in).
     pub fn check(&self) -> Result<(), String> {
         self.access()?;
         if !super::transfer::is_topic_name(&self.dlq_topic) {

@@ -368,6 +368,13 @@ impl TransferConfig {
         }
         if let Some(influx) = &self.influxdb {
             influx.check().map_err(invalid)?;
+            if kafka.topics.contains(&influx.dlq_topic) {
+                return Err(invalid(format!(
+                    "influxdb.dlq_topic {:?} is also in kafka.topics: refused points would be \
+                     consumed and refused again, forever",
+                    influx.dlq_topic
+                )));
+            }
         }
         if let Some(es) = &self.elasticsearch {
             self.check_elasticsearch(es).map_err(invalid)?;
@@ -478,6 +485,8 @@ mod tests {
         assert!(config.elasticsearch.is_none());
         assert_eq!(config.influxdb.unwrap().dlq_topic, "logship_metrics_dlq");
         assert!(error_of(&format!("{metrics}dlq_topic = \"no good\"\n")).contains("dlq_topic"));
+        let looping = format!("{metrics}dlq_topic = \"logship_metrics\"\n");
+        assert!(error_of(&looping).contains("also in kafka.topics"));
         let both = format!("{GOOD}[influxdb]\nurl = \"http://i:8086\"\ndatabase = \"m\"\n");
         assert!(TransferConfig::from_toml(&both).unwrap().influxdb.is_some());
     }

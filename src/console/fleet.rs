@@ -14,7 +14,7 @@
 //! their collect entries or their metrics.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -43,6 +43,9 @@ pub(crate) struct Fleet {
     pub influx: Option<SharedInflux>,
     /// Kafka and the transfer group, with `[kafka]`.
     pub kafka: Option<ConsoleKafkaConfig>,
+    /// One Kafka client, made at the first lag request and kept (dropped after a failure so the
+    /// next request makes a new one); held by the one lag request under way.
+    lag_client: Arc<tokio::sync::Mutex<Option<Arc<BaseConsumer>>>>,
     /// The last registration of every host this console saw alive.
     seen: Mutex<BTreeMap<String, Registration>>,
 }
@@ -53,10 +56,14 @@ impl Fleet {
         Fleet {
             influx,
             kafka,
+            lag_client: Arc::new(tokio::sync::Mutex::new(None)),
             seen: Mutex::new(BTreeMap::new()),
         }
     }
 }
+
+/// How long one lag request may take in all.
+const LAG_DEADLINE: Duration = Duration::from_secs(15);
 
 /// One host as the fleet pages show it.
 #[derive(Debug, Default)]
@@ -407,8 +414,9 @@ struct PartitionLag {
     lag: i64,
 }
 
-/// The transfer group's lag on every partition it committed an offset for (blocking).
-fn group_lag(config: &ConsoleKafkaConfig) -> Result<Vec<PartitionLag>, String> {
+/// A Kafka client in the transfer's group that never subscribes: it only reads the group's
+/// committed offsets (an OffsetFetch does not join the group) and the end offsets.
+fn lag_client(config: &ConsoleKafkaConfig) -> Result<BaseConsumer, String> {
     let mut client = rdkafka::ClientConfig::new();
     client
         .set("bootstrap.servers", &config.brokers)
@@ -417,7 +425,37 @@ fn group_lag(config: &ConsoleKafkaConfig) -> Result<Vec<PartitionLag>, String> {
         .set("enable.auto.commit", "false");
     crate::kafka::security::apply(&mut client, config.tls.as_ref(), config.sasl.as_ref())
         .map_err(|e| e.to_string())?;
-    let consumer: BaseConsumer = client.create().map_err(|e| e.to_string())?;
+    client.create().map_err(|e| e.to_string())
+}
+
+/// The lag, through the kept client (made now if there is none), one request at a time, within
+/// [`LAG_DEADLINE`]. A request arriving while one is under way is told so instead of waiting.
+async fn lag(fleet: &Fleet, config: ConsoleKafkaConfig) -> Result<Vec<PartitionLag>, String> {
+    let Ok(mut slot) = fleet.lag_client.clone().try_lock_owned() else {
+        return Err("the previous lag request is still under way (Kafka is slow)".into());
+    };
+    let work = tokio::task::spawn_blocking(move || {
+        let client = match slot.as_ref() {
+            Some(client) => client.clone(),
+            None => Arc::new(lag_client(&config)?),
+        };
+        let lag = group_lag(&client);
+        // Keep the client only while it works.
+        *slot = lag.is_ok().then_some(client);
+        lag
+    });
+    match tokio::time::timeout(LAG_DEADLINE, work).await {
+        Ok(Ok(lag)) => lag,
+        Ok(Err(error)) => Err(format!("the Kafka request failed: {error}")),
+        Err(_) => Err(format!(
+            "Kafka did not answer within {} s",
+            LAG_DEADLINE.as_secs()
+        )),
+    }
+}
+
+/// The group's lag on every partition it committed an offset for (blocking).
+fn group_lag(consumer: &BaseConsumer) -> Result<Vec<PartitionLag>, String> {
     let metadata = consumer
         .fetch_metadata(None, KAFKA_TIMEOUT)
         .map_err(|e| format!("Kafka metadata: {e}"))?;
@@ -466,6 +504,7 @@ pub async fn pipeline(State(console): State<Console>) -> Response {
     let indices = console.indices();
     let es = console.es.get();
     let kafka = console.fleet.kafka.clone();
+    let fleet = console.fleet.clone();
     let (hosts, stats, lag) = tokio::join!(
         hosts(&console, &mut problems, &mut missing),
         es.index_stats(&indices),
@@ -473,11 +512,7 @@ pub async fn pipeline(State(console): State<Console>) -> Response {
             match kafka {
                 Some(config) => {
                     let group = config.transfer_group.clone();
-                    let lag = tokio::task::spawn_blocking(move || group_lag(&config))
-                        .await
-                        .map_err(|e| format!("the Kafka request failed: {e}"))
-                        .and_then(|lag| lag);
-                    Some((group, lag))
+                    Some((group, lag(&fleet, config).await))
                 }
                 None => None,
             }

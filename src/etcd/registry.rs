@@ -41,9 +41,10 @@ pub struct Registration {
     pub progress: Option<Progress>,
 }
 
-/// At most this many files are listed in [`Progress::files`] (the most behind first): an etcd
-/// value stays small (etcd's limit is 1.5 MiB) with thousands of files.
-pub const MAX_PUBLISHED_FILES: usize = 200;
+/// At most this many files are listed in [`Progress::files`] (the most behind first): the
+/// value, written at every heartbeat, stays around 2 KB with thousands of files (each write is
+/// an etcd revision: see docs/operations.md on compaction).
+pub const MAX_PUBLISHED_FILES: usize = 20;
 
 /// Where an agent's lines are, at its last heartbeat.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,12 @@
 //! The transfer's dead-letter producer: records InfluxDB refused for good (and records no sink
 //! of this transfer takes) are written to a Kafka topic, acknowledged by all in-sync replicas,
 //! before their offsets may be committed.
+//!
+//! Not idempotent on purpose: a dead letter may be written twice (a retry after a lost
+//! acknowledgement, a replay after a crash), which is harmless for a topic people inspect, while
+//! an idempotent producer can fail fatally and would then have to be replaced. The transfer makes
+//! a new one with every consumer (at start and after each reload), so rotated credentials are
+//! used from the next round on.
 
 use std::time::Duration;
 
@@ -25,7 +31,7 @@ pub enum DeadLetterSetupError {
     Kafka(#[from] rdkafka::error::KafkaError),
 }
 
-/// An idempotent producer (`acks=all`) to the transfer's brokers, with its TLS and SASL.
+/// A producer (`acks=all`) to the transfer's brokers, with its TLS and SASL.
 pub struct DeadLetters {
     producer: FutureProducer,
 }
@@ -38,7 +44,6 @@ impl DeadLetters {
             .set("client.id", "logship-transfer-dlq")
             .set("bootstrap.servers", &config.brokers)
             .set("acks", "all")
-            .set("enable.idempotence", "true")
             .set("compression.type", "lz4");
         super::security::apply(&mut client, config.tls.as_ref(), config.sasl.as_ref())?;
         Ok(DeadLetters {

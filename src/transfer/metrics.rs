@@ -41,6 +41,9 @@ pub struct MetricsItem {
     pub key: Option<Vec<u8>>,
     /// Its points in [`MetricsBatch::body`], each line ending with `\n`.
     pub lines: Range<usize>,
+    /// The length of the record's own value (`lines` may hold one more byte: the `\n` added
+    /// after a last line without one). A record dead-lettered whole is sent as it came.
+    pub payload_len: usize,
     /// Why it goes to the dead-letter topic without being written (`None`: written).
     pub dead: Option<String>,
 }
@@ -82,6 +85,7 @@ impl MetricsBatch {
             epoch,
             key: key.map(<[u8]>::to_vec),
             lines: start..self.body.len(),
+            payload_len: payload.len(),
             dead,
         });
     }
@@ -119,6 +123,16 @@ struct Piece {
     range: Range<usize>,
 }
 
+/// What goes to the dead-letter topic: points InfluxDB refused, or a whole record no sink of
+/// this transfer takes (sent as it came, without the metrics header).
+#[derive(Debug)]
+struct DeadPiece {
+    piece: Piece,
+    reason: String,
+    /// Points of a metrics record (marked `logship-kind: metrics` on the dead-letter topic).
+    points: bool,
+}
+
 /// Writes metrics batches to InfluxDB and reports done records to the watermark.
 pub struct MetricsDelivery {
     influx: SharedInflux,
@@ -152,7 +166,7 @@ impl MetricsDelivery {
     /// Delivers `batch`: returns once every record in it is done or belongs to a revoked
     /// partition. Never gives up otherwise (the caller bounds it at shutdown).
     pub async fn deliver(&self, batch: MetricsBatch) {
-        let mut dead: Vec<(Piece, String)> = Vec::new();
+        let mut dead: Vec<DeadPiece> = Vec::new();
         let mut pieces = Vec::with_capacity(batch.len());
         for (item, record) in batch.items.iter().enumerate() {
             let piece = Piece {
@@ -160,7 +174,14 @@ impl MetricsDelivery {
                 range: record.lines.clone(),
             };
             match &record.dead {
-                Some(reason) => dead.push((piece, reason.clone())),
+                Some(reason) => dead.push(DeadPiece {
+                    piece: Piece {
+                        item,
+                        range: record.lines.start..record.lines.start + record.payload_len,
+                    },
+                    reason: reason.clone(),
+                    points: false,
+                }),
                 None if piece.range.is_empty() => {}
                 None => pieces.push(piece),
             }
@@ -181,7 +202,7 @@ impl MetricsDelivery {
         batch: &MetricsBatch,
         mut group: Vec<Piece>,
         groups: &mut Vec<Vec<Piece>>,
-        dead: &mut Vec<(Piece, String)>,
+        dead: &mut Vec<DeadPiece>,
     ) {
         let mut delays = self.backoff.start();
         loop {
@@ -219,15 +240,22 @@ impl MetricsDelivery {
 
     /// Writes every dead piece to the dead-letter topic, retrying each until Kafka
     /// acknowledged it (or its partition was revoked).
-    async fn dead_letter(&self, batch: &MetricsBatch, dead: Vec<(Piece, String)>) {
-        for (piece, reason) in dead {
+    async fn dead_letter(&self, batch: &MetricsBatch, dead: Vec<DeadPiece>) {
+        for DeadPiece {
+            piece,
+            reason,
+            points,
+        } in dead
+        {
             let item = &batch.items[piece.item];
             let source = format!("{}/{}/{}", item.topic, item.partition, item.offset);
-            let headers = [
+            let mut headers = vec![
                 ("logship-error", reason.as_str()),
                 ("logship-source", source.as_str()),
-                (crate::kafka::producer::KIND_HEADER, "metrics"),
             ];
+            if points {
+                headers.push((crate::kafka::producer::KIND_HEADER, "metrics"));
+            }
             let payload = &batch.body[piece.range.clone()];
             let mut delays = self.backoff.start();
             loop {
@@ -287,7 +315,7 @@ fn split(
     mut group: Vec<Piece>,
     error: &InfluxError,
     groups: &mut Vec<Vec<Piece>>,
-    dead: &mut Vec<(Piece, String)>,
+    dead: &mut Vec<DeadPiece>,
 ) {
     if group.len() > 1 {
         let second = group.split_off(group.len() / 2);
@@ -324,7 +352,11 @@ fn split(
             }
             other => other.to_string(),
         };
-        dead.push((piece, reason));
+        dead.push(DeadPiece {
+            piece,
+            reason,
+            points: true,
+        });
     }
 }
 
@@ -362,6 +394,8 @@ mod tests {
         let batch = batch(&["a v=1 1\nb v=2 2", "c v=3 3\n"]);
         assert_eq!(batch.body, b"a v=1 1\nb v=2 2\nc v=3 3\n");
         assert_eq!(batch.items[1].lines, 16..24);
+        assert_eq!(batch.items[0].lines, 0..16);
+        assert_eq!(batch.items[0].payload_len, 15, "without the added newline");
         assert_eq!(batch.items[0].key.as_deref(), Some(&b"host"[..]));
     }
 
@@ -392,7 +426,12 @@ mod tests {
             &mut dead,
         );
         assert_eq!(dead.len(), 1);
-        assert_eq!(&batch.body[dead[0].0.range.clone()], b"bad line\n");
-        assert!(dead[0].1.contains("400: unable to parse"), "{}", dead[0].1);
+        assert_eq!(&batch.body[dead[0].piece.range.clone()], b"bad line\n");
+        assert!(
+            dead[0].reason.contains("400: unable to parse"),
+            "{:?}",
+            dead[0]
+        );
+        assert!(dead[0].points);
     }
 }

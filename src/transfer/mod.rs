@@ -154,11 +154,7 @@ pub async fn run(
             {
                 return Ok(());
             }
-            let dead_letters = Arc::new(
-                DeadLetters::new(&config.kafka)
-                    .context("cannot create the dead-letter producer")?,
-            );
-            Some((influx, dead_letters))
+            Some(influx)
         }
         None => None,
     };
@@ -224,8 +220,8 @@ async fn end_round_on_reload(
 struct Sinks {
     /// The Elasticsearch client and the document builder.
     logs: Option<(SharedEs, Arc<Documents>)>,
-    /// The InfluxDB client and the dead-letter producer.
-    metrics: Option<(SharedInflux, Arc<DeadLetters>)>,
+    /// The InfluxDB client.
+    metrics: Option<SharedInflux>,
 }
 
 /// Sets up the Elasticsearch side: reads its credentials (waiting for a server a pinned CA
@@ -350,10 +346,14 @@ async fn consume_round(
         _ => None,
     };
     let metrics = match (&sinks.metrics, &config.influxdb) {
-        (Some((influx, dead_letters)), Some(influx_config)) => {
+        (Some(influx), Some(influx_config)) => {
             Some(Arc::new(MetricsDelivery::new(
                 influx.clone(),
-                dead_letters.clone(),
+                // Made with each consumer, from the credentials as they are now.
+                Arc::new(
+                    DeadLetters::new(&config.kafka)
+                        .context("cannot create the dead-letter producer")?,
+                ),
                 influx_config.dlq_topic.clone(),
                 marks.clone(),
                 events.clone(),

@@ -417,8 +417,13 @@ function drawChart(chart) {
     figure.append(svg);
     return figure;
   }
-  const t0 = Math.min(...points.map((p) => p[0])), t1 = Math.max(...points.map((p) => p[0]));
-  let vmax = Math.max(...points.map((p) => p[1]));
+  // A loop, not Math.min(...points): spreading a week of many series overflows the stack.
+  let t0 = Infinity, t1 = -Infinity, vmax = 0;
+  for (const [t, v] of points) {
+    if (t < t0) t0 = t;
+    if (t > t1) t1 = t;
+    if (v > vmax) vmax = v;
+  }
   if (chart.unit === "%") vmax = 100;
   if (vmax <= 0) vmax = 1;
   const x = (t) => left + (t1 === t0 ? (width - left - right) / 2 : ((t - t0) / (t1 - t0)) * (width - left - right));
@@ -547,16 +552,26 @@ async function loadPipeline() {
       numberCell(i.bytes, null, formatBytes))));
 }
 
+// Refreshed 5 s after each answer (never two requests at once, however slow the sources); a
+// refresh of an earlier visit of the page stops.
+let pipelineVisit = 0;
+async function refreshPipeline(visit) {
+  await loadPipeline();
+  if (visit === pipelineVisit && location.pathname === "/pipeline") {
+    pipelineTimer = setTimeout(() => refreshPipeline(visit), 5000);
+  }
+}
+
 function runPipeline() {
   showOnly("pipeline-view");
-  loadPipeline();
-  pipelineTimer = setInterval(loadPipeline, 5000);
+  pipelineVisit += 1;
+  refreshPipeline(pipelineVisit);
 }
 
 function route() {
   const m = location.pathname.match(/^\/context\/(.+)$/);
   if (tailSource && location.pathname !== "/tail") { tailSource.close(); tailSource = null; }
-  if (pipelineTimer) { clearInterval(pipelineTimer); pipelineTimer = null; }
+  if (pipelineTimer) { clearTimeout(pipelineTimer); pipelineTimer = null; }
   $("tail-view").hidden = true;
   $("collect-view").hidden = true;
   $("hosts-view").hidden = true;
