@@ -258,6 +258,11 @@ fn fleet_pages_name_the_sources_to_configure_and_the_ones_failing() {
         serde_json::json!([]),
         "no index matches: none listed"
     );
+    for path in ["/api/hosts", "/api/collect/web-01"] {
+        let (code, answer) = console.get(path);
+        assert_eq!(code, 404, "{path}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains("no [etcd]"), "{answer}");
+    }
     let (code, charts) = console.get("/api/hosts/web-01/metrics");
     assert_eq!(code, 404, "{charts}");
     assert!(charts["error"].as_str().unwrap().contains("[influxdb]"));

@@ -522,6 +522,55 @@ fn a_wrong_kafka_password_is_a_clear_error_and_the_fixed_file_ships_everything_o
     assert!(!log.contains(&read(&pki("kafka-password"))));
 }
 
+#[test]
+fn a_transfer_with_a_wrong_kafka_password_says_so_commits_nothing_and_the_fixed_file_indexes_everything_once(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("kafka-password");
+    std::fs::write(&password, "not-the-password\n").unwrap();
+    let health = free_addr();
+    let mut setup = TransferSetup::new("sec-transfer-kafkapw");
+    setup.top_level = format!("metrics_addr = \"{health}\"\nhealth_grace_ms = 500\n");
+    setup.brokers = "127.0.0.1:9094".to_string();
+    setup.kafka_extra = sasl_tables(&password);
+    produce_lines(&setup.topic, 300);
+    let (_transfer_dir, config) = setup.write();
+    let transfer = Transfer::start(&config, "sec-transfer-kafkapw");
+    let unhealthy = wait_for(Duration::from_secs(60), || {
+        http_get(health, "/health")
+            .filter(|(status, body)| *status == 503 && body.contains("kafka"))
+    });
+    let (_, body) =
+        unhealthy.unwrap_or_else(|| panic!("/health never said 503 for kafka\n{}", transfer.log()));
+    assert!(
+        body.contains("Authentication failed"),
+        "the cause is shown: {body}"
+    );
+    assert_eq!(count(&setup.index), 0, "nothing indexed");
+    assert!(
+        committed(&setup.group, &setup.topic)
+            .iter()
+            .all(Option::is_none),
+        "nothing committed"
+    );
+
+    // The fixed file is seen (no restart, no signal): a new consumer indexes everything once.
+    std::fs::copy(pki("kafka-password"), &password).unwrap();
+    wait_for_count(&setup.index, 300, INDEXED, &[&transfer]);
+    assert_eq!(assert_no_duplicate_messages(&setup.index), 300);
+    let healthy = wait_for(Duration::from_secs(30), || {
+        http_get(health, "/health").filter(|(status, _)| *status == 200)
+    });
+    assert!(
+        healthy.is_some(),
+        "/health is 200 again\n{}",
+        transfer.log()
+    );
+    let log = transfer.log();
+    assert!(transfer.terminate(Duration::from_secs(20)).success());
+    assert!(!log.contains(&read(&pki("kafka-password"))));
+}
+
 /// The SHA-256 fingerprint of the certificate in `pem`, as `openssl x509 -fingerprint` writes it
 /// (`AB:CD:…`).
 fn fingerprint(pem: &Path) -> String {
