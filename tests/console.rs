@@ -261,7 +261,10 @@ fn fleet_pages_name_the_sources_to_configure_and_the_ones_failing() {
     for path in ["/api/hosts", "/api/collect/web-01"] {
         let (code, answer) = console.get(path);
         assert_eq!(code, 404, "{path}: {answer}");
-        assert!(answer["error"].as_str().unwrap().contains("no [etcd]"), "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("no [etcd]"),
+            "{answer}"
+        );
     }
     let (code, charts) = console.get("/api/hosts/web-01/metrics");
     assert_eq!(code, 404, "{charts}");
