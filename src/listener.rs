@@ -252,7 +252,8 @@ fn server_config(files: &ListenTls) -> Result<Arc<rustls::ServerConfig>, ListenE
     Ok(Arc::new(config))
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ListenError> {
+/// The PEM certificates in `path` (at least one).
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ListenError> {
     let unreadable = |e: &dyn std::fmt::Display| {
         ListenError::Tls(format!(
             "cannot read certificates from {}: {e}",

@@ -12,9 +12,6 @@
 use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::CertificateDer;
-
 use crate::config::influx::InfluxAccess;
 use crate::config::secret::Secret;
 
@@ -210,18 +207,10 @@ pub fn quote_string(value: &str) -> String {
 fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, InfluxError> {
     let mut roots = rustls::RootCertStore::empty();
     if let Some(path) = ca_file {
-        let unreadable = |e: &dyn std::fmt::Display| {
-            InfluxError::Setup(format!("influxdb.ca_file {}: {e}", path.display()))
-        };
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| unreadable(&e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| unreadable(&e))?;
-        if certs.is_empty() {
-            return Err(unreadable(&"no certificate in the file"));
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| unreadable(&e))?;
+        let setup =
+            |e: &dyn std::fmt::Display| InfluxError::Setup(format!("influxdb.ca_file: {e}"));
+        for cert in crate::listener::read_certs(path).map_err(|e| setup(&e))? {
+            roots.add(cert).map_err(|e| setup(&e))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());

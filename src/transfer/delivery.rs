@@ -25,7 +25,7 @@ use super::batch::Batch;
 use super::dlq::{DeadLetter, Rejection};
 use super::document::{Documents, KafkaRecord};
 use super::events::TransferEvents;
-use super::watermark::{lock, Watermarks};
+use super::watermark::{self, Watermarks};
 use crate::backoff::BackoffPolicy;
 use crate::es::bulk::write_create;
 use crate::es::outcome::{classify_request, ItemOutcome, RequestOutcome};
@@ -340,16 +340,12 @@ impl Delivery {
     /// Keeps the entries whose item's partition is still assigned in the epoch it was received
     /// in; `item` tells which item an entry is about.
     fn retain_assigned<T>(&self, batch: &Batch, entries: &mut Vec<T>, item: impl Fn(&T) -> usize) {
-        let before = entries.len();
-        {
-            let marks = lock(&self.marks);
-            entries.retain(|entry| {
-                let item = &batch.items[item(entry)];
-                marks.is_current(&item.topic, item.partition, item.epoch)
-            });
-        }
-        if entries.len() < before {
-            self.events.revoked_dropped((before - entries.len()) as u64);
+        let dropped = watermark::retain_current(&self.marks, entries, |entry| {
+            let item = &batch.items[item(entry)];
+            (&*item.topic, item.partition, item.epoch)
+        });
+        if dropped > 0 {
+            self.events.revoked_dropped(dropped);
         }
     }
 
@@ -357,18 +353,15 @@ impl Delivery {
         if indices.is_empty() {
             return;
         }
-        let stale = {
-            let mut marks = lock(&self.marks);
-            indices
-                .iter()
-                .filter(|&&i| {
-                    let item = &batch.items[i];
-                    !marks.done(&item.topic, item.partition, item.epoch, item.offset)
-                })
-                .count()
-        };
+        let stale = watermark::mark_done(
+            &self.marks,
+            indices.iter().map(|&i| {
+                let item = &batch.items[i];
+                (&*item.topic, item.partition, item.epoch, item.offset)
+            }),
+        );
         if stale > 0 {
-            self.events.revoked_dropped(stale as u64);
+            self.events.revoked_dropped(stale);
         }
     }
 }
@@ -398,6 +391,8 @@ mod tests {
     //! writes, to reach the statuses a healthy test cluster never gives (401, 413, 429, 503).
 
     use std::sync::atomic::Ordering;
+
+    use super::super::watermark::lock;
     use std::time::Duration;
 
     use serde_json::{json, Value};

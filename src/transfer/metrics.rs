@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::document::KafkaRecord;
 use super::events::TransferEvents;
-use super::watermark::{lock, Epoch, Watermarks};
+use super::watermark::{self, lock, Epoch, Watermarks};
 use crate::backoff::BackoffPolicy;
 use crate::influx::{InfluxError, SharedInflux};
 use crate::kafka::dead_letters::DeadLetters;
@@ -281,29 +281,25 @@ impl MetricsDelivery {
     }
 
     fn retain_current(&self, batch: &MetricsBatch, group: &mut Vec<Piece>) {
-        let before = group.len();
-        let marks = lock(&self.marks);
-        group.retain(|piece| {
+        let dropped = watermark::retain_current(&self.marks, group, |piece| {
             let item = &batch.items[piece.item];
-            marks.is_current(&item.topic, item.partition, item.epoch)
+            (&*item.topic, item.partition, item.epoch)
         });
-        drop(marks);
-        if group.len() < before {
-            self.events.revoked_dropped((before - group.len()) as u64);
+        if dropped > 0 {
+            self.events.revoked_dropped(dropped);
         }
     }
 
     fn mark_done(&self, batch: &MetricsBatch) {
-        let stale = {
-            let mut marks = lock(&self.marks);
+        let stale = watermark::mark_done(
+            &self.marks,
             batch
                 .items
                 .iter()
-                .filter(|item| !marks.done(&item.topic, item.partition, item.epoch, item.offset))
-                .count()
-        };
+                .map(|item| (&*item.topic, item.partition, item.epoch, item.offset)),
+        );
         if stale > 0 {
-            self.events.revoked_dropped(stale as u64);
+            self.events.revoked_dropped(stale);
         }
     }
 }

@@ -667,32 +667,6 @@ impl Pipeline {
                 return;
             }
         };
-        let is_metrics = is_metrics_record(&message);
-        match (&self.logs, &self.metrics) {
-            (_, Some(_)) if is_metrics => {
-                self.accept_metrics(&message, None);
-            }
-            (Some(logs), _) => {
-                let documents = logs.documents.clone();
-                accept(
-                    &message,
-                    is_metrics,
-                    &self.marks,
-                    &*self.events,
-                    &mut self.batch,
-                    &documents,
-                );
-            }
-            (None, _) => self.accept_metrics(&message, Some(NO_ELASTICSEARCH.to_string())),
-        }
-    }
-
-    /// Adds a record to the metrics batch: to be written, or dead-lettered for `dead`.
-    fn accept_metrics(
-        &mut self,
-        message: &rdkafka::message::BorrowedMessage<'_>,
-        dead: Option<String>,
-    ) {
         let registered =
             lock(&self.marks).received(message.topic(), message.partition(), message.offset());
         let Some((topic, epoch)) = registered else {
@@ -707,9 +681,36 @@ impl Pipeline {
             payload: message.payload(),
             timestamp_ms: message.timestamp().to_millis(),
         };
-        self.metrics_batch
-            .push(&record, message.key(), topic, epoch, dead);
-        self.events.received(1);
+        let is_metrics = is_metrics_record(&message);
+        match (&self.logs, &self.metrics) {
+            (_, Some(_)) if is_metrics => {
+                self.metrics_batch
+                    .push(&record, message.key(), topic, epoch, None);
+                self.events.received(1);
+            }
+            (Some(_), _) if is_metrics => {
+                self.batch.push_dead(&record, topic, epoch, NO_INFLUXDB);
+                self.events.received(1);
+            }
+            (Some(logs), _) => {
+                let documents = logs.documents.clone();
+                accept_log(
+                    &record,
+                    topic,
+                    epoch,
+                    &self.marks,
+                    &*self.events,
+                    &mut self.batch,
+                    &documents,
+                );
+            }
+            (None, _) => {
+                let dead = Some(NO_ELASTICSEARCH.to_string());
+                self.metrics_batch
+                    .push(&record, message.key(), topic, epoch, dead);
+                self.events.received(1);
+            }
+        }
     }
 
     fn set_paused(&mut self, pause: bool) {
@@ -848,35 +849,17 @@ fn is_metrics_record(message: &rdkafka::message::BorrowedMessage<'_>) -> bool {
     })
 }
 
-/// Registers a received log record with the watermark and adds it to the bulk batch (or drops
-/// it if its partition is not ours). A metrics record here (no `[influxdb]`) goes to the
-/// dead-letter index.
-fn accept(
-    message: &rdkafka::message::BorrowedMessage<'_>,
-    is_metrics: bool,
+/// Adds a registered log record to the bulk batch as one or more documents.
+fn accept_log(
+    record: &KafkaRecord<'_>,
+    topic: Arc<str>,
+    epoch: watermark::Epoch,
     marks: &Mutex<Watermarks>,
     events: &dyn TransferEvents,
     batch: &mut Batch,
     documents: &Documents,
 ) {
-    let registered = lock(marks).received(message.topic(), message.partition(), message.offset());
-    let Some((topic, epoch)) = registered else {
-        events.unassigned_record(message.topic(), message.partition(), message.offset());
-        return;
-    };
-    let record = KafkaRecord {
-        topic: message.topic(),
-        partition: message.partition(),
-        offset: message.offset(),
-        payload: message.payload(),
-        timestamp_ms: message.timestamp().to_millis(),
-    };
-    if is_metrics {
-        batch.push_dead(&record, topic, epoch, NO_INFLUXDB);
-        events.received(1);
-        return;
-    }
-    let pushed = batch.push(&record, topic, epoch, documents);
+    let pushed = batch.push(record, topic, epoch, documents);
     if pushed.documents > 1 {
         // The offset is outstanding once per document and done once per document.
         let again = pushed.documents - 1;

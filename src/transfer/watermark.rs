@@ -26,6 +26,35 @@ pub fn lock(marks: &Mutex<Watermarks>) -> MutexGuard<'_, Watermarks> {
     crate::sync::lock(marks)
 }
 
+/// Keeps the `entries` whose record (`record(entry)`: topic, partition, epoch received in) is
+/// still assigned in that epoch; returns how many were dropped.
+pub fn retain_current<'a, T>(
+    marks: &Mutex<Watermarks>,
+    entries: &mut Vec<T>,
+    record: impl Fn(&T) -> (&'a str, i32, Epoch),
+) -> u64 {
+    let before = entries.len();
+    let marks = lock(marks);
+    entries.retain(|entry| {
+        let (topic, partition, epoch) = record(entry);
+        marks.is_current(topic, partition, epoch)
+    });
+    (before - entries.len()) as u64
+}
+
+/// Reports every record (topic, partition, epoch, offset) done; returns how many belonged to an
+/// assignment since revoked (their completion is ignored).
+pub fn mark_done<'a>(
+    marks: &Mutex<Watermarks>,
+    records: impl IntoIterator<Item = (&'a str, i32, Epoch, i64)>,
+) -> u64 {
+    let mut marks = lock(marks);
+    records
+        .into_iter()
+        .filter(|&(topic, partition, epoch, offset)| !marks.done(topic, partition, epoch, offset))
+        .count() as u64
+}
+
 /// Identifies one assignment of one partition to this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Epoch(u64);
