@@ -44,9 +44,41 @@ fn document(prepared: &Prepared, body: &[u8]) -> serde_json::Map<String, serde_j
     };
     let lines: Vec<&str> = text.trim_end_matches('\n').split('\n').collect();
     assert_eq!(lines.len(), 2, "{prepared:?}: {text:?}");
-    match serde_json::from_str(lines[1]) {
+    let doc = match serde_json::from_str(lines[1]) {
         Ok(serde_json::Value::Object(doc)) => doc,
         other => panic!("document is not a JSON object: {other:?}"),
+    };
+    match serde_json::from_str::<Keys>(lines[1]) {
+        Ok(Keys(keys)) => assert_eq!(keys, doc.len(), "a key written twice: {}", lines[1]),
+        Err(error) => panic!("document cannot be read again: {error}"),
+    }
+    doc
+}
+
+/// How many members a JSON object has, repeated keys counted each time (Elasticsearch refuses
+/// a document with a repeated key; a decoder into a map would hide it).
+struct Keys(usize);
+
+impl<'de> serde::Deserialize<'de> for Keys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Keys, D::Error> {
+        struct Count;
+        impl<'de> serde::de::Visitor<'de> for Count {
+            type Value = Keys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                let mut keys = 0;
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {
+                    keys += 1;
+                }
+                Ok(Keys(keys))
+            }
+        }
+        deserializer.deserialize_map(Count)
     }
 }
 

@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -29,7 +29,7 @@ use super::parse::{self, Mode};
 use crate::config::index_name::IndexNameTemplate;
 use crate::config::parse::ParseConfig;
 use crate::es::bulk::write_create;
-use crate::record::Received;
+use crate::record::{field, Received};
 
 /// The field the transfer adds to every document: the Kafka topic the record came from.
 const TOPIC: &str = "topic";
@@ -140,10 +140,16 @@ impl Documents {
             };
             let Received { id, mut fields } = received;
             fields.insert(TOPIC.into(), Value::String(record.topic.to_string()));
-            let outcome = rule
-                .map(|rule| parse::apply(rule, &mut fields, time.and_then(Result::ok), mode))
-                .unwrap_or_default();
-            let index = self.write(body, record.topic, index_time, &id, &fields);
+            let (index, outcome) = match rule {
+                None => (
+                    self.write(body, record.topic, index_time, &id, &fields),
+                    Default::default(),
+                ),
+                Some(rule) => {
+                    let parse = (rule, time.and_then(Result::ok), mode);
+                    self.write_parsed(body, record.topic, index_time, &id, fields, parse)
+                }
+            };
             return Prepared {
                 id,
                 index,
@@ -176,12 +182,9 @@ impl Documents {
                 Default::default(),
             ),
             Some(rule) => match serde_json::to_value(&doc) {
-                Ok(Value::Object(mut fields)) => {
-                    let outcome = parse::apply(rule, &mut fields, Some(time), mode);
-                    (
-                        self.write(body, record.topic, Some(time), &id, &fields),
-                        outcome,
-                    )
+                Ok(Value::Object(fields)) => {
+                    let parse = (rule, Some(time), mode);
+                    self.write_parsed(body, record.topic, Some(time), &id, fields, parse)
                 }
                 Ok(_) | Err(_) => (
                     Err("cannot represent the plain record as a JSON object".to_string()),
@@ -195,6 +198,23 @@ impl Documents {
             plain: true,
             parse: outcome,
         }
+    }
+
+    /// Parses the `message` of `fields` by `rule` (with the read time and mode of `parse`)
+    /// and writes the document with its parsed fields (see [`Documents::write`]).
+    fn write_parsed(
+        &self,
+        body: &mut Vec<u8>,
+        topic: &str,
+        time: Option<OffsetDateTime>,
+        id: &str,
+        mut fields: Map<String, Value>,
+        (rule, read_time, mode): (&ParseConfig, Option<OffsetDateTime>, Mode<'_>),
+    ) -> (Result<String, String>, parse::Outcome) {
+        let message = fields.remove(field::MESSAGE).unwrap_or(Value::Null);
+        let parsed = parse::apply(rule, &mut fields, &message, read_time, mode);
+        let document = parsed.document(&fields, &message);
+        (self.write(body, topic, time, id, &document), parsed.outcome)
     }
 
     /// Renders the index name and writes the action and `doc` to `body`.

@@ -16,7 +16,21 @@
 //! - [`Mode::Fallback`] is the same document with the parsed fields kept as one string,
 //!   `parsed_raw`, and `mapping_conflict` saying why: what is indexed when Elasticsearch refused
 //!   the parsed fields for the index's mapping.
+//! - A JSON line's members are written to the document as the line holds them: strings,
+//!   numbers, booleans and null are copied, not decoded and encoded again (half the transfer's
+//!   cost of parsing went there); objects and arrays are decoded and written on one line. A key
+//!   the line repeats is written once, with its last value, as a JSON decoder would read it.
+//!   A number no decoder can hold (`1E400`) makes the line unparsable, as it did when every
+//!   value was decoded.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, PrimitiveDateTime};
@@ -74,36 +88,183 @@ pub struct Outcome {
     pub time_rejected: bool,
 }
 
-/// Parses the `message` of `doc` with `rule` and adds what it gives (see the module doc).
-/// `read_time` is the document's `@timestamp` before parsing (`None` if it is not RFC 3339: the
-/// event's time then cannot be checked and is not used).
-pub fn apply(
-    rule: &ParseConfig,
+/// One parsed field's value: a JSON string, number, boolean or null as the line held it (copied
+/// into the document without being decoded and encoded again), a text a regex captured, or a
+/// decoded JSON object or array (written again on one line: the bulk body allows no raw
+/// newline).
+#[derive(Debug, Clone)]
+pub enum FieldValue<'a> {
+    /// A JSON value's text, from the line.
+    Json(&'a RawValue),
+    /// A text, from the line.
+    Text(&'a str),
+    /// A value decoded from the line.
+    Decoded(Value),
+}
+
+impl FieldValue<'_> {
+    /// The value decoded.
+    fn to_value(&self) -> Result<Value, String> {
+        match self {
+            FieldValue::Json(raw) => serde_json::from_str(raw.get())
+                .map_err(|error| format!("{} cannot be read: {error}", raw.get())),
+            FieldValue::Text(text) => Ok(Value::String((*text).to_string())),
+            FieldValue::Decoded(value) => Ok(value.clone()),
+        }
+    }
+}
+
+impl Serialize for FieldValue<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FieldValue::Json(raw) => raw.serialize(serializer),
+            FieldValue::Text(text) => serializer.serialize_str(text),
+            FieldValue::Decoded(value) => value.serialize(serializer),
+        }
+    }
+}
+
+/// Parsed fields in the line's order, each key once (a repeated key keeps its last value, as
+/// a JSON decoder does).
+#[derive(Debug, Clone, Default)]
+pub struct Fields<'a>(Vec<(Cow<'a, str>, FieldValue<'a>)>);
+
+impl<'a> Fields<'a> {
+    /// Keys at which a linear search for an earlier copy gives way to a hash map.
+    const LINEAR: usize = 32;
+
+    fn from_pairs(mut pairs: Vec<(Cow<'a, str>, FieldValue<'a>)>) -> Fields<'a> {
+        let repeated = if pairs.len() <= Self::LINEAR {
+            (1..pairs.len()).any(|n| pairs[..n].iter().any(|(key, _)| *key == pairs[n].0))
+        } else {
+            let mut seen = HashMap::with_capacity(pairs.len());
+            pairs
+                .iter()
+                .any(|(key, _)| seen.insert(key.clone(), ()).is_some())
+        };
+        if repeated {
+            let mut last: HashMap<Cow<'a, str>, usize> = HashMap::with_capacity(pairs.len());
+            for (n, (key, _)) in pairs.iter().enumerate() {
+                last.insert(key.clone(), n);
+            }
+            let mut n = 0;
+            pairs.retain(|(key, _)| {
+                let keep = last.get(key) == Some(&n);
+                n += 1;
+                keep
+            });
+        }
+        Fields(pairs)
+    }
+
+    fn get(&self, key: &str) -> Option<&FieldValue<'a>> {
+        self.0
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Fields<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// What [`apply`] gives besides the changes it made to the document: the parsed fields, written
+/// after the document's own by [`Parsed::document`].
+#[derive(Debug, Default)]
+pub struct Parsed<'a> {
+    /// What parsing did.
+    pub outcome: Outcome,
+    /// Fields for the top level (no key the document has or logship may add).
+    top: Fields<'a>,
+    /// Colliding keys, for `parsed`.
+    collisions: Fields<'a>,
+}
+
+impl<'a> Parsed<'a> {
+    /// The document to index: `doc`'s fields, `message`, then the parsed fields.
+    pub fn document<'d>(&'d self, doc: &'d Map<String, Value>, message: &'d Value) -> Document<'d> {
+        Document {
+            doc,
+            message,
+            parsed: self,
+        }
+    }
+}
+
+/// A document with its parsed fields, written as one JSON object (see [`Parsed::document`]).
+#[derive(Debug)]
+pub struct Document<'d> {
+    doc: &'d Map<String, Value>,
+    message: &'d Value,
+    parsed: &'d Parsed<'d>,
+}
+
+impl Serialize for Document<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let collisions = !self.parsed.collisions.is_empty();
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.doc {
+            // A record's own `message` travels apart; its own `parsed` gives way to ours.
+            if key == field::MESSAGE || (collisions && key == PARSED) {
+                continue;
+            }
+            map.serialize_entry(key, value)?;
+        }
+        map.serialize_entry(field::MESSAGE, self.message)?;
+        for (key, value) in &self.parsed.top.0 {
+            map.serialize_entry(key, value)?;
+        }
+        if collisions {
+            map.serialize_entry(PARSED, &self.parsed.collisions)?;
+        }
+        map.end()
+    }
+}
+
+/// Parses `message` (the document's line, taken out of `doc`) with `rule`, records in `doc`
+/// what parsing says about it (`parse_error`, the times, the fallback's `parsed_raw`), and
+/// gives the parsed fields to write with it (see the module doc). `read_time` is the
+/// document's `@timestamp` before parsing (`None` if it is not RFC 3339: the event's time then
+/// cannot be checked and is not used).
+pub fn apply<'a>(
+    rule: &'a ParseConfig,
     doc: &mut Map<String, Value>,
+    message: &'a Value,
     read_time: Option<OffsetDateTime>,
     mode: Mode<'_>,
-) -> Outcome {
-    let mut outcome = Outcome::default();
-    let parsed = match doc.get(field::MESSAGE) {
-        Some(Value::String(line)) => parse_line(&rule.format, line),
+) -> Parsed<'a> {
+    let mut parsed = Parsed::default();
+    let fields = match message {
+        Value::String(line) => parse_line(&rule.format, line),
         _ => Err("message is not a string".to_string()),
     };
-    let parsed = match parsed {
-        Ok(parsed) => parsed,
+    let fields = match fields {
+        Ok(fields) => fields,
         Err(reason) => {
-            outcome.parse_error = true;
+            parsed.outcome.parse_error = true;
             doc.insert(PARSE_ERROR.into(), Value::String(reason));
             if let Some(time) = &rule.timestamp {
-                outcome.time_rejected = true;
+                parsed.outcome.time_rejected = true;
                 keep_read_time(doc, read_time);
                 let why = format!("{}: the line did not parse", time.field);
                 doc.insert(TIMESTAMP_ERROR.into(), Value::String(why));
             }
-            return outcome;
+            return parsed;
         }
     };
     let event_time = rule.timestamp.as_ref().map(|time| match read_time {
-        Some(read_time) => event_time(time, &parsed, read_time),
+        Some(read_time) => event_time(time, &fields, read_time),
         None => Err(format!(
             "{}: the record's own @timestamp is not RFC 3339, so this time cannot be checked",
             time.field
@@ -111,22 +272,24 @@ pub fn apply(
     });
     match mode {
         Mode::Merge => {
-            let mut collisions = Map::new();
-            for (key, value) in parsed {
-                if doc.contains_key(&key) || RESERVED.contains(&key.as_str()) {
-                    collisions.insert(key, value);
+            let (mut top, mut collisions) = (Vec::new(), Vec::new());
+            for (key, value) in fields.0 {
+                let taken = key == field::MESSAGE
+                    || doc.contains_key(key.as_ref())
+                    || RESERVED.contains(&key.as_ref());
+                if taken {
+                    collisions.push((key, value));
                 } else {
-                    doc.insert(key, value);
-                    outcome.merged = true;
+                    top.push((key, value));
                 }
             }
-            if !collisions.is_empty() {
-                doc.insert(PARSED.into(), Value::Object(collisions));
-                outcome.merged = true;
-            }
+            parsed.outcome.merged = !top.is_empty() || !collisions.is_empty();
+            parsed.top = Fields(top);
+            parsed.collisions = Fields(collisions);
         }
         Mode::Fallback(reason) => {
-            let raw = Value::Object(parsed).to_string();
+            let raw = serde_json::to_string(&fields)
+                .unwrap_or_else(|error| format!("the parsed fields cannot be written: {error}"));
             doc.insert(PARSED_RAW.into(), Value::String(raw));
             doc.insert(MAPPING_CONFLICT.into(), Value::String(reason.to_string()));
         }
@@ -138,36 +301,117 @@ pub fn apply(
             doc.insert(field::TIMESTAMP.into(), Value::String(rfc3339(time)));
         }
         Some(Err(reason)) => {
-            outcome.time_rejected = true;
+            parsed.outcome.time_rejected = true;
             keep_read_time(doc, read_time);
             doc.insert(TIMESTAMP_ERROR.into(), Value::String(reason));
         }
     }
-    outcome
+    parsed
 }
 
 /// The fields of `line`, or why there are none.
-fn parse_line(format: &Format, line: &str) -> Result<Map<String, Value>, String> {
+fn parse_line<'a>(format: &'a Format, line: &'a str) -> Result<Fields<'a>, String> {
     match format {
-        Format::Json => match serde_json::from_str::<Value>(line) {
-            Ok(Value::Object(fields)) => Ok(fields),
-            Ok(other) => Err(format!("not a JSON object but {}", kind(&other))),
-            Err(error) => Err(format!("not JSON: {error}")),
+        Format::Json => match serde_json::from_str::<Object<'a>>(line) {
+            Ok(Object(pairs)) => Ok(Fields::from_pairs(pairs)),
+            // Say why in a person's terms: decode the line again the slow way.
+            Err(error) => Err(match serde_json::from_str::<Value>(line) {
+                Ok(Value::Object(_)) => format!("not JSON: {error}"),
+                Ok(other) => format!("not a JSON object but {}", kind(&other)),
+                Err(error) => format!("not JSON: {error}"),
+            }),
         },
         Format::Regex(named) => {
             let captures = named
                 .regex
                 .captures(line)
                 .ok_or_else(|| "does not match format.regex".to_string())?;
-            Ok(named
-                .names
-                .iter()
-                .filter_map(|name| {
-                    let text = captures.name(name)?.as_str();
-                    Some((name.clone(), Value::String(text.to_string())))
-                })
-                .collect())
+            Ok(Fields::from_pairs(
+                named
+                    .names
+                    .iter()
+                    .filter_map(|name| {
+                        let text = captures.name(name)?.as_str();
+                        Some((Cow::Borrowed(name.as_str()), FieldValue::Text(text)))
+                    })
+                    .collect(),
+            ))
         }
+    }
+}
+
+/// A JSON object's members, keys decoded (borrowed when they hold no escape), values kept as
+/// their text.
+struct Object<'a>(Vec<(Cow<'a, str>, FieldValue<'a>)>);
+
+impl<'de> Deserialize<'de> for Object<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+struct ObjectVisitor;
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = Object<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object<'de>, A::Error> {
+        let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some(Key(key)) = map.next_key()? {
+            let raw: &'de RawValue = map.next_value()?;
+            let text = raw.get();
+            let value = match text.as_bytes().first() {
+                // A container is decoded: its numbers checked as a decoder checks them, its
+                // whitespace (newlines, which the bulk body cannot hold) left behind.
+                Some(b'{' | b'[') => {
+                    FieldValue::Decoded(serde_json::from_str(text).map_err(de::Error::custom)?)
+                }
+                // A number no decoder can hold is no JSON to pass on.
+                Some(b'-' | b'0'..=b'9') if !text.parse::<f64>().is_ok_and(f64::is_finite) => {
+                    return Err(de::Error::custom(format_args!(
+                        "number out of range: {text}"
+                    )));
+                }
+                _ => FieldValue::Json(raw),
+            };
+            pairs.push((key, value));
+        }
+        Ok(Object(pairs))
+    }
+}
+
+/// An object key, borrowed from the line when it holds no escape.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Borrowed(key)))
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(key.to_string())))
+    }
+
+    fn visit_string<E: de::Error>(self, key: String) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(key)))
     }
 }
 
@@ -185,12 +429,14 @@ fn kind(value: &Value) -> &'static str {
 /// The event's own time from `parsed`, or why it is not used.
 fn event_time(
     rule: &TimestampRule,
-    parsed: &Map<String, Value>,
+    parsed: &Fields<'_>,
     read_time: OffsetDateTime,
 ) -> Result<OffsetDateTime, String> {
     let name = &rule.field;
-    let value = lookup(parsed, name).ok_or_else(|| format!("{name}: no such field"))?;
-    let time = read(&rule.format, value).map_err(|why| format!("{name}: {why}"))?;
+    let value = find(parsed, name)
+        .map_err(|why| format!("{name}: {why}"))?
+        .ok_or_else(|| format!("{name}: no such field"))?;
+    let time = read(&rule.format, &value).map_err(|why| format!("{name}: {why}"))?;
     let skew = (time - read_time).unsigned_abs();
     if skew > rule.max_skew_ms.get() {
         return Err(format!(
@@ -203,8 +449,22 @@ fn event_time(
     Ok(time)
 }
 
-/// The value at `path` (`a.b` reaches into objects; a key that itself contains dots is found
-/// first).
+/// The value at `path` in the parsed fields (`a.b` reaches into objects; a key that itself
+/// contains dots is found first).
+fn find(fields: &Fields<'_>, path: &str) -> Result<Option<Value>, String> {
+    if let Some(value) = fields.get(path) {
+        return value.to_value().map(Some);
+    }
+    let Some((head, rest)) = path.split_once('.') else {
+        return Ok(None);
+    };
+    match fields.get(head).map(FieldValue::to_value).transpose()? {
+        Some(Value::Object(inner)) => Ok(lookup(&inner, rest).cloned()),
+        _ => Ok(None),
+    }
+}
+
+/// The value at `path` in `fields`, as [`find`] reaches it.
 fn lookup<'a>(fields: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     if let Some(value) = fields.get(path) {
         return Some(value);
@@ -317,10 +577,18 @@ mod tests {
         }
     }
 
-    fn run(rule: &ParseConfig, line: &str) -> (Value, Outcome) {
+    /// The document `rule` makes of `line` in `mode`, as written to the bulk body.
+    fn written(rule: &ParseConfig, line: &str, mode: Mode<'_>) -> (Value, Outcome) {
         let mut d = doc(line);
-        let outcome = apply(rule, &mut d, Some(read_time()), Mode::Merge);
-        (Value::Object(d), outcome)
+        let message = d.remove("message").unwrap();
+        let parsed = apply(rule, &mut d, &message, Some(read_time()), mode);
+        let text = serde_json::to_string(&parsed.document(&d, &message)).unwrap();
+        assert!(!text.contains('\n'), "one line: {text}");
+        (serde_json::from_str(&text).unwrap(), parsed.outcome)
+    }
+
+    fn run(rule: &ParseConfig, line: &str) -> (Value, Outcome) {
+        written(rule, line, Mode::Merge)
     }
 
     #[test]
@@ -343,6 +611,43 @@ mod tests {
     }
 
     #[test]
+    fn values_are_written_as_the_line_holds_them_each_key_once_on_one_line() {
+        let line = "{\"level\":\"info\",\"n\":123456789012345678901234,\"x\":1.50,\
+                    \"level\":\"error\",\"a\\u0062\":\"\\u00e9\\n\",\"ctx\": {\n  \"k\": [1,\r\n 2]\n}}";
+        let (d, outcome) = run(&rule(Format::Json, None), line);
+        assert!(outcome.merged && !outcome.parse_error);
+        let text = d.to_string();
+        assert_eq!(d["level"], "error", "the last of a repeated key wins");
+        assert_eq!(text.matches("\"level\"").count(), 1, "{text}");
+        assert_eq!(d["ab"], "\u{e9}\n");
+        assert_eq!(d["ctx"], json!({"k": [1, 2]}));
+        assert_eq!(d["message"], line);
+        let mut document = doc(line);
+        let message = document.remove("message").unwrap();
+        let rule = rule(Format::Json, None);
+        let parsed = apply(&rule, &mut document, &message, None, Mode::Merge);
+        let written = serde_json::to_string(&parsed.document(&document, &message)).unwrap();
+        assert!(
+            written.contains("\"n\":123456789012345678901234,\"x\":1.50"),
+            "numbers go through untouched: {written}"
+        );
+    }
+
+    #[test]
+    fn a_record_with_its_own_parsed_field_gets_ours_once() {
+        let mut document = doc(r#"{"host":"evil","k":1}"#);
+        document.insert("parsed".into(), json!("the record's"));
+        let message = document.remove("message").unwrap();
+        let rule = rule(Format::Json, None);
+        let parsed = apply(&rule, &mut document, &message, None, Mode::Merge);
+        let written = serde_json::to_string(&parsed.document(&document, &message)).unwrap();
+        assert_eq!(written.matches("\"parsed\"").count(), 1, "{written}");
+        let d: Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(d["parsed"], json!({"host": "evil"}));
+        assert_eq!(d["k"], 1);
+    }
+
+    #[test]
     fn lines_that_do_not_parse_are_kept_and_say_why() {
         let json_rule = rule(Format::Json, None);
         for (line, why) in [
@@ -350,6 +655,8 @@ mod tests {
             ("[1,2]", "not a JSON object but an array"),
             ("{\"a\":", "not JSON"),
             ("42", "but a number"),
+            (r#"{"n":1E400}"#, "number out of range"),
+            (r#"{"a":{"n":-1E400}}"#, "number out of range"),
         ] {
             let (d, outcome) = run(&json_rule, line);
             assert!(outcome.parse_error && !outcome.merged);
@@ -482,11 +789,9 @@ mod tests {
     #[test]
     fn fallback_keeps_the_parsed_fields_as_one_string() {
         let time_rule = rule(Format::Json, Some(("t", "rfc3339")));
-        let mut d = doc(r#"{"code":{"a":1},"t":"2026-11-30T00:00:00Z","host":"x"}"#);
-        let outcome = apply(
+        let (d, outcome) = written(
             &time_rule,
-            &mut d,
-            Some(read_time()),
+            r#"{"code":{"a":1},"t":"2026-11-30T00:00:00Z","host":"x"}"#,
             Mode::Fallback("conflict"),
         );
         assert!(!outcome.merged);
