@@ -122,6 +122,50 @@ fn a_record_that_breaks_the_mapping_is_dead_lettered_and_passed() {
 }
 
 #[test]
+fn a_metrics_record_on_a_transfer_without_influxdb_is_dead_lettered_and_passed() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::FutureRecord;
+    let setup = TransferSetup::new("xfer-no-influx");
+    create_topic(&setup.topic);
+    let producer = producer();
+    let lines: Vec<Produce> = (0..20).map(|n| line("web-05", "one-stream", n)).collect();
+    produce(&producer, &setup.topic, &lines[..10]);
+    // What the agent's host metrics send, on a topic this transfer (Elasticsearch only) reads.
+    let points = "cpu,host=web-05,cpu=cpu-total usage_user=1.5 1764540000000000000\n";
+    let record = FutureRecord::<str, str>::to(&setup.topic)
+        .key("one-stream")
+        .payload(points)
+        .headers(OwnedHeaders::new().insert(Header {
+            key: "logship-kind",
+            value: Some("metrics"),
+        }));
+    let (partition, offset) = futures::executor::block_on(producer.send(record, INDEXED))
+        .map(|delivery| (delivery.partition, delivery.offset))
+        .unwrap_or_else(|(error, _)| panic!("metrics record not produced: {error}"));
+    produce(&producer, &setup.topic, &lines[10..]);
+
+    let (_dir, config) = setup.write();
+    let transfer = Transfer::start(&config, "t1");
+    wait_for_count(&setup.index, 20, INDEXED, &[&transfer]);
+    wait_for_count(&setup.dlq, 1, INDEXED, &[&transfer]);
+    let letters = documents(&setup.dlq);
+    let (_, letter) = &letters[0];
+    assert_eq!(letter["topic"], setup.topic.as_str());
+    assert_eq!(letter["partition"], partition);
+    assert_eq!(letter["offset"], offset);
+    assert_eq!(letter["record"], points, "the record as it came");
+    let error = letter["error"].as_str().unwrap_or_default();
+    assert!(error.contains("no [influxdb]"), "{letter}");
+    // The points are not indexed as a log line; every line is, once.
+    assert_eq!(assert_no_duplicate_messages(&setup.index), 20);
+    assert!(documents(&setup.index)
+        .iter()
+        .all(|(_, doc)| !doc["message"].to_string().contains("usage_user")));
+    wait_for_commits_at_end(&setup.group, &setup.topic, Duration::from_secs(20));
+    assert!(transfer.terminate(EXIT).success());
+}
+
+#[test]
 fn plain_records_are_indexed_with_deterministic_ids_by_their_kafka_time() {
     let mut setup = TransferSetup::new("xfer-plain");
     setup.index = format!("{}-%Y.%m.%d", setup.topic);
