@@ -21,6 +21,9 @@
 #   LOGSHIP_ES_SECURE default https://127.0.0.1:9243
 # and a second etcd with TLS, client certificates and auth (scripts/services/etcd.sh):
 #   LOGSHIP_ETCD_SECURE default https://127.0.0.1:2381
+# and a second InfluxDB with TLS and auth (scripts/services/influxdb.sh; users root and logship,
+# passwords in .services/pki/influxdb-<user>-password, database logship_sec):
+#   LOGSHIP_INFLUXDB_SECURE default https://127.0.0.1:8087
 # Knobs: LOGSHIP_SERVICES_TIMEOUT (s, default 300), LOGSHIP_KAFKA_VERSIONS,
 #        LOGSHIP_ES_VERSIONS, LOGSHIP_OPENSEARCH_VERSIONS (space-separated, tried in order),
 #        LOGSHIP_SERVICES_TAKEOVER=1: `up` stops servers that services.sh started
@@ -36,7 +39,7 @@ RUN="$SV/run"
 TIMEOUT="${LOGSHIP_SERVICES_TIMEOUT:-300}"
 ALL_SERVICES=(etcd kafka elasticsearch influxdb)
 # Secure mode: also the TLS + auth front of Elasticsearch (scripts/services/esproxy.sh).
-if [ "${LOGSHIP_SECURE:-0}" = 1 ]; then ALL_SERVICES+=(esproxy etcdsec); fi
+if [ "${LOGSHIP_SECURE:-0}" = 1 ]; then ALL_SERVICES+=(esproxy etcdsec influxsec); fi
 
 KAFKA_DEFAULT=127.0.0.1:9092
 ES_DEFAULT=http://127.0.0.1:9200
@@ -91,7 +94,8 @@ select_services() {
       esproxy) SELECTED+=(esproxy) ;;
       etcdsec) SELECTED+=(etcdsec) ;;
       influxdb|influx) SELECTED+=(influxdb) ;;
-      *) die "unknown service '$s' (kafka, elasticsearch, etcd, influxdb, esproxy, etcdsec)" ;;
+      influxsec) SELECTED+=(influxsec) ;;
+      *) die "unknown service '$s' (kafka, elasticsearch, etcd, influxdb, esproxy, etcdsec, influxsec)" ;;
     esac
   done
 }

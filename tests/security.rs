@@ -6,7 +6,10 @@
 //! file; the front really refuses plaintext, anonymous and wrongly authenticated clients; a wrong
 //! password or an unknown CA is one clear error naming the endpoint, `/health` answers 503 with
 //! it, nothing is indexed or committed, and fixing the file + SIGHUP delivers every line once;
-//! no test secret appears in any log the transfer wrote.
+//! no test secret appears in any log the transfer wrote. The same against the secure InfluxDB
+//! (https://127.0.0.1:8087, authentication on): the transfer's points, as a user without admin
+//! rights, after an unknown CA and a wrong password fixed by SIGHUP, written once; the console's
+//! charts over TLS with a password file.
 
 mod common;
 mod transfer_support;
@@ -1202,4 +1205,267 @@ fn an_unknown_kafka_ca_is_a_503_saying_so_for_agent_and_transfer_and_the_fixed_f
     assert_eq!(assert_no_duplicate_messages(&setup.index), 400);
     assert!(agent.terminate());
     assert!(transfer.terminate(Duration::from_secs(20)).success());
+}
+
+/// The secure InfluxDB of `scripts/services.sh` secure mode (TLS, authentication on).
+fn secure_influxdb() -> String {
+    std::env::var("LOGSHIP_INFLUXDB_SECURE").unwrap_or_else(|_| "https://127.0.0.1:8087".into())
+}
+
+/// How many values of `field` measurement `measurement` of database `logship_sec` holds, read
+/// by the secure InfluxDB's admin.
+fn secure_influx_count(measurement: &str, field: &str) -> u64 {
+    let output = Command::new("curl")
+        .args(["-s", "-m", "10", "-G", "--cacert"])
+        .arg(pki("ca.crt"))
+        .arg("-u")
+        .arg(format!("root:{}", read(&pki("influxdb-root-password"))))
+        .arg(format!("{}/query", secure_influxdb()))
+        .args(["--data-urlencode", "db=logship_sec", "--data-urlencode"])
+        .arg(format!("q=SELECT count({field}) FROM \"{measurement}\""))
+        .output()
+        .expect("run curl");
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    answer["results"][0]["series"][0]["values"][0][1]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn metrics_reach_influxdb_over_tls_as_a_user_without_admin_rights_after_the_ca_and_password_are_fixed(
+) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::FutureRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.crt");
+    let password = dir.path().join("password");
+    // First an unknown CA, then the right CA with a wrong password, then both right.
+    std::fs::copy(pki("other-ca.crt"), &ca).unwrap();
+    std::fs::copy(pki("influxdb-logship-password"), &password).unwrap();
+    let measurement = common::unique("sec_probe").replace('-', "_");
+    let health = free_addr();
+    let mut setup = secure_setup("sec-influx", "", health);
+    setup.es_url = common::es_url();
+    setup.tables = format!(
+        "[influxdb]\nurl = \"{}\"\ndatabase = \"logship_sec\"\nusername = \"logship\"\n\
+         password_file = \"{}\"\nca_file = \"{}\"\n",
+        secure_influxdb(),
+        password.display(),
+        ca.display()
+    );
+    create_topic(&setup.topic);
+    let producer = producer();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    for record in 0..3u128 {
+        let points = format!(
+            "{measurement},host=sec-h value={record} {}\n{measurement},host=sec-h value={record}.5 {}\n",
+            now + record * 2,
+            now + record * 2 + 1
+        );
+        let record = FutureRecord::<str, str>::to(&setup.topic)
+            .key("sec-h")
+            .payload(&points)
+            .headers(OwnedHeaders::new().insert(Header {
+                key: "logship-kind",
+                value: Some("metrics"),
+            }));
+        futures::executor::block_on(producer.send(record, Duration::from_secs(30)))
+            .unwrap_or_else(|(error, _)| panic!("not produced: {error}"));
+    }
+    let (_config_dir, config) = setup.write();
+    let transfer = Transfer::start(&config, "sec-influx");
+
+    let says = |phase: &str, needle: &str| {
+        let (_, body) = wait_for(Duration::from_secs(60), || {
+            http_get(health, "/health")
+                .filter(|(status, body)| *status == 503 && body.contains(needle))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{phase}: /health never said 503 with {needle:?}\n{}",
+                transfer.log()
+            )
+        });
+        assert!(body.contains("influxdb"), "{phase}: {body}");
+        assert!(
+            body.contains(&secure_influxdb()),
+            "{phase}: the endpoint is named: {body}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(secure_influx_count(&measurement, "value"), 0, "{phase}");
+        // The topic is new: its records start at offset 0, and a commit at 0 says none is done.
+        let offsets = committed(&setup.group, &setup.topic);
+        assert!(
+            offsets.iter().all(|offset| offset.unwrap_or(0) == 0),
+            "{phase}: nothing committed past an unwritten point: {offsets:?}\n{}",
+            transfer.log()
+        );
+    };
+    says("unknown CA", "certificate");
+    std::fs::copy(pki("ca.crt"), &ca).unwrap();
+    std::fs::write(&password, "not-the-password\n").unwrap();
+    transfer.hangup();
+    says("wrong password", "401");
+
+    std::fs::copy(pki("influxdb-logship-password"), &password).unwrap();
+    transfer.hangup();
+    let written = wait_for(INDEXED, || {
+        (secure_influx_count(&measurement, "value") == 6).then_some(())
+    });
+    assert!(
+        written.is_some(),
+        "6 points not written\n{}",
+        transfer.log()
+    );
+    wait_for_commits_at_end(&setup.group, &setup.topic, Duration::from_secs(30));
+    let healthy = wait_for(Duration::from_secs(30), || {
+        http_get(health, "/health").filter(|(status, _)| *status == 200)
+    });
+    assert!(
+        healthy.is_some(),
+        "/health did not recover\n{}",
+        transfer.log()
+    );
+    assert_eq!(secure_influx_count(&measurement, "value"), 6);
+    let log = transfer.log();
+    assert!(transfer.terminate(Duration::from_secs(20)).success());
+
+    // The whole topic again, by a new group with the right files from the start: `logship`
+    // may not CREATE DATABASE (403, said once, writing goes on), and the points land on the
+    // same series and times: still 6.
+    setup.group = common::unique("sec-influx-replay");
+    let (_replay_dir, replay_config) = setup.write();
+    let replay = Transfer::start(&replay_config, "sec-influx-replay");
+    wait_for_commits_at_end(&setup.group, &setup.topic, Duration::from_secs(60));
+    let replay_log = replay.log();
+    assert!(
+        replay_log.contains("cannot create the InfluxDB database") && replay_log.contains("403"),
+        "{replay_log}"
+    );
+    assert_eq!(secure_influx_count(&measurement, "value"), 6);
+    assert!(replay.terminate(Duration::from_secs(20)).success());
+    for secret in [
+        read(&pki("influxdb-logship-password")),
+        read(&pki("influxdb-root-password")),
+    ] {
+        for log in [&log, &replay_log] {
+            assert!(
+                !log.contains(&secret),
+                "a secret appears in the log:\n{log}"
+            );
+        }
+    }
+}
+
+/// Writes line protocol `points` into `logship_sec` of the secure InfluxDB as its admin.
+fn secure_influx_write(points: &str) {
+    let output = Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+        ])
+        .arg(pki("ca.crt"))
+        .arg("-u")
+        .arg(format!("root:{}", read(&pki("influxdb-root-password"))))
+        .arg(format!(
+            "{}/write?db=logship_sec&precision=s",
+            secure_influxdb()
+        ))
+        .args(["--data-binary", points])
+        .output()
+        .expect("run curl");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "204");
+}
+
+#[test]
+fn the_console_charts_a_host_from_influxdb_over_tls_with_a_password_file() {
+    let host = common::unique("sec-chart");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let points: String = (0..5u64)
+        .map(|n| {
+            format!(
+                "cpu,host={host},cpu=cpu-total usage_user={},usage_system=2,usage_iowait=0.5 {}\n",
+                10 + n,
+                now - 60 * (4 - n)
+            )
+        })
+        .collect();
+    secure_influx_write(&points);
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("influx-password");
+    std::fs::copy(pki("influxdb-logship-password"), &password).unwrap();
+    let influx = |password: &Path| {
+        format!(
+            "[influxdb]\nurl = \"{}\"\ndatabase = \"logship_sec\"\nusername = \"logship\"\n\
+             password_file = \"{}\"\nca_file = \"{}\"\n",
+            secure_influxdb(),
+            password.display(),
+            pki("ca.crt").display()
+        )
+    };
+    let console = common::console::Console::launch(dir.path(), |addr| {
+        format!(
+            "listen = \"{addr}\"\n[elasticsearch]\nurl = \"{}\"\nindex_pattern = \"logs-none-*\"\n{}",
+            common::es_url(),
+            influx(&password)
+        )
+    });
+    let (code, answer) = console.get(&format!("/api/hosts/{host}/metrics?range=15m"));
+    assert_eq!(code, 200, "{answer}\n{}", console.log());
+    let cpu = &answer["charts"][0];
+    assert_eq!(cpu["title"], "CPU", "{answer}");
+    let user = cpu["series"]
+        .as_array()
+        .and_then(|series| series.iter().find(|s| s["name"] == "user"))
+        .unwrap_or_else(|| panic!("no user series: {answer}"));
+    let values: Vec<f64> = user["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|point| point[1].as_f64())
+        .collect();
+    assert!(
+        !values.is_empty() && values.iter().all(|v| (10.0..=14.0).contains(v)),
+        "the written usage_user values: {values:?}"
+    );
+    let (code, fleet) = console.get("/api/fleet");
+    assert_eq!(code, 200, "{fleet}");
+    assert!(fleet["problems"]["influxdb"].is_null(), "{fleet}");
+
+    // A console with a wrong password names InfluxDB's refusal instead of charting nothing.
+    let wrong_dir = tempfile::tempdir().unwrap();
+    let wrong = wrong_dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    let refused = common::console::Console::launch(wrong_dir.path(), |addr| {
+        format!(
+            "listen = \"{addr}\"\n[elasticsearch]\nurl = \"{}\"\nindex_pattern = \"logs-none-*\"\n{}",
+            common::es_url(),
+            influx(&wrong)
+        )
+    });
+    let (code, answer) = refused.get(&format!("/api/hosts/{host}/metrics?range=15m"));
+    assert!(code >= 500, "{code} {answer}");
+    assert!(
+        answer["error"].as_str().unwrap_or_default().contains("401"),
+        "{answer}"
+    );
+    for log in [console.log(), refused.log()] {
+        assert!(
+            !log.contains(&read(&pki("influxdb-logship-password"))),
+            "a secret appears in the log:\n{log}"
+        );
+    }
 }

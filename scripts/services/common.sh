@@ -20,9 +20,10 @@ is_local_etcd()  { [ "$(norm_url "$ETCD_EP")" = "$ETCD_DEFAULT" ]; }
 is_local_esproxy() { [ "$ESPROXY_EP" = "$ESPROXY_DEFAULT" ]; }
 is_local_etcdsec() { [ "$ETCDSEC_EP" = "$ETCDSEC_DEFAULT" ]; }
 is_local_influxdb() { [ "$(norm_url "$INFLUXDB_EP")" = "$INFLUXDB_DEFAULT" ]; }
+is_local_influxsec() { [ "$INFLUXSEC_EP" = "$INFLUXSEC_DEFAULT" ]; }
 is_local() { "is_local_$(short "$1")"; }
 short() { case "$1" in elasticsearch) echo es ;; *) echo "$1" ;; esac; }
-endpoint() { case "$1" in kafka) echo "$KAFKA_EP" ;; elasticsearch) echo "$ES_EP" ;; etcd) echo "$ETCD_EP" ;; esproxy) echo "$ESPROXY_EP" ;; etcdsec) echo "$ETCDSEC_EP" ;; influxdb) echo "$INFLUXDB_EP" ;; esac; }
+endpoint() { case "$1" in kafka) echo "$KAFKA_EP" ;; elasticsearch) echo "$ES_EP" ;; etcd) echo "$ETCD_EP" ;; esproxy) echo "$ESPROXY_EP" ;; etcdsec) echo "$ETCDSEC_EP" ;; influxdb) echo "$INFLUXDB_EP" ;; influxsec) echo "$INFLUXSEC_EP" ;; esac; }
 
 now() { date +%s; }
 
@@ -140,6 +141,10 @@ foreign_instances() {
         echo "$pid $path" ;;
       esproxy)
         [[ "$args" =~ ^nginx:\ master\ process\ nginx\ -c\ (/[^ ]*)/\.services/esproxy/nginx\.conf ]] || continue
+        path="${BASH_REMATCH[1]}"; [ "$path" = "$REPO" ] && continue
+        echo "$pid $path" ;;
+      influxsec)
+        [[ "$args" =~ ^influxd\ -config\ (/[^ ]*)/\.services/influxsec/influxdb\.conf ]] || continue
         path="${BASH_REMATCH[1]}"; [ "$path" = "$REPO" ] && continue
         echo "$pid $path" ;;
       influxdb)

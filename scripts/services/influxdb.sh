@@ -8,6 +8,21 @@ INFLUXDB_DIR="$SV/influxdb"
 INFLUXDB_PID="$RUN/influxdb.pid"
 INFLUXDB_LOG="$INFLUXDB_DIR/influxdb.log"
 
+# influxdb_conf DIR RPC_ADDR HTTP_ADDR [HTTP_LINE ...]: DIR/influxdb.conf for a server keeping
+# its state in DIR, with the extra lines for its [http] section.
+influxdb_conf() {
+  local dir="$1" rpc="$2" http="$3" line
+  shift 3
+  {
+    printf 'reporting-disabled = true\nbind-address = "%s"\n' "$rpc"
+    printf '[meta]\n  dir = "%s/meta"\n' "$dir"
+    printf '[data]\n  dir = "%s/data"\n  wal-dir = "%s/wal"\n  query-log-enabled = false\n' "$dir" "$dir"
+    printf '[http]\n  enabled = true\n  bind-address = "%s"\n  log-enabled = false\n' "$http"
+    for line in "$@"; do printf '  %s\n' "$line"; done
+    printf '[monitor]\n  store-enabled = false\n'
+  } >"$dir/influxdb.conf"
+}
+
 influxdb_health() {
   port_open "$INFLUXDB_EP" || return 1
   curl -sf -m 3 -o /dev/null "$INFLUXDB_EP/ping"
@@ -16,24 +31,65 @@ influxdb_running() { pid_alive "$INFLUXDB_PID" "$INFLUXDB_DIR/influxdb.conf"; }
 influxdb_start() {
   mkdir -p "$INFLUXDB_DIR/meta" "$INFLUXDB_DIR/data" "$INFLUXDB_DIR/wal"
   command -v influxd >/dev/null 2>&1 || die "influxdb: influxd is missing (scripts/deps.sh installs Debian's influxdb)"
-  cat >"$INFLUXDB_DIR/influxdb.conf" <<EOF
-reporting-disabled = true
-bind-address = "127.0.0.1:8089"
-[meta]
-  dir = "$INFLUXDB_DIR/meta"
-[data]
-  dir = "$INFLUXDB_DIR/data"
-  wal-dir = "$INFLUXDB_DIR/wal"
-  query-log-enabled = false
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:8086"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-EOF
+  influxdb_conf "$INFLUXDB_DIR" 127.0.0.1:8089 127.0.0.1:8086
   spawn "$INFLUXDB_LOG" "$INFLUXDB_PID" influxd -config "$INFLUXDB_DIR/influxdb.conf"
 }
 influxdb_stop() { stop_pid "$INFLUXDB_PID" "$INFLUXDB_DIR/influxdb.conf" influxd; }
 influxdb_wipe() { rm -rf "$INFLUXDB_DIR/meta" "$INFLUXDB_DIR/data" "$INFLUXDB_DIR/wal"; }
 influxdb_logfile() { echo "$INFLUXDB_LOG"; }
+
+# ---------------------------------------------------------------- influxsec (secure mode)
+#
+# A second InfluxDB for LOGSHIP_SECURE=1 (docs/security.md) on https://127.0.0.1:8087: TLS with
+# the test CA's server certificate and authentication on. Users (passwords in .services/pki):
+#   root     admin (influxdb-root-password): what the tests read back with
+#   logship  no admin rights, ALL on database logship_sec (influxdb-password): what the
+#            transfer and the console use, as a user of a shared InfluxDB would be given.
+
+INFLUXSEC_DIR="$SV/influxsec"
+INFLUXSEC_PID="$RUN/influxsec.pid"
+INFLUXSEC_LOG="$INFLUXSEC_DIR/influxdb.log"
+INFLUXSEC_DEFAULT=https://127.0.0.1:8087
+INFLUXSEC_EP="${LOGSHIP_INFLUXDB_SECURE:-$INFLUXSEC_DEFAULT}"
+
+influxsec_query() { # influxsec_query [USER] QUERY: InfluxQL over https (as USER once auth is set)
+  local auth=() query="$1"
+  if [ "$#" -eq 2 ]; then auth=(-u "$1:$(cat "$PKI/influxdb-$1-password")"); query="$2"; fi
+  curl -sf -m 10 --cacert "$PKI/ca.crt" "${auth[@]}" -XPOST "$INFLUXSEC_EP/query" \
+    --data-urlencode "q=$query" >/dev/null
+}
+
+# influxsec_auth: the admin, the transfer's user and its database (once per data directory).
+influxsec_auth() {
+  [ -f "$INFLUXSEC_DIR/meta/.logship-auth" ] && return 0
+  local user
+  for user in root logship; do
+    [ -s "$PKI/influxdb-$user-password" ] || (umask 077 && openssl rand -hex 16 >"$PKI/influxdb-$user-password")
+  done
+  # The first admin may be created without credentials; after that, only by an admin.
+  influxsec_query "CREATE USER root WITH PASSWORD '$(cat "$PKI/influxdb-root-password")' WITH ALL PRIVILEGES" ||
+    influxsec_query root "SHOW USERS" || return 1
+  influxsec_query root "CREATE USER logship WITH PASSWORD '$(cat "$PKI/influxdb-logship-password")'" || return 1
+  influxsec_query root "CREATE DATABASE logship_sec" || return 1
+  influxsec_query root "GRANT ALL ON logship_sec TO logship" || return 1
+  touch "$INFLUXSEC_DIR/meta/.logship-auth"
+}
+
+influxsec_health() {
+  port_open "$INFLUXSEC_EP" || return 1
+  curl -sf -m 3 --cacert "$PKI/ca.crt" -o /dev/null "$INFLUXSEC_EP/ping" || return 1
+  influxsec_auth
+}
+influxsec_running() { pid_alive "$INFLUXSEC_PID" "$INFLUXSEC_DIR/influxdb.conf"; }
+influxsec_start() {
+  pki_ensure
+  mkdir -p "$INFLUXSEC_DIR/meta" "$INFLUXSEC_DIR/data" "$INFLUXSEC_DIR/wal"
+  command -v influxd >/dev/null 2>&1 || die "influxsec: influxd is missing (scripts/deps.sh installs Debian's influxdb)"
+  influxdb_conf "$INFLUXSEC_DIR" 127.0.0.1:8091 127.0.0.1:8087 \
+    "auth-enabled = true" "https-enabled = true" \
+    "https-certificate = \"$PKI/server.crt\"" "https-private-key = \"$PKI/server.key\""
+  spawn "$INFLUXSEC_LOG" "$INFLUXSEC_PID" influxd -config "$INFLUXSEC_DIR/influxdb.conf"
+}
+influxsec_stop() { stop_pid "$INFLUXSEC_PID" "$INFLUXSEC_DIR/influxdb.conf" influxsec; }
+influxsec_wipe() { rm -rf "$INFLUXSEC_DIR/meta" "$INFLUXSEC_DIR/data" "$INFLUXSEC_DIR/wal"; }
+influxsec_logfile() { echo "$INFLUXSEC_LOG"; }
