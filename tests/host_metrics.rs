@@ -263,18 +263,13 @@ fn agent_and_transfer_fill_influxdb_with_the_hosts_series() {
 
 #[test]
 fn refused_points_and_records_no_sink_takes_go_to_the_dead_letter_topic() {
-    use rdkafka::message::{Header, OwnedHeaders};
-    use rdkafka::producer::FutureRecord;
     let dir = tempfile::tempdir().unwrap();
     let topic = common::unique("metrics-in");
     let dlq = common::unique("metrics-dlq");
     let db = common::unique("dlq_db").replace('-', "_");
     transfer_support::create_topic(&topic);
     let producer = transfer_support::producer();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let now = transfer_support::now_nanos();
     // One record: two good points around a malformed one, then a field of another type.
     let good = format!(
         "probe,host=h value=1 {now}\nthis is not line protocol\nprobe,host=h value=2 {}\n",
@@ -282,16 +277,7 @@ fn refused_points_and_records_no_sink_takes_go_to_the_dead_letter_topic() {
     );
     let conflict = format!("probe,host=h value=\"text\" {}\n", now + 2);
     let send = |payload: &str, metrics: bool| {
-        let mut record = FutureRecord::<str, str>::to(&topic)
-            .key("h")
-            .payload(payload);
-        if metrics {
-            record = record.headers(OwnedHeaders::new().insert(Header {
-                key: "logship-kind",
-                value: Some("metrics"),
-            }));
-        }
-        futures::executor::block_on(producer.send(record, Duration::from_secs(30))).unwrap();
+        transfer_support::produce_points(&producer, &topic, "h", payload, metrics);
     };
     send(&good, true);
     send(&conflict, true);
@@ -363,4 +349,80 @@ fn config_group(config: &std::path::Path) -> String {
         .and_then(|rest| rest.strip_suffix('"'))
         .unwrap()
         .to_string()
+}
+
+#[test]
+fn without_create_database_the_transfer_waits_for_the_database_then_writes_into_its_retention_policy(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = common::unique("metrics-rp");
+    let db = common::unique("rp_db").replace('-', "_");
+    transfer_support::create_topic(&topic);
+    transfer_support::produce_probe_records(&transfer_support::producer(), &topic, "probe", 2);
+    let health = common::ops::free_addr();
+    let group = common::unique("rp-group");
+    let config = metrics_transfer(
+        dir.path(),
+        &group,
+        &[&topic],
+        &db,
+        &format!("metrics_addr = \"{health}\"\nhealth_grace_ms = 500\n"),
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}create_database = false\nretention_policy = \"two_days\"\n"),
+    )
+    .unwrap();
+    let transfer = Transfer::start(&config, "transfer");
+
+    // Nobody made the database yet: InfluxDB's 404 is retried, /health says it, nothing done.
+    let unhealthy = common::wait_for(Duration::from_secs(60), || {
+        common::ops::http_get(health, "/health")
+            .filter(|(status, body)| *status == 503 && body.contains("database not found"))
+    });
+    assert!(
+        unhealthy.is_some(),
+        "no 503 naming the missing database\n{}",
+        transfer.log()
+    );
+    let offsets = transfer_support::committed(&group, &topic);
+    assert!(
+        offsets.iter().all(|offset| offset.unwrap_or(0) == 0),
+        "nothing committed past an unwritten point: {offsets:?}"
+    );
+    let log = transfer.log();
+    assert!(!log.contains("InfluxDB database in place"), "{log}");
+
+    // Someone else makes it, with the retention policy the transfer writes into.
+    create_database(&db);
+    let (code, body) = curl(&[
+        "-XPOST",
+        &format!("{}/query", influxdb()),
+        "--data-urlencode",
+        &format!("q=CREATE RETENTION POLICY two_days ON {db} DURATION 2d REPLICATION 1"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let written = common::wait_for(Duration::from_secs(60), || {
+        let answer = query(&db, "SELECT count(value) FROM \"two_days\".\"probe\"");
+        (rows(&answer).first().and_then(|row| row[1].as_f64()) == Some(4.0)).then_some(())
+    });
+    assert!(
+        written.is_some(),
+        "4 points not in two_days\n{}",
+        transfer.log()
+    );
+    let default_policy = query(&db, "SELECT count(value) FROM \"autogen\".\"probe\"");
+    assert!(rows(&default_policy).is_empty(), "{default_policy}");
+    transfer_support::wait_for_commits_at_end(&group, &topic, Duration::from_secs(30));
+    let healthy = common::wait_for(Duration::from_secs(30), || {
+        common::ops::http_get(health, "/health").filter(|(status, _)| *status == 200)
+    });
+    assert!(
+        healthy.is_some(),
+        "/health did not recover\n{}",
+        transfer.log()
+    );
+    transfer.terminate(Duration::from_secs(30));
+    drop_database(&db);
 }

@@ -1235,8 +1235,6 @@ fn secure_influx_count(measurement: &str, field: &str) -> u64 {
 #[test]
 fn metrics_reach_influxdb_over_tls_as_a_user_without_admin_rights_after_the_ca_and_password_are_fixed(
 ) {
-    use rdkafka::message::{Header, OwnedHeaders};
-    use rdkafka::producer::FutureRecord;
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.crt");
     let password = dir.path().join("password");
@@ -1255,27 +1253,7 @@ fn metrics_reach_influxdb_over_tls_as_a_user_without_admin_rights_after_the_ca_a
         ca.display()
     );
     create_topic(&setup.topic);
-    let producer = producer();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    for record in 0..3u128 {
-        let points = format!(
-            "{measurement},host=sec-h value={record} {}\n{measurement},host=sec-h value={record}.5 {}\n",
-            now + record * 2,
-            now + record * 2 + 1
-        );
-        let record = FutureRecord::<str, str>::to(&setup.topic)
-            .key("sec-h")
-            .payload(&points)
-            .headers(OwnedHeaders::new().insert(Header {
-                key: "logship-kind",
-                value: Some("metrics"),
-            }));
-        futures::executor::block_on(producer.send(record, Duration::from_secs(30)))
-            .unwrap_or_else(|(error, _)| panic!("not produced: {error}"));
-    }
+    produce_probe_records(&producer(), &setup.topic, &measurement, 3);
     let (_config_dir, config) = setup.write();
     let transfer = Transfer::start(&config, "sec-influx");
 

@@ -123,8 +123,6 @@ fn a_record_that_breaks_the_mapping_is_dead_lettered_and_passed() {
 
 #[test]
 fn a_metrics_record_on_a_transfer_without_influxdb_is_dead_lettered_and_passed() {
-    use rdkafka::message::{Header, OwnedHeaders};
-    use rdkafka::producer::FutureRecord;
     let setup = TransferSetup::new("xfer-no-influx");
     create_topic(&setup.topic);
     let producer = producer();
@@ -132,16 +130,7 @@ fn a_metrics_record_on_a_transfer_without_influxdb_is_dead_lettered_and_passed()
     produce(&producer, &setup.topic, &lines[..10]);
     // What the agent's host metrics send, on a topic this transfer (Elasticsearch only) reads.
     let points = "cpu,host=web-05,cpu=cpu-total usage_user=1.5 1764540000000000000\n";
-    let record = FutureRecord::<str, str>::to(&setup.topic)
-        .key("one-stream")
-        .payload(points)
-        .headers(OwnedHeaders::new().insert(Header {
-            key: "logship-kind",
-            value: Some("metrics"),
-        }));
-    let (partition, offset) = futures::executor::block_on(producer.send(record, INDEXED))
-        .map(|delivery| (delivery.partition, delivery.offset))
-        .unwrap_or_else(|(error, _)| panic!("metrics record not produced: {error}"));
+    let (partition, offset) = produce_points(&producer, &setup.topic, "one-stream", points, true);
     produce(&producer, &setup.topic, &lines[10..]);
 
     let (_dir, config) = setup.write();

@@ -46,6 +46,56 @@ pub fn producer() -> FutureProducer {
         .expect("producer")
 }
 
+/// Produces `points` (line protocol) to `topic` with key `key` as the agent's host metrics do
+/// (header `logship-kind: metrics`), or as a plain record when `metrics` is false; returns its
+/// partition and offset once Kafka acknowledged it.
+pub fn produce_points(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    points: &str,
+    metrics: bool,
+) -> (i32, i64) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let mut record = FutureRecord::<str, str>::to(topic).key(key).payload(points);
+    if metrics {
+        record = record.headers(OwnedHeaders::new().insert(Header {
+            key: "logship-kind",
+            value: Some("metrics"),
+        }));
+    }
+    futures::executor::block_on(producer.send(record, Duration::from_secs(30)))
+        .map(|delivery| (delivery.partition, delivery.offset))
+        .unwrap_or_else(|(error, _)| panic!("record not produced: {error}"))
+}
+
+/// Nanoseconds since the epoch, now.
+pub fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_nanos())
+        .unwrap_or_default()
+}
+
+/// `records` metrics records of two points each of `measurement` (tag `host=h`, field `value`),
+/// at distinct times from `now` on, produced to `topic`.
+pub fn produce_probe_records(
+    producer: &FutureProducer,
+    topic: &str,
+    measurement: &str,
+    records: u128,
+) {
+    let now = now_nanos();
+    for record in 0..records {
+        let points = format!(
+            "{measurement},host=h value={record} {}\n{measurement},host=h value={record}.5 {}\n",
+            now + record * 2,
+            now + record * 2 + 1
+        );
+        produce_points(producer, topic, "h", &points, true);
+    }
+}
+
 /// One record to produce.
 pub struct Produce {
     /// Key (`None` for none).
