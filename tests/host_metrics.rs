@@ -396,13 +396,9 @@ fn without_create_database_the_transfer_waits_for_the_database_then_writes_into_
 
     // Someone else makes it, with the retention policy the transfer writes into.
     create_database(&db);
-    let (code, body) = curl(&[
-        "-XPOST",
-        &format!("{}/query", influxdb()),
-        "--data-urlencode",
-        &format!("q=CREATE RETENTION POLICY two_days ON {db} DURATION 2d REPLICATION 1"),
-    ]);
-    assert_eq!(code, 200, "{body}");
+    execute(&format!(
+        "CREATE RETENTION POLICY two_days ON {db} DURATION 2d REPLICATION 1"
+    ));
     let written = common::wait_for(Duration::from_secs(60), || {
         let answer = query(&db, "SELECT count(value) FROM \"two_days\".\"probe\"");
         (rows(&answer).first().and_then(|row| row[1].as_f64()) == Some(4.0)).then_some(())

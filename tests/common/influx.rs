@@ -45,15 +45,21 @@ pub fn scalar(answer: &Value) -> f64 {
         .unwrap_or_else(|| panic!("no value: {answer}"))
 }
 
-/// Creates database `db`.
-pub fn create_database(db: &str) {
+/// Runs the InfluxQL statement `q` that changes something (a POST), and panics unless it
+/// answers 200.
+pub fn execute(q: &str) {
     let (code, body) = curl(&[
         "-XPOST",
         &format!("{}/query", influxdb()),
         "--data-urlencode",
-        &format!("q=CREATE DATABASE {db}"),
+        &format!("q={q}"),
     ]);
-    assert_eq!(code, 200, "{body}");
+    assert_eq!(code, 200, "{q}: {body}");
+}
+
+/// Creates database `db`.
+pub fn create_database(db: &str) {
+    execute(&format!("CREATE DATABASE {db}"));
 }
 
 /// Drops database `db` (best effort).
