@@ -24,7 +24,7 @@
 //!   value was decoded.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -93,7 +93,7 @@ pub struct Outcome {
 /// decoded JSON object or array (written again on one line: the bulk body allows no raw
 /// newline).
 #[derive(Debug, Clone)]
-pub enum FieldValue<'a> {
+enum FieldValue<'a> {
     /// A JSON value's text, from the line.
     Json(&'a RawValue),
     /// A text, from the line.
@@ -127,7 +127,7 @@ impl Serialize for FieldValue<'_> {
 /// Parsed fields in the line's order, each key once (a repeated key keeps its last value, as
 /// a JSON decoder does).
 #[derive(Debug, Clone, Default)]
-pub struct Fields<'a>(Vec<(Cow<'a, str>, FieldValue<'a>)>);
+struct Fields<'a>(Vec<(Cow<'a, str>, FieldValue<'a>)>);
 
 impl<'a> Fields<'a> {
     /// Keys at which a linear search for an earlier copy gives way to a hash map.
@@ -137,22 +137,19 @@ impl<'a> Fields<'a> {
         let repeated = if pairs.len() <= Self::LINEAR {
             (1..pairs.len()).any(|n| pairs[..n].iter().any(|(key, _)| *key == pairs[n].0))
         } else {
-            let mut seen = HashMap::with_capacity(pairs.len());
-            pairs
-                .iter()
-                .any(|(key, _)| seen.insert(key.clone(), ()).is_some())
+            let mut seen = HashSet::with_capacity(pairs.len());
+            pairs.iter().any(|(key, _)| !seen.insert(key.as_ref()))
         };
         if repeated {
-            let mut last: HashMap<Cow<'a, str>, usize> = HashMap::with_capacity(pairs.len());
+            let mut last: HashMap<&str, usize> = HashMap::with_capacity(pairs.len());
             for (n, (key, _)) in pairs.iter().enumerate() {
-                last.insert(key.clone(), n);
+                last.insert(key.as_ref(), n);
             }
-            let mut n = 0;
-            pairs.retain(|(key, _)| {
-                let keep = last.get(key) == Some(&n);
-                n += 1;
-                keep
-            });
+            let keep: Vec<bool> = (0..pairs.len())
+                .map(|n| last.get(pairs[n].0.as_ref()) == Some(&n))
+                .collect();
+            let mut kept = keep.into_iter();
+            pairs.retain(|_| kept.next().unwrap_or(true));
         }
         Fields(pairs)
     }
@@ -579,12 +576,18 @@ mod tests {
 
     /// The document `rule` makes of `line` in `mode`, as written to the bulk body.
     fn written(rule: &ParseConfig, line: &str, mode: Mode<'_>) -> (Value, Outcome) {
+        let (text, outcome) = written_text(rule, line, mode);
+        (serde_json::from_str(&text).unwrap(), outcome)
+    }
+
+    /// [`written`] as the text written (where a repeated key would show).
+    fn written_text(rule: &ParseConfig, line: &str, mode: Mode<'_>) -> (String, Outcome) {
         let mut d = doc(line);
         let message = d.remove("message").unwrap();
         let parsed = apply(rule, &mut d, &message, Some(read_time()), mode);
         let text = serde_json::to_string(&parsed.document(&d, &message)).unwrap();
         assert!(!text.contains('\n'), "one line: {text}");
-        (serde_json::from_str(&text).unwrap(), parsed.outcome)
+        (text, parsed.outcome)
     }
 
     fn run(rule: &ParseConfig, line: &str) -> (Value, Outcome) {
@@ -616,7 +619,7 @@ mod tests {
                     \"level\":\"error\",\"a\\u0062\":\"\\u00e9\\n\",\"ctx\": {\n  \"k\": [1,\r\n 2]\n}}";
         let (d, outcome) = run(&rule(Format::Json, None), line);
         assert!(outcome.merged && !outcome.parse_error);
-        let text = d.to_string();
+        let (text, _) = written_text(&rule(Format::Json, None), line, Mode::Merge);
         assert_eq!(d["level"], "error", "the last of a repeated key wins");
         assert_eq!(text.matches("\"level\"").count(), 1, "{text}");
         assert_eq!(d["ab"], "\u{e9}\n");
@@ -631,6 +634,22 @@ mod tests {
             written.contains("\"n\":123456789012345678901234,\"x\":1.50"),
             "numbers go through untouched: {written}"
         );
+    }
+
+    #[test]
+    fn a_repeated_key_among_many_is_written_once_with_its_last_value() {
+        let mut members: Vec<String> = (0..40).map(|n| format!("\"k{n}\":{n}")).collect();
+        members.insert(10, "\"k35\":\"first\"".into());
+        members.push("\"k3\":\"last\"".into());
+        let line = format!("{{{}}}", members.join(","));
+        let (d, _) = run(&rule(Format::Json, None), &line);
+        let (text, _) = written_text(&rule(Format::Json, None), &line, Mode::Merge);
+        assert_eq!(d["k3"], "last");
+        assert_eq!(d["k35"], 35);
+        assert_eq!(d["k39"], 39);
+        for key in ["\"k3\"", "\"k35\""] {
+            assert_eq!(text.matches(key).count(), 1, "{text}");
+        }
     }
 
     #[test]
