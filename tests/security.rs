@@ -1215,21 +1215,37 @@ fn secure_influxdb() -> String {
 /// How many values of `field` measurement `measurement` of database `logship_sec` holds, read
 /// by the secure InfluxDB's admin.
 fn secure_influx_count(measurement: &str, field: &str) -> u64 {
-    let output = Command::new("curl")
-        .args(["-s", "-m", "10", "-G", "--cacert"])
-        .arg(pki("ca.crt"))
-        .arg("-u")
-        .arg(format!("root:{}", read(&pki("influxdb-root-password"))))
-        .arg(format!("{}/query", secure_influxdb()))
-        .args(["--data-urlencode", "db=logship_sec", "--data-urlencode"])
-        .arg(format!("q=SELECT count({field}) FROM \"{measurement}\""))
-        .output()
-        .expect("run curl");
-    let answer: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    let query = format!("q=SELECT count({field}) FROM \"{measurement}\"");
+    let output = secure_influx_admin(
+        "query",
+        &[
+            "-G",
+            "--data-urlencode",
+            "db=logship_sec",
+            "--data-urlencode",
+            &query,
+        ],
+    );
+    let answer: serde_json::Value =
+        serde_json::from_str(&output).unwrap_or_else(|e| panic!("{e}: {output}"));
     answer["results"][0]["series"][0]["values"][0][1]
         .as_u64()
         .unwrap_or(0)
+}
+
+/// `curl` as the secure InfluxDB's admin on `endpoint` (`query`, `write?...`) with `args`:
+/// what it printed.
+fn secure_influx_admin(endpoint: &str, args: &[&str]) -> String {
+    let output = Command::new("curl")
+        .args(["-s", "-m", "10", "--cacert"])
+        .arg(pki("ca.crt"))
+        .arg("-u")
+        .arg(format!("root:{}", read(&pki("influxdb-root-password"))))
+        .args(args)
+        .arg(format!("{}/{endpoint}", secure_influxdb()))
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[test]
@@ -1341,28 +1357,18 @@ fn metrics_reach_influxdb_over_tls_as_a_user_without_admin_rights_after_the_ca_a
 
 /// Writes line protocol `points` into `logship_sec` of the secure InfluxDB as its admin.
 fn secure_influx_write(points: &str) {
-    let output = Command::new("curl")
-        .args([
-            "-s",
-            "-m",
-            "10",
+    let status = secure_influx_admin(
+        "write?db=logship_sec&precision=s",
+        &[
             "-o",
             "/dev/null",
             "-w",
             "%{http_code}",
-            "--cacert",
-        ])
-        .arg(pki("ca.crt"))
-        .arg("-u")
-        .arg(format!("root:{}", read(&pki("influxdb-root-password"))))
-        .arg(format!(
-            "{}/write?db=logship_sec&precision=s",
-            secure_influxdb()
-        ))
-        .args(["--data-binary", points])
-        .output()
-        .expect("run curl");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "204");
+            "--data-binary",
+            points,
+        ],
+    );
+    assert_eq!(status, "204");
 }
 
 #[test]
@@ -1394,13 +1400,16 @@ fn the_console_charts_a_host_from_influxdb_over_tls_with_a_password_file() {
             pki("ca.crt").display()
         )
     };
-    let console = common::console::Console::launch(dir.path(), |addr| {
-        format!(
-            "listen = \"{addr}\"\n[elasticsearch]\nurl = \"{}\"\nindex_pattern = \"logs-none-*\"\n{}",
-            common::es_url(),
-            influx(&password)
-        )
-    });
+    let launch = |dir: &Path, password: &Path| {
+        common::console::Console::launch(dir, |addr| {
+            format!(
+                "listen = \"{addr}\"\n[elasticsearch]\nurl = \"{}\"\nindex_pattern = \"logs-none-*\"\n{}",
+                common::es_url(),
+                influx(password)
+            )
+        })
+    };
+    let console = launch(dir.path(), &password);
     let (code, answer) = console.get(&format!("/api/hosts/{host}/metrics?range=15m"));
     assert_eq!(code, 200, "{answer}\n{}", console.log());
     let cpu = &answer["charts"][0];
@@ -1427,13 +1436,7 @@ fn the_console_charts_a_host_from_influxdb_over_tls_with_a_password_file() {
     let wrong_dir = tempfile::tempdir().unwrap();
     let wrong = wrong_dir.path().join("wrong");
     std::fs::write(&wrong, "not-the-password\n").unwrap();
-    let refused = common::console::Console::launch(wrong_dir.path(), |addr| {
-        format!(
-            "listen = \"{addr}\"\n[elasticsearch]\nurl = \"{}\"\nindex_pattern = \"logs-none-*\"\n{}",
-            common::es_url(),
-            influx(&wrong)
-        )
-    });
+    let refused = launch(wrong_dir.path(), &wrong);
     let (code, answer) = refused.get(&format!("/api/hosts/{host}/metrics?range=15m"));
     assert!(code >= 500, "{code} {answer}");
     assert!(

@@ -251,3 +251,41 @@ fn stack_traces_go_from_file_to_elasticsearch_as_one_parsed_document_each() {
     assert_eq!(ids_found(&index, "level:ERROR").len(), errors);
     shipping.stop();
 }
+
+/// What the transfer copies from a JSON line as it is written reaches Elasticsearch as fields:
+/// a key the line repeats (Elasticsearch refuses a document holding one twice) is indexed once
+/// with its last value, and an object written over several lines (a joined event) is indexed
+/// as an object, not as a fallback string.
+#[test]
+fn repeated_keys_and_multi_line_objects_are_indexed_as_fields() {
+    let mut setup = TransferSetup::new("xfer-json-raw");
+    setup.tables = format!(
+        "[[parse]]\ntopics = [\"{}\"]\nformat = \"json\"\n",
+        setup.topic
+    );
+    create_topic(&setup.topic);
+    let records = [
+        record("raw", 0, r#"{"level":"info","code":1,"level":"error"}"#),
+        record(
+            "raw",
+            1,
+            "{\"ctx\": {\n  \"user\": \"ann\",\n  \"ids\": [1,\n 2]\n},\n \"code\": 2}",
+        ),
+    ];
+    produce(&producer(), &setup.topic, &records);
+    let (_dir, config) = setup.write();
+    let transfer = Transfer::start(&config, "t1");
+    wait_for_count(&setup.index, 2, INDEXED, &[&transfer]);
+    assert_eq!(ids_found(&setup.index, "level:error"), vec![id("raw", 0)]);
+    assert_eq!(ids_found(&setup.index, "ctx.user:ann"), vec![id("raw", 1)]);
+    assert_eq!(ids_found(&setup.index, "ctx.ids:2"), vec![id("raw", 1)]);
+    let docs = documents(&setup.index);
+    assert!(
+        docs.iter()
+            .all(|(_, doc)| doc.get("mapping_conflict").is_none()
+                && doc.get("parse_error").is_none()),
+        "{docs:?}"
+    );
+    assert_eq!(count(&setup.dlq), 0);
+    assert!(transfer.terminate(EXIT).success());
+}
