@@ -115,9 +115,22 @@ cmd_up() {
       continue
     fi
     if "${s}_running"; then
-      ours[$i]=1   # already started by this checkout; just (re)check health
-      notes[$i]="already running"
-      continue
+      ours[$i]=1   # already started by this checkout: in the mode asked for?
+      local want have
+      want="$(service_mode "$s")"
+      have="$(recorded_mode "$s")"
+      if [ "$want" = "$have" ]; then
+        notes[$i]="already running"
+        continue
+      fi
+      if [ "$have" = unrecorded ]; then
+        log "$s: running without a recorded mode (started by an older services.sh), restarting it in ${want%% *} mode (data kept)"
+      elif [ "${want%% *}" != "${have%% *}" ]; then
+        log "$s: running in ${have%% *} mode, restarting it in ${want%% *} mode (data kept)"
+      else
+        log "$s: running with another configuration ($have, now $want), restarting it (data kept)"
+      fi
+      "${s}_stop"
     fi
     if [ "${LOGSHIP_SERVICES_TAKEOVER:-0}" = 1 ] && [ -n "$(foreign_instances "$s")" ]; then
       takeover "$s"
@@ -127,6 +140,7 @@ cmd_up() {
       continue
     fi
     "${s}_start"
+    record_mode "$s"
     SVC_T0[$i]="$(now)"
     ours[$i]=1
   done
@@ -140,6 +154,7 @@ cmd_down() {
   local s i
   for ((i = ${#SELECTED[@]} - 1; i >= 0; i--)); do
     s="${SELECTED[$i]}"
+    rm -f "$RUN/$s.mode"
     if "${s}_running"; then
       "${s}_stop"
       log "$s: stopped"
@@ -166,7 +181,9 @@ cmd_status() {
     who=""
     if "${s}_running"; then who=" (pid $(cat "$RUN/$s.pid"))";
     elif ! is_local "$s"; then who=" (external)"; fi
-    if "${s}_health"; then state=healthy; else state=DOWN; rc=1; fi
+    HEALTH_WHY=""
+    if "${s}_health"; then state=healthy; else state="DOWN: ${HEALTH_WHY:-health check failed}"; rc=1; fi
+    if "${s}_running"; then who="$who [$(recorded_mode "$s")]"; fi
     [ "$s" = elasticsearch ] && [ "$state" = healthy ] && who="$who [$(es_version)]"
     printf '%-14s %-24s %s%s\n' "$s" "$(endpoint "$s")" "$state" "$who"
   done

@@ -82,20 +82,46 @@ spawn() {
 
 fail_start() { # NAME LOGFILE MESSAGE
   echo "services: $1 could not start: $3" >&2
-  if [ -n "$2" ] && [ -f "$2" ]; then
-    # only this run's part of the (appended) log
-    local part; part="$(awk '/^=== .* start: /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' "$2")"
-    local key; key="$(grep -E 'ERROR|FATAL|Exception|rror:|panic' <<<"$part" | grep -vE '^\s+at ' | head -n 8 || true)"
-    if [ -n "$key" ]; then
-      echo "---- first errors in $2 ----" >&2
-      echo "$key" >&2
-    fi
-    echo "---- tail of $2 ----" >&2
-    tail -n 30 <<<"$part" >&2
-    echo "--------------------" >&2
+  if [ -z "$2" ] || [ ! -f "$2" ]; then
+    echo "services: $1 has no log file${2:+ at $2}: it wrote nothing" >&2
+    exit 1
   fi
+  # only this run's part of the (appended) log
+  local part; part="$(awk '/^=== .* start: /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' "$2")"
+  if [ "$(grep -cv '^=== .* start: ' <<<"$part" || true)" = 0 ]; then
+    echo "services: $1 wrote nothing to $2 since it was started${part:+ (${part%%$'\n'*})}" >&2
+    exit 1
+  fi
+  local key; key="$(grep -E 'ERROR|FATAL|Exception|rror:|panic' <<<"$part" | grep -vE '^\s+at ' | head -n 8 || true)"
+  if [ -n "$key" ]; then
+    echo "---- first errors in $2 ----" >&2
+    echo "$key" >&2
+  fi
+  echo "---- tail of $2 ----" >&2
+  tail -n 30 <<<"$part" >&2
+  echo "--------------------" >&2
   exit 1
 }
+
+# ---------------------------------------------------------------- modes
+#
+# Each server started here records the mode it was started in ($RUN/NAME.mode): a label
+# (kafka: plain or secure; the others: single-node) and, where the service writes its
+# configuration from a NAME_config function, a digest of that configuration. `up` compares
+# it with the mode asked for now and restarts a server running in another one, keeping its
+# data, so the README's commands work in either order.
+
+# service_mode NAME: the mode NAME is asked to run in now, as one line.
+service_mode() {
+  local s="$1" label=single-node conf=""
+  if declare -F "${s}_mode_label" >/dev/null; then label="$("${s}_mode_label")"; fi
+  if declare -F "${s}_config" >/dev/null; then
+    conf=" config $("${s}_config" | sha256sum | cut -c1-12)"
+  fi
+  echo "$label$conf"
+}
+record_mode() { service_mode "$1" >"$RUN/$1.mode"; }
+recorded_mode() { cat "$RUN/$1.mode" 2>/dev/null || echo unrecorded; }
 
 mvn_quiet() { # run maven quietly; on failure keep the output in $MVN_LOG
   mvn -B -q -Dstyle.color=never "$@" >"$MVN_LOG" 2>&1
@@ -196,9 +222,9 @@ wait_healthy() { # NAME T0 OURS [NOTE] -> waits until healthy, or dies with the 
     fi
     if [ $(( $(now) - t0 )) -ge "$TIMEOUT" ]; then
       if [ "$ours" = 1 ]; then
-        fail_start "$s" "$("${s}_logfile")" "not healthy at $(endpoint "$s") after ${TIMEOUT} s"
+        fail_start "$s" "$("${s}_logfile")" "not healthy at $(endpoint "$s") after ${TIMEOUT} s: ${HEALTH_WHY:-its health check failed}"
       fi
-      die "$s: not healthy at $(endpoint "$s") after ${TIMEOUT} s (external endpoint)"
+      die "$s: not healthy at $(endpoint "$s") after ${TIMEOUT} s (external endpoint): ${HEALTH_WHY:-its health check failed}"
     fi
     sleep 1
   done

@@ -35,9 +35,11 @@ es_flavor_file() { echo "$SV/elasticsearch.dist"; }   # "<flavor> <version> <hom
 
 es_health() {
   local out
-  port_open "$(norm_url "$ES_EP")" || return 1
-  out="$(curl -s -m 8 "$(norm_url "$ES_EP")/_cluster/health?wait_for_status=yellow&timeout=3s" 2>/dev/null)" || return 1
-  grep -qE '"status" *: *"(green|yellow)"' <<<"$out"
+  port_open "$(norm_url "$ES_EP")" || { HEALTH_WHY="nothing accepts TCP connections on $(norm_url "$ES_EP")"; return 1; }
+  out="$(curl -s -m 8 "$(norm_url "$ES_EP")/_cluster/health?wait_for_status=yellow&timeout=3s" 2>/dev/null)" \
+    || { HEALTH_WHY="GET $(norm_url "$ES_EP")/_cluster/health did not answer within 8 s"; return 1; }
+  grep -qE '"status" *: *"(green|yellow)"' <<<"$out" \
+    || { HEALTH_WHY="GET $(norm_url "$ES_EP")/_cluster/health answered without green or yellow: ${out:0:200}"; return 1; }
 }
 es_version() { # best effort, for messages
   curl -s -m 5 "$(norm_url "$ES_EP")/_nodes/_local?filter_path=nodes.*.version" 2>/dev/null \

@@ -56,9 +56,9 @@ pki_make() {
 }
 
 esproxy_health() {
-  port_open "$ESPROXY_EP" || return 1
-  curl -sf --cacert "$PKI/ca.crt" -u "$ESPROXY_USER:$(cat "$PKI/es-password" 2>/dev/null)" \
-    "$ESPROXY_EP" >/dev/null 2>&1
+  port_open "$ESPROXY_EP" || { HEALTH_WHY="nothing accepts TCP connections on $ESPROXY_EP"; return 1; }
+  curl -sf -m 8 --cacert "$PKI/ca.crt" -u "$ESPROXY_USER:$(cat "$PKI/es-password" 2>/dev/null)" \
+    "$ESPROXY_EP" >/dev/null 2>&1 || { HEALTH_WHY="GET $ESPROXY_EP as $ESPROXY_USER (TLS, basic auth) did not answer 2xx"; return 1; }
 }
 esproxy_running() { pid_alive "$ESPROXY_PID" "$ESPROXY_CONF"; }
 esproxy_start() {

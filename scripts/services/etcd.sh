@@ -10,9 +10,9 @@ ETCD_PID="$RUN/etcd.pid"
 ETCD_LOG="$ETCD_DIR/etcd.log"
 
 etcd_health() {
-  port_open "$ETCD_EP" || return 1
+  port_open "$ETCD_EP" || { HEALTH_WHY="nothing accepts TCP connections on $ETCD_EP"; return 1; }
   ETCDCTL_API=3 timeout 10 etcdctl --endpoints="$ETCD_EP" --dial-timeout=2s --command-timeout=3s \
-    endpoint health >/dev/null 2>&1
+    endpoint health >/dev/null 2>&1 || { HEALTH_WHY="etcdctl endpoint health at $ETCD_EP failed"; return 1; }
 }
 etcd_running() { pid_alive "$ETCD_PID" "$ETCD_DIR/data"; }
 etcd_start() {
@@ -77,9 +77,9 @@ etcdsec_auth() {
 }
 
 etcdsec_health() {
-  port_open "$ETCDSEC_EP" || return 1
-  etcdsec_ctl endpoint health >/dev/null 2>&1 || return 1
-  etcdsec_auth
+  port_open "$ETCDSEC_EP" || { HEALTH_WHY="nothing accepts TCP connections on $ETCDSEC_EP"; return 1; }
+  etcdsec_ctl endpoint health >/dev/null 2>&1 || { HEALTH_WHY="etcdctl endpoint health at $ETCDSEC_EP (TLS, client certificate) failed"; return 1; }
+  etcdsec_auth || { HEALTH_WHY="the users, role and auth of $ETCDSEC_EP could not be set up"; return 1; }
 }
 etcdsec_running() { pid_alive "$ETCDSEC_PID" "$ETCDSEC_DIR/data"; }
 etcdsec_start() {

@@ -24,8 +24,8 @@ influxdb_conf() {
 }
 
 influxdb_health() {
-  port_open "$INFLUXDB_EP" || return 1
-  curl -sf -m 3 -o /dev/null "$INFLUXDB_EP/ping"
+  port_open "$INFLUXDB_EP" || { HEALTH_WHY="nothing accepts TCP connections on $INFLUXDB_EP"; return 1; }
+  curl -sf -m 3 -o /dev/null "$INFLUXDB_EP/ping" || { HEALTH_WHY="GET $INFLUXDB_EP/ping did not answer 2xx within 3 s"; return 1; }
 }
 influxdb_running() { pid_alive "$INFLUXDB_PID" "$INFLUXDB_DIR/influxdb.conf"; }
 influxdb_start() {
@@ -76,9 +76,9 @@ influxsec_auth() {
 }
 
 influxsec_health() {
-  port_open "$INFLUXSEC_EP" || return 1
-  curl -sf -m 3 --cacert "$PKI/ca.crt" -o /dev/null "$INFLUXSEC_EP/ping" || return 1
-  influxsec_auth
+  port_open "$INFLUXSEC_EP" || { HEALTH_WHY="nothing accepts TCP connections on $INFLUXSEC_EP"; return 1; }
+  curl -sf -m 3 --cacert "$PKI/ca.crt" -o /dev/null "$INFLUXSEC_EP/ping" || { HEALTH_WHY="GET $INFLUXSEC_EP/ping (TLS, test CA) did not answer 2xx within 3 s"; return 1; }
+  influxsec_auth || { HEALTH_WHY="the users of $INFLUXSEC_EP could not be set up"; return 1; }
 }
 influxsec_running() { pid_alive "$INFLUXSEC_PID" "$INFLUXSEC_DIR/influxdb.conf"; }
 influxsec_start() {
