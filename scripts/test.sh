@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test of logship against real servers on loopback:
 #   1. system packages (scripts/deps.sh),
-#   2. Kafka, Elasticsearch and etcd (scripts/services.sh up; stopped again on exit),
+#   2. Kafka, Elasticsearch, etcd and InfluxDB (scripts/services.sh up; stopped again on exit),
+#      after the script test of switching them between plain and secure mode
+#      (tests/scripts/services_modes.sh),
 #   3. formatting and lint gates (cargo fmt --check, cargo clippy -D warnings),
-#   4. cargo test for the whole workspace (unit, property, integration and doc tests),
+#   4. the demo left running, searched and stopped (tests/scripts/demo_stays_alive.sh),
+#      then cargo test for the whole workspace (unit, property, integration and doc tests),
 #   5. no test secret in any log the tests produced (scripts/check-test-logs.sh),
 #   6. fuzzing: scripts/fuzz.sh, LOGSHIP_FUZZ_SECONDS (default 60) per target; 0 skips it.
 # Exits non-zero on any failure.
@@ -29,8 +32,17 @@ export LOGSHIP_SERVICES_TAKEOVER="${LOGSHIP_SERVICES_TAKEOVER:-1}"
 # Secure mode: also the test CA and the TLS + auth front of Elasticsearch (tests/security.rs).
 export LOGSHIP_SECURE="${LOGSHIP_SECURE:-1}"
 # Start the servers in the background while the code compiles; wait for them before testing.
+# First the script test of modes (plain, secure, plain again), then up in the mode asked for.
+mkdir -p target
+script_results=target/script-tests.log
+: >"$script_results"
 services_log=$(mktemp)
-bash scripts/services.sh up >"$services_log" 2>&1 &
+(
+  LOGSHIP_SECURE=0 bash tests/scripts/services_modes.sh >"$services_log.modes" 2>&1
+  modes=$?
+  bash scripts/services.sh up >"$services_log" 2>&1 || exit 100
+  exit "$modes"
+) &
 services_pid=$!
 cleanup() {
   if [ "${LOGSHIP_KEEP_SERVICES:-0}" != 1 ]; then bash scripts/services.sh down || true; fi
@@ -47,12 +59,21 @@ step "build tests"
 cargo test --workspace --no-run --quiet
 
 step "waiting for services"
-if ! wait "$services_pid"; then
+set +e
+wait "$services_pid"
+services_rc=$?
+set -e
+cat "$services_log.modes"
+grep -E '^[a-z_]+: [0-9]+ passed, [0-9]+ failed$' "$services_log.modes" >>"$script_results" || true
+if [ "$services_rc" = 100 ]; then
   cat "$services_log"
   echo "test.sh: services did not start" >&2
   exit 1
 fi
 cat "$services_log"
+if [ "$services_rc" != 0 ] && ! grep -q '^services_modes: ' "$script_results"; then
+  echo "services_modes: 0 passed, 1 failed" >>"$script_results"
+fi
 
 step "warming up Kafka"
 # Agents use idempotent producers. A freshly started single-node KRaft broker has been seen to
@@ -67,8 +88,14 @@ for attempt in 1 2 3 4; do
   echo "kafka: idempotent produce not acknowledged yet (attempt $attempt)"
 done
 
-step "cargo test"
+step "the demo, left running, then stopped (tests/scripts/demo_stays_alive.sh)"
 rm -rf target/test-logs
+if ! bash tests/scripts/demo_stays_alive.sh 2>&1 | tee target/demo-test.log; then
+  grep -q '^demo_stays_alive: ' target/demo-test.log || echo "demo_stays_alive: 0 passed, 1 failed" >>"$script_results"
+fi
+grep -E '^demo_stays_alive: [0-9]+ passed, [0-9]+ failed$' target/demo-test.log >>"$script_results" || true
+
+step "cargo test"
 set +e
 # Two test threads per binary: the integration tests each run agents or transfers that fsync,
 # beside Kafka and Elasticsearch on the same two cores; more in parallel only adds stalls.
@@ -96,8 +123,11 @@ if [ "$fuzz_seconds" != 0 ]; then
 fi
 
 # A crashed fuzz run counts as one failed test in the summary.
-grep -E '^test result:' target/test-output.log | awk -v fuzz_failed="$((fuzz_failed + logs_failed))" '
-  { for (i = 2; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
+# Script tests (tests/scripts/) close with "NAME: N passed, N failed"; their checks count too.
+if grep -qE ' [1-9][0-9]* failed$' "$script_results"; then status=1; fi
+{ grep -E '^test result:' target/test-output.log; sed 's/^[a-z_]*:/script result:/' "$script_results"; } \
+  | awk -v fuzz_failed="$((fuzz_failed + logs_failed))" '
+  { for (i = 2; i <= NF; i++) { if ($(i) ~ /^passed;?,?$/) p += $(i-1); if ($(i) ~ /^failed;?,?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
   END { printf "tests: %d passed, %d failed, %d skipped\n", p, f + fuzz_failed, s }'
 step "done (exit $status)"
 exit "$status"
