@@ -514,3 +514,40 @@ fn health_says_why_while_the_agent_stops_after_a_failure() {
     assert!(!status.success(), "{log}");
     assert!(log.contains("did not stop within"), "{log}");
 }
+
+/// A `data_dir` on a filesystem smaller than `min_free_bytes` plus one read round could never
+/// be read into: the agent refuses to start, naming both sizes, instead of pausing forever.
+#[test]
+fn a_data_dir_on_a_filesystem_too_small_to_ever_read_is_refused_naming_both_sizes() {
+    let Some(fs) = Tmpfs::mount("a_data_dir_too_small", 16) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The default min_free_bytes (16 MiB): nothing about it in the config.
+    let config = config_with_data_dir(dir.path(), &fs.path.join("data"), &unique("small"), "");
+    let mut child = Command::new(common::logship_bin())
+        .args(["agent", "--config"])
+        .arg(&config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the agent did not refuse a data_dir on a 16 MiB filesystem within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    let total = 16u64 * 1024 * 1024;
+    assert!(err.contains(&format!("is {total} bytes in all")), "{err}");
+    assert!(err.contains(&format!("min_free_bytes ({total})")), "{err}");
+    assert!(err.contains(&fs.path.display().to_string()), "{err}");
+}

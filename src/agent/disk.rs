@@ -46,6 +46,90 @@ pub fn free_bytes(path: &Path) -> io::Result<u64> {
     Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
+/// The size and free space of a filesystem, as `statvfs` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsSize {
+    /// Bytes the filesystem holds in all (0: it does not say, as some FUSE and network
+    /// filesystems do).
+    pub total: u64,
+    /// Bytes available to this (unprivileged) process.
+    pub free: u64,
+}
+
+/// The size and free space of the filesystem holding `path` (one `statvfs`).
+pub fn fs_size(path: &Path) -> io::Result<FsSize> {
+    let stat = rustix::fs::statvfs(path)?;
+    Ok(FsSize {
+        total: stat.f_blocks.saturating_mul(stat.f_frsize),
+        free: stat.f_bavail.saturating_mul(stat.f_frsize),
+    })
+}
+
+/// The most one read round commits at once (the reader's round budget): a filesystem must hold
+/// `min_free_bytes` plus this much for the agent ever to read.
+pub const READ_ROUND_BYTES: u64 = 1024 * 1024;
+
+/// Why an agent cannot start on its `data_dir`.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    /// `statvfs` on `data_dir` failed.
+    #[error("cannot read the size of the filesystem holding {dir}: {source}")]
+    Stat {
+        /// The data directory.
+        dir: PathBuf,
+        /// What `statvfs` said.
+        source: io::Error,
+    },
+    /// The filesystem is smaller than `min_free_bytes` plus one read round: the guard would
+    /// pause reading forever.
+    #[error(
+        "the filesystem holding data_dir {dir} is {total} bytes in all, smaller than \
+         min_free_bytes ({min_free_bytes}) plus one read round ({round} bytes): the agent could \
+         never read; lower min_free_bytes (0 turns the free-space guard off) or move data_dir to \
+         a larger filesystem",
+        round = READ_ROUND_BYTES
+    )]
+    TooSmall {
+        /// The data directory.
+        dir: PathBuf,
+        /// The filesystem's total size.
+        total: u64,
+        /// The configured minimum.
+        min_free_bytes: u64,
+    },
+}
+
+/// What the guard does on a filesystem of this size, decided once at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardMode {
+    /// Free space is watched before every read round.
+    Watching,
+    /// `min_free_bytes` is 0: never pauses.
+    Off,
+    /// The filesystem reports a total size of 0, so its free space means nothing either: the
+    /// guard is skipped (a real ENOSPC still stops the agent cleanly, losing nothing).
+    SizeUnknown,
+}
+
+/// Judges a filesystem reading taken at start against `min_free_bytes` (pure: the reading is
+/// passed in, so tests can give any `statvfs` answer).
+pub fn judge(dir: &Path, size: FsSize, min_free_bytes: u64) -> Result<GuardMode, DiskError> {
+    if min_free_bytes == 0 {
+        return Ok(GuardMode::Off);
+    }
+    if size.total == 0 {
+        return Ok(GuardMode::SizeUnknown);
+    }
+    if size.total < min_free_bytes.saturating_add(READ_ROUND_BYTES) {
+        return Err(DiskError::TooSmall {
+            dir: dir.to_path_buf(),
+            total: size.total,
+            min_free_bytes,
+        });
+    }
+    Ok(GuardMode::Watching)
+}
+
 /// What [`DiskGuard::check`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DiskRoom {
@@ -64,21 +148,39 @@ pub enum DiskRoom {
 pub struct DiskGuard {
     data_dir: PathBuf,
     min_free_bytes: u64,
+    mode: GuardMode,
 }
 
 impl DiskGuard {
     /// A guard pausing reading while `data_dir`'s filesystem has less than `min_free_bytes`
-    /// free (0: never pauses).
-    pub fn new(data_dir: &Path, min_free_bytes: u64) -> DiskGuard {
-        DiskGuard {
+    /// free (0: never pauses), after one look at the filesystem's size: one too small ever to
+    /// read on is refused with [`DiskError::TooSmall`]; one that reports no size at all gets a
+    /// guard that never pauses (its mode says so, for the caller to report once).
+    pub fn open(data_dir: &Path, min_free_bytes: u64) -> Result<DiskGuard, DiskError> {
+        let mode = if min_free_bytes == 0 {
+            GuardMode::Off
+        } else {
+            let size = fs_size(data_dir).map_err(|source| DiskError::Stat {
+                dir: data_dir.to_path_buf(),
+                source,
+            })?;
+            judge(data_dir, size, min_free_bytes)?
+        };
+        Ok(DiskGuard {
             data_dir: data_dir.to_path_buf(),
             min_free_bytes,
-        }
+            mode,
+        })
+    }
+
+    /// What this guard does, as decided at [`DiskGuard::open`].
+    pub fn mode(&self) -> GuardMode {
+        self.mode
     }
 
     /// One `statvfs`: cheap enough for every read round.
     pub fn check(&self) -> DiskRoom {
-        if self.min_free_bytes == 0 {
+        if self.mode != GuardMode::Watching {
             return DiskRoom::Enough;
         }
         match free_bytes(&self.data_dir) {
@@ -122,12 +224,72 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let free = free_bytes(dir.path()).unwrap();
         assert!(free > 0);
-        assert_eq!(DiskGuard::new(dir.path(), 0).check(), DiskRoom::Enough);
-        assert_eq!(DiskGuard::new(dir.path(), 1).check(), DiskRoom::Enough);
-        let guard = DiskGuard::new(dir.path(), u64::MAX);
-        let DiskRoom::Low { free } = guard.check() else {
-            panic!("u64::MAX bytes cannot be free");
+        assert_eq!(
+            DiskGuard::open(dir.path(), 0).unwrap().check(),
+            DiskRoom::Enough
+        );
+        assert_eq!(
+            DiskGuard::open(dir.path(), 1).unwrap().check(),
+            DiskRoom::Enough
+        );
+        let size = fs_size(dir.path()).unwrap();
+        // Just above what is free, yet small enough for the filesystem to pass at start.
+        let min = free + 1;
+        if size.total >= min + READ_ROUND_BYTES {
+            let guard = DiskGuard::open(dir.path(), min).unwrap();
+            let DiskRoom::Low { free } = guard.check() else {
+                panic!("more than is free asked for");
+            };
+            assert!(guard.reason(free).contains("no space left on"));
+        }
+    }
+
+    #[test]
+    fn a_filesystem_smaller_than_the_minimum_plus_a_round_is_refused_naming_both_sizes() {
+        let dir = Path::new("/var/lib/logship");
+        let mib = 1024 * 1024;
+        let small = FsSize {
+            total: 16 * mib,
+            free: 16 * mib,
         };
-        assert!(guard.reason(free).contains("no space left on"));
+        let error = judge(dir, small, 16 * mib).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains(&(16 * mib).to_string()), "{text}");
+        assert!(text.contains("min_free_bytes (16777216)"), "{text}");
+        assert!(text.contains("/var/lib/logship"), "{text}");
+        // One byte short of minimum + round: refused; exactly that: watched.
+        let edge = FsSize {
+            total: 17 * mib - 1,
+            free: 0,
+        };
+        assert!(judge(dir, edge, 16 * mib).is_err());
+        let enough = FsSize {
+            total: 17 * mib,
+            free: 0,
+        };
+        assert_eq!(judge(dir, enough, 16 * mib).unwrap(), GuardMode::Watching);
+        // min_free_bytes = 0 turns the guard off on any filesystem.
+        assert_eq!(judge(dir, small, 0).unwrap(), GuardMode::Off);
+    }
+
+    #[test]
+    fn a_filesystem_reporting_no_size_is_neither_too_small_nor_full() {
+        let dir = Path::new("/mnt/fuse");
+        let unknown = FsSize { total: 0, free: 0 };
+        assert_eq!(
+            judge(dir, unknown, 16 * 1024 * 1024).unwrap(),
+            GuardMode::SizeUnknown
+        );
+        // On a real directory with an impossible minimum a watching guard pauses; the same
+        // guard on a filesystem that reported no size does not.
+        let real = tempfile::tempdir().unwrap();
+        let mut guard = DiskGuard {
+            data_dir: real.path().to_path_buf(),
+            min_free_bytes: u64::MAX,
+            mode: GuardMode::Watching,
+        };
+        assert!(matches!(guard.check(), DiskRoom::Low { .. }));
+        guard.mode = GuardMode::SizeUnknown;
+        assert_eq!(guard.check(), DiskRoom::Enough);
     }
 }

@@ -60,6 +60,10 @@ pub trait AgentEvents: BrokerObserver + crate::etcd::EtcdEvents {
     // --- start and stop -------------------------------------------------------------------
     /// The agent opened its WAL and is about to start its threads.
     fn starting(&self, host: &str, data_dir: &Path, pending_chunks: u64, pending_bytes: u64);
+    /// The filesystem holding `data_dir` reports a total size of 0 (some FUSE and network
+    /// filesystems do): its free space means nothing, so the free-space guard is skipped there
+    /// (a write that finds the disk full still stops the agent cleanly, losing nothing).
+    fn disk_size_unknown(&self, data_dir: &Path);
     /// The open-files soft limit was raised (or already at the hard limit).
     fn open_files_limit(&self, limit: &OpenFilesLimit);
     /// The open-files soft limit could not be raised; fewer files are held open at once.

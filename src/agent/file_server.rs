@@ -43,7 +43,7 @@ use crate::config::{CollectEntry, StartPosition};
 use crate::shutdown::Shutdown;
 
 /// Bytes read in one round across all files before the round is committed (group commit).
-const ROUND_BYTES: usize = 1024 * 1024;
+const ROUND_BYTES: usize = super::disk::READ_ROUND_BYTES as usize;
 /// Reads from one file in one round, so one busy file cannot starve the others.
 const READS_PER_FILE_PER_ROUND: usize = 8;
 

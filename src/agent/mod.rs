@@ -118,6 +118,14 @@ pub fn run_blocking(
     events: Arc<dyn AgentEvents>,
 ) -> anyhow::Result<()> {
     let host = config.host_name();
+    // The free-space guard looks at data_dir's filesystem once before anything is written:
+    // one too small ever to read on is refused here rather than paused on forever.
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    let disk_guard = disk::DiskGuard::open(&config.data_dir, config.min_free_bytes)?;
+    if disk_guard.mode() == disk::GuardMode::SizeUnknown {
+        events.disk_size_unknown(&config.data_dir);
+    }
     let wal_dir = config.data_dir.join("wal");
     let wal = Wal::open(
         &wal_dir,
@@ -179,10 +187,7 @@ pub fn run_blocking(
         events.clone(),
     )?
     .with_backlog(backlog.clone())
-    .with_disk_guard(disk::DiskGuard::new(
-        &config.data_dir,
-        config.min_free_bytes,
-    ));
+    .with_disk_guard(disk_guard);
     status.attach_waiting(server.waiting_files());
     let etcd_side = match central {
         Some((etcd, entries)) => Some(

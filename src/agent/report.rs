@@ -93,6 +93,15 @@ impl AgentEvents for Reported {
         );
     }
 
+    fn disk_size_unknown(&self, data_dir: &Path) {
+        tracing::warn!(
+            data_dir = %data_dir.display(),
+            "the filesystem holding data_dir reports no size (statvfs total 0), so free space \
+             cannot be watched: min_free_bytes is not applied here; a full disk still stops \
+             the agent without losing a line"
+        );
+    }
+
     fn open_files_not_raised(&self, error: &io::Error, soft_limit: Option<u64>) {
         tracing::warn!(
             %error,
