@@ -815,3 +815,86 @@ async fn the_fleet_pages_show_a_hosts_charts_and_where_its_lines_are_in_chromium
     transfer.terminate(Duration::from_secs(30));
     common::influx::drop_database(&db);
 }
+
+/// A facet whose value is a 200-character path and whose count is 12,345 stays on one line: the
+/// path is shortened in the middle (the whole of it on hover), the count is whole and never
+/// wraps under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_path_and_a_large_count_fit_on_one_facet_line_in_chromium() {
+    const LINES: usize = 12_345;
+    let shipping = Shipping::start("console-facet");
+    let prefix = format!("{}/", shipping.logs.display());
+    let name_len = 200usize.saturating_sub(prefix.len() + ".log".len()).max(1);
+    let name: String = "payments-gateway-eu-west-"
+        .chars()
+        .cycle()
+        .take(name_len)
+        .collect();
+    let file = shipping.logs.join(format!("{name}.log"));
+    let path = file.display().to_string();
+    assert!(path.len() >= 200, "{}", path.len());
+    let lines: Vec<String> = (0..LINES).map(|i| format!("INFO charge {i} ok")).collect();
+    append_lines(&file, &lines);
+    tokio::task::block_in_place(|| shipping.wait_indexed(LINES as u64, Duration::from_secs(180)));
+
+    let console = Console::start(shipping.dir(), &es_url(), &shipping.setup.index);
+    let driver = ChromeDriver::start(&shipping.dir().join("chromedriver.log"));
+    let client = browser(&driver, &shipping.dir().join("chromium-profile")).await;
+    client
+        .goto(&format!(
+            "http://{}/?q=charge&from=now-1h&to=now",
+            console.addr
+        ))
+        .await
+        .unwrap();
+    wait_texts(
+        &client,
+        "#facets a.facet .count",
+        Duration::from_secs(30),
+        |t| t.iter().any(|c| c == "12,345"),
+    )
+    .await;
+    // The facet's box, the value's and the count's, and the line height, as the page laid them out.
+    let layout = client
+        .execute(
+            "const a = [...document.querySelectorAll('#facets a.facet')]
+                 .find(a => a.querySelector('.count').textContent === '12,345');
+             const v = a.querySelector('.value'), c = a.querySelector('.count');
+             const line = parseFloat(getComputedStyle(a).lineHeight);
+             return { height: a.getBoundingClientRect().height, line,
+                      valueTop: v.getBoundingClientRect().top, countTop: c.getBoundingClientRect().top,
+                      valueRight: v.getBoundingClientRect().right, countLeft: c.getBoundingClientRect().left,
+                      clipped: v.scrollWidth > v.clientWidth,
+                      shown: v.textContent, title: v.title };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    screenshot(&client, "facet-long-path.png").await;
+    let number = |key: &str| {
+        layout[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {layout}"))
+    };
+    assert!(
+        number("height") < 1.5 * number("line"),
+        "the facet wrapped onto more than one line: {layout}"
+    );
+    assert_eq!(number("valueTop"), number("countTop"), "{layout}");
+    assert!(number("valueRight") <= number("countLeft"), "{layout}");
+    let shown = layout["shown"].as_str().unwrap_or_default();
+    assert!(shown.contains('…') && shown.len() < path.len(), "{layout}");
+    assert!(
+        shown.ends_with(".log"),
+        "the end of the path is kept: {layout}"
+    );
+    assert_eq!(
+        layout["clipped"], false,
+        "what is shown fits, not cut: {layout}"
+    );
+    assert_eq!(
+        layout["title"].as_str(),
+        Some(path.as_str()),
+        "the full path on hover"
+    );
+}

@@ -171,7 +171,7 @@ function hitRow(hit) {
   const link = el("a", { href: "/context/" + encodeURIComponent(hit.id), class: "context-link" }, "context");
   return el("tr", { "data-id": hit.id },
     el("td", { class: "time" }, hit["@timestamp"] || ""),
-    el("td", { class: "where" }, (hit.host || "") + " ", el("br"), hit.file || ""),
+    el("td", { class: "where", title: hit.file || "" }, (hit.host || "") + " ", el("br"), shortenMiddle(hit.file || "", 48)),
     messageCell(hit),
     el("td", {}, link));
 }
@@ -198,6 +198,29 @@ function drawHistogram(h) {
   });
 }
 
+// `text` shortened in the middle to at most `max` characters ("/var/log/…/app.log"): the start
+// and the end of a path say the most about it.
+function shortenMiddle(text, max) {
+  if (text.length <= max) return text;
+  const tail = Math.ceil((max - 1) * 0.6);
+  return text.slice(0, max - 1 - tail) + "…" + text.slice(text.length - tail);
+}
+
+// Shows `text` in `span`, shortened in the middle just enough to fit the span's width (found by
+// bisection on the laid-out width, so it holds for any font); the whole text is its title.
+function fitMiddle(span, text) {
+  span.title = text;
+  span.textContent = text;
+  if (span.scrollWidth <= span.clientWidth) return;
+  let lo = 4, hi = text.length - 1;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    span.textContent = shortenMiddle(text, mid);
+    if (span.scrollWidth <= span.clientWidth) lo = mid; else hi = mid - 1;
+  }
+  span.textContent = shortenMiddle(text, lo);
+}
+
 function drawFacets(facets, s) {
   const box = $("facets");
   box.replaceChildren();
@@ -205,7 +228,12 @@ function drawFacets(facets, s) {
     box.append(el("h3", {}, field));
     for (const v of values) {
       const q = (s.q ? "(" + s.q + ") AND " : "") + field + ':"' + String(v.value).replace(/(["\\])/g, "\\$1") + '"';
-      box.append(el("a", { href: searchUrl({ ...s, q }), class: "facet" }, el("span", {}, v.value), el("span", {}, v.count)));
+      const value = String(v.value);
+      const count = Number(v.count).toLocaleString("en-US");
+      const shown = el("span", { class: "value" });
+      box.append(el("a", { href: searchUrl({ ...s, q }), class: "facet", title: value + " (" + count + ")" },
+        shown, el("span", { class: "count" }, count)));
+      fitMiddle(shown, value);
     }
   }
 }
@@ -319,7 +347,7 @@ let heldDropped = 0;
 function tailRow(line) {
   return el("tr", { "data-id": line.id },
     el("td", { class: "time" }, line["@timestamp"] || ""),
-    el("td", { class: "where" }, (line.host || "") + " ", el("br"), line.file || ""),
+    el("td", { class: "where", title: line.file || "" }, (line.host || "") + " ", el("br"), shortenMiddle(line.file || "", 48)),
     el("td", { class: "message" }, line.message ?? ""),
     el("td", {}, el("a", { href: "/context/" + encodeURIComponent(line.id) }, "context")));
 }
