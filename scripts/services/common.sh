@@ -209,12 +209,30 @@ takeover() { # NAME: stop instances of NAME started by services.sh elsewhere
 }
 
 wait_healthy() { # NAME T0 OURS [NOTE] -> waits until healthy, or dies with the log tail
-  local s="$1" t0="$2" ours="$3" note="${4:-}"
+  local s="$1" t0="$2" ours="$3" note="${4:-}" restarts=0
   while :; do
+    HEALTH_WHY=""
+    SERVES_NOTE=""
     if "${s}_health"; then
+      if [ "$ours" = 1 ] && declare -F "${s}_serves" >/dev/null && ! "${s}_serves"; then
+        # Up, but it does not serve what the pipeline needs: keep the evidence, restart it
+        # (bounded), say so in one line.
+        if [ "$restarts" -ge "${KAFKA_SERVE_RESTARTS:-2}" ]; then
+          fail_start "$s" "$("${s}_logfile")" "answers but does not serve after $restarts restart(s): $HEALTH_WHY"
+        fi
+        restarts=$((restarts + 1))
+        local dump=""
+        if declare -F "${s}_diagnose" >/dev/null; then dump="$("${s}_diagnose")"; fi
+        log "$s: answers but does not serve ($HEALTH_WHY)${dump:+; thread dump in $dump}; restarting it (restart $restarts of ${KAFKA_SERVE_RESTARTS:-2})"
+        "${s}_stop"
+        "${s}_start"
+        record_mode "$s"
+        t0="$(now)"
+        continue
+      fi
       local extra=""
       [ "$s" = elasticsearch ] && extra=" [$(es_version)]"
-      log "$s: up at $(endpoint "$s")$extra (${note:-$(( $(now) - t0 )) s})"
+      log "$s: up at $(endpoint "$s")$extra (${note:-$(( $(now) - t0 )) s}${SERVES_NOTE:+; $SERVES_NOTE})"
       return 0
     fi
     if [ "$ours" = 1 ] && ! "${s}_running"; then

@@ -11,6 +11,14 @@ KAFKA_PID="$RUN/kafka.pid"
 KAFKA_LOG="$KAFKA_DIR/kafka.log"
 KAFKA_CONF="$KAFKA_DIR/config"
 KAFKA_HEALTH_TOPIC=_logship_health
+# A plaintext listener on 9096 that advertises 9097: clients bootstrapping on 9097 reach the
+# broker only through whatever listens there. Tests put a TCP proxy on 9097 that can hold back
+# the broker's answers (a broker that answers but does not serve, tests/kafka_stall.rs).
+KAFKA_PROXIED_ADVERTISED=9097
+# How long the probe of what the pipeline needs (idempotent produce, group join, offset commit)
+# may take, and how many times a broker that answers but does not serve is restarted.
+KAFKA_PROBE_TIMEOUT_MS=30000
+KAFKA_SERVE_RESTARTS=2
 
 kafka_install() {
   [ -f "$KAFKA_JARS/.complete" ] && return 0
@@ -93,11 +101,11 @@ kafka_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:9093
-listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093$KAFKA_SECURE_LISTENERS
-advertised.listeners=PLAINTEXT://127.0.0.1:9092$KAFKA_SECURE_LISTENERS
+listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,PROXIED://127.0.0.1:9096$KAFKA_SECURE_LISTENERS
+advertised.listeners=PLAINTEXT://127.0.0.1:9092,PROXIED://127.0.0.1:$KAFKA_PROXIED_ADVERTISED$KAFKA_SECURE_LISTENERS
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
 log.dirs=$KAFKA_DIR/data
 num.partitions=4
 default.replication.factor=1
@@ -158,6 +166,31 @@ kafka_listeners_hint() {
   if [ -n "$l" ]; then echo "; the broker's configuration has listeners=$l"; fi
 }
 kafka_running() { pid_alive "$KAFKA_PID" "$KAFKA_CONF/server.properties"; }
+
+# kafka_serves: beyond kafka_health (which a broker that answers but does not serve can pass),
+# what the pipeline needs: an idempotent produce acknowledged, a consumer group joined, an offset
+# commit read back (scripts/services/KafkaProbe.java). On failure HEALTH_WHY says which.
+kafka_serves() {
+  local out
+  if out="$(timeout $(( KAFKA_PROBE_TIMEOUT_MS / 1000 * 3 + 30 )) java -cp "$KAFKA_JARS/*" \
+      "$SERVICES_LIB/KafkaProbe.java" "$KAFKA_EP" "$KAFKA_HEALTH_TOPIC" "$KAFKA_PROBE_TIMEOUT_MS" 2>&1)"; then
+    SERVES_NOTE="$(tail -n 1 <<<"$out")"
+    return 0
+  fi
+  HEALTH_WHY="$(grep -v '^SLF4J\|^\[' <<<"$out" | tail -n 1)"
+  HEALTH_WHY="${HEALTH_WHY:-the probe of produce, group join and commit failed without a word}"
+  return 1
+}
+
+# kafka_diagnose: a thread dump of the broker (jcmd) into the Kafka directory; prints its path.
+kafka_diagnose() {
+  local pid dump
+  pid="$(cat "$KAFKA_PID" 2>/dev/null)" || return 0
+  dump="$KAFKA_DIR/thread-dump-$(date +%Y%m%d-%H%M%S).txt"
+  if command -v jcmd >/dev/null 2>&1 && timeout 30 jcmd "$pid" Thread.print >"$dump" 2>&1; then
+    echo "$dump"
+  fi
+}
 kafka_start() {
   kafka_install
   kafka_write_config

@@ -32,7 +32,7 @@ check "... says in one line that Kafka restarts in secure mode" \
 check "... with 9092 9094 9095 9200 9243 2379 2381 listening" \
   all_listening 9092 9094 9095 9200 9243 2379 2381
 out=$(LOGSHIP_SECURE=1 bash scripts/services.sh up 2>&1); rc=$?
-check "secure up again restarts nothing" contains "$out" "kafka: up at 127.0.0.1:9092 (already running)"
+check "secure up again restarts nothing" contains "$out" "kafka: up at 127.0.0.1:9092 (already running; serves:"
 
 out=$(LOGSHIP_SECURE=0 bash scripts/services.sh up 2>&1); rc=$?
 echo "$out"
