@@ -140,7 +140,14 @@ pub trait AgentEvents: BrokerObserver + crate::etcd::EtcdEvents {
     fn delivered(&self, lines: u64);
     /// Kafka did not accept chunk `seq`; it stays in the WAL and is resent after `retry_in`.
     fn resend(&self, seq: u64, error: &str, retry_in: Duration);
-    /// The producer hit a fatal error and is recreated; everything unacknowledged is resent.
+    /// Records have waited on Kafka (`in_flight` chunks, `pending_bytes` in the WAL) for
+    /// `stalled_for`, at least `stall_timeout_ms`, with neither an acknowledgement nor an error:
+    /// a broker that answers but does not serve. Called on every check while it lasts.
+    fn kafka_stalled(&self, stalled_for: Duration, in_flight: usize, pending_bytes: u64);
+    /// The stall reported by [`AgentEvents::kafka_stalled`] ended: Kafka answers again.
+    fn kafka_stall_ended(&self, lasted: Duration);
+    /// The producer was recreated and everything unacknowledged queued again (a fatal error,
+    /// or a stall); `reason` says why.
     fn producer_recreated(&self, error: &str);
 
     // --- host metrics ----------------------------------------------------------------------

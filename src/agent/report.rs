@@ -31,6 +31,7 @@ pub struct Reported {
     /// Whether "files wait for a descriptor" was logged and not yet ended.
     waiting: AtomicBool,
     waiting_log: Throttle,
+    stall: crate::kafka::stall::StallReport,
 }
 
 impl Reported {
@@ -42,6 +43,7 @@ impl Reported {
             pause_log: Throttle::every(REPEAT_LOG_INTERVAL),
             waiting: AtomicBool::new(false),
             waiting_log: Throttle::every(REPEAT_LOG_INTERVAL),
+            stall: Default::default(),
         }
     }
 }
@@ -323,6 +325,22 @@ impl AgentEvents for Reported {
             retry_in = ?retry_in,
             "Kafka did not accept a chunk; it stays in the WAL and will be resent"
         );
+    }
+
+    fn kafka_stalled(&self, stalled_for: Duration, in_flight: usize, pending_bytes: u64) {
+        let reason = format!(
+            "Kafka stalled: no acknowledgement and no error for {}s while {in_flight} chunk(s) \
+             are in flight and {:.1} MiB wait in the WAL (a broker down, or one that answers but does \
+             not serve); the producer is recreated and the WAL resent, with backoff",
+            stalled_for.as_secs(),
+            pending_bytes as f64 / MIB
+        );
+        self.stall.stalled(&self.health, reason);
+    }
+
+    fn kafka_stall_ended(&self, lasted: Duration) {
+        self.stall
+            .ended(&self.health, lasted, "Kafka answers again");
     }
 
     fn producer_recreated(&self, error: &str) {

@@ -34,6 +34,7 @@ use super::monitor::Backlog;
 use crate::backoff::{Backoff, BackoffPolicy};
 use crate::config::KafkaProducerConfig;
 use crate::kafka::producer::{BatchOutcome, DurableProducer, SendError};
+use crate::kafka::stall::{Stall, StallWatch};
 use crate::kafka::BrokerObserver;
 use crate::record::RECORD_TARGET_BYTES;
 use crate::shutdown::Shutdown;
@@ -141,6 +142,7 @@ impl Shipper {
         let mut backoff = self.resend.start();
         let mut encode_buf = Vec::with_capacity(1024);
         let mut reloaded = self.reload.generation();
+        let mut stall = StallWatch::new(self.kafka.stall_timeout_ms.get());
         loop {
             let idle = in_flight_bytes >= self.kafka.max_inflight_bytes
                 || (self.queue.is_empty() && retry.is_empty());
@@ -149,23 +151,53 @@ impl Shipper {
             } else {
                 Duration::ZERO
             };
+            let finished = producer.take_finished(wait);
+            if !finished.is_empty() {
+                // An acknowledgement or an error: Kafka answers.
+                stall.progress(Instant::now());
+            }
             self.settle(
-                producer.take_finished(wait),
+                finished,
                 &mut in_flight,
                 &mut in_flight_bytes,
                 &mut retry,
                 &mut backoff,
             )?;
 
-            if let Some(error) = producer.fatal_error() {
-                self.events.producer_recreated(&error.to_string());
-                drop(producer);
-                producer =
-                    DurableProducer::new(&self.kafka, self.max_record_bytes, self.brokers())?;
-                in_flight.clear();
-                in_flight_bytes = 0;
-                retry.clear();
-                self.queue.replace(pending_seqs(&self.wal)?);
+            // A fatal error, or a stall whose watch says to recover now: a new producer.
+            let waiting = !in_flight.is_empty() || !self.queue.is_empty();
+            let recreate_for = match producer.fatal_error() {
+                Some(error) => Some(error),
+                None => match stall.check(Instant::now(), waiting) {
+                    Stall::Fine => None,
+                    Stall::Ended { lasted } => {
+                        self.events.kafka_stall_ended(lasted);
+                        None
+                    }
+                    Stall::Stalled {
+                        stalled_for,
+                        recover,
+                    } => {
+                        let pending = self.wal.pending_bytes();
+                        self.events
+                            .kafka_stalled(stalled_for, in_flight.len(), pending);
+                        recover.then(|| {
+                            format!(
+                                "Kafka acknowledged nothing and reported no error for {}s",
+                                stalled_for.as_secs()
+                            )
+                        })
+                    }
+                },
+            };
+            if let Some(reason) = recreate_for {
+                self.events.producer_recreated(&reason);
+                self.recreate(
+                    &mut producer,
+                    &mut in_flight,
+                    &mut in_flight_bytes,
+                    &mut retry,
+                )?;
                 continue;
             }
 
@@ -243,6 +275,33 @@ impl Shipper {
                 in_flight_bytes += sent.bytes;
             }
         }
+    }
+
+    /// Replaces `producer` with a new one and queues every WAL record not yet acknowledged,
+    /// oldest first (the old producer's answers are no longer awaited; a record it did deliver
+    /// is sent again and its lines keep their ids, so the transfer indexes them once). The old
+    /// producer is dropped on a thread of its own: a client stuck on a broker must not hold the
+    /// shipper.
+    fn recreate(
+        &self,
+        producer: &mut DurableProducer,
+        in_flight: &mut HashMap<Seq, InFlight>,
+        in_flight_bytes: &mut usize,
+        retry: &mut VecDeque<(Instant, Seq)>,
+    ) -> Result<(), ShipperError> {
+        let fresh = DurableProducer::new(&self.kafka, self.max_record_bytes, self.brokers())?;
+        let old = std::mem::replace(producer, fresh);
+        if let Err(error) = std::thread::Builder::new()
+            .name("old-producer".into())
+            .spawn(move || drop(old))
+        {
+            tracing::debug!(%error, "cannot drop the old producer on a thread; dropped inline");
+        }
+        in_flight.clear();
+        *in_flight_bytes = 0;
+        retry.clear();
+        self.queue.replace(pending_seqs(&self.wal)?);
+        Ok(())
     }
 
     /// Applies finished batches: acknowledged chunks leave the WAL, failed ones are scheduled again.

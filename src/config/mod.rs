@@ -104,6 +104,13 @@ pub struct KafkaProducerConfig {
     /// much per round trip.
     #[serde(default = "default_max_inflight_bytes")]
     pub max_inflight_bytes: usize,
+    /// How long records may wait on Kafka (in flight, or pending in the WAL) with neither an
+    /// acknowledgement nor an error before the agent calls it a stall: `/health` turns 503
+    /// naming Kafka and what waits, a warning says so, and the producer is recreated and the
+    /// WAL resent from its oldest unacknowledged record (ids keep that exactly once), again
+    /// with backoff while it lasts. 0 turns the watch off.
+    #[serde(default = "default_stall_timeout_ms")]
+    pub stall_timeout_ms: Millis,
     /// Extra librdkafka properties, passed through verbatim. The durability settings
     /// (`enable.idempotence`, `acks`, `message.timeout.ms`) cannot be overridden here, nor
     /// TLS and SASL settings ([`kafka_security::refused_option`]).
@@ -194,6 +201,11 @@ fn default_health_grace_ms() -> Millis {
 /// Default `kafka.max_inflight_bytes`: 1 MiB.
 fn default_max_inflight_bytes() -> usize {
     1024 * 1024
+}
+
+/// Default `kafka.stall_timeout_ms` of both roles: 60 s.
+pub(crate) fn default_stall_timeout_ms() -> Millis {
+    Millis::new(60_000)
 }
 
 /// Default `kafka.max_lines_per_record`.

@@ -42,6 +42,14 @@ pub struct TransferKafkaConfig {
     /// on every partition revocation and at shutdown).
     #[serde(default = "default_commit_interval_ms")]
     pub commit_interval_ms: Millis,
+    /// How long the consumer may be without a group coordinator, without an assignment, with
+    /// a commit unanswered, or without fetching while its partitions have records it has not
+    /// read (and nothing holds it back), before the transfer calls it a stall: `/health` turns
+    /// 503 with the reason, a warning says so, and the consumer is recreated and rejoins
+    /// (committing only what is indexed, as always), again with backoff while it lasts. 0 turns
+    /// the watch off.
+    #[serde(default = "super::default_stall_timeout_ms")]
+    pub stall_timeout_ms: Millis,
     /// Extra librdkafka consumer properties, passed through verbatim (for example
     /// `session.timeout.ms`, `auto.offset.reset`, security settings). The keys in
     /// [`PROTECTED_KAFKA_OPTIONS`] are rejected.

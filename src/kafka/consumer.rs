@@ -24,6 +24,14 @@ pub fn client_config(config: &TransferKafkaConfig) -> Result<ClientConfig, Secre
         // A configured topic that does not exist yet (the metrics topic before the first agent
         // samples) is joined within 10 s of its creation, not at librdkafka's 5 min refresh.
         .set("topic.metadata.refresh.interval.ms", "10000");
+    // A request the broker never answers (a commit to a stuck coordinator, made synchronously
+    // on revoke) may hold the consumer no longer than the stall bound: that is what lets the
+    // transfer notice and replace it within `stall_timeout_ms` (librdkafka's default is 60 s;
+    // its floor 10 ms).
+    let stall_ms = config.stall_timeout_ms.get().as_millis();
+    if stall_ms > 0 && stall_ms < 60_000 {
+        client.set("socket.timeout.ms", stall_ms.max(10).to_string());
+    }
     for (key, value) in &config.options {
         client.set(key, value);
     }
@@ -50,6 +58,7 @@ mod tests {
             group: "g".into(),
             topics: vec!["t".into()],
             commit_interval_ms: crate::config::Millis::new(1000),
+            stall_timeout_ms: crate::config::Millis::new(60_000),
             options: BTreeMap::from([
                 ("session.timeout.ms".to_string(), "6000".to_string()),
                 ("auto.offset.reset".to_string(), "latest".to_string()),

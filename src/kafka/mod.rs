@@ -8,6 +8,7 @@ pub(crate) mod consumer;
 pub(crate) mod dead_letters;
 pub(crate) mod producer;
 pub(crate) mod security;
+pub mod stall;
 
 use rdkafka::Statistics;
 

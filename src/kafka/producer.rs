@@ -321,6 +321,7 @@ mod tests {
             compression: "lz4".into(),
             max_lines_per_record: 1,
             max_inflight_bytes: 1,
+            stall_timeout_ms: crate::config::Millis::new(1),
             options: [
                 ("acks".to_string(), "1".to_string()),
                 ("client.id".to_string(), "x".to_string()),

@@ -35,20 +35,119 @@ pub struct ConsumerHooks {
     marks: Arc<Mutex<Watermarks>>,
     events: Arc<dyn TransferEvents>,
     paused: Arc<AtomicBool>,
+    progress: Arc<ConsumerProgress>,
+}
+
+/// What the stall watch of the transfer reads about its consumer (shared by the hooks, the
+/// consuming loop and the watch).
+#[derive(Debug, Default)]
+pub struct ConsumerProgress {
+    /// The group view of the latest statistics.
+    pub group: Mutex<GroupView>,
+    /// Records received and commits answered so far (each one is progress).
+    pub answered: std::sync::atomic::AtomicU64,
+    /// Whether records are being taken (no backpressure holds them back).
+    pub fetching: AtomicBool,
+    /// Commits under way (periodic, or on revoke).
+    pub committing: std::sync::atomic::AtomicU32,
+}
+
+impl ConsumerProgress {
+    /// Kafka answered once more.
+    pub fn answered(&self) {
+        self.answered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Why the consumer waits on Kafka now, if it does.
+    pub fn waiting(&self) -> Option<String> {
+        let view = crate::sync::lock(&self.group).clone();
+        view.waiting(self.fetching.load(Ordering::Relaxed))
+            .or_else(|| {
+                (self.committing.load(Ordering::Relaxed) > 0)
+                    .then(|| "a commit has not been answered".to_string())
+            })
+    }
+}
+
+/// What the consumer's latest statistics (once a second) say of its group membership and of
+/// the records its assigned partitions hold beyond what it has read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupView {
+    /// Statistics have been seen (before that, nothing is known).
+    pub seen: bool,
+    /// librdkafka's group state (`up`: the coordinator is known and reachable).
+    pub state: String,
+    /// librdkafka's join state (`steady`: the member has its assignment).
+    pub join_state: String,
+    /// Records in the assigned partitions beyond what was read (unknown lags not counted).
+    pub lag: i64,
+}
+
+impl GroupView {
+    /// The view `statistics` give.
+    pub fn from_statistics(statistics: &Statistics) -> GroupView {
+        let lag = statistics
+            .topics
+            .values()
+            .flat_map(|topic| topic.partitions.iter())
+            .filter(|(partition, stats)| {
+                **partition >= 0 && stats.desired && stats.consumer_lag > 0
+            })
+            .map(|(_, stats)| stats.consumer_lag)
+            .sum();
+        let (state, join_state) = match &statistics.cgrp {
+            Some(group) => (group.state.clone(), group.join_state.clone()),
+            None => (String::new(), String::new()),
+        };
+        GroupView {
+            seen: true,
+            state,
+            join_state,
+            lag,
+        }
+    }
+
+    /// Why the consumer waits on Kafka now, if it does: no coordinator, no assignment, or
+    /// records it should be fetching (`fetching`: nothing holds consumption back).
+    pub fn waiting(&self, fetching: bool) -> Option<String> {
+        if !self.seen {
+            return Some("the consumer has not reported its group state yet".to_string());
+        }
+        if self.state != "up" {
+            return Some(format!("no group coordinator (group state {})", self.state));
+        }
+        if self.join_state != "steady" {
+            return Some(format!(
+                "no assignment: joining the group does not finish (join state {})",
+                self.join_state
+            ));
+        }
+        if fetching && self.lag > 0 {
+            return Some(format!(
+                "{} records in the assigned partitions are not being fetched",
+                self.lag
+            ));
+        }
+        None
+    }
 }
 
 impl ConsumerHooks {
     /// Hooks over the shared watermark; `paused` says whether newly assigned partitions must be
     /// paused at once.
+    /// `progress` is given the group view of every statistics report and the commits made on
+    /// revoke.
     pub fn new(
         marks: Arc<Mutex<Watermarks>>,
         events: Arc<dyn TransferEvents>,
         paused: Arc<AtomicBool>,
+        progress: Arc<ConsumerProgress>,
     ) -> ConsumerHooks {
         ConsumerHooks {
             marks,
             events,
             paused,
+            progress,
         }
     }
 }
@@ -67,6 +166,7 @@ impl ClientContext for ConsumerHooks {
     fn stats(&self, statistics: Statistics) {
         self.events
             .brokers_up(crate::kafka::brokers_up(&statistics));
+        *crate::sync::lock(&self.progress.group) = GroupView::from_statistics(&statistics);
         for (topic, stats) in &statistics.topics {
             for (partition, stats) in &stats.partitions {
                 // -1 is librdkafka's internal "unassigned" partition; a negative lag is unknown.
@@ -110,12 +210,20 @@ impl ConsumerContext for ConsumerHooks {
                     );
                 }
                 match commit_list(&commits) {
-                    Ok(list) => match consumer.commit(&list, CommitMode::Sync) {
-                        Ok(()) => self.events.committed(commits.len()),
-                        Err(error) => self
-                            .events
-                            .commit_failed(&format!("commit on revoke: {error}")),
-                    },
+                    Ok(list) => {
+                        self.progress.committing.fetch_add(1, Ordering::Relaxed);
+                        let committed = consumer.commit(&list, CommitMode::Sync);
+                        self.progress.committing.fetch_sub(1, Ordering::Relaxed);
+                        match committed {
+                            Ok(()) => {
+                                self.progress.answered();
+                                self.events.committed(commits.len());
+                            }
+                            Err(error) => self
+                                .events
+                                .commit_failed(&format!("commit on revoke: {error}")),
+                        }
+                    }
                     Err(error) => self.events.commit_failed(&error.to_string()),
                 }
             }
@@ -165,4 +273,38 @@ pub fn commit_list(commits: &[CommitPoint]) -> KafkaResult<TopicPartitionList> {
         )?;
     }
     Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(state: &str, join_state: &str, lag: i64) -> GroupView {
+        GroupView {
+            seen: true,
+            state: state.into(),
+            join_state: join_state.into(),
+            lag,
+        }
+    }
+
+    #[test]
+    fn the_consumer_waits_on_kafka_without_a_coordinator_an_assignment_or_fetches() {
+        // Nothing known yet: a new consumer counts as waiting until its first report (a
+        // stall that outlasts a recreated consumer goes on).
+        assert!(GroupView::default().waiting(true).is_some());
+        assert_eq!(view("up", "steady", 0).waiting(true), None);
+        let no_coordinator = view("wait-coord", "init", 0).waiting(true).unwrap();
+        assert!(
+            no_coordinator.contains("no group coordinator"),
+            "{no_coordinator}"
+        );
+        assert!(no_coordinator.contains("wait-coord"), "{no_coordinator}");
+        let joining = view("up", "wait-join", 0).waiting(true).unwrap();
+        assert!(joining.contains("no assignment"), "{joining}");
+        let behind = view("up", "steady", 42).waiting(true).unwrap();
+        assert!(behind.contains("42 records"), "{behind}");
+        // Held back by backpressure (Elasticsearch slow or down): not waiting on Kafka.
+        assert_eq!(view("up", "steady", 42).waiting(false), None);
+    }
 }

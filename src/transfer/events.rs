@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::kafka::BrokerObserver as _;
 use crate::telemetry::{names, Health, Throttle};
@@ -56,6 +57,11 @@ pub trait TransferEvents: Send + Sync {
     /// The Kafka client reported `error` with its reason (kept for `/health`, which shows it
     /// while no broker is up).
     fn client_error(&self, error: &str);
+    /// The consumer has waited on Kafka for `stalled_for` (at least `stall_timeout_ms`)
+    /// without progress, for `reason`; called on every check while it lasts.
+    fn kafka_stalled(&self, reason: &str, stalled_for: Duration);
+    /// The stall reported by [`TransferEvents::kafka_stalled`] ended.
+    fn kafka_stall_ended(&self, lasted: Duration);
     /// The consumer was paused (all bulk slots busy) or resumed.
     fn backpressure(&self, paused: bool);
     /// The consumer's statistics say `up` brokers are up.
@@ -121,6 +127,7 @@ pub struct Counters {
     /// The process's health (the `elasticsearch` and `kafka` conditions).
     pub health: Arc<Health>,
     consumer_error_log: Throttle,
+    stall: crate::kafka::stall::StallReport,
     commit_failure_log: Throttle,
     retry_log: Throttle,
     unauthorized_log: Throttle,
@@ -322,6 +329,17 @@ impl TransferEvents for Counters {
                 "Kafka consumer error (the consumer keeps retrying)"
             );
         }
+    }
+    fn kafka_stalled(&self, reason: &str, stalled_for: Duration) {
+        let reason = format!(
+            "Kafka stalled for {}s: {reason}; the consumer is recreated and rejoins, with backoff",
+            stalled_for.as_secs()
+        );
+        self.stall.stalled(&self.health, reason);
+    }
+    fn kafka_stall_ended(&self, lasted: Duration) {
+        self.stall
+            .ended(&self.health, lasted, "Kafka serves the consumer again");
     }
     fn backpressure(&self, paused: bool) {
         if paused {

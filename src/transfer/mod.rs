@@ -58,10 +58,11 @@ use crate::es::{EsClient, EsError, EsSettings, SharedEs};
 use crate::influx::{InfluxClient, InfluxError, SharedInflux};
 use crate::kafka::dead_letters::DeadLetters;
 use crate::kafka::producer::KIND_HEADER;
+use crate::kafka::stall::{Stall, StallWatch};
 use crate::shutdown::Shutdown;
 use crate::telemetry::Health;
 use batch::{Batch, BatchLimits};
-use consumer::{commit_list, ConsumerHooks, TransferConsumer};
+use consumer::{commit_list, ConsumerHooks, ConsumerProgress, TransferConsumer};
 use delivery::Delivery;
 use document::{Documents, KafkaRecord};
 use events::{Counters, TransferEvents};
@@ -78,6 +79,8 @@ const NO_ELASTICSEARCH: &str = "a log record, and this transfer has no [elastics
 
 /// How often the counters are logged.
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the consumer is looked at for a stall ([`crate::kafka::stall`]).
+const STALL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How long consumption may be blocked (all bulk slots busy) before the partitions are paused.
 /// Until then no record is taken and rebalances wait; after it the consumer polls again.
 const PAUSE_AFTER: Duration = Duration::from_secs(2);
@@ -165,6 +168,11 @@ pub async fn run(
     let sinks = Sinks { logs, metrics };
 
     let mut changes = reload.subscribe();
+    // Lives across rounds: a stall that outlasts a recreated consumer is the same stall, and
+    // its recoveries back off.
+    let stall = Arc::new(Mutex::new(StallWatch::new(
+        config.kafka.stall_timeout_ms.get(),
+    )));
     loop {
         changes.borrow_and_update();
         let round = Shutdown::new();
@@ -174,17 +182,44 @@ pub async fn run(
             changes.clone(),
             config.kafka.clone(),
         ));
-        let consumed =
-            consume_round(&config, &round, &sinks, events.clone(), &counters, backoff).await;
+        let consumed = consume_round(
+            &config,
+            &round,
+            &sinks,
+            events.clone(),
+            &counters,
+            backoff,
+            &stall,
+        )
+        .await;
         ending.abort();
-        if consumed.is_err() || shutdown.is_triggered() {
+        if shutdown.is_triggered() {
             tracing::info!(counters = %counters.summary(), "transfer stopped");
-            return consumed;
+            return consumed.map(drop);
         }
-        tracing::info!(
-            "reload: joining the group again with a consumer built from the credentials read again"
-        );
+        match consumed {
+            Err(error) => {
+                tracing::info!(counters = %counters.summary(), "transfer stopped");
+                return Err(error);
+            }
+            Ok(RoundEnd::Stalled) => tracing::info!(
+                "Kafka stalled: joining the group again with a new consumer (offsets committed \
+                 only up to what is indexed)"
+            ),
+            Ok(RoundEnd::Ended) => tracing::info!(
+                "reload: joining the group again with a consumer built from the credentials read again"
+            ),
+        }
     }
+}
+
+/// Why a consumer's round ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RoundEnd {
+    /// Shutdown or a reload ended it.
+    Ended,
+    /// Kafka stalled (see [`crate::kafka::stall`]): a new consumer must join.
+    Stalled,
 }
 
 /// Ends `round` at shutdown, or at a reload whose Kafka credentials can be read (one that
@@ -302,8 +337,8 @@ async fn create_database(
     }
 }
 
-/// One consumer's life: created, subscribed, consuming until `round` ends, then finished as at
-/// shutdown (in-flight bulks answered, offsets committed).
+/// One consumer's life: created, subscribed, consuming until `round` ends or `stall` says to
+/// recover, then finished as at shutdown (in-flight bulks answered, offsets committed).
 async fn consume_round(
     config: &TransferConfig,
     round: &Shutdown,
@@ -311,12 +346,19 @@ async fn consume_round(
     events: Arc<dyn TransferEvents>,
     counters: &Counters,
     backoff: BackoffPolicy,
-) -> anyhow::Result<()> {
+    stall: &Arc<Mutex<StallWatch>>,
+) -> anyhow::Result<RoundEnd> {
     let marks = Arc::new(Mutex::new(Watermarks::new()));
     let paused = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(ConsumerProgress::default());
     let consumer = consumer::create(
         &config.kafka,
-        ConsumerHooks::new(marks.clone(), events.clone(), paused.clone()),
+        ConsumerHooks::new(
+            marks.clone(),
+            events.clone(),
+            paused.clone(),
+            progress.clone(),
+        ),
     )
     .context("cannot create the Kafka consumer")?;
     let topics: Vec<&str> = config.kafka.topics.iter().map(String::as_str).collect();
@@ -382,12 +424,72 @@ async fn consume_round(
         ready: VecDeque::new(),
         max_ready: config.batch.max_inflight_bulks,
         commit: None,
+        progress: progress.clone(),
     };
+    // The watch runs beside the loop, so that a loop held inside the client (a synchronous
+    // commit on revoke to a coordinator that does not answer) is noticed all the same.
+    let stalled = Arc::new(AtomicBool::new(false));
+    let watch = tokio::spawn(watch_stalls(
+        stall.clone(),
+        progress,
+        pipeline.events.clone(),
+        round.clone(),
+        stalled.clone(),
+    ));
     let consumed = pipeline
         .consume(round, config.kafka.commit_interval_ms.get(), counters)
         .await;
+    watch.abort();
     pipeline.finish(config.shutdown_timeout_ms.get()).await;
-    consumed
+    match consumed {
+        Ok(_) if stalled.load(Ordering::SeqCst) => Ok(RoundEnd::Stalled),
+        other => other,
+    }
+}
+
+/// Looks at the consumer once every [`STALL_CHECK_INTERVAL`]: while it waits on Kafka (see
+/// [`ConsumerProgress::waiting`]) with no record received and no commit answered for the
+/// stall bound, the stall is reported (`/health`, a warning); when the watch says to recover,
+/// the round is ended (`stalled` set) so that a new consumer joins.
+async fn watch_stalls(
+    stall: Arc<Mutex<StallWatch>>,
+    progress: Arc<ConsumerProgress>,
+    events: Arc<dyn TransferEvents>,
+    round: Shutdown,
+    stalled: Arc<AtomicBool>,
+) {
+    let mut tick = tokio::time::interval(STALL_CHECK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = progress.answered.load(Ordering::Relaxed);
+    loop {
+        tick.tick().await;
+        let now = std::time::Instant::now();
+        let answered = progress.answered.load(Ordering::Relaxed);
+        let waiting = progress.waiting();
+        let verdict = {
+            let mut stall = crate::sync::lock(&stall);
+            if answered != seen {
+                stall.progress(now);
+            }
+            stall.check(now, waiting.is_some())
+        };
+        seen = answered;
+        match verdict {
+            Stall::Fine => {}
+            Stall::Ended { lasted } => events.kafka_stall_ended(lasted),
+            Stall::Stalled {
+                stalled_for,
+                recover,
+            } => {
+                events.kafka_stalled(&waiting.unwrap_or_default(), stalled_for);
+                if recover {
+                    stalled.store(true, Ordering::SeqCst);
+                    round.trigger();
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Reads the CA and credentials of `access`, retrying with backoff while that needs a server
@@ -506,16 +608,19 @@ struct Pipeline {
     ready: VecDeque<Outgoing>,
     max_ready: usize,
     commit: Option<InFlightCommit>,
+    /// What the stall watch reads: records received, commits under way and answered.
+    progress: Arc<ConsumerProgress>,
 }
 
 impl Pipeline {
-    /// Consumes until shutdown (`Ok`) or until a bulk task failed (`Err`).
+    /// Consumes until shutdown (`Ok(Ended)`), until `stall` says to recover (`Ok(Stalled)`) or
+    /// until a bulk task failed (`Err`).
     async fn consume(
         &mut self,
         shutdown: &Shutdown,
         commit_interval: Duration,
         counters: &Counters,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<RoundEnd> {
         let stop = shutdown.wait();
         tokio::pin!(stop);
         // Fires when the current batch is old enough; reset whenever a new batch starts.
@@ -560,6 +665,9 @@ impl Pipeline {
             }
             let paused = self.paused.load(Ordering::SeqCst);
             let take_records = !blocked || paused;
+            self.progress
+                .fetching
+                .store(!blocked && !paused, Ordering::Relaxed);
             let batch_waiting = (!self.batch.is_empty() && !self.batch.is_full(&self.limits))
                 || (!self.metrics_batch.is_empty() && !self.metrics_full());
             let deadline = match (
@@ -579,7 +687,7 @@ impl Pipeline {
             // Biased: commits and finished tasks are served even when records keep coming.
             tokio::select! {
                 biased;
-                _ = &mut stop => return Ok(()),
+                _ = &mut stop => return Ok(RoundEnd::Ended),
                 _ = commit_tick.tick() => self.start_commit(),
                 result = OptionFuture::from(self.commit.as_mut().map(|c| &mut c.done)),
                     if self.commit.is_some() => self.commit_finished(result),
@@ -667,6 +775,7 @@ impl Pipeline {
                 return;
             }
         };
+        self.progress.answered();
         let registered =
             lock(&self.marks).received(message.topic(), message.partition(), message.offset());
         let Some((topic, epoch)) = registered else {
@@ -742,6 +851,7 @@ impl Pipeline {
         if points.is_empty() {
             return;
         }
+        self.progress.committing.fetch_add(1, Ordering::Relaxed);
         self.commit = Some(InFlightCommit {
             done: commit_off_runtime(self.consumer.clone(), &points),
             points,
@@ -753,8 +863,12 @@ impl Pipeline {
         let Some(commit) = self.commit.take() else {
             return;
         };
+        self.progress.committing.fetch_sub(1, Ordering::Relaxed);
         match result {
-            Some(Ok(Ok(()))) => self.events.committed(commit.points.len()),
+            Some(Ok(Ok(()))) => {
+                self.progress.answered();
+                self.events.committed(commit.points.len());
+            }
             other => {
                 let error = match other {
                     Some(Ok(Err(error))) => error.to_string(),

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod console;
 pub mod influx;
+pub mod kafka_proxy;
 pub mod ops;
 
 use std::path::{Path, PathBuf};
