@@ -38,6 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::agent::{write_config, AgentProcess};
+use common::ops::{free_addr, http_get, sample};
 use common::Outage;
 use serde_json::Value;
 use transfer_support::{count, create_topic, es, Transfer, TransferSetup};
@@ -286,6 +287,117 @@ fn du(path: &Path) -> u64 {
     walk(path)
 }
 
+/// One look at where the lines are during the drain: what each component reports.
+#[derive(Debug, Clone)]
+struct Sample {
+    at: Duration,
+    /// The agent's acknowledged lines and WAL records pending (`None`: no answer).
+    agent: Option<(f64, f64)>,
+    agent_health: String,
+    /// The transfer's documents created (`None`: no answer).
+    transfer: Option<f64>,
+    transfer_health: String,
+    indexed: u64,
+}
+
+impl Sample {
+    fn take(
+        at: Duration,
+        agent: std::net::SocketAddr,
+        transfer: std::net::SocketAddr,
+        index: &str,
+    ) -> Sample {
+        let metrics = |addr| http_get(addr, "/metrics").map(|(_, body)| body);
+        let health = |addr| {
+            http_get(addr, "/health")
+                .map(|(code, body)| format!("{code} {body}"))
+                .unwrap_or_else(|| "no answer".into())
+        };
+        Sample {
+            at,
+            agent: metrics(agent).map(|m| {
+                (
+                    sample(&m, "logship_kafka_delivered_lines_total", None).unwrap_or(0.0),
+                    sample(&m, "logship_wal_pending_records", None).unwrap_or(0.0),
+                )
+            }),
+            agent_health: health(agent),
+            transfer: metrics(transfer).map(|m| {
+                sample(&m, "logship_transfer_documents_created_total", None).unwrap_or(0.0)
+            }),
+            transfer_health: health(transfer),
+            indexed: count(index),
+        }
+    }
+}
+
+/// Which component made no progress over the drain's samples, in words: the agent's
+/// acknowledgements while its WAL held records, the transfer's documents while lines were
+/// missing, and what the broker says of itself.
+fn diagnose(samples: &[Sample], expected: u64) -> String {
+    let mut out = Vec::new();
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        return "no samples".into();
+    };
+    // Since when a value has stood still: the first sample of its last unchanged run.
+    let still_since = |value: &dyn Fn(&Sample) -> Option<u64>| {
+        let last_value = value(last);
+        samples
+            .iter()
+            .rev()
+            .take_while(|s| value(s) == last_value)
+            .last()
+            .map(|s| last.at.saturating_sub(s.at))
+            .unwrap_or_default()
+    };
+    let acked = |s: &Sample| s.agent.map(|(a, _)| a as u64);
+    let pending = last.agent.map(|(_, p)| p).unwrap_or(0.0);
+    let agent_still = still_since(&acked);
+    out.push(format!(
+        "agent: {} lines acknowledged (from {}), {pending} WAL records pending, acknowledgements \
+         unchanged for the last {agent_still:?}{}; /health {}",
+        acked(last).map_or("?".into(), |a| a.to_string()),
+        acked(first).map_or("?".into(), |a| a.to_string()),
+        if pending > 0.0 && agent_still >= Duration::from_secs(30) {
+            " <- NO PROGRESS"
+        } else {
+            ""
+        },
+        last.agent_health
+    ));
+    let created = |s: &Sample| s.transfer.map(|c| c as u64);
+    let transfer_still = still_since(&created);
+    out.push(format!(
+        "transfer: {} documents created, {} of {expected} indexed, unchanged for the last \
+         {transfer_still:?}{}; /health {}",
+        created(last).map_or("?".into(), |c| c.to_string()),
+        last.indexed,
+        if last.indexed < expected && transfer_still >= Duration::from_secs(30) {
+            " <- NO PROGRESS"
+        } else {
+            ""
+        },
+        last.transfer_health
+    ));
+    let status = std::process::Command::new("bash")
+        .arg(common::services_script())
+        .args(["status", "kafka"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|e| format!("cannot run services.sh status: {e}"));
+    out.push(format!("broker: {status}"));
+    let kafka_log = common::repo_root().join(".services/kafka/kafka.log");
+    if kafka_log.exists() {
+        common::keep_log(&kafka_log);
+        let text = std::fs::read_to_string(&kafka_log).unwrap_or_default();
+        out.push(format!(
+            "broker log (kept in target/test-logs), last lines:\n{}",
+            tail(&text, 15)
+        ));
+    }
+    out.join("\n")
+}
+
 #[test]
 fn chaos_every_line_indexed_exactly_once() {
     let globs =
@@ -335,7 +447,7 @@ fn chaos_run(run: usize, glob: &str, java: bool) {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
-    let setup = TransferSetup::new(&format!("chaos{run}"));
+    let mut setup = TransferSetup::new(&format!("chaos{run}"));
     create_topic(&setup.topic);
     let agent_config = write_config(
         dir.path(),
@@ -351,6 +463,17 @@ fn chaos_run(run: usize, glob: &str, java: bool) {
             .and_then(|mut f| f.write_all(b"multiline = \"java\"\n"))
             .expect("add multiline to the agent config");
     }
+    // Both endpoints answer for the drain's diagnosis (the agent's address is in its config,
+    // the same across restarts).
+    let agent_addr = free_addr();
+    let text = std::fs::read_to_string(&agent_config).unwrap();
+    std::fs::write(
+        &agent_config,
+        format!("metrics_addr = \"{agent_addr}\"\n{text}"),
+    )
+    .unwrap();
+    let transfer_addr = free_addr();
+    setup.top_level = format!("metrics_addr = \"{transfer_addr}\"");
     let transfer_config = dir.path().join("transfer.toml");
     std::fs::write(&transfer_config, setup.toml()).unwrap();
 
@@ -442,10 +565,28 @@ fn chaos_run(run: usize, glob: &str, java: bool) {
         "stack traces are written in the java run only"
     );
 
-    // Whether or not everything arrives in time, the checks below say what is missing.
+    // Whether or not everything arrives in time, the checks below say what is missing, and
+    // the samples taken meanwhile which component stopped moving.
+    let mut samples = Vec::new();
+    let mut next_sample = Instant::now();
     let _ = common::wait_for(Duration::from_secs(600), || {
+        if Instant::now() >= next_sample {
+            samples.push(Sample::take(
+                drain_started.elapsed(),
+                agent_addr,
+                transfer_addr,
+                &setup.index,
+            ));
+            next_sample = Instant::now() + Duration::from_secs(5);
+        }
         (count(&setup.index) >= expected.len() as u64).then_some(())
     });
+    samples.push(Sample::take(
+        drain_started.elapsed(),
+        agent_addr,
+        transfer_addr,
+        &setup.index,
+    ));
     let drain = drain_started.elapsed();
     // A little longer: anything doubled would show up now.
     std::thread::sleep(Duration::from_secs(3));
@@ -480,13 +621,18 @@ fn chaos_run(run: usize, glob: &str, java: bool) {
         drain.as_secs_f64()
     );
     let report = format!(
-        "seed {seed}: written {}, _count {total}, distinct ids {}, missing {} (e.g. {:?}), doubled {} (e.g. {:?})\n{rerun}\nagent log:\n{}\ntransfer log:\n{}",
+        "seed {seed}: written {}, _count {total}, distinct ids {}, missing {} (e.g. {:?}), doubled {} (e.g. {:?})\n{rerun}\n{}\nagent log:\n{}\ntransfer log:\n{}",
         expected.len(),
         documents.len(),
         missing.len(),
         missing.iter().take(5).map(short).collect::<Vec<_>>(),
         doubled.len(),
         doubled.iter().take(5).map(short).collect::<Vec<_>>(),
+        if missing.is_empty() && doubled.is_empty() && total == expected.len() as u64 {
+            String::new()
+        } else {
+            diagnose(&samples, expected.len() as u64)
+        },
         tail(&agent.log(), 60),
         tail(&transfer.log(), 60),
     );
