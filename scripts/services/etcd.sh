@@ -20,15 +20,17 @@ etcd_start() {
   chmod 700 "$ETCD_DIR/data"
   local arch_env=()
   case "$(uname -m)" in x86_64|amd64) ;; *) arch_env=(env "ETCD_UNSUPPORTED_ARCH=$(dpkg --print-architecture 2>/dev/null || uname -m)") ;; esac
-  spawn "$ETCD_LOG" "$ETCD_PID" "${arch_env[@]}" etcd \
-    --name logship \
-    --data-dir "$ETCD_DIR/data" \
-    --listen-client-urls http://127.0.0.1:2379 \
-    --advertise-client-urls http://127.0.0.1:2379 \
-    --listen-peer-urls http://127.0.0.1:2380 \
-    --initial-advertise-peer-urls http://127.0.0.1:2380 \
-    --initial-cluster logship=http://127.0.0.1:2380 \
-    --initial-cluster-state new \
+  local args
+  mapfile -t args < <(etcd_config)
+  spawn "$ETCD_LOG" "$ETCD_PID" "${arch_env[@]}" etcd "${args[@]}"
+}
+# etcd_config: etcd's command line, one argument a line (services.sh records its digest as part
+# of the mode).
+etcd_config() {
+  printf '%s\n' --name logship --data-dir "$ETCD_DIR/data" \
+    --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster logship=http://127.0.0.1:2380 --initial-cluster-state new \
     --logger zap --log-outputs stderr
 }
 etcd_stop() { stop_pid "$ETCD_PID" "$ETCD_DIR/data" etcd; }
@@ -88,15 +90,15 @@ etcdsec_start() {
   chmod 700 "$ETCDSEC_DIR/data"
   local arch_env=()
   case "$(uname -m)" in x86_64|amd64) ;; *) arch_env=(env "ETCD_UNSUPPORTED_ARCH=$(dpkg --print-architecture 2>/dev/null || uname -m)") ;; esac
-  spawn "$ETCDSEC_LOG" "$ETCDSEC_PID" "${arch_env[@]}" etcd \
-    --name logship-secure \
-    --data-dir "$ETCDSEC_DIR/data" \
-    --listen-client-urls https://127.0.0.1:2381 \
-    --advertise-client-urls https://127.0.0.1:2381 \
-    --listen-peer-urls http://127.0.0.1:2382 \
-    --initial-advertise-peer-urls http://127.0.0.1:2382 \
-    --initial-cluster logship-secure=http://127.0.0.1:2382 \
-    --initial-cluster-state new \
+  local args
+  mapfile -t args < <(etcdsec_config)
+  spawn "$ETCDSEC_LOG" "$ETCDSEC_PID" "${arch_env[@]}" etcd "${args[@]}"
+}
+etcdsec_config() {
+  printf '%s\n' --name logship-secure --data-dir "$ETCDSEC_DIR/data" \
+    --listen-client-urls https://127.0.0.1:2381 --advertise-client-urls https://127.0.0.1:2381 \
+    --listen-peer-urls http://127.0.0.1:2382 --initial-advertise-peer-urls http://127.0.0.1:2382 \
+    --initial-cluster logship-secure=http://127.0.0.1:2382 --initial-cluster-state new \
     --cert-file "$PKI/server.crt" --key-file "$PKI/server.key" \
     --trusted-ca-file "$PKI/ca.crt" --client-cert-auth \
     --logger zap --log-outputs stderr

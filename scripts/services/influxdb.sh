@@ -8,8 +8,8 @@ INFLUXDB_DIR="$SV/influxdb"
 INFLUXDB_PID="$RUN/influxdb.pid"
 INFLUXDB_LOG="$INFLUXDB_DIR/influxdb.log"
 
-# influxdb_conf DIR RPC_ADDR HTTP_ADDR [HTTP_LINE ...]: DIR/influxdb.conf for a server keeping
-# its state in DIR, with the extra lines for its [http] section.
+# influxdb_conf DIR RPC_ADDR HTTP_ADDR [HTTP_LINE ...]: on standard output, the influxdb.conf of
+# a server keeping its state in DIR, with the extra lines for its [http] section.
 influxdb_conf() {
   local dir="$1" rpc="$2" http="$3" line
   shift 3
@@ -20,8 +20,10 @@ influxdb_conf() {
     printf '[http]\n  enabled = true\n  bind-address = "%s"\n  log-enabled = false\n' "$http"
     for line in "$@"; do printf '  %s\n' "$line"; done
     printf '[monitor]\n  store-enabled = false\n'
-  } >"$dir/influxdb.conf"
+  }
 }
+# The configuration each server runs with (services.sh records its digest as part of its mode).
+influxdb_config() { influxdb_conf "$INFLUXDB_DIR" 127.0.0.1:8089 127.0.0.1:8086; }
 
 influxdb_health() {
   port_open "$INFLUXDB_EP" || { HEALTH_WHY="nothing accepts TCP connections on $INFLUXDB_EP"; return 1; }
@@ -31,7 +33,7 @@ influxdb_running() { pid_alive "$INFLUXDB_PID" "$INFLUXDB_DIR/influxdb.conf"; }
 influxdb_start() {
   mkdir -p "$INFLUXDB_DIR/meta" "$INFLUXDB_DIR/data" "$INFLUXDB_DIR/wal"
   command -v influxd >/dev/null 2>&1 || die "influxdb: influxd is missing (scripts/deps.sh installs Debian's influxdb)"
-  influxdb_conf "$INFLUXDB_DIR" 127.0.0.1:8089 127.0.0.1:8086
+  influxdb_config >"$INFLUXDB_DIR/influxdb.conf"
   spawn "$INFLUXDB_LOG" "$INFLUXDB_PID" influxd -config "$INFLUXDB_DIR/influxdb.conf"
 }
 influxdb_stop() { stop_pid "$INFLUXDB_PID" "$INFLUXDB_DIR/influxdb.conf" influxd; }
@@ -85,10 +87,13 @@ influxsec_start() {
   pki_ensure
   mkdir -p "$INFLUXSEC_DIR/meta" "$INFLUXSEC_DIR/data" "$INFLUXSEC_DIR/wal"
   command -v influxd >/dev/null 2>&1 || die "influxsec: influxd is missing (scripts/deps.sh installs Debian's influxdb)"
+  influxsec_config >"$INFLUXSEC_DIR/influxdb.conf"
+  spawn "$INFLUXSEC_LOG" "$INFLUXSEC_PID" influxd -config "$INFLUXSEC_DIR/influxdb.conf"
+}
+influxsec_config() {
   influxdb_conf "$INFLUXSEC_DIR" 127.0.0.1:8091 127.0.0.1:8087 \
     "auth-enabled = true" "https-enabled = true" \
     "https-certificate = \"$PKI/server.crt\"" "https-private-key = \"$PKI/server.key\""
-  spawn "$INFLUXSEC_LOG" "$INFLUXSEC_PID" influxd -config "$INFLUXSEC_DIR/influxdb.conf"
 }
 influxsec_stop() { stop_pid "$INFLUXSEC_PID" "$INFLUXSEC_DIR/influxdb.conf" influxsec; }
 influxsec_wipe() { rm -rf "$INFLUXSEC_DIR/meta" "$INFLUXSEC_DIR/data" "$INFLUXSEC_DIR/wal"; }
