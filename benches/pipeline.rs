@@ -125,6 +125,7 @@ fn transfer_documents(c: &mut Criterion) {
         offset: 1,
         payload: Some(&value),
         timestamp_ms: Some(1_795_000_000_000),
+        current_format: false,
     };
     let template = || IndexNameTemplate::parse("{topic}-%Y.%m.%d").unwrap();
     let rule: ParseConfig = toml::from_str(

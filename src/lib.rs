@@ -8,9 +8,10 @@
 //!    time and a fingerprint of its first line ([`agent::identity`]), reads complete lines in
 //!    chunks ([`agent::framing`]), and writes each chunk together with the file's new checkpoint
 //!    in one atomic, fsynced step to its write-ahead log (the [`logship_wal`] crate on sled).
-//! 2. [`kafka`] sends every line of a WAL chunk as one Kafka record ([`record::LineRecord`]) with an
-//!    idempotent producer and `acks=all`; the chunk leaves the WAL only when Kafka acknowledged
-//!    every line in it.
+//! 2. [`kafka`] sends the lines of a WAL chunk as Kafka records of the contract in [`record`]
+//!    (NDJSON of [`record::LineRecord`]s, several lines a record, with a format version header)
+//!    with an idempotent producer and `acks=all`; the chunk leaves the WAL only when Kafka
+//!    acknowledged every record of it.
 //! 3. [`transfer`] consumes the topics in a consumer group and bulk-indexes into Elasticsearch
 //!    ([`es`]) with `create` and the line's deterministic id, committing offsets only up to the
 //!    contiguous prefix Elasticsearch acknowledged. Records marked as host metrics

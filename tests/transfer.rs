@@ -155,6 +155,61 @@ fn a_metrics_record_on_a_transfer_without_influxdb_is_dead_lettered_and_passed()
 }
 
 #[test]
+fn a_record_of_a_later_format_or_an_unknown_kind_is_dead_lettered_with_the_reason() {
+    let setup = TransferSetup::new("xfer-format");
+    create_topic(&setup.topic);
+    let producer = producer();
+    let lines: Vec<Produce> = (0..10).map(|n| line("web-06", "one-stream", n)).collect();
+    produce(&producer, &setup.topic, &lines[..5]);
+    // A logship record as a later agent might write it, and a kind this transfer does not know.
+    let later = r#"{"id":"later-1","message":"from the future"}"#;
+    let (later_partition, later_offset) = produce_with_headers(
+        &producer,
+        &setup.topic,
+        "one-stream",
+        later,
+        &[("logship-format", "2")],
+    );
+    produce_with_headers(
+        &producer,
+        &setup.topic,
+        "one-stream",
+        "span data",
+        &[("logship-format", "1"), ("logship-kind", "traces")],
+    );
+    produce(&producer, &setup.topic, &lines[5..]);
+
+    let (_dir, config) = setup.write();
+    let transfer = Transfer::start(&config, "t1");
+    wait_for_count(&setup.index, 10, INDEXED, &[&transfer]);
+    wait_for_count(&setup.dlq, 2, INDEXED, &[&transfer]);
+    let letters = documents(&setup.dlq);
+    let letter = letters
+        .iter()
+        .map(|(_, letter)| letter)
+        .find(|letter| letter["offset"] == later_offset)
+        .unwrap_or_else(|| panic!("no letter for the later format: {letters:?}"));
+    assert_eq!(letter["partition"], later_partition);
+    assert_eq!(letter["record"], later, "the record as it came");
+    let error = letter["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("format \"2\"") && error.contains("upgrade"),
+        "{letter}"
+    );
+    assert!(
+        letters.iter().any(|(_, letter)| letter["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("kind \"traces\"")),
+        "{letters:?}"
+    );
+    // Neither is indexed as a log line; every line is, once; the offsets move past both.
+    assert_eq!(assert_no_duplicate_messages(&setup.index), 10);
+    wait_for_commits_at_end(&setup.group, &setup.topic, Duration::from_secs(20));
+    assert!(transfer.terminate(EXIT).success());
+}
+
+#[test]
 fn plain_records_are_indexed_with_deterministic_ids_by_their_kafka_time() {
     let mut setup = TransferSetup::new("xfer-plain");
     setup.index = format!("{}-%Y.%m.%d", setup.topic);

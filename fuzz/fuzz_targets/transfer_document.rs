@@ -26,6 +26,7 @@ fuzz_target!(|input: (bool, bool, Option<i64>, &[u8])| {
         offset: 42,
         payload: (!tombstone).then_some(payload),
         timestamp_ms,
+        current_format: false,
     };
     let mut body = b"previous\n".to_vec();
     let prepared = documents.prepare(&record, &mut body);

@@ -101,6 +101,7 @@ fuzz_target!(|input: &[u8]| {
             offset: 1,
             payload: Some(payload),
             timestamp_ms: Some(1_796_119_200_000),
+            current_format: false,
         };
         let mut unparsed = Vec::new();
         let base = documents(None).prepare(&kafka, &mut unparsed);

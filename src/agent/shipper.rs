@@ -20,7 +20,6 @@
 //!   acknowledged, the rest stays in the WAL and is resent on the next start.
 
 use std::collections::{HashMap, VecDeque};
-use std::ops::Range;
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -36,6 +35,8 @@ use crate::config::KafkaProducerConfig;
 use crate::kafka::producer::{BatchOutcome, DurableProducer, SendError};
 use crate::kafka::stall::{Stall, StallWatch};
 use crate::kafka::BrokerObserver;
+use crate::record::ndjson::{self, Joined};
+use crate::record::wire::Kind;
 use crate::record::RECORD_TARGET_BYTES;
 use crate::shutdown::Shutdown;
 use crate::sync::lock;
@@ -390,7 +391,7 @@ impl Shipper {
     }
 
     /// Sends one round of host metrics as one record keyed by the host (one partition keeps
-    /// a host's samples in order), with the header `logship-kind: metrics`.
+    /// a host's samples in order), with the headers of [`Kind::Metrics`].
     fn send_metrics(
         &self,
         producer: &DurableProducer,
@@ -398,12 +399,12 @@ impl Shipper {
         record: &MetricsRecord,
     ) -> Result<(), SendError> {
         producer.begin_batch(seq, 1);
-        let sent = producer.send_kind(
+        let sent = producer.send(
             seq,
             &record.topic,
             self.host.as_bytes(),
             &record.lines,
-            Some("metrics"),
+            Kind::Metrics.headers(),
         );
         if let Err(error) = &sent {
             producer.abort_batch(seq, 1, error.to_string());
@@ -432,8 +433,9 @@ impl Shipper {
         let count = encoded.records.len();
         producer.begin_batch(seq, count);
         for (sent, range) in encoded.records.into_iter().enumerate() {
-            if let Err(error) =
-                producer.send(seq, &chunk.topic, chunk.stream.as_bytes(), &buf[range])
+            let value = &buf[range];
+            let key = chunk.stream.as_bytes();
+            if let Err(error) = producer.send(seq, &chunk.topic, key, value, Kind::Lines.headers())
             {
                 producer.abort_batch(seq, count - sent, error.to_string());
                 return Err(error);
@@ -443,58 +445,22 @@ impl Shipper {
     }
 }
 
-/// The Kafka records of one chunk, encoded into a caller's buffer by [`encode_records`].
-#[derive(Debug)]
-pub struct EncodedRecords {
-    /// Byte range of each record in the buffer.
-    pub records: Vec<Range<usize>>,
-    /// Lines in all of them.
-    pub lines: usize,
-}
-
-/// Encodes every line of `chunk` into `buf` (cleared first) as Kafka records: each holds up to
-/// `max_lines` JSON line records separated by `\n` (NDJSON, no trailing newline) and is closed
-/// before it would pass `target_bytes`, so only a single line larger than that makes a larger
-/// record. JSON never contains a raw newline, so a consumer splits a record on `\n` to get its
-/// lines back.
+/// Encodes every line of `chunk` into `buf` (cleared first) as the values of Kafka lines
+/// records, joined as the record contract says ([`ndjson::Joiner`]): up to `max_lines` lines
+/// and about `target_bytes` bytes each.
 pub fn encode_records(
     buf: &mut Vec<u8>,
     host: &str,
     chunk: &Chunk,
     max_lines: usize,
     target_bytes: usize,
-) -> EncodedRecords {
-    buf.clear();
-    let mut records = Vec::new();
+) -> Joined {
+    let mut joiner = ndjson::Joiner::new(buf, max_lines, target_bytes);
     let mut encoder = LineEncoder::new(host, chunk);
-    let mut start = 0;
-    let mut in_record = 0;
-    let mut lines = 0;
     for piece in chunk.pieces() {
-        if in_record == max_lines {
-            records.push(start..buf.len());
-            start = buf.len();
-            in_record = 0;
-        }
-        let line_start = buf.len();
-        if in_record > 0 {
-            buf.push(b'\n');
-        }
-        encoder.encode(buf, &piece);
-        if in_record > 0 && buf.len() - start > target_bytes {
-            // Too big with this line: close the record before it and start a new one with it.
-            records.push(start..line_start);
-            buf.remove(line_start);
-            start = line_start;
-            in_record = 0;
-        }
-        in_record += 1;
-        lines += 1;
+        joiner.push(|out| encoder.encode(out, &piece));
     }
-    if in_record > 0 {
-        records.push(start..buf.len());
-    }
-    EncodedRecords { records, lines }
+    joiner.finish()
 }
 
 /// Every seq still in the WAL, oldest first.
@@ -593,7 +559,7 @@ mod tests {
             let mut got = Vec::new();
             for range in &encoded.records {
                 let record = &buf[range.clone()];
-                let parts: Vec<&[u8]> = record.split(|&b| b == b'\n').collect();
+                let parts: Vec<&[u8]> = ndjson::split(record).collect();
                 proptest::prop_assert!(parts.len() <= max_lines);
                 proptest::prop_assert!(parts.len() == 1 || record.len() <= target);
                 got.extend(parts.into_iter().map(<[u8]>::to_vec));

@@ -143,9 +143,6 @@ pub enum SendError {
     Refused(String),
 }
 
-/// The Kafka header naming what a record holds when it is not log lines (`metrics`).
-pub const KIND_HEADER: &str = "logship-kind";
-
 /// The durable producer.
 pub struct DurableProducer {
     inner: ThreadedProducer<DeliveryContext>,
@@ -194,37 +191,28 @@ impl DurableProducer {
         lock(&self.inner.context().ledger).settle(batch, unsent, Some(error));
     }
 
-    /// Hands one record of `batch` to the producer, waiting while its queue is full.
+    /// Hands one record of `batch` with `headers` (what the record says about itself: see
+    /// `crate::record::wire`) to the producer, waiting while its queue is full.
     pub fn send(
         &self,
         batch: BatchId,
         topic: &str,
         key: &[u8],
         payload: &[u8],
-    ) -> Result<(), SendError> {
-        self.send_kind(batch, topic, key, payload, None)
-    }
-
-    /// [`DurableProducer::send`] with the header [`KIND_HEADER`] set to `kind` (`metrics`),
-    /// so that consumers can tell records that are not log lines.
-    pub fn send_kind(
-        &self,
-        batch: BatchId,
-        topic: &str,
-        key: &[u8],
-        payload: &[u8],
-        kind: Option<&str>,
+        headers: &[(&str, &str)],
     ) -> Result<(), SendError> {
         let mut record = BaseRecord::with_opaque_to(topic, batch as usize)
             .key(key)
             .payload(payload);
-        if let Some(kind) = kind {
-            record = record.headers(rdkafka::message::OwnedHeaders::new().insert(
-                rdkafka::message::Header {
-                    key: KIND_HEADER,
-                    value: Some(kind),
-                },
-            ));
+        if !headers.is_empty() {
+            let mut owned = rdkafka::message::OwnedHeaders::new_with_capacity(headers.len());
+            for (key, value) in headers {
+                owned = owned.insert(rdkafka::message::Header {
+                    key,
+                    value: Some(*value),
+                });
+            }
+            record = record.headers(owned);
         }
         loop {
             match self.inner.send(record) {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use super::document::{Documents, KafkaRecord};
 use super::parse;
 use super::watermark::Epoch;
+use crate::record::ndjson;
 
 /// When a batch is sent.
 #[derive(Debug, Clone, Copy)]
@@ -97,11 +98,13 @@ impl Batch {
 
     /// Adds a received record as one or more documents and says what they were.
     ///
-    /// An agent record is NDJSON: one logship JSON object per line (see
-    /// [`crate::agent::shipper::encode_records`]); each line becomes a document with its own
-    /// `_id` and the record's offset, so the offset is done only when all of them are. A record
-    /// whose lines are not all logship JSON is one document, exactly as a single-line record
-    /// would be (a pretty-printed JSON object, a plain multi-line text).
+    /// A lines record of the current format is NDJSON: one logship JSON object per line (see
+    /// [`crate::record::ndjson`]); each line becomes a document with its own `_id` and the
+    /// record's offset, so the offset is done only when all of them are. A record without a
+    /// format header (`record.current_format` false) is taken for NDJSON only when it looks like it
+    /// ([`ndjson::may_be_joined`]). A record whose lines are not all logship JSON is one
+    /// document, exactly as a single-line record would be (a pretty-printed JSON object, a
+    /// plain multi-line text).
     pub fn push(
         &mut self,
         record: &KafkaRecord<'_>,
@@ -114,11 +117,16 @@ impl Batch {
         }
         let payload = record.payload.unwrap_or_default();
         let lines = payload.strip_suffix(b"\n").unwrap_or(payload);
-        if lines.first() == Some(&b'{') && memchr::memchr(b'\n', lines).is_some() {
+        let joined = if record.current_format {
+            memchr::memchr(b'\n', lines).is_some()
+        } else {
+            ndjson::may_be_joined(payload)
+        };
+        if joined {
             let (body_len, payloads_len, items_len) =
                 (self.body.len(), self.payloads.len(), self.items.len());
             let mut all_logship = true;
-            for line in lines.split(|&b| b == b'\n') {
+            for line in ndjson::split(lines) {
                 let part = KafkaRecord {
                     payload: Some(line),
                     ..*record
@@ -269,6 +277,7 @@ mod tests {
             offset,
             payload: Some(payload),
             timestamp_ms: Some(0),
+            current_format: false,
         };
         let pushed = batch.push(
             &record,

@@ -128,6 +128,7 @@ impl Delivery {
                 offset: item.offset,
                 payload: Some(batch.payload(i)),
                 timestamp_ms: item.timestamp_ms,
+                current_format: false,
             };
             let why = shorten(&rejection.error);
             let start = body.len();
@@ -573,6 +574,7 @@ mod tests {
                     offset,
                     payload: Some(&payload),
                     timestamp_ms: Some(0),
+                    current_format: false,
                 };
                 batch.push(&record, topic, epoch, &documents);
             }

@@ -47,6 +47,9 @@ pub struct KafkaRecord<'a> {
     pub payload: Option<&'a [u8]>,
     /// Message timestamp in milliseconds since the epoch, if the record has one.
     pub timestamp_ms: Option<i64>,
+    /// The record carries this build's format header (`crate::record::wire`): a lines
+    /// record's value is NDJSON by contract, not by guess.
+    pub current_format: bool,
 }
 
 /// What [`Documents::prepare`] made of a record.
@@ -309,6 +312,7 @@ mod tests {
             offset: 17,
             payload: Some(payload),
             timestamp_ms: Some(1_767_225_600_123), // 2026-01-01T00:00:00.123Z
+            current_format: false,
         }
     }
 
@@ -419,6 +423,7 @@ mod tests {
         let tombstone = KafkaRecord {
             payload: None,
             timestamp_ms: None,
+            current_format: false,
             ..record(b"")
         };
         let prepared = prepare(&tombstone, &template, &mut body);

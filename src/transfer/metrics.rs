@@ -25,6 +25,7 @@ use super::watermark::{self, lock, Epoch, Watermarks};
 use crate::backoff::BackoffPolicy;
 use crate::influx::{InfluxError, SharedInflux};
 use crate::kafka::dead_letters::DeadLetters;
+use crate::record::wire::{self, Kind};
 
 /// One record in a metrics batch.
 #[derive(Debug, Clone)]
@@ -250,11 +251,11 @@ impl MetricsDelivery {
             let item = &batch.items[piece.item];
             let source = format!("{}/{}/{}", item.topic, item.partition, item.offset);
             let mut headers = vec![
-                ("logship-error", reason.as_str()),
-                ("logship-source", source.as_str()),
+                (wire::ERROR_HEADER, reason.as_str()),
+                (wire::SOURCE_HEADER, source.as_str()),
             ];
             if points {
-                headers.push((crate::kafka::producer::KIND_HEADER, "metrics"));
+                headers.extend_from_slice(Kind::Metrics.headers());
             }
             let payload = &batch.body[piece.range.clone()];
             let mut delays = self.backoff.start();
@@ -370,6 +371,7 @@ mod tests {
                 offset: n as i64,
                 payload: Some(text.as_bytes()),
                 timestamp_ms: None,
+                current_format: false,
             };
             batch.push(&record, Some(b"host"), Arc::from("m"), epoch, None);
         }

@@ -57,8 +57,8 @@ use crate::es::template::{data_template, dlq_template};
 use crate::es::{EsClient, EsError, EsSettings, SharedEs};
 use crate::influx::{InfluxClient, InfluxError, SharedInflux};
 use crate::kafka::dead_letters::DeadLetters;
-use crate::kafka::producer::KIND_HEADER;
 use crate::kafka::stall::{Stall, StallWatch};
+use crate::record::wire::{self, Envelope, EnvelopeError, Kind};
 use crate::shutdown::Shutdown;
 use crate::telemetry::Health;
 use batch::{Batch, BatchLimits};
@@ -783,14 +783,31 @@ impl Pipeline {
                 .unassigned_record(message.topic(), message.partition(), message.offset());
             return;
         };
+        let envelope = read_envelope(&message);
         let record = KafkaRecord {
             topic: message.topic(),
             partition: message.partition(),
             offset: message.offset(),
             payload: message.payload(),
             timestamp_ms: message.timestamp().to_millis(),
+            current_format: matches!(envelope, Ok(Envelope::Current(_))),
         };
-        let is_metrics = is_metrics_record(&message);
+        let envelope = match envelope {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                // A later format or an unknown kind: never guessed at, dead-lettered with why.
+                let reason = error.to_string();
+                if self.logs.is_some() {
+                    self.batch.push_dead(&record, topic, epoch, &reason);
+                } else {
+                    self.metrics_batch
+                        .push(&record, message.key(), topic, epoch, Some(reason));
+                }
+                self.events.received(1);
+                return;
+            }
+        };
+        let is_metrics = envelope.kind() == Kind::Metrics;
         match (&self.logs, &self.metrics) {
             (_, Some(_)) if is_metrics => {
                 self.metrics_batch
@@ -953,14 +970,15 @@ impl Pipeline {
     }
 }
 
-/// Whether `message` carries the header `logship-kind: metrics`.
-fn is_metrics_record(message: &rdkafka::message::BorrowedMessage<'_>) -> bool {
+/// What `message`'s headers say it is (see [`crate::record::wire`]).
+fn read_envelope(
+    message: &rdkafka::message::BorrowedMessage<'_>,
+) -> Result<Envelope, EnvelopeError> {
     use rdkafka::message::Headers as _;
-    message.headers().is_some_and(|headers| {
-        headers
-            .iter()
-            .any(|header| header.key == KIND_HEADER && header.value == Some(&b"metrics"[..]))
-    })
+    match message.headers() {
+        Some(headers) => wire::read(headers.iter().map(|header| (header.key, header.value))),
+        None => wire::read([]),
+    }
 }
 
 /// Adds a registered log record to the bulk batch as one or more documents.

@@ -56,13 +56,34 @@ pub fn produce_points(
     points: &str,
     metrics: bool,
 ) -> (i32, i64) {
+    let headers: &[(&str, &str)] = if metrics {
+        &[("logship-kind", "metrics")]
+    } else {
+        &[]
+    };
+    produce_with_headers(producer, topic, key, points, headers)
+}
+
+/// Produces one record with `headers` to `topic` with key `key`; returns its partition and
+/// offset once Kafka acknowledged it.
+pub fn produce_with_headers(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    value: &str,
+    headers: &[(&str, &str)],
+) -> (i32, i64) {
     use rdkafka::message::{Header, OwnedHeaders};
-    let mut record = FutureRecord::<str, str>::to(topic).key(key).payload(points);
-    if metrics {
-        record = record.headers(OwnedHeaders::new().insert(Header {
-            key: "logship-kind",
-            value: Some("metrics"),
-        }));
+    let mut record = FutureRecord::<str, str>::to(topic).key(key).payload(value);
+    if !headers.is_empty() {
+        let mut owned = OwnedHeaders::new();
+        for (key, value) in headers {
+            owned = owned.insert(Header {
+                key,
+                value: Some(*value),
+            });
+        }
+        record = record.headers(owned);
     }
     futures::executor::block_on(producer.send(record, Duration::from_secs(30)))
         .map(|delivery| (delivery.partition, delivery.offset))

@@ -1,10 +1,18 @@
 //! The record that travels through Kafka: the contract between the agent and the transfer.
 //!
-//! One Kafka record carries consecutive log lines of one file. Its **value** is NDJSON: the JSON
-//! of one [`LineRecord`] per line, separated by `\n` (no trailing newline; a single line is a
-//! plain JSON object), at most `kafka.max_lines_per_record` lines and about 64 KiB. Its **key**
-//! is the stream id (see [`crate::agent::identity`]), so all lines of one file land in one
-//! partition, in order.
+//! The whole contract is here; the agent writes and the transfer reads through it:
+//! - [`wire`]: the headers — which format version (`logship-format: 1`) and which kind of
+//!   content (`logship-kind: metrics`; none for lines), and how a reader treats a record
+//!   without them (older agents, other producers) or of a later version;
+//! - [`ndjson`]: one Kafka record carries consecutive log lines of one file. Its **value** is
+//!   NDJSON: the JSON of one [`LineRecord`] per line, separated by `\n` (no trailing newline;
+//!   a single line is a plain JSON object), at most `kafka.max_lines_per_record` lines and about
+//!   [`RECORD_TARGET_BYTES`]; [`ndjson::Joiner`] joins and [`ndjson::split`] splits;
+//! - this module: the line record's fields ([`field`], [`LineRecord`]), how the transfer
+//!   receives one ([`Received`]) and the document ids ([`line_id`]).
+//!
+//! A lines record's **key** is the stream id (see [`crate::agent::identity`]), so all lines of
+//! one file land in one partition, in order; a metrics record's key is the host.
 //!
 //! Both sides use this module in production: the agent's encoder writes records with the field
 //! names of [`field`] (byte for byte the JSON of a [`LineRecord`], property-tested there), and
@@ -24,6 +32,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+pub mod ndjson;
+pub mod wire;
 
 /// The JSON keys of the fields logship defines (those of [`LineRecord`]).
 pub mod field {
@@ -69,7 +80,7 @@ pub mod field {
 /// than this travels alone).
 pub const RECORD_TARGET_BYTES: usize = 64 * 1024;
 
-/// One log line as shipped to Kafka (JSON value of the Kafka record).
+/// One log line as shipped to Kafka: one line of a lines record's NDJSON value ([`ndjson`]).
 ///
 /// Optional flags are omitted from the JSON when false, so the common record stays small.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
