@@ -52,11 +52,6 @@ impl PhysicalFile {
         }
     }
 
-    /// Same device and inode (a rename keeps both; so does truncation).
-    pub fn same_inode(&self, other: &PhysicalFile) -> bool {
-        self.dev == other.dev && self.ino == other.ino
-    }
-
     /// The key under which this file's checkpoint is stored.
     pub fn checkpoint_key(&self) -> String {
         format!("{:x}:{:x}:{:x}", self.dev, self.ino, self.btime_ns)

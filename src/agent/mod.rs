@@ -52,7 +52,9 @@ pub mod status;
 pub(crate) mod supervisor;
 mod tailer;
 
+// The reader's model test: test-only, kept out of the production files.
 #[cfg(test)]
+#[path = "tests/reader_model.rs"]
 mod reader_model;
 
 use std::sync::mpsc::sync_channel;

@@ -39,8 +39,8 @@ pub enum Op {
     OldestPending,
     /// [`Wal::size_on_disk`](crate::Wal::size_on_disk).
     SizeOnDisk,
-    /// [`Wal::stored_records`](crate::Wal::stored_records) /
-    /// [`Wal::overwrite_stored`](crate::Wal::overwrite_stored) (tools and tests).
+    /// `Wal::stored_records` /
+    /// `Wal::overwrite_stored` (tests, feature `test-support`).
     Raw,
 }
 

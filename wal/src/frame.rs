@@ -90,8 +90,9 @@ pub(crate) fn encode(payload: &[u8]) -> Result<Vec<u8>, bincode::Error> {
 }
 
 /// The frame the WAL stores for a record of `payload` (single-frame layout, crc included):
-/// for tools and tests that write stored values themselves (see
-/// [`Wal::overwrite_stored`](crate::Wal::overwrite_stored)).
+/// for tests that write stored values themselves (see `Wal::overwrite_stored`, feature
+/// `test-support`).
+#[cfg(any(test, feature = "test-support"))]
 pub fn encode_frame(payload: &[u8]) -> Result<Vec<u8>, crate::WalError> {
     encode(payload).map_err(|source| crate::WalError::Encode {
         op: crate::Op::Raw,

@@ -119,7 +119,9 @@ mod state;
 mod wal;
 
 pub use error::{Op, WalError};
-pub use frame::{decode_frame, encode_frame, DecodedFrame, FRAME_OVERHEAD};
+#[cfg(any(test, feature = "test-support"))]
+pub use frame::encode_frame;
+pub use frame::{decode_frame, DecodedFrame, FRAME_OVERHEAD};
 pub use options::{WalOptions, DEFAULT_CACHE_BYTES, DEFAULT_MAX_BYTES};
 pub use quarantine::QuarantinedRecord;
 pub use replay::{Entry, Replay, Replayed};

@@ -330,8 +330,9 @@ impl Wal {
 
     /// The stored value of every record in the WAL, by seq, exactly as on disk: a frame (see
     /// [`decode_frame`](crate::decode_frame)), or the head of a record stored in pieces. For
-    /// repair tools and for tests that inspect, damage or downgrade stored records; the data
-    /// path never needs it.
+    /// tests that inspect, damage or downgrade stored records (feature `test-support`); the
+    /// data path never needs it.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn stored_records(&self) -> Result<Vec<(Seq, Vec<u8>)>, WalError> {
         let mut out = Vec::new();
         for item in self.inner.tree.scan_prefix([keys::RECORD]) {
@@ -344,9 +345,10 @@ impl Wal {
     }
 
     /// Replaces the stored value of record `seq` with `value`, as is: nothing is checked (a
-    /// damaged value is quarantined when it is read, as damage on disk would be). For tests and
-    /// repair tools; durable after [`Wal::flush`]. The pending byte count is not adjusted:
-    /// reopen the WAL before relying on it.
+    /// damaged value is quarantined when it is read, as damage on disk would be). For tests
+    /// (feature `test-support`); durable after [`Wal::flush`]. The pending byte count is not
+    /// adjusted: reopen the WAL before relying on it.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn overwrite_stored(&self, seq: Seq, value: &[u8]) -> Result<(), WalError> {
         self.inner
             .tree
@@ -574,8 +576,9 @@ impl Wal {
             .collect()
     }
 
-    /// Deletes a quarantined record for good (after an operator dealt with it). Returns
-    /// whether there was one. Not flushed by itself.
+    /// Deletes a quarantined record for good. Returns whether there was one. Not flushed by
+    /// itself. Test-only (feature `test-support`) until an operator tool needs it.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn purge_quarantined(&self, seq: Seq) -> Result<bool, WalError> {
         self.inner
             .quarantine
