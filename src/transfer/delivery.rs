@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 
 use super::batch::Batch;
-use super::dlq::{DeadLetter, Rejection};
+use super::dlq::{DeadLetter, Origin, Rejection};
 use super::document::{Documents, KafkaRecord};
 use super::events::TransferEvents;
 use super::watermark::{self, Watermarks};
@@ -292,11 +292,13 @@ impl Delivery {
                 let letter = DeadLetter::new(
                     batch.payload(*i),
                     rejection,
-                    &item.topic,
-                    item.partition,
-                    item.offset,
-                    item.index.as_deref().ok(),
-                    &item.id,
+                    Origin {
+                        topic: &item.topic,
+                        partition: item.partition,
+                        offset: item.offset,
+                        index: item.index.as_deref().ok(),
+                        id: &item.id,
+                    },
                     now,
                 );
                 // A dead letter holds only strings and numbers: serializing it cannot fail.

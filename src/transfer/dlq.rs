@@ -67,19 +67,36 @@ pub struct DeadLetter<'a> {
     pub id: &'a str,
 }
 
+/// Where a dead-lettered record came from and where it was going.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// Kafka topic.
+    pub topic: &'a str,
+    /// Kafka partition.
+    pub partition: i32,
+    /// Kafka offset.
+    pub offset: i64,
+    /// The data index the record was meant for, if one could be named.
+    pub index: Option<&'a str>,
+    /// The record's `_id`.
+    pub id: &'a str,
+}
+
 impl<'a> DeadLetter<'a> {
-    /// The dead-letter document for a record.
-    #[allow(clippy::too_many_arguments)]
+    /// The dead-letter document for a record from `origin`, refused for `rejection`.
     pub fn new(
         payload: &'a [u8],
         rejection: &'a Rejection,
-        topic: &'a str,
-        partition: i32,
-        offset: i64,
-        index: Option<&'a str>,
-        id: &'a str,
+        origin: Origin<'a>,
         now: OffsetDateTime,
     ) -> DeadLetter<'a> {
+        let Origin {
+            topic,
+            partition,
+            offset,
+            index,
+            id,
+        } = origin;
         let truncated = payload.len() > MAX_RECORD_BYTES;
         let kept = &payload[..payload.len().min(MAX_RECORD_BYTES)];
         let record = String::from_utf8_lossy(kept);
@@ -121,11 +138,13 @@ mod tests {
         let letter = DeadLetter::new(
             b"{\"offset\":\"x\"}",
             &rejection,
-            "t",
-            1,
-            9,
-            Some("t"),
-            "id1",
+            Origin {
+                topic: "t",
+                partition: 1,
+                offset: 9,
+                index: Some("t"),
+                id: "id1",
+            },
             OffsetDateTime::UNIX_EPOCH,
         );
         let json = serde_json::to_value(&letter).unwrap();
@@ -147,11 +166,13 @@ mod tests {
         let letter = DeadLetter::new(
             b"\xff\xfe",
             &rejection,
-            "t",
-            0,
-            0,
-            None,
-            "i",
+            Origin {
+                topic: "t",
+                partition: 0,
+                offset: 0,
+                index: None,
+                id: "i",
+            },
             OffsetDateTime::UNIX_EPOCH,
         );
         assert_eq!(letter.record_base64.as_deref(), Some("//4="));
@@ -159,11 +180,13 @@ mod tests {
         let letter = DeadLetter::new(
             &huge,
             &rejection,
-            "t",
-            0,
-            0,
-            None,
-            "i",
+            Origin {
+                topic: "t",
+                partition: 0,
+                offset: 0,
+                index: None,
+                id: "i",
+            },
             OffsetDateTime::UNIX_EPOCH,
         );
         assert!(letter.record_truncated);

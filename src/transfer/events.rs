@@ -68,6 +68,11 @@ pub trait TransferEvents: Send + Sync {
     fn brokers_up(&self, up: usize);
     /// An index template is in place.
     fn template_put(&self, template: &str, patterns: &str);
+    /// The InfluxDB database was created (or already there); `refused` when InfluxDB refused
+    /// to create it (no admin rights) and writing goes on anyway.
+    fn database_ready(&self, url: &str, database: &str, refused: Option<&str>);
+    /// A deprecated setting is in use (the warning says what to use instead).
+    fn deprecated_setting(&self, warning: &str);
     /// An index template could not be put yet (`refused`: credentials or permissions); it is
     /// retried.
     fn template_failed(&self, error: &str, refused: bool);
@@ -355,6 +360,23 @@ impl TransferEvents for Counters {
         self.health.recover(ES_CONDITION);
         tracing::info!(template, patterns, "index template in place");
     }
+    fn database_ready(&self, url: &str, database: &str, refused: Option<&str>) {
+        match refused {
+            None => tracing::info!(url, database, "InfluxDB database in place"),
+            Some(error) => tracing::warn!(
+                url,
+                database,
+                %error,
+                "cannot create the InfluxDB database; writing to it anyway (set \
+                 influxdb.create_database = false when someone else makes it)"
+            ),
+        }
+    }
+
+    fn deprecated_setting(&self, warning: &str) {
+        tracing::warn!("{warning}");
+    }
+
     fn template_failed(&self, error: &str, refused: bool) {
         self.health
             .fail(ES_CONDITION, format!("cannot put index templates: {error}"));

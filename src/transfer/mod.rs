@@ -32,6 +32,7 @@ pub mod document;
 pub(crate) mod events;
 pub mod metrics;
 pub mod parse;
+mod setup;
 pub mod watermark;
 
 use std::collections::VecDeque;
@@ -50,12 +51,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::backoff::BackoffPolicy;
-use crate::config::es_access::EsAccess;
-use crate::config::index_name::IndexNameTemplate;
-use crate::config::{ElasticsearchConfig, TransferConfig, ES_RETRY};
-use crate::es::template::{data_template, dlq_template};
-use crate::es::{EsClient, EsError, EsSettings, SharedEs};
-use crate::influx::{InfluxClient, InfluxError, SharedInflux};
+use crate::config::{TransferConfig, ES_RETRY};
 use crate::kafka::dead_letters::DeadLetters;
 use crate::kafka::stall::{Stall, StallWatch};
 use crate::record::wire::{self, Envelope, EnvelopeError, Kind};
@@ -67,6 +63,7 @@ use delivery::Delivery;
 use document::{Documents, KafkaRecord};
 use events::{Counters, TransferEvents};
 use metrics::{MetricsBatch, MetricsDelivery};
+use setup::{Setup, Sinks};
 use watermark::CommitPoint;
 use watermark::{lock, Watermarks};
 
@@ -104,7 +101,6 @@ pub async fn run(
     shutdown: Shutdown,
     reload: crate::reload::Reload,
 ) -> anyhow::Result<()> {
-    let index = config.index_template()?;
     let health = Arc::new(Health::new(config.health_grace_ms.get()));
     if let Some(addr) = config.metrics_addr {
         let endpoint = crate::telemetry::Endpoint::install(health.clone())?;
@@ -124,48 +120,17 @@ pub async fn run(
     let mut files: Vec<std::path::PathBuf> =
         crate::config::kafka_security::files(config.kafka.tls.as_ref(), config.kafka.sasl.as_ref());
     files.extend(config.metrics_tls.iter().flat_map(|tls| tls.files()));
-    let logs = match (&config.elasticsearch, index) {
-        (Some(es_config), Some(index)) => {
-            let Some(logs) = start_logs(
-                &config,
-                es_config,
-                index,
-                backoff,
-                events.as_ref(),
-                &shutdown,
-                &reload,
-                &mut files,
-            )
-            .await?
-            else {
-                return Ok(());
-            };
-            Some(logs)
-        }
-        _ => None,
+    let setup = Setup {
+        config: &config,
+        backoff,
+        events: events.as_ref(),
+        shutdown: &shutdown,
+        reload: &reload,
     };
-    let metrics = match &config.influxdb {
-        Some(influx_config) => {
-            let access = influx_config
-                .access()
-                .map_err(|message| anyhow::anyhow!("{message}"))?;
-            let influx = SharedInflux::new(InfluxClient::new(&access)?);
-            files.extend(access.files());
-            influx.follow(access, &reload);
-            if influx_config.create_database
-                && !create_database(&influx, backoff, events.as_ref(), &shutdown).await
-            {
-                return Ok(());
-            }
-            Some(influx)
-        }
-        None => None,
+    let Some(sinks) = setup.sinks(&mut files).await? else {
+        return Ok(());
     };
-    if logs.is_none() && metrics.is_none() {
-        anyhow::bail!("the transfer needs [elasticsearch] (logs), [influxdb] (metrics) or both");
-    }
     let _watch = reload.watch_files(files);
-    let sinks = Sinks { logs, metrics };
 
     let mut changes = reload.subscribe();
     // Lives across rounds: a stall that outlasts a recreated consumer is the same stall, and
@@ -248,93 +213,6 @@ async fn end_round_on_reload(
         }
     }
     round.trigger();
-}
-
-/// Where records go: log records to Elasticsearch, metrics records to InfluxDB (at least one
-/// of them is configured).
-struct Sinks {
-    /// The Elasticsearch client and the document builder.
-    logs: Option<(SharedEs, Arc<Documents>)>,
-    /// The InfluxDB client.
-    metrics: Option<SharedInflux>,
-}
-
-/// Sets up the Elasticsearch side: reads its credentials (waiting for a server a pinned CA
-/// needs), follows reloads, puts the index templates. `Ok(None)` if shutdown came first.
-#[allow(clippy::too_many_arguments)]
-async fn start_logs(
-    config: &TransferConfig,
-    es_config: &ElasticsearchConfig,
-    index: IndexNameTemplate,
-    backoff: BackoffPolicy,
-    events: &dyn TransferEvents,
-    shutdown: &Shutdown,
-    reload: &crate::reload::Reload,
-    files: &mut Vec<std::path::PathBuf>,
-) -> anyhow::Result<Option<(SharedEs, Arc<Documents>)>> {
-    let access = es_config
-        .access()
-        .map_err(|message| anyhow::anyhow!("{message}"))?;
-    if let Some(warning) = access.deprecation() {
-        tracing::warn!("{warning}");
-    }
-    let Some(settings) = read_es_settings(&access, backoff, events, shutdown).await? else {
-        return Ok(None);
-    };
-    let es = SharedEs::new(EsClient::new(&settings)?);
-    files.extend(access.files());
-    es.follow(access, reload);
-    if es_config.manage_templates
-        && !put_templates(&es, config, es_config, &index, backoff, events, shutdown).await?
-    {
-        return Ok(None);
-    }
-    Ok(Some((
-        es,
-        Arc::new(Documents::new(index, config.parse.clone())),
-    )))
-}
-
-/// `CREATE DATABASE` (idempotent), retried while InfluxDB is unreachable or failing; a refusal
-/// (no admin rights) is logged and writing goes on (the database may have been made by
-/// someone else). Returns `false` if shutdown came first.
-async fn create_database(
-    influx: &SharedInflux,
-    backoff: BackoffPolicy,
-    events: &dyn TransferEvents,
-    shutdown: &Shutdown,
-) -> bool {
-    let mut delays = backoff.start();
-    loop {
-        let client = influx.get();
-        match client.create_database().await {
-            Ok(()) => {
-                tracing::info!(
-                    url = client.url(),
-                    database = client.database(),
-                    "InfluxDB database in place"
-                );
-                return true;
-            }
-            Err(
-                error @ (InfluxError::Transport { .. } | InfluxError::Status { status: 500.., .. }),
-            ) => {
-                events.points_retrying(0, &error.to_string(), false);
-            }
-            Err(error) => {
-                tracing::warn!(
-                    %error,
-                    "cannot create the InfluxDB database; writing to it anyway (set \
-                     influxdb.create_database = false when someone else makes it)"
-                );
-                return true;
-            }
-        }
-        tokio::select! {
-            _ = shutdown.wait() => return false,
-            _ = tokio::time::sleep(delays.next_delay()) => {}
-        }
-    }
 }
 
 /// One consumer's life: created, subscribed, consuming until `round` ends or `stall` says to
@@ -490,78 +368,6 @@ async fn watch_stalls(
             }
         }
     }
-}
-
-/// Reads the CA and credentials of `access`, retrying with backoff while that needs a server
-/// that is not reachable yet (a `ca_fingerprint` pin is taken from the server's handshake);
-/// `Ok(None)` if shutdown came first. An unreadable file is an error at once.
-async fn read_es_settings(
-    access: &EsAccess,
-    backoff: BackoffPolicy,
-    events: &dyn TransferEvents,
-    shutdown: &Shutdown,
-) -> anyhow::Result<Option<EsSettings>> {
-    let mut delays = backoff.start();
-    loop {
-        match EsSettings::read(access) {
-            Ok(settings) => return Ok(Some(settings)),
-            Err(error @ EsError::Transport { .. }) => {
-                events.template_failed(&error.to_string(), false);
-                tokio::select! {
-                    _ = shutdown.wait() => return Ok(None),
-                    _ = tokio::time::sleep(delays.next_delay()) => {}
-                }
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
-}
-
-/// Puts the data and dead-letter index templates, retrying while Elasticsearch is unreachable,
-/// overloaded or refuses our credentials. Returns `Ok(false)` if shutdown came first.
-async fn put_templates(
-    es: &SharedEs,
-    config: &TransferConfig,
-    es_config: &ElasticsearchConfig,
-    index: &IndexNameTemplate,
-    backoff: BackoffPolicy,
-    events: &dyn TransferEvents,
-    shutdown: &Shutdown,
-) -> anyhow::Result<bool> {
-    let priority = es_config.template_priority;
-    let specs = [
-        data_template(index, &config.kafka.topics, priority),
-        dlq_template(&es_config.dlq_index, priority),
-    ];
-    for spec in &specs {
-        let mut delays = backoff.start();
-        loop {
-            match es.get().put_index_template(&spec.name, &spec.body).await {
-                Ok(()) => {
-                    events.template_put(&spec.name, &spec.body["index_patterns"].to_string());
-                    break;
-                }
-                Err(error @ EsError::Status { status: 400, .. }) => {
-                    return Err(error).with_context(|| {
-                        format!(
-                            "Elasticsearch refused index template {} (set elasticsearch.template_priority, \
-                             or manage_templates = false to manage templates yourself)",
-                            spec.name
-                        )
-                    });
-                }
-                Err(error) => {
-                    let refused = error.status().is_some_and(|s| s == 401 || s == 403);
-                    events.template_failed(&error.to_string(), refused);
-                    tokio::select! {
-                        _ = shutdown.wait() => return Ok(false),
-                        _ = tokio::time::sleep(delays.next_delay()) => {}
-                    }
-                }
-            }
-        }
-    }
-    Ok(true)
 }
 
 /// The log side of a round: documents built into bulks for Elasticsearch.
