@@ -64,11 +64,8 @@ impl HostSampler {
         let mut next = Instant::now() + interval;
         self.events.metrics_sampling(&self.config.topic, interval);
         loop {
-            while Instant::now() < next {
-                if shutdown.is_triggered() {
-                    return Ok(());
-                }
-                std::thread::sleep((next - Instant::now()).min(Duration::from_millis(100)));
+            if shutdown.wait_timeout(next.saturating_duration_since(Instant::now())) {
+                return Ok(());
             }
             next += interval;
             if next < Instant::now() {

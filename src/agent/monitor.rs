@@ -141,9 +141,7 @@ impl Monitor {
                     last_report = Instant::now();
                 }
             }
-            while tick.elapsed() < GAUGE_INTERVAL && !shutdown.is_triggered() {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            shutdown.wait_timeout(GAUGE_INTERVAL.saturating_sub(tick.elapsed()));
         }
     }
 

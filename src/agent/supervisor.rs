@@ -110,9 +110,7 @@ impl Workers {
     /// When this returns an error the WAL handle is deliberately leaked: sled flushes when its
     /// last handle drops, and that flush may block forever on the very failure being reported.
     pub fn stop(self, shutdown: &Shutdown, budget: Duration, wal: Wal) -> anyhow::Result<()> {
-        while !shutdown.is_triggered() {
-            std::thread::sleep(POLL);
-        }
+        shutdown.wait_blocking();
         let deadline = Instant::now() + budget;
         let mut first_error: Option<anyhow::Error> = None;
         let mut stuck = Vec::new();

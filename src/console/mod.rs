@@ -49,10 +49,17 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::backoff::BackoffPolicy;
 use crate::config::ConsoleConfig;
 use crate::es::client::{EsClient, EsError, EsSettings, SharedEs};
 use crate::shutdown::Shutdown;
 use query::{BadRequest, Filter};
+
+/// Pacing of the wait for an Elasticsearch a `ca_fingerprint` pin needs.
+const CA_PIN_RETRY: BackoffPolicy = BackoffPolicy::new(
+    std::time::Duration::from_millis(500),
+    std::time::Duration::from_secs(5),
+);
 
 /// The page (one for search and context: the script reads the URL).
 const INDEX_HTML: &str = include_str!("assets/index.html");
@@ -98,15 +105,22 @@ pub async fn run(
     if let Some(warning) = access.deprecation() {
         tracing::warn!("{warning}");
     }
-    // Reading the settings needs the server only for a `ca_fingerprint` pin: wait for it then.
+    // Reading the settings needs the server only for a `ca_fingerprint` pin: wait for it then,
+    // paced like every other retry (0.5 s doubling to 5 s, with jitter).
+    let mut delays = CA_PIN_RETRY.start();
     let settings = loop {
         match EsSettings::read(&access) {
             Ok(settings) => break settings,
             Err(error @ EsError::Transport { .. }) => {
-                tracing::warn!(%error, "cannot read the CA pin from Elasticsearch yet; retrying in 5 s");
+                let delay = delays.next_delay();
+                tracing::warn!(
+                    %error,
+                    "cannot read the CA pin from Elasticsearch yet; retrying in {:.1} s",
+                    delay.as_secs_f64()
+                );
                 tokio::select! {
                     _ = shutdown.wait() => return Ok(()),
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                    _ = tokio::time::sleep(delay) => {}
                 }
             }
             Err(error) => return Err(error.into()),
