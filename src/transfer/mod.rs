@@ -1,8 +1,10 @@
-//! The transfer: Kafka consumer group → Elasticsearch `_bulk`, every record indexed exactly once.
+//! The transfer: Kafka consumer group → its sinks (Elasticsearch `_bulk` for log records,
+//! InfluxDB `/write` for metrics records), every record written exactly once.
 //!
-//! The data path: [`run`] consumes the configured topics and turns each record into a document
-//! ([`document`]) in the current [`batch::Batch`]. A batch is handed to a bulk task
-//! ([`delivery`]) when it is full (documents or bytes) or old enough; up to
+//! The data path: [`run`] (after [`setup`]) consumes the configured topics and turns each log
+//! record into a document ([`document`]) in the current [`batch::Batch`] (a metrics record into
+//! the metrics batch). A batch is handed to a delivery task ([`sink::Delivery`] driving the
+//! sink's [`sink::Sink`]) when it is full (documents or bytes) or old enough; up to
 //! `batch.max_inflight_bulks` tasks run at once, across partitions. A task retries until every
 //! record of its batch is done — created, already present (409), or dead-lettered — and reports
 //! each done record to the commit [`watermark`].
@@ -26,13 +28,12 @@
 
 pub mod batch;
 pub(crate) mod consumer;
-pub(crate) mod delivery;
 pub(crate) mod dlq;
 pub mod document;
 pub(crate) mod events;
-pub mod metrics;
 pub mod parse;
 mod setup;
+pub mod sink;
 pub mod watermark;
 
 use std::collections::VecDeque;
@@ -59,11 +60,12 @@ use crate::shutdown::Shutdown;
 use crate::telemetry::Health;
 use batch::{Batch, BatchLimits};
 use consumer::{commit_list, ConsumerHooks, ConsumerProgress, TransferConsumer};
-use delivery::Delivery;
 use document::{Documents, KafkaRecord};
 use events::{Counters, TransferEvents};
-use metrics::{MetricsBatch, MetricsDelivery};
 use setup::{Setup, Sinks};
+use sink::elasticsearch::EsSink;
+use sink::influxdb::{InfluxSink, MetricsBatch};
+use sink::Delivery;
 use watermark::CommitPoint;
 use watermark::{lock, Watermarks};
 
@@ -255,9 +257,12 @@ async fn consume_round(
         (Some((es, documents)), Some(es_config)) => Some(LogSink {
             documents: documents.clone(),
             delivery: Arc::new(Delivery::new(
-                es.clone(),
-                documents.clone(),
-                es_config.dlq_index.clone(),
+                EsSink::new(
+                    es.clone(),
+                    documents.clone(),
+                    es_config.dlq_index.clone(),
+                    events.clone(),
+                ),
                 marks.clone(),
                 events.clone(),
                 backoff,
@@ -267,14 +272,17 @@ async fn consume_round(
     };
     let metrics = match (&sinks.metrics, &config.influxdb) {
         (Some(influx), Some(influx_config)) => {
-            Some(Arc::new(MetricsDelivery::new(
-                influx.clone(),
-                // Made with each consumer, from the credentials as they are now.
-                Arc::new(
-                    DeadLetters::new(&config.kafka)
-                        .context("cannot create the dead-letter producer")?,
+            Some(Arc::new(Delivery::new(
+                InfluxSink::new(
+                    influx.clone(),
+                    // Made with each consumer, from the credentials as they are now.
+                    Arc::new(
+                        DeadLetters::new(&config.kafka)
+                            .context("cannot create the dead-letter producer")?,
+                    ),
+                    influx_config.dlq_topic.clone(),
+                    events.clone(),
                 ),
-                influx_config.dlq_topic.clone(),
                 marks.clone(),
                 events.clone(),
                 backoff,
@@ -373,7 +381,7 @@ async fn watch_stalls(
 /// The log side of a round: documents built into bulks for Elasticsearch.
 struct LogSink {
     documents: Arc<Documents>,
-    delivery: Arc<Delivery>,
+    delivery: Arc<Delivery<EsSink>>,
 }
 
 /// A batch ready to be sent.
@@ -402,7 +410,7 @@ struct Pipeline {
     /// Elasticsearch (absent: log records are dead-lettered through `metrics`).
     logs: Option<LogSink>,
     /// InfluxDB (absent: metrics records are dead-lettered through `logs`).
-    metrics: Option<Arc<MetricsDelivery>>,
+    metrics: Option<Arc<Delivery<InfluxSink>>>,
     limits: BatchLimits,
     permits: Arc<Semaphore>,
     tasks: JoinSet<()>,

@@ -1,79 +1,113 @@
-//! Delivering one batch to Elasticsearch until every record in it is done.
+//! The Elasticsearch sink: log records as documents, written with `_bulk` `create`.
 //!
-//! A record is done when Elasticsearch answered 201 (created) or 409 (an earlier delivery of the
-//! same `_id` created it), or when its dead-letter document was acknowledged. Only then is it
-//! reported to the commit watermark. Everything else is retried with exponential backoff and
-//! without limit: 429 and 5xx (per item or for the whole request), connection errors and
-//! timeouts, and 401/403 — refused credentials are reported loudly and never counted as
-//! delivered. A request refused as a whole with 400 or 413 is split in halves to find the
-//! record at fault; that record alone is dead-lettered.
+//! An entry is one document (an item of a [`Batch`]). Its outcomes: 201 (created) and 409 (an
+//! earlier delivery of the same `_id` created it) are done; 429 and 5xx (per item or for the
+//! whole request), connection errors and timeouts, and 401/403 are retried — refused
+//! credentials are reported loudly and never counted as delivered. A request refused as a
+//! whole with 400 or 413 is split in halves to find the document at fault; that document alone
+//! is rejected.
 //!
 //! A document with parsed fields (`[[parse]]`) that Elasticsearch refuses for good (400: the
-//! fields do not fit the index's mapping) is not dead-lettered for that: it is indexed again
-//! with the same `_id` and the parsed fields kept as one string (`parsed_raw`, flagged
-//! `mapping_conflict`). Only when that is refused too is it dead-lettered.
-//!
-//! Before each attempt, records of partitions revoked meanwhile are dropped: their next owner
-//! consumes them again from the committed offset.
+//! fields do not fit the index's mapping) is not dead-lettered for that: its fallback form is
+//! indexed with the same `_id` and the parsed fields kept as one string (`parsed_raw`, flagged
+//! `mapping_conflict`). Only when that is refused too is it dead-lettered: a document in the
+//! dead-letter index (`elasticsearch.dlq_index`) holding the record as it came and why.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::batch::Batch;
-use super::dlq::{DeadLetter, Origin, Rejection};
-use super::document::{Documents, KafkaRecord};
-use super::events::TransferEvents;
-use super::watermark::{self, Watermarks};
-use crate::backoff::BackoffPolicy;
+use super::{Outcome, RecordAt, Sink, Sorted, Written};
 use crate::es::bulk::write_create;
 use crate::es::outcome::{classify_request, ItemOutcome, RequestOutcome};
 use crate::es::SharedEs;
+use crate::transfer::batch::Batch;
+use crate::transfer::dlq::{DeadLetter, Origin, Rejection};
+use crate::transfer::document::{Documents, KafkaRecord};
+use crate::transfer::events::TransferEvents;
 
 /// Longest error text carried into a log line.
 const MAX_REASON: usize = 300;
 
-/// Everything a bulk task needs; shared by all of them.
-pub struct Delivery {
+/// Writes log documents to Elasticsearch.
+pub struct EsSink {
     es: SharedEs,
     documents: Arc<Documents>,
     dlq_index: String,
-    marks: Arc<Mutex<Watermarks>>,
     events: Arc<dyn TransferEvents>,
-    backoff: BackoffPolicy,
 }
 
-impl Delivery {
-    /// A delivery context.
+/// One document to write: item `item` of its batch, in its own form or in its fallback form.
+#[derive(Debug)]
+pub struct Document {
+    item: usize,
+    /// The `_bulk` lines of the fallback form (parsed fields as one string), once chosen.
+    fallback: Option<Box<[u8]>>,
+}
+
+impl EsSink {
+    /// Writes to `es`, documents made by `documents`, dead letters into `dlq_index`.
     pub fn new(
         es: SharedEs,
         documents: Arc<Documents>,
         dlq_index: String,
-        marks: Arc<Mutex<Watermarks>>,
         events: Arc<dyn TransferEvents>,
-        backoff: BackoffPolicy,
-    ) -> Delivery {
-        Delivery {
+    ) -> EsSink {
+        EsSink {
             es,
             documents,
             dlq_index,
-            marks,
             events,
-            backoff,
         }
     }
 
-    /// Delivers `batch`: returns once every record in it is done or belongs to a revoked
-    /// partition. Never gives up otherwise (the caller bounds it at shutdown).
-    pub async fn deliver(&self, batch: Batch) {
+    /// The `_bulk` body of `entries`.
+    fn body(batch: &Batch, entries: &[Document]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for entry in entries {
+            match &entry.fallback {
+                Some(lines) => body.extend_from_slice(lines),
+                None => body.extend_from_slice(&batch.body[batch.items[entry.item].lines.clone()]),
+            }
+        }
+        body
+    }
+}
+
+impl Sink for EsSink {
+    type Batch = Batch;
+    type Entry = Document;
+
+    fn records(&self, batch: &Batch) -> usize {
+        batch.items.len()
+    }
+
+    fn record_at<'b>(&self, batch: &'b Batch, item: usize) -> RecordAt<'b> {
+        let item = &batch.items[item];
+        RecordAt {
+            topic: &item.topic,
+            partition: item.partition,
+            epoch: item.epoch,
+            offset: item.offset,
+        }
+    }
+
+    fn item_of(&self, entry: &Document) -> usize {
+        entry.item
+    }
+
+    fn entries(&self, batch: &Batch) -> Sorted<Document> {
         let mut routable = Vec::with_capacity(batch.len());
         let mut rejected = Vec::new();
-        for (i, item) in batch.items.iter().enumerate() {
-            match &item.index {
-                Ok(_) => routable.push(i),
+        for (item, record) in batch.items.iter().enumerate() {
+            let entry = Document {
+                item,
+                fallback: None,
+            };
+            match &record.index {
+                Ok(_) => routable.push(entry),
                 Err(reason) => rejected.push((
-                    i,
+                    entry,
                     Rejection {
                         error: reason.clone(),
                         error_type: None,
@@ -82,299 +116,195 @@ impl Delivery {
                 )),
             }
         }
-        let mut conflicts = Vec::new();
-        if !routable.is_empty() {
-            let body_of = |indices: &[usize]| batch.body_for(indices);
-            let refused = Refused {
-                rejected: &mut rejected,
-                conflicts: Some(&mut conflicts),
-            };
-            self.index_documents(&batch, routable, &body_of, refused)
-                .await;
-        }
-        if !conflicts.is_empty() {
-            self.index_fallbacks(&batch, conflicts, &mut rejected).await;
-        }
-        if !rejected.is_empty() {
-            self.dead_letter(&batch, rejected).await;
+        Sorted {
+            write: routable,
+            dead: rejected,
         }
     }
 
-    /// Indexes the documents of `conflicts` again with their parsed fields as one string;
-    /// those refused again go to `rejected`.
-    async fn index_fallbacks(
-        &self,
-        batch: &Batch,
-        conflicts: Vec<(usize, Rejection)>,
-        rejected: &mut Vec<(usize, Rejection)>,
-    ) {
-        let mut body = Vec::new();
-        let mut lines = HashMap::with_capacity(conflicts.len());
-        let mut indices = Vec::with_capacity(conflicts.len());
-        let reason = shorten(
-            conflicts[0]
-                .1
-                .error_type
-                .as_deref()
-                .unwrap_or(&conflicts[0].1.error),
-        );
+    async fn write(&self, batch: &Batch, entries: &[Document]) -> Written {
+        let body = Self::body(batch, entries);
+        self.events.bulk_sent(entries.len(), body.len());
+        match self.es.get().bulk(body, entries.len()).await {
+            Ok(results) => {
+                let (mut created, mut present, mut retried) = (0u64, 0u64, 0u64);
+                let mut retry_reason = None;
+                let mut refused = None;
+                let mut outcomes = Vec::with_capacity(entries.len());
+                for result in &results {
+                    outcomes.push(match result.outcome() {
+                        ItemOutcome::Created => {
+                            created += 1;
+                            Outcome::Done
+                        }
+                        ItemOutcome::AlreadyExists => {
+                            present += 1;
+                            Outcome::Done
+                        }
+                        ItemOutcome::Unauthorized => {
+                            refused.get_or_insert_with(|| (result.status, result.error_text()));
+                            retried += 1;
+                            Outcome::Retry
+                        }
+                        ItemOutcome::Retry => {
+                            retry_reason.get_or_insert_with(|| {
+                                format!("status {}: {}", result.status, result.error_text())
+                            });
+                            retried += 1;
+                            Outcome::Retry
+                        }
+                        ItemOutcome::Reject => Outcome::Reject(Rejection {
+                            error: result.error_text(),
+                            error_type: result.error_type().map(str::to_string),
+                            status: Some(result.status),
+                        }),
+                    });
+                }
+                // An answer without an item for each document: the missing ones again.
+                while outcomes.len() < entries.len() {
+                    retry_reason.get_or_insert_with(|| {
+                        format!(
+                            "Elasticsearch answered {} items for {} documents",
+                            results.len(),
+                            entries.len()
+                        )
+                    });
+                    retried += 1;
+                    outcomes.push(Outcome::Retry);
+                }
+                self.events.created(created);
+                self.events.already_present(present);
+                if let Some((status, detail)) = refused {
+                    self.events.unauthorized(status, &shorten(&detail));
+                }
+                if retried > 0 {
+                    let reason = retry_reason.unwrap_or_else(|| "unauthorized".into());
+                    self.events.retrying(retried, &shorten(&reason));
+                }
+                Written::Each(outcomes)
+            }
+            Err(error) => match error.status().map(classify_request) {
+                Some(RequestOutcome::Split) => Written::Refused(Rejection {
+                    error: error.to_string(),
+                    error_type: None,
+                    status: error.status(),
+                }),
+                Some(RequestOutcome::Unauthorized) => {
+                    self.events
+                        .unauthorized(error.status().unwrap_or(0), &shorten(&error.to_string()));
+                    Written::Retry
+                }
+                _ => {
+                    self.events
+                        .retrying(entries.len() as u64, &shorten(&error.to_string()));
+                    Written::Retry
+                }
+            },
+        }
+    }
+
+    fn split(&self, _batch: &Batch, _entry: &Document) -> Option<Vec<Document>> {
+        // A document is the smallest thing a bulk request holds.
+        None
+    }
+
+    fn fallbacks(&self, batch: &Batch, rejected: Vec<(Document, Rejection)>) -> Sorted<Document> {
+        let (conflicts, mut dead): (Vec<_>, Vec<_>) =
+            rejected.into_iter().partition(|(entry, rejection)| {
+                entry.fallback.is_none()
+                    && rejection.status == Some(400)
+                    && batch.items[entry.item].parse.merged
+            });
+        let Some((_, first)) = conflicts.first() else {
+            return Sorted {
+                write: Vec::new(),
+                dead,
+            };
+        };
+        let reason = shorten(first.error_type.as_deref().unwrap_or(&first.error));
         self.events
             .mapping_conflict(conflicts.len() as u64, &reason);
-        for (i, rejection) in conflicts {
-            let item = &batch.items[i];
+        let mut again = Vec::with_capacity(conflicts.len());
+        for (entry, rejection) in conflicts {
+            let item = &batch.items[entry.item];
             let record = KafkaRecord {
                 topic: &item.topic,
                 partition: item.partition,
                 offset: item.offset,
-                payload: Some(batch.payload(i)),
+                payload: Some(batch.payload(entry.item)),
                 timestamp_ms: item.timestamp_ms,
                 current_format: false,
             };
             let why = shorten(&rejection.error);
-            let start = body.len();
-            let prepared = self.documents.prepare_fallback(&record, &why, &mut body);
+            let mut lines = Vec::new();
+            let prepared = self.documents.prepare_fallback(&record, &why, &mut lines);
             if prepared.index.is_ok() && prepared.id == item.id {
-                lines.insert(i, start..body.len());
-                indices.push(i);
+                again.push(Document {
+                    item: entry.item,
+                    fallback: Some(lines.into_boxed_slice()),
+                });
             } else {
-                body.truncate(start);
-                rejected.push((i, rejection));
+                dead.push((entry, rejection));
             }
         }
-        if indices.is_empty() {
-            return;
-        }
-        let body_of = |chosen: &[usize]| {
-            let mut out = Vec::new();
-            for i in chosen {
-                if let Some(range) = lines.get(i) {
-                    out.extend_from_slice(&body[range.clone()]);
-                }
-            }
-            out
-        };
-        let refused = Refused {
-            rejected,
-            conflicts: None,
-        };
-        self.index_documents(batch, indices, &body_of, refused)
-            .await;
+        Sorted { write: again, dead }
     }
 
-    /// Sends the documents of `indices` (their lines given by `body_of`) until each is done or
-    /// refused for good (into `refused`).
-    async fn index_documents(
-        &self,
-        batch: &Batch,
-        indices: Vec<usize>,
-        body_of: &(dyn Fn(&[usize]) -> Vec<u8> + Sync),
-        refused: Refused<'_>,
-    ) {
-        let Refused {
-            rejected,
-            mut conflicts,
-        } = refused;
-        let mut queue = VecDeque::from([indices]);
-        let mut backoff = self.backoff.start();
-        while let Some(chunk) = queue.pop_front() {
-            let mut chunk = chunk;
-            self.retain_assigned(batch, &mut chunk, |i| *i);
-            if chunk.is_empty() {
-                continue;
-            }
-            let body = body_of(&chunk);
-            self.events.bulk_sent(chunk.len(), body.len());
-            match self.es.get().bulk(body, chunk.len()).await {
-                Ok(results) => {
-                    let mut done = Vec::with_capacity(chunk.len());
-                    let mut retry = Vec::new();
-                    let (mut created, mut present) = (0u64, 0u64);
-                    let mut retry_reason = None;
-                    let mut refused = None;
-                    for (&i, result) in chunk.iter().zip(&results) {
-                        match result.outcome() {
-                            ItemOutcome::Created => {
-                                created += 1;
-                                done.push(i);
-                            }
-                            ItemOutcome::AlreadyExists => {
-                                present += 1;
-                                done.push(i);
-                            }
-                            ItemOutcome::Unauthorized => {
-                                refused.get_or_insert_with(|| (result.status, result.error_text()));
-                                retry.push(i);
-                            }
-                            ItemOutcome::Retry => {
-                                retry_reason.get_or_insert_with(|| {
-                                    format!("status {}: {}", result.status, result.error_text())
-                                });
-                                retry.push(i);
-                            }
-                            ItemOutcome::Reject => {
-                                let rejection = Rejection {
-                                    error: result.error_text(),
-                                    error_type: result.error_type().map(str::to_string),
-                                    status: Some(result.status),
-                                };
-                                match conflicts.as_deref_mut() {
-                                    Some(conflicts)
-                                        if result.status == 400 && batch.items[i].parse.merged =>
-                                    {
-                                        conflicts.push((i, rejection))
-                                    }
-                                    _ => rejected.push((i, rejection)),
-                                }
-                            }
-                        }
-                    }
-                    self.mark_done(batch, &done);
-                    self.events.created(created);
-                    self.events.already_present(present);
-                    if let Some((status, detail)) = refused {
-                        self.events.unauthorized(status, &shorten(&detail));
-                    }
-                    if retry.is_empty() {
-                        backoff.reset();
-                    } else {
-                        let reason = retry_reason.unwrap_or_else(|| "unauthorized".into());
-                        self.events.retrying(retry.len() as u64, &shorten(&reason));
-                        tokio::time::sleep(backoff.next_delay()).await;
-                        queue.push_back(retry);
-                    }
-                }
-                Err(error) => match error.status().map(classify_request) {
-                    Some(RequestOutcome::Split) if chunk.len() > 1 => {
-                        let second = chunk.split_off(chunk.len() / 2);
-                        queue.push_front(second);
-                        queue.push_front(chunk);
-                    }
-                    Some(RequestOutcome::Split) => rejected.push((
-                        chunk[0],
-                        Rejection {
-                            error: error.to_string(),
-                            error_type: None,
-                            status: error.status(),
-                        },
-                    )),
-                    Some(RequestOutcome::Unauthorized) => {
-                        self.events.unauthorized(
-                            error.status().unwrap_or(0),
-                            &shorten(&error.to_string()),
-                        );
-                        tokio::time::sleep(backoff.next_delay()).await;
-                        queue.push_front(chunk);
-                    }
-                    _ => {
-                        self.events
-                            .retrying(chunk.len() as u64, &shorten(&error.to_string()));
-                        tokio::time::sleep(backoff.next_delay()).await;
-                        queue.push_front(chunk);
-                    }
-                },
-            }
-        }
-    }
-
-    /// Writes the dead-letter documents of `rejected` until all are acknowledged.
-    async fn dead_letter(&self, batch: &Batch, rejected: Vec<(usize, Rejection)>) {
+    async fn dead_letter(&self, batch: &Batch, letters: &[(Document, Rejection)]) -> Vec<bool> {
         let now = OffsetDateTime::now_utc();
-        let mut pending = rejected;
-        let mut backoff = self.backoff.start();
-        loop {
-            self.retain_assigned(batch, &mut pending, |(i, _)| *i);
-            if pending.is_empty() {
-                return;
-            }
-            let mut body = Vec::new();
-            for (i, rejection) in &pending {
-                let item = &batch.items[*i];
-                let letter = DeadLetter::new(
-                    batch.payload(*i),
-                    rejection,
-                    Origin {
-                        topic: &item.topic,
-                        partition: item.partition,
-                        offset: item.offset,
-                        index: item.index.as_deref().ok(),
-                        id: &item.id,
-                    },
-                    now,
-                );
-                // A dead letter holds only strings and numbers: serializing it cannot fail.
-                let _ = write_create(&mut body, &self.dlq_index, &item.id, &letter);
-            }
-            self.events.bulk_sent(pending.len(), body.len());
-            let failure = match self.es.get().bulk(body, pending.len()).await {
-                Ok(results) => {
-                    let mut done = Vec::new();
-                    let mut still = Vec::new();
-                    let mut failure = None;
-                    for ((i, rejection), result) in pending.into_iter().zip(&results) {
-                        if result.outcome().is_done() {
-                            done.push((i, rejection));
-                        } else {
+        let mut body = Vec::new();
+        for (entry, rejection) in letters {
+            let item = &batch.items[entry.item];
+            let letter = DeadLetter::new(
+                batch.payload(entry.item),
+                rejection,
+                Origin {
+                    topic: &item.topic,
+                    partition: item.partition,
+                    offset: item.offset,
+                    index: item.index.as_deref().ok(),
+                    id: &item.id,
+                },
+                now,
+            );
+            // A dead letter holds only strings and numbers: serializing it cannot fail.
+            let _ = write_create(&mut body, &self.dlq_index, &item.id, &letter);
+        }
+        self.events.bulk_sent(letters.len(), body.len());
+        let (acknowledged, failure) = match self.es.get().bulk(body, letters.len()).await {
+            Ok(results) => {
+                let mut failure = None;
+                let acknowledged: Vec<bool> = (0..letters.len())
+                    .map(|i| match results.get(i) {
+                        Some(result) if result.outcome().is_done() => true,
+                        Some(result) => {
                             failure.get_or_insert_with(|| {
                                 format!("status {}: {}", result.status, result.error_text())
                             });
-                            still.push((i, rejection));
+                            false
                         }
-                    }
-                    if !done.is_empty() {
-                        let indices: Vec<usize> = done.iter().map(|(i, _)| *i).collect();
-                        self.mark_done(batch, &indices);
-                        let reason = done[0].1.error_type.as_deref().unwrap_or(&done[0].1.error);
-                        self.events
-                            .dead_lettered(done.len() as u64, &shorten(reason));
-                    }
-                    pending = still;
-                    failure
-                }
-                Err(error) => Some(error.to_string()),
-            };
-            if let Some(failure) = failure {
-                self.events
-                    .dead_letter_failed(pending.len() as u64, &shorten(&failure));
-                tokio::time::sleep(backoff.next_delay()).await;
+                        None => {
+                            failure.get_or_insert_with(|| "no answer for it".to_string());
+                            false
+                        }
+                    })
+                    .collect();
+                (acknowledged, failure)
             }
+            Err(error) => (vec![false; letters.len()], Some(error.to_string())),
+        };
+        let done = acknowledged.iter().filter(|&&ok| ok).count();
+        if let Some(i) = acknowledged.iter().position(|&ok| ok) {
+            let first = &letters[i].1;
+            let reason = first.error_type.as_deref().unwrap_or(&first.error);
+            self.events.dead_lettered(done as u64, &shorten(reason));
         }
+        if let Some(failure) = failure {
+            self.events
+                .dead_letter_failed((letters.len() - done) as u64, &shorten(&failure));
+        }
+        acknowledged
     }
-
-    /// Keeps the entries whose item's partition is still assigned in the epoch it was received
-    /// in; `item` tells which item an entry is about.
-    fn retain_assigned<T>(&self, batch: &Batch, entries: &mut Vec<T>, item: impl Fn(&T) -> usize) {
-        let dropped = watermark::retain_current(&self.marks, entries, |entry| {
-            let item = &batch.items[item(entry)];
-            (&*item.topic, item.partition, item.epoch)
-        });
-        if dropped > 0 {
-            self.events.revoked_dropped(dropped);
-        }
-    }
-
-    fn mark_done(&self, batch: &Batch, indices: &[usize]) {
-        if indices.is_empty() {
-            return;
-        }
-        let stale = watermark::mark_done(
-            &self.marks,
-            indices.iter().map(|&i| {
-                let item = &batch.items[i];
-                (&*item.topic, item.partition, item.epoch, item.offset)
-            }),
-        );
-        if stale > 0 {
-            self.events.revoked_dropped(stale);
-        }
-    }
-}
-
-/// Where documents refused for good go: `conflicts` (to be indexed again as fallbacks) for a
-/// document with parsed fields refused with 400 when it is `Some`, else `rejected` (the
-/// dead-letter index).
-struct Refused<'a> {
-    rejected: &'a mut Vec<(usize, Rejection)>,
-    conflicts: Option<&'a mut Vec<(usize, Rejection)>>,
 }
 
 fn shorten(text: &str) -> String {
@@ -395,7 +325,7 @@ mod tests {
 
     use std::sync::atomic::Ordering;
 
-    use super::super::watermark::lock;
+    use std::sync::Mutex;
     use std::time::Duration;
 
     use serde_json::{json, Value};
@@ -403,10 +333,13 @@ mod tests {
     use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
+    use crate::backoff::BackoffPolicy;
     use crate::config::index_name::IndexNameTemplate;
     use crate::es::{EsClient, EsSettings};
     use crate::transfer::document::KafkaRecord;
     use crate::transfer::events::Counters;
+    use crate::transfer::sink::Delivery;
+    use crate::transfer::watermark::{lock, Watermarks};
 
     /// One request as the scripted server saw it.
     #[derive(Debug, Clone)]
@@ -590,9 +523,7 @@ mod tests {
             .unwrap(),
         );
         let delivery = Delivery::new(
-            es,
-            documents,
-            "dlq".into(),
+            EsSink::new(es, documents, "dlq".into(), counters.clone()),
             marks.clone(),
             counters.clone(),
             BackoffPolicy {
