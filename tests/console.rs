@@ -225,10 +225,139 @@ fn elasticsearch_unreachable_is_a_503_saying_so() {
     // The page itself is served from the binary, whatever Elasticsearch does.
     let (code, page) = http_get(console.addr, "/").unwrap();
     assert_eq!(code, 200);
-    assert!(page.contains("/assets/app.js"));
-    let (code, script) = http_get(console.addr, "/assets/app.js").unwrap();
+    let search = script_urls(&page)
+        .into_iter()
+        .find(|url| url.starts_with("/assets/search."))
+        .unwrap_or_else(|| panic!("no search script in the page:\n{page}"));
+    let (code, script) = http_get(console.addr, &search).unwrap();
     assert_eq!(code, 200);
     assert!(script.contains("/api/search"));
+}
+
+/// The `src` of every `<script>` of `page`.
+fn script_urls(page: &str) -> Vec<String> {
+    page.split("<script src=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('"').map(|(url, _)| url.to_string()))
+        .collect()
+}
+
+/// Status, headers (lower-case names) and body of `GET path`.
+fn http_get_headers(
+    addr: std::net::SocketAddr,
+    path: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let output = std::process::Command::new("curl")
+        .args(["-s", "-i", "-m", "10"])
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&output.stdout).replace("\r\n", "\n");
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default()
+}
+
+/// Every page carries a strict Content-Security-Policy and is never cached; its scripts (one
+/// per page, then the router) and its style have a content hash in their URL and are cached for
+/// a year; a name from another release is 404; the sign-in page is an asset like the others.
+#[test]
+fn pages_carry_a_strict_csp_and_assets_are_cached_by_content_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let console = Console::start(dir.path(), &es_url(), "logs-none-*");
+    for path in ["/", "/tail", "/hosts", "/login"] {
+        let (code, headers, page) = http_get_headers(console.addr, path);
+        assert_eq!(code, 200, "{path}");
+        let csp = header(&headers, "content-security-policy");
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("style-src 'self'"),
+            "{path}: {csp}"
+        );
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{path}: {csp}"
+        );
+        assert_eq!(header(&headers, "cache-control"), "no-cache", "{path}");
+        assert!(!page.contains("{{"), "{path}: a placeholder left:\n{page}");
+        // Every script of the page is a file: no inline script, no style attribute.
+        assert_eq!(
+            page.matches("<script").count(),
+            script_urls(&page).len(),
+            "{path}"
+        );
+        assert!(
+            !page.contains(" style=") && !page.contains("<style"),
+            "{path}"
+        );
+        let style = page
+            .split("<link rel=\"stylesheet\" href=\"")
+            .nth(1)
+            .and_then(|rest| rest.split_once('"'))
+            .map(|(url, _)| url.to_string())
+            .unwrap_or_default();
+        assert!(
+            style.starts_with("/assets/app.") && style.ends_with(".css"),
+            "{path}: {style}"
+        );
+        let (code, headers, _) = http_get_headers(console.addr, &style);
+        assert_eq!(code, 200, "{style}");
+        assert!(
+            header(&headers, "cache-control").contains("immutable"),
+            "{style}"
+        );
+    }
+    let (_, _, page) = http_get_headers(console.addr, "/");
+    let scripts = script_urls(&page);
+    let names: Vec<&str> = scripts
+        .iter()
+        .map(|url| {
+            url.trim_start_matches("/assets/")
+                .split('.')
+                .next()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        ["common", "search", "context", "tail", "collect", "hosts", "pipeline", "app"]
+    );
+    for url in &scripts {
+        let (code, headers, body) = http_get_headers(console.addr, url);
+        assert_eq!(code, 200, "{url}");
+        assert!(
+            header(&headers, "content-type").starts_with("text/javascript"),
+            "{url}"
+        );
+        assert_eq!(
+            header(&headers, "cache-control"),
+            "public, max-age=31536000, immutable"
+        );
+        assert!(
+            !header(&headers, "content-security-policy").is_empty(),
+            "{url}"
+        );
+        assert!(body.contains("\"use strict\""), "{url}");
+    }
+    let (code, headers, _) = http_get_headers(console.addr, "/assets/app.000000000000.js");
+    assert_eq!(code, 404);
+    assert_eq!(header(&headers, "cache-control"), "no-store");
 }
 
 /// The fleet pages without their sources: each says what to configure; a source that cannot

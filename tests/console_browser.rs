@@ -315,6 +315,7 @@ async fn a_person_searches_opens_context_and_follows_the_tail_in_chromium() {
     );
 
     client.close().await.unwrap();
+    assert_no_csp_violation(&console);
     drop(console);
     shipping.stop();
 }
@@ -605,6 +606,7 @@ async fn sign_in_roles_csrf_and_throttling_and_an_editors_change_reaches_the_age
         console.log()
     );
     assert!(agent.terminate());
+    assert_no_csp_violation(&console);
 }
 
 /// `/api/pipeline` until `check` holds on it (or fails with the last answer).
@@ -814,6 +816,7 @@ async fn the_fleet_pages_show_a_hosts_charts_and_where_its_lines_are_in_chromium
     client.close().await.unwrap();
     transfer.terminate(Duration::from_secs(30));
     common::influx::drop_database(&db);
+    assert_no_csp_violation(&console);
 }
 
 /// A facet whose value is a 200-character path and whose count is 12,345 stays on one line: the
@@ -896,5 +899,91 @@ async fn a_long_path_and_a_large_count_fit_on_one_facet_line_in_chromium() {
         layout["title"].as_str(),
         Some(path.as_str()),
         "the full path on hover"
+    );
+    assert_no_csp_violation(&console);
+}
+
+/// Fails when the console logged a Content-Security-Policy violation: a browser reports each
+/// one to the console's `/csp-report` (the policy allows no inline script or style), so a page
+/// that needed something the policy refuses fails its test.
+fn assert_no_csp_violation(console: &Console) {
+    let log = console.log();
+    assert!(
+        !log.contains("content security policy violation"),
+        "the page broke the console's Content-Security-Policy:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_run_under_the_csp_and_a_violation_is_reported_to_the_console_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let console = Console::start(dir.path(), &es_url(), "logs-csp-none-*");
+    let driver = ChromeDriver::start(&dir.path().join("chromedriver.log"));
+    let client = browser(&driver, &dir.path().join("chromium-profile")).await;
+    for path in [
+        "/",
+        "/tail",
+        "/collect",
+        "/hosts",
+        "/pipeline",
+        "/context/x",
+        "/login",
+    ] {
+        client
+            .goto(&format!("http://{}{path}", console.addr))
+            .await
+            .unwrap();
+        // Every page script ran (the router is the last one loaded) under the policy.
+        let ran = client
+            .execute(
+                "return typeof route === 'function' || !!document.getElementById('login');",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(ran, json!(true), "{path}: the page's scripts did not run");
+    }
+    client
+        .goto(&format!("http://{}/", console.addr))
+        .await
+        .unwrap();
+    // Give the reports of those pages time to arrive: none may.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_no_csp_violation(&console);
+
+    // What the policy refuses: an inline script and a style attribute. Both are blocked and
+    // reported, and the check above would fail on them.
+    let blocked = client
+        .execute(
+            "const s = document.createElement('script');
+             s.textContent = 'window.injected = true;';
+             document.body.append(s);
+             document.body.setAttribute('style', 'background: red');
+             return { injected: window.injected === true,
+                      styled: getComputedStyle(document.body).backgroundColor === 'rgb(255, 0, 0)' };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(blocked, json!({"injected": false, "styled": false}));
+    let reported = tokio::task::block_in_place(|| {
+        wait_for(Duration::from_secs(20), || {
+            console
+                .log()
+                .contains("content security policy violation")
+                .then_some(())
+        })
+    });
+    assert!(
+        reported.is_some(),
+        "no violation report reached the console:\n{}",
+        console.log()
+    );
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert_no_csp_violation(&console)
+    }));
+    assert!(
+        caught.is_err(),
+        "the check must fail on a reported violation"
     );
 }

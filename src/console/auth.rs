@@ -291,7 +291,7 @@ fn cookies(headers: &HeaderMap) -> Option<&str> {
 
 /// Paths anyone may fetch.
 fn is_public(path: &str) -> bool {
-    path == "/login" || path.starts_with("/assets/")
+    path == "/login" || path.starts_with("/assets/") || path == super::assets::CSP_REPORT_PATH
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {
@@ -320,7 +320,10 @@ pub async fn guard(
 ) -> Response {
     let path = request.uri().path().to_string();
     let write = !matches!(*request.method(), Method::GET | Method::HEAD);
-    if write && !same_origin(request.headers(), auth.secure_cookie) {
+    // A violation report comes from the browser itself, with whatever origin it gives (it
+    // changes nothing: it is only logged).
+    let report = path == super::assets::CSP_REPORT_PATH;
+    if write && !report && !same_origin(request.headers(), auth.secure_cookie) {
         return refuse(StatusCode::FORBIDDEN, "cross-site request refused");
     }
     if is_public(&path) {
@@ -422,25 +425,7 @@ pub fn login_page(status: StatusCode, message: &str, next: &str) -> Response {
             escape(message)
         )
     };
-    let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Sign in · logship console</title><link rel=\"stylesheet\" href=\"/assets/app.css\">\
-         </head><body><header><span class=\"brand\">logship</span></header><main class=\"login\">\
-         <h1>Sign in</h1>{note}<form method=\"post\" action=\"/login\" id=\"login\">\
-         <input type=\"hidden\" name=\"next\" value=\"{next}\">\
-         <label>Name <input id=\"name\" name=\"name\" autocomplete=\"username\" required></label>\
-         <label>Password <input id=\"password\" name=\"password\" type=\"password\" \
-         autocomplete=\"current-password\" required></label>\
-         <button id=\"sign-in\" type=\"submit\">Sign in</button></form></main></body></html>",
-        next = escape(local_target(next)),
-    );
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        page,
-    )
-        .into_response()
+    super::assets::login(status, &note, &escape(local_target(next)))
 }
 
 /// `GET /login`: the form (or, when already signed in or open, the page asked for).

@@ -28,6 +28,7 @@
 //! sign-in page needs a session, and every write a CSRF token ([`auth`]); with `[tls]` the
 //! console serves HTTPS ([`crate::listener`]).
 
+pub mod assets;
 pub mod auth;
 pub(crate) mod collect;
 pub(crate) mod fleet;
@@ -60,13 +61,6 @@ const CA_PIN_RETRY: BackoffPolicy = BackoffPolicy::new(
     std::time::Duration::from_millis(500),
     std::time::Duration::from_secs(5),
 );
-
-/// The page (one for search and context: the script reads the URL).
-const INDEX_HTML: &str = include_str!("assets/index.html");
-/// The page's script.
-const APP_JS: &str = include_str!("assets/app.js");
-/// The page's style.
-const APP_CSS: &str = include_str!("assets/app.css");
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -206,12 +200,12 @@ pub async fn run(
 fn router(console: Console) -> Router {
     let auth = console.auth.clone();
     Router::new()
-        .route("/", get(page))
-        .route("/context/{id}", get(page))
-        .route("/tail", get(page))
-        .route("/collect", get(page))
-        .route("/hosts", get(page))
-        .route("/pipeline", get(page))
+        .route("/", get(assets::page))
+        .route("/context/{id}", get(assets::page))
+        .route("/tail", get(assets::page))
+        .route("/collect", get(assets::page))
+        .route("/hosts", get(assets::page))
+        .route("/pipeline", get(assets::page))
         .route("/api/fleet", get(fleet::fleet))
         .route("/api/hosts/{host}/metrics", get(fleet::host_metrics))
         .route("/api/pipeline", get(fleet::pipeline))
@@ -224,35 +218,19 @@ fn router(console: Console) -> Router {
             get(collect::get_entries).post(collect::set_entries),
         )
         .route("/api/tail", get(api_tail))
-        .route("/assets/app.js", get(script))
-        .route("/assets/app.css", get(style))
+        .route("/assets/{name}", get(assets::asset))
+        .route(
+            assets::CSP_REPORT_PATH,
+            axum::routing::post(assets::csp_report),
+        )
         .route("/api/search", get(api_search))
         .route("/api/context/{id}", get(api_context))
         .route("/api/context/{id}/streams", get(api_streams))
         .route("/api/histogram", get(api_histogram))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(auth, auth::guard))
+        .layer(axum::middleware::from_fn(assets::security_headers))
         .with_state(console)
-}
-
-async fn page() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        INDEX_HTML,
-    )
-        .into_response()
-}
-
-async fn script() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        APP_JS,
-    )
-        .into_response()
-}
-
-async fn style() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS).into_response()
 }
 
 async fn not_found() -> Response {
