@@ -1,7 +1,11 @@
 //! The transfer: Kafka consumer group → its sinks (Elasticsearch `_bulk` for log records,
 //! InfluxDB `/write` for metrics records), every record written exactly once.
 //!
-//! The data path: [`run`] (after [`setup`]) consumes the configured topics and turns each log
+//! This module runs rounds: [`run`] sets up the sinks ([`setup`]), then each round makes a
+//! consumer, runs the consuming loop ([`pipeline`]) with a stall watch beside it, and ends at
+//! shutdown, a reload or a stall (a new consumer joins for the next round).
+//!
+//! The data path: the loop consumes the configured topics and turns each log
 //! record into a document ([`document`]) in the current [`batch::Batch`] (a metrics record into
 //! the metrics batch). A batch is handed to a delivery task ([`sink::Delivery`] driving the
 //! sink's [`sink::Sink`]) when it is full (documents or bytes) or old enough; up to
@@ -32,6 +36,7 @@ pub(crate) mod dlq;
 pub mod document;
 pub(crate) mod events;
 pub mod parse;
+mod pipeline;
 mod setup;
 pub mod sink;
 pub mod watermark;
@@ -42,51 +47,28 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures::future::OptionFuture;
-use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::error::KafkaResult;
-use rdkafka::message::Message;
-use tokio::sync::oneshot::{self, error::RecvError};
+use rdkafka::consumer::Consumer;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 use crate::backoff::BackoffPolicy;
 use crate::config::{TransferConfig, ES_RETRY};
 use crate::kafka::dead_letters::DeadLetters;
 use crate::kafka::stall::{Stall, StallWatch};
-use crate::record::wire::{self, Envelope, EnvelopeError, Kind};
 use crate::shutdown::Shutdown;
 use crate::telemetry::Health;
 use batch::{Batch, BatchLimits};
-use consumer::{commit_list, ConsumerHooks, ConsumerProgress, TransferConsumer};
-use document::{Documents, KafkaRecord};
+use consumer::{ConsumerHooks, ConsumerProgress};
 use events::{Counters, TransferEvents};
+use pipeline::{LogSink, Pipeline};
 use setup::{Setup, Sinks};
 use sink::elasticsearch::EsSink;
 use sink::influxdb::{InfluxSink, MetricsBatch};
 use sink::Delivery;
-use watermark::CommitPoint;
-use watermark::{lock, Watermarks};
+use watermark::Watermarks;
 
-/// Why a metrics record goes to the Elasticsearch dead-letter index on a transfer without
-/// `[influxdb]`.
-const NO_INFLUXDB: &str =
-    "a metrics record (header logship-kind: metrics), and this transfer has no [influxdb]";
-/// Why a log record goes to the dead-letter topic on a transfer without `[elasticsearch]`.
-const NO_ELASTICSEARCH: &str = "a log record, and this transfer has no [elasticsearch]";
-
-/// How often the counters are logged.
-const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 /// How often the consumer is looked at for a stall ([`crate::kafka::stall`]).
 const STALL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-/// How long consumption may be blocked (all bulk slots busy) before the partitions are paused.
-/// Until then no record is taken and rebalances wait; after it the consumer polls again.
-const PAUSE_AFTER: Duration = Duration::from_secs(2);
-/// How long the final commit may take even when the shutdown timeout is spent.
-const FINAL_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long leaving the group may take even when the shutdown timeout is spent.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs the transfer until `shutdown` is triggered; returns `Ok` after a clean shutdown.
 ///
@@ -182,7 +164,7 @@ pub async fn run(
 
 /// Why a consumer's round ended without an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RoundEnd {
+pub(super) enum RoundEnd {
     /// Shutdown or a reload ended it.
     Ended,
     /// Kafka stalled (see [`crate::kafka::stall`]): a new consumer must join.
@@ -375,492 +357,5 @@ async fn watch_stalls(
                 }
             }
         }
-    }
-}
-
-/// The log side of a round: documents built into bulks for Elasticsearch.
-struct LogSink {
-    documents: Arc<Documents>,
-    delivery: Arc<Delivery<EsSink>>,
-}
-
-/// A batch ready to be sent.
-enum Outgoing {
-    /// A `_bulk` request to Elasticsearch.
-    Logs(Batch),
-    /// A `/write` request to InfluxDB.
-    Metrics(MetricsBatch),
-}
-
-impl Outgoing {
-    fn len(&self) -> usize {
-        match self {
-            Outgoing::Logs(batch) => batch.len(),
-            Outgoing::Metrics(batch) => batch.len(),
-        }
-    }
-}
-
-/// The consuming loop's state.
-struct Pipeline {
-    consumer: Arc<TransferConsumer>,
-    marks: Arc<Mutex<Watermarks>>,
-    events: Arc<dyn TransferEvents>,
-    paused: Arc<AtomicBool>,
-    /// Elasticsearch (absent: log records are dead-lettered through `metrics`).
-    logs: Option<LogSink>,
-    /// InfluxDB (absent: metrics records are dead-lettered through `logs`).
-    metrics: Option<Arc<Delivery<InfluxSink>>>,
-    limits: BatchLimits,
-    permits: Arc<Semaphore>,
-    tasks: JoinSet<()>,
-    /// The log batch being filled.
-    batch: Batch,
-    /// The metrics batch being filled.
-    metrics_batch: MetricsBatch,
-    /// Batches waiting for a slot (at most `max_ready`).
-    ready: VecDeque<Outgoing>,
-    max_ready: usize,
-    commit: Option<InFlightCommit>,
-    /// What the stall watch reads: records received, commits under way and answered.
-    progress: Arc<ConsumerProgress>,
-}
-
-impl Pipeline {
-    /// Consumes until shutdown (`Ok(Ended)`), until `stall` says to recover (`Ok(Stalled)`) or
-    /// until a bulk task failed (`Err`).
-    async fn consume(
-        &mut self,
-        shutdown: &Shutdown,
-        commit_interval: Duration,
-        counters: &Counters,
-    ) -> anyhow::Result<RoundEnd> {
-        let stop = shutdown.wait();
-        tokio::pin!(stop);
-        // Fires when the current batch is old enough; reset whenever a new batch starts.
-        let batch_timer = tokio::time::sleep(Duration::from_secs(3600));
-        tokio::pin!(batch_timer);
-        // Fires when consumption has been blocked for `PAUSE_AFTER`.
-        let pause_timer = tokio::time::sleep(Duration::from_secs(3600));
-        tokio::pin!(pause_timer);
-        let mut was_blocked = false;
-        let mut commit_tick = tokio::time::interval(commit_interval);
-        commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut summary_tick = tokio::time::interval(SUMMARY_INTERVAL);
-        summary_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        summary_tick.tick().await;
-        loop {
-            // A batch that is full or old enough waits in `ready` for a bulk slot, so that a slot
-            // busy for a moment does not stop consumption.
-            let now = Instant::now().into_std();
-            if self.batch.is_ready(&self.limits, now) && self.ready.len() < self.max_ready {
-                self.ready.push_back(Outgoing::Logs(self.batch.take()));
-            }
-            if self.metrics_ready(now) && self.ready.len() < self.max_ready {
-                self.ready
-                    .push_back(Outgoing::Metrics(self.metrics_batch.take()));
-            }
-            // Blocked: every slot busy, the waiting room full, the next batch full. For a
-            // moment, simply stop taking records (librdkafka's bounded prefetch queue absorbs
-            // them). Only when it lasts, pause the partitions and poll again, to keep the group
-            // membership and serve rebalances: pausing drops the prefetched records and delays
-            // the next fetch, so it must not happen with every slow bulk answer. Resume once the
-            // waiting room has drained to half.
-            let blocked = self.ready.len() >= self.max_ready && self.a_batch_is_full();
-            if blocked && !was_blocked {
-                pause_timer.as_mut().reset(Instant::now() + PAUSE_AFTER);
-            }
-            was_blocked = blocked;
-            let paused = self.paused.load(Ordering::SeqCst);
-            if !paused && blocked && pause_timer.is_elapsed() {
-                self.set_paused(true);
-            } else if paused && self.ready.len() <= self.max_ready / 2 {
-                self.set_paused(false);
-            }
-            let paused = self.paused.load(Ordering::SeqCst);
-            let take_records = !blocked || paused;
-            self.progress
-                .fetching
-                .store(!blocked && !paused, Ordering::Relaxed);
-            let batch_waiting = (!self.batch.is_empty() && !self.batch.is_full(&self.limits))
-                || (!self.metrics_batch.is_empty() && !self.metrics_full());
-            let deadline = match (
-                self.batch.deadline(&self.limits),
-                self.metrics_batch.deadline(self.limits.max_wait),
-            ) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            if let Some(deadline) = deadline.map(Instant::from_std) {
-                if batch_timer.deadline() != deadline {
-                    batch_timer.as_mut().reset(deadline);
-                }
-            }
-            // The record borrows the consumer, while `accept` needs the whole pipeline.
-            let consumer = self.consumer.clone();
-            // Biased: commits and finished tasks are served even when records keep coming.
-            tokio::select! {
-                biased;
-                _ = &mut stop => return Ok(RoundEnd::Ended),
-                _ = commit_tick.tick() => self.start_commit(),
-                result = OptionFuture::from(self.commit.as_mut().map(|c| &mut c.done)),
-                    if self.commit.is_some() => self.commit_finished(result),
-                _ = summary_tick.tick() => {
-                    tracing::info!(counters = %counters.summary(), outstanding = lock(&self.marks).outstanding(), "transfer progress");
-                }
-                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
-                    if let Err(error) = joined {
-                        // A bug: its records would hold their partitions' commits back forever.
-                        // Stop, so that a restart consumes them again.
-                        return Err(anyhow::anyhow!("a bulk task failed: {error}"));
-                    }
-                }
-                permit = self.permits.clone().acquire_owned(), if !self.ready.is_empty() => {
-                    match permit {
-                        Ok(permit) => self.dispatch_ready(permit),
-                        Err(_) => return Err(anyhow::anyhow!("the bulk slots were closed")),
-                    }
-                }
-                message = consumer.recv(), if take_records => self.accept(message),
-                _ = &mut batch_timer, if batch_waiting && !batch_timer.is_elapsed() => {}
-                _ = &mut pause_timer, if blocked && !paused && !pause_timer.is_elapsed() => {}
-            }
-        }
-    }
-
-    /// Whether the metrics batch is full (same limits as a bulk: records, bytes).
-    fn metrics_full(&self) -> bool {
-        self.metrics_batch
-            .is_full(self.limits.max_docs, self.limits.max_bytes)
-    }
-
-    fn a_batch_is_full(&self) -> bool {
-        self.batch.is_full(&self.limits) || self.metrics_full()
-    }
-
-    fn metrics_ready(&self, now: std::time::Instant) -> bool {
-        !self.metrics_batch.is_empty()
-            && (self.metrics_full()
-                || self
-                    .metrics_batch
-                    .deadline(self.limits.max_wait)
-                    .is_some_and(|deadline| deadline <= now))
-    }
-
-    /// Hands the oldest waiting batch to a delivery task holding `permit`.
-    fn dispatch_ready(&mut self, permit: tokio::sync::OwnedSemaphorePermit) {
-        let Some(outgoing) = self.ready.pop_front() else {
-            return;
-        };
-        match outgoing {
-            Outgoing::Logs(batch) => {
-                let Some(logs) = &self.logs else {
-                    // Only filled when there is a log sink.
-                    return;
-                };
-                let delivery = logs.delivery.clone();
-                self.tasks.spawn(async move {
-                    delivery.deliver(batch).await;
-                    drop(permit);
-                });
-            }
-            Outgoing::Metrics(batch) => {
-                let Some(delivery) = self.metrics.clone() else {
-                    return;
-                };
-                self.tasks.spawn(async move {
-                    delivery.deliver(batch).await;
-                    drop(permit);
-                });
-            }
-        }
-    }
-
-    /// Registers a received record with the watermark and adds it to the batch of its sink
-    /// (or drops it if its partition is not ours).
-    fn accept(
-        &mut self,
-        message: Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>,
-    ) {
-        let message = match message {
-            Ok(message) => message,
-            Err(error) => {
-                self.events.consumer_error(&error.to_string());
-                return;
-            }
-        };
-        self.progress.answered();
-        let registered =
-            lock(&self.marks).received(message.topic(), message.partition(), message.offset());
-        let Some((topic, epoch)) = registered else {
-            self.events
-                .unassigned_record(message.topic(), message.partition(), message.offset());
-            return;
-        };
-        let envelope = read_envelope(&message);
-        let record = KafkaRecord {
-            topic: message.topic(),
-            partition: message.partition(),
-            offset: message.offset(),
-            payload: message.payload(),
-            timestamp_ms: message.timestamp().to_millis(),
-            current_format: matches!(envelope, Ok(Envelope::Current(_))),
-        };
-        let envelope = match envelope {
-            Ok(envelope) => envelope,
-            Err(error) => {
-                // A later format or an unknown kind: never guessed at, dead-lettered with why.
-                let reason = error.to_string();
-                if self.logs.is_some() {
-                    self.batch.push_dead(&record, topic, epoch, &reason);
-                } else {
-                    self.metrics_batch
-                        .push(&record, message.key(), topic, epoch, Some(reason));
-                }
-                self.events.received(1);
-                return;
-            }
-        };
-        let is_metrics = envelope.kind() == Kind::Metrics;
-        match (&self.logs, &self.metrics) {
-            (_, Some(_)) if is_metrics => {
-                self.metrics_batch
-                    .push(&record, message.key(), topic, epoch, None);
-                self.events.received(1);
-            }
-            (Some(_), _) if is_metrics => {
-                self.batch.push_dead(&record, topic, epoch, NO_INFLUXDB);
-                self.events.received(1);
-            }
-            (Some(logs), _) => {
-                let documents = logs.documents.clone();
-                accept_log(
-                    &record,
-                    topic,
-                    epoch,
-                    &self.marks,
-                    &*self.events,
-                    &mut self.batch,
-                    &documents,
-                );
-            }
-            (None, _) => {
-                let dead = Some(NO_ELASTICSEARCH.to_string());
-                self.metrics_batch
-                    .push(&record, message.key(), topic, epoch, dead);
-                self.events.received(1);
-            }
-        }
-    }
-
-    fn set_paused(&mut self, pause: bool) {
-        self.paused.store(pause, Ordering::SeqCst);
-        let result = self.consumer.assignment().and_then(|assignment| {
-            if pause {
-                self.consumer.pause(&assignment)
-            } else {
-                self.consumer.resume(&assignment)
-            }
-        });
-        if let Err(error) = result {
-            self.events
-                .consumer_error(&format!("cannot pause/resume partitions: {error}"));
-        }
-        self.events.backpressure(pause);
-    }
-
-    /// Starts committing the watermarks that moved, unless a commit is still under way.
-    ///
-    /// Commits are synchronous, on a thread of their own: librdkafka reports the result of a
-    /// synchronous commit only (an asynchronous manual commit has no result event), and a commit
-    /// that failed — Kafka down — must be made again.
-    fn start_commit(&mut self) {
-        if self.commit.is_some() {
-            return;
-        }
-        let points = lock(&self.marks).take_commits();
-        if points.is_empty() {
-            return;
-        }
-        self.progress.committing.fetch_add(1, Ordering::Relaxed);
-        self.commit = Some(InFlightCommit {
-            done: commit_off_runtime(self.consumer.clone(), &points),
-            points,
-        });
-    }
-
-    /// A commit started by [`Pipeline::start_commit`] finished.
-    fn commit_finished(&mut self, result: Option<Result<KafkaResult<()>, RecvError>>) {
-        let Some(commit) = self.commit.take() else {
-            return;
-        };
-        self.progress.committing.fetch_sub(1, Ordering::Relaxed);
-        match result {
-            Some(Ok(Ok(()))) => {
-                self.progress.answered();
-                self.events.committed(commit.points.len());
-            }
-            other => {
-                let error = match other {
-                    Some(Ok(Err(error))) => error.to_string(),
-                    _ => "the commit thread ended without a result".to_string(),
-                };
-                self.events.commit_failed(&error);
-                let mut marks = lock(&self.marks);
-                for point in &commit.points {
-                    marks.commit_failed(&point.topic, point.partition, point.offset);
-                }
-            }
-        }
-    }
-
-    /// After shutdown: send what was received, wait for in-flight bulks (bounded), commit what
-    /// is done, leave the group.
-    async fn finish(mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        if !self.batch.is_empty() {
-            self.ready.push_back(Outgoing::Logs(self.batch.take()));
-        }
-        if !self.metrics_batch.is_empty() {
-            self.ready
-                .push_back(Outgoing::Metrics(self.metrics_batch.take()));
-        }
-        while !self.ready.is_empty() {
-            match tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned()).await {
-                Ok(Ok(permit)) => self.dispatch_ready(permit),
-                _ => {
-                    let records: usize = self.ready.iter().map(Outgoing::len).sum();
-                    tracing::warn!(
-                        records,
-                        "no bulk slot before the shutdown timeout; these records are consumed again by the next owner"
-                    );
-                    break;
-                }
-            }
-        }
-        while !self.tasks.is_empty() {
-            match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
-                Ok(_) => {}
-                Err(_) => {
-                    tracing::warn!(
-                        bulks = self.tasks.len(),
-                        "shutdown timeout: abandoning in-flight bulk requests; their records are consumed again by the next owner"
-                    );
-                    self.tasks.abort_all();
-                    while self.tasks.join_next().await.is_some() {}
-                }
-            }
-        }
-        // Let a periodic commit under way land first, so it cannot overtake the final one.
-        if let Some(commit) = self.commit.as_mut() {
-            let landed = tokio::time::timeout_at(deadline, &mut commit.done)
-                .await
-                .ok();
-            self.commit_finished(landed);
-        }
-        let points = lock(&self.marks).all_commits();
-        if !points.is_empty() {
-            // Even after a shutdown timeout, give the final commit a few seconds.
-            let until = deadline.max(Instant::now() + FINAL_COMMIT_TIMEOUT);
-            let done = commit_off_runtime(self.consumer.clone(), &points);
-            match tokio::time::timeout_at(until, done).await {
-                Ok(Ok(Ok(()))) => {
-                    self.events.committed(points.len());
-                    tracing::info!(partitions = points.len(), "final offsets committed");
-                    // Forget the partitions, so that leaving the group (which revokes them)
-                    // does not commit them again.
-                    let mut marks = lock(&self.marks);
-                    for point in &points {
-                        marks.revoke(&point.topic, point.partition);
-                    }
-                }
-                Ok(Ok(Err(error))) => self.events.commit_failed(&format!("final commit: {error}")),
-                _ => self
-                    .events
-                    .commit_failed("final commit: no answer from Kafka in time"),
-            }
-        }
-        close_consumer(self.consumer, deadline.max(Instant::now() + CLOSE_TIMEOUT)).await;
-    }
-}
-
-/// What `message`'s headers say it is (see [`crate::record::wire`]).
-fn read_envelope(
-    message: &rdkafka::message::BorrowedMessage<'_>,
-) -> Result<Envelope, EnvelopeError> {
-    use rdkafka::message::Headers as _;
-    match message.headers() {
-        Some(headers) => wire::read(headers.iter().map(|header| (header.key, header.value))),
-        None => wire::read([]),
-    }
-}
-
-/// Adds a registered log record to the bulk batch as one or more documents.
-fn accept_log(
-    record: &KafkaRecord<'_>,
-    topic: Arc<str>,
-    epoch: watermark::Epoch,
-    marks: &Mutex<Watermarks>,
-    events: &dyn TransferEvents,
-    batch: &mut Batch,
-    documents: &Documents,
-) {
-    let pushed = batch.push(record, topic, epoch, documents);
-    if pushed.documents > 1 {
-        // The offset is outstanding once per document and done once per document.
-        let again = pushed.documents - 1;
-        lock(marks).received_again(record.topic, record.partition, record.offset, again);
-    }
-    events.received(pushed.documents as u64);
-    if pushed.plain {
-        events.plain_record(record.topic, record.partition, record.offset);
-    }
-    if pushed.parse_errors > 0 || pushed.times_rejected > 0 {
-        events.parse_trouble(pushed.parse_errors as u64, pushed.times_rejected as u64);
-    }
-}
-
-/// A synchronous commit under way on its own thread.
-struct InFlightCommit {
-    points: Vec<CommitPoint>,
-    done: oneshot::Receiver<KafkaResult<()>>,
-}
-
-/// Commits `points` synchronously on a thread of its own; the receiver gets the result.
-fn commit_off_runtime(
-    consumer: Arc<TransferConsumer>,
-    points: &[CommitPoint],
-) -> oneshot::Receiver<KafkaResult<()>> {
-    let list = commit_list(points);
-    off_runtime("kafka-commit", move || {
-        list.and_then(|list| consumer.commit(&list, CommitMode::Sync))
-    })
-}
-
-/// Runs a librdkafka call that may block on the network on a plain thread: neither the async
-/// runtime nor its shutdown waits for it (a detached thread does not keep the process alive).
-/// If the thread cannot be started, the receiver reports a closed channel.
-fn off_runtime<T: Send + 'static>(
-    name: &str,
-    call: impl FnOnce() -> T + Send + 'static,
-) -> oneshot::Receiver<T> {
-    let (sender, receiver) = oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name(name.to_string())
-        .spawn(move || {
-            let _ = sender.send(call());
-        });
-    if let Err(error) = spawned {
-        tracing::warn!(%error, thread = name, "cannot start a thread");
-    }
-    receiver
-}
-
-/// Leaves the group and closes the consumer, waiting at most until `until` (closing blocks while
-/// Kafka is unreachable; the offsets are committed already, so nothing depends on it).
-async fn close_consumer(consumer: Arc<TransferConsumer>, until: Instant) {
-    let closed = off_runtime("kafka-close", move || drop(consumer));
-    if tokio::time::timeout_at(until, closed).await.is_err() {
-        tracing::warn!("closing the Kafka consumer takes too long; leaving without it");
     }
 }
