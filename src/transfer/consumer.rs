@@ -25,7 +25,6 @@ use super::events::TransferEvents;
 use super::watermark::{lock, CommitPoint, Watermarks};
 use crate::config::TransferKafkaConfig;
 use crate::kafka::consumer::client_config;
-use crate::telemetry::names;
 
 /// The consumer type of the transfer.
 pub type TransferConsumer = StreamConsumer<ConsumerHooks>;
@@ -173,12 +172,8 @@ impl ClientContext for ConsumerHooks {
                 if *partition < 0 || !stats.desired || stats.consumer_lag < 0 {
                     continue;
                 }
-                metrics::gauge!(
-                    names::TRANSFER_CONSUMER_LAG,
-                    "topic" => topic.clone(),
-                    "partition" => partition.to_string()
-                )
-                .set(stats.consumer_lag as f64);
+                self.events
+                    .partition_lag(topic, *partition, stats.consumer_lag);
             }
         }
     }
@@ -196,18 +191,13 @@ impl ConsumerContext for ConsumerHooks {
                         .filter_map(|p| marks.revoke(p.topic(), p.partition()))
                         .collect()
                 };
-                tracing::info!(
-                    partitions = partitions.count(),
-                    committing = commits.len(),
-                    "partitions revoked; committing what is done"
+                self.events.partitions_revoked(
+                    partitions.count(),
+                    commits.len(),
+                    consumer.assignment_lost(),
                 );
                 if commits.is_empty() {
                     return;
-                }
-                if consumer.assignment_lost() {
-                    tracing::warn!(
-                        "assignment lost (session timed out); the commit may be refused"
-                    );
                 }
                 match commit_list(&commits) {
                     Ok(list) => {
@@ -232,7 +222,7 @@ impl ConsumerContext for ConsumerHooks {
                 for p in partitions.elements() {
                     marks.assign(p.topic(), p.partition());
                 }
-                tracing::info!(partitions = partitions.count(), "partitions assigned");
+                self.events.partitions_assigned(partitions.count());
             }
             Rebalance::Error(error) => self
                 .events

@@ -84,6 +84,41 @@ pub trait TransferEvents: Send + Sync {
     fn points_dead_lettered(&self, count: u64, reason: &str);
     /// Writing points to the dead-letter topic failed; it is retried.
     fn points_dead_letter_failed(&self, count: u64, reason: &str);
+
+    // The life of the consumer and its rounds.
+
+    /// A consumer joined and subscribed (`index`/`influxdb`: where records go).
+    fn consuming(
+        &self,
+        topics: &[String],
+        group: &str,
+        index: Option<&str>,
+        influxdb: Option<&str>,
+    );
+    /// A round ended and a new consumer joins: after a stall (`stalled`) or a reload.
+    fn rejoining(&self, stalled: bool);
+    /// A reload whose Kafka credentials cannot be read: the consumer in use stays.
+    fn reload_refused(&self, error: &str);
+    /// Periodic summary, with the records received and not done yet.
+    fn progress(&self, outstanding: usize);
+    /// The transfer stopped (shutdown or an error).
+    fn stopped(&self);
+    /// Partitions revoked, `committing` of them with offsets to commit; `lost` when the
+    /// assignment was lost (session timed out) and the commit may be refused.
+    fn partitions_revoked(&self, partitions: usize, committing: usize, lost: bool);
+    /// Partitions assigned.
+    fn partitions_assigned(&self, partitions: usize);
+    /// The lag of a partition this consumer fetches, as librdkafka last measured it.
+    fn partition_lag(&self, topic: &str, partition: i32, lag: i64);
+    /// At shutdown: `records` were never sent (no slot before the timeout), `bulks` in flight
+    /// were abandoned; the next owner consumes them again.
+    fn left_at_shutdown(&self, records: usize, bulks: usize);
+    /// The final commit at the end of a round landed.
+    fn final_commit(&self, partitions: usize);
+    /// A helper thread could not be started.
+    fn thread_failed(&self, name: &str, error: &str);
+    /// Leaving the group took too long: the consumer was dropped without it.
+    fn close_abandoned(&self);
 }
 
 /// Counts every event (atomically) and logs the ones an operator must see.
@@ -190,6 +225,96 @@ fn add(counter: &AtomicU64, n: u64) {
 }
 
 impl TransferEvents for Counters {
+    fn consuming(
+        &self,
+        topics: &[String],
+        group: &str,
+        index: Option<&str>,
+        influxdb: Option<&str>,
+    ) {
+        tracing::info!(?topics, group, index, influxdb, "transfer started");
+    }
+
+    fn rejoining(&self, stalled: bool) {
+        if stalled {
+            tracing::info!(
+                "Kafka stalled: joining the group again with a new consumer (offsets committed \
+                 only up to what is indexed)"
+            );
+        } else {
+            tracing::info!(
+                "reload: joining the group again with a consumer built from the credentials read again"
+            );
+        }
+    }
+
+    fn reload_refused(&self, error: &str) {
+        tracing::error!(
+            error,
+            "reload: cannot read the Kafka credentials; the consumer in use stays"
+        );
+    }
+
+    fn progress(&self, outstanding: usize) {
+        tracing::info!(counters = %self.summary(), outstanding, "transfer progress");
+    }
+
+    fn stopped(&self) {
+        tracing::info!(counters = %self.summary(), "transfer stopped");
+    }
+
+    fn partitions_revoked(&self, partitions: usize, committing: usize, lost: bool) {
+        tracing::info!(
+            partitions,
+            committing,
+            "partitions revoked; committing what is done"
+        );
+        if lost && committing > 0 {
+            tracing::warn!("assignment lost (session timed out); the commit may be refused");
+        }
+    }
+
+    fn partitions_assigned(&self, partitions: usize) {
+        tracing::info!(partitions, "partitions assigned");
+    }
+
+    fn partition_lag(&self, topic: &str, partition: i32, lag: i64) {
+        metrics::gauge!(
+            names::TRANSFER_CONSUMER_LAG,
+            "topic" => topic.to_string(),
+            "partition" => partition.to_string()
+        )
+        .set(lag as f64);
+    }
+
+    fn left_at_shutdown(&self, records: usize, bulks: usize) {
+        if records > 0 {
+            tracing::warn!(
+                records,
+                "no bulk slot before the shutdown timeout; these records are consumed again by the next owner"
+            );
+        }
+        if bulks > 0 {
+            tracing::warn!(
+                bulks,
+                "shutdown timeout: abandoning in-flight bulk requests; their records are consumed again by the next owner"
+            );
+        }
+    }
+
+    fn final_commit(&self, partitions: usize) {
+        self.committed(partitions);
+        tracing::info!(partitions, "final offsets committed");
+    }
+
+    fn thread_failed(&self, name: &str, error: &str) {
+        tracing::warn!(error, thread = name, "cannot start a thread");
+    }
+
+    fn close_abandoned(&self) {
+        tracing::warn!("closing the Kafka consumer takes too long; leaving without it");
+    }
+
     fn received(&self, count: u64) {
         add(&self.received, count);
         metrics::counter!(names::TRANSFER_RECEIVED).increment(count);

@@ -130,34 +130,28 @@ pub async fn run(
             shutdown.clone(),
             changes.clone(),
             config.kafka.clone(),
+            events.clone(),
         ));
         let consumed = consume_round(
             &config,
             &round,
             &sinks,
             events.clone(),
-            &counters,
             backoff,
             &stall,
         )
         .await;
         ending.abort();
         if shutdown.is_triggered() {
-            tracing::info!(counters = %counters.summary(), "transfer stopped");
+            events.stopped();
             return consumed.map(drop);
         }
         match consumed {
             Err(error) => {
-                tracing::info!(counters = %counters.summary(), "transfer stopped");
+                events.stopped();
                 return Err(error);
             }
-            Ok(RoundEnd::Stalled) => tracing::info!(
-                "Kafka stalled: joining the group again with a new consumer (offsets committed \
-                 only up to what is indexed)"
-            ),
-            Ok(RoundEnd::Ended) => tracing::info!(
-                "reload: joining the group again with a consumer built from the credentials read again"
-            ),
+            Ok(round_end) => events.rejoining(round_end == RoundEnd::Stalled),
         }
     }
 }
@@ -178,6 +172,7 @@ async fn end_round_on_reload(
     shutdown: Shutdown,
     mut changes: tokio::sync::watch::Receiver<u64>,
     kafka: crate::config::TransferKafkaConfig,
+    events: Arc<dyn TransferEvents>,
 ) {
     loop {
         tokio::select! {
@@ -188,10 +183,7 @@ async fn end_round_on_reload(
                 }
                 match crate::kafka::consumer::client_config(&kafka) {
                     Ok(_) => break,
-                    Err(error) => tracing::error!(
-                        %error,
-                        "reload: cannot read the Kafka credentials; the consumer in use stays"
-                    ),
+                    Err(error) => events.reload_refused(&error.to_string()),
                 }
             }
         }
@@ -206,7 +198,6 @@ async fn consume_round(
     round: &Shutdown,
     sinks: &Sinks,
     events: Arc<dyn TransferEvents>,
-    counters: &Counters,
     backoff: BackoffPolicy,
     stall: &Arc<Mutex<StallWatch>>,
 ) -> anyhow::Result<RoundEnd> {
@@ -227,12 +218,11 @@ async fn consume_round(
     consumer
         .subscribe(&topics)
         .with_context(|| format!("cannot subscribe to {topics:?}"))?;
-    tracing::info!(
-        topics = ?config.kafka.topics,
-        group = %config.kafka.group,
-        index = config.elasticsearch.as_ref().map(|es| es.index.as_str()),
-        influxdb = config.influxdb.as_ref().map(|influx| influx.url.as_str()),
-        "transfer started"
+    events.consuming(
+        &config.kafka.topics,
+        &config.kafka.group,
+        config.elasticsearch.as_ref().map(|es| es.index.as_str()),
+        config.influxdb.as_ref().map(|influx| influx.url.as_str()),
     );
 
     let logs = match (&sinks.logs, &config.elasticsearch) {
@@ -305,7 +295,7 @@ async fn consume_round(
         stalled.clone(),
     ));
     let consumed = pipeline
-        .consume(round, config.kafka.commit_interval_ms.get(), counters)
+        .consume(round, config.kafka.commit_interval_ms.get())
         .await;
     watch.abort();
     pipeline.finish(config.shutdown_timeout_ms.get()).await;

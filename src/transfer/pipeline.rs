@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use super::batch::{Batch, BatchLimits};
 use super::consumer::{commit_list, ConsumerProgress, TransferConsumer};
 use super::document::{Documents, KafkaRecord};
-use super::events::{Counters, TransferEvents};
+use super::events::TransferEvents;
 use super::sink::elasticsearch::EsSink;
 use super::sink::influxdb::{InfluxSink, MetricsBatch};
 use super::sink::Delivery;
@@ -102,7 +102,6 @@ impl Pipeline {
         &mut self,
         shutdown: &Shutdown,
         commit_interval: Duration,
-        counters: &Counters,
     ) -> anyhow::Result<RoundEnd> {
         let stop = shutdown.wait();
         tokio::pin!(stop);
@@ -175,7 +174,8 @@ impl Pipeline {
                 result = OptionFuture::from(self.commit.as_mut().map(|c| &mut c.done)),
                     if self.commit.is_some() => self.commit_finished(result),
                 _ = summary_tick.tick() => {
-                    tracing::info!(counters = %counters.summary(), outstanding = lock(&self.marks).outstanding(), "transfer progress");
+                    let outstanding = lock(&self.marks).outstanding();
+                    self.events.progress(outstanding);
                 }
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     if let Err(error) = joined {
@@ -353,7 +353,7 @@ impl Pipeline {
         }
         self.progress.committing.fetch_add(1, Ordering::Relaxed);
         self.commit = Some(InFlightCommit {
-            done: commit_off_runtime(self.consumer.clone(), &points),
+            done: commit_off_runtime(self.consumer.clone(), &points, &*self.events),
             points,
         });
     }
@@ -399,10 +399,7 @@ impl Pipeline {
                 Ok(Ok(permit)) => self.dispatch_ready(permit),
                 _ => {
                     let records: usize = self.ready.iter().map(Outgoing::len).sum();
-                    tracing::warn!(
-                        records,
-                        "no bulk slot before the shutdown timeout; these records are consumed again by the next owner"
-                    );
+                    self.events.left_at_shutdown(records, 0);
                     break;
                 }
             }
@@ -411,10 +408,7 @@ impl Pipeline {
             match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
                 Ok(_) => {}
                 Err(_) => {
-                    tracing::warn!(
-                        bulks = self.tasks.len(),
-                        "shutdown timeout: abandoning in-flight bulk requests; their records are consumed again by the next owner"
-                    );
+                    self.events.left_at_shutdown(0, self.tasks.len());
                     self.tasks.abort_all();
                     while self.tasks.join_next().await.is_some() {}
                 }
@@ -431,11 +425,10 @@ impl Pipeline {
         if !points.is_empty() {
             // Even after a shutdown timeout, give the final commit a few seconds.
             let until = deadline.max(Instant::now() + FINAL_COMMIT_TIMEOUT);
-            let done = commit_off_runtime(self.consumer.clone(), &points);
+            let done = commit_off_runtime(self.consumer.clone(), &points, &*self.events);
             match tokio::time::timeout_at(until, done).await {
                 Ok(Ok(Ok(()))) => {
-                    self.events.committed(points.len());
-                    tracing::info!(partitions = points.len(), "final offsets committed");
+                    self.events.final_commit(points.len());
                     // Forget the partitions, so that leaving the group (which revokes them)
                     // does not commit them again.
                     let mut marks = lock(&self.marks);
@@ -449,7 +442,12 @@ impl Pipeline {
                     .commit_failed("final commit: no answer from Kafka in time"),
             }
         }
-        close_consumer(self.consumer, deadline.max(Instant::now() + CLOSE_TIMEOUT)).await;
+        close_consumer(
+            self.consumer,
+            deadline.max(Instant::now() + CLOSE_TIMEOUT),
+            &*self.events,
+        )
+        .await;
     }
 }
 
@@ -499,9 +497,10 @@ pub(super) struct InFlightCommit {
 fn commit_off_runtime(
     consumer: Arc<TransferConsumer>,
     points: &[CommitPoint],
+    events: &dyn TransferEvents,
 ) -> oneshot::Receiver<KafkaResult<()>> {
     let list = commit_list(points);
-    off_runtime("kafka-commit", move || {
+    off_runtime("kafka-commit", events, move || {
         list.and_then(|list| consumer.commit(&list, CommitMode::Sync))
     })
 }
@@ -511,6 +510,7 @@ fn commit_off_runtime(
 /// If the thread cannot be started, the receiver reports a closed channel.
 fn off_runtime<T: Send + 'static>(
     name: &str,
+    events: &dyn TransferEvents,
     call: impl FnOnce() -> T + Send + 'static,
 ) -> oneshot::Receiver<T> {
     let (sender, receiver) = oneshot::channel();
@@ -520,16 +520,20 @@ fn off_runtime<T: Send + 'static>(
             let _ = sender.send(call());
         });
     if let Err(error) = spawned {
-        tracing::warn!(%error, thread = name, "cannot start a thread");
+        events.thread_failed(name, &error.to_string());
     }
     receiver
 }
 
 /// Leaves the group and closes the consumer, waiting at most until `until` (closing blocks while
 /// Kafka is unreachable; the offsets are committed already, so nothing depends on it).
-async fn close_consumer(consumer: Arc<TransferConsumer>, until: Instant) {
-    let closed = off_runtime("kafka-close", move || drop(consumer));
+async fn close_consumer(
+    consumer: Arc<TransferConsumer>,
+    until: Instant,
+    events: &dyn TransferEvents,
+) {
+    let closed = off_runtime("kafka-close", events, move || drop(consumer));
     if tokio::time::timeout_at(until, closed).await.is_err() {
-        tracing::warn!("closing the Kafka consumer takes too long; leaving without it");
+        events.close_abandoned();
     }
 }
