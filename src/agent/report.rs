@@ -67,11 +67,57 @@ impl BrokerObserver for Reported {
 
 impl crate::etcd::EtcdEvents for Reported {
     fn etcd_refused(&self, reason: &str) {
+        tracing::error!(
+            %reason,
+            "fix the etcd credentials (they are read again at every reconnection)"
+        );
         self.health.fail("etcd", reason);
     }
 
     fn etcd_reached(&self) {
         self.health.recover("etcd");
+    }
+
+    fn etcd_unreachable(&self, key: &str, error: &str, cached: usize) {
+        tracing::warn!(
+            key,
+            error,
+            entries = cached,
+            "etcd unreachable: running on cached config; retrying"
+        );
+    }
+
+    fn watch_lost(&self, key: &str, error: &str) {
+        tracing::warn!(key, error, "etcd watch lost; retrying");
+    }
+
+    fn watch_restarted(&self, key: &str, why: &str) {
+        tracing::info!(key, why, "etcd watch ended; re-reading the key");
+    }
+
+    fn collect_accepted(&self, key: &str, revision: i64, entries: usize) {
+        metrics::counter!(names::CONFIG_RELOADS).increment(1);
+        tracing::info!(
+            key,
+            revision,
+            entries,
+            "collect entries from etcd accepted; the reader applies them at its next round"
+        );
+    }
+
+    fn collect_refused(&self, key: &str, revision: i64, rejected: u64, reason: &str) {
+        metrics::counter!(names::CONFIG_REJECTIONS).increment(1);
+        tracing::error!(
+            key,
+            revision,
+            rejected_total = rejected,
+            reason,
+            "collect entries in etcd refused; keeping the previous ones"
+        );
+    }
+
+    fn registration_lost(&self, key: &str, error: &str) {
+        tracing::warn!(key, error, "agent registration lost; retrying");
     }
 }
 

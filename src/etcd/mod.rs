@@ -93,13 +93,28 @@ impl EtcdError {
 
 use crate::errors::with_causes;
 
-/// What the agent's etcd side tells its owner about the connection (the agent turns a refusal
-/// into `/health` 503).
+/// What the agent's etcd side (watcher and registry) tells its owner: the connection (the agent
+/// turns a refusal into `/health` 503), the collect values accepted or refused, the watch and
+/// the registration lost. This module logs nothing and records no metric itself.
 pub trait EtcdEvents: Send + Sync {
     /// etcd refused our credentials or TLS; `reason` names the endpoints and the cause.
     fn etcd_refused(&self, reason: &str);
     /// A session reached etcd and read the key (ends a refusal).
     fn etcd_reached(&self);
+    /// etcd cannot be reached and never was since start: the agent runs on the collect entries
+    /// it kept (`cached` of them).
+    fn etcd_unreachable(&self, key: &str, error: &str, cached: usize);
+    /// The watch of `key` failed after it had worked; it is set up again after a backoff.
+    fn watch_lost(&self, key: &str, error: &str);
+    /// The watch of `key` ended (canceled, compacted past, closed): the key is read again.
+    fn watch_restarted(&self, key: &str, why: &str);
+    /// A collect value was accepted (`entries` of them, at `revision`) and published.
+    fn collect_accepted(&self, key: &str, revision: i64, entries: usize);
+    /// A collect value was refused as a whole (the previous entries stay); `rejected` counts
+    /// the refusals since start.
+    fn collect_refused(&self, key: &str, revision: i64, rejected: u64, reason: &str);
+    /// The agent's registration (its lease) was lost; it registers again after a backoff.
+    fn registration_lost(&self, key: &str, error: &str);
 }
 
 /// Starts the agent's etcd side on its own thread (with its own small runtime, so the agent's
@@ -128,7 +143,7 @@ pub fn start_agent_side(
         remote,
         stats: Arc::new(WatchStats::default()),
         reconnect,
-        events,
+        events: events.clone(),
     };
     let registry = Registry {
         access,
@@ -136,6 +151,7 @@ pub fn start_agent_side(
         files,
         progress,
         reconnect,
+        events,
     };
     std::thread::Builder::new()
         .name("logship-etcd".into())

@@ -120,6 +120,8 @@ pub struct Registry {
     pub progress: Arc<dyn ProgressSource>,
     /// How reconnections are paced.
     pub reconnect: BackoffPolicy,
+    /// Told when the registration is lost.
+    pub events: Arc<dyn super::EtcdEvents>,
 }
 
 impl Registry {
@@ -129,7 +131,7 @@ impl Registry {
         let mut backoff = self.reconnect.start();
         while !shutdown.is_triggered() {
             if let Err(error) = self.session(&started_at, &mut backoff, &shutdown).await {
-                tracing::warn!(key = self.key, %error, "agent registration lost; retrying");
+                self.events.registration_lost(&self.key, &error.to_string());
             }
             let delay = backoff.next_delay();
             tokio::select! {

@@ -27,7 +27,6 @@ use super::{connect, within, EtcdError};
 use crate::backoff::{Backoff, BackoffPolicy};
 use crate::config::CollectEntry;
 use crate::shutdown::Shutdown;
-use crate::telemetry::names;
 
 /// What the watcher did, for metrics and tests.
 #[derive(Debug, Default)]
@@ -68,7 +67,7 @@ impl CollectWatcher {
                 result = self.session(&mut backoff, &mut reached_once) => result,
             };
             match result {
-                Ok(()) => tracing::info!(key = self.key, "etcd watch ended; re-reading the key"),
+                Ok(()) => {}
                 Err(error) if error.is_refusal() => {
                     let reason = format!(
                         "etcd at {} refused us: {}",
@@ -78,21 +77,17 @@ impl CollectWatcher {
                             other => other.to_string(),
                         }
                     );
-                    tracing::error!(key = self.key, %reason, "fix the etcd credentials (they are read again at every reconnection)");
                     self.events.etcd_refused(&reason);
                 }
                 Err(error) if !reached_once && !reported_outage => {
                     reported_outage = true;
-                    tracing::warn!(
-                        key = self.key,
-                        %error,
-                        entries = self.remote.current().len(),
-                        "etcd unreachable: running on cached config; retrying"
+                    self.events.etcd_unreachable(
+                        &self.key,
+                        &error.to_string(),
+                        self.remote.current().len(),
                     );
                 }
-                Err(error) => {
-                    tracing::warn!(key = self.key, %error, "etcd watch lost; retrying")
-                }
+                Err(error) => self.events.watch_lost(&self.key, &error.to_string()),
             }
             let delay = backoff.next_delay();
             tokio::select! {
@@ -128,19 +123,16 @@ impl CollectWatcher {
                 });
             };
             if message.compact_revision() > 0 {
-                tracing::info!(
-                    key = self.key,
-                    compact_revision = message.compact_revision(),
-                    "etcd compacted past our watch; re-reading the key"
+                let why = format!(
+                    "etcd compacted past our watch (revision {})",
+                    message.compact_revision()
                 );
+                self.events.watch_restarted(&self.key, &why);
                 return Ok(());
             }
             if message.canceled() {
-                tracing::warn!(
-                    key = self.key,
-                    reason = message.cancel_reason(),
-                    "etcd canceled our watch; re-reading the key"
-                );
+                let why = format!("etcd canceled our watch: {}", message.cancel_reason());
+                self.events.watch_restarted(&self.key, &why);
                 return Ok(());
             }
             for event in message.events() {
@@ -163,14 +155,8 @@ impl CollectWatcher {
             Ok(entries) => entries,
             Err(error) => {
                 let rejected = self.stats.rejected.fetch_add(1, Ordering::Relaxed) + 1;
-                metrics::counter!(names::CONFIG_REJECTIONS).increment(1);
-                tracing::error!(
-                    key = self.key,
-                    revision,
-                    rejected_total = rejected,
-                    reason = %error,
-                    "collect entries in etcd refused; keeping the previous ones"
-                );
+                self.events
+                    .collect_refused(&self.key, revision, rejected, &error.to_string());
                 return;
             }
         };
@@ -178,13 +164,8 @@ impl CollectWatcher {
         if entries == self.remote.current() {
             return;
         }
-        metrics::counter!(names::CONFIG_RELOADS).increment(1);
-        tracing::info!(
-            key = self.key,
-            revision,
-            entries = entries.len(),
-            "collect entries from etcd accepted; the reader applies them at its next round"
-        );
+        self.events
+            .collect_accepted(&self.key, revision, entries.len());
         self.remote.publish(entries);
     }
 }

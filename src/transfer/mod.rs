@@ -132,15 +132,8 @@ pub async fn run(
             config.kafka.clone(),
             events.clone(),
         ));
-        let consumed = consume_round(
-            &config,
-            &round,
-            &sinks,
-            events.clone(),
-            backoff,
-            &stall,
-        )
-        .await;
+        let consumed =
+            consume_round(&config, &round, &sinks, events.clone(), backoff, &stall).await;
         ending.abort();
         if shutdown.is_triggered() {
             events.stopped();
