@@ -282,8 +282,23 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
 fn pages_carry_a_strict_csp_and_assets_are_cached_by_content_hash() {
     let dir = tempfile::tempdir().unwrap();
     let console = Console::start(dir.path(), &es_url(), "logs-none-*");
-    for path in ["/", "/tail", "/hosts", "/login"] {
-        let (code, headers, page) = http_get_headers(console.addr, path);
+    // The sign-in page exists with users only.
+    let users_dir = tempfile::tempdir().unwrap();
+    let hash = common::console::hash_password("csp-test-password");
+    let with_users = Console::launch(users_dir.path(), |addr| {
+        format!(
+            "listen = \"{addr}\"\n[[users]]\nname = \"ann\"\npassword_hash = \"{hash}\"\n\
+             role = \"viewer\"\n[elasticsearch]\nurl = \"{}\"\nindex_pattern = \"logs-none-*\"\n",
+            es_url()
+        )
+    });
+    for (addr, path) in [
+        (console.addr, "/"),
+        (console.addr, "/tail"),
+        (console.addr, "/hosts"),
+        (with_users.addr, "/login"),
+    ] {
+        let (code, headers, page) = http_get_headers(addr, path);
         assert_eq!(code, 200, "{path}");
         let csp = header(&headers, "content-security-policy");
         assert!(
@@ -316,7 +331,7 @@ fn pages_carry_a_strict_csp_and_assets_are_cached_by_content_hash() {
             style.starts_with("/assets/app.") && style.ends_with(".css"),
             "{path}: {style}"
         );
-        let (code, headers, _) = http_get_headers(console.addr, &style);
+        let (code, headers, _) = http_get_headers(addr, &style);
         assert_eq!(code, 200, "{style}");
         assert!(
             header(&headers, "cache-control").contains("immutable"),
