@@ -203,7 +203,14 @@ struct Paused(i32);
 
 impl Paused {
     fn broker() -> Paused {
-        let pid_file = repo_root().join(".services/run/kafka.pid");
+        // Beside the services.sh that started the servers (another checkout's, for a worktree).
+        let script = common::services_script();
+        let root = script
+            .parent()
+            .and_then(std::path::Path::parent)
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(repo_root);
+        let pid_file = root.join(".services/run/kafka.pid");
         let pid: i32 = std::fs::read_to_string(&pid_file)
             .unwrap_or_else(|e| panic!("{}: {e} (services.sh starts Kafka)", pid_file.display()))
             .trim()
