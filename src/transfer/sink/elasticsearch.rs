@@ -63,7 +63,15 @@ impl EsSink {
 
     /// The `_bulk` body of `entries`.
     fn body(batch: &Batch, entries: &[Document]) -> Vec<u8> {
-        let mut body = Vec::new();
+        let size = entries
+            .iter()
+            .map(|entry| match &entry.fallback {
+                Some(lines) => lines.len(),
+                None => batch.items[entry.item].lines.len(),
+            })
+            .sum();
+        // Exactly sized: a bulk body is megabytes, and growing it would copy it several times.
+        let mut body = Vec::with_capacity(size);
         for entry in entries {
             match &entry.fallback {
                 Some(lines) => body.extend_from_slice(lines),
