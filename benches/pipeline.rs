@@ -3,6 +3,10 @@
 //! chunk's encoding (LZ4) and decoding; and the transfer's document preparation without and
 //! with JSON parsing. The end-to-end figure (files →
 //! Kafka with durability on) comes from the bench script; see docs/bench.md.
+// Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use logship::agent::chunk::Chunk;

@@ -4,6 +4,8 @@
 //! The disk tests mount a small tmpfs for the agent's `data_dir`, so they need root; without it
 //! they say so and pass without checking anything. Tests that stop the shared Kafka broker, or
 //! need it at their end, take the [`KAFKA`] lock, so no test of this binary finds it stopped.
+// Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! panics become one record each, with every line, at the offset of their first byte; an event
 //! written in several bursts stays one; a too-long event is cut and flagged; and SIGKILL while a
 //! long stack trace is being written and read loses no part and doubles nothing.
+// Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

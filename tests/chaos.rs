@@ -26,6 +26,8 @@
 //! (a log line and up to 40 frames, `Caused by:`, `... N more`) among plain lines: every
 //! event must then be one document holding all its lines, exactly once, across the same kills,
 //! outages and rotations (copytruncate included).
+// Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 mod transfer_support;

@@ -6,6 +6,8 @@
 //! a hit's context and sees the marked line between its neighbours in file order, opens the live
 //! tail and sees a line written to the file appear, pauses it and resumes. Each step saves a screenshot under
 //! `target/screenshots/` (the README's pictures are copies of them).
+// Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 mod transfer_support;

@@ -5,6 +5,8 @@
 //! measurement, tags and time, which is what makes a replay harmless). The agent samples into
 //! its WAL and ships to Kafka; the transfer writes those records into InfluxDB, and what
 //! InfluxDB refuses goes to the dead-letter topic, counted.
+// Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 mod transfer_support;

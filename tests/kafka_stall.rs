@@ -7,6 +7,8 @@
 //! requests while metadata and fetches pass ([`common::kafka_proxy`]); and the broker process
 //! itself paused with SIGSTOP. The tests take one lock: they share the proxy's port and the
 //! broker.
+// Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 mod transfer_support;

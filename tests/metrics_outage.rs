@@ -3,6 +3,8 @@
 //! while, and afterwards every series holds every sample the agent committed, none twice.
 //!
 //! Its own test binary: it stops the shared InfluxDB, which other tests use.
+// Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 mod transfer_support;

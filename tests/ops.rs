@@ -1,6 +1,8 @@
 //! Operating logship: a real Prometheus scrapes the agent and the transfer, `promtool` checks
 //! their metrics, `logship status` reads a running and a stopped agent, and a backlog found at
 //! start is reported while it is caught up. Real Kafka and Elasticsearch, the real binary.
+// Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 mod transfer_support;

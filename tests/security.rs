@@ -10,6 +10,8 @@
 //! (https://127.0.0.1:8087, authentication on): the transfer's points, as a user without admin
 //! rights, after an unknown CA and a wrong password fixed by SIGHUP, written once; the console's
 //! charts over TLS with a password file.
+// Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 mod transfer_support;

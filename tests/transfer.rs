@@ -1,4 +1,6 @@
 //! The transfer against real Kafka and Elasticsearch, through the real binary.
+// Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 mod transfer_support;

@@ -2,6 +2,8 @@
 //! says so meanwhile, and a console over the same index answers 503 saying so, then searches
 //! again without a restart. Alone in its file (its own test binary) because it stops a shared
 //! server.
+// Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 mod transfer_support;

@@ -1,5 +1,7 @@
 //! The transfer while Kafka is stopped and started again. Alone in its file (its own test
 //! binary) because it stops a shared server.
+// Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 mod transfer_support;

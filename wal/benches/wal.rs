@@ -6,6 +6,10 @@
 //!   acked after the flush.
 //!
 //! Throughput is in payload bytes.
+// Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use logship_wal::{Wal, WalOptions};

@@ -103,11 +103,8 @@
 //!
 //! Dropping the last handle makes sled flush, but a correct caller never relies on that.
 
-#![deny(missing_docs)]
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+// Lints: the workspace's `[lints]` table (../Cargo.toml): missing docs, `unwrap`/`expect`/`panic`
+// outside tests.
 
 mod error;
 mod frame;
