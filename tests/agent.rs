@@ -678,3 +678,35 @@ fn a_corrupted_wal_record_is_quarantined_and_the_rest_is_shipped() {
     repaired[flipped] ^= 0x20;
     assert_eq!(record_lines(&repaired).unwrap(), lost);
 }
+
+/// Every lines record the agent writes says which version of the record contract it follows
+/// (`logship-format: 1`) and carries no kind (lines); the transfer reads NDJSON by that header,
+/// not by guessing from the value.
+#[test]
+fn lines_records_carry_the_format_version_header_and_no_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let topic = unique("format-header");
+    let lines: Vec<String> = (0..50).map(|i| format!("{{\"n\":{i}}}")).collect();
+    append_lines(&logs.join("a.log"), &lines);
+    let config = write_config(dir.path(), &format!("{}/*.log", logs.display()), &topic, "");
+    let agent = AgentProcess::start(&config);
+    let records = common::influx::read_topic(&topic, |records| {
+        records
+            .iter()
+            .map(|r| r.payload.lines().count())
+            .sum::<usize>()
+            >= lines.len()
+    });
+    let shipped: usize = records.iter().map(|r| r.payload.lines().count()).sum();
+    assert_eq!(shipped, lines.len(), "{}", agent.log());
+    for record in &records {
+        assert_eq!(
+            record.headers.get("logship-format").map(String::as_str),
+            Some("1"),
+            "{record:?}"
+        );
+        assert_eq!(record.kind(), None, "{record:?}");
+    }
+}

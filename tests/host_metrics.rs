@@ -129,6 +129,11 @@ fn the_agent_ships_host_metrics_through_its_wal_to_kafka_marked_as_metrics() {
         let payload = &record.payload;
         assert_eq!(record.key, host, "keyed by host");
         assert_eq!(record.kind(), Some("metrics"), "marked as metrics");
+        assert_eq!(
+            record.headers.get("logship-format").map(String::as_str),
+            Some("1"),
+            "the record contract's version"
+        );
         let measurements: std::collections::BTreeSet<&str> = payload
             .lines()
             .map(|line| line.split([',', ' ']).next().unwrap_or(""))
