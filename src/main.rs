@@ -126,15 +126,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             etcd_password_file,
             command,
         } => {
-            let access = logship::config::etcd_access::EtcdAccess::new(
-                etcd,
-                etcd_ca.as_deref(),
-                etcd_cert.as_deref(),
-                etcd_key.as_deref(),
-                etcd_user.as_deref(),
-                etcd_password_file.as_deref(),
-            )
-            .map_err(|e| anyhow::anyhow!("--etcd-*: {e}"))?;
+            let tls = logship::config::credentials::TlsFiles {
+                ca_file: etcd_ca,
+                cert_file: etcd_cert,
+                key_file: etcd_key,
+            };
+            let user =
+                logship::config::credentials::UserSecret::with_file(etcd_user, etcd_password_file);
+            let access = logship::config::etcd_access::EtcdAccess::new(etcd, &tls, &user, "etcd")
+                .map_err(|e| anyhow::anyhow!("--etcd-*: {e}"))?;
             let request = match command {
                 CtlCommand::Collect {
                     command: CollectCommand::Get { host },

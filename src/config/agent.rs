@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::credentials::{Refuse, TableKeys};
+use super::etcd_access::EtcdConnection;
 use super::multiline::Multiline;
 use super::{load_toml, ConfigError, KafkaProducerConfig, Millis, RetryConfig};
 use crate::backoff::BackoffPolicy;
@@ -162,14 +164,16 @@ pub const ETCD_RECONNECT: BackoffPolicy =
 
 /// Where the agent reads its central collect entries (`[etcd]`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Unknown keys: refused by the `Refuse` part (serde's deny_unknown_fields does not
+// see through flattened parts).
 pub struct EtcdConfig {
-    /// etcd endpoints (`http://host:2379`).
-    pub endpoints: Vec<String>,
-    /// Key prefix: entries live at `{prefix}/agents/{host}/collect`, the registry at
-    /// `{prefix}/registry/{host}`.
-    #[serde(default = "default_etcd_prefix")]
-    pub prefix: String,
+    /// Any other key is refused by name (first: before a missing key is reported, so that
+    /// a misspelt required key is named as such).
+    #[serde(flatten)]
+    _refuse: Refuse<EtcdConfig>,
+    /// Endpoints, key prefix and credentials (the console's `[etcd]` keys).
+    #[serde(flatten)]
+    pub connection: EtcdConnection,
     /// Absolute directories: entries from etcd whose glob does not lie under one of them are
     /// refused (a central store must not make the agent read arbitrary files).
     #[serde(default = "default_allowed_paths")]
@@ -178,27 +182,16 @@ pub struct EtcdConfig {
     /// [`ETCD_RECONNECT`]).
     #[serde(default)]
     pub retry: RetryConfig,
-    /// PEM of the CA that signs the etcd servers' certificates (`https://` endpoints).
-    #[serde(default)]
-    pub ca_file: Option<std::path::PathBuf>,
-    /// PEM of a client certificate, for servers that require one (with `key_file`).
-    #[serde(default)]
-    pub cert_file: Option<std::path::PathBuf>,
-    /// PEM of the client certificate's key.
-    #[serde(default)]
-    pub key_file: Option<std::path::PathBuf>,
-    /// etcd user (auth enabled on the server); its password from `password_file` or
-    /// `$LOGSHIP_ETCD_PASSWORD`.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// File holding the etcd user's password (read at every connection).
-    #[serde(default)]
-    pub password_file: Option<std::path::PathBuf>,
 }
 
-fn default_etcd_prefix() -> String {
-    "/logship".to_string()
+impl TableKeys for EtcdConfig {
+    fn keys() -> Vec<&'static str> {
+        let mut keys = EtcdConnection::keys();
+        keys.extend(["allowed_paths", "retry"]);
+        keys
+    }
 }
+
 fn default_allowed_paths() -> Vec<String> {
     vec!["/var/log".to_string()]
 }
@@ -206,21 +199,12 @@ fn default_allowed_paths() -> Vec<String> {
 impl EtcdConfig {
     /// Endpoints and credentials, checked together.
     pub fn access(&self) -> Result<super::etcd_access::EtcdAccess, String> {
-        super::etcd_access::EtcdAccess::new(
-            self.endpoints.clone(),
-            self.ca_file.as_deref(),
-            self.cert_file.as_deref(),
-            self.key_file.as_deref(),
-            self.username.as_deref(),
-            self.password_file.as_deref(),
-        )
-        .map_err(|e| format!("[etcd]: {e}"))
+        self.connection.access()
     }
 
     /// Checks the values; the error names the key.
     pub fn check(&self) -> Result<(), String> {
         self.access()?;
-        super::etcd_access::check_endpoints_and_prefix(&self.endpoints, &self.prefix)?;
         self.retry.check("etcd.retry", ETCD_RECONNECT)?;
         if self.allowed_paths.is_empty() {
             return Err("etcd.allowed_paths must not be empty".into());
@@ -522,10 +506,13 @@ mod tests {
 
     #[test]
     fn etcd_table_defaults_and_validation() {
+        crate::config::credentials::assert_keys_taken::<EtcdConfig, EtcdConfig>(
+            "endpoints = [\"http://e\"]\n",
+        );
         let text = format!("{GOOD}\n[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\n");
         let config = AgentConfig::from_toml(&text).unwrap();
         let etcd = config.etcd.unwrap();
-        assert_eq!(etcd.prefix, "/logship");
+        assert_eq!(etcd.connection.prefix, "/logship");
         assert_eq!(etcd.allowed_paths, vec!["/var/log".to_string()]);
         assert!(AgentConfig::from_toml(GOOD).unwrap().etcd.is_none());
         let bad = format!("{text}allowed_paths = [\"var/log\"]\n");

@@ -1,15 +1,17 @@
 //! The console's configuration (`logship console --config console.toml`).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
-use super::etcd_access::EtcdAccess;
+use super::etcd_access::EtcdTable;
+use super::influx::InfluxTable;
 use super::ListenTls;
 
-use super::es_access::{EsAccess, EsAccessKeys};
-use super::{load_toml, ConfigError, Millis};
+use super::credentials::{Refuse, TableKeys};
+use super::es_access::{EsAccess, EsConnection};
+use super::{load_toml, ConfigError};
 
 /// The whole console configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -30,47 +32,14 @@ pub struct ConsoleConfig {
     pub elasticsearch: ConsoleEsConfig,
     /// Where the agents' collect entries are, for editing them from the console (optional).
     #[serde(default)]
-    pub etcd: Option<ConsoleEtcdConfig>,
+    pub etcd: Option<EtcdTable>,
     /// Where the host metrics are, for the charts of `/hosts` (optional).
     #[serde(default)]
-    pub influxdb: Option<ConsoleInfluxConfig>,
+    pub influxdb: Option<InfluxTable>,
     /// The Kafka cluster and the transfer's group, for the lag on `/pipeline` (optional; the
     /// console only reads the group's offsets, it never joins it).
     #[serde(default)]
     pub kafka: Option<ConsoleKafkaConfig>,
-}
-
-/// The console's `[influxdb]` table: where the transfer writes host metrics.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsoleInfluxConfig {
-    /// Base URL of InfluxDB 1.x.
-    pub url: String,
-    /// The database the transfer writes (`influxdb.database` of the transfer).
-    pub database: String,
-    /// User (with `password_file` or `$LOGSHIP_INFLUXDB_PASSWORD`).
-    #[serde(default)]
-    pub username: Option<String>,
-    /// File holding the password (read at start and on reload).
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
-    /// PEM of the CA that signs InfluxDB's certificate (required with `https://`).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-}
-
-impl ConsoleInfluxConfig {
-    /// The checked access (see [`super::influx::InfluxAccess::new`]).
-    pub fn access(&self) -> Result<super::influx::InfluxAccess, String> {
-        super::influx::InfluxAccess::new(
-            &self.url,
-            &self.database,
-            self.username.as_deref(),
-            self.password_file.as_deref(),
-            self.ca_file.as_deref(),
-            std::time::Duration::from_secs(30),
-        )
-    }
 }
 
 /// The console's `[kafka]` table.
@@ -123,124 +92,53 @@ pub enum Role {
     Editor,
 }
 
-/// The console's `[etcd]` table: the agents' keys (`endpoints`, `prefix`, TLS and user), for
-/// reading and writing collect entries.
+/// The console's `[elasticsearch]` table: the connection (the transfer's keys) and what is
+/// searched.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsoleEtcdConfig {
-    /// etcd endpoints (`http://host:2379` or `https://`).
-    pub endpoints: Vec<String>,
-    /// Key prefix, the agents' `etcd.prefix`.
-    #[serde(default = "default_etcd_prefix")]
-    pub prefix: String,
-    /// PEM of the CA that signs the etcd servers' certificates.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// PEM of a client certificate (with `key_file`).
-    #[serde(default)]
-    pub cert_file: Option<PathBuf>,
-    /// PEM of its key.
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
-    /// etcd user; its password from `password_file` or `$LOGSHIP_ETCD_PASSWORD`.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// File holding the etcd user's password (read at every connection).
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
-}
-
-fn default_etcd_prefix() -> String {
-    "/logship".to_string()
-}
-
-impl ConsoleEtcdConfig {
-    /// Endpoints and credentials, checked together.
-    pub fn access(&self) -> Result<EtcdAccess, String> {
-        EtcdAccess::new(
-            self.endpoints.clone(),
-            self.ca_file.as_deref(),
-            self.cert_file.as_deref(),
-            self.key_file.as_deref(),
-            self.username.as_deref(),
-            self.password_file.as_deref(),
-        )
-        .map_err(|e| format!("[etcd]: {e}"))
-    }
-}
-
-/// The console's `[elasticsearch]` table.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Unknown keys: refused by the `Refuse` part (serde's deny_unknown_fields does not
+// see through flattened parts).
 pub struct ConsoleEsConfig {
-    /// Base URL, `http://host:port` or `https://host:port`.
-    pub url: String,
+    /// Any other key is refused by name (first: before a missing key is reported, so that
+    /// a misspelt required key is named as such).
+    #[serde(flatten)]
+    _refuse: Refuse<ConsoleEsConfig>,
+    /// `url`, the CA and the credentials, as for the transfer; `request_timeout_ms` defaults
+    /// to 30 s here.
+    #[serde(flatten)]
+    pub connection: EsConnection,
+    /// What is searched.
+    #[serde(flatten)]
+    pub search: EsSearch,
+}
+
+/// The console's own key of `[elasticsearch]`: what is searched.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EsSearch {
     /// The indices searched: a pattern or a comma-separated list (`web_log-*,app-*`). The
     /// dead-letter index is searched only if named here.
     pub index_pattern: String,
-    /// Basic-auth user name (with `password`), as for the transfer.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Basic-auth password written inline (deprecated: use `password_file` or
-    /// `$LOGSHIP_ES_PASSWORD`).
-    #[serde(default)]
-    pub password: Option<String>,
-    /// File holding the basic-auth password (read at start and on SIGHUP).
-    #[serde(default)]
-    pub password_file: Option<std::path::PathBuf>,
-    /// File holding an API key (`encoded` form or `id:api_key`; read at start and on SIGHUP).
-    #[serde(default)]
-    pub api_key_file: Option<std::path::PathBuf>,
-    /// PEM file of the CA(s) that sign the cluster's certificate (`https://` only).
-    #[serde(default)]
-    pub ca_file: Option<std::path::PathBuf>,
-    /// SHA-256 fingerprint of the CA certificate to trust among those the cluster presents
-    /// (instead of `ca_file`; `AB:CD:…` or plain hex).
-    #[serde(default)]
-    pub ca_fingerprint: Option<String>,
-    /// Timeout of one request to Elasticsearch.
-    #[serde(default = "default_request_timeout_ms")]
-    pub request_timeout_ms: Millis,
 }
+
+impl TableKeys for ConsoleEsConfig {
+    fn keys() -> Vec<&'static str> {
+        let mut keys = EsConnection::keys();
+        keys.push("index_pattern");
+        keys
+    }
+}
+
+/// The console's timeout of one Elasticsearch request when `request_timeout_ms` is absent.
+pub const ES_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl ConsoleEsConfig {
     /// The URL, CA and credentials, checked together (see [`EsAccess::new`]).
     pub fn access(&self) -> Result<EsAccess, String> {
-        EsAccess::new(EsAccessKeys {
-            url: &self.url,
-            username: self.username.as_deref(),
-            password: self.password.as_deref(),
-            password_file: self.password_file.as_deref(),
-            api_key_file: self.api_key_file.as_deref(),
-            ca_file: self.ca_file.as_deref(),
-            ca_fingerprint: self.ca_fingerprint.as_deref(),
-            request_timeout: self.request_timeout_ms.get(),
-        })
-    }
-}
-
-impl std::fmt::Debug for ConsoleEsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsoleEsConfig")
-            .field("url", &self.url)
-            .field("index_pattern", &self.index_pattern)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
-            .field("password_file", &self.password_file)
-            .field("api_key_file", &self.api_key_file)
-            .field("ca_file", &self.ca_file)
-            .field("ca_fingerprint", &self.ca_fingerprint)
-            .field("request_timeout_ms", &self.request_timeout_ms)
-            .finish()
+        self.connection.access(ES_REQUEST_TIMEOUT)
     }
 }
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9700))
-}
-
-fn default_request_timeout_ms() -> Millis {
-    Millis::new(30_000)
 }
 
 impl ConsoleConfig {
@@ -257,13 +155,7 @@ impl ConsoleConfig {
             message,
         };
         let es = &self.elasticsearch;
-        if !(es.url.starts_with("http://") || es.url.starts_with("https://")) {
-            return Err(invalid(format!(
-                "elasticsearch.url {:?} must start with http:// or https://",
-                es.url
-            )));
-        }
-        let patterns: Vec<&str> = es.index_pattern.split(',').map(str::trim).collect();
+        let patterns: Vec<&str> = es.search.index_pattern.split(',').map(str::trim).collect();
         if patterns.iter().any(|p| p.is_empty()) {
             return Err(invalid(
                 "elasticsearch.index_pattern must name at least one index or pattern, with no empty item"
@@ -314,14 +206,7 @@ impl ConsoleConfig {
                 .map_err(invalid)?;
         }
         if let Some(etcd) = &self.etcd {
-            etcd.access().map_err(invalid)?;
-            super::etcd_access::check_endpoints_and_prefix(&etcd.endpoints, &etcd.prefix)
-                .map_err(invalid)?;
-        }
-        if es.request_timeout_ms.is_zero() {
-            return Err(invalid(
-                "elasticsearch.request_timeout_ms must be at least 1".into(),
-            ));
+            etcd.connection.access().map_err(invalid)?;
         }
         Ok(())
     }
@@ -345,7 +230,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.listen, default_listen());
-        assert_eq!(config.elasticsearch.index_pattern, "web_log-*");
+        assert_eq!(config.elasticsearch.search.index_pattern, "web_log-*");
         let missing = load("[elasticsearch]\nurl = \"http://127.0.0.1:9200\"\n").unwrap_err();
         assert!(missing.to_string().contains("index_pattern"), "{missing}");
     }
@@ -358,7 +243,7 @@ mod tests {
              [kafka]\nbrokers = \"k:9092\"\ntransfer_group = \"logship-transfer\"\n"
         ))
         .unwrap();
-        assert_eq!(config.influxdb.unwrap().database, "telegraf");
+        assert_eq!(config.influxdb.unwrap().connection.database, "telegraf");
         assert_eq!(config.kafka.unwrap().transfer_group, "logship-transfer");
         let refused = |extra: &str| load(&format!("{es}{extra}")).unwrap_err().to_string();
         assert!(refused("[influxdb]\nurl = \"i\"\ndatabase = \"d\"\n").contains("http://"));
@@ -369,6 +254,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_refused_by_name() {
+        crate::config::credentials::assert_keys_taken::<ConsoleEsConfig, ConsoleEsConfig>(
+            "url = \"http://h:9200\"\nindex_pattern = \"a\"\n",
+        );
         let unknown = load(
             "lisen = \"127.0.0.1:1\"\n[elasticsearch]\nurl = \"http://h:9200\"\nindex_pattern = \"a\"\n",
         )
@@ -444,8 +332,11 @@ mod tests {
              [etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\n"
         ))
         .unwrap();
-        assert_eq!(config.etcd.unwrap().prefix, "/logship");
-        assert_eq!(config.tls.unwrap().key_file, PathBuf::from("/k.pem"));
+        assert_eq!(config.etcd.unwrap().connection.prefix, "/logship");
+        assert_eq!(
+            config.tls.unwrap().key_file,
+            std::path::PathBuf::from("/k.pem")
+        );
         let error = load(&format!(
             "{ES}[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nprefix = \"x/\"\n"
         ))

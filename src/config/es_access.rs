@@ -14,32 +14,68 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::Deserialize;
+
+use super::credentials::{ClientCertificates, Inline, TableKeys, TlsFiles, UserSecret};
 use super::secret::SecretSource;
+use super::Millis;
 
 /// The environment variable a basic-auth password may come from.
 pub const PASSWORD_ENV: &str = "LOGSHIP_ES_PASSWORD";
 /// The environment variable an API key may come from.
 pub const API_KEY_ENV: &str = "LOGSHIP_ES_API_KEY";
 
-/// The access keys of an `[elasticsearch]` table, as written.
-#[derive(Debug, Clone, Copy)]
-pub struct EsAccessKeys<'a> {
-    /// `url`.
-    pub url: &'a str,
-    /// `username`.
-    pub username: Option<&'a str>,
-    /// `password` (deprecated inline value).
-    pub password: Option<&'a str>,
-    /// `password_file`.
-    pub password_file: Option<&'a Path>,
-    /// `api_key_file`.
-    pub api_key_file: Option<&'a Path>,
-    /// `ca_file`.
-    pub ca_file: Option<&'a Path>,
-    /// `ca_fingerprint`.
-    pub ca_fingerprint: Option<&'a str>,
-    /// `request_timeout_ms`.
-    pub request_timeout: Duration,
+/// The connection keys of an `[elasticsearch]` table, the same for the transfer and the
+/// console (each flattens it into its table beside its own keys). `Debug` hides an inline
+/// password.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct EsConnection {
+    /// Base URL, `http://host:port` or `https://host:port`.
+    pub url: String,
+    /// `ca_file` (`https://` only); client certificates are not taken.
+    #[serde(flatten)]
+    pub tls: TlsFiles,
+    /// SHA-256 fingerprint of the CA certificate to trust among those the cluster presents
+    /// (instead of `ca_file`; `AB:CD:…` or plain hex).
+    #[serde(default)]
+    pub ca_fingerprint: Option<String>,
+    /// `username` with `password_file` (or `$LOGSHIP_ES_PASSWORD`; the inline `password` is
+    /// deprecated): basic auth.
+    #[serde(flatten)]
+    pub user: UserSecret,
+    /// File holding an API key (`encoded` form or `id:api_key`; read at start and on SIGHUP).
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    /// Timeout of one request (absent: the role's default).
+    #[serde(default)]
+    pub request_timeout_ms: Option<Millis>,
+}
+
+impl EsConnection {
+    /// The keys, as written.
+    pub fn keys() -> Vec<&'static str> {
+        let mut keys = vec![
+            "url",
+            "ca_fingerprint",
+            "api_key_file",
+            "request_timeout_ms",
+        ];
+        keys.extend(TlsFiles::CA_ONLY);
+        keys.extend(UserSecret::KEYS_WITH_INLINE);
+        keys
+    }
+
+    /// The URL, CA and credentials, checked together (see [`EsAccess::new`]);
+    /// `default_timeout` when `request_timeout_ms` is absent.
+    pub fn access(&self, default_timeout: Duration) -> Result<EsAccess, String> {
+        EsAccess::new(self, default_timeout)
+    }
+}
+
+impl TableKeys for EsConnection {
+    fn keys() -> Vec<&'static str> {
+        EsConnection::keys()
+    }
 }
 
 /// How to authenticate.
@@ -91,9 +127,25 @@ impl EsAccess {
     }
 
     /// Checks the combination of keys; the error names the keys (`elasticsearch.` prefixed).
-    pub fn new(keys: EsAccessKeys<'_>) -> Result<EsAccess, String> {
-        if (keys.ca_file.is_some() || keys.ca_fingerprint.is_some())
-            && !keys.url.starts_with("https://")
+    pub fn new(keys: &EsConnection, default_timeout: Duration) -> Result<EsAccess, String> {
+        let table = "elasticsearch";
+        if !(keys.url.starts_with("http://") || keys.url.starts_with("https://")) {
+            return Err(format!(
+                "elasticsearch.url {:?} must start with http:// or https://",
+                keys.url
+            ));
+        }
+        elasticsearch::http::Url::parse(&keys.url)
+            .map_err(|e| format!("elasticsearch.url {:?}: {e}", keys.url))?;
+        let request_timeout = keys
+            .request_timeout_ms
+            .map_or(default_timeout, |timeout| timeout.get());
+        if request_timeout < Duration::from_millis(100) {
+            return Err("elasticsearch.request_timeout_ms must be at least 100".into());
+        }
+        keys.tls.check(table, ClientCertificates::Refused)?;
+        let ca_file = keys.tls.ca_file.as_deref();
+        if (ca_file.is_some() || keys.ca_fingerprint.is_some()) && !keys.url.starts_with("https://")
         {
             return Err(format!(
                 "elasticsearch.ca_file / ca_fingerprint is set but elasticsearch.url {:?} is not \
@@ -101,55 +153,37 @@ impl EsAccess {
                 keys.url
             ));
         }
-        if keys.ca_file.is_some() && keys.ca_fingerprint.is_some() {
+        if ca_file.is_some() && keys.ca_fingerprint.is_some() {
             return Err("elasticsearch.ca_file and elasticsearch.ca_fingerprint: set one".into());
         }
-        let ca_fingerprint = keys.ca_fingerprint.map(normalize_fingerprint).transpose()?;
-        if keys.password.is_some() && keys.password_file.is_some() {
-            return Err(
-                "elasticsearch.password and elasticsearch.password_file: set one (the file)".into(),
-            );
-        }
-        let auth =
-            match (keys.username, keys.api_key_file) {
-                (Some(_), Some(_)) => return Err(
-                    "elasticsearch.username and elasticsearch.api_key_file: choose basic auth or \
-                     an API key"
+        let ca_fingerprint = keys
+            .ca_fingerprint
+            .as_deref()
+            .map(normalize_fingerprint)
+            .transpose()?;
+        let user = keys.user.user(table, PASSWORD_ENV, Inline::Deprecated)?;
+        let auth = match (user, &keys.api_key_file) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "elasticsearch.username and elasticsearch.api_key_file: choose basic \
+                            auth or an API key"
                         .into(),
-                ),
-                (Some(username), None) => {
-                    let password =
-                        SecretSource::choose(keys.password_file, PASSWORD_ENV, keys.password)
-                            .ok_or_else(|| {
-                                format!(
-                                    "elasticsearch.username needs elasticsearch.password_file (or \
-                                 ${PASSWORD_ENV})"
-                                )
-                            })?;
-                    EsAuthSource::Basic {
-                        username: username.to_string(),
-                        password,
-                    }
+                )
+            }
+            (Some((username, password)), None) => EsAuthSource::Basic { username, password },
+            (None, api_key_file) => {
+                match SecretSource::choose(api_key_file.as_deref(), API_KEY_ENV, None) {
+                    Some(key) => EsAuthSource::ApiKey(key),
+                    None => EsAuthSource::None,
                 }
-                (None, api_key_file) => {
-                    if keys.password.is_some() || keys.password_file.is_some() {
-                        return Err(
-                        "elasticsearch.password_file (or password) needs elasticsearch.username"
-                            .into(),
-                    );
-                    }
-                    match SecretSource::choose(api_key_file, API_KEY_ENV, None) {
-                        Some(key) => EsAuthSource::ApiKey(key),
-                        None => EsAuthSource::None,
-                    }
-                }
-            };
+            }
+        };
         Ok(EsAccess {
             url: keys.url.to_string(),
-            ca_file: keys.ca_file.map(Path::to_path_buf),
+            ca_file: ca_file.map(Path::to_path_buf),
             ca_fingerprint,
             auth,
-            request_timeout: keys.request_timeout,
+            request_timeout,
         })
     }
 
@@ -189,28 +223,43 @@ pub fn normalize_fingerprint(fingerprint: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    fn keys(url: &str) -> EsAccessKeys<'_> {
-        EsAccessKeys {
-            url,
-            username: None,
-            password: None,
-            password_file: None,
-            api_key_file: None,
-            ca_file: None,
+    fn keys(url: &str) -> EsConnection {
+        EsConnection {
+            url: url.to_string(),
+            tls: TlsFiles::default(),
             ca_fingerprint: None,
-            request_timeout: Duration::from_secs(1),
+            user: UserSecret::default(),
+            api_key_file: None,
+            request_timeout_ms: None,
+        }
+    }
+
+    fn user(username: Option<&str>, file: Option<&Path>, inline: Option<&str>) -> UserSecret {
+        UserSecret {
+            username: username.map(str::to_string),
+            password_file: file.map(Path::to_path_buf),
+            password: inline.map(str::to_string),
+        }
+    }
+
+    fn ca(file: &Path) -> TlsFiles {
+        TlsFiles {
+            ca_file: Some(file.to_path_buf()),
+            ..TlsFiles::default()
         }
     }
 
     #[test]
     fn basic_auth_api_key_or_nothing() {
         let file = Path::new("/run/pw");
-        let basic = EsAccess::new(EsAccessKeys {
-            username: Some("logship"),
-            password_file: Some(file),
-            ca_file: Some(Path::new("/ca.pem")),
-            ..keys("https://es:9243")
-        })
+        let basic = EsAccess::new(
+            &EsConnection {
+                user: user(Some("logship"), Some(file), None),
+                tls: ca(Path::new("/ca.pem")),
+                ..keys("https://es:9243")
+            },
+            Duration::from_secs(1),
+        )
         .unwrap();
         assert_eq!(
             basic.auth,
@@ -220,20 +269,25 @@ mod tests {
             }
         );
         assert!(basic.deprecation().is_none());
-        let key = EsAccess::new(EsAccessKeys {
-            api_key_file: Some(file),
-            ..keys("https://es:9243")
-        })
+        let key = EsAccess::new(
+            &EsConnection {
+                api_key_file: Some(file.to_path_buf()),
+                ..keys("https://es:9243")
+            },
+            Duration::from_secs(1),
+        )
         .unwrap();
         assert_eq!(
             key.auth,
             EsAuthSource::ApiKey(SecretSource::File(file.into()))
         );
-        let inline = EsAccess::new(EsAccessKeys {
-            username: Some("u"),
-            password: Some("p"),
-            ..keys("http://es:9200")
-        })
+        let inline = EsAccess::new(
+            &EsConnection {
+                user: user(Some("u"), None, Some("p")),
+                ..keys("http://es:9200")
+            },
+            Duration::from_secs(1),
+        )
         .unwrap();
         assert!(inline.deprecation().unwrap().contains("password_file"));
         assert!(!format!("{inline:?}").contains("\"p\""));
@@ -252,39 +306,47 @@ mod tests {
         let file = Path::new("/run/pw");
         for (keys, expected) in [
             (
-                EsAccessKeys {
-                    ca_file: Some(file),
+                EsConnection {
+                    tls: ca(file),
                     ..keys("http://es:9200")
                 },
                 "not https://",
             ),
             (
-                EsAccessKeys {
-                    username: Some("u"),
-                    api_key_file: Some(file),
-                    password_file: Some(file),
+                EsConnection {
+                    user: user(Some("u"), Some(file), None),
+                    api_key_file: Some(file.to_path_buf()),
                     ..keys("https://es")
                 },
                 "choose basic auth or an API key",
             ),
             (
-                EsAccessKeys {
-                    password_file: Some(file),
+                EsConnection {
+                    user: user(None, Some(file), None),
                     ..keys("https://es")
                 },
                 "needs elasticsearch.username",
             ),
             (
-                EsAccessKeys {
-                    username: Some("u"),
-                    password: Some("p"),
-                    password_file: Some(file),
+                EsConnection {
+                    user: user(Some("u"), Some(file), Some("p")),
                     ..keys("https://es")
                 },
                 "set one",
             ),
+            (
+                EsConnection {
+                    tls: TlsFiles {
+                        cert_file: Some(file.to_path_buf()),
+                        key_file: Some(file.to_path_buf()),
+                        ..ca(file)
+                    },
+                    ..keys("https://es")
+                },
+                "elasticsearch.cert_file",
+            ),
         ] {
-            let error = EsAccess::new(keys).unwrap_err();
+            let error = EsAccess::new(&keys, Duration::from_secs(1)).unwrap_err();
             assert!(error.contains(expected), "{error}");
         }
     }

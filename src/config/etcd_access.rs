@@ -3,12 +3,74 @@
 //! certificate or password is used from the next connection on. docs/security.md lists what
 //! an agent's etcd user may do.
 
-use std::path::{Path, PathBuf};
+use serde::Deserialize;
 
+use super::credentials::{ClientCertificates, Inline, Refuse, TableKeys, TlsFiles, UserSecret};
 use super::secret::SecretSource;
 
 /// The environment variable the etcd password may come from.
 pub const PASSWORD_ENV: &str = "LOGSHIP_ETCD_PASSWORD";
+
+/// The connection keys of an `[etcd]` table, the same for the agent and the console:
+/// endpoints, the key prefix, TLS files and an etcd user.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct EtcdConnection {
+    /// etcd endpoints (`http://host:2379`, or `https://` with TLS).
+    pub endpoints: Vec<String>,
+    /// Key prefix: entries live at `{prefix}/agents/{host}/collect`, the registry at
+    /// `{prefix}/registry/{host}`.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// `ca_file`, and `cert_file` with `key_file` for servers that require a client
+    /// certificate (every endpoint `https://` then).
+    #[serde(flatten)]
+    pub tls: TlsFiles,
+    /// `username` (auth enabled on the server) with `password_file` or
+    /// `$LOGSHIP_ETCD_PASSWORD` (read at every connection).
+    #[serde(flatten)]
+    pub user: UserSecret,
+}
+
+fn default_prefix() -> String {
+    "/logship".to_string()
+}
+
+impl EtcdConnection {
+    /// The keys, as written.
+    pub fn keys() -> Vec<&'static str> {
+        let mut keys = vec!["endpoints", "prefix"];
+        keys.extend(TlsFiles::KEYS);
+        keys.extend(UserSecret::KEYS);
+        keys
+    }
+
+    /// Endpoints and credentials, checked together, and the prefix; the error names the key.
+    pub fn access(&self) -> Result<EtcdAccess, String> {
+        let access = EtcdAccess::new(self.endpoints.clone(), &self.tls, &self.user, "etcd")?;
+        check_endpoints_and_prefix(&self.endpoints, &self.prefix)?;
+        Ok(access)
+    }
+}
+
+/// The console's `[etcd]` table: the connection and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+// Unknown keys: refused by the `Refuse` part (serde's deny_unknown_fields does not
+// see through flattened parts).
+pub struct EtcdTable {
+    /// Any other key is refused by name (first: before a missing key is reported, so that
+    /// a misspelt required key is named as such).
+    #[serde(flatten)]
+    _refuse: Refuse<EtcdTable>,
+    /// Endpoints, prefix and credentials.
+    #[serde(flatten)]
+    pub connection: EtcdConnection,
+}
+
+impl TableKeys for EtcdTable {
+    fn keys() -> Vec<&'static str> {
+        EtcdConnection::keys()
+    }
+}
 
 /// Checks `etcd.endpoints` (at least one, none empty) and `etcd.prefix` (starts with `/`, does
 /// not end with one); the error names the key.
@@ -29,54 +91,31 @@ pub fn check_endpoints_and_prefix(endpoints: &[String], prefix: &str) -> Result<
 pub struct EtcdAccess {
     /// Endpoints (`https://host:2379` with TLS).
     pub endpoints: Vec<String>,
-    /// PEM of the CA(s) that sign the servers' certificates.
-    pub ca_file: Option<PathBuf>,
-    /// PEM of the client certificate (with `key_file`).
-    pub cert_file: Option<PathBuf>,
-    /// PEM of its key.
-    pub key_file: Option<PathBuf>,
+    /// The CA, and a client certificate with its key.
+    pub tls: TlsFiles,
     /// etcd user and where its password is.
     pub user: Option<(String, SecretSource)>,
 }
 
 impl EtcdAccess {
-    /// Checks the combination; `key` names the configuration keys or flags in errors
-    /// (`etcd.` or `--etcd-`).
+    /// Checks the combination; `table` names the keys in errors (`etcd` for a configuration
+    /// table; the command line's flags map to the same keys).
     pub fn new(
         endpoints: Vec<String>,
-        ca_file: Option<&Path>,
-        cert_file: Option<&Path>,
-        key_file: Option<&Path>,
-        username: Option<&str>,
-        password_file: Option<&Path>,
+        tls: &TlsFiles,
+        user: &UserSecret,
+        table: &str,
     ) -> Result<EtcdAccess, String> {
-        if cert_file.is_some() != key_file.is_some() {
-            return Err("the etcd client certificate and its key go together".into());
+        tls.check(table, ClientCertificates::Accepted)?;
+        if tls.any() && endpoints.iter().any(|e| !e.starts_with("https://")) {
+            return Err(format!(
+                "with {table}.ca_file or a client certificate, every endpoint must be https://"
+            ));
         }
-        let tls = ca_file.is_some() || cert_file.is_some();
-        if tls && endpoints.iter().any(|e| !e.starts_with("https://")) {
-            return Err(
-                "with an etcd CA or client certificate, every endpoint must be https://".into(),
-            );
-        }
-        let user = match username {
-            Some(name) => {
-                let password =
-                    SecretSource::choose(password_file, PASSWORD_ENV, None).ok_or_else(|| {
-                        format!("an etcd user needs a password file (or ${PASSWORD_ENV})")
-                    })?;
-                Some((name.to_string(), password))
-            }
-            None if password_file.is_some() => {
-                return Err("an etcd password file needs a user name".into())
-            }
-            None => None,
-        };
+        let user = user.user(table, PASSWORD_ENV, Inline::Refused)?;
         Ok(EtcdAccess {
             endpoints,
-            ca_file: ca_file.map(Path::to_path_buf),
-            cert_file: cert_file.map(Path::to_path_buf),
-            key_file: key_file.map(Path::to_path_buf),
+            tls: tls.clone(),
             user,
         })
     }
@@ -85,9 +124,7 @@ impl EtcdAccess {
     pub fn plain(endpoints: Vec<String>) -> EtcdAccess {
         EtcdAccess {
             endpoints,
-            ca_file: None,
-            cert_file: None,
-            key_file: None,
+            tls: TlsFiles::default(),
             user: None,
         }
     }
@@ -96,26 +133,49 @@ impl EtcdAccess {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::{Path, PathBuf};
 
     #[test]
     fn combinations_are_checked() {
         let https = vec!["https://e:2379".to_string()];
-        let f = Some(Path::new("/f"));
-        assert!(EtcdAccess::new(https.clone(), f, f, None, None, None)
-            .unwrap_err()
-            .contains("go together"));
+        let f = Some(PathBuf::from("/f"));
+        let tls = |ca: bool, cert: bool, key: bool| TlsFiles {
+            ca_file: f.clone().filter(|_| ca),
+            cert_file: f.clone().filter(|_| cert),
+            key_file: f.clone().filter(|_| key),
+        };
+        let none = UserSecret::default();
         assert!(
-            EtcdAccess::new(vec!["http://e".into()], f, None, None, None, None)
+            EtcdAccess::new(https.clone(), &tls(true, true, false), &none, "etcd")
                 .unwrap_err()
-                .contains("https://")
+                .contains("go together")
         );
-        assert!(EtcdAccess::new(https.clone(), None, None, None, None, f)
-            .unwrap_err()
-            .contains("needs a user"));
-        let access = EtcdAccess::new(https, f, f, f, Some("agent"), f).unwrap();
+        assert!(EtcdAccess::new(
+            vec!["http://e".into()],
+            &tls(true, false, false),
+            &none,
+            "etcd"
+        )
+        .unwrap_err()
+        .contains("https://"));
+        let no_user = UserSecret::with_file(None, f.clone());
+        assert!(
+            EtcdAccess::new(https.clone(), &tls(false, false, false), &no_user, "etcd")
+                .unwrap_err()
+                .contains("needs etcd.username")
+        );
+        let agent = UserSecret::with_file(Some("agent".into()), f.clone());
+        let access = EtcdAccess::new(https, &tls(true, true, true), &agent, "etcd").unwrap();
         assert_eq!(
             access.user,
-            Some(("agent".into(), SecretSource::File("/f".into())))
+            Some(("agent".into(), SecretSource::File(Path::new("/f").into())))
+        );
+    }
+
+    #[test]
+    fn the_table_lists_its_keys() {
+        crate::config::credentials::assert_keys_taken::<EtcdTable, EtcdTable>(
+            "endpoints = [\"http://e\"]\n",
         );
     }
 }

@@ -10,32 +10,59 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::credentials::{ClientCertificates, Inline, Refuse, TableKeys, TlsFiles, UserSecret};
 use super::secret::SecretSource;
 use super::Millis;
 
 /// The environment variable read for the password when no `password_file` is given.
 pub const PASSWORD_ENV: &str = "LOGSHIP_INFLUXDB_PASSWORD";
 
-/// The transfer's `[influxdb]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InfluxDbConfig {
+/// The connection keys of an `[influxdb]` table, the same for the transfer and the console.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct InfluxConnection {
     /// Base URL of InfluxDB 1.x (`http://127.0.0.1:8086`, or `https://…`).
     pub url: String,
-    /// The database points are written to.
+    /// The database points are written to (and read from).
     pub database: String,
-    /// User name (with `password_file`); absent: no authentication.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// File holding the password (read at start and on reload).
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
+    /// `ca_file`: PEM of the CA(s) that sign InfluxDB's certificate (`https://` only).
+    #[serde(flatten)]
+    pub tls: TlsFiles,
+    /// `username` with `password_file` (or `$LOGSHIP_INFLUXDB_PASSWORD`); absent: no
+    /// authentication.
+    #[serde(flatten)]
+    pub user: UserSecret,
+}
+
+impl InfluxConnection {
+    /// The keys, as written.
+    pub fn keys() -> Vec<&'static str> {
+        let mut keys = vec!["url", "database"];
+        keys.extend(TlsFiles::CA_ONLY);
+        keys.extend(UserSecret::KEYS);
+        keys
+    }
+
+    /// The checked access (see [`InfluxAccess::new`]).
+    pub fn access(&self, timeout: Duration) -> Result<InfluxAccess, String> {
+        InfluxAccess::new(self, timeout)
+    }
+}
+
+/// The transfer's `[influxdb]` table.
+#[derive(Debug, Clone, Deserialize)]
+// Unknown keys: refused by the `Refuse` part (serde's deny_unknown_fields does not
+// see through flattened parts).
+pub struct InfluxDbConfig {
+    /// Any other key is refused by name (first: before a missing key is reported, so that
+    /// a misspelt required key is named as such).
+    #[serde(flatten)]
+    _refuse: Refuse<InfluxDbConfig>,
+    /// URL, database and credentials (the console's keys).
+    #[serde(flatten)]
+    pub connection: InfluxConnection,
     /// The retention policy written to (absent: the database's default one).
     #[serde(default)]
     pub retention_policy: Option<String>,
-    /// PEM file of the CA(s) that sign InfluxDB's certificate (`https://` only).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
     /// Kafka topic receiving the points InfluxDB refuses as malformed (4xx), one per record.
     #[serde(default = "default_dlq_topic")]
     pub dlq_topic: String,
@@ -46,6 +73,46 @@ pub struct InfluxDbConfig {
     /// authentication is on, so set `false` when the database is made by someone else).
     #[serde(default = "default_true")]
     pub create_database: bool,
+}
+
+impl TableKeys for InfluxDbConfig {
+    fn keys() -> Vec<&'static str> {
+        let mut keys = InfluxConnection::keys();
+        keys.extend([
+            "retention_policy",
+            "dlq_topic",
+            "request_timeout_ms",
+            "create_database",
+        ]);
+        keys
+    }
+}
+
+/// The console's `[influxdb]` table: the connection and nothing else.
+#[derive(Debug, Clone, Deserialize)]
+// Unknown keys: refused by the `Refuse` part (serde's deny_unknown_fields does not
+// see through flattened parts).
+pub struct InfluxTable {
+    /// Any other key is refused by name (first: before a missing key is reported, so that
+    /// a misspelt required key is named as such).
+    #[serde(flatten)]
+    _refuse: Refuse<InfluxTable>,
+    /// URL, database and credentials.
+    #[serde(flatten)]
+    pub connection: InfluxConnection,
+}
+
+impl TableKeys for InfluxTable {
+    fn keys() -> Vec<&'static str> {
+        InfluxConnection::keys()
+    }
+}
+
+impl InfluxTable {
+    /// The checked access, with the console's 30 s request timeout.
+    pub fn access(&self) -> Result<InfluxAccess, String> {
+        self.connection.access(Duration::from_secs(30))
+    }
 }
 
 fn default_dlq_topic() -> String {
@@ -78,24 +145,19 @@ pub struct InfluxAccess {
 impl InfluxAccess {
     /// Checks the keys together: the URL's scheme, a database name, a user with a password
     /// source (and no password without a user), a CA file only with `https://`.
-    pub fn new(
-        url: &str,
-        database: &str,
-        username: Option<&str>,
-        password_file: Option<&std::path::Path>,
-        ca_file: Option<&std::path::Path>,
-        timeout: Duration,
-    ) -> Result<InfluxAccess, String> {
-        let url = url.trim_end_matches('/');
+    pub fn new(keys: &InfluxConnection, timeout: Duration) -> Result<InfluxAccess, String> {
+        let url = keys.url.trim_end_matches('/');
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!(
                 "influxdb.url {url:?} must start with http:// or https://"
             ));
         }
         reqwest::Url::parse(url).map_err(|e| format!("influxdb.url {url:?}: {e}"))?;
-        if database.trim().is_empty() {
+        if keys.database.trim().is_empty() {
             return Err("influxdb.database must not be empty".into());
         }
+        keys.tls.check("influxdb", ClientCertificates::Refused)?;
+        let ca_file = keys.tls.ca_file.as_deref();
         match (ca_file.is_some(), url.starts_with("https://")) {
             (true, false) => {
                 return Err("influxdb.ca_file is only used with an https:// url".into())
@@ -109,25 +171,13 @@ impl InfluxAccess {
             }
             _ => {}
         }
-        let password = SecretSource::choose(password_file, PASSWORD_ENV, None);
-        let credentials = match (username, password) {
-            (Some(user), Some(password)) => Some((user.to_string(), password)),
-            (Some(_), None) => {
-                return Err(format!(
-                    "influxdb.username needs influxdb.password_file (or ${PASSWORD_ENV})"
-                ))
-            }
-            (None, Some(SecretSource::File(_))) => {
-                return Err("influxdb.password_file needs influxdb.username".into())
-            }
-            (None, _) => None,
-        };
+        let credentials = keys.user.user("influxdb", PASSWORD_ENV, Inline::Refused)?;
         if timeout < Duration::from_millis(100) {
             return Err("influxdb.request_timeout_ms must be at least 100".into());
         }
         Ok(InfluxAccess {
             url: url.to_string(),
-            database: database.to_string(),
+            database: keys.database.clone(),
             retention_policy: None,
             credentials,
             ca_file: ca_file.map(PathBuf::from),
@@ -148,14 +198,7 @@ impl InfluxAccess {
 impl InfluxDbConfig {
     /// The checked access (see [`InfluxAccess::new`]) with the retention policy.
     pub fn access(&self) -> Result<InfluxAccess, String> {
-        let mut access = InfluxAccess::new(
-            &self.url,
-            &self.database,
-            self.username.as_deref(),
-            self.password_file.as_deref(),
-            self.ca_file.as_deref(),
-            self.request_timeout_ms.get(),
-        )?;
+        let mut access = self.connection.access(self.request_timeout_ms.get())?;
         if let Some(policy) = &self.retention_policy {
             if policy.trim().is_empty() {
                 return Err("influxdb.retention_policy must not be empty when given".into());
@@ -205,6 +248,9 @@ mod tests {
         assert!(refused("dlq_topic = \"a b\"").contains("topic name"));
         assert!(refused("retention_policy = \" \"").contains("retention_policy"));
         assert!(refused("bogus = 1").contains("unknown field"));
+        crate::config::credentials::assert_keys_taken::<InfluxDbConfig, InfluxDbConfig>(
+            "url = \"http://127.0.0.1:8086\"\ndatabase = \"m\"\n",
+        );
         let auth = config("username = \"u\"\npassword_file = \"/run/p\"").unwrap();
         assert_eq!(
             auth.access().unwrap().files(),

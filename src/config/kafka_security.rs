@@ -21,25 +21,15 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::credentials::{ClientCertificates, Inline, Refuse, TableKeys, TlsFiles, UserSecret};
 use super::secret::SecretSource;
 
 /// The environment variable the SASL password may come from.
 pub const PASSWORD_ENV: &str = "LOGSHIP_KAFKA_PASSWORD";
 
-/// `[kafka.tls]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaTls {
-    /// PEM of the CA(s) that sign the brokers' certificates (default: the system's).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// PEM of the client certificate, for brokers that require one (with `key_file`).
-    #[serde(default)]
-    pub cert_file: Option<PathBuf>,
-    /// PEM of the client certificate's private key (unencrypted; keep it mode 600).
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
-}
+/// `[kafka.tls]`: `ca_file` (default: the system's CAs), and `cert_file` with `key_file` for
+/// brokers that require a client certificate (mutual TLS).
+pub type KafkaTls = TlsFiles;
 
 /// A SASL mechanism logship supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -68,38 +58,50 @@ impl SaslMechanism {
 
 /// `[kafka.sasl]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Unknown keys: refused by the `Refuse` part (serde's deny_unknown_fields does not
+// see through flattened parts).
 pub struct KafkaSasl {
+    /// Any other key is refused by name (first: before a missing key is reported, so that
+    /// a misspelt required key is named as such).
+    #[serde(flatten)]
+    _refuse: Refuse<KafkaSasl>,
     /// The mechanism.
     pub mechanism: SaslMechanism,
-    /// The user.
-    pub username: String,
-    /// File holding the password (default: `$LOGSHIP_KAFKA_PASSWORD`).
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
+    /// `username` (required) with `password_file` (default: `$LOGSHIP_KAFKA_PASSWORD`).
+    #[serde(flatten)]
+    pub user: UserSecret,
+}
+
+impl TableKeys for KafkaSasl {
+    fn keys() -> Vec<&'static str> {
+        let mut keys = vec!["mechanism"];
+        keys.extend(UserSecret::KEYS);
+        keys
+    }
 }
 
 impl KafkaSasl {
-    /// Where the password is.
-    pub fn password(&self) -> Option<SecretSource> {
-        SecretSource::choose(self.password_file.as_deref(), PASSWORD_ENV, None)
+    /// A mechanism, a user and its password file.
+    pub fn new(mechanism: SaslMechanism, username: &str, password_file: Option<PathBuf>) -> Self {
+        KafkaSasl {
+            mechanism,
+            user: UserSecret::with_file(Some(username.to_string()), password_file),
+            _refuse: Refuse::default(),
+        }
+    }
+
+    /// The user and where its password is; the error names the keys.
+    pub fn credentials(&self) -> Result<(String, SecretSource), String> {
+        self.user
+            .user("kafka.sasl", PASSWORD_ENV, Inline::Refused)?
+            .ok_or_else(|| "kafka.sasl.username is required".to_string())
     }
 }
 
 /// The files `[kafka.tls]` and `[kafka.sasl]` read: a change to one is a reason to reload.
 pub fn files(tls: Option<&KafkaTls>, sasl: Option<&KafkaSasl>) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    if let Some(tls) = tls {
-        files.extend(
-            [&tls.ca_file, &tls.cert_file, &tls.key_file]
-                .into_iter()
-                .flatten()
-                .cloned(),
-        );
-    }
-    if let Some(file) = sasl.and_then(|s| s.password_file.clone()) {
-        files.push(file);
-    }
+    let mut files = tls.map(TlsFiles::files).unwrap_or_default();
+    files.extend(sasl.and_then(|s| s.user.file()).map(PathBuf::from));
     files
 }
 
@@ -121,19 +123,10 @@ pub fn refused_option(key: &str) -> Option<String> {
 /// Checks `[kafka.tls]` and `[kafka.sasl]` together; the error names the keys.
 pub fn check(tls: Option<&KafkaTls>, sasl: Option<&KafkaSasl>) -> Result<(), String> {
     if let Some(tls) = tls {
-        if tls.cert_file.is_some() != tls.key_file.is_some() {
-            return Err("kafka.tls.cert_file and kafka.tls.key_file go together".into());
-        }
+        tls.check("kafka.tls", ClientCertificates::Accepted)?;
     }
     if let Some(sasl) = sasl {
-        if sasl.username.is_empty() {
-            return Err("kafka.sasl.username must not be empty".into());
-        }
-        if sasl.password().is_none() {
-            return Err(format!(
-                "kafka.sasl needs password_file (or ${PASSWORD_ENV})"
-            ));
-        }
+        sasl.credentials()?;
         if sasl.mechanism == SaslMechanism::Plain && tls.is_none() {
             return Err(
                 "kafka.sasl.mechanism PLAIN sends the password as it is: it needs [kafka.tls]"
@@ -172,11 +165,7 @@ mod tests {
             key_file: None,
         };
         assert!(check(Some(&tls), None).unwrap_err().contains("go together"));
-        let sasl = KafkaSasl {
-            mechanism: SaslMechanism::Plain,
-            username: "u".into(),
-            password_file: Some("/pw".into()),
-        };
+        let sasl = KafkaSasl::new(SaslMechanism::Plain, "u", Some("/pw".into()));
         assert!(check(None, Some(&sasl))
             .unwrap_err()
             .contains("needs [kafka.tls]"));
@@ -184,6 +173,17 @@ mod tests {
             mechanism: SaslMechanism::ScramSha512,
             ..sasl.clone()
         };
+        let no_password = KafkaSasl::new(SaslMechanism::ScramSha512, "u", None);
+        let error = check(None, Some(&no_password)).unwrap_err();
+        assert!(error.contains("kafka.sasl.password_file"), "{error}");
+        let text = "mechanism = \"PLAIN\"\npassword_file = \"/pw\"\n";
+        let no_user: KafkaSasl = toml::from_str(text).unwrap();
+        assert!(check(None, Some(&no_user))
+            .unwrap_err()
+            .contains("username"));
+        crate::config::credentials::assert_keys_taken::<KafkaSasl, KafkaSasl>(
+            "mechanism = \"PLAIN\"\n",
+        );
         assert!(check(None, Some(&scram)).is_ok());
         let tls = KafkaTls {
             key_file: Some("/k.pem".into()),

@@ -7,6 +7,7 @@
 
 mod agent;
 mod console;
+pub mod credentials;
 pub mod es_access;
 pub mod etcd_access;
 pub mod index_name;
@@ -32,12 +33,11 @@ pub use agent::{
     StartPosition, ETCD_RECONNECT, KAFKA_RESEND, MAX_READ_BYTES,
 };
 pub use console::{
-    ConsoleConfig, ConsoleEsConfig, ConsoleEtcdConfig, ConsoleInfluxConfig, ConsoleKafkaConfig,
-    ConsoleUser, Role,
+    ConsoleConfig, ConsoleEsConfig, ConsoleKafkaConfig, ConsoleUser, EsSearch, Role,
 };
 pub use listen_tls::ListenTls;
 pub use transfer::{
-    BatchConfig, ElasticsearchConfig, TransferConfig, TransferKafkaConfig, ES_RETRY,
+    BatchConfig, ElasticsearchConfig, EsIndices, TransferConfig, TransferKafkaConfig, ES_RETRY,
     PROTECTED_KAFKA_OPTIONS,
 };
 

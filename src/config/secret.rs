@@ -72,6 +72,9 @@ pub enum SecretError {
     /// The variable is not set or not UTF-8.
     #[error("the environment variable {0} is not set (or not UTF-8)")]
     Env(String),
+    /// The keys naming the secret do not fit together (the message names them).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl SecretSource {

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::es_access::{EsAccess, EsAccessKeys};
+use super::credentials::{Refuse, TableKeys};
+use super::es_access::{EsAccess, EsConnection};
 use super::{load_toml, ConfigError, Millis, RetryConfig};
 use crate::backoff::BackoffPolicy;
 use crate::config::index_name::IndexNameTemplate;
@@ -63,41 +64,34 @@ pub struct TransferKafkaConfig {
     pub sasl: Option<crate::config::kafka_security::KafkaSasl>,
 }
 
-/// Elasticsearch side of the transfer. Its `Debug` form hides the password.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Elasticsearch side of the transfer: the connection (shared with the console) and where
+/// the documents go. Its `Debug` form hides an inline password.
+#[derive(Debug, Clone, Deserialize)]
+// Unknown keys: refused by the `Refuse` part (serde's deny_unknown_fields does not
+// see through flattened parts).
 pub struct ElasticsearchConfig {
-    /// Base URL, `http://host:port` or `https://host:port`.
-    pub url: String,
+    /// Any other key is refused by name (first: before a missing key is reported, so that
+    /// a misspelt required key is named as such).
+    #[serde(flatten)]
+    _refuse: Refuse<ElasticsearchConfig>,
+    /// `url`, the CA and the credentials (docs/security.md); `request_timeout_ms` defaults to
+    /// 60 s here (a request that times out is retried).
+    #[serde(flatten)]
+    pub connection: EsConnection,
+    /// Where the documents go: `index`, `dlq_index`, and the templates.
+    #[serde(flatten)]
+    pub indices: EsIndices,
+}
+
+/// The transfer's own keys of `[elasticsearch]`: where the documents go.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EsIndices {
     /// Index name template: `{topic}` and the strftime parts `%Y %m %d %H` (`%%` for a `%`),
     /// the time taken from each record's own `@timestamp` in UTC.
     pub index: String,
     /// Index that receives records Elasticsearch rejected for good (mapping or parse errors).
     #[serde(default = "default_dlq_index")]
     pub dlq_index: String,
-    /// Basic-auth user name (with `password`).
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Basic-auth password written inline (deprecated: use `password_file` or
-    /// `$LOGSHIP_ES_PASSWORD`).
-    #[serde(default)]
-    pub password: Option<String>,
-    /// File holding the basic-auth password (read at start and on SIGHUP).
-    #[serde(default)]
-    pub password_file: Option<std::path::PathBuf>,
-    /// File holding an API key (`encoded` form or `id:api_key`; read at start and on SIGHUP).
-    #[serde(default)]
-    pub api_key_file: Option<std::path::PathBuf>,
-    /// PEM file of the CA(s) that sign the cluster's certificate (`https://` only).
-    #[serde(default)]
-    pub ca_file: Option<std::path::PathBuf>,
-    /// SHA-256 fingerprint of the CA certificate to trust among those the cluster presents
-    /// (instead of `ca_file`; `AB:CD:…` or plain hex).
-    #[serde(default)]
-    pub ca_fingerprint: Option<String>,
-    /// Timeout of one HTTP request; a request that times out is retried.
-    #[serde(default = "default_request_timeout_ms")]
-    pub request_timeout_ms: Millis,
     /// Whether to put the index templates (data index and dead-letter index) at startup.
     #[serde(default = "default_true")]
     pub manage_templates: bool,
@@ -106,38 +100,26 @@ pub struct ElasticsearchConfig {
     pub template_priority: u32,
 }
 
-impl ElasticsearchConfig {
-    /// The URL, CA and credentials, checked together (see [`EsAccess::new`]).
-    pub fn access(&self) -> Result<EsAccess, String> {
-        EsAccess::new(EsAccessKeys {
-            url: &self.url,
-            username: self.username.as_deref(),
-            password: self.password.as_deref(),
-            password_file: self.password_file.as_deref(),
-            api_key_file: self.api_key_file.as_deref(),
-            ca_file: self.ca_file.as_deref(),
-            ca_fingerprint: self.ca_fingerprint.as_deref(),
-            request_timeout: self.request_timeout_ms.get(),
-        })
+impl TableKeys for ElasticsearchConfig {
+    fn keys() -> Vec<&'static str> {
+        let mut keys = EsConnection::keys();
+        keys.extend([
+            "index",
+            "dlq_index",
+            "manage_templates",
+            "template_priority",
+        ]);
+        keys
     }
 }
 
-impl std::fmt::Debug for ElasticsearchConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ElasticsearchConfig")
-            .field("url", &self.url)
-            .field("index", &self.index)
-            .field("dlq_index", &self.dlq_index)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
-            .field("password_file", &self.password_file)
-            .field("api_key_file", &self.api_key_file)
-            .field("ca_file", &self.ca_file)
-            .field("ca_fingerprint", &self.ca_fingerprint)
-            .field("request_timeout_ms", &self.request_timeout_ms)
-            .field("manage_templates", &self.manage_templates)
-            .field("template_priority", &self.template_priority)
-            .finish()
+/// The transfer's timeout of one Elasticsearch request when `request_timeout_ms` is absent.
+pub const ES_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl ElasticsearchConfig {
+    /// The URL, CA and credentials, checked together (see [`EsAccess::new`]).
+    pub fn access(&self) -> Result<EsAccess, String> {
+        self.connection.access(ES_REQUEST_TIMEOUT)
     }
 }
 
@@ -233,9 +215,6 @@ fn default_commit_interval_ms() -> Millis {
 fn default_dlq_index() -> String {
     "logship-dlq".to_string()
 }
-fn default_request_timeout_ms() -> Millis {
-    Millis::new(60_000)
-}
 fn default_true() -> bool {
     true
 }
@@ -285,7 +264,7 @@ impl TransferConfig {
         let Some(es) = &self.elasticsearch else {
             return Ok(None);
         };
-        IndexNameTemplate::parse(&es.index)
+        IndexNameTemplate::parse(&es.indices.index)
             .map(Some)
             .map_err(|error| ConfigError::Invalid {
                 path: "<config>".into(),
@@ -294,36 +273,25 @@ impl TransferConfig {
     }
 
     fn check_elasticsearch(&self, es: &ElasticsearchConfig) -> Result<(), String> {
-        if !(es.url.starts_with("http://") || es.url.starts_with("https://")) {
-            return Err(format!(
-                "elasticsearch.url {:?} must start with http:// or https://",
-                es.url
-            ));
-        }
-        elasticsearch::http::Url::parse(&es.url)
-            .map_err(|e| format!("elasticsearch.url {:?}: {e}", es.url))?;
-        let template =
-            IndexNameTemplate::parse(&es.index).map_err(|e| format!("elasticsearch.index: {e}"))?;
+        es.access()?;
+        let template = IndexNameTemplate::parse(&es.indices.index)
+            .map_err(|e| format!("elasticsearch.index: {e}"))?;
         for topic in &self.kafka.topics {
             template.check_renders(topic).map_err(|e| {
                 format!(
                     "elasticsearch.index {:?} for topic {topic:?}: {e}",
-                    es.index
+                    es.indices.index
                 )
             })?;
         }
-        crate::config::index_name::check_index_name(&es.dlq_index)
+        crate::config::index_name::check_index_name(&es.indices.dlq_index)
             .map_err(|e| format!("elasticsearch.dlq_index: {e}"))?;
-        if template.could_match(&es.dlq_index, &self.kafka.topics) {
+        if template.could_match(&es.indices.dlq_index, &self.kafka.topics) {
             return Err(format!(
                 "elasticsearch.dlq_index {:?} falls under the data index pattern of {:?}; \
                  choose a dead-letter index name the data indices cannot take",
-                es.dlq_index, es.index
+                es.indices.dlq_index, es.indices.index
             ));
-        }
-        es.access()?;
-        if es.request_timeout_ms < Millis::new(100) {
-            return Err("elasticsearch.request_timeout_ms must be at least 100".into());
         }
         Ok(())
     }
@@ -472,13 +440,20 @@ mod tests {
         let config = TransferConfig::from_toml(GOOD).unwrap();
         assert_eq!(config.kafka.topics, vec!["web_log".to_string()]);
         assert_eq!(
-            config.elasticsearch.as_ref().unwrap().dlq_index,
+            config.elasticsearch.as_ref().unwrap().indices.dlq_index,
             "logship-dlq"
         );
         assert_eq!(config.batch.max_docs, 2000);
         assert_eq!(config.batch.max_inflight_bulks, 4);
         assert_eq!(config.kafka.commit_interval_ms, Millis::new(1000));
-        assert!(config.elasticsearch.as_ref().unwrap().manage_templates);
+        assert!(
+            config
+                .elasticsearch
+                .as_ref()
+                .unwrap()
+                .indices
+                .manage_templates
+        );
         assert!(config.kafka.options.is_empty());
     }
 
@@ -525,7 +500,10 @@ mod tests {
         let config = TransferConfig::from_toml(&text).unwrap();
         assert_eq!(config.batch.max_docs, 10);
         assert_eq!(config.retry.max_backoff_ms, Some(Millis::new(1000)));
-        assert_eq!(config.elasticsearch.as_ref().unwrap().dlq_index, "dead");
+        assert_eq!(
+            config.elasticsearch.as_ref().unwrap().indices.dlq_index,
+            "dead"
+        );
         assert_eq!(config.kafka.options["session.timeout.ms"], "6000");
         assert_eq!(config.shutdown_timeout_ms, Millis::new(5000));
     }
@@ -562,6 +540,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_by_name() {
+        crate::config::credentials::assert_keys_taken::<ElasticsearchConfig, ElasticsearchConfig>(
+            "url = \"http://e\"\nindex = \"{topic}\"\n",
+        );
         let error = error_of(&GOOD.replace("group =", "grop ="));
         assert!(error.contains("grop"), "{error}");
         let error = error_of(&format!("{GOOD}\n[batch]\nmax_doc = 3\n"));

@@ -148,7 +148,8 @@ pub async fn run(
     let _watch = reload.watch_files(files);
     client.follow(access, &reload);
     let indices: Arc<Vec<String>> = Arc::new(
-        es.index_pattern
+        es.search
+            .index_pattern
             .split(',')
             .map(|p| p.trim().to_string())
             .collect(),
@@ -165,9 +166,10 @@ pub async fn run(
     let central = match &config.etcd {
         Some(etcd) => Some(Arc::new(collect::CentralStore {
             access: etcd
+                .connection
                 .access()
                 .map_err(|message| anyhow::anyhow!("{message}"))?,
-            prefix: etcd.prefix.clone(),
+            prefix: etcd.connection.prefix.clone(),
         })),
         None => None,
     };
@@ -186,8 +188,8 @@ pub async fn run(
     });
     tracing::info!(
         url = %bound.url(),
-        elasticsearch = %es.url,
-        index_pattern = %es.index_pattern,
+        elasticsearch = %es.connection.url,
+        index_pattern = %es.search.index_pattern,
         users = config.users.len(),
         "console listening"
     );

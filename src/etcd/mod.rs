@@ -138,7 +138,7 @@ pub fn start_agent_side(
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let watcher = CollectWatcher {
         access: access.clone(),
-        key: collect_key(&config.prefix, host),
+        key: collect_key(&config.connection.prefix, host),
         allowed_roots: config.allowed_paths.clone(),
         remote,
         stats: Arc::new(WatchStats::default()),
@@ -147,7 +147,7 @@ pub fn start_agent_side(
     };
     let registry = Registry {
         access,
-        key: registry_key(&config.prefix, host),
+        key: registry_key(&config.connection.prefix, host),
         files,
         progress,
         reconnect,
@@ -193,12 +193,12 @@ pub async fn connect(access: &EtcdAccess) -> Result<Client, EtcdError> {
         std::fs::read(path)
             .map_err(|e| EtcdError::Credentials(format!("cannot read {}: {e}", path.display())))
     };
-    if access.ca_file.is_some() || access.cert_file.is_some() {
+    if access.tls.any() {
         let mut tls = TlsOptions::new();
-        if let Some(ca) = &access.ca_file {
+        if let Some(ca) = &access.tls.ca_file {
             tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
         }
-        if let (Some(cert), Some(key)) = (&access.cert_file, &access.key_file) {
+        if let (Some(cert), Some(key)) = (&access.tls.cert_file, &access.tls.key_file) {
             tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
         }
         options = options.with_tls(tls);

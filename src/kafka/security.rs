@@ -34,13 +34,11 @@ pub fn apply(
         }
     }
     if let Some(sasl) = sasl {
-        let password = sasl
-            .password()
-            .ok_or_else(|| SecretError::Env(crate::config::kafka_security::PASSWORD_ENV.into()))?
-            .read()?;
+        let (username, password) = sasl.credentials().map_err(SecretError::Invalid)?;
+        let password = password.read()?;
         client
             .set("sasl.mechanisms", sasl.mechanism.name())
-            .set("sasl.username", &sasl.username)
+            .set("sasl.username", username)
             .set("sasl.password", password.expose());
     }
     Ok(())
@@ -61,11 +59,7 @@ mod tests {
             cert_file: Some("/pki/client.crt".into()),
             key_file: Some("/pki/client.key".into()),
         };
-        let sasl = KafkaSasl {
-            mechanism: SaslMechanism::ScramSha512,
-            username: "agent".into(),
-            password_file: Some(password),
-        };
+        let sasl = KafkaSasl::new(SaslMechanism::ScramSha512, "agent", Some(password));
         let mut client = ClientConfig::new();
         apply(&mut client, Some(&tls), Some(&sasl)).unwrap();
         assert_eq!(client.get("security.protocol"), Some("SASL_SSL"));

@@ -214,8 +214,14 @@ async fn consume_round(
     events.consuming(
         &config.kafka.topics,
         &config.kafka.group,
-        config.elasticsearch.as_ref().map(|es| es.index.as_str()),
-        config.influxdb.as_ref().map(|influx| influx.url.as_str()),
+        config
+            .elasticsearch
+            .as_ref()
+            .map(|es| es.indices.index.as_str()),
+        config
+            .influxdb
+            .as_ref()
+            .map(|influx| influx.connection.url.as_str()),
     );
 
     let logs = match (&sinks.logs, &config.elasticsearch) {
@@ -225,7 +231,7 @@ async fn consume_round(
                 EsSink::new(
                     es.clone(),
                     documents.clone(),
-                    es_config.dlq_index.clone(),
+                    es_config.indices.dlq_index.clone(),
                     events.clone(),
                 ),
                 marks.clone(),

@@ -94,7 +94,8 @@ impl Setup<'_> {
         let es = SharedEs::new(EsClient::new(&settings)?);
         files.extend(access.files());
         es.follow(access, self.reload);
-        if es_config.manage_templates && !self.put_templates(&es, es_config, &index).await? {
+        if es_config.indices.manage_templates && !self.put_templates(&es, es_config, &index).await?
+        {
             return Ok(None);
         }
         Ok(Some((
@@ -186,10 +187,10 @@ impl Setup<'_> {
         es_config: &ElasticsearchConfig,
         index: &IndexNameTemplate,
     ) -> anyhow::Result<bool> {
-        let priority = es_config.template_priority;
+        let priority = es_config.indices.template_priority;
         let specs = [
             data_template(index, &self.config.kafka.topics, priority),
-            dlq_template(&es_config.dlq_index, priority),
+            dlq_template(&es_config.indices.dlq_index, priority),
         ];
         for spec in &specs {
             let mut delays = self.backoff.start();
