@@ -14,7 +14,6 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use super::monitor::ProgressLine;
 use super::open_files::OpenFilesLimit;
 use crate::kafka::BrokerObserver;
 
@@ -53,6 +52,19 @@ pub struct Gauges {
     pub disk_free: Option<u64>,
     /// Files followed.
     pub files_followed: u64,
+}
+
+/// One progress report of the backlog found at start (see `monitor::progress`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgressLine {
+    /// Bytes of the backlog done.
+    pub done: u64,
+    /// The backlog at start.
+    pub total: u64,
+    /// Bytes per second since the last report.
+    pub rate: f64,
+    /// Seconds to go at that rate (`None` when nothing moved).
+    pub eta_seconds: Option<f64>,
 }
 
 /// One method per event. The [`BrokerObserver`] part is handed to the Kafka producer.

@@ -12,34 +12,37 @@
 //! rebuilds its [`Discovery`] from all of them and rescans at once. A followed file that no entry matches any more is either *rotated away* (its path no
 //! longer holds it: drained to EOF, then finished, as always) or *dropped by the configuration*
 //! (still at its path: closed at once, its checkpoint kept unfinished, so when an entry matches
-//! it again the lines written meanwhile are read from where it stopped); see [`unmatched`].
+//! it again the lines written meanwhile are read from where it stopped); see
+//! [`super::followed::unmatched`].
 //!
 //! Backpressure: when the WAL holds `wal_max_bytes` not yet acknowledged by Kafka, no file is
 //! read until acknowledgements free space. Lines wait in their files; none is dropped.
 
-use std::collections::HashMap;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use logship_wal::{Wal, WalError};
+use logship_wal::Wal;
 
-use super::checkpoint::{Checkpoint, Checkpoints};
-use super::copytruncate::{continue_copy, CopyCheck, CopySearch, FoundCopy, Known};
-use super::discovery::{Candidate, ChangeWatcher, Discovery};
+use super::checkpoint::Checkpoint;
+use super::copytruncate::{continue_copy, CopyCheck, CopySearch, FoundCopy};
+use super::discovery::{Candidate, ChangeWatcher};
 use super::disk::{DiskGuard, DiskRoom};
 use super::events::{AgentEvents, FileTrouble, PauseCause};
-use super::identity::{crc_of_prefix, read_full_at, Fingerprint, PhysicalFile};
+use super::followed::Followed;
+use super::identity::{crc_of_prefix, Fingerprint, PhysicalFile};
+use super::identity::{find_in_dir, last_line_end};
 use super::monitor::Backlog;
-use super::paths::PathsProvider;
+use super::paths::{PathsProvider, Sources};
 use super::shipper::ShipQueue;
-use super::tailer::{Closed, Collected, Poll, Read, TailLimits, Tailer};
-use crate::config::{CollectEntry, StartPosition};
+use super::store::Store;
+use super::tailer::{Collected, Poll, Read, TailLimits, Tailer};
+use crate::config::StartPosition;
 use crate::shutdown::Shutdown;
 
 /// Bytes read in one round across all files before the round is committed (group commit).
@@ -76,53 +79,7 @@ impl ReaderSettings {
     }
 }
 
-/// What to do with a followed file that no collect entry matched in the latest scan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unmatched {
-    /// Renamed away or deleted (or already draining): read to EOF, close after `rotate_wait`,
-    /// mark the checkpoint finished.
-    Drain,
-    /// Its entry was removed from the configuration: close now, read nothing more, keep the
-    /// checkpoint unfinished so a returning entry resumes it.
-    Pause,
-}
-
-/// The removed-versus-rotated decision. A file is paused only when it was matched before this
-/// scan, the entries changed just before it, and its path still holds the very same file: then
-/// nothing happened to the file, only to the configuration. Everything else is a rotation (a
-/// file already draining keeps draining even if the configuration changes meanwhile).
-pub fn unmatched(was_matched: bool, entries_changed: bool, still_at_path: bool) -> Unmatched {
-    if was_matched && entries_changed && still_at_path {
-        Unmatched::Pause
-    } else {
-        Unmatched::Drain
-    }
-}
-
-/// Errors that stop the reading loop (the agent then exits; a restart resumes safely).
-#[derive(Debug, thiserror::Error)]
-pub enum ReaderError {
-    /// The WAL failed.
-    #[error(transparent)]
-    Wal(#[from] WalError),
-    /// A checkpoint could not be encoded: nothing of it was written.
-    #[error("cannot encode the checkpoint of {path}: {error}")]
-    Encode {
-        /// The file's path.
-        path: String,
-        /// The serializer's error (in the message, so not repeated as a source).
-        error: bincode::Error,
-    },
-}
-
-/// Encodes `checkpoint` with its state key, or says which file's could not be.
-fn encoded(checkpoint: &Checkpoint) -> Result<(Vec<u8>, Vec<u8>), ReaderError> {
-    let value = checkpoint.encode().map_err(|error| ReaderError::Encode {
-        path: checkpoint.path.clone(),
-        error,
-    })?;
-    Ok((checkpoint.key(), value))
-}
+pub use super::store::ReaderError;
 
 /// What one [`FileServer::step`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,22 +105,15 @@ pub(crate) enum Pause {
 /// The reading loop and its state.
 pub struct FileServer {
     settings: ReaderSettings,
-    discovery: Discovery,
-    wal: Wal,
-    checkpoints: Checkpoints,
-    files: HashMap<PhysicalFile, Tailer>,
-    order: Vec<PhysicalFile>,
-    next_start: usize,
+    /// Where the collect entries come from, and the discovery built from them.
+    sources: Sources,
+    /// The committed checkpoints, the WAL and the shipper's queue.
+    store: Store,
+    /// The files in hand.
+    followed: Followed,
     first_scan: bool,
     watcher: ChangeWatcher,
     wake: Receiver<()>,
-    queue: ShipQueue,
-    /// Where the collect entries come from, and what each provided last.
-    providers: Vec<Box<dyn PathsProvider>>,
-    provided: Vec<Vec<CollectEntry>>,
-    followed: Arc<AtomicU64>,
-    /// Files matched but waiting for a descriptor in the latest scan (for `/status`).
-    waiting: Arc<AtomicU64>,
     backlog: Option<Arc<Backlog>>,
     /// Pauses reading while the data directory's filesystem is (nearly) full.
     disk: Option<DiskGuard>,
@@ -171,11 +121,6 @@ pub struct FileServer {
     copies: CopySearch,
     /// Where everything the reader does is reported.
     events: Arc<dyn AgentEvents>,
-    /// Files closed while idle, by identity (see [`FileServer::close_idle`]).
-    closed: HashMap<PhysicalFile, Closed>,
-    /// The latest scan left files waiting for a descriptor: files read to their end are closed
-    /// at once, so that every file gets its turn.
-    starved: bool,
 }
 
 impl FileServer {
@@ -184,52 +129,27 @@ impl FileServer {
     /// WAL space.
     pub fn new(
         settings: ReaderSettings,
-        mut providers: Vec<Box<dyn PathsProvider>>,
+        providers: Vec<Box<dyn PathsProvider>>,
         wal: Wal,
         watcher: ChangeWatcher,
         wake: Receiver<()>,
         queue: ShipQueue,
         events: Arc<dyn AgentEvents>,
     ) -> Result<FileServer, ReaderError> {
-        let mut loaded = Vec::new();
-        for item in wal.state_scan_prefix(super::checkpoint::KEY_PREFIX.as_bytes()) {
-            let (key, value) = item?;
-            match Checkpoint::decode(&value) {
-                Ok(checkpoint) => loaded.push(checkpoint),
-                Err(error) => {
-                    events.checkpoint_unreadable(&String::from_utf8_lossy(&key), &error.to_string())
-                }
-            }
-        }
-        events.checkpoints_loaded(loaded.len());
-        let provided: Vec<Vec<CollectEntry>> = providers
-            .iter_mut()
-            .map(|provider| provider.changed(events.as_ref()).unwrap_or_default())
-            .collect();
-        let discovery =
-            Discovery::new(&provided.concat(), settings.start_position, events.as_ref());
+        let store = Store::load(wal, queue, events.as_ref())?;
+        let sources = Sources::new(providers, settings.start_position, events.as_ref());
         Ok(FileServer {
             settings,
-            discovery,
-            wal,
-            checkpoints: Checkpoints::load(loaded),
-            files: HashMap::new(),
-            order: Vec::new(),
-            next_start: 0,
+            sources,
+            store,
+            followed: Followed::default(),
             first_scan: true,
             watcher,
             wake,
-            queue,
-            provided,
-            providers,
-            followed: Arc::new(AtomicU64::new(0)),
-            waiting: Arc::new(AtomicU64::new(0)),
             backlog: None,
             disk: None,
             copies: CopySearch::default(),
             events,
-            closed: HashMap::new(),
-            starved: false,
         })
     }
 
@@ -247,7 +167,7 @@ impl FileServer {
 
     /// Why reading must wait now, if it must: the WAL is full, or its disk nearly is.
     fn must_wait(&self) -> Option<Pause> {
-        if self.wal.is_full() {
+        if self.store.is_full() {
             return Some(Pause::WalFull);
         }
         match self.disk.as_ref().map(DiskGuard::check) {
@@ -256,38 +176,14 @@ impl FileServer {
         }
     }
 
-    /// Bytes written to the followed files past their checkpoints.
-    fn unread_bytes(&self) -> u64 {
-        self.files.values().filter_map(Tailer::unread_bytes).sum()
-    }
-
     /// The number of files followed, updated after every scan (for the agent registry).
     pub fn followed_files(&self) -> Arc<AtomicU64> {
-        self.followed.clone()
+        self.followed.count()
     }
 
     /// The count of files waiting for a descriptor after the latest scan, kept up to date.
     pub fn waiting_files(&self) -> Arc<AtomicU64> {
-        self.waiting.clone()
-    }
-
-    /// Asks every paths provider for changes and rebuilds the discovery from all their
-    /// entries if one changed; returns whether one did.
-    fn refresh_discovery(&mut self) -> bool {
-        let mut changed = false;
-        for (provider, entries) in self.providers.iter_mut().zip(self.provided.iter_mut()) {
-            if let Some(new) = provider.changed(self.events.as_ref()) {
-                *entries = new;
-                changed = true;
-            }
-        }
-        if !changed {
-            return false;
-        }
-        let all: Vec<CollectEntry> = self.provided.concat();
-        self.events.entries_changed(all.len());
-        self.discovery = Discovery::new(&all, self.settings.start_position, self.events.as_ref());
-        true
+        self.followed.waiting()
     }
 
     /// Runs until `shutdown`; then commits nothing further (everything committed is in the WAL).
@@ -315,18 +211,14 @@ impl FileServer {
                             "WAL full: reading paused until Kafka acknowledges".to_string(),
                         ),
                     };
-                    self.events.reading_paused(
-                        cause,
-                        &reason,
-                        self.wal.pending_records(),
-                        self.wal.pending_bytes(),
-                    );
+                    let (records, bytes) = self.store.pending();
+                    self.events.reading_paused(cause, &reason, records, bytes);
                     paused = true;
                     let _ = self.wake.recv_timeout(Duration::from_millis(100));
                 }
                 Step::Read { progressed } => {
                     if std::mem::take(&mut paused) {
-                        self.events.reading_resumed(self.wal.pending_bytes());
+                        self.events.reading_resumed(self.store.pending().1);
                     }
                     if !progressed {
                         let _ = self.wake.recv_timeout(Duration::from_millis(250));
@@ -346,13 +238,15 @@ impl FileServer {
     /// model test (`agent::reader_model`) calls it directly to decide when files change, when
     /// the reader scans and reads, and when it restarts.
     pub(crate) fn step(&mut self, scan: bool) -> Result<Step, ReaderError> {
-        let reconfigured = self.refresh_discovery();
+        let reconfigured = self
+            .sources
+            .refresh(self.settings.start_position, self.events.as_ref());
         if scan || reconfigured {
             let first = self.first_scan;
             self.scan(reconfigured)?;
             if first {
                 if let Some(backlog) = &self.backlog {
-                    backlog.set_files_at_start(self.unread_bytes());
+                    backlog.set_files_at_start(self.followed.unread_bytes());
                 }
             }
         }
@@ -369,11 +263,12 @@ impl FileServer {
     fn scan(&mut self, entries_changed: bool) -> Result<(), ReaderError> {
         // Idle files are closed here, once per scan rather than once per read round: the
         // descriptors they free go to waiting files in this very scan.
-        self.close_idle();
+        self.followed
+            .close_idle(self.settings.close_idle, self.events.as_ref());
         self.watcher
-            .watch(&self.discovery.watch_dirs(), self.events.as_ref());
+            .watch(&self.sources.discovery.watch_dirs(), self.events.as_ref());
         let mut was_matched = HashSet::new();
-        for (key, tailer) in self.files.iter_mut() {
+        for (key, tailer) in self.followed.tailers_mut() {
             if tailer.is_matched() {
                 was_matched.insert(*key);
             }
@@ -386,12 +281,12 @@ impl FileServer {
         let mut waiting = 0usize;
         let budget = super::open_files::file_budget();
         let mut seen_closed = HashSet::new();
-        for candidate in self.discovery.scan(self.events.as_ref()) {
+        for candidate in self.sources.discovery.scan(self.events.as_ref()) {
             let Ok(metadata) = std::fs::metadata(&candidate.path) else {
                 continue;
             };
             let physical = PhysicalFile::from_metadata(&metadata);
-            if let Some(closed) = self.closed.get_mut(&physical) {
+            if let Some(closed) = self.followed.closed_mut(&physical) {
                 seen_closed.insert(physical);
                 closed.path = candidate.path.clone();
                 closed.topic = candidate.topic.clone();
@@ -401,14 +296,14 @@ impl FileServer {
                 // Changed: reopened below (it stays in `closed` until it is open), and
                 // `open_new` checks its identity against its checkpoint before reading on.
             }
-            if let Some(tailer) = self.files.get_mut(&physical) {
+            if let Some(tailer) = self.followed.get_mut(&physical) {
                 tailer.matched_at(candidate.collected());
                 if tailer.first_line_changed().unwrap_or(false) {
                     rewritten.push(physical);
                 }
                 continue;
             }
-            if budget.is_some_and(|budget| self.files.len() >= budget) {
+            if budget.is_some_and(|budget| self.followed.len() >= budget) {
                 waiting += 1;
                 continue;
             }
@@ -417,7 +312,7 @@ impl FileServer {
                     if is_new {
                         new_checkpoints.push(tailer.checkpoint().clone());
                     }
-                    self.track(tailer);
+                    self.followed.track(tailer, self.events.as_ref());
                 }
                 Ok(None) => {}
                 Err(error) if super::open_files::is_out_of_descriptors(&error) => waiting += 1,
@@ -426,13 +321,18 @@ impl FileServer {
                     .file_trouble(&candidate.path, FileTrouble::Open, &error),
             }
         }
-        self.report_waiting(waiting);
-        self.starved = waiting > 0;
-        self.closed_not_seen(&seen_closed, entries_changed, &mut new_checkpoints);
+        self.followed.scanned(waiting, self.events.as_ref());
+        let orphans: Vec<Checkpoint> = self
+            .followed
+            .closed_not_seen(&seen_closed, entries_changed)
+            .iter()
+            .filter_map(|key| self.store.checkpoints().get(key).cloned())
+            .collect();
+        self.resume_orphans(orphans, &mut new_checkpoints);
         // A file just renamed away (or deleted) is followed for `rotate_wait` from now at least:
         // its writer may go on appending until it reopens, however long the file was idle before.
         for key in &was_matched {
-            if let Some(tailer) = self.files.get_mut(key) {
+            if let Some(tailer) = self.followed.get_mut(key) {
                 if !tailer.is_matched() {
                     tailer.rotated_now();
                 }
@@ -444,71 +344,22 @@ impl FileServer {
             }
         }
         if entries_changed {
-            self.pause_removed(&was_matched);
+            self.followed
+                .pause_removed(&was_matched, self.events.as_ref());
         }
         if self.first_scan {
             self.first_scan = false;
             self.resume_rotated_while_down(&mut new_checkpoints);
         }
-        if !new_checkpoints.is_empty() {
-            self.commit_checkpoints(new_checkpoints)?;
-        }
-        self.followed
-            .store(self.files.len() as u64, Ordering::Relaxed);
+        self.store.commit_checkpoints(new_checkpoints)?;
+        self.followed.publish_count();
         Ok(())
-    }
-
-    /// Publishes how many matched files wait for a descriptor (for `/status`, and to the
-    /// events, which say so at most once per interval: a scan runs every second or so).
-    fn report_waiting(&mut self, waiting: usize) {
-        self.waiting.store(waiting as u64, Ordering::Relaxed);
-        self.events
-            .files_waiting(waiting, self.files.len(), super::open_files::soft_limit());
     }
 
     /// Reports trouble with the followed file `key`.
     fn file_trouble(&self, key: &PhysicalFile, trouble: FileTrouble, error: &io::Error) {
-        let path = self.files.get(key).map_or_else(
-            || PathBuf::from(key.checkpoint_key()),
-            |t| t.path().to_path_buf(),
-        );
-        self.events.file_trouble(&path, trouble, error);
-    }
-
-    /// Closes the files whose entry the latest configuration change removed (see
-    /// [`unmatched`]). Their checkpoints stay as committed, unfinished: nothing is read past
-    /// them until an entry matches the file again.
-    fn pause_removed(&mut self, was_matched: &HashSet<PhysicalFile>) {
-        let paused: Vec<PhysicalFile> = self
-            .files
-            .iter()
-            .filter(|(key, tailer)| {
-                !tailer.is_matched()
-                    && unmatched(was_matched.contains(*key), true, tailer.still_at_path())
-                        == Unmatched::Pause
-            })
-            .map(|(key, _)| *key)
-            .collect();
-        for key in paused {
-            if let Some(tailer) = self.files.remove(&key) {
-                self.events
-                    .file_paused(tailer.path(), tailer.checkpoint().offset);
-            }
-        }
-        self.order.retain(|k| self.files.contains_key(k));
-    }
-
-    fn track(&mut self, tailer: Tailer) {
-        let key = tailer.key();
-        let checkpoint = tailer.checkpoint();
-        if self.closed.remove(&key).is_some() {
-            self.events.file_reopened(tailer.path(), checkpoint.offset);
-        } else {
-            self.events
-                .file_followed(tailer.path(), checkpoint.stream.as_str(), checkpoint.offset);
-        }
-        self.order.push(key);
-        self.files.insert(key, tailer);
+        self.events
+            .file_trouble(&self.followed.path_of(key), trouble, error);
     }
 
     /// Opens a file not followed yet and decides where to read from. Returns `None` while its
@@ -525,7 +376,7 @@ impl FileServer {
         let physical = PhysicalFile::from_metadata(&metadata);
         let size = metadata.len();
         let fingerprint = Fingerprint::of_file(&file)?;
-        if let Some(existing) = self.checkpoints.get(&physical) {
+        if let Some(existing) = self.store.checkpoints().get(&physical) {
             let gone =
                 size < existing.offset || fingerprint.is_some_and(|fp| fp != existing.fingerprint);
             if gone {
@@ -539,7 +390,7 @@ impl FileServer {
             return Ok(None);
         };
         let path = candidate.path.display().to_string();
-        let (checkpoint, changed) = match self.checkpoints.get(&physical) {
+        let (checkpoint, changed) = match self.store.checkpoints().get(&physical) {
             Some(existing) if existing.fingerprint == fingerprint && size >= existing.offset => {
                 let mut checkpoint = existing.clone();
                 let changed = checkpoint.finished || checkpoint.path != path;
@@ -585,11 +436,7 @@ impl FileServer {
         candidate: &Candidate,
         path: String,
     ) -> io::Result<Option<Checkpoint>> {
-        let known = Known {
-            checkpoints: &self.checkpoints,
-            followed: &self.files,
-            closed: &self.closed,
-        };
+        let known = self.followed.known(self.store.checkpoints());
         match continue_copy(&known, file, physical, fingerprint, size, &path)? {
             CopyCheck::Continues(checkpoint) => {
                 self.events
@@ -627,13 +474,10 @@ impl FileServer {
     /// stream, as a followed file would be. Checkpoints to write go to `out`.
     fn resume_rotated_while_down(&mut self, out: &mut Vec<Checkpoint>) {
         let orphans: Vec<Checkpoint> = self
-            .checkpoints
+            .store
+            .checkpoints()
             .iter()
-            .filter(|c| {
-                !c.finished
-                    && !self.files.contains_key(&c.file)
-                    && !self.closed.contains_key(&c.file)
-            })
+            .filter(|c| !c.finished && !self.followed.holds(&c.file))
             .cloned()
             .collect();
         self.resume_orphans(orphans, out);
@@ -647,7 +491,11 @@ impl FileServer {
             let Some(dir) = Path::new(&checkpoint.path).parent() else {
                 continue;
             };
-            let Some(collected) = self.discovery.collected_for(Path::new(&checkpoint.path)) else {
+            let Some(collected) = self
+                .sources
+                .discovery
+                .collected_for(Path::new(&checkpoint.path))
+            else {
                 continue;
             };
             let found = find_in_dir(dir, |p| p == checkpoint.file).and_then(|(path, file)| {
@@ -681,30 +529,25 @@ impl FileServer {
             // Followed under its last collected path, as a file renamed while followed is: the
             // checkpoint keeps naming a path the entries match, so a second restart before it
             // is drained still finds its topic and resumes it.
-            self.track(Tailer::new(
+            let tailer = Tailer::new(
                 file,
                 checkpoint,
                 collected,
                 false,
                 size,
                 self.settings.read_chunk_bytes,
-            ));
+            );
+            self.followed.track(tailer, self.events.as_ref());
         }
     }
 
-    /// Reads from every followed file once (up to a few chunks each) and commits the round.
+    /// Reads from every followed file once (up to a few chunks each) and commits the round
+    /// ([`Store::commit_round`]: WAL append and fsync before anything moves).
     fn read_round(&mut self) -> Result<bool, ReaderError> {
         let mut reads: Vec<Read> = Vec::new();
         let mut state_only: Vec<Checkpoint> = Vec::new();
         let mut round_bytes = 0usize;
-        let count = self.order.len();
-        if count == 0 {
-            return Ok(false);
-        }
-        let start = self.next_start % count;
-        self.next_start = self.next_start.wrapping_add(1);
-        for i in 0..count {
-            let key = self.order[(start + i) % count];
+        for key in self.followed.round_order() {
             for _ in 0..READS_PER_FILE_PER_ROUND {
                 if round_bytes >= ROUND_BYTES {
                     break;
@@ -722,35 +565,8 @@ impl FileServer {
                 }
             }
         }
-        if reads.is_empty() && state_only.is_empty() {
-            return Ok(false);
-        }
-        let mut states: Vec<(Vec<u8>, Vec<u8>)> =
-            Vec::with_capacity(reads.len() + state_only.len());
-        for checkpoint in state_only.iter().chain(reads.iter().map(|r| &r.checkpoint)) {
-            states.push(encoded(checkpoint)?);
-        }
-        // The last write of a key in a batch wins, so a file read twice in one round ends at its
-        // latest checkpoint.
-        let payloads: Vec<&[u8]> = reads.iter().map(|r| r.payload.as_slice()).collect();
-        let state_refs: Vec<(&[u8], Option<&[u8]>)> = states
-            .iter()
-            .map(|(k, v)| (k.as_slice(), Some(v.as_slice())))
-            .collect();
-        let seqs = self.wal.append(&payloads, &state_refs)?;
-        self.wal.flush()?;
-        for read in &reads {
-            self.events
-                .read(&read.checkpoint.path, read.lines, read.bytes);
-        }
-        for checkpoint in state_only
-            .into_iter()
-            .chain(reads.into_iter().map(|r| r.checkpoint))
-        {
-            self.checkpoints.set(checkpoint);
-        }
-        self.queue.push(&seqs);
-        Ok(!seqs.is_empty())
+        self.store
+            .commit_round(reads, state_only, self.events.as_ref())
     }
 
     /// One read from one file: `None` when there is nothing complete to commit. A truncated
@@ -761,7 +577,7 @@ impl FileServer {
         state_only: &mut Vec<Checkpoint>,
     ) -> io::Result<Option<Read>> {
         let limits = self.settings.limits();
-        let Some(tailer) = self.files.get_mut(key) else {
+        let Some(tailer) = self.followed.get_mut(key) else {
             return Ok(None);
         };
         match tailer.read(&limits)? {
@@ -779,7 +595,7 @@ impl FileServer {
     /// to the file; the file itself starts a new stream from 0 once its first line is complete.
     /// The checkpoints to write (the file's new one, an adopted copy's) go to `out`.
     fn on_truncated(&mut self, key: &PhysicalFile, out: &mut Vec<Checkpoint>) -> io::Result<()> {
-        let Some(tailer) = self.files.get(key) else {
+        let Some(tailer) = self.followed.get(key) else {
             return Ok(());
         };
         let old = tailer.checkpoint().clone();
@@ -788,7 +604,7 @@ impl FileServer {
         // the new content has a first line: an idle writer may not write one for hours, and the
         // copy may be compressed or deleted meanwhile.
         self.seek_copy(&old, collected, out);
-        let Some(tailer) = self.files.get_mut(key) else {
+        let Some(tailer) = self.followed.get_mut(key) else {
             return Ok(());
         };
         // Without a complete first line the new content's stream starts once it has one.
@@ -805,11 +621,7 @@ impl FileServer {
     /// A newly adopted copy's checkpoint goes to `adopted`, to be committed with the round:
     /// from then on a restart resumes the copy by its own checkpoint.
     fn seek_copy(&mut self, old: &Checkpoint, collected: Collected, adopted: &mut Vec<Checkpoint>) {
-        let known = Known {
-            checkpoints: &self.checkpoints,
-            followed: &self.files,
-            closed: &self.closed,
-        };
+        let known = self.followed.known(self.store.checkpoints());
         let Some(found) = self.copies.seek(&known, old, &collected.path) else {
             return;
         };
@@ -825,90 +637,21 @@ impl FileServer {
         if newly_adopted {
             adopted.push(checkpoint.clone());
         }
-        self.track(Tailer::new(
+        let tailer = Tailer::new(
             file,
             checkpoint,
             collected,
             false,
             size,
             self.settings.read_chunk_bytes,
-        ));
-    }
-
-    /// Closes matched files read to their end and unchanged for `close_idle` (at once while
-    /// the latest scan left files waiting for a descriptor), keeping their checkpoints; run at
-    /// the start of each scan, which reopens a file when its size or modification time
-    /// changes. Never a file with unread bytes, nor one
-    /// renamed away or deleted (it is drained through its descriptor, see `close_drained`).
-    fn close_idle(&mut self) {
-        let close_idle = self.settings.close_idle;
-        let starved = self.starved;
-        let idle: Vec<PhysicalFile> = self
-            .files
-            .iter()
-            .filter(|(_, tailer)| tailer.is_idle(close_idle, starved))
-            .map(|(k, _)| *k)
-            .collect();
-        if idle.is_empty() {
-            return;
-        }
-        for key in idle {
-            // `None`: it grew since (read it first).
-            let Some(closed) = self.files.get(&key).and_then(Tailer::closing) else {
-                continue;
-            };
-            self.files.remove(&key);
-            self.events.file_closed_idle(&closed.path, closed.size);
-            self.closed.insert(key, closed);
-        }
-        self.order.retain(|k| self.files.contains_key(k));
-        self.followed
-            .store(self.files.len() as u64, Ordering::Relaxed);
-    }
-
-    /// Closed idle files no glob matched in the latest scan: renamed away or deleted while
-    /// closed. Their unread bytes (written after the close) are drained as for a file renamed
-    /// while the agent was down ([`FileServer::resume_orphans`]); a file whose entry a
-    /// configuration change removed stays paused instead (see [`unmatched`]).
-    fn closed_not_seen(
-        &mut self,
-        seen: &HashSet<PhysicalFile>,
-        entries_changed: bool,
-        out: &mut Vec<Checkpoint>,
-    ) {
-        let gone: Vec<PhysicalFile> = self
-            .closed
-            .keys()
-            .filter(|key| !seen.contains(key))
-            .copied()
-            .collect();
-        let mut orphans = Vec::new();
-        for key in gone {
-            let Some(closed) = self.closed.remove(&key) else {
-                continue;
-            };
-            let still_at_path = std::fs::metadata(&closed.path)
-                .is_ok_and(|m| PhysicalFile::from_metadata(&m) == key);
-            if unmatched(true, entries_changed, still_at_path) == Unmatched::Pause {
-                continue;
-            }
-            if let Some(checkpoint) = self.checkpoints.get(&key) {
-                orphans.push(checkpoint.clone());
-            }
-        }
-        self.resume_orphans(orphans, out);
+        );
+        self.followed.track(tailer, self.events.as_ref());
     }
 
     /// Closes files that are no longer matched, fully read and idle for `rotate_wait`, and
-    /// marks their checkpoints finished.
+    /// marks their checkpoints finished (committed before they leave).
     fn close_drained(&mut self) -> Result<(), ReaderError> {
-        let rotate_wait = self.settings.rotate_wait;
-        let idle: Vec<PhysicalFile> = self
-            .files
-            .iter()
-            .filter(|(_, tailer)| tailer.is_drained(rotate_wait))
-            .map(|(k, _)| *k)
-            .collect();
+        let idle = self.followed.drained(self.settings.rotate_wait);
         if idle.is_empty() {
             return Ok(());
         }
@@ -924,17 +667,10 @@ impl FileServer {
             }
         }
         for key in done {
-            if let Some(tailer) = self.files.remove(&key) {
-                self.events
-                    .file_drained(tailer.path(), tailer.checkpoint().offset);
-                checkpoints.push(tailer.finish());
-            }
+            checkpoints.extend(self.followed.finish(&key, self.events.as_ref()));
         }
-        self.order.retain(|k| self.files.contains_key(k));
-        if checkpoints.is_empty() {
-            return Ok(());
-        }
-        self.commit_checkpoints(checkpoints)
+        self.followed.forget_removed();
+        self.store.commit_checkpoints(checkpoints)
     }
 
     /// A last look at a drained file before it is closed: one rewritten to exactly our offset
@@ -948,7 +684,7 @@ impl FileServer {
         key: &PhysicalFile,
         out: &mut Vec<Checkpoint>,
     ) -> io::Result<bool> {
-        let Some(tailer) = self.files.get(key) else {
+        let Some(tailer) = self.followed.get(key) else {
             return Ok(false);
         };
         let same = tailer.same_first_line()?;
@@ -957,68 +693,5 @@ impl FileServer {
         }
         self.on_truncated(key, out)?;
         Ok(same.is_none())
-    }
-
-    /// Writes checkpoints without data (new files, finished files) durably.
-    fn commit_checkpoints(&mut self, checkpoints: Vec<Checkpoint>) -> Result<(), ReaderError> {
-        let states: Vec<(Vec<u8>, Vec<u8>)> =
-            checkpoints.iter().map(encoded).collect::<Result<_, _>>()?;
-        let refs: Vec<(&[u8], Option<&[u8]>)> = states
-            .iter()
-            .map(|(k, v)| (k.as_slice(), Some(v.as_slice())))
-            .collect();
-        self.wal.append(&[], &refs)?;
-        self.wal.flush()?;
-        for checkpoint in checkpoints {
-            self.checkpoints.set(checkpoint);
-        }
-        Ok(())
-    }
-}
-
-/// The offset just after the last newline before `size` (where `start_position = end` starts).
-fn last_line_end(file: &File, size: u64) -> io::Result<u64> {
-    let tail = size.min(64 * 1024);
-    let mut buf = vec![0u8; tail as usize];
-    let n = read_full_at(file, &mut buf, size - tail)?;
-    Ok(match memchr::memrchr(b'\n', &buf[..n]) {
-        Some(newline) => size - tail + newline as u64 + 1,
-        None if size == tail => 0,
-        None => size,
-    })
-}
-
-/// The first regular file in `dir` whose physical identity satisfies `wanted`.
-fn find_in_dir(dir: &Path, wanted: impl Fn(PhysicalFile) -> bool) -> Option<(PathBuf, File)> {
-    let entries = std::fs::read_dir(dir).ok()?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(metadata) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if metadata.is_file() && wanted(PhysicalFile::from_metadata(&metadata)) {
-            if let Ok(file) = File::open(&path) {
-                return Some((path, file));
-            }
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_file_still_at_its_path_after_a_config_change_is_paused() {
-        assert_eq!(unmatched(true, true, true), Unmatched::Pause);
-        // Renamed away or deleted at the same time as the change: a rotation.
-        assert_eq!(unmatched(true, true, false), Unmatched::Drain);
-        // No configuration change: whatever made it unmatched happened to the file.
-        assert_eq!(unmatched(true, false, true), Unmatched::Drain);
-        assert_eq!(unmatched(true, false, false), Unmatched::Drain);
-        // Already draining (rotated earlier, or adopted copy): keeps draining.
-        assert_eq!(unmatched(false, true, true), Unmatched::Drain);
-        assert_eq!(unmatched(false, false, true), Unmatched::Drain);
     }
 }

@@ -18,6 +18,7 @@
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
@@ -164,6 +165,38 @@ pub fn same_prefix(a: &File, b: &File, len: u64) -> io::Result<bool> {
         offset += want as u64;
     }
     Ok(true)
+}
+
+/// The offset just after the last newline before `size` (where `start_position = end` starts).
+pub(crate) fn last_line_end(file: &File, size: u64) -> io::Result<u64> {
+    let tail = size.min(64 * 1024);
+    let mut buf = vec![0u8; tail as usize];
+    let n = read_full_at(file, &mut buf, size - tail)?;
+    Ok(match memchr::memrchr(b'\n', &buf[..n]) {
+        Some(newline) => size - tail + newline as u64 + 1,
+        None if size == tail => 0,
+        None => size,
+    })
+}
+
+/// The first regular file in `dir` whose physical identity satisfies `wanted`.
+pub(crate) fn find_in_dir(
+    dir: &Path,
+    wanted: impl Fn(PhysicalFile) -> bool,
+) -> Option<(PathBuf, File)> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(metadata) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if metadata.is_file() && wanted(PhysicalFile::from_metadata(&metadata)) {
+            if let Ok(file) = File::open(&path) {
+                return Some((path, file));
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub mod disk;
 pub(crate) mod encoder;
 pub(crate) mod events;
 pub(crate) mod file_server;
+pub(crate) mod followed;
 pub mod framing;
 pub(crate) mod host_sampler;
 pub(crate) mod identity;
@@ -49,6 +50,7 @@ pub(crate) mod paths;
 pub(crate) mod report;
 pub mod shipper;
 pub mod status;
+pub(crate) mod store;
 pub(crate) mod supervisor;
 mod tailer;
 

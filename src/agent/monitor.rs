@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use logship_wal::Wal;
 
 use super::disk::{disk_usage, free_bytes};
-use super::events::{AgentEvents, Gauges};
+use super::events::{AgentEvents, Gauges, ProgressLine};
 use super::status::oldest_pending_age;
 use crate::shutdown::Shutdown;
 
@@ -67,19 +67,6 @@ pub struct Monitor {
     pub data_dir: PathBuf,
     /// Where gauges and progress are reported.
     pub events: Arc<dyn AgentEvents>,
-}
-
-/// One progress report.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProgressLine {
-    /// Bytes of the backlog done.
-    pub done: u64,
-    /// The backlog at start.
-    pub total: u64,
-    /// Bytes per second since the last report.
-    pub rate: f64,
-    /// Seconds to go at that rate (`None` when nothing moved).
-    pub eta_seconds: Option<f64>,
 }
 
 /// Progress at `shipped` bytes, `shipped_before` at the previous report `elapsed` ago;

@@ -10,8 +10,9 @@
 
 use logship_wal::Wal;
 
+use super::discovery::Discovery;
 use super::events::AgentEvents;
-use crate::config::CollectEntry;
+use crate::config::{CollectEntry, StartPosition};
 use crate::etcd::entries::{parse_allowed, CentralEntries};
 
 /// WAL state key of the central entries last accepted (a JSON array, as accepted from etcd).
@@ -115,6 +116,57 @@ impl PathsProvider for CentralPaths {
         }
         self.seen = Some(generation);
         Some(entries)
+    }
+}
+
+/// The paths providers, what each provided last, and the discovery built from all of them.
+pub(crate) struct Sources {
+    providers: Vec<Box<dyn PathsProvider>>,
+    provided: Vec<Vec<CollectEntry>>,
+    /// The discovery built from every provider's entries.
+    pub(crate) discovery: Discovery,
+}
+
+impl Sources {
+    /// Asks every provider for its entries and builds the discovery.
+    pub(crate) fn new(
+        mut providers: Vec<Box<dyn PathsProvider>>,
+        start_position: StartPosition,
+        events: &dyn AgentEvents,
+    ) -> Sources {
+        let provided: Vec<Vec<CollectEntry>> = providers
+            .iter_mut()
+            .map(|provider| provider.changed(events).unwrap_or_default())
+            .collect();
+        let discovery = Discovery::new(&provided.concat(), start_position, events);
+        Sources {
+            providers,
+            provided,
+            discovery,
+        }
+    }
+
+    /// Asks every provider for changes and rebuilds the discovery from all their entries if
+    /// one changed; returns whether one did.
+    pub(crate) fn refresh(
+        &mut self,
+        start_position: StartPosition,
+        events: &dyn AgentEvents,
+    ) -> bool {
+        let mut changed = false;
+        for (provider, entries) in self.providers.iter_mut().zip(self.provided.iter_mut()) {
+            if let Some(new) = provider.changed(events) {
+                *entries = new;
+                changed = true;
+            }
+        }
+        if !changed {
+            return false;
+        }
+        let all: Vec<CollectEntry> = self.provided.concat();
+        events.entries_changed(all.len());
+        self.discovery = Discovery::new(&all, start_position, events);
+        true
     }
 }
 

@@ -12,8 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::events::{AgentEvents, FileTrouble, Gauges, PauseCause};
-use super::monitor::ProgressLine;
+use super::events::{AgentEvents, FileTrouble, Gauges, PauseCause, ProgressLine};
 use super::open_files::OpenFilesLimit;
 use crate::kafka::BrokerObserver;
 use crate::telemetry::throttle::REPEAT_LOG_INTERVAL;

@@ -10,12 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::credentials::{Refuse, TableKeys};
 use super::etcd_access::EtcdConnection;
 use super::multiline::Multiline;
-use super::{load_toml, ConfigError, KafkaProducerConfig, Millis, RetryConfig};
+use super::{
+    is_topic_name, load_toml, ConfigError, KafkaProducerConfig, Millis, RetryConfig, MAX_READ_BYTES,
+};
 use crate::backoff::BackoffPolicy;
-
-/// Upper bound of `max_line_bytes` and `read_chunk_bytes`: 16 MiB, well below the largest chunk
-/// a WAL record may hold ([`crate::agent::chunk::MAX_CHUNK_DATA_BYTES`]).
-pub const MAX_READ_BYTES: usize = 16 * 1024 * 1024;
 
 /// Where to start in a file seen for the first time (no checkpoint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -140,15 +138,6 @@ fn default_host_metrics_interval_ms() -> Millis {
 
 fn default_host_metrics_topic() -> String {
     "logship_metrics".to_string()
-}
-
-/// Whether `topic` is a valid Kafka topic name.
-fn is_topic_name(topic: &str) -> bool {
-    !topic.trim().is_empty()
-        && topic.len() <= 249
-        && topic
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// Resends of chunks Kafka did not accept, when `[retry]` does not say otherwise: 500 ms,

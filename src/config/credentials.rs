@@ -257,7 +257,9 @@ pub(crate) fn assert_keys_taken<K: TableKeys, T: serde::de::DeserializeOwned>(ba
         match toml::from_str::<T>(&text) {
             Ok(_) => panic!("{key} is listed but no part of the table reads it"),
             Err(error) => assert!(
-                !error.to_string().contains(&format!("unknown field `{key}`")),
+                !error
+                    .to_string()
+                    .contains(&format!("unknown field `{key}`")),
                 "{key} is listed but refused: {error}"
             ),
         }

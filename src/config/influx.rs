@@ -212,7 +212,7 @@ impl InfluxDbConfig {
     /// transfer also refuses a `dlq_topic` it consumes, which would feed refusals back in).
     pub fn check(&self) -> Result<(), String> {
         self.access()?;
-        if !super::transfer::is_topic_name(&self.dlq_topic) {
+        if !super::is_topic_name(&self.dlq_topic) {
             return Err(format!(
                 "influxdb.dlq_topic {:?} is not a valid Kafka topic name",
                 self.dlq_topic

@@ -30,7 +30,7 @@ use crate::backoff::BackoffPolicy;
 
 pub use agent::{
     validate_collect_entry, AgentConfig, CollectEntry, EtcdConfig, HostMetricsConfig,
-    StartPosition, ETCD_RECONNECT, KAFKA_RESEND, MAX_READ_BYTES,
+    StartPosition, ETCD_RECONNECT, KAFKA_RESEND,
 };
 pub use console::{
     ConsoleConfig, ConsoleEsConfig, ConsoleKafkaConfig, ConsoleUser, EsSearch, Role,
@@ -40,6 +40,19 @@ pub use transfer::{
     BatchConfig, ElasticsearchConfig, EsIndices, TransferConfig, TransferKafkaConfig, ES_RETRY,
     PROTECTED_KAFKA_OPTIONS,
 };
+
+/// Upper bound of `max_line_bytes` and `read_chunk_bytes`: 16 MiB, well below the largest chunk
+/// a WAL record may hold ([`crate::agent::chunk::MAX_CHUNK_DATA_BYTES`]).
+pub const MAX_READ_BYTES: usize = 16 * 1024 * 1024;
+
+/// Whether `name` is a valid Kafka topic name (1 to 249 of `[a-zA-Z0-9._-]`).
+pub(crate) fn is_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
 
 /// A configuration that cannot be used; the message names the file and the problem.
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::credentials::{Refuse, TableKeys};
 use super::es_access::{EsAccess, EsConnection};
-use super::{load_toml, ConfigError, Millis, RetryConfig};
+use super::{is_topic_name, load_toml, ConfigError, Millis, RetryConfig};
 use crate::backoff::BackoffPolicy;
 use crate::config::index_name::IndexNameTemplate;
 use crate::config::parse::ParseConfig;
@@ -198,15 +198,6 @@ pub struct TransferConfig {
     /// this long.
     #[serde(default = "super::default_health_grace_ms")]
     pub health_grace_ms: Millis,
-}
-
-/// Whether `name` is a valid Kafka topic name (1 to 249 of `[a-zA-Z0-9._-]`).
-pub(crate) fn is_topic_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 249
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 fn default_commit_interval_ms() -> Millis {
