@@ -236,6 +236,20 @@ fn elasticsearch_unreachable_is_a_503_saying_so() {
     assert!(script.contains("/api/search"));
 }
 
+/// Several nodes in `elasticsearch.url`, the first dead: every search is answered (by the
+/// live node), none is a 503 — a request the dead node does not answer goes to the next.
+#[test]
+fn a_dead_node_listed_first_is_skipped_and_every_search_is_answered() {
+    let closed = free_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = format!("http://{closed},{}", es_url());
+    let console = Console::start(dir.path(), &nodes, "logs-none-*");
+    for round in 0..6 {
+        let (code, answer) = console.get("/api/search");
+        assert_eq!(code, 200, "search {round}: {answer}");
+    }
+}
+
 /// The `src` of every `<script>` of `page`.
 fn script_urls(page: &str) -> Vec<String> {
     page.split("<script src=\"")

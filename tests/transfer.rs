@@ -14,6 +14,69 @@ use transfer_support::*;
 const INDEXED: Duration = Duration::from_secs(60);
 const EXIT: Duration = Duration::from_secs(20);
 
+/// Static group membership: a transfer SIGKILLed and started again with its config rejoins as
+/// the member it was and consumes at once — not after its old session timed out (Kafka's
+/// default, 45 s, which this test keeps).
+#[test]
+fn a_transfer_killed_and_started_again_consumes_within_seconds_not_after_the_session_timeout() {
+    let mut setup = TransferSetup::new("xfer-static");
+    setup.kafka_options = "{}".into();
+    create_topic(&setup.topic);
+    let producer = producer();
+    let first: Vec<Produce> = (0..200).map(|n| line("web-01", "s1", n)).collect();
+    produce(&producer, &setup.topic, &first);
+    let (_dir, config) = setup.write();
+    let transfer = Transfer::start(&config, "t1");
+    wait_for_count(&setup.index, 200, INDEXED, &[&transfer]);
+    let log = transfer.log();
+    assert!(
+        log.contains("group_instance_id") && log.contains("logship-transfer-"),
+        "the transfer names its static membership:\n{log}"
+    );
+    transfer.kill9();
+
+    let second: Vec<Produce> = (200..300).map(|n| line("web-01", "s1", n)).collect();
+    produce(&producer, &setup.topic, &second);
+    let restarted = std::time::Instant::now();
+    let transfer = Transfer::start(&config, "t2");
+    // Without static membership the old member keeps every partition until its 45 s session
+    // times out; with it, the restart takes its partitions back at once.
+    wait_for_count(&setup.index, 300, Duration::from_secs(10), &[&transfer]);
+    let took = restarted.elapsed();
+    eprintln!("restarted transfer indexed the next lines {took:?} after its start");
+    assert_eq!(assert_no_duplicate_messages(&setup.index), 300);
+    let status = transfer.terminate(EXIT);
+    assert!(status.success(), "exit status {status:?}");
+}
+
+/// Several Elasticsearch nodes in `url` (here comma-separated, the first one dead: nothing
+/// listens on its port): a request the dead node does not answer goes to the next node at
+/// once, so no bulk waits for a retry, and every line is indexed exactly once.
+#[test]
+fn a_node_that_does_not_answer_is_skipped_and_every_line_is_indexed_once() {
+    let mut setup = TransferSetup::new("xfer-nodes");
+    let dead = format!("http://{}", common::ops::free_addr());
+    setup.es_url = format!("{dead}, {}", common::es_url());
+    setup.max_docs = 20;
+    create_topic(&setup.topic);
+    let producer = producer();
+    let lines: Vec<Produce> = (0..600)
+        .map(|n| line("web-01", &format!("s{}", n % 5), n))
+        .collect();
+    produce(&producer, &setup.topic, &lines);
+    let (_dir, config) = setup.write();
+    let transfer = Transfer::start(&config, "t1");
+    wait_for_count(&setup.index, 600, INDEXED, &[&transfer]);
+    assert_eq!(assert_no_duplicate_messages(&setup.index), 600);
+    let log = transfer.log();
+    assert!(
+        !log.contains("retrying") && !log.contains("cannot put index template"),
+        "the dead node was not skipped: a request waited for a retry:\n{log}"
+    );
+    let status = transfer.terminate(EXIT);
+    assert!(status.success(), "exit status {status:?}");
+}
+
 #[test]
 fn replays_with_the_same_id_are_indexed_once() {
     let setup = TransferSetup::new("xfer-replay");
@@ -295,6 +358,16 @@ fn two_transfers_share_the_group_and_one_takes_over_when_the_other_dies() {
     assert!(
         shared.is_some(),
         "not both transfers got partitions:\n{}\n-----\n{}",
+        first.log(),
+        second.log()
+    );
+    // One config file, so one default static membership name: Kafka fenced the first, which
+    // said so and went on as a dynamic member.
+    assert!(
+        [&first, &second]
+            .iter()
+            .any(|t| t.log().contains("Kafka fenced this one")),
+        "neither transfer said it was fenced:\n{}\n-----\n{}",
         first.log(),
         second.log()
     );

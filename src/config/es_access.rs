@@ -30,8 +30,9 @@ pub const API_KEY_ENV: &str = "LOGSHIP_ES_API_KEY";
 /// password.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct EsConnection {
-    /// Base URL, `http://host:port` or `https://host:port`.
-    pub url: String,
+    /// The nodes: one base URL (`http://host:port` or `https://host:port`), several
+    /// comma-separated in one string, or a TOML array of them.
+    pub url: EsUrls,
     /// `ca_file` (`https://` only); client certificates are not taken.
     #[serde(flatten)]
     pub tls: TlsFiles,
@@ -49,6 +50,44 @@ pub struct EsConnection {
     /// Timeout of one request (absent: the role's default).
     #[serde(default)]
     pub request_timeout_ms: Option<Millis>,
+}
+
+/// The `url` key: the base URLs of one or more nodes of one cluster, in the order written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EsUrls(Vec<String>);
+
+impl EsUrls {
+    /// One node.
+    pub fn one(url: &str) -> EsUrls {
+        EsUrls(vec![url.to_string()])
+    }
+
+    /// The nodes, in the order written.
+    pub fn nodes(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for EsUrls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join(","))
+    }
+}
+
+impl<'de> Deserialize<'de> for EsUrls {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            One(String),
+            Many(Vec<String>),
+        }
+        let nodes = match Written::deserialize(deserializer)? {
+            Written::One(text) => text.split(',').map(|url| url.trim().to_string()).collect(),
+            Written::Many(list) => list.into_iter().map(|url| url.trim().to_string()).collect(),
+        };
+        Ok(EsUrls(nodes))
+    }
 }
 
 impl EsConnection {
@@ -97,8 +136,10 @@ pub enum EsAuthSource {
 /// Everything needed to build an Elasticsearch client, secrets as sources.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EsAccess {
-    /// Base URL.
+    /// The nodes as written, comma-separated (for messages).
     pub url: String,
+    /// The nodes' base URLs, in the order written (at least one).
+    pub nodes: Vec<String>,
     /// PEM file of the CA(s) to trust.
     pub ca_file: Option<PathBuf>,
     /// SHA-256 of the CA certificate to trust among those the server presents (64 lowercase
@@ -129,14 +170,31 @@ impl EsAccess {
     /// Checks the combination of keys; the error names the keys (`elasticsearch.` prefixed).
     pub fn new(keys: &EsConnection, default_timeout: Duration) -> Result<EsAccess, String> {
         let table = "elasticsearch";
-        if !(keys.url.starts_with("http://") || keys.url.starts_with("https://")) {
+        let nodes = keys.url.nodes();
+        if nodes.is_empty() || nodes.iter().any(|url| url.is_empty()) {
             return Err(format!(
-                "elasticsearch.url {:?} must start with http:// or https://",
-                keys.url
+                "elasticsearch.url {:?} must name at least one node, with no empty item",
+                keys.url.to_string()
             ));
         }
-        elasticsearch::http::Url::parse(&keys.url)
-            .map_err(|e| format!("elasticsearch.url {:?}: {e}", keys.url))?;
+        for url in nodes {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!(
+                    "elasticsearch.url {url:?} must start with http:// or https://"
+                ));
+            }
+            elasticsearch::http::Url::parse(url)
+                .map_err(|e| format!("elasticsearch.url {url:?}: {e}"))?;
+        }
+        let https = nodes
+            .iter()
+            .filter(|url| url.starts_with("https://"))
+            .count();
+        if https != 0 && https != nodes.len() {
+            return Err(
+                "elasticsearch.url mixes http:// and https:// nodes: use one scheme".into(),
+            );
+        }
         let request_timeout = keys
             .request_timeout_ms
             .map_or(default_timeout, |timeout| timeout.get());
@@ -145,12 +203,11 @@ impl EsAccess {
         }
         keys.tls.check(table, ClientCertificates::Refused)?;
         let ca_file = keys.tls.ca_file.as_deref();
-        if (ca_file.is_some() || keys.ca_fingerprint.is_some()) && !keys.url.starts_with("https://")
-        {
+        if (ca_file.is_some() || keys.ca_fingerprint.is_some()) && https == 0 {
             return Err(format!(
                 "elasticsearch.ca_file / ca_fingerprint is set but elasticsearch.url {:?} is not \
                  https://",
-                keys.url
+                keys.url.to_string()
             ));
         }
         if ca_file.is_some() && keys.ca_fingerprint.is_some() {
@@ -180,6 +237,7 @@ impl EsAccess {
         };
         Ok(EsAccess {
             url: keys.url.to_string(),
+            nodes: nodes.to_vec(),
             ca_file: ca_file.map(Path::to_path_buf),
             ca_fingerprint,
             auth,
@@ -225,7 +283,7 @@ mod tests {
 
     fn keys(url: &str) -> EsConnection {
         EsConnection {
-            url: url.to_string(),
+            url: EsUrls::one(url),
             tls: TlsFiles::default(),
             ca_fingerprint: None,
             user: UserSecret::default(),
@@ -291,6 +349,34 @@ mod tests {
         .unwrap();
         assert!(inline.deprecation().unwrap().contains("password_file"));
         assert!(!format!("{inline:?}").contains("\"p\""));
+    }
+
+    #[test]
+    fn several_nodes_as_a_list_or_comma_separated() {
+        let one: EsConnection = toml::from_str("url = \"http://a:9200\"").unwrap();
+        assert_eq!(one.url.nodes(), ["http://a:9200"]);
+        let comma: EsConnection =
+            toml::from_str("url = \"http://a:9200, http://b:9200,http://c:9200\"").unwrap();
+        let array: EsConnection =
+            toml::from_str("url = [\"http://a:9200\", \"http://b:9200\", \"http://c:9200\"]")
+                .unwrap();
+        assert_eq!(comma.url, array.url);
+        let access = array.access(Duration::from_secs(1)).unwrap();
+        assert_eq!(access.nodes.len(), 3);
+        assert_eq!(access.url, "http://a:9200,http://b:9200,http://c:9200");
+        for (text, expected) in [
+            ("url = []", "at least one node"),
+            ("url = \"http://a:9200,\"", "no empty item"),
+            ("url = [\"http://a:9200\", \"https://b:9200\"]", "mixes"),
+            (
+                "url = [\"http://a:9200\", \"ftp://b\"]",
+                "\"ftp://b\" must start",
+            ),
+        ] {
+            let connection: EsConnection = toml::from_str(text).unwrap();
+            let error = connection.access(Duration::from_secs(1)).unwrap_err();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
     }
 
     #[test]

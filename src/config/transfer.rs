@@ -24,6 +24,7 @@ pub const PROTECTED_KAFKA_OPTIONS: &[&str] = &[
     "bootstrap.servers",
     "metadata.broker.list",
     "group.id",
+    "group.instance.id",
     "enable.auto.commit",
     "enable.auto.offset.store",
     "enable.partition.eof",
@@ -37,6 +38,14 @@ pub struct TransferKafkaConfig {
     pub brokers: String,
     /// Consumer group id. Transfers with the same group share the partitions.
     pub group: String,
+    /// Static group membership (`group.instance.id`): the name this transfer is a member of
+    /// the group under, so that when it restarts (after a crash, an upgrade) it takes its
+    /// partitions back at once instead of after the session timeout. Absent: derived from
+    /// the host and the config file's path when loaded
+    /// (`logship-transfer-{host}-{8 hex digits}`); `""`: dynamic membership. Two running
+    /// transfers must never share one: the older is fenced.
+    #[serde(default)]
+    pub group_instance_id: Option<String>,
     /// Topics to consume (plain names; each must render to a valid index name).
     pub topics: Vec<String>,
     /// How often offsets that Elasticsearch acknowledged are committed (they are also committed
@@ -200,6 +209,24 @@ pub struct TransferConfig {
     pub health_grace_ms: Millis,
 }
 
+/// The default `kafka.group_instance_id`: the host, and a digest of the config file's
+/// absolute path (two transfers of one host with their own config files are two members).
+pub fn default_group_instance_id(host: &str, config: &Path) -> String {
+    let path = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
+    let digest = crc32fast::hash(path.as_os_str().as_encoded_bytes());
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("logship-transfer-{host}-{digest:08x}")
+}
+
 fn default_commit_interval_ms() -> Millis {
     Millis::new(1000)
 }
@@ -234,8 +261,12 @@ fn default_shutdown_timeout_ms() -> Millis {
 impl TransferConfig {
     /// Reads, parses and validates `path`.
     pub fn load(path: &Path) -> Result<TransferConfig, ConfigError> {
-        let config: TransferConfig = load_toml(path)?;
+        let mut config: TransferConfig = load_toml(path)?;
         config.check_values(&path.display().to_string())?;
+        if config.kafka.group_instance_id.is_none() {
+            let host = gethostname::gethostname().to_string_lossy().into_owned();
+            config.kafka.group_instance_id = Some(default_group_instance_id(&host, path));
+        }
         Ok(config)
     }
 
@@ -302,6 +333,14 @@ impl TransferConfig {
         if kafka.topics.is_empty() {
             return Err(invalid("kafka.topics must name at least one topic".into()));
         }
+        if let Some(id) = &kafka.group_instance_id {
+            if id.len() > 249 || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(invalid(format!(
+                    "kafka.group_instance_id {id:?} must be at most 249 characters without \
+                     spaces (\"\" turns static membership off)"
+                )));
+            }
+        }
         for topic in &kafka.topics {
             if !is_topic_name(topic) {
                 return Err(invalid(format!(
@@ -323,7 +362,8 @@ impl TransferConfig {
             if PROTECTED_KAFKA_OPTIONS.contains(&key.as_str()) {
                 return Err(invalid(format!(
                     "kafka.options.{key:?} cannot be set: the transfer sets it itself \
-                     (use kafka.brokers / kafka.group for the first ones)"
+                     (use kafka.brokers / kafka.group / kafka.group_instance_id for the first \
+                     ones)"
                 )));
             }
         }
@@ -550,6 +590,44 @@ mod tests {
         );
         let error = error_of(&text);
         assert!(error.contains("enable.auto.commit"), "{error}");
+        let text = GOOD.replace(
+            "topics = [\"web_log\"]",
+            "topics = [\"web_log\"]\noptions = { \"group.instance.id\" = \"x\" }",
+        );
+        assert!(error_of(&text).contains("kafka.group_instance_id"));
+    }
+
+    #[test]
+    fn static_membership_is_on_by_default_named_after_the_host_and_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("transfer.toml");
+        std::fs::write(&path, GOOD).unwrap();
+        let id = TransferConfig::load(&path)
+            .unwrap()
+            .kafka
+            .group_instance_id
+            .unwrap();
+        assert!(id.starts_with("logship-transfer-"), "{id}");
+        // Stable across loads of one file, distinct for another file of the same host.
+        assert_eq!(
+            default_group_instance_id("h", &path),
+            default_group_instance_id("h", &path)
+        );
+        let other = dir.path().join("other.toml");
+        assert_ne!(
+            default_group_instance_id("h", &path),
+            default_group_instance_id("h", &other)
+        );
+        assert_eq!(
+            default_group_instance_id("a b/c", &path).split('-').nth(2),
+            Some("a_b_c")
+        );
+        let off = GOOD.replace("group = ", "group_instance_id = \"\"\ngroup = ");
+        std::fs::write(&path, off).unwrap();
+        let config = TransferConfig::load(&path).unwrap();
+        assert_eq!(config.kafka.group_instance_id.as_deref(), Some(""));
+        let spaced = GOOD.replace("group = ", "group_instance_id = \"a b\"\ngroup = ");
+        assert!(error_of(&spaced).contains("kafka.group_instance_id"));
     }
 
     #[test]

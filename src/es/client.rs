@@ -3,13 +3,22 @@
 //!
 //! It reports what happened and decides nothing: a transport failure, a non-2xx status and a
 //! processed bulk are returned as such, and the caller ([`crate::transfer`]) applies the rules of
-//! [`super::outcome`]. No call here retries on its own.
+//! [`super::outcome`]. No call here retries on its own, with one exception: with several nodes
+//! (`elasticsearch.url` listing them), a request that gets no answer from one node (refused,
+//! reset, timed out) is sent to the next, each node at most once per call; the node is then
+//! skipped by the following calls for [`NODE_DOWN_FOR`] (tried again after that, or when every
+//! node is skipped). Calls take the nodes in turn (round robin). A bulk resent to another node
+//! after a timeout may have been applied by the first: its documents then answer 409 there,
+//! which counts as done, so it is indexed once all the same.
 
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use elasticsearch::auth::Credentials;
 use elasticsearch::cert::{Certificate, CertificateValidation};
+use elasticsearch::http::response::Response;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::Url;
 use elasticsearch::indices::IndicesPutIndexTemplateParts;
@@ -21,6 +30,8 @@ use crate::config::secret::{Secret, SecretSource};
 
 /// Largest part of an error answer kept for logs.
 const MAX_ERROR_BODY: usize = 2048;
+/// How long a node that did not answer is skipped before it is tried again.
+pub const NODE_DOWN_FOR: Duration = Duration::from_secs(30);
 
 /// Why a call to Elasticsearch did not produce a usable answer.
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +82,8 @@ impl EsError {
 /// Connection settings, secrets read.
 #[derive(Debug, Clone)]
 pub struct EsSettings {
-    /// Base URL.
-    pub url: String,
+    /// The nodes' base URLs (at least one).
+    pub nodes: Vec<String>,
     /// Credentials.
     pub auth: EsAuth,
     /// PEM of the CA(s) to trust (`https://`; without it, the system's).
@@ -101,7 +112,7 @@ impl EsSettings {
     /// Plain settings: no credentials, no CA of its own.
     pub fn plain(url: &str, request_timeout: Duration) -> EsSettings {
         EsSettings {
-            url: url.to_string(),
+            nodes: url.split(',').map(|u| u.trim().to_string()).collect(),
             auth: EsAuth::None,
             ca_pem: None,
             request_timeout,
@@ -118,21 +129,7 @@ impl EsSettings {
                     path.display()
                 ))
             })?),
-            (None, Some(fingerprint)) => {
-                let url = Url::parse(&access.url)
-                    .map_err(|e| EsError::Setup(format!("url {:?}: {e}", access.url)))?;
-                let host = url.host_str().unwrap_or_default();
-                let port = url.port_or_known_default().unwrap_or(443);
-                let timeout = access.request_timeout.min(Duration::from_secs(10));
-                let pem =
-                    super::pin::fetch_pinned(host, port, fingerprint, timeout).map_err(|e| {
-                        EsError::Transport {
-                            url: access.url.clone(),
-                            message: format!("elasticsearch.ca_fingerprint: {e}"),
-                        }
-                    })?;
-                Some(pem)
-            }
+            (None, Some(fingerprint)) => Some(pinned_ca(access, fingerprint)?),
             (None, None) => None,
         };
         let secret = |source: &SecretSource| {
@@ -149,7 +146,7 @@ impl EsSettings {
             EsAuthSource::ApiKey(key) => EsAuth::ApiKey(secret(key)?),
         };
         Ok(EsSettings {
-            url: access.url.clone(),
+            nodes: access.nodes.clone(),
             auth,
             ca_pem,
             request_timeout: access.request_timeout,
@@ -157,65 +154,192 @@ impl EsSettings {
     }
 }
 
-/// A cheap-to-clone handle on one Elasticsearch cluster.
+/// The CA certificate with SHA-256 `fingerprint` among those the nodes present: asked of each
+/// node in turn until one answers (the error is the last node's).
+fn pinned_ca(access: &EsAccess, fingerprint: &str) -> Result<Vec<u8>, EsError> {
+    let timeout = access.request_timeout.min(Duration::from_secs(10));
+    let mut last = EsError::Setup("elasticsearch.url names no node".into());
+    for node in &access.nodes {
+        let url = Url::parse(node).map_err(|e| EsError::Setup(format!("url {node:?}: {e}")))?;
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port_or_known_default().unwrap_or(443);
+        match super::pin::fetch_pinned(host, port, fingerprint, timeout) {
+            Ok(pem) => return Ok(pem),
+            Err(e) => {
+                last = EsError::Transport {
+                    url: node.clone(),
+                    message: format!("elasticsearch.ca_fingerprint: {e}"),
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+/// The client of the node at `url`, with the settings' credentials, CA and timeout.
+fn node_client(url: &str, settings: &EsSettings) -> Result<Elasticsearch, EsError> {
+    let parsed = Url::parse(url).map_err(|e| EsError::Setup(format!("url {url:?}: {e}")))?;
+    let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(parsed))
+        .timeout(settings.request_timeout)
+        .disable_proxy();
+    match &settings.auth {
+        EsAuth::None => {}
+        EsAuth::Basic { username, password } => {
+            builder = builder.auth(Credentials::Basic(
+                username.clone(),
+                password.expose().to_string(),
+            ));
+        }
+        EsAuth::ApiKey(key) => {
+            let key = key.expose();
+            builder = builder.auth(match key.split_once(':') {
+                Some((id, secret)) => Credentials::ApiKey(id.to_string(), secret.to_string()),
+                None => Credentials::EncodedApiKey(key.to_string()),
+            });
+        }
+    }
+    if let Some(pem) = &settings.ca_pem {
+        let ca = Certificate::from_pem(pem).map_err(|e| {
+            EsError::Setup(format!(
+                "elasticsearch.ca_file is not a PEM certificate: {e}"
+            ))
+        })?;
+        builder = builder.cert_validation(CertificateValidation::Full(ca));
+    }
+    let transport = builder.build().map_err(|e| EsError::Setup(e.to_string()))?;
+    Ok(Elasticsearch::new(transport))
+}
+
+/// An error of the client library: a status if the node answered one, else a transport error
+/// (no answer).
+fn transport_error(url: &str, error: elasticsearch::Error) -> EsError {
+    match error.status_code() {
+        Some(status) => EsError::Status {
+            url: url.to_string(),
+            what: "a request".into(),
+            status: status.as_u16(),
+            body: error.to_string(),
+        },
+        None => EsError::Transport {
+            url: url.to_string(),
+            message: crate::errors::with_causes(&error),
+        },
+    }
+}
+
+/// One node of the cluster, with its own client.
+#[derive(Debug)]
+struct Node {
+    url: String,
+    client: Elasticsearch,
+    /// Skipped until then: it did not answer.
+    down_until: Mutex<Option<Instant>>,
+}
+
+impl Node {
+    fn is_down(&self, now: Instant) -> bool {
+        self.down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|until| until > now)
+    }
+
+    fn mark(&self, down: bool) {
+        *self
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = down.then(|| Instant::now() + NODE_DOWN_FOR);
+    }
+}
+
+/// A cheap-to-clone handle on one Elasticsearch cluster (one node or several).
 #[derive(Clone, Debug)]
 pub struct EsClient {
-    client: Elasticsearch,
+    nodes: Arc<[Node]>,
+    /// Where the next call starts (round robin).
+    next: Arc<AtomicUsize>,
+    /// The nodes, comma-separated, for messages about the cluster.
     url: String,
 }
 
 impl EsClient {
     /// Builds a client (no request is made).
     pub fn new(settings: &EsSettings) -> Result<EsClient, EsError> {
-        let url = Url::parse(&settings.url)
-            .map_err(|e| EsError::Setup(format!("url {:?}: {e}", settings.url)))?;
-        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url))
-            .timeout(settings.request_timeout)
-            .disable_proxy();
-        match &settings.auth {
-            EsAuth::None => {}
-            EsAuth::Basic { username, password } => {
-                builder = builder.auth(Credentials::Basic(
-                    username.clone(),
-                    password.expose().to_string(),
-                ));
-            }
-            EsAuth::ApiKey(key) => {
-                let key = key.expose();
-                builder = builder.auth(match key.split_once(':') {
-                    Some((id, secret)) => Credentials::ApiKey(id.to_string(), secret.to_string()),
-                    None => Credentials::EncodedApiKey(key.to_string()),
-                });
-            }
+        let nodes = settings
+            .nodes
+            .iter()
+            .map(|url| {
+                Ok(Node {
+                    url: url.clone(),
+                    client: node_client(url, settings)?,
+                    down_until: Mutex::new(None),
+                })
+            })
+            .collect::<Result<Vec<Node>, EsError>>()?;
+        if nodes.is_empty() {
+            return Err(EsError::Setup("elasticsearch.url names no node".into()));
         }
-        if let Some(pem) = &settings.ca_pem {
-            let ca = Certificate::from_pem(pem).map_err(|e| {
-                EsError::Setup(format!(
-                    "elasticsearch.ca_file is not a PEM certificate: {e}"
-                ))
-            })?;
-            builder = builder.cert_validation(CertificateValidation::Full(ca));
-        }
-        let transport = builder.build().map_err(|e| EsError::Setup(e.to_string()))?;
         Ok(EsClient {
-            client: Elasticsearch::new(transport),
-            url: settings.url.clone(),
+            nodes: nodes.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+            url: settings.nodes.join(","),
         })
+    }
+
+    /// The nodes in the order this call tries them: from the next in turn, those answering
+    /// first, then those skipped (a call never gives up before every node was tried once).
+    fn order(&self) -> Vec<&Node> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let count = self.nodes.len();
+        let now = Instant::now();
+        let turn = (0..count).map(|i| &self.nodes[(start + i) % count]);
+        let (up, down): (Vec<&Node>, Vec<&Node>) = turn.partition(|node| !node.is_down(now));
+        up.into_iter().chain(down).collect()
+    }
+
+    /// Sends the request `request` builds on a node's client: on the next node in turn, then,
+    /// while nodes do not answer, on the others. Returns the answer and the node that gave it.
+    async fn send<F, Fut>(&self, request: F) -> Result<(Response, &Node), EsError>
+    where
+        F: Fn(Elasticsearch) -> Fut,
+        Fut: Future<Output = Result<Response, elasticsearch::Error>>,
+    {
+        let mut last = None;
+        for node in self.order() {
+            match request(node.client.clone()).await {
+                Ok(response) => {
+                    node.mark(false);
+                    return Ok((response, node));
+                }
+                Err(error) => {
+                    let error = transport_error(&node.url, error);
+                    if !matches!(error, EsError::Transport { .. }) {
+                        return Err(error);
+                    }
+                    node.mark(true);
+                    last = Some(error);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| EsError::Setup("elasticsearch.url names no node".into())))
     }
 
     /// Sends one `_bulk` request of `docs` documents (`body` as written by
     /// [`super::bulk::write_create`]) and returns the per-item answers in request order.
     pub async fn bulk(&self, body: Vec<u8>, docs: usize) -> Result<Vec<BulkItemResult>, EsError> {
         let what = format!("_bulk of {docs} documents");
-        let response = self
-            .client
-            .bulk(BulkParts::None)
-            .filter_path(&["items.*.status", "items.*.error"])
-            .body(vec![body])
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e))?;
-        let (_, bytes) = self.answer(response, &what, false).await?;
+        let body = body.as_slice();
+        let (response, node) = self
+            .send(|client| async move {
+                client
+                    .bulk(BulkParts::None)
+                    .filter_path(&["items.*.status", "items.*.error"])
+                    .body(vec![body])
+                    .send()
+                    .await
+            })
+            .await?;
+        let (_, bytes) = answer(node, response, &what, false).await?;
         parse_answer(&bytes, docs).map_err(|error| EsError::Malformed { what, error })
     }
 
@@ -225,14 +349,16 @@ impl EsClient {
         name: &str,
         template: &serde_json::Value,
     ) -> Result<(), EsError> {
-        let response = self
-            .client
-            .indices()
-            .put_index_template(IndicesPutIndexTemplateParts::Name(name))
-            .body(template)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e))?;
+        let (response, node) = self
+            .send(|client| async move {
+                client
+                    .indices()
+                    .put_index_template(IndicesPutIndexTemplateParts::Name(name))
+                    .body(template)
+                    .send()
+                    .await
+            })
+            .await?;
         let status = response.status_code().as_u16();
         if (200..300).contains(&status) {
             return Ok(());
@@ -243,7 +369,7 @@ impl EsClient {
             .map(|b| truncated(&b))
             .unwrap_or_default();
         Err(EsError::Status {
-            url: self.url.clone(),
+            url: node.url.clone(),
             what: format!("PUT _index_template/{name}"),
             status,
             body,
@@ -254,24 +380,26 @@ impl EsClient {
     /// `indices` (names or patterns), by name: `_cat/indices`. Patterns matching nothing give an
     /// empty list.
     pub async fn index_stats(&self, indices: &[&str]) -> Result<Vec<IndexStats>, EsError> {
-        let response = self
-            .client
-            .cat()
-            .indices(elasticsearch::cat::CatIndicesParts::Index(indices))
-            .format("json")
-            .bytes(elasticsearch::params::Bytes::B)
-            .h(&["index", "docs.count", "store.size"])
-            .expand_wildcards(&[elasticsearch::params::ExpandWildcards::Open])
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e))?;
-        let (status, bytes) = self.answer(response, "_cat/indices", true).await?;
+        let (response, node) = self
+            .send(|client| async move {
+                client
+                    .cat()
+                    .indices(elasticsearch::cat::CatIndicesParts::Index(indices))
+                    .format("json")
+                    .bytes(elasticsearch::params::Bytes::B)
+                    .h(&["index", "docs.count", "store.size"])
+                    .expand_wildcards(&[elasticsearch::params::ExpandWildcards::Open])
+                    .send()
+                    .await
+            })
+            .await?;
+        let (status, bytes) = answer(node, response, "_cat/indices", true).await?;
         if status == 404 {
             return Ok(Vec::new());
         }
         let rows: Vec<serde_json::Value> =
             serde_json::from_slice(&bytes).map_err(|e| EsError::Status {
-                url: self.url.clone(),
+                url: node.url.clone(),
                 what: "_cat/indices (unreadable answer)".into(),
                 status,
                 body: e.to_string(),
@@ -302,67 +430,54 @@ impl EsClient {
         indices: &[&str],
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, EsError> {
-        let response = self
-            .client
-            .search(SearchParts::Index(indices))
-            .allow_no_indices(true)
-            .ignore_unavailable(true)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e))?;
-        let (status, bytes) = self.answer(response, "_search", false).await?;
+        let (response, node) = self
+            .send(|client| async move {
+                client
+                    .search(SearchParts::Index(indices))
+                    .allow_no_indices(true)
+                    .ignore_unavailable(true)
+                    .body(body)
+                    .send()
+                    .await
+            })
+            .await?;
+        let (status, bytes) = answer(node, response, "_search", false).await?;
         serde_json::from_slice(&bytes).map_err(|e| EsError::Status {
-            url: self.url.clone(),
+            url: node.url.clone(),
             what: "_search (unreadable answer)".into(),
             status,
             body: e.to_string(),
         })
     }
 
-    /// Reads the answer to `what`: its status and body, or [`EsError::Status`] for a status
-    /// that is not success (404 allowed through when `allow_404`).
-    async fn answer(
-        &self,
-        response: elasticsearch::http::response::Response,
-        what: &str,
-        allow_404: bool,
-    ) -> Result<(u16, Vec<u8>), EsError> {
-        let status = response.status_code().as_u16();
-        let bytes = response.bytes().await.map_err(|e| EsError::Transport {
-            url: self.url.clone(),
-            message: format!("reading the answer: {e}"),
-        })?;
-        if !((200..300).contains(&status) || (allow_404 && status == 404)) {
-            return Err(EsError::Status {
-                url: self.url.clone(),
-                what: what.to_string(),
-                status,
-                body: truncated(&bytes),
-            });
-        }
-        Ok((status, bytes.to_vec()))
-    }
-
-    /// The base URL.
+    /// The nodes, comma-separated.
     pub fn url(&self) -> &str {
         &self.url
     }
+}
 
-    fn transport_error(&self, error: elasticsearch::Error) -> EsError {
-        match error.status_code() {
-            Some(status) => EsError::Status {
-                url: self.url.clone(),
-                what: "a request".into(),
-                status: status.as_u16(),
-                body: error.to_string(),
-            },
-            None => EsError::Transport {
-                url: self.url.clone(),
-                message: crate::errors::with_causes(&error),
-            },
-        }
+/// Reads the answer to `what`: its status and body, or [`EsError::Status`] for a status
+/// that is not success (404 allowed through when `allow_404`).
+async fn answer(
+    node: &Node,
+    response: elasticsearch::http::response::Response,
+    what: &str,
+    allow_404: bool,
+) -> Result<(u16, Vec<u8>), EsError> {
+    let status = response.status_code().as_u16();
+    let bytes = response.bytes().await.map_err(|e| EsError::Transport {
+        url: node.url.clone(),
+        message: format!("reading the answer: {e}"),
+    })?;
+    if !((200..300).contains(&status) || (allow_404 && status == 404)) {
+        return Err(EsError::Status {
+            url: node.url.clone(),
+            what: what.to_string(),
+            status,
+            body: truncated(&bytes),
+        });
     }
+    Ok((status, bytes.to_vec()))
 }
 
 /// Size of one index (`_cat/indices`).

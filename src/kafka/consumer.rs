@@ -23,7 +23,11 @@ pub fn client_config(config: &TransferKafkaConfig) -> Result<ClientConfig, Secre
         .set("statistics.interval.ms", super::STATISTICS_INTERVAL_MS)
         // A configured topic that does not exist yet (the metrics topic before the first agent
         // samples) is joined within 10 s of its creation, not at librdkafka's 5 min refresh.
-        .set("topic.metadata.refresh.interval.ms", "10000");
+        .set("topic.metadata.refresh.interval.ms", "10000")
+        // Incremental rebalancing: a transfer joining or leaving the group moves only the
+        // partitions that change hands; the others go on being consumed (the revoke hook
+        // commits what is indexed of each partition that leaves, as with eager rebalancing).
+        .set("partition.assignment.strategy", "cooperative-sticky");
     // A request the broker never answers (a commit to a stuck coordinator, made synchronously
     // on revoke) may hold the consumer no longer than the stall bound: that is what lets the
     // transfer notice and replace it within `stall_timeout_ms` (librdkafka's default is 60 s;
@@ -41,6 +45,15 @@ pub fn client_config(config: &TransferKafkaConfig) -> Result<ClientConfig, Secre
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false");
+    // Static membership: a restarted transfer rejoins as the member it was and gets its
+    // partitions back without waiting for its old session to time out.
+    if let Some(id) = config
+        .group_instance_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+    {
+        client.set("group.instance.id", id);
+    }
     super::security::apply(&mut client, config.tls.as_ref(), config.sasl.as_ref())?;
     Ok(client)
 }
@@ -56,6 +69,7 @@ mod tests {
         let config = TransferKafkaConfig {
             brokers: "b:9092".into(),
             group: "g".into(),
+            group_instance_id: Some("logship-transfer-h-0000abcd".into()),
             topics: vec!["t".into()],
             commit_interval_ms: crate::config::Millis::new(1000),
             stall_timeout_ms: crate::config::Millis::new(60_000),
@@ -72,5 +86,21 @@ mod tests {
         assert_eq!(client.get("group.id"), Some("g"));
         assert_eq!(client.get("session.timeout.ms"), Some("6000"));
         assert_eq!(client.get("auto.offset.reset"), Some("latest"));
+        assert_eq!(
+            client.get("group.instance.id"),
+            Some("logship-transfer-h-0000abcd")
+        );
+        assert_eq!(
+            client.get("partition.assignment.strategy"),
+            Some("cooperative-sticky")
+        );
+        let dynamic = TransferKafkaConfig {
+            group_instance_id: Some(String::new()),
+            ..config
+        };
+        assert_eq!(
+            client_config(&dynamic).unwrap().get("group.instance.id"),
+            None
+        );
     }
 }

@@ -222,7 +222,11 @@ impl ConsumerContext for ConsumerHooks {
                 for p in partitions.elements() {
                     marks.assign(p.topic(), p.partition());
                 }
-                self.events.partitions_assigned(partitions.count());
+                // Incremental (cooperative) rebalancing hands over only the partitions that
+                // move: the ones owned already are still in the assignment.
+                let owned = consumer.assignment().map_or(0, |owned| owned.count());
+                self.events
+                    .partitions_assigned(partitions.count(), owned + partitions.count());
             }
             Rebalance::Error(error) => self
                 .events

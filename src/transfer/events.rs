@@ -87,16 +87,21 @@ pub trait TransferEvents: Send + Sync {
 
     // The life of the consumer and its rounds.
 
-    /// A consumer joined and subscribed (`index`/`influxdb`: where records go).
+    /// A consumer joined and subscribed (`member`: its static group membership, if any;
+    /// `index`/`influxdb`: where records go).
     fn consuming(
         &self,
         topics: &[String],
         group: &str,
+        member: Option<&str>,
         index: Option<&str>,
         influxdb: Option<&str>,
     );
     /// A round ended and a new consumer joins: after a stall (`stalled`) or a reload.
     fn rejoining(&self, stalled: bool);
+    /// Another transfer joined the group under this one's `kafka.group_instance_id` and Kafka
+    /// fenced this one (`reason`, librdkafka's): it goes on with dynamic membership.
+    fn fenced(&self, reason: &str);
     /// A reload whose Kafka credentials cannot be read: the consumer in use stays.
     fn reload_refused(&self, error: &str);
     /// Periodic summary, with the records received and not done yet.
@@ -106,8 +111,9 @@ pub trait TransferEvents: Send + Sync {
     /// Partitions revoked, `committing` of them with offsets to commit; `lost` when the
     /// assignment was lost (session timed out) and the commit may be refused.
     fn partitions_revoked(&self, partitions: usize, committing: usize, lost: bool);
-    /// Partitions assigned.
-    fn partitions_assigned(&self, partitions: usize);
+    /// `added` partitions assigned, `owned` in all now (with incremental rebalancing the
+    /// partitions kept are not handed over again).
+    fn partitions_assigned(&self, added: usize, owned: usize);
     /// The lag of a partition this consumer fetches, as librdkafka last measured it.
     fn partition_lag(&self, topic: &str, partition: i32, lag: i64);
     /// At shutdown: `records` were never sent (no slot before the timeout), `bulks` in flight
@@ -229,10 +235,28 @@ impl TransferEvents for Counters {
         &self,
         topics: &[String],
         group: &str,
+        member: Option<&str>,
         index: Option<&str>,
         influxdb: Option<&str>,
     ) {
-        tracing::info!(?topics, group, index, influxdb, "transfer started");
+        tracing::info!(
+            ?topics,
+            group,
+            group_instance_id = member.unwrap_or("(dynamic membership)"),
+            index,
+            influxdb,
+            "transfer started"
+        );
+    }
+
+    fn fenced(&self, reason: &str) {
+        tracing::error!(
+            reason,
+            "another transfer joined the group under this transfer's kafka.group_instance_id, \
+             and Kafka fenced this one: it goes on with dynamic membership (its restarts then \
+             wait for the session timeout); give every transfer its own group_instance_id \
+             (or its own config file: the default is derived from the file's path)"
+        );
     }
 
     fn rejoining(&self, stalled: bool) {
@@ -274,8 +298,8 @@ impl TransferEvents for Counters {
         }
     }
 
-    fn partitions_assigned(&self, partitions: usize) {
-        tracing::info!(partitions, "partitions assigned");
+    fn partitions_assigned(&self, added: usize, owned: usize) {
+        tracing::info!(partitions = owned, added, "partitions assigned");
     }
 
     fn partition_lag(&self, topic: &str, partition: i32, lag: i64) {

@@ -81,7 +81,7 @@ const STALL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// with the credentials read again joins and goes on from the committed offsets. A reload whose
 /// Kafka files cannot be read is logged and changes nothing.
 pub async fn run(
-    config: TransferConfig,
+    mut config: TransferConfig,
     shutdown: Shutdown,
     reload: crate::reload::Reload,
 ) -> anyhow::Result<()> {
@@ -144,6 +144,8 @@ pub async fn run(
                 events.stopped();
                 return Err(error);
             }
+            // Said by the `fenced` event; the next consumer joins without the name.
+            Ok(RoundEnd::Fenced) => config.kafka.group_instance_id = Some(String::new()),
             Ok(round_end) => events.rejoining(round_end == RoundEnd::Stalled),
         }
     }
@@ -154,8 +156,12 @@ pub async fn run(
 pub(super) enum RoundEnd {
     /// Shutdown or a reload ended it.
     Ended,
-    /// Kafka stalled (see [`crate::kafka::stall`]): a new consumer must join.
+    /// Kafka stalled (see [`crate::kafka::stall`]), or the consumer failed for good: a new
+    /// consumer must join.
     Stalled,
+    /// Another transfer joined the group under this one's `group.instance.id`: a new consumer
+    /// joins with dynamic membership.
+    Fenced,
 }
 
 /// Ends `round` at shutdown, or at a reload whose Kafka credentials can be read (one that
@@ -214,6 +220,11 @@ async fn consume_round(
     events.consuming(
         &config.kafka.topics,
         &config.kafka.group,
+        config
+            .kafka
+            .group_instance_id
+            .as_deref()
+            .filter(|id| !id.is_empty()),
         config
             .elasticsearch
             .as_ref()
@@ -282,6 +293,7 @@ async fn consume_round(
         max_ready: config.batch.max_inflight_bulks,
         commit: None,
         progress: progress.clone(),
+        ended: None,
     };
     // The watch runs beside the loop, so that a loop held inside the client (a synchronous
     // commit on revoke to a coordinator that does not answer) is noticed all the same.

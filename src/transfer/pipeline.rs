@@ -93,6 +93,8 @@ pub(super) struct Pipeline {
     pub(super) commit: Option<InFlightCommit>,
     /// What the stall watch reads: records received, commits under way and answered.
     pub(super) progress: Arc<ConsumerProgress>,
+    /// Set when the consumer failed for good (a fatal error): how the round ends.
+    pub(super) ended: Option<RoundEnd>,
 }
 
 impl Pipeline {
@@ -118,6 +120,9 @@ impl Pipeline {
         summary_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         summary_tick.tick().await;
         loop {
+            if let Some(end) = self.ended.take() {
+                return Ok(end);
+            }
             // A batch that is full or old enough waits in `ready` for a bulk slot, so that a slot
             // busy for a moment does not stop consumption.
             let now = Instant::now().into_std();
@@ -245,6 +250,19 @@ impl Pipeline {
         }
     }
 
+    /// The consumer failed for good: fenced by another member with its `group.instance.id`
+    /// (the round ends and the next consumer joins with dynamic membership), or another fatal
+    /// error (a new consumer joins, as after a stall).
+    fn fatal(&self) -> RoundEnd {
+        match self.consumer.client().fatal_error() {
+            Some((rdkafka::types::RDKafkaErrorCode::FencedInstanceId, reason)) => {
+                self.events.fenced(&reason);
+                RoundEnd::Fenced
+            }
+            _ => RoundEnd::Stalled,
+        }
+    }
+
     /// Registers a received record with the watermark and adds it to the batch of its sink
     /// (or drops it if its partition is not ours).
     fn accept(
@@ -255,6 +273,9 @@ impl Pipeline {
             Ok(message) => message,
             Err(error) => {
                 self.events.consumer_error(&error.to_string());
+                if let rdkafka::error::KafkaError::MessageConsumptionFatal(_) = error {
+                    self.ended = Some(self.fatal());
+                }
                 return;
             }
         };

@@ -242,6 +242,8 @@ pub struct TransferSetup {
     pub brokers: String,
     /// Tables added after `[kafka]` (`[kafka.tls]`, `[kafka.sasl]`).
     pub kafka_extra: String,
+    /// `kafka.options` (default: a 6 s session, so that a test's dead member is noticed soon).
+    pub kafka_options: String,
 }
 
 impl TransferSetup {
@@ -261,6 +263,8 @@ impl TransferSetup {
             es_extra: String::new(),
             brokers: kafka_brokers(),
             kafka_extra: String::new(),
+            kafka_options: r#"{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }"#
+                .into(),
         }
     }
 
@@ -275,7 +279,7 @@ brokers = "{brokers}"
 group = "{group}"
 topics = ["{topic}"]
 commit_interval_ms = 200
-options = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }}
+options = {kafka_options}
 {kafka_extra}
 [elasticsearch]
 url = "{es}"
@@ -293,6 +297,7 @@ max_backoff_ms = 2000
 "#,
             brokers = self.brokers,
             kafka_extra = self.kafka_extra,
+            kafka_options = self.kafka_options,
             group = self.group,
             topic = self.topic,
             es = self.es_url,
