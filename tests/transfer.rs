@@ -380,6 +380,109 @@ fn two_transfers_share_the_group_and_one_takes_over_when_the_other_dies() {
     assert!(second.terminate(EXIT).success());
 }
 
+/// The group scaled 1 → 3 → 1 under steady writes, one of the three SIGKILLed and one stopped:
+/// every line is indexed exactly once and the last transfer ends up owning every partition.
+/// The longest time the whole index did not grow while lines were written is printed (with
+/// incremental rebalancing no rebalance stops the whole group; docs/deploy.md), not asserted:
+/// it is a measurement.
+#[test]
+fn scaling_the_group_one_to_three_to_one_under_steady_writes_loses_and_doubles_nothing() {
+    let mut setup = TransferSetup::new("xfer-scale");
+    setup.max_docs = 50;
+    setup.max_wait_ms = 50;
+    create_topic(&setup.topic);
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let producing = {
+        let (stop, written, topic) = (stop.clone(), written.clone(), setup.topic.clone());
+        std::thread::spawn(move || {
+            let producer = producer();
+            let mut n = 0u64;
+            // 50 lines every 100 ms, at most 9,000 (what one search can list back).
+            while !stop.load(Ordering::SeqCst) && n < 9000 {
+                let lines: Vec<Produce> = (n..n + 50)
+                    .map(|i| line("web-05", &format!("s{}", i % 8), i))
+                    .collect();
+                produce(&producer, &topic, &lines);
+                n += 50;
+                written.store(n, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let owns = |transfer: &Transfer, partitions: usize| {
+        common::wait_for(Duration::from_secs(30), || {
+            (transfer.assigned_partitions() == Some(partitions)).then_some(())
+        })
+        .is_some()
+    };
+    // Each transfer its own config file: its own static membership name.
+    let (_d1, c1) = setup.write();
+    let (_d2, c2) = setup.write();
+    let (_d3, c3) = setup.write();
+    let first = Transfer::start(&c1, "first");
+    assert!(owns(&first, PARTITIONS as usize), "{}", first.log());
+    // The index's growth from now on, sampled: (seconds, documents).
+    let samples = Arc::new(std::sync::Mutex::new(Vec::<(f64, u64)>::new()));
+    let sampling = {
+        let (stop, samples, index) = (stop.clone(), samples.clone(), setup.index.clone());
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            while !stop.load(Ordering::SeqCst) {
+                let documents = count(&index);
+                samples
+                    .lock()
+                    .unwrap()
+                    .push((start.elapsed().as_secs_f64(), documents));
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let second = Transfer::start(&c2, "second");
+    let third = Transfer::start(&c3, "third");
+    let spread = common::wait_for(Duration::from_secs(30), || {
+        [&first, &second, &third]
+            .iter()
+            .all(|t| t.assigned_partitions().is_some_and(|n| n > 0))
+            .then_some(())
+    });
+    assert!(
+        spread.is_some(),
+        "the three did not share the partitions:\n{}\n-----\n{}\n-----\n{}",
+        first.log(),
+        second.log(),
+        third.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    second.kill9();
+    assert!(third.terminate(EXIT).success());
+    // The stopped member left; the killed one's partitions come back after its session (6 s).
+    assert!(owns(&first, PARTITIONS as usize), "{}", first.log());
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::SeqCst);
+    producing.join().expect("producer thread");
+    sampling.join().expect("sampling thread");
+    let total = written.load(Ordering::SeqCst);
+    wait_for_count(&setup.index, total, INDEXED, &[&first]);
+    assert_eq!(assert_no_duplicate_messages(&setup.index), total as usize);
+    wait_for_commits_at_end(&setup.group, &setup.topic, Duration::from_secs(20));
+    assert!(first.terminate(EXIT).success());
+    let samples = samples.lock().unwrap();
+    let mut longest = 0.0f64;
+    let mut since = None;
+    for &(at, documents) in samples.iter() {
+        match since {
+            Some((t0, n0)) if documents == n0 => longest = longest.max(at - t0),
+            _ => since = Some((at, documents)),
+        }
+    }
+    eprintln!(
+        "scaling 1 -> 3 -> 1 ({total} lines): the index did not grow for at most {longest:.1} s \
+         at a time (refreshed and counted every 0.2 s)"
+    );
+}
+
 /// A multiline event with static fields, as the agent writes it, is one document: its `message`
 /// keeps the newlines, `lines` is indexed as a number (the data template maps it), and the
 /// static fields are top-level fields a field query finds.
