@@ -53,18 +53,14 @@ use tokio::task::JoinSet;
 
 use crate::backoff::BackoffPolicy;
 use crate::config::{TransferConfig, ES_RETRY};
-use crate::kafka::dead_letters::DeadLetters;
 use crate::kafka::stall::{Stall, StallWatch};
 use crate::shutdown::Shutdown;
 use crate::telemetry::Health;
-use batch::{Batch, BatchLimits};
+use batch::BatchLimits;
 use consumer::{ConsumerHooks, ConsumerProgress};
 use events::{Counters, TransferEvents};
-use pipeline::{LogSink, Pipeline};
+use pipeline::Pipeline;
 use setup::{Setup, Sinks};
-use sink::elasticsearch::EsSink;
-use sink::influxdb::{InfluxSink, MetricsBatch};
-use sink::Delivery;
 use watermark::Watermarks;
 
 /// How often the consumer is looked at for a stall ([`crate::kafka::stall`]).
@@ -235,43 +231,7 @@ async fn consume_round(
             .map(|influx| influx.connection.url.as_str()),
     );
 
-    let logs = match (&sinks.logs, &config.elasticsearch) {
-        (Some((es, documents)), Some(es_config)) => Some(LogSink {
-            documents: documents.clone(),
-            delivery: Arc::new(Delivery::new(
-                EsSink::new(
-                    es.clone(),
-                    documents.clone(),
-                    es_config.indices.dlq_index.clone(),
-                    events.clone(),
-                ),
-                marks.clone(),
-                events.clone(),
-                backoff,
-            )),
-        }),
-        _ => None,
-    };
-    let metrics = match (&sinks.metrics, &config.influxdb) {
-        (Some(influx), Some(influx_config)) => {
-            Some(Arc::new(Delivery::new(
-                InfluxSink::new(
-                    influx.clone(),
-                    // Made with each consumer, from the credentials as they are now.
-                    Arc::new(
-                        DeadLetters::new(&config.kafka)
-                            .context("cannot create the dead-letter producer")?,
-                    ),
-                    influx_config.dlq_topic.clone(),
-                    events.clone(),
-                ),
-                marks.clone(),
-                events.clone(),
-                backoff,
-            )))
-        }
-        _ => None,
-    };
+    let routes = sinks.routes(config, &marks, &events, backoff)?;
     let limits = BatchLimits {
         max_docs: config.batch.max_docs,
         max_bytes: config.batch.max_bytes,
@@ -282,13 +242,10 @@ async fn consume_round(
         marks,
         events,
         paused,
-        logs,
-        metrics,
+        routes,
         limits,
         permits: Arc::new(Semaphore::new(config.batch.max_inflight_bulks)),
         tasks: JoinSet::new(),
-        batch: Batch::new(),
-        metrics_batch: MetricsBatch::default(),
         ready: VecDeque::new(),
         max_ready: config.batch.max_inflight_bulks,
         commit: None,

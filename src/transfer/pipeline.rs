@@ -18,14 +18,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::batch::{Batch, BatchLimits};
+use super::batch::BatchLimits;
 use super::consumer::{commit_list, ConsumerProgress, TransferConsumer};
-use super::document::{Documents, KafkaRecord};
+use super::document::KafkaRecord;
 use super::events::TransferEvents;
-use super::sink::elasticsearch::EsSink;
-use super::sink::influxdb::{InfluxSink, MetricsBatch};
-use super::sink::Delivery;
-use super::watermark::{self, lock, CommitPoint, Watermarks};
+use super::sink::{Outgoing, Route};
+use super::watermark::{lock, CommitPoint, Watermarks};
 use super::RoundEnd;
 use crate::record::wire::{self, Envelope, EnvelopeError, Kind};
 use crate::shutdown::Shutdown;
@@ -47,46 +45,18 @@ const FINAL_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long leaving the group may take even when the shutdown timeout is spent.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The log side of a round: documents built into bulks for Elasticsearch.
-pub(super) struct LogSink {
-    pub(super) documents: Arc<Documents>,
-    pub(super) delivery: Arc<Delivery<EsSink>>,
-}
-
-/// A batch ready to be sent.
-pub(super) enum Outgoing {
-    /// A `_bulk` request to Elasticsearch.
-    Logs(Batch),
-    /// A `/write` request to InfluxDB.
-    Metrics(MetricsBatch),
-}
-
-impl Outgoing {
-    fn len(&self) -> usize {
-        match self {
-            Outgoing::Logs(batch) => batch.len(),
-            Outgoing::Metrics(batch) => batch.len(),
-        }
-    }
-}
-
 /// The consuming loop's state.
 pub(super) struct Pipeline {
     pub(super) consumer: Arc<TransferConsumer>,
     pub(super) marks: Arc<Mutex<Watermarks>>,
     pub(super) events: Arc<dyn TransferEvents>,
     pub(super) paused: Arc<AtomicBool>,
-    /// Elasticsearch (absent: log records are dead-lettered through `metrics`).
-    pub(super) logs: Option<LogSink>,
-    /// InfluxDB (absent: metrics records are dead-lettered through `logs`).
-    pub(super) metrics: Option<Arc<Delivery<InfluxSink>>>,
+    /// The sinks, each with the batch it fills: a record goes to the first that takes its
+    /// kind; the first of all receives what is dead-lettered without a sink (at least one).
+    pub(super) routes: Vec<Box<dyn Route>>,
     pub(super) limits: BatchLimits,
     pub(super) permits: Arc<Semaphore>,
     pub(super) tasks: JoinSet<()>,
-    /// The log batch being filled.
-    pub(super) batch: Batch,
-    /// The metrics batch being filled.
-    pub(super) metrics_batch: MetricsBatch,
     /// Batches waiting for a slot (at most `max_ready`).
     pub(super) ready: VecDeque<Outgoing>,
     pub(super) max_ready: usize,
@@ -126,12 +96,10 @@ impl Pipeline {
             // A batch that is full or old enough waits in `ready` for a bulk slot, so that a slot
             // busy for a moment does not stop consumption.
             let now = Instant::now().into_std();
-            if self.batch.is_ready(&self.limits, now) && self.ready.len() < self.max_ready {
-                self.ready.push_back(Outgoing::Logs(self.batch.take()));
-            }
-            if self.metrics_ready(now) && self.ready.len() < self.max_ready {
-                self.ready
-                    .push_back(Outgoing::Metrics(self.metrics_batch.take()));
+            for route in &mut self.routes {
+                if self.ready.len() < self.max_ready && route.is_ready(&self.limits, now) {
+                    self.ready.push_back(route.take());
+                }
             }
             // Blocked: every slot busy, the waiting room full, the next batch full. For a
             // moment, simply stop taking records (librdkafka's bounded prefetch queue absorbs
@@ -155,15 +123,15 @@ impl Pipeline {
             self.progress
                 .fetching
                 .store(!blocked && !paused, Ordering::Relaxed);
-            let batch_waiting = (!self.batch.is_empty() && !self.batch.is_full(&self.limits))
-                || (!self.metrics_batch.is_empty() && !self.metrics_full());
-            let deadline = match (
-                self.batch.deadline(&self.limits),
-                self.metrics_batch.deadline(self.limits.max_wait),
-            ) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let batch_waiting = self
+                .routes
+                .iter()
+                .any(|route| !route.is_empty() && !route.is_full(&self.limits));
+            let deadline = self
+                .routes
+                .iter()
+                .filter_map(|route| route.deadline(&self.limits))
+                .min();
             if let Some(deadline) = deadline.map(Instant::from_std) {
                 if batch_timer.deadline() != deadline {
                     batch_timer.as_mut().reset(deadline);
@@ -202,23 +170,8 @@ impl Pipeline {
         }
     }
 
-    /// Whether the metrics batch is full (same limits as a bulk: records, bytes).
-    fn metrics_full(&self) -> bool {
-        self.metrics_batch
-            .is_full(self.limits.max_docs, self.limits.max_bytes)
-    }
-
     fn a_batch_is_full(&self) -> bool {
-        self.batch.is_full(&self.limits) || self.metrics_full()
-    }
-
-    fn metrics_ready(&self, now: std::time::Instant) -> bool {
-        !self.metrics_batch.is_empty()
-            && (self.metrics_full()
-                || self
-                    .metrics_batch
-                    .deadline(self.limits.max_wait)
-                    .is_some_and(|deadline| deadline <= now))
+        self.routes.iter().any(|route| route.is_full(&self.limits))
     }
 
     /// Hands the oldest waiting batch to a delivery task holding `permit`.
@@ -226,28 +179,10 @@ impl Pipeline {
         let Some(outgoing) = self.ready.pop_front() else {
             return;
         };
-        match outgoing {
-            Outgoing::Logs(batch) => {
-                let Some(logs) = &self.logs else {
-                    // Only filled when there is a log sink.
-                    return;
-                };
-                let delivery = logs.delivery.clone();
-                self.tasks.spawn(async move {
-                    delivery.deliver(batch).await;
-                    drop(permit);
-                });
-            }
-            Outgoing::Metrics(batch) => {
-                let Some(delivery) = self.metrics.clone() else {
-                    return;
-                };
-                self.tasks.spawn(async move {
-                    delivery.deliver(batch).await;
-                    drop(permit);
-                });
-            }
-        }
+        self.tasks.spawn(async move {
+            outgoing.delivery.await;
+            drop(permit);
+        });
     }
 
     /// The consumer failed for good: fenced by another member with its `group.instance.id`
@@ -301,45 +236,34 @@ impl Pipeline {
             Err(error) => {
                 // A later format or an unknown kind: never guessed at, dead-lettered with why.
                 let reason = error.to_string();
-                if self.logs.is_some() {
-                    self.batch.push_dead(&record, topic, epoch, &reason);
-                } else {
-                    self.metrics_batch
-                        .push(&record, message.key(), topic, epoch, Some(reason));
-                }
-                self.events.received(1);
+                self.dead_letter(&record, message.key(), topic, epoch, &reason);
                 return;
             }
         };
-        let is_metrics = envelope.kind() == Kind::Metrics;
-        match (&self.logs, &self.metrics) {
-            (_, Some(_)) if is_metrics => {
-                self.metrics_batch
-                    .push(&record, message.key(), topic, epoch, None);
-                self.events.received(1);
+        let kind = envelope.kind();
+        match self.routes.iter_mut().find(|route| route.takes(kind)) {
+            Some(route) => route.push(&record, message.key(), topic, epoch),
+            None => {
+                let reason = match kind {
+                    Kind::Metrics => NO_INFLUXDB,
+                    Kind::Lines => NO_ELASTICSEARCH,
+                };
+                self.dead_letter(&record, message.key(), topic, epoch, reason);
             }
-            (Some(_), _) if is_metrics => {
-                self.batch.push_dead(&record, topic, epoch, NO_INFLUXDB);
-                self.events.received(1);
-            }
-            (Some(logs), _) => {
-                let documents = logs.documents.clone();
-                accept_log(
-                    &record,
-                    topic,
-                    epoch,
-                    &self.marks,
-                    &*self.events,
-                    &mut self.batch,
-                    &documents,
-                );
-            }
-            (None, _) => {
-                let dead = Some(NO_ELASTICSEARCH.to_string());
-                self.metrics_batch
-                    .push(&record, message.key(), topic, epoch, dead);
-                self.events.received(1);
-            }
+        }
+    }
+
+    /// Dead-letters a registered record through the first route (every transfer has one).
+    fn dead_letter(
+        &mut self,
+        record: &KafkaRecord<'_>,
+        key: Option<&[u8]>,
+        topic: Arc<str>,
+        epoch: super::watermark::Epoch,
+        reason: &str,
+    ) {
+        if let Some(route) = self.routes.first_mut() {
+            route.push_dead(record, key, topic, epoch, reason);
         }
     }
 
@@ -408,18 +332,16 @@ impl Pipeline {
     /// is done, leave the group.
     pub(super) async fn finish(mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        if !self.batch.is_empty() {
-            self.ready.push_back(Outgoing::Logs(self.batch.take()));
-        }
-        if !self.metrics_batch.is_empty() {
-            self.ready
-                .push_back(Outgoing::Metrics(self.metrics_batch.take()));
+        for route in &mut self.routes {
+            if !route.is_empty() {
+                self.ready.push_back(route.take());
+            }
         }
         while !self.ready.is_empty() {
             match tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned()).await {
                 Ok(Ok(permit)) => self.dispatch_ready(permit),
                 _ => {
-                    let records: usize = self.ready.iter().map(Outgoing::len).sum();
+                    let records: usize = self.ready.iter().map(|outgoing| outgoing.entries).sum();
                     self.events.left_at_shutdown(records, 0);
                     break;
                 }
@@ -480,31 +402,6 @@ fn read_envelope(
     match message.headers() {
         Some(headers) => wire::read(headers.iter().map(|header| (header.key, header.value))),
         None => wire::read([]),
-    }
-}
-
-/// Adds a registered log record to the bulk batch as one or more documents.
-fn accept_log(
-    record: &KafkaRecord<'_>,
-    topic: Arc<str>,
-    epoch: watermark::Epoch,
-    marks: &Mutex<Watermarks>,
-    events: &dyn TransferEvents,
-    batch: &mut Batch,
-    documents: &Documents,
-) {
-    let pushed = batch.push(record, topic, epoch, documents);
-    if pushed.documents > 1 {
-        // The offset is outstanding once per document and done once per document.
-        let again = pushed.documents - 1;
-        lock(marks).received_again(record.topic, record.partition, record.offset, again);
-    }
-    events.received(pushed.documents as u64);
-    if pushed.plain {
-        events.plain_record(record.topic, record.partition, record.offset);
-    }
-    if pushed.parse_errors > 0 || pushed.times_rejected > 0 {
-        events.parse_trouble(pushed.parse_errors as u64, pushed.times_rejected as u64);
     }
 }
 

@@ -4,12 +4,16 @@
 //! touches Kafka; every wait ends at shutdown.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 
 use super::document::Documents;
 use super::events::TransferEvents;
+use super::sink::elasticsearch::{EsSink, LogRoute};
+use super::sink::influxdb::{InfluxSink, MetricsRoute};
+use super::sink::{Delivery, Route};
+use super::watermark::Watermarks;
 use crate::backoff::BackoffPolicy;
 use crate::config::es_access::EsAccess;
 use crate::config::index_name::IndexNameTemplate;
@@ -18,6 +22,7 @@ use crate::config::{ElasticsearchConfig, TransferConfig};
 use crate::es::template::{data_template, dlq_template};
 use crate::es::{EsClient, EsError, EsSettings, SharedEs};
 use crate::influx::{InfluxClient, InfluxError, SharedInflux};
+use crate::kafka::dead_letters::DeadLetters;
 use crate::shutdown::Shutdown;
 
 /// Where records go: log records to Elasticsearch, metrics records to InfluxDB (at least one
@@ -27,6 +32,49 @@ pub(super) struct Sinks {
     pub(super) logs: Option<(SharedEs, Arc<Documents>)>,
     /// The InfluxDB client.
     pub(super) metrics: Option<SharedInflux>,
+}
+
+impl Sinks {
+    /// The routes of one consumer's round, in order (the first also dead-letters records no
+    /// route takes): each sink with its delivery, reporting done records to `marks`.
+    pub(super) fn routes(
+        &self,
+        config: &TransferConfig,
+        marks: &Arc<Mutex<Watermarks>>,
+        events: &Arc<dyn TransferEvents>,
+        backoff: BackoffPolicy,
+    ) -> anyhow::Result<Vec<Box<dyn Route>>> {
+        let mut routes: Vec<Box<dyn Route>> = Vec::new();
+        if let (Some((es, documents)), Some(es_config)) = (&self.logs, &config.elasticsearch) {
+            let sink = EsSink::new(
+                es.clone(),
+                documents.clone(),
+                es_config.indices.dlq_index.clone(),
+                events.clone(),
+            );
+            let delivery = Arc::new(Delivery::new(sink, marks.clone(), events.clone(), backoff));
+            routes.push(Box::new(LogRoute::new(
+                documents.clone(),
+                delivery,
+                marks.clone(),
+                events.clone(),
+            )));
+        }
+        if let (Some(influx), Some(influx_config)) = (&self.metrics, &config.influxdb) {
+            // Made with each consumer, from the credentials as they are now.
+            let dead_letters = DeadLetters::new(&config.kafka)
+                .context("cannot create the dead-letter producer")?;
+            let sink = InfluxSink::new(
+                influx.clone(),
+                Arc::new(dead_letters),
+                influx_config.dlq_topic.clone(),
+                events.clone(),
+            );
+            let delivery = Arc::new(Delivery::new(sink, marks.clone(), events.clone(), backoff));
+            routes.push(Box::new(MetricsRoute::new(delivery, events.clone())));
+        }
+        Ok(routes)
+    }
 }
 
 /// What every setup step needs: the configuration, how to wait, whom to tell, when to stop.

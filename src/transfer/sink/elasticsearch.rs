@@ -13,18 +13,21 @@
 //! `mapping_conflict`). Only when that is refused too is it dead-lettered: a document in the
 //! dead-letter index (`elasticsearch.dlq_index`) holding the record as it came and why.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use time::OffsetDateTime;
 
-use super::{Outcome, RecordAt, Sink, Sorted, Written};
+use super::{Delivery, Outcome, Outgoing, RecordAt, Route, Sink, Sorted, Written};
 use crate::es::bulk::write_create;
 use crate::es::outcome::{classify_request, ItemOutcome, RequestOutcome};
 use crate::es::SharedEs;
-use crate::transfer::batch::Batch;
+use crate::record::wire::Kind;
+use crate::transfer::batch::{Batch, BatchLimits};
 use crate::transfer::dlq::{DeadLetter, Origin, Rejection};
 use crate::transfer::document::{Documents, KafkaRecord};
 use crate::transfer::events::TransferEvents;
+use crate::transfer::watermark::{lock, Epoch, Watermarks};
 
 /// Longest error text carried into a log line.
 const MAX_REASON: usize = 300;
@@ -324,6 +327,94 @@ fn shorten(text: &str) -> String {
         end -= 1;
     }
     format!("{}…", &text[..end])
+}
+
+/// The log route: records of kind `Lines` become documents (one per line of an NDJSON
+/// record) in a `_bulk` batch for [`EsSink`].
+pub struct LogRoute {
+    batch: Batch,
+    documents: Arc<Documents>,
+    delivery: Arc<Delivery<EsSink>>,
+    marks: Arc<Mutex<Watermarks>>,
+    events: Arc<dyn TransferEvents>,
+}
+
+impl LogRoute {
+    /// Fills batches of documents made by `documents`, delivered by `delivery`.
+    pub fn new(
+        documents: Arc<Documents>,
+        delivery: Arc<Delivery<EsSink>>,
+        marks: Arc<Mutex<Watermarks>>,
+        events: Arc<dyn TransferEvents>,
+    ) -> LogRoute {
+        LogRoute {
+            batch: Batch::new(),
+            documents,
+            delivery,
+            marks,
+            events,
+        }
+    }
+}
+
+impl Route for LogRoute {
+    fn takes(&self, kind: Kind) -> bool {
+        kind == Kind::Lines
+    }
+
+    fn push(
+        &mut self,
+        record: &KafkaRecord<'_>,
+        _key: Option<&[u8]>,
+        topic: Arc<str>,
+        epoch: Epoch,
+    ) {
+        let pushed = self.batch.push(record, topic, epoch, &self.documents);
+        if pushed.documents > 1 {
+            // The offset is outstanding once per document and done once per document.
+            let again = pushed.documents - 1;
+            lock(&self.marks).received_again(record.topic, record.partition, record.offset, again);
+        }
+        self.events.received(pushed.documents as u64);
+        if pushed.plain {
+            self.events
+                .plain_record(record.topic, record.partition, record.offset);
+        }
+        if pushed.parse_errors > 0 || pushed.times_rejected > 0 {
+            self.events
+                .parse_trouble(pushed.parse_errors as u64, pushed.times_rejected as u64);
+        }
+    }
+
+    fn push_dead(
+        &mut self,
+        record: &KafkaRecord<'_>,
+        _key: Option<&[u8]>,
+        topic: Arc<str>,
+        epoch: Epoch,
+        reason: &str,
+    ) {
+        self.batch.push_dead(record, topic, epoch, reason);
+        self.events.received(1);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+
+    fn is_full(&self, limits: &BatchLimits) -> bool {
+        self.batch.is_full(limits)
+    }
+
+    fn deadline(&self, limits: &BatchLimits) -> Option<Instant> {
+        self.batch.deadline(limits)
+    }
+
+    fn take(&mut self) -> Outgoing {
+        let batch = self.batch.take();
+        let entries = batch.len();
+        Outgoing::of(&self.delivery, batch, entries)
+    }
 }
 
 #[cfg(test)]

@@ -19,10 +19,11 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Outcome, RecordAt, Sink, Sorted, Written};
+use super::{Delivery, Outcome, Outgoing, RecordAt, Route, Sink, Sorted, Written};
 use crate::influx::{InfluxError, SharedInflux};
 use crate::kafka::dead_letters::DeadLetters;
 use crate::record::wire::{self, Kind};
+use crate::transfer::batch::BatchLimits;
 use crate::transfer::dlq::Rejection;
 use crate::transfer::document::KafkaRecord;
 use crate::transfer::events::TransferEvents;
@@ -313,6 +314,73 @@ impl Sink for InfluxSink {
             }
         }
         acknowledged
+    }
+}
+
+/// The metrics route: records of kind `Metrics` (line protocol) in a `/write` batch for
+/// [`InfluxSink`], under the same record and byte limits as a bulk.
+pub struct MetricsRoute {
+    batch: MetricsBatch,
+    delivery: Arc<Delivery<InfluxSink>>,
+    events: Arc<dyn TransferEvents>,
+}
+
+impl MetricsRoute {
+    /// Fills batches delivered by `delivery`.
+    pub fn new(delivery: Arc<Delivery<InfluxSink>>, events: Arc<dyn TransferEvents>) -> Self {
+        MetricsRoute {
+            batch: MetricsBatch::default(),
+            delivery,
+            events,
+        }
+    }
+}
+
+impl Route for MetricsRoute {
+    fn takes(&self, kind: Kind) -> bool {
+        kind == Kind::Metrics
+    }
+
+    fn push(
+        &mut self,
+        record: &KafkaRecord<'_>,
+        key: Option<&[u8]>,
+        topic: Arc<str>,
+        epoch: Epoch,
+    ) {
+        self.batch.push(record, key, topic, epoch, None);
+        self.events.received(1);
+    }
+
+    fn push_dead(
+        &mut self,
+        record: &KafkaRecord<'_>,
+        key: Option<&[u8]>,
+        topic: Arc<str>,
+        epoch: Epoch,
+        reason: &str,
+    ) {
+        self.batch
+            .push(record, key, topic, epoch, Some(reason.to_string()));
+        self.events.received(1);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+
+    fn is_full(&self, limits: &BatchLimits) -> bool {
+        self.batch.is_full(limits.max_docs, limits.max_bytes)
+    }
+
+    fn deadline(&self, limits: &BatchLimits) -> Option<Instant> {
+        self.batch.deadline(limits.max_wait)
+    }
+
+    fn take(&mut self) -> Outgoing {
+        let batch = self.batch.take();
+        let entries = batch.len();
+        Outgoing::of(&self.delivery, batch, entries)
     }
 }
 

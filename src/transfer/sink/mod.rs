@@ -15,20 +15,83 @@
 //! (a record is committed only after its sink acknowledged it; a replay is recognised by the
 //! sink: Elasticsearch's `create` answers 409, InfluxDB overwrites the same point).
 //!
-//! A new sink is one module implementing [`Sink`] beside [`elasticsearch`] and [`influxdb`],
-//! plus its configuration section.
+//! The consuming loop sees a sink only as a [`Route`]: the records of the kinds it takes go into
+//! a batch of its own, and a full (or old enough) batch comes out as the task that delivers it.
+//! A new sink is one module implementing [`Sink`] and [`Route`] beside [`elasticsearch`] and
+//! [`influxdb`], plus its configuration section (and the line in `transfer::setup` that builds
+//! its route from it).
 
 pub mod elasticsearch;
 pub mod influxdb;
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use super::batch::BatchLimits;
 use super::dlq::Rejection;
+use super::document::KafkaRecord;
 use super::events::TransferEvents;
 use super::watermark::{self, Epoch, Watermarks};
 use crate::backoff::BackoffPolicy;
+use crate::record::wire::Kind;
+
+/// A sink as the consuming loop sees it: which records it takes, the batch it fills with them,
+/// and the batch handed over as the task that delivers it. Records reach a route registered
+/// with the commit watermark (`topic`, `epoch`); the route reports what it received to the
+/// events.
+pub trait Route: Send {
+    /// Whether records of `kind` go to this sink.
+    fn takes(&self, kind: Kind) -> bool;
+    /// Adds a record of a kind it takes.
+    fn push(&mut self, record: &KafkaRecord<'_>, key: Option<&[u8]>, topic: Arc<str>, epoch: Epoch);
+    /// Adds a record to dead-letter for `reason` (a record of a later format or an unknown
+    /// kind, or of a kind no sink of this transfer takes): the first route of the transfer
+    /// receives those.
+    fn push_dead(
+        &mut self,
+        record: &KafkaRecord<'_>,
+        key: Option<&[u8]>,
+        topic: Arc<str>,
+        epoch: Epoch,
+        reason: &str,
+    );
+    /// Whether the batch being filled holds nothing.
+    fn is_empty(&self) -> bool;
+    /// Whether the batch being filled reached `limits`' records or bytes.
+    fn is_full(&self, limits: &BatchLimits) -> bool;
+    /// When the batch being filled must go at the latest (`None` when empty).
+    fn deadline(&self, limits: &BatchLimits) -> Option<Instant>;
+    /// Takes the batch being filled out, as its delivery.
+    fn take(&mut self) -> Outgoing;
+
+    /// Whether the batch being filled must go now: full, or as old as `limits` allow.
+    fn is_ready(&self, limits: &BatchLimits, now: Instant) -> bool {
+        !self.is_empty()
+            && (self.is_full(limits) || self.deadline(limits).is_some_and(|at| at <= now))
+    }
+}
+
+/// A batch taken out of a [`Route`], waiting for a delivery slot.
+pub struct Outgoing {
+    /// Entries in it (what is left undelivered if the transfer stops first).
+    pub entries: usize,
+    /// Delivers it (see [`Delivery::deliver`]); nothing is sent before it is run.
+    pub delivery: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl Outgoing {
+    /// The delivery of `batch` by `delivery`, as a task to run on a slot.
+    pub fn of<S: Sink>(delivery: &Arc<Delivery<S>>, batch: S::Batch, entries: usize) -> Outgoing {
+        let delivery = delivery.clone();
+        Outgoing {
+            entries,
+            delivery: Box::pin(async move { delivery.deliver(batch).await }),
+        }
+    }
+}
 
 /// Where a Kafka record of a batch came from: what the commit watermark needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
