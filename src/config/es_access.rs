@@ -57,8 +57,9 @@ pub struct EsConnection {
 pub struct EsUrls(Vec<String>);
 
 impl EsUrls {
-    /// One node.
-    pub fn one(url: &str) -> EsUrls {
+    /// One node (tests build connections without TOML).
+    #[cfg(test)]
+    pub(crate) fn one(url: &str) -> EsUrls {
         EsUrls(vec![url.to_string()])
     }
 

@@ -81,8 +81,13 @@ impl TableKeys for KafkaSasl {
 }
 
 impl KafkaSasl {
-    /// A mechanism, a user and its password file.
-    pub fn new(mechanism: SaslMechanism, username: &str, password_file: Option<PathBuf>) -> Self {
+    /// A mechanism, a user and its password file (tests build tables without TOML).
+    #[cfg(test)]
+    pub(crate) fn new(
+        mechanism: SaslMechanism,
+        username: &str,
+        password_file: Option<PathBuf>,
+    ) -> Self {
         KafkaSasl {
             mechanism,
             user: UserSecret::with_file(Some(username.to_string()), password_file),
