@@ -8,6 +8,16 @@
 #   scripts/services.sh down   [names ...]  stop what this checkout started, keep data
 #   scripts/services.sh status [names ...]  print endpoints + health; exit 0 iff all healthy
 #   scripts/services.sh reset  [names ...]  stop and wipe data (keeps downloads)
+#   scripts/services.sh kill NAME | pause NAME | resume NAME   SIGKILL, SIGSTOP, SIGCONT its process
+#   scripts/services.sh stop NAME | start NAME   down, or up and wait until it has caught up
+#   scripts/services.sh env    print LOGSHIP_KAFKA=…, LOGSHIP_ES=…, LOGSHIP_ETCD=… for `eval`
+#
+# Cluster mode (LOGSHIP_CLUSTER=1, scripts/services/cluster.sh): three Kafka brokers kafka-1..3
+# (127.0.0.1:9092,19092,29092; replication factor 3, min.insync.replicas 2), three Elasticsearch
+# nodes es-1..3 (http://127.0.0.1:9200,9201,9202) and three etcd members etcd-1..3
+# (http://127.0.0.1:2379,12379,22379) replace the single nodes while they are up; InfluxDB stays
+# one server. `eval "$(LOGSHIP_CLUSTER=1 scripts/services.sh env)"` points the tests at them.
+# Secure mode runs on single nodes only.
 #
 # Endpoints (override to use servers elsewhere; then `up` only checks health):
 #   LOGSHIP_KAFKA  default 127.0.0.1:9092
@@ -40,10 +50,25 @@ TIMEOUT="${LOGSHIP_SERVICES_TIMEOUT:-300}"
 ALL_SERVICES=(etcd kafka elasticsearch influxdb)
 # Secure mode: also the TLS + auth front of Elasticsearch (scripts/services/esproxy.sh).
 if [ "${LOGSHIP_SECURE:-0}" = 1 ]; then ALL_SERVICES+=(esproxy etcdsec influxsec); fi
+# Every service services.sh can start, in the order `up` starts them (`down` stops in reverse).
+KNOWN_SERVICES=(etcd etcd-1 etcd-2 etcd-3 kafka kafka-1 kafka-2 kafka-3 elasticsearch es-1 es-2 es-3
+  influxdb esproxy etcdsec influxsec)
 
 KAFKA_DEFAULT=127.0.0.1:9092
 ES_DEFAULT=http://127.0.0.1:9200
 ETCD_DEFAULT=http://127.0.0.1:2379
+if [ "${LOGSHIP_CLUSTER:-0}" = 1 ]; then
+  if [ "${LOGSHIP_SECURE:-0}" = 1 ]; then
+    echo "services: secure mode (LOGSHIP_SECURE=1) runs on single nodes; cluster mode (LOGSHIP_CLUSTER=1) is plain: set one of them" >&2
+    exit 2
+  fi
+  ALL_SERVICES=(etcd-1 etcd-2 etcd-3 kafka-1 kafka-2 kafka-3 es-1 es-2 es-3 influxdb)
+  KAFKA_DEFAULT=127.0.0.1:9092,127.0.0.1:19092,127.0.0.1:29092
+  ES_DEFAULT=http://127.0.0.1:9200,http://127.0.0.1:9201,http://127.0.0.1:9202
+  ETCD_DEFAULT=http://127.0.0.1:2379,http://127.0.0.1:12379,http://127.0.0.1:22379
+  # Nine JVMs and daemons starting at once on a small machine.
+  TIMEOUT="${LOGSHIP_SERVICES_TIMEOUT:-600}"
+fi
 INFLUXDB_DEFAULT=http://127.0.0.1:8086
 KAFKA_EP="${LOGSHIP_KAFKA:-$KAFKA_DEFAULT}"
 ES_EP="${LOGSHIP_ES:-$ES_DEFAULT}"
@@ -77,6 +102,8 @@ source "$SERVICES_LIB/elasticsearch.sh"
 source "$SERVICES_LIB/esproxy.sh"
 # shellcheck source-path=SCRIPTDIR source=services/influxdb.sh
 source "$SERVICES_LIB/influxdb.sh"
+# shellcheck source-path=SCRIPTDIR source=services/cluster.sh
+source "$SERVICES_LIB/cluster.sh"
 
 # ---------------------------------------------------------------- commands
 
@@ -88,14 +115,16 @@ select_services() {
   if [ "$#" -eq 0 ]; then SELECTED=("${ALL_SERVICES[@]}"); return; fi
   for s in "$@"; do
     case "$s" in
-      kafka) SELECTED+=(kafka) ;;
-      elasticsearch|es|opensearch) SELECTED+=(elasticsearch) ;;
-      etcd) SELECTED+=(etcd) ;;
+      kafka-[123]|es-[123]|etcd-[123]) SELECTED+=("$s") ;;
+      # In cluster mode an engine's name stands for its three members.
+      kafka) if cluster_mode; then read -ra m <<<"$(members_of kafka)"; SELECTED+=("${m[@]}"); else SELECTED+=(kafka); fi ;;
+      elasticsearch|es|opensearch) if cluster_mode; then read -ra m <<<"$(members_of elasticsearch)"; SELECTED+=("${m[@]}"); else SELECTED+=(elasticsearch); fi ;;
+      etcd) if cluster_mode; then read -ra m <<<"$(members_of etcd)"; SELECTED+=("${m[@]}"); else SELECTED+=(etcd); fi ;;
       esproxy) SELECTED+=(esproxy) ;;
       etcdsec) SELECTED+=(etcdsec) ;;
       influxdb|influx) SELECTED+=(influxdb) ;;
       influxsec) SELECTED+=(influxsec) ;;
-      *) die "unknown service '$s' (kafka, elasticsearch, etcd, influxdb, esproxy, etcdsec, influxsec)" ;;
+      *) die "unknown service '$s' (kafka, elasticsearch, etcd, influxdb, esproxy, etcdsec, influxsec; in cluster mode kafka-N, es-N, etcd-N for N in 1 2 3)" ;;
     esac
   done
 }
@@ -110,6 +139,7 @@ cmd_up() {
     SVC_T0[$i]="$(now)"
     ours[$i]=0
     notes[$i]=""
+    clear_the_way "$s"
     if ! is_local "$s"; then
       log "$s: using external endpoint $(endpoint "$s")"
       continue
@@ -147,22 +177,114 @@ cmd_up() {
   for i in "${!SELECTED[@]}"; do
     wait_healthy "${SELECTED[$i]}" "${SVC_T0[$i]}" "${ours[$i]}" "${notes[$i]}"
   done
+  if cluster_mode && [ "${#SELECTED[@]}" -ge "${#CLUSTER_MEMBERS[@]}" ]; then
+    local t0; t0="$(now)"
+    until HEALTH_WHY="" && cluster_formed; do
+      [ $(( $(now) - t0 )) -lt "$TIMEOUT" ] || die "the clusters did not form within ${TIMEOUT} s: $HEALTH_WHY"
+      sleep 1
+    done
+    log "clusters: Kafka 3 brokers, Elasticsearch 3 nodes, etcd 3 members ($(( $(now) - t0 )) s)"
+  fi
+}
+
+# clear_the_way NAME: the single node and the cluster members of one engine share ports; before
+# NAME starts, stop the others (this checkout's; with LOGSHIP_SERVICES_TAKEOVER=1 also those
+# another checkout started).
+clear_the_way() {
+  local s="$1" other others running=()
+  if is_member "$s"; then others="$(engine_of "$s")"; else others="$(members_of "$s")"; fi
+  for other in $others; do
+    if "${other}_running"; then
+      log "$other: stopping it, $s takes its ports (data kept)"
+      running+=("$other")
+      rm -f "$RUN/$other.mode"
+    elif [ "${LOGSHIP_SERVICES_TAKEOVER:-0}" = 1 ] && [ -n "$(foreign_instances "$other")" ]; then
+      takeover "$other"
+    fi
+  done
+  if [ "${#running[@]}" -gt 0 ]; then stop_together "${running[@]}"; fi
+}
+
+# cmd_start NAME...: up, then wait (bounded) until each has caught up with its cluster.
+cmd_start() {
+  [ "$#" -ge 1 ] || die "start: which service?"
+  cmd_up "$@"
+  local s t0
+  for s in "${SELECTED[@]}"; do
+    declare -F "${s}_settle" >/dev/null || continue
+    t0="$(now)"
+    until HEALTH_WHY="" && "${s}_settle"; do
+      if [ $(( $(now) - t0 )) -ge "$CLUSTER_SETTLE_TIMEOUT" ]; then
+        log "$s: WARNING not caught up after $CLUSTER_SETTLE_TIMEOUT s: $HEALTH_WHY"
+        continue 2
+      fi
+      sleep 1
+    done
+    log "$s: caught up ($(( $(now) - t0 )) s)"
+  done
+}
+
+# cmd_signal SIGNAL NAME...: send SIGNAL to each service's process (this checkout's).
+cmd_signal() {
+  local sig="$1" s pid; shift
+  [ "$#" -ge 1 ] || die "which service?"
+  select_services "$@"
+  for s in "${SELECTED[@]}"; do
+    declare -F "${s}_pid" >/dev/null || die "$s: no process to signal"
+    "${s}_running" || die "$s: not running (from this checkout)"
+    pid="$("${s}_pid")"
+    [[ "$pid" =~ ^[0-9]+$ ]] || die "$s: no pid recorded"
+    kill "-$sig" "$pid" || die "$s: kill -$sig $pid failed"
+    log "$s: SIG$sig sent to pid $pid"
+    if [ "$sig" = KILL ]; then
+      local t
+      for ((t = 0; t < 100; t++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    fi
+  done
+}
+
+# cmd_env: the addresses of the servers of the mode asked for, for `eval`.
+cmd_env() {
+  if cluster_mode; then echo "export LOGSHIP_CLUSTER=1"; fi
+  echo "export LOGSHIP_KAFKA=$KAFKA_EP"
+  echo "export LOGSHIP_ES=$ES_EP"
+  echo "export LOGSHIP_ETCD=$ETCD_EP"
+  echo "export LOGSHIP_INFLUXDB=$INFLUXDB_EP"
+}
+
+# stop_together NAME...: stops them all at once (the members of a cluster stopped one after
+# another would leave the last without the quorum its clean shutdown waits for).
+stop_together() {
+  local s pids=()
+  for s in "$@"; do "${s}_stop" & pids+=($!); done
+  # Only these: the shell's other children are the servers `up` started.
+  wait "${pids[@]}"
+  for s in "$@"; do log "$s: stopped"; done
 }
 
 cmd_down() {
+  local all=0
+  if [ "$#" -eq 0 ]; then all=1; fi
   select_services "$@"
-  local s i
-  for ((i = ${#SELECTED[@]} - 1; i >= 0; i--)); do
-    s="${SELECTED[$i]}"
+  local s running=()
+  # Without names: every service this checkout started, in whichever mode.
+  if [ "$all" = 1 ]; then
+    for s in "${KNOWN_SERVICES[@]}"; do
+      [[ " ${SELECTED[*]} " == *" $s "* ]] && continue
+      if "${s}_running"; then running+=("$s"); fi
+      rm -f "$RUN/$s.mode"
+    done
+  fi
+  for s in "${SELECTED[@]}"; do
     rm -f "$RUN/$s.mode"
     if "${s}_running"; then
-      "${s}_stop"
-      log "$s: stopped"
+      running+=("$s")
     else
       "${s}_stop"   # clears stale pid files
       log "$s: not running (from this checkout)"
     fi
   done
+  if [ "${#running[@]}" -gt 0 ]; then stop_together "${running[@]}"; fi
 }
 
 cmd_reset() {
@@ -198,13 +320,21 @@ main() {
   [ "$#" -ge 1 ] || { usage >&2; exit 2; }
   local cmd="$1"; shift
   case "$cmd" in
-    up|down|reset)
+    up|down|reset|start|stop)
       mkdir -p "$SV"
       # One up/down/reset at a time per checkout.
       exec 9>"$SV/.lock"
       flock -w 300 9 || die "another services.sh is running (lock $SV/.lock)"
+      if [ "$cmd" = stop ]; then
+        [ "$#" -ge 1 ] || die "stop: which service?"
+        cmd="down"
+      fi
       "cmd_$cmd" "$@"
       ;;
+    kill) cmd_signal KILL "$@" ;;
+    pause) cmd_signal STOP "$@" ;;
+    resume) cmd_signal CONT "$@" ;;
+    env) cmd_env ;;
     status) cmd_status "$@" ;;
     -h|--help|help) usage ;;
     *) echo "services: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;

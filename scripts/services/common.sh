@@ -21,9 +21,11 @@ is_local_esproxy() { [ "$ESPROXY_EP" = "$ESPROXY_DEFAULT" ]; }
 is_local_etcdsec() { [ "$ETCDSEC_EP" = "$ETCDSEC_DEFAULT" ]; }
 is_local_influxdb() { [ "$(norm_url "$INFLUXDB_EP")" = "$INFLUXDB_DEFAULT" ]; }
 is_local_influxsec() { [ "$INFLUXSEC_EP" = "$INFLUXSEC_DEFAULT" ]; }
+# Cluster members (scripts/services/cluster.sh) are always this project's own.
+is_local_member() { true; }
 is_local() { "is_local_$(short "$1")"; }
-short() { case "$1" in elasticsearch) echo es ;; *) echo "$1" ;; esac; }
-endpoint() { case "$1" in kafka) echo "$KAFKA_EP" ;; elasticsearch) echo "$ES_EP" ;; etcd) echo "$ETCD_EP" ;; esproxy) echo "$ESPROXY_EP" ;; etcdsec) echo "$ETCDSEC_EP" ;; influxdb) echo "$INFLUXDB_EP" ;; influxsec) echo "$INFLUXSEC_EP" ;; esac; }
+short() { case "$1" in elasticsearch) echo es ;; kafka-*|es-*|etcd-*) echo member ;; *) echo "$1" ;; esac; }
+endpoint() { case "$1" in kafka-*|es-*|etcd-*) member_endpoint "$1" ;; kafka) echo "$KAFKA_EP" ;; elasticsearch) echo "$ES_EP" ;; etcd) echo "$ETCD_EP" ;; esproxy) echo "$ESPROXY_EP" ;; etcdsec) echo "$ETCDSEC_EP" ;; influxdb) echo "$INFLUXDB_EP" ;; influxsec) echo "$INFLUXSEC_EP" ;; esac; }
 
 now() { date +%s; }
 
@@ -157,6 +159,25 @@ foreign_instances() {
   local s="$1" pid args path seen=" "
   while read -r pid args; do
     case "$s" in
+      kafka-[123])
+        [[ "$args" =~ kafka\.Kafka\ (/[^ ]*)/\.services/cluster/$s/config/server\.properties ]] || continue
+        path="${BASH_REMATCH[1]}"; [ "$path" = "$REPO" ] && continue
+        echo "$pid $path" ;;
+      etcd-[123])
+        [[ "$args" =~ ^etcd\ --name\ $s\ --data-dir\ (/[^ ]*)/\.services/cluster/$s/data ]] || continue
+        path="${BASH_REMATCH[1]}"; [ "$path" = "$REPO" ] && continue
+        echo "$pid $path" ;;
+      es-[123])
+        [[ "$args" =~ \ -p\ (/[^ ]*/$s/es\.pid) ]] || continue
+        path="${BASH_REMATCH[1]}"
+        [ "$path" = "$(esmember_state "${s#es-}")/es.pid" ] && continue
+        [[ "$seen" == *" $path "* ]] && continue
+        seen="$seen$path "
+        local mpid mrepo
+        mpid="$(cat "$path" 2>/dev/null || true)"
+        [[ "$mpid" =~ ^[0-9]+$ ]] && kill -0 "$mpid" 2>/dev/null || continue
+        mrepo="$(cat "${path%/"$s"/es.pid}/repo" 2>/dev/null || echo "${path%/.services/cluster/"$s"/es.pid}")"
+        echo "$mpid $mrepo" ;;
       kafka)
         [[ "$args" =~ kafka\.Kafka\ (/[^ ]*)/\.services/kafka/config/server\.properties ]] || continue
         path="${BASH_REMATCH[1]}"; [ "$path" = "$REPO" ] && continue

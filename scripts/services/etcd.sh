@@ -36,6 +36,7 @@ etcd_config() {
 etcd_stop() { stop_pid "$ETCD_PID" "$ETCD_DIR/data" etcd; }
 etcd_wipe() { rm -rf "$ETCD_DIR/data"; }
 etcd_logfile() { echo "$ETCD_LOG"; }
+etcd_pid() { cat "$ETCD_PID" 2>/dev/null; }
 
 # ---------------------------------------------------------------- etcdsec (secure mode)
 #

@@ -107,22 +107,30 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
 log.dirs=$KAFKA_DIR/data
+EOF
+  kafka_replication_config 1 1
+  if [ -n "$KAFKA_SECURE_LISTENERS" ]; then kafka_secure_config; fi
+}
+
+# kafka_replication_config RF MIN_ISR: what a single broker and the cluster's brokers share,
+# with every topic's (and the internal topics') replication factor and min.insync.replicas.
+kafka_replication_config() {
+  cat <<EOF
 num.partitions=4
-default.replication.factor=1
+default.replication.factor=$1
+min.insync.replicas=$2
 auto.create.topics.enable=true
 # Room for the agent's largest record (a 1 MiB line can grow to ~6 MiB of JSON).
 message.max.bytes=16777216
 replica.fetch.max.bytes=16777216
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor=$1
 offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-min.insync.replicas=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=$1
+transaction.state.log.min.isr=$2
+share.coordinator.state.topic.replication.factor=$1
+share.coordinator.state.topic.min.isr=$2
 group.initial.rebalance.delay.ms=0
 EOF
-  if [ -n "$KAFKA_SECURE_LISTENERS" ]; then kafka_secure_config; fi
 }
 
 kafka_write_config() {
@@ -210,3 +218,4 @@ kafka_start() {
 kafka_stop() { stop_pid "$KAFKA_PID" "$KAFKA_CONF/server.properties" kafka; }
 kafka_wipe() { rm -rf "$KAFKA_DIR/data" "$KAFKA_DIR/cluster.id"; }
 kafka_logfile() { echo "$KAFKA_LOG"; }
+kafka_pid() { cat "$KAFKA_PID" 2>/dev/null; }
