@@ -9,7 +9,10 @@ use etcd_client::GetOptions;
 
 use super::entries::parse_entries;
 use super::registry::Registration;
-use super::{collect_key, connect, registry_prefix, within};
+use super::{collect_key, registry_prefix, retried, within};
+
+/// How long one `ctl` request keeps trying other members while etcd does not answer.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 /// One `ctl` request (the binary turns its command line into one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CtlRequest {
@@ -44,15 +47,21 @@ pub async fn run(
             // Validate before connecting: a bad file is refused even with etcd away.
             let json = validated_file(file)?;
             let key = collect_key(prefix, host);
-            let mut client = connect(access).await?;
-            let response = within("put", client.put(key.as_str(), json, None)).await?;
+            let response = retried(access, PATIENCE, |mut client| {
+                let (key, json) = (key.clone(), json.clone());
+                async move { within("put", client.put(key, json, None)).await }
+            })
+            .await?;
             let revision = response.header().map(|h| h.revision()).unwrap_or(0);
             writeln!(out, "wrote {key} (revision {revision})")?;
         }
         CtlRequest::CollectGet { host } => {
             let key = collect_key(prefix, host);
-            let mut client = connect(access).await?;
-            let response = within("get", client.get(key.as_str(), None)).await?;
+            let response = retried(access, PATIENCE, |mut client| {
+                let key = key.clone();
+                async move { within("get", client.get(key, None)).await }
+            })
+            .await?;
             let Some(kv) = response.kvs().first() else {
                 writeln!(out, "[]")?;
                 return Ok(());
@@ -71,11 +80,16 @@ pub async fn run(
         }
         CtlRequest::Agents => {
             let key = registry_prefix(prefix);
-            let mut client = connect(access).await?;
-            let response = within(
-                "get",
-                client.get(key.as_str(), Some(GetOptions::new().with_prefix())),
-            )
+            let response = retried(access, PATIENCE, |mut client| {
+                let key = key.clone();
+                async move {
+                    within(
+                        "get",
+                        client.get(key, Some(GetOptions::new().with_prefix())),
+                    )
+                    .await
+                }
+            })
             .await?;
             writeln!(out, "HOST\tVERSION\tSTARTED\tLAST HEARTBEAT\tFILES")?;
             for kv in response.kvs() {

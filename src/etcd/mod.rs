@@ -17,7 +17,7 @@ pub mod entries;
 pub mod registry;
 pub(crate) mod watcher;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -56,6 +56,14 @@ pub enum EtcdError {
         /// Why.
         reason: String,
     },
+    /// No endpoint answered; `last` is what the last one tried said.
+    #[error("etcd: none of {endpoints} answered; the last said: {last}")]
+    NoEndpoint {
+        /// The endpoints tried, comma-separated.
+        endpoints: String,
+        /// The last endpoint's error.
+        last: Box<EtcdError>,
+    },
 }
 
 impl EtcdError {
@@ -87,6 +95,7 @@ impl EtcdError {
                 .any(|needle| text.contains(needle))
             }
             EtcdError::Timeout { .. } | EtcdError::Value { .. } => false,
+            EtcdError::NoEndpoint { last, .. } => last.is_refusal(),
         }
     }
 }
@@ -180,15 +189,97 @@ pub fn registry_prefix(prefix: &str) -> String {
     format!("{prefix}/registry/")
 }
 
-/// Connects to `endpoints` with short connect timeouts and HTTP/2 keep-alives (so a watch on a
-/// dead connection fails instead of hanging).
+/// The endpoint (index into the configured list) that answered last: connections try it first.
+static ANSWERED_LAST: AtomicUsize = AtomicUsize::new(0);
+
+/// Connects to one of `access.endpoints` that answers: the one that answered last first, then
+/// the others in order. Each is tried alone and asked for its status before it is used:
+/// etcd-client's own balancing over several endpoints fails a request whenever it picks one that
+/// is down (etcd-client issue 39), so with a member of a cluster dead every other request
+/// would fail. A client thus talks to one member; when that member dies, its watch or lease
+/// fails and the caller's reconnection lands on another. Short connect timeouts and HTTP/2
+/// keep-alives make a watch on a dead connection fail instead of hanging; `require_leader`
+/// makes a member cut off from its cluster's leader refuse instead of serving stale data.
 ///
+/// A refusal (credentials, TLS) is returned at once: another member would refuse the same.
 /// The CA, the client certificate and key, and the password of `access` are read now, at every
 /// connection: a rotated file is used from the next reconnection on.
 pub async fn connect(access: &EtcdAccess) -> Result<Client, EtcdError> {
+    let endpoints = &access.endpoints;
+    let first = ANSWERED_LAST.load(Ordering::Relaxed);
+    let mut last = None;
+    for i in 0..endpoints.len() {
+        let at = (first + i) % endpoints.len();
+        match connect_one(access, &endpoints[at]).await {
+            Ok(client) => {
+                ANSWERED_LAST.store(at, Ordering::Relaxed);
+                return Ok(client);
+            }
+            Err(error) if error.is_refusal() => return Err(error),
+            Err(error) => last = Some(error),
+        }
+    }
+    let last = last.unwrap_or_else(|| EtcdError::Value {
+        key: "endpoints".into(),
+        reason: "no endpoint configured".into(),
+    });
+    if endpoints.len() == 1 {
+        return Err(last);
+    }
+    Err(EtcdError::NoEndpoint {
+        endpoints: endpoints.join(", "),
+        last: Box::new(last),
+    })
+}
+
+/// Makes the next [`connect`] try the endpoint after the one that answered last first: that one
+/// answered, but a request to it then failed (a member dying, or cut off during an election).
+pub fn avoid_last_endpoint() {
+    ANSWERED_LAST.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Runs `attempt` on a fresh connection, again on another endpoint after a backoff while it
+/// fails for anything but a refusal, for up to `patience`: what a person's one-off request
+/// (`logship ctl`, a change made in the console) needs to ride through a member dying or a
+/// leader election (a request caught in one times out). Only for requests that may be repeated:
+/// a put whose answer was lost is made again with the same value.
+pub async fn retried<T, F, Fut>(
+    access: &EtcdAccess,
+    patience: Duration,
+    mut attempt: F,
+) -> Result<T, EtcdError>
+where
+    F: FnMut(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T, EtcdError>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut backoff = crate::config::ETCD_RECONNECT.start();
+    loop {
+        let result = match connect(access).await {
+            Ok(client) => attempt(client).await,
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(value) => return Ok(value),
+            Err(error) if error.is_refusal() => return Err(error),
+            Err(error) => {
+                let delay = backoff.next_delay();
+                if tokio::time::Instant::now() + delay >= deadline {
+                    return Err(error);
+                }
+                avoid_last_endpoint();
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Connects to `endpoint` alone and asks for its status.
+async fn connect_one(access: &EtcdAccess, endpoint: &str) -> Result<Client, EtcdError> {
     let mut options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(3))
-        .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
+        .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
+        .with_require_leader(true);
     let read = |path: &std::path::Path| {
         std::fs::read(path)
             .map_err(|e| EtcdError::Credentials(format!("cannot read {}: {e}", path.display())))
@@ -209,7 +300,9 @@ pub async fn connect(access: &EtcdAccess) -> Result<Client, EtcdError> {
             .map_err(|e| EtcdError::Credentials(e.to_string()))?;
         options = options.with_user(user.clone(), password.expose());
     }
-    within("connect", Client::connect(&access.endpoints, Some(options))).await
+    let mut client = within("connect", Client::connect([endpoint], Some(options))).await?;
+    within("status", client.status()).await?;
+    Ok(client)
 }
 
 /// Runs `request` with [`REQUEST_TIMEOUT`].
