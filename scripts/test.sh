@@ -8,7 +8,10 @@
 #   4. the demo left running, searched and stopped (tests/scripts/demo_stays_alive.sh),
 #      then cargo test for the whole workspace (unit, property, integration and doc tests),
 #   5. no test secret in any log the tests produced (scripts/check-test-logs.sh),
-#   6. fuzzing: scripts/fuzz.sh, LOGSHIP_FUZZ_SECONDS (default 60) per target; 0 skips it.
+#   6. the cluster phase: three-member Kafka, Elasticsearch and etcd replace the single nodes
+#      (LOGSHIP_CLUSTER=1 scripts/services.sh up) and tests/cluster.rs kills members under load;
+#      LOGSHIP_CLUSTER_FULL=1 also runs its `full_` tests; LOGSHIP_CLUSTER_TESTS=0 skips the phase,
+#   7. fuzzing: scripts/fuzz.sh, LOGSHIP_FUZZ_SECONDS (default 60) per target; 0 skips it.
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -110,6 +113,28 @@ if ! bash scripts/check-test-logs.sh; then
   status=1
 fi
 
+: >target/cluster-output.log
+if [ "${LOGSHIP_CLUSTER_TESTS:-1}" != 0 ]; then
+  step "cluster phase: three brokers, three Elasticsearch nodes, three etcd members"
+  set +e
+  (
+    set -e
+    export LOGSHIP_SECURE=0 LOGSHIP_CLUSTER=1
+    bash scripts/services.sh up
+    eval "$(bash scripts/services.sh env)"
+    skip=(--skip full_)
+    if [ "${LOGSHIP_CLUSTER_FULL:-0}" = 1 ]; then skip=(); fi
+    cargo test --test cluster -- --ignored --test-threads=1 "${skip[@]}"
+  ) 2>&1 | tee target/cluster-output.log
+  cluster_status=${PIPESTATUS[0]}
+  set -e
+  if [ "$cluster_status" != 0 ]; then
+    status=1
+    grep -q '^test result:' target/cluster-output.log || echo "cluster_phase: 0 passed, 1 failed" >>"$script_results"
+  fi
+  # The clusters stay up until the end (the exit trap stops every server this run started).
+fi
+
 fuzz_seconds="${LOGSHIP_FUZZ_SECONDS:-60}"
 fuzz_failed=0
 if [ "$fuzz_seconds" != 0 ]; then
@@ -125,9 +150,13 @@ fi
 # A crashed fuzz run counts as one failed test in the summary.
 # Script tests (tests/scripts/) close with "NAME: N passed, N failed"; their checks count too.
 if grep -qE ' [1-9][0-9]* failed$' "$script_results"; then status=1; fi
-{ grep -E '^test result:' target/test-output.log; sed 's/^[a-z_]*:/script result:/' "$script_results"; } \
+# The cluster tests are ignored in the single-node run and run in the cluster phase: what ran
+# there is not counted as skipped.
+{ grep -E '^test result:' target/test-output.log; sed 's/^[a-z_]*:/script result:/' "$script_results";
+  grep -E '^test result:' target/cluster-output.log | sed 's/^test result:/cluster result:/'; } \
   | awk -v fuzz_failed="$((fuzz_failed + logs_failed))" '
-  { for (i = 2; i <= NF; i++) { if ($(i) ~ /^passed;?,?$/) p += $(i-1); if ($(i) ~ /^failed;?,?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
-  END { printf "tests: %d passed, %d failed, %d skipped\n", p, f + fuzz_failed, s }'
+  { for (i = 2; i <= NF; i++) { if ($(i) ~ /^passed;?,?$/) p += $(i-1); if ($(i) ~ /^failed;?,?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) }
+    if ($1 == "cluster") for (i = 2; i <= NF; i++) if ($(i) ~ /^(passed|failed);?,?$/) ran += $(i-1) }
+  END { printf "tests: %d passed, %d failed, %d skipped\n", p, f + fuzz_failed, s - ran }'
 step "done (exit $status)"
 exit "$status"

@@ -23,11 +23,16 @@ pub const PARTITIONS: i32 = 4;
 
 /// Creates `topic` with [`PARTITIONS`] partitions.
 pub fn create_topic(topic: &str) {
+    create_topic_replicated(topic, 1);
+}
+
+/// Creates `topic` with [`PARTITIONS`] partitions, each kept by `replicas` brokers.
+pub fn create_topic_replicated(topic: &str, replicas: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", kafka_brokers())
         .create()
         .expect("admin client");
-    let new = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
+    let new = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(replicas));
     let results = futures::executor::block_on(admin.create_topics([&new], &AdminOptions::new()))
         .expect("create topic");
     for result in results {
@@ -429,19 +434,28 @@ impl Drop for Transfer {
 }
 
 /// `curl` against Elasticsearch; returns the parsed JSON answer (`Value::Null` when there is
-/// none, e.g. while it is down).
+/// none, e.g. while it is down). With several nodes in `LOGSHIP_ES` (cluster mode), the first
+/// node that answers at all answers.
 pub fn es(method: &str, path: &str, body: Option<&str>) -> Value {
-    let mut command = Command::new("curl");
-    command
-        .args(["-s", "-m", "20", "-X", method])
-        .arg(format!("{}/{path}", es_url()));
-    if let Some(body) = body {
+    let urls = es_url();
+    let mut answer = Value::Null;
+    for node in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let mut command = Command::new("curl");
         command
-            .args(["-H", "Content-Type: application/json", "--data-binary"])
-            .arg(body);
+            .args(["-s", "-m", "20", "-X", method])
+            .arg(format!("{node}/{path}"));
+        if let Some(body) = body {
+            command
+                .args(["-H", "Content-Type: application/json", "--data-binary"])
+                .arg(body);
+        }
+        let output = command.output().expect("run curl");
+        if output.status.success() {
+            return serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        }
+        answer = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
     }
-    let output = command.output().expect("run curl");
-    serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+    answer
 }
 
 /// Refreshes `index` and returns its document count (0 if it does not exist yet).

@@ -1,0 +1,574 @@
+//! The whole pipe against real clusters: three Kafka brokers, three Elasticsearch nodes and three
+//! etcd members (`LOGSHIP_CLUSTER=1 scripts/services.sh up`, then
+//! `eval "$(LOGSHIP_CLUSTER=1 scripts/services.sh env)"`), members SIGKILLed under steady writes.
+//!
+//! Each test runs several agents (distinct hosts and data directories) writing steadily into
+//! several files, a transfer indexing the topic, kills a member, starts it again, stops writing,
+//! drains, and checks: every line in Elasticsearch exactly once (lines written = `_count` =
+//! distinct messages, which are the distinct ids since the id comes from the source position).
+//!
+//! They are `#[ignore]`d in the single-node run and run by `scripts/test.sh` in its cluster
+//! phase (`cargo test --test cluster -- --ignored`). Those named `full_…` run only with
+//! `LOGSHIP_CLUSTER_FULL=1` (see docs/deploy.md).
+// Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod transfer_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::agent::{append_lines, AgentProcess};
+use common::{etcd_endpoint, kafka_brokers, logship_bin, unique, wait_for};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use transfer_support::*;
+
+const NEEDS: &str = "needs the clusters: LOGSHIP_CLUSTER=1 scripts/services.sh up, and its env";
+/// Lines each file gets per tick (every 100 ms) while a test writes.
+const PER_TICK: usize = 2;
+/// At most this many lines in all (one search lists them back to check each is there once).
+const MAX_LINES: u64 = 9_000;
+const DRAINED: Duration = Duration::from_secs(180);
+
+/// Panics unless the environment points at three members of each cluster: a cluster test run
+/// against single nodes would prove nothing.
+fn assert_clusters() {
+    for (what, list) in [
+        ("LOGSHIP_KAFKA", kafka_brokers()),
+        ("LOGSHIP_ES", common::es_url()),
+        ("LOGSHIP_ETCD", etcd_endpoint()),
+    ] {
+        assert_eq!(
+            list.split(',').count(),
+            3,
+            "{what}={list}: these tests need three members ({NEEDS})"
+        );
+    }
+}
+
+/// `scripts/services.sh ACTION NAME` in cluster mode; panics if it fails.
+fn member(action: &str, name: &str) {
+    let status = Command::new("bash")
+        .arg(common::services_script())
+        .args([action, name])
+        .env("LOGSHIP_CLUSTER", "1")
+        .env("LOGSHIP_SECURE", "0")
+        .status()
+        .expect("run scripts/services.sh");
+    assert!(status.success(), "services.sh {action} {name} failed");
+}
+
+/// A member killed by a test: started again when dropped, even if the test panics, so that
+/// one failing test does not leave the next with a cluster short of a member.
+struct Killed(String);
+
+impl Killed {
+    fn now(name: &str) -> Killed {
+        eprintln!("SIGKILL {name}");
+        member("kill", name);
+        Killed(name.to_string())
+    }
+
+    /// Starts the member again and waits until it has caught up.
+    fn start(self) {
+        let name = self.0.clone();
+        std::mem::forget(self);
+        member("start", &name);
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        member("start", &self.0);
+    }
+}
+
+/// A fleet on one machine: `agents` agents (hosts `<tag>-host-<n>`, each its own data directory)
+/// following two files each into one topic (three replicas), a writer appending to every file
+/// every 100 ms, and a transfer indexing the topic.
+struct Fleet {
+    setup: TransferSetup,
+    agents: Vec<AgentProcess>,
+    transfer: Option<Transfer>,
+    transfer_config: PathBuf,
+    files: Vec<PathBuf>,
+    stop: Arc<AtomicBool>,
+    written: Arc<Mutex<Vec<String>>>,
+    writer: Option<JoinHandle<()>>,
+    /// The agents' directories (config, data, logs) and the transfer's: removed on drop.
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Fleet {
+    fn start(tag: &str, agents: usize) -> Fleet {
+        Fleet::start_with(tag, agents, |_, _| String::new())
+    }
+
+    /// `etcd_table(host, logs dir)`: an `[etcd]` table for the agent (then its files are
+    /// collected as etcd says, not by a `[[collect]]` entry).
+    fn start_with(tag: &str, agents: usize, etcd_table: impl Fn(&str, &Path) -> String) -> Fleet {
+        assert_clusters();
+        let setup = TransferSetup::new(tag);
+        create_topic_replicated(&setup.topic, 3);
+        let mut dirs = Vec::new();
+        let mut files = Vec::new();
+        let mut processes = Vec::new();
+        for n in 0..agents {
+            let dir = tempfile::tempdir().unwrap();
+            let logs = dir.path().join("logs");
+            std::fs::create_dir(&logs).unwrap();
+            let host = format!("{}-host-{n}", setup.topic);
+            let etcd = etcd_table(&host, &logs);
+            let collect = if etcd.is_empty() {
+                format!(
+                    "[[collect]]\npath = \"{}/*.log\"\ntopic = \"{}\"\n",
+                    logs.display(),
+                    setup.topic
+                )
+            } else {
+                etcd
+            };
+            let config = dir.path().join("agent.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "host = \"{host}\"\ndata_dir = \"{data}\"\nrescan_interval_ms = 200\n\
+                     rotate_wait_ms = 1000\n[kafka]\nbrokers = \"{brokers}\"\n\n{collect}",
+                    data = dir.path().join("data").display(),
+                    brokers = kafka_brokers(),
+                ),
+            )
+            .unwrap();
+            for f in 0..2 {
+                let file = logs.join(format!("app-{f}.log"));
+                std::fs::write(&file, "").unwrap();
+                files.push(file);
+            }
+            processes.push(AgentProcess::start(&config));
+            dirs.push(dir);
+        }
+        let (transfer_dir, transfer_config) = setup.write();
+        dirs.push(transfer_dir);
+        let transfer = Transfer::start(&transfer_config, "transfer");
+        let mut fleet = Fleet {
+            setup,
+            agents: processes,
+            transfer: Some(transfer),
+            transfer_config,
+            files: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            written: Arc::new(Mutex::new(Vec::new())),
+            writer: None,
+            _dirs: dirs,
+        };
+        fleet.write_to(files);
+        fleet
+    }
+
+    /// Starts writing to `files` (besides those written already), every 100 ms.
+    fn write_to(&mut self, files: Vec<PathBuf>) {
+        self.files.extend(files);
+        if let Some(writer) = self.writer.take() {
+            self.stop.store(true, Ordering::SeqCst);
+            writer.join().expect("writer thread");
+            self.stop.store(false, Ordering::SeqCst);
+        }
+        let (stop, written, files) = (self.stop.clone(), self.written.clone(), self.files.clone());
+        let tag = unique("w");
+        self.writer = Some(std::thread::spawn(move || {
+            let mut tick = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                if written.lock().unwrap().len() as u64 >= MAX_LINES {
+                    break;
+                }
+                for (f, file) in files.iter().enumerate() {
+                    let lines: Vec<String> = (0..PER_TICK)
+                        .map(|i| format!("{tag} file {f} tick {tick} line {i}"))
+                        .collect();
+                    append_lines(file, &lines);
+                    written.lock().unwrap().extend(lines);
+                }
+                tick += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }));
+    }
+
+    fn indexed(&self) -> u64 {
+        count(&self.setup.index)
+    }
+
+    fn transfer(&self) -> &Transfer {
+        self.transfer.as_ref().expect("a transfer runs")
+    }
+
+    /// Waits until `at_least` documents are indexed.
+    fn wait_indexed(&self, at_least: u64, timeout: Duration) {
+        let reached = wait_for(timeout, || (self.indexed() >= at_least).then_some(()));
+        assert!(
+            reached.is_some(),
+            "{} documents, expected at least {at_least}; transfer log:\n{}",
+            self.indexed(),
+            self.transfer().log()
+        );
+    }
+
+    /// Asserts that the index grows within `within` while whatever the test did lasts.
+    fn assert_grows(&self, what: &str, within: Duration) -> Duration {
+        let before = self.indexed();
+        let started = Instant::now();
+        let grew = wait_for(within, || (self.indexed() > before).then_some(()));
+        let took = started.elapsed();
+        assert!(
+            grew.is_some(),
+            "{what}: the index stayed at {before} documents for {within:?}; transfer log:\n{}",
+            self.transfer().log()
+        );
+        eprintln!("{what}: the index grew again {took:?} after {before} documents");
+        took
+    }
+
+    /// Stops writing, waits until every line written is indexed, and checks each is there once.
+    fn drain_and_check(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(writer) = self.writer.take() {
+            writer.join().expect("writer thread");
+        }
+        let written = self.written.lock().unwrap().clone();
+        let total = written.len() as u64;
+        eprintln!(
+            "{} agents, {} files: {total} lines written",
+            self.agents.len(),
+            self.files.len()
+        );
+        wait_for_count(&self.setup.index, total, DRAINED, &[self.transfer()]);
+        let mut messages: Vec<String> = documents(&self.setup.index)
+            .iter()
+            .map(|(_, source)| source["message"].as_str().unwrap_or_default().to_string())
+            .collect();
+        messages.sort();
+        let mut expected = written;
+        expected.sort();
+        assert_eq!(messages.len(), expected.len(), "documents listed back");
+        let missing: Vec<&String> = expected
+            .iter()
+            .filter(|m| messages.binary_search(m).is_err())
+            .take(5)
+            .collect();
+        assert!(missing.is_empty(), "lines never indexed, e.g. {missing:?}");
+        messages.dedup();
+        assert_eq!(messages.len() as u64, total, "a line was indexed twice");
+        for agent in self.agents.drain(..) {
+            assert!(agent.terminate(), "an agent did not stop cleanly");
+        }
+        if let Some(transfer) = self.transfer.take() {
+            assert!(transfer.terminate(Duration::from_secs(30)).success());
+        }
+    }
+}
+
+impl Drop for Fleet {
+    /// A test that failed still stops its writer before its directories go.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The broker that leads `partition` of `topic`, from the cluster's metadata.
+fn leader_of(topic: &str, partition: i32) -> i32 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let topic = metadata.topics().first().expect("the topic's metadata");
+    topic
+        .partitions()
+        .iter()
+        .find(|p| p.id() == partition)
+        .map(|p| p.leader())
+        .expect("the partition's leader")
+}
+
+/// SIGKILL the leader broker of the busiest partition under steady writes from three agents;
+/// start it again. Writes go on (replication factor 3, `min.insync.replicas` 2): the index keeps
+/// growing while the broker is dead, and every line arrives once.
+#[test]
+#[ignore = "needs the clusters: LOGSHIP_CLUSTER=1 scripts/services.sh up, and its env"]
+fn the_leader_broker_of_the_busiest_partition_killed_and_started_again_loses_and_doubles_nothing() {
+    let fleet = Fleet::start("cl-broker", 3);
+    fleet.wait_indexed(200, Duration::from_secs(60));
+    let ends = end_offsets(&fleet.setup.topic);
+    let busiest = (0..PARTITIONS)
+        .max_by_key(|&p| ends[p as usize])
+        .expect("partitions");
+    let leader = leader_of(&fleet.setup.topic, busiest);
+    eprintln!("end offsets {ends:?}: partition {busiest} is the busiest, led by broker {leader}");
+    let killed = Killed::now(&format!("kafka-{leader}"));
+    std::thread::sleep(Duration::from_secs(2));
+    fleet.assert_grows("with the leader broker dead", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(5));
+    let moved = leader_of(&fleet.setup.topic, busiest);
+    assert_ne!(
+        moved, leader,
+        "partition {busiest} still led by the dead broker"
+    );
+    killed.start();
+    fleet.assert_grows("with the broker back", Duration::from_secs(60));
+    fleet.drain_and_check();
+}
+
+/// SIGKILL the Elasticsearch node holding the most primaries of the index (replicas: 1); start
+/// it again. Bulks go to the other nodes meanwhile (the transfer's `url` lists all three), the
+/// index keeps growing, and every line is indexed once.
+#[test]
+#[ignore = "needs the clusters: LOGSHIP_CLUSTER=1 scripts/services.sh up, and its env"]
+fn the_elasticsearch_node_with_the_most_primaries_killed_and_started_again_loses_and_doubles_nothing(
+) {
+    let fleet = Fleet::start("cl-esnode", 3);
+    fleet.wait_indexed(200, Duration::from_secs(60));
+    // A replica still copying from its primary when that node dies cannot take over (the index
+    // turns red until the node is back): wait until both copies are in sync, as an operator
+    // would before taking a node away.
+    let health = es(
+        "GET",
+        &format!(
+            "_cluster/health/{}?wait_for_status=green&timeout=60s",
+            fleet.setup.index
+        ),
+        None,
+    );
+    assert_eq!(health["status"], "green", "{health}");
+    let shards = es(
+        "GET",
+        &format!(
+            "_cat/shards/{}?format=json&h=prirep,node",
+            fleet.setup.index
+        ),
+        None,
+    );
+    let mut primaries: Vec<(String, usize)> = Vec::new();
+    for shard in shards.as_array().expect("the index's shards") {
+        if shard["prirep"] == "p" {
+            let node = shard["node"].as_str().unwrap_or_default().to_string();
+            match primaries.iter_mut().find(|(n, _)| *n == node) {
+                Some((_, c)) => *c += 1,
+                None => primaries.push((node, 1)),
+            }
+        }
+    }
+    let (node, held) = primaries
+        .iter()
+        .max_by_key(|(_, c)| *c)
+        .cloned()
+        .expect("a node with primaries");
+    assert!(
+        node.starts_with("es-"),
+        "primaries on {primaries:?}: not the cluster's nodes"
+    );
+    eprintln!("primaries per node {primaries:?}: killing {node} ({held})");
+    let killed = Killed::now(&node);
+    std::thread::sleep(Duration::from_secs(2));
+    fleet.assert_grows("with the node dead", Duration::from_secs(90));
+    killed.start();
+    fleet.assert_grows("with the node back", Duration::from_secs(60));
+    fleet.drain_and_check();
+}
+
+/// etcd's members and which is the leader, from `etcdctl endpoint status`.
+fn etcd_leader() -> String {
+    let output = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([
+            "--endpoints",
+            &etcd_endpoint(),
+            "endpoint",
+            "status",
+            "-w",
+            "json",
+        ])
+        .output()
+        .expect("run etcdctl");
+    let status: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("etcdctl endpoint status as JSON");
+    let members = status.as_array().expect("one status per endpoint");
+    let leader = members
+        .iter()
+        .find(|m| m["Status"]["header"]["member_id"] == m["Status"]["leader"])
+        .expect("a member that is the leader");
+    let endpoint = leader["Endpoint"].as_str().expect("its endpoint");
+    let n = etcd_endpoint()
+        .split(',')
+        .position(|e| e.trim() == endpoint)
+        .expect("the leader among LOGSHIP_ETCD");
+    format!("etcd-{}", n + 1)
+}
+
+/// `logship ctl` against the etcd cluster with `prefix`.
+fn ctl(prefix: &str, args: &[&str]) -> std::process::Output {
+    Command::new(logship_bin())
+        .args(["ctl", "--etcd", &etcd_endpoint(), "--prefix", prefix])
+        .args(args)
+        .output()
+        .expect("run logship ctl")
+}
+
+fn set_entries(prefix: &str, host: &str, dir: &Path, json: &str) {
+    let file = dir.join(format!("{host}-entries.json"));
+    std::fs::write(&file, json).unwrap();
+    let output = ctl(
+        prefix,
+        &[
+            "collect",
+            "set",
+            "--host",
+            host,
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "ctl collect set: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// SIGKILL the etcd leader while three agents collect as etcd says; change every agent's collect
+/// entries while it is down (a second file each): the agents follow the change, their registry
+/// keys stay, `logship ctl agents` lists them, and every line of every file arrives once.
+#[test]
+#[ignore = "needs the clusters: LOGSHIP_CLUSTER=1 scripts/services.sh up, and its env"]
+fn the_etcd_leader_killed_while_collect_entries_change_the_agents_follow_and_stay_registered() {
+    assert_clusters();
+    let prefix = format!("/logship-cluster-{}", unique("etcd"));
+    let entries_dir = tempfile::tempdir().unwrap();
+    let hosts: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let endpoints: Vec<String> = etcd_endpoint()
+        .split(',')
+        .map(|e| format!("\"{}\"", e.trim()))
+        .collect();
+    let mut fleet = Fleet::start_with("cl-etcd", 3, |host, logs| {
+        hosts
+            .lock()
+            .unwrap()
+            .push((host.to_string(), logs.to_path_buf()));
+        format!(
+            "[etcd]\nendpoints = [{}]\nprefix = \"{prefix}\"\nallowed_paths = [\"{}\"]\n",
+            endpoints.join(", "),
+            logs.display()
+        )
+    });
+    let hosts = hosts.into_inner().unwrap();
+    let entries = |logs: &Path, glob: &str| {
+        format!(
+            r#"[{{"path": "{}/{glob}", "topic": "{}"}}]"#,
+            logs.display(),
+            fleet.setup.topic
+        )
+    };
+    // At first each agent collects its app-*.log files.
+    for (host, logs) in &hosts {
+        set_entries(
+            &prefix,
+            host,
+            entries_dir.path(),
+            &entries(logs, "app-*.log"),
+        );
+    }
+    fleet.wait_indexed(200, Duration::from_secs(90));
+    let registered = |listed: &str| hosts.iter().all(|(h, _)| listed.contains(h.as_str()));
+    let listed = String::from_utf8_lossy(&ctl(&prefix, &["agents"]).stdout).into_owned();
+    assert!(registered(&listed), "not every agent registered:\n{listed}");
+
+    let leader = etcd_leader();
+    let killed = Killed::now(&leader);
+    // While the leader is dead: every agent also collects a new file (with lines already in it).
+    let mut extra = Vec::new();
+    for (host, logs) in &hosts {
+        let file = logs.join("extra-0.log");
+        std::fs::write(&file, "").unwrap();
+        extra.push(file);
+        set_entries(&prefix, host, entries_dir.path(), &entries(logs, "*.log"));
+    }
+    fleet.write_to(extra);
+    let started = Instant::now();
+    let followed = wait_for(Duration::from_secs(60), || {
+        let docs = documents(&fleet.setup.index);
+        hosts
+            .iter()
+            .all(|(host, _)| {
+                docs.iter().any(|(_, s)| {
+                    s["host"] == host.as_str()
+                        && s["file"]
+                            .as_str()
+                            .is_some_and(|f| f.ends_with("extra-0.log"))
+                })
+            })
+            .then_some(())
+    });
+    assert!(
+        followed.is_some(),
+        "the agents did not follow the change made while {leader} was dead; logs:\n{}",
+        fleet
+            .agents
+            .iter()
+            .map(|a| a.log())
+            .collect::<Vec<_>>()
+            .join("\n-----\n")
+    );
+    eprintln!(
+        "with {leader} dead, every agent shipped its new file {:?} after the change",
+        started.elapsed()
+    );
+    let listed = ctl(&prefix, &["agents"]);
+    let text = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.status.success() && registered(&text),
+        "with {leader} dead, ctl agents lists:\n{text}\n{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    killed.start();
+    let listed = String::from_utf8_lossy(&ctl(&prefix, &["agents"]).stdout).into_owned();
+    assert!(registered(&listed), "after the restart:\n{listed}");
+    fleet.drain_and_check();
+}
+
+/// A transfer SIGKILLed under steady writes from three agents and started again with its config
+/// rejoins the group as the member it was (static membership) and indexes its next line within
+/// 10 s; every line arrives once.
+#[test]
+#[ignore = "needs the clusters: LOGSHIP_CLUSTER=1 scripts/services.sh up, and its env"]
+fn a_transfer_killed_under_steady_writes_indexes_again_within_ten_seconds() {
+    let mut fleet = Fleet::start("cl-restart", 3);
+    fleet.wait_indexed(200, Duration::from_secs(60));
+    let transfer = fleet.transfer.take().expect("the transfer");
+    transfer.kill9();
+    std::thread::sleep(Duration::from_secs(2));
+    let before = fleet.indexed();
+    let started = Instant::now();
+    fleet.transfer = Some(Transfer::start(&fleet.transfer_config, "restarted"));
+    let next = wait_for(Duration::from_secs(10), || {
+        (fleet.indexed() > before).then_some(())
+    });
+    let took = started.elapsed();
+    assert!(
+        next.is_some(),
+        "the restarted transfer indexed nothing within 10 s; its log:\n{}",
+        fleet.transfer().log()
+    );
+    eprintln!("the restarted transfer indexed its next line {took:?} after it started");
+    std::thread::sleep(Duration::from_secs(3));
+    fleet.drain_and_check();
+}
