@@ -105,6 +105,33 @@ struct Fleet {
     _dirs: Vec<tempfile::TempDir>,
 }
 
+/// What a test adds to each agent's configuration.
+#[derive(Default)]
+struct AgentExtra {
+    /// Top-level keys.
+    top_level: String,
+    /// Keys of `[kafka]`.
+    kafka: String,
+    /// Replaces the `[[collect]]` entry (an `[etcd]` table) when not empty.
+    collect: String,
+}
+
+/// A member paused (SIGSTOP) by a test: resumed (SIGCONT) when dropped.
+struct Paused(String);
+
+impl Paused {
+    fn now(name: &str) -> Paused {
+        member("pause", name);
+        Paused(name.to_string())
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        member("resume", &self.0);
+    }
+}
+
 impl Fleet {
     fn start(tag: &str, agents: usize) -> Fleet {
         Fleet::start_with(tag, agents, |_, _| String::new())
@@ -113,8 +140,28 @@ impl Fleet {
     /// `etcd_table(host, logs dir)`: an `[etcd]` table for the agent (then its files are
     /// collected as etcd says, not by a `[[collect]]` entry).
     fn start_with(tag: &str, agents: usize, etcd_table: impl Fn(&str, &Path) -> String) -> Fleet {
+        Fleet::start_configured(
+            tag,
+            agents,
+            |_| {},
+            |host, logs| AgentExtra {
+                collect: etcd_table(host, logs),
+                ..AgentExtra::default()
+            },
+        )
+    }
+
+    /// `transfer(setup)` changes the transfer's settings; `agent(host, logs dir)` adds to each
+    /// agent's configuration.
+    fn start_configured(
+        tag: &str,
+        agents: usize,
+        transfer: impl FnOnce(&mut TransferSetup),
+        agent: impl Fn(&str, &Path) -> AgentExtra,
+    ) -> Fleet {
         assert_clusters();
-        let setup = TransferSetup::new(tag);
+        let mut setup = TransferSetup::new(tag);
+        transfer(&mut setup);
         create_topic_replicated(&setup.topic, 3);
         let mut dirs = Vec::new();
         let mut files = Vec::new();
@@ -124,24 +171,27 @@ impl Fleet {
             let logs = dir.path().join("logs");
             std::fs::create_dir(&logs).unwrap();
             let host = format!("{}-host-{n}", setup.topic);
-            let etcd = etcd_table(&host, &logs);
-            let collect = if etcd.is_empty() {
+            let extra = agent(&host, &logs);
+            let collect = if extra.collect.is_empty() {
                 format!(
                     "[[collect]]\npath = \"{}/*.log\"\ntopic = \"{}\"\n",
                     logs.display(),
                     setup.topic
                 )
             } else {
-                etcd
+                extra.collect
             };
             let config = dir.path().join("agent.toml");
             std::fs::write(
                 &config,
                 format!(
                     "host = \"{host}\"\ndata_dir = \"{data}\"\nrescan_interval_ms = 200\n\
-                     rotate_wait_ms = 1000\n[kafka]\nbrokers = \"{brokers}\"\n\n{collect}",
+                     rotate_wait_ms = 1000\n{top}\n[kafka]\nbrokers = \"{brokers}\"\n{kafka}\n\n\
+                     {collect}",
                     data = dir.path().join("data").display(),
                     brokers = kafka_brokers(),
+                    top = extra.top_level,
+                    kafka = extra.kafka,
                 ),
             )
             .unwrap();
@@ -616,8 +666,8 @@ fn full_the_active_controller_killed_and_started_again_loses_and_doubles_nothing
 /// transfer's requests to it fail and go to the next URL; nothing is lost or doubled.
 #[test]
 #[ignore = "needs the clusters: LOGSHIP_CLUSTER=1 scripts/services.sh up, and its env"]
-fn full_the_elasticsearch_node_of_the_first_url_killed_and_started_again_loses_and_doubles_nothing(
-) {
+fn full_the_elasticsearch_node_of_the_first_url_killed_and_started_again_loses_and_doubles_nothing()
+{
     let fleet = Fleet::start("cl-esfirst", 3);
     fleet.wait_indexed(200, Duration::from_secs(60));
     let health = es(
@@ -796,5 +846,78 @@ fn full_twenty_agents_on_etcd_config_all_register_and_every_line_arrives_once() 
     }
     assert_eq!(agents.len(), 20, "{pipeline}");
     fleet.wait_indexed(1000, Duration::from_secs(120));
+    fleet.drain_and_check();
+}
+
+/// The stall bound of the agents and the transfer in the pause test.
+const STALL_BOUND: Duration = Duration::from_secs(5);
+
+/// `/health` at `addr` until it answers 503 naming a Kafka stall, for up to `within`.
+fn stall_said(addr: std::net::SocketAddr, within: Duration) -> Option<String> {
+    wait_for(within, || {
+        common::ops::http_get(addr, "/health")
+            .and_then(|(code, body)| (code == 503 && body.contains("kafka_stall")).then_some(body))
+    })
+}
+
+/// The broker leading the busiest partition paused (SIGSTOP) for four times the stall bound
+/// (5 s here): until Kafka fences it (its session with the controller, 9 s by default) its
+/// partitions neither take nor give records, and the agents' and the transfer's `/health`
+/// turn 503 naming the stall; resumed (SIGCONT), every line arrives once.
+#[test]
+#[ignore = "needs the clusters: LOGSHIP_CLUSTER=1 scripts/services.sh up, and its env"]
+fn full_a_broker_paused_longer_than_the_stall_bound_is_said_and_nothing_is_lost() {
+    let transfer_addr = common::ops::free_addr();
+    let agent_addrs: Vec<std::net::SocketAddr> = (0..3).map(|_| common::ops::free_addr()).collect();
+    let next_agent = Mutex::new(agent_addrs.clone().into_iter());
+    let fleet = Fleet::start_configured(
+        "cl-pause",
+        3,
+        |setup| {
+            setup.top_level = format!("metrics_addr = \"{transfer_addr}\"\nhealth_grace_ms = 1000");
+            setup.kafka_extra = format!("stall_timeout_ms = {}", STALL_BOUND.as_millis());
+        },
+        |_, _| {
+            let addr = next_agent.lock().unwrap().next().expect("an address");
+            AgentExtra {
+                top_level: format!("metrics_addr = \"{addr}\"\nhealth_grace_ms = 1000"),
+                kafka: format!("stall_timeout_ms = {}", STALL_BOUND.as_millis()),
+                collect: String::new(),
+            }
+        },
+    );
+    fleet.wait_indexed(200, Duration::from_secs(60));
+    let ends = end_offsets(&fleet.setup.topic);
+    let busiest = (0..PARTITIONS)
+        .max_by_key(|&p| ends[p as usize])
+        .expect("partitions");
+    let leader = format!("kafka-{}", leader_of(&fleet.setup.topic, busiest));
+    eprintln!("pausing {leader}, the leader of partition {busiest} (end offsets {ends:?})");
+    let paused = Paused::now(&leader);
+    let paused_at = Instant::now();
+    let agents_said: Vec<Option<String>> = agent_addrs
+        .iter()
+        .map(|&addr| stall_said(addr, STALL_BOUND * 4))
+        .collect();
+    let transfer_said = stall_said(transfer_addr, STALL_BOUND * 4);
+    let pause = STALL_BOUND * 4;
+    if paused_at.elapsed() < pause {
+        std::thread::sleep(pause - paused_at.elapsed());
+    }
+    drop(paused);
+    eprintln!("paused {:?}", paused_at.elapsed());
+    for (n, said) in agents_said.iter().enumerate() {
+        eprintln!("agent {n}: {said:?}");
+    }
+    eprintln!("transfer: {transfer_said:?}");
+    assert!(
+        agents_said.iter().any(Option::is_some),
+        "no agent's /health named the stall"
+    );
+    assert!(
+        transfer_said.is_some(),
+        "the transfer's /health never named the stall:\n{}",
+        fleet.transfer().log()
+    );
     fleet.drain_and_check();
 }
