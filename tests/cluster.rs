@@ -161,6 +161,8 @@ impl Fleet {
     ) -> Fleet {
         assert_clusters();
         let mut setup = TransferSetup::new(tag);
+        // As a cluster would be run: a primary per node, each with a replica.
+        setup.es_extra = "shards = 3\nreplicas = 1".into();
         transfer(&mut setup);
         create_topic_replicated(&setup.topic, 3);
         let mut dirs = Vec::new();

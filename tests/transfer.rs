@@ -49,6 +49,26 @@ fn a_transfer_killed_and_started_again_consumes_within_seconds_not_after_the_ses
     assert!(status.success(), "exit status {status:?}");
 }
 
+/// `shards` and `replicas` in `[elasticsearch]` shape the data indices the transfer creates
+/// (through its index template); without them Elasticsearch's defaults apply.
+#[test]
+fn shards_and_replicas_in_the_config_shape_the_indices_it_creates() {
+    let mut setup = TransferSetup::new("xfer-shape");
+    setup.es_extra = "shards = 2\nreplicas = 0".into();
+    create_topic(&setup.topic);
+    let producer = producer();
+    let lines: Vec<Produce> = (0..20).map(|n| line("web-01", "s1", n)).collect();
+    produce(&producer, &setup.topic, &lines);
+    let (_dir, config) = setup.write();
+    let transfer = Transfer::start(&config, "t");
+    wait_for_count(&setup.index, 20, INDEXED, &[&transfer]);
+    let settings = es("GET", &format!("{}/_settings", setup.index), None);
+    let index = &settings[&setup.index]["settings"]["index"];
+    assert_eq!(index["number_of_shards"], "2", "{settings}");
+    assert_eq!(index["number_of_replicas"], "0", "{settings}");
+    assert!(transfer.terminate(EXIT).success());
+}
+
 /// Several Elasticsearch nodes in `url` (here comma-separated, the first one dead: nothing
 /// listens on its port): a request the dead node does not answer goes to the next node at
 /// once, so no bulk waits for a retry, and every line is indexed exactly once.

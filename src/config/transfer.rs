@@ -107,7 +107,18 @@ pub struct EsIndices {
     /// Priority of the index templates the transfer puts.
     #[serde(default = "default_template_priority")]
     pub template_priority: u32,
+    /// Primary shards of each data index the template shapes (absent: Elasticsearch's default,
+    /// 1). On a cluster, about one per data node spreads the indexing.
+    #[serde(default)]
+    pub shards: Option<u32>,
+    /// Replicas of each shard of the data indices (absent: Elasticsearch's default, 1). With 0
+    /// a node lost takes its shards' documents with it until it is back.
+    #[serde(default)]
+    pub replicas: Option<u32>,
 }
+
+/// The most primary shards `elasticsearch.shards` takes (Elasticsearch's own limit).
+pub const MAX_SHARDS: u32 = 1024;
 
 impl TableKeys for ElasticsearchConfig {
     fn keys() -> Vec<&'static str> {
@@ -117,6 +128,8 @@ impl TableKeys for ElasticsearchConfig {
             "dlq_index",
             "manage_templates",
             "template_priority",
+            "shards",
+            "replicas",
         ]);
         keys
     }
@@ -308,6 +321,22 @@ impl TransferConfig {
         }
         crate::config::index_name::check_index_name(&es.indices.dlq_index)
             .map_err(|e| format!("elasticsearch.dlq_index: {e}"))?;
+        if let Some(shards) = es.indices.shards {
+            if shards == 0 || shards > MAX_SHARDS {
+                return Err(format!(
+                    "elasticsearch.shards = {shards}: between 1 and {MAX_SHARDS}"
+                ));
+            }
+        }
+        if (es.indices.shards.is_some() || es.indices.replicas.is_some())
+            && !es.indices.manage_templates
+        {
+            return Err(
+                "elasticsearch.shards and replicas go into the index template the transfer \
+                 puts: with manage_templates = false, set them in your own template"
+                    .into(),
+            );
+        }
         if template.could_match(&es.indices.dlq_index, &self.kafka.topics) {
             return Err(format!(
                 "elasticsearch.dlq_index {:?} falls under the data index pattern of {:?}; \
@@ -486,6 +515,18 @@ mod tests {
                 .manage_templates
         );
         assert!(config.kafka.options.is_empty());
+    }
+
+    #[test]
+    fn shards_and_replicas_are_checked() {
+        let shaped =
+            TransferConfig::from_toml(&format!("{GOOD}shards = 3\nreplicas = 0\n")).unwrap();
+        let indices = &shaped.elasticsearch.as_ref().unwrap().indices;
+        assert_eq!((indices.shards, indices.replicas), (Some(3), Some(0)));
+        assert!(error_of(&format!("{GOOD}shards = 0\n")).contains("between 1 and 1024"));
+        assert!(error_of(&format!("{GOOD}shards = 1025\n")).contains("between 1 and 1024"));
+        let own = format!("{GOOD}replicas = 2\nmanage_templates = false\n");
+        assert!(error_of(&own).contains("set them in your own template"));
     }
 
     #[test]

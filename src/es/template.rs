@@ -30,8 +30,22 @@ pub struct TemplateSpec {
 /// document).
 const KEYWORD_IGNORE_ABOVE: u32 = 8191;
 
-/// The template for the data indices of `topics`.
-pub fn data_template(index: &IndexNameTemplate, topics: &[String], priority: u32) -> TemplateSpec {
+/// Index settings the data template sets; `None` leaves Elasticsearch's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexShape {
+    /// `index.number_of_shards`.
+    pub shards: Option<u32>,
+    /// `index.number_of_replicas`.
+    pub replicas: Option<u32>,
+}
+
+/// The template for the data indices of `topics`, shaped by `shape`.
+pub fn data_template(
+    index: &IndexNameTemplate,
+    topics: &[String],
+    priority: u32,
+    shape: IndexShape,
+) -> TemplateSpec {
     let mut patterns: Vec<String> = topics.iter().map(|t| index.pattern(t)).collect();
     patterns.sort();
     patterns.dedup();
@@ -74,6 +88,17 @@ pub fn data_template(index: &IndexNameTemplate, topics: &[String], priority: u32
         },
         "_meta": {"managed_by": "logship transfer", "kind": "data"}
     });
+    let mut body = body;
+    let mut settings = serde_json::Map::new();
+    if let Some(shards) = shape.shards {
+        settings.insert("number_of_shards".into(), json!(shards));
+    }
+    if let Some(replicas) = shape.replicas {
+        settings.insert("number_of_replicas".into(), json!(replicas));
+    }
+    if !settings.is_empty() {
+        body["template"]["settings"] = json!({ "index": settings });
+    }
     TemplateSpec {
         name: format!("logship-data-{}", name_hash(&patterns)),
         body,
@@ -130,7 +155,7 @@ mod tests {
     fn data_template_covers_every_topic_and_types_the_contract_fields() {
         let index = IndexNameTemplate::parse("{topic}-%Y.%m.%d").unwrap();
         let topics = vec!["b".to_string(), "a".to_string()];
-        let spec = data_template(&index, &topics, 200);
+        let spec = data_template(&index, &topics, 200, IndexShape::default());
         assert_eq!(spec.body["index_patterns"], json!(["a-*", "b-*"]));
         let properties = &spec.body["template"]["mappings"]["properties"];
         assert_eq!(properties["offset"]["type"], "long");
@@ -144,8 +169,38 @@ mod tests {
         let dynamic = &spec.body["template"]["mappings"]["dynamic_templates"][0];
         assert_eq!(dynamic["strings_as_keywords"]["mapping"]["type"], "keyword");
         // Same configuration, same name; another topic list, another name.
-        assert_eq!(spec.name, data_template(&index, &topics, 200).name);
-        assert_ne!(spec.name, data_template(&index, &topics[..1], 200).name);
+        assert_eq!(
+            spec.name,
+            data_template(&index, &topics, 200, IndexShape::default()).name
+        );
+        assert_ne!(
+            spec.name,
+            data_template(&index, &topics[..1], 200, IndexShape::default()).name
+        );
+    }
+
+    #[test]
+    fn shards_and_replicas_go_into_the_settings_only_when_set() {
+        let index = IndexNameTemplate::parse("{topic}").unwrap();
+        let topics = vec!["a".to_string()];
+        let plain = data_template(&index, &topics, 200, IndexShape::default());
+        assert!(plain.body["template"].get("settings").is_none());
+        let shaped = IndexShape {
+            shards: Some(3),
+            replicas: Some(0),
+        };
+        let spec = data_template(&index, &topics, 200, shaped);
+        let settings = &spec.body["template"]["settings"]["index"];
+        assert_eq!(settings["number_of_shards"], 3);
+        assert_eq!(settings["number_of_replicas"], 0);
+        let only_replicas = IndexShape {
+            shards: None,
+            replicas: Some(2),
+        };
+        let spec = data_template(&index, &topics, 200, only_replicas);
+        let settings = &spec.body["template"]["settings"]["index"];
+        assert!(settings.get("number_of_shards").is_none());
+        assert_eq!(settings["number_of_replicas"], 2);
     }
 
     #[test]

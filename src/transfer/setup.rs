@@ -19,7 +19,7 @@ use crate::config::es_access::EsAccess;
 use crate::config::index_name::IndexNameTemplate;
 use crate::config::influx::InfluxDbConfig as InfluxConfig;
 use crate::config::{ElasticsearchConfig, TransferConfig};
-use crate::es::template::{data_template, dlq_template};
+use crate::es::template::{data_template, dlq_template, IndexShape};
 use crate::es::{EsClient, EsError, EsSettings, SharedEs};
 use crate::influx::{InfluxClient, InfluxError, SharedInflux};
 use crate::kafka::dead_letters::DeadLetters;
@@ -237,7 +237,15 @@ impl Setup<'_> {
     ) -> anyhow::Result<bool> {
         let priority = es_config.indices.template_priority;
         let specs = [
-            data_template(index, &self.config.kafka.topics, priority),
+            data_template(
+                index,
+                &self.config.kafka.topics,
+                priority,
+                IndexShape {
+                    shards: es_config.indices.shards,
+                    replicas: es_config.indices.replicas,
+                },
+            ),
             dlq_template(&es_config.indices.dlq_index, priority),
         ];
         for spec in &specs {
