@@ -913,7 +913,9 @@ fn full_a_broker_paused_longer_than_the_stall_bound_is_said_and_nothing_is_lost(
     let busiest = (0..PARTITIONS)
         .max_by_key(|&p| ends[p as usize])
         .expect("partitions");
-    let leader = format!("kafka-{}", leader_of(&fleet.setup.topic, busiest));
+    let leader_id = leader_of(&fleet.setup.topic, busiest);
+    let leader = format!("kafka-{leader_id}");
+    let address = format!("127.0.0.1:{}", 9092 + (leader_id - 1) * 10000);
     eprintln!("pausing {leader}, the leader of partition {busiest} (end offsets {ends:?})");
     let paused = Paused::now(&leader);
     let paused_at = Instant::now();
@@ -935,6 +937,14 @@ fn full_a_broker_paused_longer_than_the_stall_bound_is_said_and_nothing_is_lost(
     assert!(
         agents_said.iter().any(Option::is_some),
         "no agent's /health named the stall"
+    );
+    // The member is named: the broker whose requests went unanswered.
+    assert!(
+        agents_said
+            .iter()
+            .flatten()
+            .any(|said| said.contains(&address)),
+        "no agent named {address} ({leader})"
     );
     assert!(
         transfer_said.is_some(),

@@ -59,6 +59,10 @@ impl BrokerObserver for Reported {
         self.health.brokers_up(up);
     }
 
+    fn brokers_waiting(&self, waiting: Vec<String>) {
+        self.stall.waiting(waiting);
+    }
+
     fn client_error(&self, error: &str) {
         self.health.client_error(error);
     }

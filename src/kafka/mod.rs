@@ -27,10 +27,67 @@ pub fn brokers_up(statistics: &Statistics) -> usize {
         .count()
 }
 
+/// The brokers with requests sent and not answered yet in `statistics`, the longest silent
+/// first, as `host:port (node N): K request(s), nothing received for S s` — the group
+/// coordinator's connection, which librdkafka lists apart, counted with its broker. A broker
+/// that stopped serving heads the list; brokers waiting on it (an `acks=all` produce waits
+/// for every in-sync replica) follow.
+pub fn brokers_waiting(statistics: &Statistics) -> Vec<String> {
+    struct Waiting<'a> {
+        name: &'a str,
+        node: i32,
+        requests: i64,
+        silent_us: i64,
+    }
+    let mut waiting: Vec<Waiting> = Vec::new();
+    for broker in statistics.brokers.values() {
+        if broker.waitresp_cnt <= 0 || broker.nodename.is_empty() {
+            continue;
+        }
+        match waiting.iter_mut().find(|w| w.name == broker.nodename) {
+            Some(w) => {
+                w.node = w.node.max(broker.nodeid);
+                w.requests += broker.waitresp_cnt;
+                w.silent_us = w.silent_us.max(broker.rxidle);
+            }
+            None => waiting.push(Waiting {
+                name: &broker.nodename,
+                node: broker.nodeid,
+                requests: broker.waitresp_cnt,
+                silent_us: broker.rxidle,
+            }),
+        }
+    }
+    waiting.sort_by(|a, b| {
+        b.silent_us
+            .cmp(&a.silent_us)
+            .then(b.requests.cmp(&a.requests))
+            .then(a.name.cmp(b.name))
+    });
+    waiting
+        .into_iter()
+        .map(|w| {
+            let node = if w.node >= 0 {
+                format!(" (node {})", w.node)
+            } else {
+                String::new()
+            };
+            let silent = if w.silent_us >= 0 {
+                format!(", nothing received for {:.1} s", w.silent_us as f64 / 1e6)
+            } else {
+                String::new()
+            };
+            format!("{}{node}: {} request(s){silent}", w.name, w.requests)
+        })
+        .collect()
+}
+
 /// Told how many cluster brokers are up after each statistics report of a Kafka client.
 pub trait BrokerObserver: Send + Sync {
     /// `up` brokers are in librdkafka's `UP` state (see [`brokers_up`]).
     fn brokers_up(&self, up: usize);
+    /// The brokers with requests unanswered (see [`brokers_waiting`]).
+    fn brokers_waiting(&self, _waiting: Vec<String>) {}
     /// The client reported `error` (it keeps retrying); shown with "no broker reachable".
     fn client_error(&self, _error: &str) {}
 }

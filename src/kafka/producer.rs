@@ -105,6 +105,8 @@ impl ClientContext for DeliveryContext {
 
     fn stats(&self, statistics: Statistics) {
         self.brokers.brokers_up(super::brokers_up(&statistics));
+        self.brokers
+            .brokers_waiting(super::brokers_waiting(&statistics));
     }
 }
 

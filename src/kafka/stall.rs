@@ -24,22 +24,38 @@ pub const STALL_CONDITION: &str = "kafka_stall";
 
 /// How both roles say a stall: the `kafka_stall` condition at once (the bound was the grace),
 /// a warning when it begins and then once per [`REPEAT_LOG_INTERVAL`], a line when it ends.
+/// The reason names the brokers that had requests waiting for an answer in the client's last
+/// statistics (see [`StallReport::waiting`]): in a cluster, the member that stopped serving.
 #[derive(Debug)]
 pub struct StallReport {
     log: Throttle,
+    waiting: std::sync::Mutex<Vec<String>>,
 }
 
 impl Default for StallReport {
     fn default() -> StallReport {
         StallReport {
             log: Throttle::every(REPEAT_LOG_INTERVAL),
+            waiting: std::sync::Mutex::new(Vec::new()),
         }
     }
 }
 
 impl StallReport {
+    /// The brokers with requests unanswered in the client's latest statistics
+    /// ([`super::brokers_waiting`]).
+    pub fn waiting(&self, brokers: Vec<String>) {
+        *crate::sync::lock(&self.waiting) = brokers;
+    }
+
     /// The stall goes on, for `reason`.
     pub fn stalled(&self, health: &Health, reason: String) {
+        let waiting = crate::sync::lock(&self.waiting).clone();
+        let reason = if waiting.is_empty() {
+            reason
+        } else {
+            format!("{reason}; requests unanswered by {}", waiting.join(", "))
+        };
         if let Some(repeats) = self.log.admit() {
             tracing::warn!(repeats, "{reason}");
         }

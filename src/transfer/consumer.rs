@@ -165,6 +165,8 @@ impl ClientContext for ConsumerHooks {
     fn stats(&self, statistics: Statistics) {
         self.events
             .brokers_up(crate::kafka::brokers_up(&statistics));
+        self.events
+            .brokers_waiting(crate::kafka::brokers_waiting(&statistics));
         *crate::sync::lock(&self.progress.group) = GroupView::from_statistics(&statistics);
         for (topic, stats) in &statistics.topics {
             for (partition, stats) in &stats.partitions {

@@ -66,6 +66,9 @@ pub trait TransferEvents: Send + Sync {
     fn backpressure(&self, paused: bool);
     /// The consumer's statistics say `up` brokers are up.
     fn brokers_up(&self, up: usize);
+    /// The consumer's statistics list these brokers with requests unanswered (named when a
+    /// stall is said).
+    fn brokers_waiting(&self, waiting: Vec<String>);
     /// An index template is in place.
     fn template_put(&self, template: &str, patterns: &str);
     /// The InfluxDB database was created (or already there); `refused` when InfluxDB refused
@@ -504,6 +507,9 @@ impl TransferEvents for Counters {
     }
     fn brokers_up(&self, up: usize) {
         self.health.brokers_up(up);
+    }
+    fn brokers_waiting(&self, waiting: Vec<String>) {
+        self.stall.waiting(waiting);
     }
     fn template_put(&self, template: &str, patterns: &str) {
         self.health.recover(ES_CONDITION);
