@@ -20,63 +20,8 @@ BROKER=${LOGSHIP_KAFKA:-127.0.0.1:9092}
 ES=${LOGSHIP_ES:-http://127.0.0.1:9200}
 [ -d "$corpus" ] || { echo "no corpus at $corpus: run scripts/bench.sh once" >&2; exit 1; }
 
-now() { date +%s.%N; }
-cpu_of() { # user+sys seconds of PID so far
-  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"
-}
-
-run_ship() { # run_ship BIN → "wall cpu"
-  local bin=$1 d port topic n=0 start cpu pid
-  d=$(mktemp -d /var/tmp/ab-ship.XXXX); port=$((20000 + RANDOM % 20000))
-  topic="bench-ab-$(date +%s%N)"
-  printf 'host = "bench"\ndata_dir = "%s"\nmetrics_addr = "127.0.0.1:%s"\n[kafka]\nbrokers = "%s"\n[[collect]]\npath = "%s/*.log"\ntopic = "%s"\n' \
-    "$d/data" "$port" "$BROKER" "$corpus" "$topic" >"$d/agent.toml"
-  start=$(now)
-  "$bin" agent --config "$d/agent.toml" 2>"$d/agent.log" & pid=$!
-  for _ in $(seq 1 3000); do
-    n=$(curl -s "http://127.0.0.1:$port/metrics" | awk '$1 == "logship_kafka_delivered_lines_total" { printf "%.0f", $2 }')
-    [ "${n:-0}" -ge 4000000 ] && break
-    sleep 0.1
-  done
-  echo "$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }') $(cpu_of $pid)"
-  kill -TERM $pid; wait $pid || true; rm -rf "$d"
-  [ "${n:-0}" -ge 4000000 ] || { echo "only $n lines shipped" >&2; exit 1; }
-}
-
-XFER_TOPIC=""
-make_xfer_topic() { # 200,000 lines of the corpus into a topic, once, with BIN_A's agent
-  local d pid n=0
-  d=$(mktemp -d /var/tmp/ab-src.XXXX); mkdir "$d/logs"
-  head -n 200000 "$(ls "$corpus"/*.log | head -n 1)" >"$d/logs/a.log"
-  XFER_TOPIC="bench-ab-src-$(date +%s%N)"
-  printf 'host = "bench"\ndata_dir = "%s"\nmetrics_addr = "127.0.0.1:29998"\n[kafka]\nbrokers = "%s"\n[[collect]]\npath = "%s/logs/*.log"\ntopic = "%s"\n' \
-    "$d/data" "$BROKER" "$d" "$XFER_TOPIC" >"$d/agent.toml"
-  "$bin_a" agent --config "$d/agent.toml" 2>"$d/agent.log" & pid=$!
-  for _ in $(seq 1 1200); do
-    n=$(curl -s http://127.0.0.1:29998/metrics | awk '$1 == "logship_kafka_delivered_lines_total" { printf "%.0f", $2 }')
-    [ "${n:-0}" -ge 200000 ] && break
-    sleep 0.1
-  done
-  kill -TERM $pid; wait $pid || true; rm -rf "$d"
-}
-
-run_xfer() { # run_xfer BIN → "wall cpu"
-  local bin=$1 d run n=0 start pid
-  d=$(mktemp -d /var/tmp/ab-xfer.XXXX); run="ab$(date +%s%N)"
-  printf '[kafka]\nbrokers = "%s"\ngroup = "%s"\ntopics = ["%s"]\n[elasticsearch]\nurl = "%s"\nindex = "%s"\nmanage_templates = false\n' \
-    "$BROKER" "$run" "$XFER_TOPIC" "$ES" "$run" >"$d/transfer.toml"
-  start=$(now)
-  "$bin" transfer --config "$d/transfer.toml" 2>"$d/transfer.log" & pid=$!
-  for _ in $(seq 1 1200); do
-    n=$(curl -s "$ES/$run/_count" | sed -n 's/.*"count":\([0-9]*\).*/\1/p')
-    [ "${n:-0}" -ge 200000 ] && break
-    sleep 0.1
-  done
-  echo "$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }') $(cpu_of $pid)"
-  kill -TERM $pid; wait $pid || true
-  curl -s -XDELETE "$ES/$run" >/dev/null; rm -rf "$d"
-  [ "${n:-0}" -ge 200000 ] || { echo "only $n documents indexed" >&2; exit 1; }
-}
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
 
 case $mode in
   ship) cat "$corpus"/*.log >/dev/null; runner=run_ship ;;

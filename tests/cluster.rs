@@ -271,6 +271,22 @@ impl Fleet {
         );
     }
 
+    /// Waits until every shard of the index has its replica in sync (green). A replica still
+    /// copying from its primary when that node dies cannot take over (the index turns red until
+    /// the node is back): an operator waits for green before taking a node away, and so do the
+    /// tests.
+    fn wait_green(&self) {
+        let health = es(
+            "GET",
+            &format!(
+                "_cluster/health/{}?wait_for_status=green&timeout=60s",
+                self.setup.index
+            ),
+            None,
+        );
+        assert_eq!(health["status"], "green", "{health}");
+    }
+
     /// Asserts that the index grows within `within` while whatever the test did lasts.
     fn assert_grows(&self, what: &str, within: Duration) -> Duration {
         let before = self.indexed();
@@ -392,18 +408,7 @@ fn the_elasticsearch_node_with_the_most_primaries_killed_and_started_again_loses
 ) {
     let fleet = Fleet::start("cl-esnode", 3);
     fleet.wait_indexed(200, Duration::from_secs(60));
-    // A replica still copying from its primary when that node dies cannot take over (the index
-    // turns red until the node is back): wait until both copies are in sync, as an operator
-    // would before taking a node away.
-    let health = es(
-        "GET",
-        &format!(
-            "_cluster/health/{}?wait_for_status=green&timeout=60s",
-            fleet.setup.index
-        ),
-        None,
-    );
-    assert_eq!(health["status"], "green", "{health}");
+    fleet.wait_green();
     let shards = es(
         "GET",
         &format!(
@@ -692,15 +697,7 @@ fn full_the_elasticsearch_node_of_the_first_url_killed_and_started_again_loses_a
 {
     let fleet = Fleet::start("cl-esfirst", 3);
     fleet.wait_indexed(200, Duration::from_secs(60));
-    let health = es(
-        "GET",
-        &format!(
-            "_cluster/health/{}?wait_for_status=green&timeout=60s",
-            fleet.setup.index
-        ),
-        None,
-    );
-    assert_eq!(health["status"], "green", "{health}");
+    fleet.wait_green();
     let first = common::es_url();
     let first = first.split(',').next().unwrap_or_default();
     assert!(first.ends_with(":9200"), "the first URL is es-1's: {first}");
@@ -986,4 +983,43 @@ fn full_two_brokers_of_three_killed_writes_wait_and_resume_in_order_none_lost_or
         reader.records.len(),
         written.len()
     );
+}
+
+/// Elasticsearch stops answering (the node holding the most primaries paused with SIGSTOP: its
+/// bulks hang) while a second transfer joins the group: the first one's bulk slots fill, it
+/// pauses its partitions but keeps polling, so the rebalance completes and the newcomer gets
+/// partitions while Elasticsearch is still silent; resumed, every line is indexed once.
+#[test]
+#[ignore = "needs the clusters: LOGSHIP_CLUSTER=1 scripts/services.sh up, and its env"]
+fn full_a_rebalance_completes_while_elasticsearch_does_not_answer_and_nothing_is_lost() {
+    let fleet = Fleet::start("cl-slow-es", 3);
+    fleet.wait_indexed(200, Duration::from_secs(60));
+    fleet.wait_green();
+    // Every node holds a primary (3 shards over 3 nodes): pausing any one stalls the bulks
+    // that touch its shard, which is every bulk.
+    let paused = Paused::now("es-1");
+    std::thread::sleep(Duration::from_secs(5));
+    let (_dir, config) = fleet.setup.write();
+    let joined = Instant::now();
+    let second = Transfer::start(&config, "second");
+    let shared = wait_for(Duration::from_secs(30), || {
+        (second.assigned_partitions().is_some_and(|n| n > 0)
+            && fleet
+                .transfer()
+                .assigned_partitions()
+                .is_some_and(|n| n < PARTITIONS as usize))
+        .then_some(())
+    });
+    let took = joined.elapsed();
+    assert!(
+        shared.is_some(),
+        "no rebalance within 30 s while Elasticsearch was silent:\n{}\n-----\n{}",
+        fleet.transfer().log(),
+        second.log()
+    );
+    eprintln!("with es-1 paused, the second transfer had partitions {took:?} after it started");
+    drop(paused);
+    fleet.assert_grows("with es-1 resumed", Duration::from_secs(120));
+    assert!(second.terminate(Duration::from_secs(30)).success());
+    fleet.drain_and_check();
 }
