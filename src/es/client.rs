@@ -33,6 +33,12 @@ const MAX_ERROR_BODY: usize = 2048;
 /// How long a node that did not answer is skipped before it is tried again.
 pub const NODE_DOWN_FOR: Duration = Duration::from_secs(30);
 
+/// The longest a small control request (an index template, index statistics) waits for a node
+/// before the next one is asked (the configured request timeout when shorter): a node that
+/// accepts connections but does not answer would otherwise hold a transfer's start for the
+/// whole request timeout, which is sized for bulks.
+pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why a call to Elasticsearch did not produce a usable answer.
 #[derive(Debug, thiserror::Error)]
 pub enum EsError {
@@ -260,6 +266,8 @@ pub struct EsClient {
     next: Arc<AtomicUsize>,
     /// The nodes, comma-separated, for messages about the cluster.
     url: String,
+    /// [`CONTROL_TIMEOUT`], or the request timeout when shorter.
+    control_timeout: Duration,
 }
 
 impl EsClient {
@@ -283,6 +291,7 @@ impl EsClient {
             nodes: nodes.into(),
             next: Arc::new(AtomicUsize::new(0)),
             url: settings.nodes.join(","),
+            control_timeout: settings.request_timeout.min(CONTROL_TIMEOUT),
         })
     }
 
@@ -349,11 +358,13 @@ impl EsClient {
         name: &str,
         template: &serde_json::Value,
     ) -> Result<(), EsError> {
+        let timeout = self.control_timeout;
         let (response, node) = self
             .send(|client| async move {
                 client
                     .indices()
                     .put_index_template(IndicesPutIndexTemplateParts::Name(name))
+                    .request_timeout(timeout)
                     .body(template)
                     .send()
                     .await
@@ -380,11 +391,13 @@ impl EsClient {
     /// `indices` (names or patterns), by name: `_cat/indices`. Patterns matching nothing give an
     /// empty list.
     pub async fn index_stats(&self, indices: &[&str]) -> Result<Vec<IndexStats>, EsError> {
+        let timeout = self.control_timeout;
         let (response, node) = self
             .send(|client| async move {
                 client
                     .cat()
                     .indices(elasticsearch::cat::CatIndicesParts::Index(indices))
+                    .request_timeout(timeout)
                     .format("json")
                     .bytes(elasticsearch::params::Bytes::B)
                     .h(&["index", "docs.count", "store.size"])

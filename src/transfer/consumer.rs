@@ -9,8 +9,11 @@
 //! - on **revoke** (before the partitions are given up) the done prefix of each revoked partition
 //!   is committed synchronously, then the partition's watermark is dropped, so completions that
 //!   still arrive for it are ignored and its next owner starts exactly after what is done;
-//! - on **assign** each partition gets a fresh watermark epoch (and is paused at once if the
-//!   transfer is applying backpressure).
+//! - on **assign** each partition gets a fresh watermark epoch, and is paused at once if the
+//!   transfer is applying backpressure — or resumed if it is not: librdkafka keeps a partition's
+//!   pause across a cooperative rebalance, so a partition revoked while paused and assigned
+//!   back after the pause ended would otherwise never be fetched again (seen in
+//!   `tests/cluster.rs`, Elasticsearch silent while a transfer joined and left).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -238,11 +241,17 @@ impl ConsumerContext for ConsumerHooks {
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
-            if self.paused.load(Ordering::SeqCst) && partitions.count() > 0 {
-                if let Err(error) = consumer.pause(partitions) {
-                    self.events
-                        .consumer_error(&format!("cannot pause new partitions: {error}"));
-                }
+            if partitions.count() == 0 {
+                return;
+            }
+            let (result, what) = if self.paused.load(Ordering::SeqCst) {
+                (consumer.pause(partitions), "pause")
+            } else {
+                (consumer.resume(partitions), "resume")
+            };
+            if let Err(error) = result {
+                self.events
+                    .consumer_error(&format!("cannot {what} new partitions: {error}"));
             }
         }
     }
