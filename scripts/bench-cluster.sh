@@ -63,20 +63,7 @@ ship() {
 
 # xfer_topic: 100,000 lines of each corpus file (four files: four keys) into a fresh topic.
 xfer_topic() {
-  local d pid n=0 f
-  d=$(mktemp -d /var/tmp/bc-src.XXXX); mkdir "$d/logs"
-  for f in "$corpus"/*.log; do head -n 100000 "$f" >"$d/logs/$(basename "$f")"; done
-  XFER_TOPIC="bench-cluster-src-$(date +%s%N)"
-  printf 'host = "bench"\ndata_dir = "%s"\nmetrics_addr = "127.0.0.1:29998"\n[kafka]\nbrokers = "%s"\n[[collect]]\npath = "%s/logs/*.log"\ntopic = "%s"\n' \
-    "$d/data" "$CLUSTER_BROKERS" "$d" "$XFER_TOPIC" >"$d/agent.toml"
-  "$bin_a" agent --config "$d/agent.toml" 2>"$d/agent.log" & pid=$!
-  for _ in $(seq 1 1800); do
-    n=$(curl -s http://127.0.0.1:29998/metrics | awk '$1 == "logship_kafka_delivered_lines_total" { printf "%.0f", $2 }')
-    [ "${n:-0}" -ge 400000 ] && break
-    sleep 0.1
-  done
-  kill -TERM $pid; wait $pid || true; rm -rf "$d"
-  [ "${n:-0}" -ge 400000 ] || { echo "only $n lines in the topic" >&2; exit 1; }
+  make_topic "$CLUSTER_BROKERS" 100000 4
   echo "topic $XFER_TOPIC: end offsets $(for p in 0 1 2 3; do kcat -b "$CLUSTER_BROKERS" -Q -t "$XFER_TOPIC:$p:-1" 2>/dev/null | awk '{ printf "%s ", $NF }'; done)"
 }
 

@@ -28,21 +28,27 @@ run_ship() { # run_ship BIN → "wall cpu"
 }
 
 XFER_TOPIC=""
-make_xfer_topic() { # 200,000 lines of the corpus into a topic, once, with BIN_A's agent
-  local d pid n=0
+# make_topic BROKERS LINES FILES: LINES lines of each of the first FILES corpus files (one key
+# each) shipped by bin_a's agent into a fresh topic, named in XFER_TOPIC.
+make_topic() {
+  local brokers=$1 lines=$2 files=$3 d pid n=0 f total
   d=$(mktemp -d /var/tmp/ab-src.XXXX); mkdir "$d/logs"
-  head -n 200000 "$(ls "$corpus"/*.log | head -n 1)" >"$d/logs/a.log"
-  XFER_TOPIC="bench-ab-src-$(date +%s%N)"
+  for f in $(ls "$corpus"/*.log | head -n "$files"); do head -n "$lines" "$f" >"$d/logs/$(basename "$f")"; done
+  total=$((lines * files))
+  XFER_TOPIC="bench-src-$(date +%s%N)"
   printf 'host = "bench"\ndata_dir = "%s"\nmetrics_addr = "127.0.0.1:29998"\n[kafka]\nbrokers = "%s"\n[[collect]]\npath = "%s/logs/*.log"\ntopic = "%s"\n' \
-    "$d/data" "$BROKER" "$d" "$XFER_TOPIC" >"$d/agent.toml"
+    "$d/data" "$brokers" "$d" "$XFER_TOPIC" >"$d/agent.toml"
   "$bin_a" agent --config "$d/agent.toml" 2>"$d/agent.log" & pid=$!
-  for _ in $(seq 1 1200); do
+  for _ in $(seq 1 1800); do
     n=$(curl -s http://127.0.0.1:29998/metrics | awk '$1 == "logship_kafka_delivered_lines_total" { printf "%.0f", $2 }')
-    [ "${n:-0}" -ge 200000 ] && break
+    [ "${n:-0}" -ge "$total" ] && break
     sleep 0.1
   done
   kill -TERM $pid; wait $pid || true; rm -rf "$d"
+  [ "${n:-0}" -ge "$total" ] || { echo "only $n of $total lines in the topic" >&2; exit 1; }
 }
+# make_xfer_topic: the 200,000 lines bench-ab.sh's transfer runs index.
+make_xfer_topic() { make_topic "$BROKER" 200000 1; }
 
 run_xfer() { # run_xfer BIN → "wall cpu"
   local bin=$1 d run n=0 start pid
