@@ -504,48 +504,86 @@ fn set_entries(prefix: &str, host: &str, dir: &Path, json: &str) {
     );
 }
 
+/// `etcd.endpoints` as a TOML array of the cluster's members.
+fn etcd_endpoints_toml() -> String {
+    let quoted: Vec<String> = etcd_endpoint()
+        .split(',')
+        .map(|e| format!("\"{}\"", e.trim()))
+        .collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// A fleet whose agents collect as etcd says (no `[[collect]]` entry): its etcd prefix, each
+/// agent's host and logs directory, and a directory for the entries files `ctl` reads.
+struct OnEtcd {
+    fleet: Fleet,
+    prefix: String,
+    hosts: Vec<(String, PathBuf)>,
+    entries_dir: tempfile::TempDir,
+}
+
+impl OnEtcd {
+    fn start(tag: &str, agents: usize) -> OnEtcd {
+        assert_clusters();
+        let prefix = format!("/logship-cluster-{}", unique(tag));
+        let hosts: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+        let endpoints = etcd_endpoints_toml();
+        let fleet = Fleet::start_with(tag, agents, |host, logs| {
+            hosts
+                .lock()
+                .unwrap()
+                .push((host.to_string(), logs.to_path_buf()));
+            format!(
+                "[etcd]\nendpoints = {endpoints}\nprefix = \"{prefix}\"\nallowed_paths = [\"{}\"]\n",
+                logs.display()
+            )
+        });
+        OnEtcd {
+            fleet,
+            prefix,
+            hosts: hosts.into_inner().unwrap(),
+            entries_dir: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
+/// Makes every agent of `hosts` collect the files matching `glob` in its logs directory into
+/// `topic`, with `logship ctl collect set`.
+fn collect_on_every_host(
+    prefix: &str,
+    hosts: &[(String, PathBuf)],
+    entries_dir: &Path,
+    topic: &str,
+    glob: &str,
+) {
+    for (host, logs) in hosts {
+        set_entries(
+            prefix,
+            host,
+            entries_dir,
+            &format!(
+                r#"[{{"path": "{}/{glob}", "topic": "{topic}"}}]"#,
+                logs.display()
+            ),
+        );
+    }
+}
+
 /// SIGKILL the etcd leader while three agents collect as etcd says; change every agent's collect
 /// entries while it is down (a second file each): the agents follow the change, their registry
 /// keys stay, `logship ctl agents` lists them, and every line of every file arrives once.
 #[test]
 #[ignore = "needs the clusters: LOGSHIP_CLUSTER=1 scripts/services.sh up, and its env"]
 fn the_etcd_leader_killed_while_collect_entries_change_the_agents_follow_and_stay_registered() {
-    assert_clusters();
-    let prefix = format!("/logship-cluster-{}", unique("etcd"));
-    let entries_dir = tempfile::tempdir().unwrap();
-    let hosts: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
-    let endpoints: Vec<String> = etcd_endpoint()
-        .split(',')
-        .map(|e| format!("\"{}\"", e.trim()))
-        .collect();
-    let mut fleet = Fleet::start_with("cl-etcd", 3, |host, logs| {
-        hosts
-            .lock()
-            .unwrap()
-            .push((host.to_string(), logs.to_path_buf()));
-        format!(
-            "[etcd]\nendpoints = [{}]\nprefix = \"{prefix}\"\nallowed_paths = [\"{}\"]\n",
-            endpoints.join(", "),
-            logs.display()
-        )
-    });
-    let hosts = hosts.into_inner().unwrap();
-    let entries = |logs: &Path, glob: &str| {
-        format!(
-            r#"[{{"path": "{}/{glob}", "topic": "{}"}}]"#,
-            logs.display(),
-            fleet.setup.topic
-        )
-    };
+    let OnEtcd {
+        mut fleet,
+        prefix,
+        hosts,
+        entries_dir,
+    } = OnEtcd::start("cl-etcd", 3);
+    let topic = fleet.setup.topic.clone();
     // At first each agent collects its app-*.log files.
-    for (host, logs) in &hosts {
-        set_entries(
-            &prefix,
-            host,
-            entries_dir.path(),
-            &entries(logs, "app-*.log"),
-        );
-    }
+    collect_on_every_host(&prefix, &hosts, entries_dir.path(), &topic, "app-*.log");
     fleet.wait_indexed(200, Duration::from_secs(90));
     let registered = |listed: &str| hosts.iter().all(|(h, _)| listed.contains(h.as_str()));
     let listed = String::from_utf8_lossy(&ctl(&prefix, &["agents"]).stdout).into_owned();
@@ -556,10 +594,10 @@ fn the_etcd_leader_killed_while_collect_entries_change_the_agents_follow_and_sta
     let console = common::console::Console::launch(console_dir.path(), |addr| {
         format!(
             "listen = \"{addr}\"\n[elasticsearch]\nurl = \"{}\"\nindex_pattern = \"{}\"\n\
-             [etcd]\nendpoints = [{}]\nprefix = \"{prefix}\"\n",
+             [etcd]\nendpoints = {}\nprefix = \"{prefix}\"\n",
             common::es_url(),
             fleet.setup.index,
-            endpoints.join(", "),
+            etcd_endpoints_toml(),
         )
     });
     let leader = etcd_leader();
@@ -573,12 +611,12 @@ fn the_etcd_leader_killed_while_collect_entries_change_the_agents_follow_and_sta
     );
     // While the leader is dead: every agent also collects a new file (with lines already in it).
     let mut extra = Vec::new();
-    for (host, logs) in &hosts {
+    for (_, logs) in &hosts {
         let file = logs.join("extra-0.log");
         std::fs::write(&file, "").unwrap();
         extra.push(file);
-        set_entries(&prefix, host, entries_dir.path(), &entries(logs, "*.log"));
     }
+    collect_on_every_host(&prefix, &hosts, entries_dir.path(), &topic, "*.log");
     fleet.write_to(extra);
     let started = Instant::now();
     let followed = wait_for(Duration::from_secs(60), || {
@@ -801,38 +839,19 @@ fn full_transfers_scaled_one_to_three_to_one_with_one_sigkilled_lose_and_double_
 #[test]
 #[ignore = "needs the clusters: LOGSHIP_CLUSTER=1 scripts/services.sh up, and its env"]
 fn full_twenty_agents_on_etcd_config_all_register_and_every_line_arrives_once() {
-    assert_clusters();
-    let prefix = format!("/logship-cluster-{}", unique("twenty"));
-    let entries_dir = tempfile::tempdir().unwrap();
-    let hosts: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
-    let endpoints: Vec<String> = etcd_endpoint()
-        .split(',')
-        .map(|e| format!("\"{}\"", e.trim()))
-        .collect();
-    let fleet = Fleet::start_with("cl-twenty", 20, |host, logs| {
-        hosts
-            .lock()
-            .unwrap()
-            .push((host.to_string(), logs.to_path_buf()));
-        format!(
-            "[etcd]\nendpoints = [{}]\nprefix = \"{prefix}\"\nallowed_paths = [\"{}\"]\n",
-            endpoints.join(", "),
-            logs.display()
-        )
-    });
-    let hosts = hosts.into_inner().unwrap();
-    for (host, logs) in &hosts {
-        set_entries(
-            &prefix,
-            host,
-            entries_dir.path(),
-            &format!(
-                r#"[{{"path": "{}/*.log", "topic": "{}"}}]"#,
-                logs.display(),
-                fleet.setup.topic
-            ),
-        );
-    }
+    let OnEtcd {
+        fleet,
+        prefix,
+        hosts,
+        entries_dir,
+    } = OnEtcd::start("cl-twenty", 20);
+    collect_on_every_host(
+        &prefix,
+        &hosts,
+        entries_dir.path(),
+        &fleet.setup.topic,
+        "*.log",
+    );
     let listed = wait_for(Duration::from_secs(60), || {
         let text = String::from_utf8_lossy(&ctl(&prefix, &["agents"]).stdout).into_owned();
         hosts
@@ -845,11 +864,11 @@ fn full_twenty_agents_on_etcd_config_all_register_and_every_line_arrives_once() 
     let console = common::console::Console::launch(console_dir.path(), |addr| {
         format!(
             "listen = \"{addr}\"\n[elasticsearch]\nurl = \"{}\"\nindex_pattern = \"{}\"\n\
-             [etcd]\nendpoints = [{}]\nprefix = \"{prefix}\"\n\
+             [etcd]\nendpoints = {}\nprefix = \"{prefix}\"\n\
              [kafka]\nbrokers = \"{}\"\ntransfer_group = \"{}\"\n",
             common::es_url(),
             fleet.setup.index,
-            endpoints.join(", "),
+            etcd_endpoints_toml(),
             kafka_brokers(),
             fleet.setup.group,
         )
