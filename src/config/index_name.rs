@@ -27,6 +27,8 @@ enum Part {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexNameTemplate {
     parts: Vec<Part>,
+    /// The template as written.
+    text: String,
 }
 
 /// Why a template text cannot be used.
@@ -115,7 +117,10 @@ impl IndexNameTemplate {
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
-        Ok(IndexNameTemplate { parts })
+        Ok(IndexNameTemplate {
+            parts,
+            text: text.to_string(),
+        })
     }
 
     /// Whether rendering needs the record's time.
@@ -123,6 +128,16 @@ impl IndexNameTemplate {
         self.parts
             .iter()
             .any(|p| matches!(p, Part::Year | Part::Month | Part::Day | Part::Hour))
+    }
+
+    /// The template as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the template writes the topic.
+    pub fn uses_topic(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Topic))
     }
 
     /// The index name for a record of `topic` with time `time` (UTC is used), validated.
@@ -179,12 +194,96 @@ impl IndexNameTemplate {
         simplify_pattern(&pattern)
     }
 
+    /// The span of time whose records an index named `name` holds, when the name is exactly
+    /// what this template renders for `topic` at some time: the topic written out, every time
+    /// part the right number of digits, together a real date (a part used twice must agree).
+    /// The span is the finest part's: the hour with `%H`, else the day with `%d`, else the
+    /// month, else the year. `None` for any other name, and for templates without `%Y`
+    /// (a name without a year names no period that ever ends).
+    pub fn period(&self, topic: &str, name: &str) -> Option<Period> {
+        let mut rest = name;
+        let (mut year, mut month, mut day, mut hour) = (None, None, None, None);
+        let take = |slot: &mut Option<u32>, rest: &mut &str, width: usize| -> Option<()> {
+            let digits = rest.get(..width)?;
+            if !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let value: u32 = digits.parse().ok()?;
+            if slot.is_some_and(|seen| seen != value) {
+                return None;
+            }
+            *slot = Some(value);
+            *rest = &rest[width..];
+            Some(())
+        };
+        for part in &self.parts {
+            match part {
+                Part::Literal(text) => rest = rest.strip_prefix(text.as_str())?,
+                Part::Topic => {
+                    let lower: String = topic.chars().map(|c| c.to_ascii_lowercase()).collect();
+                    rest = rest.strip_prefix(lower.as_str())?;
+                }
+                Part::Year => take(&mut year, &mut rest, 4)?,
+                Part::Month => take(&mut month, &mut rest, 2)?,
+                Part::Day => take(&mut day, &mut rest, 2)?,
+                Part::Hour => take(&mut hour, &mut rest, 2)?,
+            }
+        }
+        if !rest.is_empty() {
+            return None;
+        }
+        let year = i32::try_from(year?).ok()?;
+        // A finer part without the coarser ones (`%d` without `%m`) names no single period.
+        if (day.is_some() && month.is_none()) || (hour.is_some() && day.is_none()) {
+            return None;
+        }
+        let month_of = |m: u32| time::Month::try_from(u8::try_from(m).ok()?).ok();
+        let start_month = month_of(month.unwrap_or(1))?;
+        let date =
+            time::Date::from_calendar_date(year, start_month, u8::try_from(day.unwrap_or(1)).ok()?)
+                .ok()?;
+        let start = date
+            .with_hms(u8::try_from(hour.unwrap_or(0)).ok()?, 0, 0)
+            .ok()?
+            .assume_utc();
+        let end = if hour.is_some() {
+            start + time::Duration::HOUR
+        } else if day.is_some() {
+            start + time::Duration::DAY
+        } else if month.is_some() {
+            let (next_year, next_month) = match start_month {
+                time::Month::December => (year + 1, time::Month::January),
+                other => (year, other.next()),
+            };
+            time::Date::from_calendar_date(next_year, next_month, 1)
+                .ok()?
+                .midnight()
+                .assume_utc()
+        } else {
+            time::Date::from_calendar_date(year + 1, time::Month::January, 1)
+                .ok()?
+                .midnight()
+                .assume_utc()
+        };
+        Some(Period { start, end })
+    }
+
     /// Whether an index named `name` could be one of the data indices of `topics`.
     pub fn could_match(&self, name: &str, topics: &[String]) -> bool {
         topics
             .iter()
             .any(|topic| wildcard_match(&self.pattern(topic), name))
     }
+}
+
+/// The span of record times one concrete index holds (see [`IndexNameTemplate::period`]):
+/// `[start, end)` in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    /// The first instant whose records the index holds.
+    pub start: OffsetDateTime,
+    /// The first instant after it whose records go elsewhere.
+    pub end: OffsetDateTime,
 }
 
 /// Collapses `*` followed only by separators and `*`s into one `*` when it ends the pattern
@@ -324,6 +423,62 @@ mod tests {
         ] {
             let name = template.render(topic, Some(time)).unwrap();
             assert!(wildcard_match(&template.pattern(topic), &name), "{name}");
+        }
+    }
+
+    #[test]
+    fn periods_come_only_from_names_the_template_renders() {
+        let daily = IndexNameTemplate::parse("{topic}-%Y.%m.%d").unwrap();
+        let period = daily.period("Web_Log", "web_log-2020.02.29").unwrap();
+        assert_eq!(period.start, datetime!(2020-02-29 00:00 UTC));
+        assert_eq!(period.end, datetime!(2020-03-01 00:00 UTC));
+        for name in [
+            "web_log-2020.02.30",   // no such day
+            "web_log-2020.2.29",    // digits missing
+            "web_log-2020.02.29x",  // more after it
+            "other-2020.02.29",     // another topic
+            "web_log-2020.02.29-1", // a rollover's suffix
+            "web_log-abcd.02.29",
+            "web_log",
+        ] {
+            assert_eq!(daily.period("web_log", name), None, "{name}");
+        }
+        let hourly = IndexNameTemplate::parse("logs-{topic}-%Y.%m.%d-%H").unwrap();
+        let period = hourly.period("a", "logs-a-2026.12.31-23").unwrap();
+        assert_eq!(period.end, datetime!(2027-01-01 00:00 UTC));
+        assert_eq!(hourly.period("a", "logs-a-2026.12.31-24"), None);
+        let monthly = IndexNameTemplate::parse("{topic}-%Y-%m").unwrap();
+        let period = monthly.period("a", "a-2026-12").unwrap();
+        assert_eq!(period.end, datetime!(2027-01-01 00:00 UTC));
+        let yearly = IndexNameTemplate::parse("{topic}-%Y").unwrap();
+        assert_eq!(
+            yearly.period("a", "a-2025").unwrap().end,
+            datetime!(2026-01-01 00:00 UTC)
+        );
+        // No year: no period ever ends; a day without its month names no single day.
+        assert_eq!(
+            IndexNameTemplate::parse("{topic}")
+                .unwrap()
+                .period("a", "a"),
+            None
+        );
+        let odd = IndexNameTemplate::parse("{topic}-%Y-%d").unwrap();
+        assert_eq!(odd.period("a", "a-2025-01"), None);
+        // A part written twice must agree.
+        let twice = IndexNameTemplate::parse("%Y-{topic}-%Y.%m").unwrap();
+        assert!(twice.period("a", "2025-a-2025.01").is_some());
+        assert_eq!(twice.period("a", "2025-a-2024.01"), None);
+    }
+
+    #[test]
+    fn every_rendered_name_has_the_period_of_its_time() {
+        let template = IndexNameTemplate::parse("x-{topic}-%Y.%m.%d.%H").unwrap();
+        let mut time = datetime!(2023-12-31 22:17 UTC);
+        for _ in 0..100 {
+            let name = template.render("t", Some(time)).unwrap();
+            let period = template.period("t", &name).unwrap();
+            assert!(period.start <= time && time < period.end, "{name}");
+            time += time::Duration::minutes(37);
         }
     }
 

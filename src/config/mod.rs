@@ -16,6 +16,7 @@ pub mod kafka_security;
 mod listen_tls;
 pub mod multiline;
 pub mod parse;
+pub mod retention;
 pub mod secret;
 mod transfer;
 

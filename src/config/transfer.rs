@@ -17,6 +17,7 @@ use super::{is_topic_name, load_toml, ConfigError, Millis, RetryConfig};
 use crate::backoff::BackoffPolicy;
 use crate::config::index_name::IndexNameTemplate;
 use crate::config::parse::ParseConfig;
+use crate::config::retention::Retention;
 
 /// librdkafka properties the transfer sets itself; `kafka.options` may not override them,
 /// because the commit rule (commit only what Elasticsearch acknowledged) depends on them.
@@ -99,8 +100,22 @@ pub struct EsIndices {
     /// the time taken from each record's own `@timestamp` in UTC.
     pub index: String,
     /// Index that receives records Elasticsearch rejected for good (mapping or parse errors).
+    /// May carry `%Y %m %d %H` (no `{topic}`), rendered from the Kafka timestamp of the
+    /// record dead-lettered, so that `dlq_retention` can delete old dead letters.
     #[serde(default = "default_dlq_index")]
     pub dlq_index: String,
+    /// How long a data index is kept after the period its name dates ends (`"30d"`, `"12h"`,
+    /// `"forever"`). Absent: 30 days, or forever with `manage_templates = false` (whoever
+    /// manages the templates manages the lifecycle, unless this is set).
+    #[serde(default)]
+    pub retention: Option<Retention>,
+    /// How often expired indices are looked for (also once at start).
+    #[serde(default = "default_retention_check_ms")]
+    pub retention_check_ms: Millis,
+    /// How long a dead-letter index whose name carries a date is kept (absent: 90 days, or
+    /// forever with `manage_templates = false`). An undated `dlq_index` is never deleted.
+    #[serde(default)]
+    pub dlq_retention: Option<Retention>,
     /// Whether to put the index templates (data index and dead-letter index) at startup.
     #[serde(default = "default_true")]
     pub manage_templates: bool,
@@ -117,6 +132,50 @@ pub struct EsIndices {
     pub replicas: Option<u32>,
 }
 
+/// `elasticsearch.retention` when absent and the transfer manages the templates.
+pub const DEFAULT_RETENTION: Retention = Retention::For(Duration::from_secs(30 * 86_400));
+/// `elasticsearch.dlq_retention` when absent and the transfer manages the templates.
+pub const DEFAULT_DLQ_RETENTION: Retention = Retention::For(Duration::from_secs(90 * 86_400));
+
+impl EsIndices {
+    /// How long data indices are kept: `retention`, else [`DEFAULT_RETENTION`] when the
+    /// transfer manages the templates, else forever.
+    pub fn data_retention(&self) -> Retention {
+        self.retention.unwrap_or(if self.manage_templates {
+            DEFAULT_RETENTION
+        } else {
+            Retention::Forever
+        })
+    }
+
+    /// How long dated dead-letter indices are kept (as [`EsIndices::data_retention`], with
+    /// [`DEFAULT_DLQ_RETENTION`]).
+    pub fn dlq_retention(&self) -> Retention {
+        self.dlq_retention.unwrap_or(if self.manage_templates {
+            DEFAULT_DLQ_RETENTION
+        } else {
+            Retention::Forever
+        })
+    }
+
+    /// The parsed `dlq_index` (checked at load).
+    pub fn dlq_template(&self) -> Result<IndexNameTemplate, String> {
+        let template = IndexNameTemplate::parse(&self.dlq_index)
+            .map_err(|e| format!("elasticsearch.dlq_index: {e}"))?;
+        if template.uses_topic() {
+            return Err(
+                "elasticsearch.dlq_index cannot hold {topic}: one dead-letter index takes \
+                 every topic's rejects"
+                    .into(),
+            );
+        }
+        template
+            .check_renders("")
+            .map_err(|e| format!("elasticsearch.dlq_index: {e}"))?;
+        Ok(template)
+    }
+}
+
 /// The most primary shards `elasticsearch.shards` takes (Elasticsearch's own limit).
 pub const MAX_SHARDS: u32 = 1024;
 
@@ -130,6 +189,9 @@ impl TableKeys for ElasticsearchConfig {
             "template_priority",
             "shards",
             "replicas",
+            "retention",
+            "retention_check_ms",
+            "dlq_retention",
         ]);
         keys
     }
@@ -243,6 +305,9 @@ pub fn default_group_instance_id(host: &str, config: &Path) -> String {
 fn default_commit_interval_ms() -> Millis {
     Millis::new(1000)
 }
+fn default_retention_check_ms() -> Millis {
+    Millis::new(3_600_000)
+}
 fn default_dlq_index() -> String {
     "logship-dlq".to_string()
 }
@@ -319,8 +384,10 @@ impl TransferConfig {
                 )
             })?;
         }
-        crate::config::index_name::check_index_name(&es.indices.dlq_index)
-            .map_err(|e| format!("elasticsearch.dlq_index: {e}"))?;
+        let dlq = es.indices.dlq_template()?;
+        if es.indices.retention_check_ms.is_zero() {
+            return Err("elasticsearch.retention_check_ms must be at least 1".into());
+        }
         if let Some(shards) = es.indices.shards {
             if shards == 0 || shards > MAX_SHARDS {
                 return Err(format!(
@@ -337,7 +404,12 @@ impl TransferConfig {
                     .into(),
             );
         }
-        if template.could_match(&es.indices.dlq_index, &self.kafka.topics) {
+        let dlq_sample = dlq
+            .render("", Some(time::OffsetDateTime::UNIX_EPOCH))
+            .map_err(|e| format!("elasticsearch.dlq_index: {e}"))?;
+        if template.could_match(&dlq.pattern(""), &self.kafka.topics)
+            || template.could_match(&dlq_sample, &self.kafka.topics)
+        {
             return Err(format!(
                 "elasticsearch.dlq_index {:?} falls under the data index pattern of {:?}; \
                  choose a dead-letter index name the data indices cannot take",
@@ -515,6 +587,45 @@ mod tests {
                 .manage_templates
         );
         assert!(config.kafka.options.is_empty());
+    }
+
+    #[test]
+    fn retention_defaults_follow_who_manages_the_templates() {
+        let plain = TransferConfig::from_toml(GOOD).unwrap();
+        let indices = &plain.elasticsearch.as_ref().unwrap().indices;
+        assert_eq!(indices.data_retention(), DEFAULT_RETENTION);
+        assert_eq!(indices.dlq_retention(), DEFAULT_DLQ_RETENTION);
+        assert_eq!(indices.retention_check_ms, Millis::new(3_600_000));
+        let own = TransferConfig::from_toml(&format!(
+            "{GOOD}manage_templates = false
+"
+        ))
+        .unwrap();
+        let indices = &own.elasticsearch.as_ref().unwrap().indices;
+        assert_eq!(indices.data_retention(), Retention::Forever);
+        assert_eq!(indices.dlq_retention(), Retention::Forever);
+        let told = TransferConfig::from_toml(&format!(
+            "{GOOD}manage_templates = false\nretention = \"7d\"\n"
+        ))
+        .unwrap();
+        let indices = &told.elasticsearch.as_ref().unwrap().indices;
+        assert_eq!(
+            indices.data_retention(),
+            Retention::For(Duration::from_secs(7 * 86_400))
+        );
+        assert!(error_of(&format!("{GOOD}retention = \"30\"\n")).contains("\"forever\""));
+        assert!(error_of(&format!("{GOOD}retention = \"10m\"\n")).contains("shorter than an hour"));
+        assert!(error_of(&format!("{GOOD}retention_check_ms = 0\n")).contains("at least 1"));
+        assert!(error_of(&format!("{GOOD}dlq_index = \"dlq-{{topic}}\"\n"))
+            .contains("cannot hold {topic}"));
+        assert!(error_of(&format!("{GOOD}dlq_index = \"dlq-%j\"\n")).contains("%j"));
+        // A dated dead-letter index the data pattern would take is refused like a plain one.
+        assert!(error_of(&format!("{GOOD}dlq_index = \"web_log\"\n")).contains("falls under"));
+        let dated =
+            TransferConfig::from_toml(&format!("{GOOD}dlq_index = \"logship-dlq-%Y.%m\"\n"))
+                .unwrap();
+        let indices = &dated.elasticsearch.as_ref().unwrap().indices;
+        assert!(indices.dlq_template().unwrap().uses_time());
     }
 
     #[test]

@@ -463,6 +463,69 @@ impl EsClient {
         })
     }
 
+    /// Sends a JSON request (`body`, if any) to `path` with `query`, within `timeout`, and
+    /// reads a JSON answer: its status and value (`null` for an empty body). A status that is
+    /// not success is an error, except 404 when `allow_404`.
+    pub async fn call(
+        &self,
+        method: elasticsearch::http::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+        timeout: Duration,
+        allow_404: bool,
+    ) -> Result<(u16, serde_json::Value), EsError> {
+        let what = format!("{} {path}", format!("{method:?}").to_uppercase());
+        let (response, node) = self
+            .send(|client| async move {
+                let mut headers = elasticsearch::http::headers::HeaderMap::new();
+                if body.is_some() {
+                    headers.insert(
+                        elasticsearch::http::headers::CONTENT_TYPE,
+                        elasticsearch::http::headers::HeaderValue::from_static("application/json"),
+                    );
+                }
+                let body = body.map(|value| value.to_string());
+                client
+                    .send(method, path, headers, Some(query), body, Some(timeout))
+                    .await
+            })
+            .await?;
+        let (status, bytes) = answer(node, response, &what, allow_404).await?;
+        if bytes.is_empty() {
+            return Ok((status, serde_json::Value::Null));
+        }
+        let value = serde_json::from_slice(&bytes).map_err(|e| EsError::Status {
+            url: node.url.clone(),
+            what: format!("{what} (unreadable answer)"),
+            status,
+            body: e.to_string(),
+        })?;
+        Ok((status, value))
+    }
+
+    /// Deletes index `name`: `Ok(true)` when this call deleted it, `Ok(false)` when it was
+    /// already gone (404: another transfer was first).
+    pub async fn delete_index(&self, name: &str) -> Result<bool, EsError> {
+        let path = format!("/{name}");
+        let (status, _) = self
+            .call(
+                elasticsearch::http::Method::Delete,
+                &path,
+                &[],
+                None,
+                self.control_timeout,
+                true,
+            )
+            .await?;
+        Ok(status != 404)
+    }
+
+    /// The timeout of control requests (templates, listings, deletions).
+    pub fn control_timeout(&self) -> Duration {
+        self.control_timeout
+    }
+
     /// The nodes, comma-separated.
     pub fn url(&self) -> &str {
         &self.url

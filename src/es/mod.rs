@@ -5,12 +5,16 @@
 //! - [`bulk`] writes `create` actions and reads per-item answers.
 //! - [`outcome`] decides, per item and per request, whether a record is done, retried or
 //!   dead-lettered.
+//! - [`disk`] reads the nodes' disks against the disk watermarks.
+//! - [`retention`] says which of the transfer's indices expire when.
 //! - [`client`] sends requests and reports what happened, deciding nothing.
 
 pub(crate) mod bulk;
 pub(crate) mod client;
+pub mod disk;
 pub(crate) mod outcome;
 pub mod pin;
+pub mod retention;
 pub(crate) mod template;
 
 pub use client::{EsAuth, EsClient, EsError, EsSettings, SharedEs};

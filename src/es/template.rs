@@ -15,6 +15,7 @@
 
 use serde_json::{json, Value};
 
+use super::retention::RetentionRule;
 use crate::config::index_name::IndexNameTemplate;
 
 /// A template to put: its name and body.
@@ -24,6 +25,18 @@ pub struct TemplateSpec {
     pub name: String,
     /// The body for `PUT _index_template/<name>`.
     pub body: Value,
+}
+
+impl TemplateSpec {
+    /// The template with `rule` recorded in its `_meta` (`index`, `topics`, `retention`), so
+    /// that whoever reads the template (the console's storage view) knows when the indices it
+    /// shapes are deleted. Elasticsearch does nothing with `_meta`.
+    pub fn with_retention(mut self, rule: &RetentionRule) -> TemplateSpec {
+        if let Some(meta) = self.body.get_mut("_meta").and_then(Value::as_object_mut) {
+            meta.extend(rule.to_meta());
+        }
+        self
+    }
 }
 
 /// Keywords longer than this are kept in `_source` but not indexed (instead of failing the
@@ -105,14 +118,15 @@ pub fn data_template(
     }
 }
 
-/// The template for the dead-letter index `dlq_index`.
+/// The template for the dead-letter indices matching `dlq_pattern` (`dlq_index` with its time
+/// parts as `*`; the name itself when undated).
 ///
 /// Its mapping is not dynamic: whatever a rejected record contained, the dead-letter document
 /// itself cannot be rejected for its mapping.
-pub fn dlq_template(dlq_index: &str, priority: u32) -> TemplateSpec {
+pub fn dlq_template(dlq_pattern: &str, priority: u32) -> TemplateSpec {
     let keyword = json!({"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE});
     let body = json!({
-        "index_patterns": [dlq_index],
+        "index_patterns": [dlq_pattern],
         "priority": priority,
         "template": {
             "mappings": {
@@ -137,7 +151,7 @@ pub fn dlq_template(dlq_index: &str, priority: u32) -> TemplateSpec {
         "_meta": {"managed_by": "logship transfer", "kind": "dead-letter"}
     });
     TemplateSpec {
-        name: format!("logship-dlq-{}", name_hash(&[dlq_index.to_string()])),
+        name: format!("logship-dlq-{}", name_hash(&[dlq_pattern.to_string()])),
         body,
     }
 }

@@ -9,6 +9,7 @@ pub(crate) mod dead_letters;
 pub(crate) mod producer;
 pub(crate) mod security;
 pub mod stall;
+pub(crate) mod topics;
 
 use rdkafka::Statistics;
 

@@ -27,6 +27,9 @@ struct Failing {
 pub struct Health {
     grace: Duration,
     failing: Mutex<BTreeMap<&'static str, Failing>>,
+    /// Conditions worth a warning that do not make the process unhealthy (yet): shown in
+    /// `/health` with status 200.
+    warnings: Mutex<BTreeMap<&'static str, String>>,
     /// The last error a Kafka client reported, shown with "no broker reachable" (it says why:
     /// refused credentials, an unknown CA).
     kafka_error: Mutex<Option<String>>,
@@ -43,6 +46,15 @@ pub struct Problem {
     pub for_seconds: u64,
 }
 
+/// A condition worth a warning that does not make the process unhealthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    /// Which part (`elasticsearch_disk`, `retention`).
+    pub component: String,
+    /// What is wrong, and what comes next if nothing is done.
+    pub reason: String,
+}
+
 /// What `/health` answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -50,6 +62,9 @@ pub struct Report {
     pub status: &'static str,
     /// Conditions failing for longer than the grace period.
     pub problems: Vec<Problem>,
+    /// Warnings: they leave the status `ok` (and the answer 200).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
 }
 
 impl Report {
@@ -72,6 +87,7 @@ impl Health {
         Health {
             grace,
             failing: Mutex::new(BTreeMap::new()),
+            warnings: Mutex::new(BTreeMap::new()),
             kafka_error: Mutex::new(None),
         }
     }
@@ -134,6 +150,16 @@ impl Health {
         crate::sync::lock(&self.failing).remove(component);
     }
 
+    /// `component` deserves a warning (replacing its previous one); the process stays healthy.
+    pub fn warn(&self, component: &'static str, reason: impl Into<String>) {
+        crate::sync::lock(&self.warnings).insert(component, reason.into());
+    }
+
+    /// `component`'s warning no longer holds.
+    pub fn clear_warning(&self, component: &'static str) {
+        crate::sync::lock(&self.warnings).remove(component);
+    }
+
     /// The conditions failing for at least the grace period.
     pub fn report(&self) -> Report {
         self.report_at(Instant::now())
@@ -153,9 +179,17 @@ impl Health {
                 })
             })
             .collect();
+        let warnings = crate::sync::lock(&self.warnings)
+            .iter()
+            .map(|(component, reason)| Warning {
+                component: component.to_string(),
+                reason: reason.clone(),
+            })
+            .collect();
         Report {
             status: if problems.is_empty() { "ok" } else { "failing" },
             problems,
+            warnings,
         }
     }
 }

@@ -75,6 +75,12 @@ pub const TRANSFER_POINTS_WRITTEN: &str = "logship_transfer_points_written_total
 pub const TRANSFER_POINTS_RETRIED: &str = "logship_transfer_points_retried_total";
 /// Points InfluxDB refused for good (400), written to `influxdb.dlq_topic`.
 pub const TRANSFER_POINTS_DEAD_LETTERED: &str = "logship_transfer_points_dead_lettered_total";
+/// Counter: indices the transfer deleted because their retention passed.
+pub const TRANSFER_INDICES_DELETED: &str = "logship_transfer_indices_deleted_total";
+/// Gauge: the highest share of disk used among Elasticsearch's nodes (0–1).
+pub const TRANSFER_ES_DISK_USED_RATIO: &str = "logship_transfer_es_disk_used_ratio";
+/// Gauge: 1 while a node's disk is above the high watermark, else 0.
+pub const TRANSFER_ES_DISK_ABOVE_HIGH: &str = "logship_transfer_es_disk_above_high_watermark";
 /// 1, labelled with the running version.
 pub const BUILD_INFO: &str = "logship_build_info";
 
@@ -245,6 +251,19 @@ pub fn describe_all() {
         TRANSFER_POINTS_DEAD_LETTERED,
         Unit::Count,
         "Host metrics points InfluxDB refused for good, written to the dead-letter topic."
+    );
+    describe_counter!(
+        TRANSFER_INDICES_DELETED,
+        Unit::Count,
+        "Indices deleted because their retention (elasticsearch.retention) passed."
+    );
+    describe_gauge!(
+        TRANSFER_ES_DISK_USED_RATIO,
+        "The highest share of disk used among Elasticsearch's nodes (0-1)."
+    );
+    describe_gauge!(
+        TRANSFER_ES_DISK_ABOVE_HIGH,
+        "1 while an Elasticsearch node's disk is above the high watermark, else 0."
     );
     describe_gauge!(BUILD_INFO, "1, labelled with the running logship version.");
 }

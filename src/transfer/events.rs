@@ -10,8 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::retention::Retention;
+use crate::es::disk::{DiskLevel, NodeDisk, Watermarks};
+use crate::kafka::topics::TopicRetention;
 use crate::kafka::BrokerObserver as _;
 use crate::telemetry::{names, Health, Throttle};
+use crate::transfer::storage::StorageEvents;
 
 /// The health condition for Elasticsearch trouble (see [`Health`]).
 const ES_CONDITION: &str = "elasticsearch";
@@ -173,6 +177,11 @@ pub struct Counters {
     pub points_retried: AtomicU64,
     /// Points written to the dead-letter topic.
     pub points_dead_lettered: AtomicU64,
+    /// Indices this transfer deleted (retention).
+    pub indices_deleted: AtomicU64,
+    /// The highest disk level of any node last read (a [`DiskLevel`] as a number), to log
+    /// changes only.
+    disk_level: AtomicU64,
     /// The process's health (the `elasticsearch` and `kafka` conditions).
     pub health: Arc<Health>,
     consumer_error_log: Throttle,
@@ -599,9 +608,145 @@ impl TransferEvents for Counters {
     }
 }
 
+/// The health warning of a node above the high watermark.
+const DISK_WARNING: &str = "elasticsearch_disk";
+/// The health warning of a retention sweep that failed.
+const RETENTION_WARNING: &str = "retention";
+
+impl StorageEvents for Counters {
+    fn retention_in_force(&self, data: Retention, dead_letters: Retention) {
+        match data {
+            Retention::Forever => tracing::warn!(
+                "elasticsearch.retention = \"forever\": no index is ever deleted by logship, and \
+                 Elasticsearch's disk will fill unless something else deletes them (an ILM \
+                 policy, a cron job)"
+            ),
+            Retention::For(_) => tracing::info!(
+                retention = %data,
+                dead_letters = %dead_letters,
+                "indices older than their retention are deleted"
+            ),
+        }
+    }
+    fn index_deleted(&self, index: &str, due: time::OffsetDateTime) {
+        add(&self.indices_deleted, 1);
+        metrics::counter!(names::TRANSFER_INDICES_DELETED).increment(1);
+        tracing::info!(index, due = %due, "index deleted: its retention has passed");
+    }
+    fn sweep_done(&self, deleted: usize) {
+        self.health.clear_warning(RETENTION_WARNING);
+        tracing::debug!(deleted, "retention sweep done");
+    }
+    fn sweep_failed(&self, error: &str) {
+        self.health.warn(
+            RETENTION_WARNING,
+            format!("old indices cannot be deleted ({error}); the disk fills until this is fixed"),
+        );
+        tracing::warn!(
+            error,
+            "retention sweep failed; trying again at the next check"
+        );
+    }
+    fn topic_outlives_indices(&self, topic: &str, kafka: &TopicRetention, indices: Retention) {
+        let kept = match kafka {
+            TopicRetention::For(duration) => humantime::format_duration(*duration).to_string(),
+            _ => "without a time limit".to_string(),
+        };
+        tracing::warn!(
+            topic,
+            kafka_retention = %kept,
+            elasticsearch_retention = %indices,
+            "Kafka keeps this topic's records longer than elasticsearch.retention keeps their \
+             indices: a replay from its oldest offsets (a reset group) would create indices \
+             retention already deleted, until the next sweep deletes them again"
+        );
+    }
+    fn disks(&self, watermarks: &Watermarks, disks: &[NodeDisk]) {
+        let worst = disks
+            .iter()
+            .map(|disk| (watermarks.level(disk), disk))
+            .max_by_key(|(level, _)| *level);
+        let used_ratio = disks
+            .iter()
+            .filter(|disk| disk.total > 0)
+            .map(|disk| disk.used() as f64 / disk.total as f64)
+            .fold(0.0, f64::max);
+        metrics::gauge!(names::TRANSFER_ES_DISK_USED_RATIO).set(used_ratio);
+        let level = worst.map_or(DiskLevel::Below, |(level, _)| level);
+        metrics::gauge!(names::TRANSFER_ES_DISK_ABOVE_HIGH).set(if level >= DiskLevel::High {
+            1.0
+        } else {
+            0.0
+        });
+        let previous = self.disk_level.swap(level as u64, Ordering::Relaxed);
+        match worst {
+            Some((level, disk)) if level >= DiskLevel::High => {
+                let used = disk.used() as f64 / disk.total.max(1) as f64 * 100.0;
+                let enforced = if watermarks.enforced {
+                    ""
+                } else {
+                    " (not enforced: threshold_enabled is false)"
+                };
+                let reason = format!(
+                    "node {} disk {used:.1}% used: above the {} watermark{enforced}; at the \
+                     flood stage Elasticsearch refuses writes (shorten elasticsearch.retention \
+                     or add disk)",
+                    disk.name,
+                    if level == DiskLevel::FloodStage {
+                        "flood-stage"
+                    } else {
+                        "high"
+                    },
+                );
+                if previous != level as u64 {
+                    tracing::warn!("{reason}");
+                }
+                self.health.warn(DISK_WARNING, reason);
+            }
+            _ => {
+                if previous >= DiskLevel::High as u64 {
+                    tracing::info!("Elasticsearch's disks are below the high watermark again");
+                }
+                self.health.clear_warning(DISK_WARNING);
+            }
+        }
+    }
+    fn disks_unknown(&self, error: &str) {
+        tracing::debug!(error, "cannot read Elasticsearch's disks");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_disk_above_the_high_watermark_is_a_warning_until_it_is_below_again() {
+        let counters = Counters::default();
+        let marks = Watermarks::default();
+        let disk = |available| NodeDisk {
+            name: "es-1".into(),
+            total: 100,
+            available,
+        };
+        counters.disks(&marks, &[disk(50), disk(8)]);
+        let report = counters.health.report();
+        assert!(report.is_healthy());
+        assert_eq!(report.warnings.len(), 1);
+        assert!(report.warnings[0]
+            .reason
+            .contains("92.0% used: above the high watermark"));
+        counters.disks(&marks, &[disk(4)]);
+        assert!(counters.health.report().warnings[0]
+            .reason
+            .contains("flood-stage"));
+        counters.disks(&marks, &[disk(50)]);
+        assert!(counters.health.report().warnings.is_empty());
+        counters.sweep_failed("403");
+        assert!(counters.health.report().warnings[0].reason.contains("403"));
+        counters.sweep_done(0);
+        assert!(counters.health.report().warnings.is_empty());
+    }
 
     #[test]
     fn counters_count_every_event() {

@@ -39,6 +39,7 @@ pub mod parse;
 mod pipeline;
 mod setup;
 pub mod sink;
+pub mod storage;
 pub mod watermark;
 
 use std::collections::VecDeque;
@@ -111,6 +112,15 @@ pub async fn run(
         return Ok(());
     };
     let _watch = reload.watch_files(files);
+    if let (Some((es, _)), Some(es_config)) = (&sinks.logs, &config.elasticsearch) {
+        let upkeep = storage::Storage {
+            es: es.clone(),
+            rules: setup::retention_rules(&config, es_config)?,
+            every: es_config.indices.retention_check_ms.get(),
+            events: counters.clone(),
+        };
+        tokio::spawn(upkeep.run(config.kafka.clone(), shutdown.clone()));
+    }
 
     let mut changes = reload.subscribe();
     // Lives across rounds: a stall that outlasts a recreated consumer is the same stall, and

@@ -19,6 +19,7 @@ use crate::config::es_access::EsAccess;
 use crate::config::index_name::IndexNameTemplate;
 use crate::config::influx::InfluxDbConfig as InfluxConfig;
 use crate::config::{ElasticsearchConfig, TransferConfig};
+use crate::es::retention::RetentionRule;
 use crate::es::template::{data_template, dlq_template, IndexShape};
 use crate::es::{EsClient, EsError, EsSettings, SharedEs};
 use crate::influx::{InfluxClient, InfluxError, SharedInflux};
@@ -49,7 +50,10 @@ impl Sinks {
             let sink = EsSink::new(
                 es.clone(),
                 documents.clone(),
-                es_config.indices.dlq_index.clone(),
+                es_config
+                    .indices
+                    .dlq_template()
+                    .map_err(|message| anyhow::anyhow!("{message}"))?,
                 events.clone(),
             );
             let delivery = Arc::new(Delivery::new(sink, marks.clone(), events.clone(), backoff));
@@ -75,6 +79,23 @@ impl Sinks {
         }
         Ok(routes)
     }
+}
+
+/// The transfer's retention rules: its data indices, then its dead-letter index (see
+/// [`crate::es::retention`]).
+pub(super) fn retention_rules(
+    config: &TransferConfig,
+    es_config: &ElasticsearchConfig,
+) -> anyhow::Result<Vec<RetentionRule>> {
+    let indices = &es_config.indices;
+    let data = IndexNameTemplate::parse(&indices.index).context("elasticsearch.index")?;
+    let dlq = indices
+        .dlq_template()
+        .map_err(|message| anyhow::anyhow!("{message}"))?;
+    Ok(vec![
+        RetentionRule::new(data, config.kafka.topics.clone(), indices.data_retention()),
+        RetentionRule::new(dlq, vec![String::new()], indices.dlq_retention()),
+    ])
 }
 
 /// What every setup step needs: the configuration, how to wait, whom to tell, when to stop.
@@ -246,8 +267,21 @@ impl Setup<'_> {
                     replicas: es_config.indices.replicas,
                 },
             ),
-            dlq_template(&es_config.indices.dlq_index, priority),
+            dlq_template(
+                &es_config
+                    .indices
+                    .dlq_template()
+                    .map_err(|message| anyhow::anyhow!("{message}"))?
+                    .pattern(""),
+                priority,
+            ),
         ];
+        let rules = retention_rules(self.config, es_config)?;
+        let specs: Vec<_> = specs
+            .into_iter()
+            .zip(&rules)
+            .map(|(spec, rule)| spec.with_retention(rule))
+            .collect();
         for spec in &specs {
             let mut delays = self.backoff.start();
             loop {

@@ -170,6 +170,17 @@ pub fn produce(producer: &FutureProducer, topic: &str, records: &[Produce]) -> V
 
 /// The JSON of a logship line record of host `host`, stream `stream`, at byte `offset`.
 pub fn line_json(host: &str, stream: &str, offset: u64, message: &str) -> Vec<u8> {
+    line_json_at(host, stream, offset, message, "2026-01-02T03:04:05.678Z")
+}
+
+/// As [`line_json`], read at `timestamp` (RFC 3339).
+pub fn line_json_at(
+    host: &str,
+    stream: &str,
+    offset: u64,
+    message: &str,
+    timestamp: &str,
+) -> Vec<u8> {
     let record = logship::record::LineRecord {
         fields: Default::default(),
         lines: 1,
@@ -179,7 +190,7 @@ pub fn line_json(host: &str, stream: &str, offset: u64, message: &str) -> Vec<u8
         file_id: stream.into(),
         offset,
         message: message.into(),
-        timestamp: "2026-01-02T03:04:05.678Z".into(),
+        timestamp: timestamp.into(),
         invalid_utf8: false,
         split: false,
         partial: false,
@@ -192,6 +203,24 @@ pub fn line(host: &str, stream: &str, n: u64) -> Produce {
     Produce {
         key: Some(stream.to_string()),
         value: line_json(host, stream, n * 100, &format!("{host} {stream} line {n}")),
+        timestamp: None,
+    }
+}
+
+/// As [`line`], read now.
+pub fn line_now(host: &str, stream: &str, n: u64) -> Produce {
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format now");
+    Produce {
+        key: Some(stream.to_string()),
+        value: line_json_at(
+            host,
+            stream,
+            n * 100,
+            &format!("{host} {stream} line {n}"),
+            &now,
+        ),
         timestamp: None,
     }
 }

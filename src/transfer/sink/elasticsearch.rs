@@ -19,6 +19,7 @@ use std::time::Instant;
 use time::OffsetDateTime;
 
 use super::{Delivery, Outcome, Outgoing, RecordAt, Route, Sink, Sorted, Written};
+use crate::config::index_name::IndexNameTemplate;
 use crate::es::bulk::write_create;
 use crate::es::outcome::{classify_request, ItemOutcome, RequestOutcome};
 use crate::es::SharedEs;
@@ -36,7 +37,7 @@ const MAX_REASON: usize = 300;
 pub struct EsSink {
     es: SharedEs,
     documents: Arc<Documents>,
-    dlq_index: String,
+    dlq_index: IndexNameTemplate,
     events: Arc<dyn TransferEvents>,
 }
 
@@ -49,11 +50,13 @@ pub struct Document {
 }
 
 impl EsSink {
-    /// Writes to `es`, documents made by `documents`, dead letters into `dlq_index`.
+    /// Writes to `es`, documents made by `documents`, dead letters into `dlq_index` (its
+    /// time parts rendered from each record's Kafka timestamp: the same record always goes
+    /// to the same dead-letter index, so a retried dead letter is a 409, not a second one).
     pub fn new(
         es: SharedEs,
         documents: Arc<Documents>,
-        dlq_index: String,
+        dlq_index: IndexNameTemplate,
         events: Arc<dyn TransferEvents>,
     ) -> EsSink {
         EsSink {
@@ -278,8 +281,24 @@ impl Sink for EsSink {
                 },
                 now,
             );
+            // A record without a Kafka timestamp (pre-0.10 message format) is dated by now.
+            let dated = item
+                .timestamp_ms
+                .and_then(|ms| {
+                    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+                })
+                .unwrap_or(now);
+            let index = match self.dlq_index.render("", Some(dated)) {
+                Ok(index) => index,
+                // Checked at load for every time: not reached; retried, never dropped.
+                Err(error) => {
+                    self.events
+                        .dead_letter_failed(letters.len() as u64, &error.to_string());
+                    return vec![false; letters.len()];
+                }
+            };
             // A dead letter holds only strings and numbers: serializing it cannot fail.
-            let _ = write_create(&mut body, &self.dlq_index, &item.id, &letter);
+            let _ = write_create(&mut body, &index, &item.id, &letter);
         }
         self.events.bulk_sent(letters.len(), body.len());
         let (acknowledged, failure) = match self.es.get().bulk(body, letters.len()).await {
@@ -622,7 +641,12 @@ mod tests {
             .unwrap(),
         );
         let delivery = Delivery::new(
-            EsSink::new(es, documents, "dlq".into(), counters.clone()),
+            EsSink::new(
+                es,
+                documents,
+                IndexNameTemplate::parse("dlq").unwrap(),
+                counters.clone(),
+            ),
             marks.clone(),
             counters.clone(),
             BackoffPolicy {
