@@ -298,6 +298,8 @@ fn a_record_of_a_later_format_or_an_unknown_kind_is_dead_lettered_with_the_reaso
 fn plain_records_are_indexed_with_deterministic_ids_by_their_kafka_time() {
     let mut setup = TransferSetup::new("xfer-plain");
     setup.index = format!("{}-%Y.%m.%d", setup.topic);
+    // Records of 2024: the default retention (30 days) would delete their index.
+    setup.es_extra = "retention = \"forever\"".into();
     create_topic(&setup.topic);
     let producer = producer();
     // 2024-02-29T12:00:00Z: the daily index comes from the record, not from today.

@@ -120,6 +120,9 @@ fn json_lines_are_searchable_by_field_and_nothing_is_lost_to_parsing() {
 fn the_event_time_is_the_timestamp_the_read_day_chooses_the_index_and_replays_stay_single() {
     let mut setup = TransferSetup::new("xfer-time");
     setup.index = format!("{}-%Y.%m.%d", setup.topic);
+    // Read on 2026-01-02: the default retention (30 days) would delete the index at the
+    // second transfer's start.
+    setup.es_extra = "retention = \"forever\"".into();
     setup.tables = format!(
         "[[parse]]\ntopics = [\"{}\"]\nformat = \"json\"\n\
          timestamp = {{ field = \"ts\", format = \"rfc3339\" }}\n",
