@@ -429,3 +429,54 @@ fn without_create_database_the_transfer_waits_for_the_database_then_writes_into_
     transfer.terminate(Duration::from_secs(30));
     drop_database(&db);
 }
+
+/// `[influxdb] retention`: the transfer creates its policy (`logship`) with that duration and
+/// writes into it; the database's default policy — here a shared database whose default was
+/// made by someone else — keeps its duration, its default flag and its data. Started again
+/// with another duration, the policy is altered, not duplicated.
+#[test]
+fn retention_creates_the_transfers_own_policy_and_leaves_the_default_one_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = common::unique("metrics-ret");
+    let db = common::unique("ret_db").replace('-', "_");
+    create_database(&db);
+    execute(&format!(
+        "CREATE RETENTION POLICY shared ON {db} DURATION 3d REPLICATION 1 DEFAULT"
+    ));
+    transfer_support::create_topic(&topic);
+    transfer_support::produce_probe_records(&transfer_support::producer(), &topic, "probe", 2);
+    let group = common::unique("ret-group");
+    let config = metrics_transfer(dir.path(), &group, &[&topic], &db, "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let policies = |db: &str| -> Vec<Vec<serde_json::Value>> {
+        rows(&query(db, &format!("SHOW RETENTION POLICIES ON {db}")))
+    };
+    for (round, duration, expected) in [(1, "30d", "720h0m0s"), (2, "2w", "336h0m0s")] {
+        std::fs::write(&config, format!("{text}retention = \"{duration}\"\n")).unwrap();
+        let transfer = Transfer::start(&config, &format!("transfer-{round}"));
+        let written = common::wait_for(Duration::from_secs(60), || {
+            let answer = query(&db, "SELECT count(value) FROM \"logship\".\"probe\"");
+            (rows(&answer).first().and_then(|row| row[1].as_f64()) == Some(4.0)).then_some(())
+        });
+        assert!(
+            written.is_some(),
+            "4 points not in logship\n{}",
+            transfer.log()
+        );
+        let all = policies(&db);
+        let ours: Vec<_> = all.iter().filter(|row| row[0] == "logship").collect();
+        assert_eq!(ours.len(), 1, "{all:?}");
+        assert_eq!(ours[0][1], expected, "{all:?}");
+        assert_eq!(ours[0][4], false, "logship became the default: {all:?}");
+        let shared = all
+            .iter()
+            .find(|row| row[0] == "shared")
+            .expect("shared policy");
+        assert_eq!(shared[1], "72h0m0s", "{all:?}");
+        assert_eq!(shared[4], true, "{all:?}");
+        transfer.terminate(Duration::from_secs(30));
+    }
+    let elsewhere = query(&db, "SELECT count(value) FROM \"shared\".\"probe\"");
+    assert!(rows(&elsewhere).is_empty(), "{elsewhere}");
+    drop_database(&db);
+}

@@ -11,8 +11,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::credentials::{ClientCertificates, Inline, Refuse, TableKeys, TlsFiles, UserSecret};
+use super::retention::Retention;
 use super::secret::SecretSource;
 use super::Millis;
+
+/// The retention policy `influxdb.retention` manages when `retention_policy` names none.
+pub const DEFAULT_RETENTION_POLICY: &str = "logship";
 
 /// The environment variable read for the password when no `password_file` is given.
 pub const PASSWORD_ENV: &str = "LOGSHIP_INFLUXDB_PASSWORD";
@@ -24,6 +28,10 @@ pub struct InfluxConnection {
     pub url: String,
     /// The database points are written to (and read from).
     pub database: String,
+    /// The retention policy written to and read from (absent: the database's default one,
+    /// or `logship` when the transfer's `retention` is set).
+    #[serde(default)]
+    pub retention_policy: Option<String>,
     /// `ca_file`: PEM of the CA(s) that sign InfluxDB's certificate (`https://` only).
     #[serde(flatten)]
     pub tls: TlsFiles,
@@ -36,7 +44,7 @@ pub struct InfluxConnection {
 impl InfluxConnection {
     /// The keys, as written.
     pub fn keys() -> Vec<&'static str> {
-        let mut keys = vec!["url", "database"];
+        let mut keys = vec!["url", "database", "retention_policy"];
         keys.extend(TlsFiles::CA_ONLY);
         keys.extend(UserSecret::KEYS);
         keys
@@ -60,9 +68,12 @@ pub struct InfluxDbConfig {
     /// URL, database and credentials (the console's keys).
     #[serde(flatten)]
     pub connection: InfluxConnection,
-    /// The retention policy written to (absent: the database's default one).
+    /// How long points are kept: with `create_database`, the retention policy named by
+    /// `retention_policy` (`logship` when unnamed) is created or altered to this duration and
+    /// written to. The database's default policy is never altered. Absent: no policy is
+    /// managed.
     #[serde(default)]
-    pub retention_policy: Option<String>,
+    pub retention: Option<Retention>,
     /// Kafka topic receiving the points InfluxDB refuses as malformed (4xx), one per record.
     #[serde(default = "default_dlq_topic")]
     pub dlq_topic: String,
@@ -79,7 +90,7 @@ impl TableKeys for InfluxDbConfig {
     fn keys() -> Vec<&'static str> {
         let mut keys = InfluxConnection::keys();
         keys.extend([
-            "retention_policy",
+            "retention",
             "dlq_topic",
             "request_timeout_ms",
             "create_database",
@@ -172,13 +183,20 @@ impl InfluxAccess {
             _ => {}
         }
         let credentials = keys.user.user("influxdb", PASSWORD_ENV, Inline::Refused)?;
+        if keys
+            .retention_policy
+            .as_ref()
+            .is_some_and(|policy| policy.trim().is_empty())
+        {
+            return Err("influxdb.retention_policy must not be empty when given".into());
+        }
         if timeout < Duration::from_millis(100) {
             return Err("influxdb.request_timeout_ms must be at least 100".into());
         }
         Ok(InfluxAccess {
             url: url.to_string(),
             database: keys.database.clone(),
-            retention_policy: None,
+            retention_policy: keys.retention_policy.clone(),
             credentials,
             ca_file: ca_file.map(PathBuf::from),
             timeout,
@@ -199,11 +217,8 @@ impl InfluxDbConfig {
     /// The checked access (see [`InfluxAccess::new`]) with the retention policy.
     pub fn access(&self) -> Result<InfluxAccess, String> {
         let mut access = self.connection.access(self.request_timeout_ms.get())?;
-        if let Some(policy) = &self.retention_policy {
-            if policy.trim().is_empty() {
-                return Err("influxdb.retention_policy must not be empty when given".into());
-            }
-            access.retention_policy = Some(policy.clone());
+        if self.retention.is_some() && access.retention_policy.is_none() {
+            access.retention_policy = Some(DEFAULT_RETENTION_POLICY.to_string());
         }
         Ok(access)
     }
@@ -212,6 +227,13 @@ impl InfluxDbConfig {
     /// transfer also refuses a `dlq_topic` it consumes, which would feed refusals back in).
     pub fn check(&self) -> Result<(), String> {
         self.access()?;
+        if self.retention.is_some() && !self.create_database {
+            return Err(
+                "influxdb.retention is applied with create_database = true; without it, set \
+                 the retention policy's duration yourself and name it in retention_policy"
+                    .into(),
+            );
+        }
         if !super::is_topic_name(&self.dlq_topic) {
             return Err(format!(
                 "influxdb.dlq_topic {:?} is not a valid Kafka topic name",
@@ -247,6 +269,18 @@ mod tests {
         assert!(no_ca.check().unwrap_err().contains("ca_file must name"));
         assert!(refused("dlq_topic = \"a b\"").contains("topic name"));
         assert!(refused("retention_policy = \" \"").contains("retention_policy"));
+        assert!(refused("retention = \"30d\"\ncreate_database = false").contains("create_database"));
+        assert!(refused("retention = \"5\"").contains("forever"));
+        let kept = config("retention = \"30d\"").unwrap();
+        assert_eq!(
+            kept.access().unwrap().retention_policy.as_deref(),
+            Some(DEFAULT_RETENTION_POLICY)
+        );
+        let named = config("retention = \"30d\"\nretention_policy = \"month\"").unwrap();
+        assert_eq!(
+            named.access().unwrap().retention_policy.as_deref(),
+            Some("month")
+        );
         assert!(refused("bogus = 1").contains("unknown field"));
         crate::config::credentials::assert_keys_taken::<InfluxDbConfig, InfluxDbConfig>(
             "url = \"http://127.0.0.1:8086\"\ndatabase = \"m\"\n",

@@ -127,9 +127,14 @@ impl InfluxClient {
     /// Runs InfluxQL `q` against the database and returns the answer's `results`; an error
     /// in any statement's result is an [`InfluxError::Query`].
     pub async fn query(&self, q: &str) -> Result<serde_json::Value, InfluxError> {
+        let mut form = vec![("db", self.database.as_str()), ("q", q), ("epoch", "ms")];
+        if let Some(policy) = &self.retention_policy {
+            // The policy unqualified measurements are read from.
+            form.push(("rp", policy));
+        }
         let request = self
             .authorized(self.http.post(format!("{}/query", self.url)))
-            .form(&[("db", self.database.as_str()), ("q", q), ("epoch", "ms")]);
+            .form(&form);
         let body = self.send(request, "a query").await?;
         let answer: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| InfluxError::Query {
@@ -152,6 +157,34 @@ impl InfluxClient {
             });
         }
         Ok(results)
+    }
+
+    /// Creates the client's retention policy if missing and sets its duration (`None`:
+    /// infinite), without making it the database's default. The database must exist.
+    pub async fn ensure_retention_policy(
+        &self,
+        duration: Option<std::time::Duration>,
+    ) -> Result<(), InfluxError> {
+        let Some(policy) = &self.retention_policy else {
+            return Ok(());
+        };
+        let duration = match duration {
+            Some(duration) => format!("{}s", duration.as_secs()),
+            None => "INF".to_string(),
+        };
+        let (policy, database) = (quote_identifier(policy), quote_identifier(&self.database));
+        // CREATE fails when the policy exists with another duration: ALTER sets it then.
+        let create = format!(
+            "CREATE RETENTION POLICY {policy} ON {database} DURATION {duration} REPLICATION 1"
+        );
+        if let Err(error) = self.query(&create).await {
+            if !matches!(&error, InfluxError::Query { message, .. } if message.contains("already exists"))
+            {
+                return Err(error);
+            }
+        }
+        let alter = format!("ALTER RETENTION POLICY {policy} ON {database} DURATION {duration}");
+        self.query(&alter).await.map(|_| ())
     }
 
     /// `CREATE DATABASE` (a no-op when it exists).

@@ -18,6 +18,7 @@ use crate::backoff::BackoffPolicy;
 use crate::config::es_access::EsAccess;
 use crate::config::index_name::IndexNameTemplate;
 use crate::config::influx::InfluxDbConfig as InfluxConfig;
+use crate::config::retention::Retention;
 use crate::config::{ElasticsearchConfig, TransferConfig};
 use crate::es::retention::RetentionRule;
 use crate::es::template::{data_template, dlq_template, IndexShape};
@@ -186,20 +187,30 @@ impl Setup<'_> {
         let influx = SharedInflux::new(InfluxClient::new(&access)?);
         files.extend(access.files());
         influx.follow(access, self.reload);
-        if influx_config.create_database && !self.create_database(&influx).await {
+        if influx_config.create_database
+            && !self.create_database(&influx, influx_config.retention).await
+        {
             return Ok(None);
         }
         Ok(Some(influx))
     }
 
-    /// `CREATE DATABASE` (idempotent), retried while InfluxDB is unreachable or failing; a
-    /// refusal (no admin rights) is reported and writing goes on (the database may have been
-    /// made by someone else). Returns `false` if shutdown came first.
-    async fn create_database(&self, influx: &SharedInflux) -> bool {
+    /// `CREATE DATABASE` (idempotent) and, with `retention`, the retention policy written to
+    /// with that duration (never the default policy), retried while InfluxDB is unreachable or
+    /// failing; a refusal (no admin rights) is reported and writing goes on (the database may
+    /// have been made by someone else). Returns `false` if shutdown came first.
+    async fn create_database(&self, influx: &SharedInflux, retention: Option<Retention>) -> bool {
         let mut delays = self.backoff.start();
         loop {
             let client = influx.get();
-            match client.create_database().await {
+            let made = match client.create_database().await {
+                Ok(()) => match retention {
+                    Some(retention) => client.ensure_retention_policy(retention.duration()).await,
+                    None => Ok(()),
+                },
+                Err(error) => Err(error),
+            };
+            match made {
                 Ok(()) => {
                     self.events
                         .database_ready(client.url(), client.database(), None);
