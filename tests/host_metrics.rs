@@ -454,9 +454,14 @@ fn retention_creates_the_transfers_own_policy_and_leaves_the_default_one_alone()
     for (round, duration, expected) in [(1, "30d", "720h0m0s"), (2, "2w", "336h0m0s")] {
         std::fs::write(&config, format!("{text}retention = \"{duration}\"\n")).unwrap();
         let transfer = Transfer::start(&config, &format!("transfer-{round}"));
+        // The points are in the policy, and the policy has this round's duration.
         let written = common::wait_for(Duration::from_secs(60), || {
             let answer = query(&db, "SELECT count(value) FROM \"logship\".\"probe\"");
-            (rows(&answer).first().and_then(|row| row[1].as_f64()) == Some(4.0)).then_some(())
+            let altered = policies(&db)
+                .iter()
+                .any(|row| row[0] == "logship" && row[1] == expected);
+            (altered && rows(&answer).first().and_then(|row| row[1].as_f64()) == Some(4.0))
+                .then_some(())
         });
         assert!(
             written.is_some(),
