@@ -11,6 +11,8 @@
 //! - `GET /api/context/{id}/streams`: the streams that held the hit's path before and after its
 //!   own (copytruncate, a new file at the old name);
 //! - `GET /api/histogram?q=&from=&to=`: matches over time;
+//! - `GET /api/export?q=&from=&to=&fields=&format=csv|ndjson`: every hit, oldest first,
+//!   streamed through a point in time ([`export`]);
 //! - `GET /api/tail?q=`: new matching lines as they are indexed (server-sent events, see
 //!   [`tail`]).
 //!
@@ -31,6 +33,7 @@
 pub mod assets;
 pub mod auth;
 pub(crate) mod collect;
+pub(crate) mod export;
 pub(crate) mod fleet;
 pub(crate) mod query;
 pub(crate) mod tail;
@@ -229,6 +232,7 @@ fn router(console: Console) -> Router {
         .route("/api/context/{id}", get(api_context))
         .route("/api/context/{id}/streams", get(api_streams))
         .route("/api/histogram", get(api_histogram))
+        .route("/api/export", get(export::export))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(auth, auth::guard))
         .layer(axum::middleware::from_fn(assets::security_headers))
@@ -275,7 +279,9 @@ impl From<EsError> for ApiError {
                     _ => ApiError::Upstream(format!("Elasticsearch answered {status}: {reason}")),
                 }
             }
-            EsError::Setup(_) | EsError::Malformed { .. } => ApiError::Upstream(error.to_string()),
+            EsError::Setup(_) | EsError::Malformed { .. } | EsError::Unreadable { .. } => {
+                ApiError::Upstream(error.to_string())
+            }
         }
     }
 }

@@ -73,6 +73,14 @@ pub enum EsError {
         /// Why it is unreadable (in the message, so not repeated as a source).
         error: BulkParseError,
     },
+    /// A 2xx answer (to anything but `_bulk`) without what it should hold.
+    #[error("Elasticsearch answered {what} with something unreadable: {message}")]
+    Unreadable {
+        /// What was asked.
+        what: String,
+        /// What is missing or wrong.
+        message: String,
+    },
 }
 
 impl EsError {
