@@ -90,8 +90,8 @@ fn open_contexts() -> u64 {
 }
 
 #[test]
-fn a_million_shipped_lines_export_once_in_order_at_flat_memory_and_a_dropped_client_closes_the_pit(
-) {
+fn a_million_shipped_lines_export_once_in_order_at_flat_memory_and_a_dropped_client_closes_the_pit()
+{
     let mut setup = TransferSetup::new("export");
     setup.max_docs = 5000;
     setup.max_wait_ms = 500;
@@ -101,7 +101,11 @@ fn a_million_shipped_lines_export_once_in_order_at_flat_memory_and_a_dropped_cli
         let file = std::fs::File::create(shipping.logs.join("big.log")).unwrap();
         let mut writer = std::io::BufWriter::new(file);
         for n in 0..lines {
-            writeln!(writer, "export line {n:07} of the million, with some text after it").unwrap();
+            writeln!(
+                writer,
+                "export line {n:07} of the million, with some text after it"
+            )
+            .unwrap();
         }
     }
     shipping.wait_indexed(lines, Duration::from_secs(900));
@@ -130,7 +134,9 @@ fn a_million_shipped_lines_export_once_in_order_at_flat_memory_and_a_dropped_cli
             peak >> 20
         );
         assert!(
-            headers.to_ascii_lowercase().contains(&format!("x-total-count: {lines}")),
+            headers
+                .to_ascii_lowercase()
+                .contains(&format!("x-total-count: {lines}")),
             "{headers}"
         );
         let reader = std::io::BufReader::new(std::fs::File::open(&file).unwrap());
@@ -164,11 +170,17 @@ fn a_million_shipped_lines_export_once_in_order_at_flat_memory_and_a_dropped_cli
                 format!("export line {expected:07} of the million, with some text after it"),
                 "{format}: row {expected} out of order or missing"
             );
-            assert!(positions.insert(position), "{format}: a line twice at row {expected}");
+            assert!(
+                positions.insert(position),
+                "{format}: a line twice at row {expected}"
+            );
             expected += 1;
         }
         assert_eq!(expected, lines, "{format}: every line exactly once");
-        eprintln!("{format}: {lines} rows, console peak RSS {} MiB", peak >> 20);
+        eprintln!(
+            "{format}: {lines} rows, console peak RSS {} MiB",
+            peak >> 20
+        );
     }
     let log = console.log();
     assert_eq!(
@@ -179,10 +191,15 @@ fn a_million_shipped_lines_export_once_in_order_at_flat_memory_and_a_dropped_cli
 
     // A client that reads a little and goes away: the point in time is closed.
     assert!(
-        wait_for(Duration::from_secs(30), || (open_contexts() <= baseline).then_some(())).is_some(),
+        wait_for(Duration::from_secs(30), || (open_contexts() <= baseline)
+            .then_some(()))
+        .is_some(),
         "the completed exports left contexts open"
     );
-    read_a_little_then_leave(console.addr, "/api/export?q=&from=now-1d&to=now&format=ndjson");
+    read_a_little_then_leave(
+        console.addr,
+        "/api/export?q=&from=now-1d&to=now&format=ndjson",
+    );
     let closed = wait_for(Duration::from_secs(30), || {
         (open_contexts() <= baseline).then_some(())
     });
@@ -193,7 +210,10 @@ fn a_million_shipped_lines_export_once_in_order_at_flat_memory_and_a_dropped_cli
         console.log()
     );
     let log = console.log();
-    assert!(log.contains("cancelled"), "no audit line of the cancelled export:\n{log}");
+    assert!(
+        log.contains("cancelled"),
+        "no audit line of the cancelled export:\n{log}"
+    );
     drop(console);
     shipping.stop();
     es("DELETE", &index, None);
@@ -202,7 +222,11 @@ fn a_million_shipped_lines_export_once_in_order_at_flat_memory_and_a_dropped_cli
 /// Sends a GET, reads about a megabyte of the answer, and closes the connection.
 fn read_a_little_then_leave(addr: SocketAddr, path: &str) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut buffer = vec![0u8; 64 * 1024];
     let mut read = 0;
     while read < 1 << 20 {
@@ -237,7 +261,9 @@ fn csv_cells_are_quoted_and_formulas_neutralised_as_python_reads_them() {
     ];
     let mut bulk = String::new();
     for (n, message) in messages.iter().enumerate() {
-        bulk.push_str(&format!("{{\"create\":{{\"_index\":\"{index}\",\"_id\":\"m{n}\"}}}}\n"));
+        bulk.push_str(&format!(
+            "{{\"create\":{{\"_index\":\"{index}\",\"_id\":\"m{n}\"}}}}\n"
+        ));
         bulk.push_str(
             &json!({
                 "@timestamp": format!("2026-03-01T00:00:{n:02}Z"),
@@ -251,8 +277,17 @@ fn csv_cells_are_quoted_and_formulas_neutralised_as_python_reads_them() {
         bulk.push('\n');
     }
     let answer = Command::new("curl")
-        .args(["-s", "-X", "POST", "-H", "Content-Type: application/x-ndjson"])
-        .arg(format!("{}/_bulk?refresh=true", es_url().split(',').next().unwrap()))
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/x-ndjson",
+        ])
+        .arg(format!(
+            "{}/_bulk?refresh=true",
+            es_url().split(',').next().unwrap()
+        ))
         .arg("--data-binary")
         .arg(&bulk)
         .output()
@@ -282,7 +317,11 @@ print(json.dumps(rows))
         .arg(&file)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let rows: Vec<Vec<String>> = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(rows[0], ["message", "offset"]);
     assert_eq!(rows.len(), messages.len() + 1, "{rows:?}");

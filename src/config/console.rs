@@ -88,7 +88,7 @@ impl std::fmt::Debug for ConsoleUser {
 pub enum Role {
     /// Search, context, live tail, fleet pages.
     Viewer,
-    /// A viewer who also edits the hosts' collect entries.
+    /// A viewer who also edits the hosts' collect entries and the shared saved searches.
     Editor,
 }
 

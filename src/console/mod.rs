@@ -22,6 +22,12 @@
 //! - `GET /api/fleet`, `GET /api/hosts/{host}/metrics?range=`, `GET /api/pipeline`: the fleet
 //!   pages `/hosts` and `/pipeline` ([`fleet`]), from etcd, InfluxDB (`[influxdb]`), Kafka
 //!   (`[kafka]`) and Elasticsearch;
+//! - `GET /api/searches`, `POST /api/searches`, `GET /api/searches/shared/{name}`,
+//!   `DELETE /api/searches/{scope}/{name}`: saved searches in etcd ([`searches`]); the page
+//!   `/s/{name}` opens a shared one;
+//! - `GET /api/fields`: the fields of the searched indices' mapping, for columns;
+//! - `GET /api/storage`: each index's size and the day retention deletes it, each node's disk
+//!   against the watermarks: the page `/storage` ([`storage`]);
 //! - `GET /login`, `POST /login`, `POST /logout`, `GET /api/me`: signing in ([`auth`]).
 //!
 //! Searching asks only Elasticsearch, over the indices of `index_pattern`. A user's
@@ -36,6 +42,8 @@ pub(crate) mod collect;
 pub(crate) mod export;
 pub(crate) mod fleet;
 pub(crate) mod query;
+pub(crate) mod searches;
+pub(crate) mod storage;
 pub(crate) mod tail;
 
 use std::convert::Infallible;
@@ -211,6 +219,19 @@ fn router(console: Console) -> Router {
         .route("/collect", get(assets::page))
         .route("/hosts", get(assets::page))
         .route("/pipeline", get(assets::page))
+        .route("/storage", get(assets::page))
+        .route("/api/storage", get(storage::storage))
+        .route("/s/{name}", get(assets::page))
+        .route(
+            "/api/searches",
+            get(searches::list_searches).post(searches::save),
+        )
+        .route("/api/searches/shared/{name}", get(searches::get_shared))
+        .route(
+            "/api/searches/{scope}/{name}",
+            axum::routing::delete(searches::delete),
+        )
+        .route("/api/fields", get(api_fields))
         .route("/api/fleet", get(fleet::fleet))
         .route("/api/hosts/{host}/metrics", get(fleet::host_metrics))
         .route("/api/pipeline", get(fleet::pipeline))
@@ -316,6 +337,7 @@ struct SearchParams {
     to: Option<String>,
     size: Option<String>,
     after: Option<String>,
+    order: Option<String>,
 }
 
 fn number(name: &str, value: Option<&str>) -> Result<Option<usize>, ApiError> {
@@ -385,14 +407,37 @@ async fn api_search(
         Some(cursor) => Some(query::decode_cursor(cursor)?),
         None => None,
     };
+    let order = query::Order::parse(params.order.as_deref())?;
     let filter = Filter::new(params.q, params.from, params.to, OffsetDateTime::now_utc())?;
     let answer = console
-        .search(&query::search_body(&filter, size, after.as_ref()))
+        .search(&query::search_body_in(&filter, size, after.as_ref(), order))
         .await?;
     Ok(json_response(
         StatusCode::OK,
         &query::search_answer(&answer, size),
     ))
+}
+
+/// `GET /api/fields`: `{"fields": [{"name", "type"}]}` of the searched indices' mapping.
+async fn api_fields(State(console): State<Console>) -> Result<Response, ApiError> {
+    let es = console.es.get();
+    let path = format!("/{}/_mapping", console.indices.join(","));
+    let (status, mapping) = es
+        .call(
+            elasticsearch::http::Method::Get,
+            &path,
+            &[("ignore_unavailable", "true"), ("allow_no_indices", "true")],
+            None,
+            es.control_timeout(),
+            true,
+        )
+        .await?;
+    let fields = if status == 404 {
+        Vec::new()
+    } else {
+        query::mapped_fields(&mapping)
+    };
+    Ok(json_response(StatusCode::OK, &json!({ "fields": fields })))
 }
 
 async fn api_histogram(

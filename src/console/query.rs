@@ -149,12 +149,41 @@ pub fn resolve_time(name: &str, value: &str, now: OffsetDateTime) -> Result<i64,
         .map_err(|_| bad())
 }
 
-/// The sort of hits, newest first, unique per line (see the module docs).
-fn sort_newest_first() -> Value {
+/// The order of hits: newest first (the default) or oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Newest first.
+    #[default]
+    Desc,
+    /// Oldest first.
+    Asc,
+}
+
+impl Order {
+    /// `desc`, `asc`, or absent (newest first).
+    pub fn parse(text: Option<&str>) -> Result<Order, BadRequest> {
+        match text.map(str::trim).unwrap_or("") {
+            "" | "desc" => Ok(Order::Desc),
+            "asc" => Ok(Order::Asc),
+            other => Err(BadRequest(format!("order: {other:?} is not desc or asc"))),
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Order::Desc => "desc",
+            Order::Asc => "asc",
+        }
+    }
+}
+
+/// The sort of hits in `order`, unique per line (see the module docs).
+fn sort_by(order: Order) -> Value {
+    let word = order.word();
     json!([
-        {"@timestamp": {"order": "desc"}},
-        {"file_id": {"order": "desc", "unmapped_type": "keyword"}},
-        {"offset": {"order": "desc", "unmapped_type": "long"}}
+        {"@timestamp": {"order": word}},
+        {"file_id": {"order": word, "unmapped_type": "keyword"}},
+        {"offset": {"order": word, "unmapped_type": "long"}}
     ])
 }
 
@@ -182,13 +211,14 @@ pub fn decode_cursor(cursor: &str) -> Result<Value, BadRequest> {
     }
 }
 
-/// The `_search` body of one page of hits. Facets (hosts, files) are asked on the first page only.
-pub fn search_body(filter: &Filter, size: usize, after: Option<&Value>) -> Value {
+/// The `_search` body of one page of hits in `order`. Facets (hosts, files) are asked on the
+/// first page only.
+pub fn search_body_in(filter: &Filter, size: usize, after: Option<&Value>, order: Order) -> Value {
     let mut body = json!({
         "size": size,
         "track_total_hits": true,
         "query": filter.query(),
-        "sort": sort_newest_first(),
+        "sort": sort_by(order),
         "highlight": {
             "encoder": "html",
             "pre_tags": ["<mark>"],
@@ -205,6 +235,60 @@ pub fn search_body(filter: &Filter, size: usize, after: Option<&Value>) -> Value
         });
     }
     body
+}
+
+/// The fields of an answer of `GET {indices}/_mapping`, sorted, each once with its type
+/// (objects walked into: `parsed.level`; multi-fields left out): logship's own line fields
+/// first, then the others by name.
+pub fn mapped_fields(mapping: &Value) -> Vec<Value> {
+    fn walk(
+        prefix: &str,
+        properties: &Value,
+        out: &mut std::collections::BTreeMap<String, String>,
+    ) {
+        let Some(properties) = properties.as_object() else {
+            return;
+        };
+        for (name, spec) in properties {
+            let full = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            if let Some(inner) = spec.get("properties") {
+                walk(&full, inner, out);
+            } else if let Some(kind) = spec.get("type").and_then(Value::as_str) {
+                out.entry(full).or_insert_with(|| kind.to_string());
+            }
+        }
+    }
+    let mut fields = std::collections::BTreeMap::new();
+    if let Some(indices) = mapping.as_object() {
+        for index in indices.values() {
+            walk("", &index["mappings"]["properties"], &mut fields);
+        }
+    }
+    const OWN: [&str; 7] = [
+        "@timestamp",
+        "host",
+        "file",
+        "level",
+        "message",
+        "topic",
+        "offset",
+    ];
+    let mut listed: Vec<(usize, String, String)> = fields
+        .into_iter()
+        .map(|(name, kind)| {
+            let rank = OWN.iter().position(|own| *own == name).unwrap_or(OWN.len());
+            (rank, name, kind)
+        })
+        .collect();
+    listed.sort();
+    listed
+        .into_iter()
+        .map(|(_, name, kind)| json!({"name": name, "type": kind}))
+        .collect()
 }
 
 /// One line as the API gives it: its `_source` fields, plus `id` and `index`, plus
@@ -478,7 +562,7 @@ mod tests {
         assert_eq!(filter.from, "now-15m");
         assert_eq!(filter.to, "now");
         assert_eq!(filter.to_ms - filter.from_ms, 15 * 60 * 1000);
-        let first = search_body(&filter, 10, None);
+        let first = search_body_in(&filter, 10, None, Order::Desc);
         assert!(first.get("aggs").is_some());
         assert!(first.get("search_after").is_none());
         assert_eq!(first["track_total_hits"], true);
@@ -487,7 +571,7 @@ mod tests {
             "level:error"
         );
         let after = json!([1, "s", 2]);
-        let next = search_body(&filter, 10, Some(&after));
+        let next = search_body_in(&filter, 10, Some(&after), Order::Desc);
         assert_eq!(next["search_after"], after);
         assert!(next.get("aggs").is_none());
         let all = Filter::new(None, None, None, now).unwrap();
@@ -512,6 +596,30 @@ mod tests {
         );
         assert_eq!(full["facets"]["host"][0], json!({"value": "h", "count": 2}));
         assert_eq!(search_answer(&answer, 3)["after"], Value::Null);
+    }
+
+    #[test]
+    fn fields_come_from_every_index_mapping_own_fields_first() {
+        let mapping = json!({
+            "a": {"mappings": {"properties": {
+                "message": {"type": "text"}, "zeta": {"type": "keyword"},
+                "parsed": {"properties": {"level": {"type": "keyword"}, "user": {"properties": {"id": {"type": "long"}}}}},
+                "@timestamp": {"type": "date"}
+            }}},
+            "b": {"mappings": {"properties": {"host": {"type": "keyword"}, "zeta": {"type": "long"}}}}
+        });
+        let names: Vec<String> = mapped_fields(&mapping)
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            ["@timestamp", "host", "message", "parsed.level", "parsed.user.id", "zeta"]
+        );
+        let filter = Filter::new(None, None, None, OffsetDateTime::now_utc()).unwrap();
+        let oldest = search_body_in(&filter, 5, None, Order::parse(Some("asc")).unwrap());
+        assert_eq!(oldest["sort"][0]["@timestamp"]["order"], "asc");
+        assert!(Order::parse(Some("sideways")).is_err());
     }
 
     #[test]

@@ -57,6 +57,18 @@ impl RetentionRule {
         patterns
     }
 
+    /// The patterns of this rule's indices, whatever their retention (to list them).
+    pub fn index_patterns(&self) -> Vec<String> {
+        let mut patterns: Vec<String> = self
+            .topics
+            .iter()
+            .map(|topic| self.template.pattern(topic))
+            .collect();
+        patterns.sort();
+        patterns.dedup();
+        patterns
+    }
+
     /// Whether `name` is one of this rule's indices.
     pub fn owns(&self, name: &str) -> bool {
         self.topics

@@ -10,6 +10,7 @@ function route() {
   $("collect-view").hidden = true;
   $("hosts-view").hidden = true;
   $("pipeline-view").hidden = true;
+  $("storage-view").hidden = true;
   // Search registers first and matches every path: it is the last resort.
   const [fallback, ...specific] = pages;
   for (const p of specific) {
