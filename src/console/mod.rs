@@ -226,7 +226,10 @@ fn router(console: Console) -> Router {
             "/api/searches",
             get(searches::list_searches).post(searches::save),
         )
-        .route("/api/searches/shared/{name}", get(searches::get_shared))
+        .route(
+            "/api/searches/shared/{name}",
+            get(searches::get_shared).delete(searches::delete_shared),
+        )
         .route(
             "/api/searches/{scope}/{name}",
             axum::routing::delete(searches::delete),

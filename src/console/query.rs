@@ -614,7 +614,14 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["@timestamp", "host", "message", "parsed.level", "parsed.user.id", "zeta"]
+            [
+                "@timestamp",
+                "host",
+                "message",
+                "parsed.level",
+                "parsed.user.id",
+                "zeta"
+            ]
         );
         let filter = Filter::new(None, None, None, OffsetDateTime::now_utc()).unwrap();
         let oldest = search_body_in(&filter, 5, None, Order::parse(Some("asc")).unwrap());

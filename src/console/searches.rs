@@ -337,11 +337,29 @@ pub async fn save(
     }
 }
 
+/// `DELETE /api/searches/shared/{name}` (the route of `GET` one shared search).
+pub async fn delete_shared(
+    console: State<Console>,
+    caller: Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
+    remove(console, caller, "shared".into(), name).await
+}
+
 /// `DELETE /api/searches/{scope}/{name}`.
 pub async fn delete(
+    console: State<Console>,
+    caller: Extension<Caller>,
+    Path((scope, name)): Path<(String, String)>,
+) -> Response {
+    remove(console, caller, scope, name).await
+}
+
+async fn remove(
     State(console): State<Console>,
     Extension(caller): Extension<Caller>,
-    Path((scope, name)): Path<(String, String)>,
+    scope: String,
+    name: String,
 ) -> Response {
     let store = match store(&console) {
         Ok(store) => store,

@@ -1,9 +1,16 @@
-// logship console: the search page (/): query, histogram, facets and hits, older hits on demand.
+// logship console: the search page (/): query, histogram, facets and hits, older hits on demand;
+// fields as columns, a click on a value to filter in or out, saved searches (/s/{name} opens a
+// shared one), and exporting every hit as CSV or NDJSON. All of it lives in the URL:
+// q, from, to, cols, order, saved.
 "use strict";
 
 function searchParams() {
   const p = new URLSearchParams(location.search);
-  return { q: p.get("q") || "", from: p.get("from") || "now-15m", to: p.get("to") || "now" };
+  const cols = (p.get("cols") || "").split(",").map((c) => c.trim()).filter(Boolean);
+  return {
+    q: p.get("q") || "", from: p.get("from") || "now-15m", to: p.get("to") || "now",
+    cols, order: p.get("order") === "asc" ? "asc" : "desc", saved: p.get("saved") || "",
+  };
 }
 
 function fillForm(s) {
@@ -13,14 +20,19 @@ function fillForm(s) {
   $("custom").hidden = preset;
   $("from").value = preset ? "" : s.from;
   $("to").value = preset ? "" : s.to;
+  $("order").value = s.order;
 }
 
 function readForm() {
   const custom = $("range").value === "custom";
+  const current = searchParams();
   return {
     q: $("q").value.trim(),
     from: custom ? ($("from").value.trim() || "now-15m") : $("range").value,
     to: custom ? ($("to").value.trim() || "now") : "now",
+    cols: current.cols,
+    order: $("order").value,
+    saved: current.saved,
   };
 }
 
@@ -29,12 +41,42 @@ function searchUrl(s) {
   if (s.q) p.set("q", s.q);
   p.set("from", s.from);
   p.set("to", s.to);
+  if (s.cols && s.cols.length) p.set("cols", s.cols.join(","));
+  if (s.order === "asc") p.set("order", "asc");
+  if (s.saved) p.set("saved", s.saved);
   return "/?" + p.toString();
 }
 
 function apiQuery(s, extra) {
-  const p = new URLSearchParams({ q: s.q, from: s.from, to: s.to, ...(extra || {}) });
+  const p = new URLSearchParams({ q: s.q, from: s.from, to: s.to, order: s.order || "desc", ...(extra || {}) });
   return p.toString();
+}
+
+// ---- query_string escaping: a field name with its reserved characters escaped, a value as a
+// quoted phrase (inside quotes only `"` and `\` are special: colons, AND, OR stay literal).
+
+function queryField(name) {
+  return name.replace(/([+\-=&|><!(){}[\]^"~*?:\\/ ])/g, "\\$1");
+}
+
+function queryValue(value) {
+  return '"' + String(value).replace(/(["\\])/g, "\\$1") + '"';
+}
+
+function withFilter(q, field, value, negate) {
+  const clause = (negate ? "NOT " : "") + queryField(field) + ":" + queryValue(value);
+  return q ? "(" + q + ") AND " + clause : clause;
+}
+
+// The value of `field` in a hit: a key as written, or a path through objects.
+function fieldValue(hit, field) {
+  if (Object.prototype.hasOwnProperty.call(hit, field)) return hit[field];
+  let node = hit;
+  for (const part of field.split(".")) {
+    if (node === null || typeof node !== "object" || !(part in node)) return undefined;
+    node = node[part];
+  }
+  return node;
 }
 
 function messageCell(hit) {
@@ -44,13 +86,35 @@ function messageCell(hit) {
   return cell;
 }
 
-function hitRow(hit) {
+function valueCell(s, field, value) {
+  const cell = el("td", { class: "col", "data-field": field });
+  if (value === undefined || value === null) return cell;
+  const scalar = typeof value !== "object";
+  const text = scalar ? String(value) : JSON.stringify(value);
+  cell.append(el("span", { class: "value" }, text));
+  if (scalar) {
+    cell.append(
+      el("a", { class: "filter-in", title: "only " + field + " = " + text, href: searchUrl({ ...s, q: withFilter(s.q, field, value, false) }) }, "+"),
+      el("a", { class: "filter-out", title: "without " + field + " = " + text, href: searchUrl({ ...s, q: withFilter(s.q, field, value, true) }) }, "−"));
+  }
+  return cell;
+}
+
+function hitRow(hit, s) {
   const link = el("a", { href: "/context/" + encodeURIComponent(hit.id), class: "context-link" }, "context");
-  return el("tr", { "data-id": hit.id },
-    el("td", { class: "time" }, hit["@timestamp"] || ""),
-    el("td", { class: "where", title: hit.file || "" }, (hit.host || "") + " ", el("br"), shortenMiddle(hit.file || "", 48)),
-    messageCell(hit),
-    el("td", {}, link));
+  const cells = [el("td", { class: "time" }, hit["@timestamp"] || "")];
+  if (s.cols.length) {
+    for (const field of s.cols) cells.push(valueCell(s, field, fieldValue(hit, field)));
+  } else {
+    cells.push(el("td", { class: "where", title: hit.file || "" }, (hit.host || "") + " ", el("br"), shortenMiddle(hit.file || "", 48)));
+  }
+  cells.push(messageCell(hit), el("td", {}, link));
+  return el("tr", { "data-id": hit.id }, ...cells);
+}
+
+function drawHead(s) {
+  const names = ["time", ...(s.cols.length ? s.cols : ["where"]), "message", ""];
+  $("hits").tHead.replaceChildren(el("tr", {}, ...names.map((n) => el("th", {}, n))));
 }
 
 function drawHistogram(h) {
@@ -75,25 +139,58 @@ function drawHistogram(h) {
   });
 }
 
-// `text` shortened in the middle to at most `max` characters ("/var/log/…/app.log"): the start
-// and the end of a path say the most about it.
-
 function drawFacets(facets, s) {
   const box = $("facets");
   box.replaceChildren();
   for (const [field, values] of Object.entries(facets || {})) {
     box.append(el("h3", {}, field));
     for (const v of values) {
-      const q = (s.q ? "(" + s.q + ") AND " : "") + field + ':"' + String(v.value).replace(/(["\\])/g, "\\$1") + '"';
       const value = String(v.value);
       const count = Number(v.count).toLocaleString("en-US");
       const shown = el("span", { class: "value" });
-      box.append(el("a", { href: searchUrl({ ...s, q }), class: "facet", title: value + " (" + count + ")" },
-        shown, el("span", { class: "count" }, count)));
+      box.append(el("div", { class: "facet-row" },
+        el("a", { href: searchUrl({ ...s, q: withFilter(s.q, field, v.value, false) }), class: "facet", title: value + " (" + count + ")" },
+          shown, el("span", { class: "count" }, count)),
+        el("a", { href: searchUrl({ ...s, q: withFilter(s.q, field, v.value, true) }), class: "facet-out", title: "without " + value }, "−")));
       fitMiddle(shown, value);
     }
   }
 }
+
+// ---- columns: the fields of the indices' mapping, ticked ones shown as columns.
+
+let knownFields = null;
+
+async function loadFields() {
+  if (knownFields) return knownFields;
+  try {
+    knownFields = (await api("/api/fields")).fields || [];
+  } catch (e) {
+    knownFields = [];
+  }
+  return knownFields;
+}
+
+async function drawFieldList(s) {
+  const fields = await loadFields();
+  const filter = $("field-filter").value.trim().toLowerCase();
+  const names = [...new Set([...s.cols, ...fields.map((f) => f.name)])]
+    .filter((n) => n !== "message" && (!filter || n.toLowerCase().includes(filter)));
+  $("field-list").replaceChildren(...names.map((name) => {
+    const box = el("input", { type: "checkbox", "data-field": name });
+    box.checked = s.cols.includes(name);
+    box.addEventListener("change", () => {
+      const now = searchParams();
+      const cols = box.checked ? [...now.cols, name] : now.cols.filter((c) => c !== name);
+      history.pushState(null, "", searchUrl({ ...now, cols }));
+      route();
+    });
+    const kind = (fields.find((f) => f.name === name) || {}).type || "";
+    return el("li", {}, el("label", {}, box, " " + name + " ", el("span", { class: "muted" }, kind)));
+  }));
+}
+
+// ---- hits
 
 let nextCursor = null;
 // Searches can overlap (the page's first load, then a submit before it answered): only the
@@ -107,6 +204,9 @@ async function runSearch() {
   $("search-view").hidden = false;
   $("context-view").hidden = true;
   showError("");
+  drawHead(s);
+  drawFieldList(s);
+  showSaved(s);
   const body = $("hits").tBodies[0];
   body.replaceChildren();
   try {
@@ -119,7 +219,7 @@ async function runSearch() {
     $("summary").textContent = page.total + " hits";
     drawHistogram(histogram);
     drawFacets(page.facets, s);
-    page.hits.forEach((h) => body.append(hitRow(h)));
+    page.hits.forEach((h) => body.append(hitRow(h, s)));
     nextCursor = page.after;
     $("more").hidden = !nextCursor;
   } catch (e) {
@@ -136,7 +236,7 @@ async function loadMore() {
   try {
     const page = await api("/api/search?" + apiQuery(s, { size: "100", after: nextCursor }));
     if (generation !== searchGeneration) return;
-    page.hits.forEach((h) => $("hits").tBodies[0].append(hitRow(h)));
+    page.hits.forEach((h) => $("hits").tBodies[0].append(hitRow(h, s)));
     nextCursor = page.after;
     $("more").hidden = !nextCursor;
   } catch (e) {
@@ -144,7 +244,198 @@ async function loadMore() {
   }
 }
 
+// ---- saved searches
+
+let savedList = null;
+
+function writeOptions() {
+  return { "Content-Type": "application/json", "X-CSRF-Token": me ? me.csrf : "" };
+}
+
+async function loadSaved() {
+  try {
+    savedList = await api("/api/searches");
+  } catch (e) {
+    savedList = null; // no [etcd]: no saved searches on this console
+  }
+  $("saved-controls").hidden = !savedList;
+  if (!savedList) return;
+  const option = (scope, x) => {
+    const o = el("option", { value: scope + "/" + x.name }, x.name + (x.unreadable ? " (unreadable)" : ""));
+    o.disabled = Boolean(x.unreadable);
+    return o;
+  };
+  const group = (label, scope, list) => el("optgroup", { label }, ...list.map((x) => option(scope, x)));
+  const options = [el("option", { value: "" }, "saved searches…")];
+  if (savedList.personal.length) options.push(group("personal", "personal", savedList.personal));
+  if (savedList.shared.length) options.push(group("shared", "shared", savedList.shared));
+  $("saved").replaceChildren(...options);
+  $("save-shared-label").hidden = !savedList.can_share;
+  showSaved(searchParams());
+}
+
+function findSaved(key) {
+  if (!savedList || !key) return null;
+  const [scope, ...rest] = key.split("/");
+  const name = rest.join("/");
+  return (savedList[scope] || []).find((x) => x.name === name) || null;
+}
+
+function showSaved(s) {
+  $("saved").value = findSaved(s.saved) ? s.saved : "";
+  const [scope, ...rest] = s.saved.split("/");
+  const canDelete = findSaved(s.saved) && (scope === "personal" || (savedList && savedList.can_share));
+  $("delete-search").hidden = !canDelete;
+  $("saved-info").replaceChildren();
+  if (scope === "shared" && rest.length) {
+    const href = "/s/" + encodeURIComponent(rest.join("/"));
+    $("saved-info").append("shared search “" + rest.join("/") + "”: ", el("a", { href, id: "shared-link" }, location.origin + href));
+  }
+}
+
+function openSaved(key, search, replace) {
+  const s = { q: search.q || "", from: search.from, to: search.to, cols: search.columns || [], order: search.order || "desc", saved: key };
+  if (replace) history.replaceState(null, "", searchUrl(s));
+  else history.pushState(null, "", searchUrl(s));
+  route();
+}
+
+async function saveSearch(e) {
+  e.preventDefault();
+  const s = searchParams();
+  const scope = $("save-shared").checked && savedList && savedList.can_share ? "shared" : "personal";
+  const name = $("save-name").value.trim();
+  try {
+    await api("/api/searches", {
+      method: "POST", headers: writeOptions(),
+      body: JSON.stringify({ scope, name, q: s.q, from: s.from, to: s.to, columns: s.cols, order: s.order }),
+    });
+  } catch (err) {
+    showError(err.message);
+    return;
+  }
+  $("save-form").hidden = true;
+  await loadSaved();
+  history.replaceState(null, "", searchUrl({ ...s, saved: scope + "/" + name }));
+  showSaved(searchParams());
+}
+
+async function deleteSearch() {
+  const key = searchParams().saved;
+  const [scope, ...rest] = key.split("/");
+  try {
+    await api("/api/searches/" + scope + "/" + encodeURIComponent(rest.join("/")), { method: "DELETE", headers: writeOptions() });
+  } catch (err) {
+    showError(err.message);
+    return;
+  }
+  history.replaceState(null, "", searchUrl({ ...searchParams(), saved: "" }));
+  await loadSaved();
+}
+
+function exportSaved() {
+  const all = { personal: (savedList.personal || []).filter((x) => !x.unreadable), shared: (savedList.shared || []).filter((x) => !x.unreadable) };
+  const blob = new Blob([JSON.stringify(all, null, 2)], { type: "application/json" });
+  const a = el("a", { href: URL.createObjectURL(blob), download: "logship-saved-searches.json" });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+async function importSaved() {
+  const file = $("import-searches").files[0];
+  if (!file) return;
+  let data;
+  try {
+    data = JSON.parse(await file.text());
+  } catch (e) {
+    showError("not JSON: " + e.message);
+    return;
+  }
+  const entries = Array.isArray(data) ? data.map((x) => ["personal", x])
+    : [...(data.personal || []).map((x) => ["personal", x]), ...(data.shared || []).map((x) => [savedList.can_share ? "shared" : "personal", x])];
+  const failed = [];
+  for (const [scope, x] of entries) {
+    try {
+      await api("/api/searches", { method: "POST", headers: writeOptions(), body: JSON.stringify({ ...x, scope }) });
+    } catch (e) {
+      failed.push((x.name || "?") + ": " + e.message);
+    }
+  }
+  $("import-searches").value = "";
+  await loadSaved();
+  $("saved-info").textContent = "imported " + (entries.length - failed.length) + " of " + entries.length + (failed.length ? "; refused: " + failed.join("; ") : "");
+}
+
+// ---- export of every hit, streamed: the rows counted as they arrive, cancellable.
+
+let exporting = null;
+
+async function exportHits(format) {
+  if (exporting) return;
+  const s = searchParams();
+  const fields = ["@timestamp", "host", "file", ...s.cols.filter((c) => !["@timestamp", "host", "file", "message"].includes(c)), "message"];
+  const controller = new AbortController();
+  exporting = controller;
+  $("export-cancel").hidden = false;
+  const status = $("export-status");
+  status.textContent = "exporting…";
+  let rows = 0, quoted = false, header = format === "csv";
+  const chunks = [];
+  try {
+    const response = await fetch("/api/export?" + new URLSearchParams({ q: s.q, from: s.from, to: s.to, format, fields: fields.join(",") }), { signal: controller.signal });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      throw new Error(body.error || ("error " + response.status));
+    }
+    const total = Number(response.headers.get("X-Total-Count") || "0");
+    const reader = response.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      for (const byte of value) {
+        if (byte === 34) quoted = !quoted; // a doubled quote flips twice
+        else if (byte === 10 && !quoted) {
+          if (header) header = false;
+          else rows += 1;
+        }
+      }
+      status.textContent = "exporting: " + rows.toLocaleString("en-US") + " of " + total.toLocaleString("en-US") + " rows";
+    }
+    status.textContent = "exported " + rows.toLocaleString("en-US") + " rows";
+    const type = format === "csv" ? "text/csv" : "application/x-ndjson";
+    const a = el("a", { href: URL.createObjectURL(new Blob(chunks, { type })), download: "logship-export." + format, id: "export-file" });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  } catch (e) {
+    status.textContent = controller.signal.aborted
+      ? "cancelled after " + rows.toLocaleString("en-US") + " rows"
+      : "export failed after " + rows.toLocaleString("en-US") + " rows: " + e.message;
+  } finally {
+    exporting = null;
+    $("export-cancel").hidden = true;
+  }
+}
+
+// ---- pages: search (the last resort), and /s/{name} opening a shared search
+
 page(() => [], runSearch);
+
+page((path) => {
+  const m = path.match(/^\/s\/(.+)$/);
+  return m ? [decodeURIComponent(m[1])] : null;
+}, async (name) => {
+  try {
+    const search = await api("/api/searches/shared/" + encodeURIComponent(name));
+    if (search.unreadable) throw new Error("the shared search " + name + " is unreadable: " + search.unreadable);
+    openSaved("shared/" + name, search, true);
+  } catch (e) {
+    showOnly("search-view");
+    showError(e.message);
+  }
+});
 
 $("range").addEventListener("change", () => { $("custom").hidden = $("range").value !== "custom"; });
 $("search").addEventListener("submit", (e) => {
@@ -152,4 +443,29 @@ $("search").addEventListener("submit", (e) => {
   history.pushState(null, "", searchUrl(readForm()));
   route();
 });
+$("order").addEventListener("change", () => {
+  history.pushState(null, "", searchUrl({ ...searchParams(), order: $("order").value }));
+  route();
+});
 $("more").addEventListener("click", loadMore);
+$("field-filter").addEventListener("input", () => drawFieldList(searchParams()));
+$("saved").addEventListener("change", () => {
+  const key = $("saved").value;
+  const search = findSaved(key);
+  if (search) openSaved(key, search, false);
+});
+$("save-search").addEventListener("click", () => {
+  const [, ...rest] = searchParams().saved.split("/");
+  $("save-name").value = rest.join("/");
+  $("save-form").hidden = false;
+  $("save-name").focus();
+});
+$("save-cancel").addEventListener("click", () => { $("save-form").hidden = true; });
+$("save-form").addEventListener("submit", saveSearch);
+$("delete-search").addEventListener("click", deleteSearch);
+$("export-searches").addEventListener("click", exportSaved);
+$("import-searches").addEventListener("change", importSaved);
+$("export-csv").addEventListener("click", () => exportHits("csv"));
+$("export-ndjson").addEventListener("click", () => exportHits("ndjson"));
+$("export-cancel").addEventListener("click", () => { if (exporting) exporting.abort(); });
+loadSaved();
