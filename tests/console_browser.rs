@@ -989,3 +989,272 @@ async fn the_pages_run_under_the_csp_and_a_violation_is_reported_to_the_console_
         "the check must fail on a reported violation"
     );
 }
+
+/// Documents whose `detail` needs escaping in `query_string`: quotes, backslashes, colons,
+/// reserved words.
+const TRICKY: [&str; 5] = ["say \"hi\"", "C:\\temp\\x", "a:b", "AND", "x OR y"];
+
+/// Columns, filters, export and saved searches as a person uses them: two fields chosen as
+/// columns (in the URL), a click on a value filters in and out (each tricky value matches
+/// exactly its own line), every hit exported from the page with its count, an editor's shared
+/// search opened by another user by its URL with its columns, a viewer's personal one saved and
+/// reopened from the menu.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn columns_filters_export_and_saved_searches_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = common::unique("console-columns");
+    let created = transfer_support::es(
+        "PUT",
+        &index,
+        Some(
+            r#"{"mappings": {"properties": {"@timestamp": {"type": "date"},
+                "message": {"type": "text"}, "host": {"type": "keyword"},
+                "file": {"type": "keyword"}, "file_id": {"type": "keyword"},
+                "offset": {"type": "long"}, "level": {"type": "keyword"},
+                "detail": {"type": "keyword"}}}}"#,
+        ),
+    );
+    assert_eq!(created["acknowledged"], true, "{created}");
+    let mut bulk = String::new();
+    let levels = ["error", "warn", "info"];
+    let total = 30;
+    for n in 0..total {
+        let detail = TRICKY.get(n).copied().unwrap_or("plain");
+        bulk.push_str(&format!(
+            "{{\"create\":{{\"_index\":\"{index}\",\"_id\":\"d{n}\"}}}}\n{}\n",
+            json!({"@timestamp": format!("2026-03-01T00:00:{n:02}Z"), "message": format!("line {n}"),
+                   "host": format!("web-{}", n % 2), "file": "/var/log/app.log", "file_id": "s",
+                   "offset": n, "level": levels[n % 3], "detail": detail})
+        ));
+    }
+    let loaded = Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/x-ndjson",
+        ])
+        .arg(format!(
+            "{}/_bulk?refresh=true",
+            es_url().split(',').next().unwrap()
+        ))
+        .arg("--data-binary")
+        .arg(&bulk)
+        .output()
+        .unwrap();
+    let loaded: serde_json::Value = serde_json::from_slice(&loaded.stdout).unwrap();
+    assert_eq!(loaded["errors"], false, "{loaded}");
+
+    let prefix = format!("/{}", common::unique("columns"));
+    let (editor_hash, viewer_hash) = (
+        hash_password(EDITOR_PASSWORD),
+        hash_password(VIEWER_PASSWORD),
+    );
+    let console = Console::launch(dir.path(), |addr| {
+        format!(
+            "listen = \"{addr}\"\n\
+             [[users]]\nname = \"ed\"\npassword_hash = \"{editor_hash}\"\nrole = \"editor\"\n\
+             [[users]]\nname = \"vi\"\npassword_hash = \"{viewer_hash}\"\nrole = \"viewer\"\n\
+             [elasticsearch]\nurl = \"{es}\"\nindex_pattern = \"{index}\"\n\
+             [etcd]\nendpoints = [\"{etcd}\"]\nprefix = \"{prefix}\"\n",
+            es = es_url(),
+            etcd = common::etcd_endpoint(),
+        )
+    });
+    let base = console.url();
+    let driver = ChromeDriver::start(&dir.path().join("chromedriver.log"));
+    let client = browser(&driver, &dir.path().join("chromium-profile")).await;
+    let range = "from=2026-03-01T00%3A00%3A00Z&to=2026-03-01T01%3A00%3A00Z";
+    client.goto(&format!("{base}/login")).await.unwrap();
+    sign_in(&client, "ed", EDITOR_PASSWORD).await;
+    client.goto(&format!("{base}/?{range}")).await.unwrap();
+    wait_texts(&client, "#summary", Duration::from_secs(30), |t| {
+        t == [format!("{total} hits")]
+    })
+    .await;
+
+    // Two fields as columns, from the mapping's list.
+    click(&client, Locator::Css("#columns-menu summary")).await;
+    for field in ["level", "detail"] {
+        wait_texts(&client, "#field-list label", Duration::from_secs(10), |t| {
+            t.iter().any(|l| l.starts_with(&format!("{field} ")))
+        })
+        .await;
+        click(
+            &client,
+            Locator::Css(&format!("#field-list input[data-field='{field}']")),
+        )
+        .await;
+        wait_texts(&client, "#hits thead th", Duration::from_secs(10), |t| {
+            t.iter().any(|h| h == field)
+        })
+        .await;
+    }
+    let path = path_of(&client).await;
+    assert!(path.contains("cols=level%2Cdetail"), "{path}");
+    let headers = texts(&client, "#hits thead th").await;
+    assert_eq!(headers[..4], ["time", "level", "detail", "message"]);
+    screenshot(&client, "console-columns.png").await;
+    let with_columns = format!("{base}{path}");
+
+    // A click on each tricky value finds exactly its own line.
+    for value in TRICKY {
+        client.goto(&with_columns).await.unwrap();
+        wait_texts(&client, "#summary", Duration::from_secs(30), |t| {
+            t == [format!("{total} hits")]
+        })
+        .await;
+        let clicked = client
+            .execute(
+                "const cell = [...document.querySelectorAll(\"td.col[data-field='detail']\")]
+                     .find(c => c.querySelector('.value') && c.querySelector('.value').textContent === arguments[0]);
+                 if (!cell) return false;
+                 cell.querySelector('a.filter-in').click();
+                 return true;",
+                vec![json!(value)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(clicked, json!(true), "no cell shows {value:?}");
+        wait_texts(&client, "#summary", Duration::from_secs(30), |t| {
+            t == ["1 hits"]
+        })
+        .await;
+        let shown = texts(&client, "td.col[data-field='detail'] .value").await;
+        assert_eq!(shown, [value], "filtering in {value:?}");
+        assert_eq!(texts(&client, "#error").await, [""], "{value:?}");
+    }
+    // And out: a click on the minus of an error's level leaves everything but the errors.
+    client.goto(&with_columns).await.unwrap();
+    wait_texts(&client, "#summary", Duration::from_secs(30), |t| {
+        t == [format!("{total} hits")]
+    })
+    .await;
+    client
+        .execute(
+            "[...document.querySelectorAll(\"td.col[data-field='level']\")]
+                 .find(c => c.querySelector('.value').textContent === 'error')
+                 .querySelector('a.filter-out').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    wait_texts(&client, "#summary", Duration::from_secs(30), |t| {
+        t == [format!("{} hits", total - total / 3)]
+    })
+    .await;
+    let q = texts(&client, "#hits td.col[data-field='level'] .value").await;
+    assert!(q.iter().all(|l| l != "error"), "{q:?}");
+    let filtered_out = path_of(&client).await;
+    assert!(
+        filtered_out.contains("NOT+level%3A%22error%22"),
+        "{filtered_out}"
+    );
+
+    // Export from the page: every hit of the search, counted.
+    click(&client, Locator::Id("export-csv")).await;
+    wait_texts(&client, "#export-status", Duration::from_secs(30), |t| {
+        t == [format!("exported {} rows", total - total / 3)]
+    })
+    .await;
+
+    // The editor shares this search.
+    click(&client, Locator::Id("save-search")).await;
+    let name = client.find(Locator::Id("save-name")).await.unwrap();
+    name.send_keys("no errors").await.unwrap();
+    click(&client, Locator::Id("save-shared")).await;
+    click(&client, Locator::Id("save-confirm")).await;
+    wait_texts(&client, "#shared-link", Duration::from_secs(10), |t| {
+        t.len() == 1 && t[0].ends_with("/s/no%20errors")
+    })
+    .await;
+    screenshot(&client, "console-saved.png").await;
+    assert_no_csp_violation(&console);
+
+    // The viewer opens it by its URL, columns and all.
+    click(&client, Locator::Id("sign-out")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.find(Locator::Id("name")).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "no sign-in page after signing out"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sign_in(&client, "vi", VIEWER_PASSWORD).await;
+    client.goto(&format!("{base}/s/no%20errors")).await.unwrap();
+    wait_texts(&client, "#summary", Duration::from_secs(30), |t| {
+        t == [format!("{} hits", total - total / 3)]
+    })
+    .await;
+    let headers = texts(&client, "#hits thead th").await;
+    assert_eq!(headers[..4], ["time", "level", "detail", "message"]);
+    let save_shared = client.find(Locator::Id("save-shared-label")).await.unwrap();
+    assert!(
+        !save_shared.is_displayed().await.unwrap(),
+        "a viewer is offered to share"
+    );
+
+    // The viewer saves a personal search with one column, and reopens it from the menu.
+    client
+        .goto(&format!("{base}/?q=level%3Awarn&{range}&cols=host"))
+        .await
+        .unwrap();
+    wait_texts(&client, "#summary", Duration::from_secs(30), |t| {
+        t == [format!("{} hits", total / 3)]
+    })
+    .await;
+    click(&client, Locator::Id("save-search")).await;
+    let name = client.find(Locator::Id("save-name")).await.unwrap();
+    name.send_keys("my warnings").await.unwrap();
+    click(&client, Locator::Id("save-confirm")).await;
+    wait_texts(&client, "#saved option", Duration::from_secs(10), |t| {
+        t.iter().any(|o| o == "my warnings")
+    })
+    .await;
+    client.goto(&format!("{base}/?{range}")).await.unwrap();
+    wait_texts(&client, "#summary", Duration::from_secs(30), |t| {
+        t == [format!("{total} hits")]
+    })
+    .await;
+    wait_texts(&client, "#saved option", Duration::from_secs(10), |t| {
+        t.iter().any(|o| o == "my warnings")
+    })
+    .await;
+    client
+        .find(Locator::Id("saved"))
+        .await
+        .unwrap()
+        .select_by_value("personal/my warnings")
+        .await
+        .unwrap();
+    wait_texts(&client, "#summary", Duration::from_secs(30), |t| {
+        t == [format!("{} hits", total / 3)]
+    })
+    .await;
+    let headers = texts(&client, "#hits thead th").await;
+    assert_eq!(headers[..3], ["time", "host", "message"]);
+
+    // The storage page: the disks against the watermarks, the index (not the transfer's: no
+    // deletion day).
+    client.goto(&format!("{base}/storage")).await.unwrap();
+    wait_texts(
+        &client,
+        "#storage-indices tbody tr",
+        Duration::from_secs(30),
+        |t| {
+            t.iter()
+                .any(|row| row.starts_with(&index) && row.contains("not logship's"))
+        },
+    )
+    .await;
+    let nodes = wait_texts(&client, "#nodes tbody tr", Duration::from_secs(30), |t| {
+        !t.is_empty()
+    })
+    .await;
+    assert!(nodes.iter().all(|n| n.contains('%')), "{nodes:?}");
+    screenshot(&client, "console-storage.png").await;
+    assert_no_csp_violation(&console);
+    transfer_support::es("DELETE", &index, None);
+}

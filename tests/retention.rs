@@ -115,6 +115,44 @@ fn expired_indices_of_the_transfers_own_pattern_are_deleted_at_start_and_nothing
         })
         .expect("the transfer's data template");
     assert_eq!(ours["index_template"]["_meta"]["retention"], "30days");
+    // The console's storage view says when today's index goes: the day after today, plus 30.
+    let console_dir = tempfile::tempdir().unwrap();
+    let console = common::console::Console::start(
+        console_dir.path(),
+        &common::es_url(),
+        &format!("{}-*", setup.topic),
+    );
+    let (code, storage) = console.get("/api/storage");
+    assert_eq!(code, 200, "{storage}");
+    let row = storage["indices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["index"] == today_index.as_str())
+        .unwrap_or_else(|| panic!("{today_index} not listed: {storage}"));
+    let expected = time::OffsetDateTime::now_utc()
+        .date()
+        .midnight()
+        .assume_utc()
+        + time::Duration::days(31);
+    let expected = expected
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(row["delete_at"], expected.as_str(), "{row}");
+    assert_eq!(row["docs"], 20, "{row}");
+    let other = storage["indices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["index"] == format!("keep-{}-2019.01.01", setup.topic).as_str());
+    assert!(
+        other.is_none(),
+        "another pattern is not the console's either: {storage}"
+    );
+    assert!(
+        !storage["nodes"].as_array().unwrap().is_empty(),
+        "{storage}"
+    );
     for name in &kept {
         es("DELETE", name, None);
     }

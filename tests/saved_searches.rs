@@ -33,7 +33,11 @@ impl Session {
             .arg(format!("{base}/login"))
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&login.stdout), "303", "signing in {name}");
+        assert_eq!(
+            String::from_utf8_lossy(&login.stdout),
+            "303",
+            "signing in {name}"
+        );
         let mut session = Session {
             jar,
             csrf: String::new(),
@@ -56,7 +60,10 @@ impl Session {
                 .args(["-H", "Content-Type: application/json", "--data-binary"])
                 .arg(body.to_string());
         }
-        let output = command.arg(format!("{}{path}", self.base)).output().unwrap();
+        let output = command
+            .arg(format!("{}{path}", self.base))
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&output.stdout).to_string();
         let (body, code) = text.rsplit_once('\n').unwrap();
         (
@@ -96,7 +103,11 @@ fn personal_searches_for_everyone_shared_ones_by_editors_opened_by_name() {
     };
 
     // A viewer saves a personal search and finds it again; nobody else sees it.
-    let (code, saved) = viewer.call("POST", "/api/searches", Some(&search("personal", "my errors")));
+    let (code, saved) = viewer.call(
+        "POST",
+        "/api/searches",
+        Some(&search("personal", "my errors")),
+    );
     assert_eq!(code, 201, "{saved}");
     let (_, list) = viewer.call("GET", "/api/searches", None);
     assert_eq!(list["personal"][0]["name"], "my errors", "{list}");
@@ -109,10 +120,17 @@ fn personal_searches_for_everyone_shared_ones_by_editors_opened_by_name() {
     // A viewer may not share, nor delete what is shared.
     let (code, refused) = viewer.call("POST", "/api/searches", Some(&search("shared", "team")));
     assert_eq!(code, 403, "{refused}");
-    assert!(refused["error"].as_str().unwrap().contains("editor"), "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("editor"),
+        "{refused}"
+    );
 
     // An editor's shared search opens for another user by name, columns and all.
-    let (code, shared) = editor.call("POST", "/api/searches", Some(&search("shared", "team errors")));
+    let (code, shared) = editor.call(
+        "POST",
+        "/api/searches",
+        Some(&search("shared", "team errors")),
+    );
     assert_eq!(code, 201, "{shared}");
     let (code, opened) = another.call("GET", "/api/searches/shared/team%20errors", None);
     assert_eq!(code, 200, "{opened}");
@@ -129,7 +147,10 @@ fn personal_searches_for_everyone_shared_ones_by_editors_opened_by_name() {
     bad["from"] = json!("yesterday");
     let (code, refused) = viewer.call("POST", "/api/searches", Some(&bad));
     assert_eq!(code, 400, "{refused}");
-    assert!(refused["error"].as_str().unwrap().contains("from"), "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("from"),
+        "{refused}"
+    );
     let (code, _) = another.call("GET", "/api/searches/shared/nothing", None);
     assert_eq!(code, 404);
 

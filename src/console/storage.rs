@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::{ApiError, Console};
+use crate::config::index_name::wildcard_match;
 use crate::es::client::EsClient;
 use crate::es::disk::{DiskLevel, NodeDisk, Watermarks};
 use crate::es::retention::RetentionRule;
@@ -105,7 +106,25 @@ pub(super) async fn storage(State(console): State<Console>) -> Result<Response, 
     patterns.extend(rules.iter().flat_map(RetentionRule::index_patterns));
     patterns.sort();
     patterns.dedup();
-    let path = format!("/_cat/indices/{}", patterns.join(","));
+    // `_cat/indices` answers 404 for a whole list when one concrete name in it does not
+    // exist: concrete names are asked as prefixes, and the rows filtered back to the patterns.
+    let asked: Vec<String> = patterns
+        .iter()
+        .map(|p| {
+            if p.starts_with('-') || p.contains('*') {
+                p.clone()
+            } else {
+                format!("{p}*")
+            }
+        })
+        .collect();
+    let wanted = |name: &str| {
+        patterns
+            .iter()
+            .filter(|p| !p.starts_with('-'))
+            .any(|p| wildcard_match(p, name))
+    };
+    let path = format!("/_cat/indices/{}", asked.join(","));
     let (status, rows) = es
         .call(
             Method::Get,
@@ -128,6 +147,7 @@ pub(super) async fn storage(State(console): State<Console>) -> Result<Response, 
         rows.as_array()
             .into_iter()
             .flatten()
+            .filter(|row| row["index"].as_str().is_some_and(wanted))
             .filter_map(|row| index_row(row, &rules, now))
             .collect()
     };

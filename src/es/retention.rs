@@ -69,11 +69,18 @@ impl RetentionRule {
         patterns
     }
 
-    /// Whether `name` is one of this rule's indices.
+    /// Whether `name` is one of this rule's indices: dated as the template dates them, or, for
+    /// a template without a date, exactly its name for one of the topics.
     pub fn owns(&self, name: &str) -> bool {
-        self.topics
-            .iter()
-            .any(|topic| self.template.period(topic, name).is_some())
+        self.topics.iter().any(|topic| {
+            if self.template.uses_time() {
+                self.template.period(topic, name).is_some()
+            } else {
+                self.template
+                    .render(topic, None)
+                    .is_ok_and(|own| own == name)
+            }
+        })
     }
 
     /// When index `name` is deleted: the end of the period it dates plus the retention.
@@ -188,6 +195,8 @@ mod tests {
             days(1),
         );
         assert!(undated.patterns().is_empty());
+        assert!(undated.owns("logship-dlq"));
+        assert!(!undated.owns("logship-dlq-2"));
         assert!(undated
             .expired(&["logship-dlq".into()], datetime!(2099-01-01 00:00 UTC))
             .is_empty());

@@ -52,7 +52,7 @@ async function loadStorage() {
       el("td", { class: "number" }, ageText(i.age_seconds)),
       el("td", { class: "number" }, formatNumber(i.docs)),
       el("td", { class: "number" }, formatBytes(i.bytes)),
-      el("td", { class: "delete-at" }, i.delete_at ? i.delete_at.slice(0, 10) : (i.retention === "forever" ? "kept forever" : "not logship's")))));
+      el("td", { class: "delete-at" }, i.delete_at ? i.delete_at.slice(0, 10) : (i.retention === "forever" ? "kept forever" : (i.retention ? "kept (no date in its name)" : "not logship's"))))));
 }
 
 async function refreshStorage(visit) {
