@@ -1236,6 +1236,76 @@ async fn columns_filters_export_and_saved_searches_in_chromium() {
     let headers = texts(&client, "#hits thead th").await;
     assert_eq!(headers[..3], ["time", "host", "message"]);
 
+    // Saved searches travel as JSON: what "Export saved" downloads, "Import saved" reads back —
+    // here into a fresh console (its own etcd prefix), whose viewer gets both searches (the
+    // shared one as a personal one: a viewer cannot share).
+    let exported = client.execute("return savedJson();", vec![]).await.unwrap();
+    let exported: serde_json::Value = serde_json::from_str(exported.as_str().unwrap()).unwrap();
+    assert_eq!(exported["personal"][0]["name"], "my warnings", "{exported}");
+    assert_eq!(exported["shared"][0]["name"], "no errors", "{exported}");
+    assert_eq!(exported["shared"][0]["columns"], json!(["level", "detail"]));
+    let file = dir.path().join("saved.json");
+    std::fs::write(&file, exported.to_string()).unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_prefix = format!("/{}", common::unique("columns-import"));
+    let other = Console::launch(other_dir.path(), |addr| {
+        format!(
+            "listen = \"{addr}\"\n\
+             [[users]]\nname = \"vi\"\npassword_hash = \"{viewer_hash}\"\nrole = \"viewer\"\n\
+             [elasticsearch]\nurl = \"{es}\"\nindex_pattern = \"{index}\"\n\
+             [etcd]\nendpoints = [\"{etcd}\"]\nprefix = \"{other_prefix}\"\n",
+            es = es_url(),
+            etcd = common::etcd_endpoint(),
+        )
+    });
+    client
+        .goto(&format!("{}/login", other.url()))
+        .await
+        .unwrap();
+    sign_in(&client, "vi", VIEWER_PASSWORD).await;
+    client
+        .goto(&format!("{}/?{range}", other.url()))
+        .await
+        .unwrap();
+    wait_texts(&client, "#summary", Duration::from_secs(30), |t| {
+        t == [format!("{total} hits")]
+    })
+    .await;
+    client
+        .find(Locator::Id("import-searches"))
+        .await
+        .unwrap()
+        .send_keys(&file.display().to_string())
+        .await
+        .unwrap();
+    wait_texts(&client, "#saved-info", Duration::from_secs(10), |t| {
+        t == ["imported 2 of 2"]
+    })
+    .await;
+    let options = texts(&client, "#saved option").await;
+    assert!(
+        options.contains(&"my warnings".to_string()) && options.contains(&"no errors".to_string()),
+        "{options:?}"
+    );
+    client
+        .find(Locator::Id("saved"))
+        .await
+        .unwrap()
+        .select_by_value("personal/no errors")
+        .await
+        .unwrap();
+    wait_texts(&client, "#summary", Duration::from_secs(30), |t| {
+        t == [format!("{} hits", total - total / 3)]
+    })
+    .await;
+    let headers = texts(&client, "#hits thead th").await;
+    assert_eq!(headers[..4], ["time", "level", "detail", "message"]);
+    assert_no_csp_violation(&other);
+    drop(other);
+    // Both consoles are on 127.0.0.1, whose one session cookie now names the other's session.
+    client.goto(&format!("{base}/login")).await.unwrap();
+    sign_in(&client, "vi", VIEWER_PASSWORD).await;
+
     // The storage page: the disks against the watermarks, the index (not the transfer's: no
     // deletion day).
     client.goto(&format!("{base}/storage")).await.unwrap();

@@ -333,9 +333,14 @@ async function deleteSearch() {
   await loadSaved();
 }
 
-function exportSaved() {
+// The saved searches as the JSON "Export saved" downloads and "Import saved" reads.
+function savedJson() {
   const all = { personal: (savedList.personal || []).filter((x) => !x.unreadable), shared: (savedList.shared || []).filter((x) => !x.unreadable) };
-  const blob = new Blob([JSON.stringify(all, null, 2)], { type: "application/json" });
+  return JSON.stringify(all, null, 2);
+}
+
+function exportSaved() {
+  const blob = new Blob([savedJson()], { type: "application/json" });
   const a = el("a", { href: URL.createObjectURL(blob), download: "logship-saved-searches.json" });
   document.body.append(a);
   a.click();
