@@ -37,6 +37,9 @@ PKGS=(
   chromium-driver
   # host metrics (tests/host_metrics.rs): InfluxDB 1.x
   influxdb
+  # alerts (issue 30): Prometheus Alertmanager, run by scripts/services.sh (its system
+  # service stays stopped, as InfluxDB's)
+  prometheus-alertmanager
 )
 # Java runs Kafka and Elasticsearch; Maven downloads their jars/zip.
 # (javac/jar: services.sh compiles a tiny Elasticsearch plugin.)

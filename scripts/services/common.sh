@@ -21,11 +21,12 @@ is_local_esproxy() { [ "$ESPROXY_EP" = "$ESPROXY_DEFAULT" ]; }
 is_local_etcdsec() { [ "$ETCDSEC_EP" = "$ETCDSEC_DEFAULT" ]; }
 is_local_influxdb() { [ "$(norm_url "$INFLUXDB_EP")" = "$INFLUXDB_DEFAULT" ]; }
 is_local_influxsec() { [ "$INFLUXSEC_EP" = "$INFLUXSEC_DEFAULT" ]; }
+is_local_alertmanager() { [ "$(norm_url "$ALERTMANAGER_EP")" = "$ALERTMANAGER_DEFAULT" ]; }
 # Cluster members (scripts/services/cluster.sh) are always this project's own.
 is_local_member() { true; }
 is_local() { "is_local_$(short "$1")"; }
 short() { case "$1" in elasticsearch) echo es ;; kafka-*|es-*|etcd-*) echo member ;; *) echo "$1" ;; esac; }
-endpoint() { case "$1" in kafka-*|es-*|etcd-*) member_endpoint "$1" ;; kafka) echo "$KAFKA_EP" ;; elasticsearch) echo "$ES_EP" ;; etcd) echo "$ETCD_EP" ;; esproxy) echo "$ESPROXY_EP" ;; etcdsec) echo "$ETCDSEC_EP" ;; influxdb) echo "$INFLUXDB_EP" ;; influxsec) echo "$INFLUXSEC_EP" ;; esac; }
+endpoint() { case "$1" in kafka-*|es-*|etcd-*) member_endpoint "$1" ;; kafka) echo "$KAFKA_EP" ;; elasticsearch) echo "$ES_EP" ;; etcd) echo "$ETCD_EP" ;; esproxy) echo "$ESPROXY_EP" ;; etcdsec) echo "$ETCDSEC_EP" ;; influxdb) echo "$INFLUXDB_EP" ;; influxsec) echo "$INFLUXSEC_EP" ;; alertmanager) echo "$ALERTMANAGER_EP" ;; esac; }
 
 now() { date +%s; }
 
@@ -137,7 +138,7 @@ java_home() {
 
 ensure_tools() {
   local need=0 t
-  for t in java javac mvn kcat etcd etcdctl influxd curl unzip setsid runuser flock; do
+  for t in java javac mvn kcat etcd etcdctl influxd prometheus-alertmanager curl unzip setsid runuser flock; do
     command -v "$t" >/dev/null 2>&1 || need=1
   done
   if [ "$need" = 1 ]; then
@@ -192,6 +193,10 @@ foreign_instances() {
         echo "$pid $path" ;;
       influxsec)
         [[ "$args" =~ ^influxd\ -config\ (/[^ ]*)/\.services/influxsec/influxdb\.conf ]] || continue
+        path="${BASH_REMATCH[1]}"; [ "$path" = "$REPO" ] && continue
+        echo "$pid $path" ;;
+      alertmanager)
+        [[ "$args" =~ ^prometheus-alertmanager\ --config\.file=(/[^ ]*)/\.services/alertmanager/alertmanager\.yml ]] || continue
         path="${BASH_REMATCH[1]}"; [ "$path" = "$REPO" ] && continue
         echo "$pid $path" ;;
       influxdb)

@@ -28,6 +28,11 @@ pub fn etcd_endpoint() -> String {
     std::env::var("LOGSHIP_ETCD").unwrap_or_else(|_| "http://127.0.0.1:2379".to_string())
 }
 
+/// Alertmanager's API (`LOGSHIP_ALERTMANAGER`, default `http://127.0.0.1:9193`).
+pub fn alertmanager_url() -> String {
+    std::env::var("LOGSHIP_ALERTMANAGER").unwrap_or_else(|_| "http://127.0.0.1:9193".to_string())
+}
+
 /// A name no other test run on this machine has used: `prefix-<unix ms>-<pid>-<n>`, lowercase,
 /// valid as a Kafka topic, an Elasticsearch index and an etcd key part.
 pub fn unique(prefix: &str) -> String {

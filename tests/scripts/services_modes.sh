@@ -20,6 +20,7 @@ out=$(LOGSHIP_SECURE=0 bash scripts/services.sh up 2>&1); rc=$?
 echo "$out"
 check "services up in plain mode" test "$rc" = 0
 check "plain Kafka has no secure listeners (9094, 9095 closed)" none_listening 9094 9095
+check "Alertmanager among the default services (9193 listening)" all_listening 9193
 
 started=$(date +%s)
 out=$(LOGSHIP_SECURE=1 bash scripts/services.sh up 2>&1); rc=$?
