@@ -4,6 +4,8 @@
 //! - `{prefix}/agents/{host}/collect`: a JSON array of collect entries ([`entries`]), added to
 //!   the ones in the agent's file. Read by the agent's [`watcher`], written by
 //!   `logship ctl collect set` ([`ctl`]).
+//! - `{prefix}/alerts/rules/{name}`: an alert rule's JSON ([`alert_rules`]: what a rule is and
+//!   what makes one refused; issue 30's first step, the evaluator comes next).
 //! - `{prefix}/registry/{host}`: `{version, started_at, heartbeat_at, files, progress}` on a
 //!   10 s lease kept alive by the agent ([`registry`]); it disappears when the agent dies.
 //!
@@ -12,6 +14,7 @@
 //! uses them too (`docs/design.md`, "Central configuration (etcd)"). This module knows nothing
 //! of the agent: it publishes accepted entries into a [`CentralEntries`] the agent reads.
 
+pub mod alert_rules;
 pub mod ctl;
 pub mod entries;
 pub mod registry;

@@ -1,6 +1,9 @@
 //! Alert rules: the JSON stored under `{prefix}/alerts/rules/{name}` (issue 30), read and
 //! checked here once for everyone who handles one — `logship ctl alert`, the console and the
-//! evaluator — so that a rule refused by one is refused by all, with the same reason.
+//! evaluator — so that a rule refused by one is refused by all, with the same reason. It sits
+//! beside the collect entries ([`super::entries`]) for the same reason they sit here: both
+//! are central configuration, and the roles that read them all depend on this module, never
+//! the other way round.
 //!
 //! Three kinds:
 //! - `logs`: a `query_string` query counted per window (`[k·window, (k+1)·window)`, windows
