@@ -120,6 +120,37 @@ pub enum CtlCommand {
     },
     /// Live agents (from the registry), with their version and last heartbeat.
     Agents,
+    /// Alert rules (docs/alerts.md; stored and checked, not evaluated yet).
+    Alert {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: AlertCommand,
+    },
+}
+
+/// `logship ctl alert` commands.
+#[derive(Debug, Subcommand)]
+pub enum AlertCommand {
+    /// Lists the rules: name, kind, and whether each reads.
+    List,
+    /// Prints one rule as JSON.
+    Get {
+        /// The rule's name.
+        name: String,
+    },
+    /// Checks a JSON file as a rule and stores it under that name (replacing one).
+    Set {
+        /// The rule's name (letters, digits, `.`, `_`, `-`).
+        name: String,
+        /// The rule's JSON.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Deletes a rule.
+    Delete {
+        /// The rule's name.
+        name: String,
+    },
 }
 
 /// `logship ctl collect` commands.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use cli::{Cli, CollectCommand, Command, CtlCommand, LogFormat};
+use cli::{AlertCommand, Cli, CollectCommand, Command, CtlCommand, LogFormat};
 use logship::etcd::ctl::CtlRequest;
 use logship::shutdown::Shutdown;
 use tracing_subscriber::EnvFilter;
@@ -143,6 +143,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     command: CollectCommand::Set { host, file },
                 } => CtlRequest::CollectSet { host, file },
                 CtlCommand::Agents => CtlRequest::Agents,
+                CtlCommand::Alert { command } => match command {
+                    AlertCommand::List => CtlRequest::AlertList,
+                    AlertCommand::Get { name } => CtlRequest::AlertGet { name },
+                    AlertCommand::Set { name, file } => CtlRequest::AlertSet { name, file },
+                    AlertCommand::Delete { name } => CtlRequest::AlertDelete { name },
+                },
             };
             let mut out = std::io::stdout().lock();
             logship::etcd::ctl::run(&access, &prefix, &request, &mut out).await

@@ -365,6 +365,98 @@ fn ctl_refuses_bad_json_and_entries_without_topic_naming_the_entry() {
     assert!(!etcd_exists(&setup.collect_key()));
 }
 
+/// `ctl alert`: a rule is stored normalized and read back; bad ones are refused by name and
+/// reason before anything is written; list says which stored value does not read; delete.
+#[test]
+fn ctl_alert_stores_good_rules_and_refuses_bad_ones_with_the_reason() {
+    let _etcd = etcd_shared();
+    let setup = Setup::new("etcd-alert");
+    let file = setup.dir.path().join("rule.json");
+    let set = |name: &str, json: &str| {
+        std::fs::write(&file, json).unwrap();
+        setup.ctl(&["alert", "set", name, "--file", file.to_str().unwrap()])
+    };
+    let text = |output: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    let good = r#"{"kind": "logs", "query": "ERROR", "window": "1m", "condition": "count > 10",
+        "group_by": ["host"], "summary": "{{count}} errors on {{group.host}}"}"#;
+    let output = set("shop-errors", good);
+    assert!(output.status.success(), "{}", text(&output));
+    let key = format!("{}/alerts/rules/shop-errors", setup.prefix);
+    assert!(etcd_exists(&key));
+    let output = setup.ctl(&["alert", "get", "shop-errors"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let stored: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(stored["kind"], "logs");
+    assert_eq!(stored["for"], 1, "defaults are written out: {stored}");
+    assert_eq!(stored["max_delay"], "5m");
+
+    for (name, json, reason) in [
+        (
+            "unknown-kind",
+            r#"{"kind": "traces"}"#,
+            "unknown variant `traces`",
+        ),
+        (
+            "zero-window",
+            r#"{"kind": "logs", "window": "0s", "condition": "count > 1"}"#,
+            "window",
+        ),
+        (
+            "bad-condition",
+            r#"{"kind": "logs", "window": "1m", "condition": "many"}"#,
+            "condition",
+        ),
+        (
+            "empty-receiver",
+            r#"{"kind": "agent_down", "receivers": [""]}"#,
+            "receivers",
+        ),
+        ("a/b", r#"{"kind": "agent_down"}"#, "'/'"),
+    ] {
+        let output = set(name, json);
+        assert!(!output.status.success(), "{name} was accepted");
+        assert!(text(&output).contains(reason), "{name}: {}", text(&output));
+        assert!(!etcd_exists(&format!(
+            "{}/alerts/rules/{name}",
+            setup.prefix
+        )));
+    }
+
+    // A value that reached etcd without ctl and does not read is listed as such.
+    etcd_put(
+        &format!("{}/alerts/rules/broken", setup.prefix),
+        "{\"kind\": \"logs\"}",
+    );
+    let output = setup.ctl(&["alert", "list"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(listed.contains("shop-errors\tlogs\tok"), "{listed}");
+    assert!(
+        listed.contains("broken\t-\tinvalid: missing field `window`"),
+        "{listed}"
+    );
+    let output = setup.ctl(&["alert", "get", "broken"]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("holds an invalid rule"),
+        "{}",
+        text(&output)
+    );
+
+    let output = setup.ctl(&["alert", "delete", "shop-errors"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(!etcd_exists(&key));
+    let output = setup.ctl(&["alert", "delete", "shop-errors"]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("no alert rule"), "{}", text(&output));
+}
+
 #[test]
 fn unreachable_etcd_at_start_runs_on_the_cached_entries() {
     let _etcd = etcd_shared();

@@ -349,6 +349,15 @@ pub fn check_template(template: &str, group_by: &[String]) -> Result<(), String>
 }
 
 impl Rule {
+    /// The kind, as written in the JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rule::Logs(_) => "logs",
+            Rule::AgentDown(_) => "agent_down",
+            Rule::Metrics(_) => "metrics",
+        }
+    }
+
     /// Reads and checks the JSON of rule `name`; the error names the rule and the reason.
     pub fn parse(name: &str, json: &[u8]) -> Result<Rule, Refused> {
         let refused = |reason: String| Refused {

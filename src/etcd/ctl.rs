@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use etcd_client::GetOptions;
 
+use super::alert_rules::{check_name, Rule};
 use super::entries::parse_entries;
 use super::registry::Registration;
 use super::{collect_key, registry_prefix, retried, within};
@@ -30,6 +31,35 @@ pub enum CtlRequest {
     },
     /// List live agents from the registry.
     Agents,
+    /// List the alert rules.
+    AlertList,
+    /// Print alert rule `name`.
+    AlertGet {
+        /// The rule's name.
+        name: String,
+    },
+    /// Check `file` as alert rule `name` and store it.
+    AlertSet {
+        /// The rule's name.
+        name: String,
+        /// The JSON file.
+        file: std::path::PathBuf,
+    },
+    /// Delete alert rule `name`.
+    AlertDelete {
+        /// The rule's name.
+        name: String,
+    },
+}
+
+/// The key of alert rule `name`.
+pub fn alert_rule_key(prefix: &str, name: &str) -> String {
+    format!("{}{name}", alert_rules_prefix(prefix))
+}
+
+/// The prefix of every alert rule's key.
+pub fn alert_rules_prefix(prefix: &str) -> String {
+    format!("{prefix}/alerts/rules/")
 }
 
 /// Runs one `ctl` request against etcd at `access`, writing its output to `out`.
@@ -47,21 +77,12 @@ pub async fn run(
             // Validate before connecting: a bad file is refused even with etcd away.
             let json = validated_file(file)?;
             let key = collect_key(prefix, host);
-            let response = retried(access, PATIENCE, |mut client| {
-                let (key, json) = (key.clone(), json.clone());
-                async move { within("put", client.put(key, json, None)).await }
-            })
-            .await?;
-            let revision = response.header().map(|h| h.revision()).unwrap_or(0);
+            let revision = put(access, &key, json).await?;
             writeln!(out, "wrote {key} (revision {revision})")?;
         }
         CtlRequest::CollectGet { host } => {
             let key = collect_key(prefix, host);
-            let response = retried(access, PATIENCE, |mut client| {
-                let key = key.clone();
-                async move { within("get", client.get(key, None)).await }
-            })
-            .await?;
+            let response = get(access, &key, None).await?;
             let Some(kv) = response.kvs().first() else {
                 writeln!(out, "[]")?;
                 return Ok(());
@@ -80,17 +101,7 @@ pub async fn run(
         }
         CtlRequest::Agents => {
             let key = registry_prefix(prefix);
-            let response = retried(access, PATIENCE, |mut client| {
-                let key = key.clone();
-                async move {
-                    within(
-                        "get",
-                        client.get(key, Some(GetOptions::new().with_prefix())),
-                    )
-                    .await
-                }
-            })
-            .await?;
+            let response = get(access, &key, Some(GetOptions::new().with_prefix())).await?;
             writeln!(out, "HOST\tVERSION\tSTARTED\tLAST HEARTBEAT\tFILES")?;
             for kv in response.kvs() {
                 let host = String::from_utf8_lossy(kv.key());
@@ -105,8 +116,90 @@ pub async fn run(
                 }
             }
         }
+        CtlRequest::AlertSet { name, file } => {
+            // Checked before connecting: a bad rule is refused even with etcd away.
+            let text =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let rule = Rule::parse(name, &text)?;
+            let key = alert_rule_key(prefix, name);
+            let json = serde_json::to_vec(&rule)?;
+            let revision = put(access, &key, json).await?;
+            writeln!(out, "wrote {key} (revision {revision})")?;
+        }
+        CtlRequest::AlertGet { name } => {
+            check_name(name).map_err(|reason| anyhow::anyhow!("{reason}"))?;
+            let key = alert_rule_key(prefix, name);
+            let response = get(access, &key, None).await?;
+            let Some(kv) = response.kvs().first() else {
+                anyhow::bail!("no alert rule is named {name:?} ({key})");
+            };
+            match Rule::parse(name, kv.value()) {
+                Ok(rule) => writeln!(out, "{}", serde_json::to_string_pretty(&rule)?)?,
+                Err(error) => {
+                    out.write_all(kv.value())?;
+                    writeln!(out)?;
+                    anyhow::bail!(
+                        "{key} (revision {}) holds an invalid rule: {error}",
+                        kv.mod_revision()
+                    );
+                }
+            }
+        }
+        CtlRequest::AlertDelete { name } => {
+            check_name(name).map_err(|reason| anyhow::anyhow!("{reason}"))?;
+            let key = alert_rule_key(prefix, name);
+            let response = retried(access, PATIENCE, |mut client| {
+                let key = key.clone();
+                async move { within("delete", client.delete(key, None)).await }
+            })
+            .await?;
+            if response.deleted() == 0 {
+                anyhow::bail!("no alert rule is named {name:?} ({key})");
+            }
+            writeln!(out, "deleted {key}")?;
+        }
+        CtlRequest::AlertList => {
+            let key = alert_rules_prefix(prefix);
+            let response = get(access, &key, Some(GetOptions::new().with_prefix())).await?;
+            writeln!(out, "NAME\tKIND\tSTATE")?;
+            for kv in response.kvs() {
+                let full = String::from_utf8_lossy(kv.key());
+                let name = full.strip_prefix(&key).unwrap_or(&full);
+                match Rule::parse(name, kv.value()) {
+                    Ok(rule) => writeln!(out, "{name}\t{}\tok", rule.kind())?,
+                    Err(error) => writeln!(out, "{name}\t-\tinvalid: {}", error.reason)?,
+                }
+            }
+        }
     }
     Ok(())
+}
+
+/// Puts `value` at `key` (retrying other members for [`PATIENCE`]); returns the revision.
+async fn put(
+    access: &crate::config::etcd_access::EtcdAccess,
+    key: &str,
+    value: Vec<u8>,
+) -> anyhow::Result<i64> {
+    let response = retried(access, PATIENCE, |mut client| {
+        let (key, value) = (key.to_string(), value.clone());
+        async move { within("put", client.put(key, value, None)).await }
+    })
+    .await?;
+    Ok(response.header().map(|h| h.revision()).unwrap_or(0))
+}
+
+/// Gets `key` (or the keys under it, with a prefix option), retrying other members.
+async fn get(
+    access: &crate::config::etcd_access::EtcdAccess,
+    key: &str,
+    options: Option<GetOptions>,
+) -> anyhow::Result<etcd_client::GetResponse> {
+    Ok(retried(access, PATIENCE, |mut client| {
+        let (key, options) = (key.to_string(), options.clone());
+        async move { within("get", client.get(key, options)).await }
+    })
+    .await?)
 }
 
 /// Reads `file` and validates it as a JSON array of collect entries; returns it normalized.
