@@ -30,7 +30,7 @@ use super::collect::CentralStore;
 use super::Console;
 use crate::config::ConsoleKafkaConfig;
 use crate::etcd::registry::Registration;
-use crate::etcd::{connect, registry_prefix, within};
+use crate::etcd::{registry_prefix, retried, within};
 use crate::influx::{quote_string, SharedInflux};
 use crate::sync::lock;
 
@@ -143,26 +143,36 @@ async fn hosts(
     hosts
 }
 
+/// How long the fleet pages keep asking other etcd members while etcd does not answer.
+const ETCD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The registry (host → registration) and the hosts with collect entries.
 async fn etcd_hosts(
     store: &CentralStore,
 ) -> Result<(BTreeMap<String, Registration>, BTreeSet<String>), String> {
     let registry_key = registry_prefix(&store.prefix);
     let agents_key = format!("{}/agents/", store.prefix);
-    let mut client = connect(&store.access).await.map_err(|e| e.to_string())?;
-    let registry = within(
-        "get",
-        client.get(registry_key.as_str(), Some(GetOptions::new().with_prefix())),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let agents = within(
-        "get",
-        client.get(
-            agents_key.as_str(),
-            Some(GetOptions::new().with_prefix().with_keys_only()),
-        ),
-    )
+    // Retried on other members for a while: a page asked during a leader election (about a
+    // second) is answered once the new leader serves, not with "no leader".
+    let (registry, agents) = retried(&store.access, ETCD_PATIENCE, |mut client| {
+        let (registry_key, agents_key) = (registry_key.clone(), agents_key.clone());
+        async move {
+            let registry = within(
+                "get",
+                client.get(registry_key.as_str(), Some(GetOptions::new().with_prefix())),
+            )
+            .await?;
+            let agents = within(
+                "get",
+                client.get(
+                    agents_key.as_str(),
+                    Some(GetOptions::new().with_prefix().with_keys_only()),
+                ),
+            )
+            .await?;
+            Ok((registry, agents))
+        }
+    })
     .await
     .map_err(|e| e.to_string())?;
     let mut alive = BTreeMap::new();
