@@ -1027,24 +1027,7 @@ async fn columns_filters_export_and_saved_searches_in_chromium() {
                    "offset": n, "level": levels[n % 3], "detail": detail})
         ));
     }
-    let loaded = Command::new("curl")
-        .args([
-            "-s",
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/x-ndjson",
-        ])
-        .arg(format!(
-            "{}/_bulk?refresh=true",
-            es_url().split(',').next().unwrap()
-        ))
-        .arg("--data-binary")
-        .arg(&bulk)
-        .output()
-        .unwrap();
-    let loaded: serde_json::Value = serde_json::from_slice(&loaded.stdout).unwrap();
-    assert_eq!(loaded["errors"], false, "{loaded}");
+    transfer_support::bulk_refreshed(&bulk);
 
     let prefix = format!("/{}", common::unique("columns"));
     let (editor_hash, viewer_hash) = (

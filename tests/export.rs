@@ -276,24 +276,7 @@ fn csv_cells_are_quoted_and_formulas_neutralised_as_python_reads_them() {
         );
         bulk.push('\n');
     }
-    let answer = Command::new("curl")
-        .args([
-            "-s",
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/x-ndjson",
-        ])
-        .arg(format!(
-            "{}/_bulk?refresh=true",
-            es_url().split(',').next().unwrap()
-        ))
-        .arg("--data-binary")
-        .arg(&bulk)
-        .output()
-        .unwrap();
-    let answer: Value = serde_json::from_slice(&answer.stdout).unwrap();
-    assert_eq!(answer["errors"], false, "{answer}");
+    transfer_support::bulk_refreshed(&bulk);
 
     let dir = tempfile::tempdir().unwrap();
     let console = Console::start(dir.path(), &es_url(), &index);

@@ -47,14 +47,7 @@ impl RetentionRule {
         if self.keep == Retention::Forever || !self.template.uses_time() {
             return Vec::new();
         }
-        let mut patterns: Vec<String> = self
-            .topics
-            .iter()
-            .map(|topic| self.template.pattern(topic))
-            .collect();
-        patterns.sort();
-        patterns.dedup();
-        patterns
+        self.index_patterns()
     }
 
     /// The patterns of this rule's indices, whatever their retention (to list them).

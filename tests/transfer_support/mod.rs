@@ -487,6 +487,29 @@ pub fn es(method: &str, path: &str, body: Option<&str>) -> Value {
     answer
 }
 
+/// Sends `ndjson` (`_bulk` lines) to Elasticsearch with `refresh=true`; panics unless every
+/// item was accepted.
+pub fn bulk_refreshed(ndjson: &str) {
+    let output = Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/x-ndjson",
+        ])
+        .arg(format!(
+            "{}/_bulk?refresh=true",
+            es_url().split(',').next().unwrap_or_default()
+        ))
+        .arg("--data-binary")
+        .arg(ndjson)
+        .output()
+        .expect("run curl");
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    assert_eq!(answer["errors"], false, "_bulk: {answer}");
+}
+
 /// Refreshes `index` and returns its document count (0 if it does not exist yet).
 pub fn count(index: &str) -> u64 {
     es(
