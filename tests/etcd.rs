@@ -163,6 +163,36 @@ fn etcd_exists(key: &str) -> bool {
     })
 }
 
+/// The value at `key`, if any.
+fn etcd_get(key: &str) -> Option<String> {
+    runtime().block_on(async {
+        let mut client = etcd_client::Client::connect([etcd_endpoint()], None)
+            .await
+            .unwrap();
+        let response = client.get(key, None).await.unwrap();
+        response
+            .kvs()
+            .first()
+            .map(|kv| kv.value_str().unwrap().to_string())
+    })
+}
+
+/// RFC 3339 as nanoseconds since the epoch.
+fn nanos(text: &str) -> i128 {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .unix_timestamp_nanos()
+}
+
+/// The registry value's `(heartbeat_at, progress.acked_through)`, once it has both.
+fn acked_through(key: &str) -> Option<(i128, i128)> {
+    let value: serde_json::Value = serde_json::from_str(&etcd_get(key)?).unwrap();
+    Some((
+        nanos(value["heartbeat_at"].as_str()?),
+        nanos(value["progress"]["acked_through"].as_str()?),
+    ))
+}
+
 fn append(path: &Path, tag: &str, count: usize) -> Vec<String> {
     let batch = lines(tag, 0, count);
     append_lines(path, &batch);
@@ -331,6 +361,77 @@ fn registry_lists_the_agent_and_forgets_it_after_sigkill() {
     eprintln!("registry key gone {took:?} after SIGKILL");
     assert!(gone.is_some(), "registry key still there after {took:?}");
     assert!(took <= Duration::from_secs(16), "took {took:?}");
+}
+
+/// The alert evaluator's first condition for a complete window (docs/design.md, "Alerts"):
+/// `acked_through` stays below the read time of lines Kafka has not acknowledged, however
+/// long, goes past them once Kafka has them, and does not go back across a SIGKILL.
+#[test]
+fn registry_acked_through_holds_below_unacknowledged_lines_and_passes_them_once_kafka_has_them() {
+    let _etcd = etcd_shared();
+    let setup = Setup::new("etcd-acked");
+    let good = std::fs::read_to_string(&setup.config).unwrap();
+    // No Kafka listens on port 9 (discard): lines stay in the WAL.
+    std::fs::write(
+        &setup.config,
+        good.replace(
+            &format!("brokers = \"{}\"", kafka_brokers()),
+            "brokers = \"127.0.0.1:9\"",
+        ),
+    )
+    .unwrap();
+    setup.set_entries(&setup.entries());
+    let agent = AgentProcess::start(&setup.config);
+    let key = setup.registry_key();
+    let (_, idle) = wait_for(Duration::from_secs(20), || acked_through(&key))
+        .unwrap_or_else(|| panic!("no acked_through published\n{}", agent.log()));
+    let log = setup.logs.join("a.log");
+    let written = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let batch = append(&log, "held", 50);
+    assert!(idle <= written, "nothing pending: at most now");
+    // Read (the agent's WAL holds them), never acknowledged: the heartbeat moves on, acked_through
+    // stays at or below their read time, however many heartbeats pass.
+    let held = wait_for(Duration::from_secs(30), || {
+        let (heartbeat, through) = acked_through(&key)?;
+        (heartbeat > written + 7_000_000_000).then_some(through)
+    })
+    .unwrap_or_else(|| panic!("no heartbeat 7 s after the lines\n{}", agent.log()));
+    assert!(
+        held <= written + 7_000_000_000 && held >= idle,
+        "acked_through {held} passed lines read after {written} that Kafka never acknowledged"
+    );
+    let pinned = wait_for(Duration::from_secs(10), || {
+        let (heartbeat, through) = acked_through(&key)?;
+        (heartbeat > written + 10_000_000_000).then_some(through)
+    })
+    .unwrap();
+    assert_eq!(
+        pinned, held,
+        "it does not move while the lines are unacknowledged"
+    );
+
+    // SIGKILLed and restarted with the real Kafka: the WAL's lines are shipped, acked_through
+    // goes past them and was never below what was published before.
+    agent.kill9();
+    std::fs::write(&setup.config, &good).unwrap();
+    let agent = AgentProcess::start(&setup.config);
+    let mut seen = Vec::new();
+    let passed = wait_for(ARRIVAL, || {
+        let (_, through) = acked_through(&key)?;
+        seen.push(through);
+        (through > written + 10_000_000_000).then_some(through)
+    });
+    assert!(
+        passed.is_some(),
+        "acked_through never passed the lines once Kafka was there: {seen:?}\n{}",
+        agent.log()
+    );
+    assert!(
+        seen.iter().all(|t| *t >= held) && seen.windows(2).all(|w| w[0] <= w[1]),
+        "acked_through went back: held at {held}, then {seen:?}"
+    );
+    let mut reader = TopicReader::new(&setup.topic);
+    reader.assert_each_once(&batch, ARRIVAL, || agent.log());
 }
 
 #[test]

@@ -227,6 +227,20 @@ impl Chunk {
         }
     }
 
+    /// The read time of a WAL record of lines (nanoseconds since the epoch), read without
+    /// decompressing its data; `None` for host metrics and for what cannot be decoded.
+    pub fn read_time_of(bytes: &[u8]) -> Option<i64> {
+        let read_at = match bincode::deserialize::<ChunkRecord>(bytes).ok()? {
+            ChunkRecord::V1(chunk) => chunk.read_at.clone(),
+            ChunkRecord::V2(compressed)
+            | ChunkRecord::V3 {
+                chunk: compressed, ..
+            } => compressed.read_at.into_owned(),
+            ChunkRecord::Metrics(_) => return None,
+        };
+        super::acked::parse_rfc3339(&read_at)
+    }
+
     /// The pieces (lines, parts of cut lines, joined events) in this chunk.
     pub fn pieces(&self) -> impl Iterator<Item = Piece<'_>> + '_ {
         joined_pieces(

@@ -153,6 +153,12 @@ impl FileServer {
         })
     }
 
+    /// Reports read rounds and read times to `acked` (the `acked_through` the agent publishes).
+    pub fn with_acked_through(mut self, acked: Arc<super::acked::AckedThrough>) -> FileServer {
+        self.store.set_acked_through(acked);
+        self
+    }
+
     /// Reports the unread bytes found by the first scan to `backlog` (for progress logs).
     pub fn with_backlog(mut self, backlog: Arc<Backlog>) -> FileServer {
         self.backlog = Some(backlog);
@@ -544,6 +550,7 @@ impl FileServer {
     /// Reads from every followed file once (up to a few chunks each) and commits the round
     /// ([`Store::commit_round`]: WAL append and fsync before anything moves).
     fn read_round(&mut self) -> Result<bool, ReaderError> {
+        self.store.begin_round();
         let mut reads: Vec<Read> = Vec::new();
         let mut state_only: Vec<Checkpoint> = Vec::new();
         let mut round_bytes = 0usize;

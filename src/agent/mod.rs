@@ -15,6 +15,7 @@
 //! - [`open_files`]: the open-files budget (the soft limit raised at start);
 //! - [`disk`]: whether `data_dir`'s filesystem still has room (reading pauses when not);
 //! - [`chunk`]: the WAL record format;
+//! - [`acked`]: read times, and how far Kafka has acknowledged them (`acked_through`);
 //! - [`encoder`]: the Kafka record of each line of a chunk;
 //! - [`shipper`]: WAL → Kafka, acknowledging WAL records only after Kafka did;
 //! - [`monitor`]: WAL and disk gauges, backlog progress;
@@ -31,6 +32,7 @@
 //! fourth ([`crate::etcd::start_agent_side`]) publishes the central collect entries that the
 //! reader picks up between rounds through [`paths::CentralPaths`].
 
+pub mod acked;
 pub mod checkpoint;
 pub mod chunk;
 mod copytruncate;
@@ -139,15 +141,20 @@ pub fn run_blocking(
 
     let queue = ShipQueue::new();
     let mut pending = 0u64;
+    let mut read_times = Vec::new();
     for item in wal.replay() {
         match item.context("cannot replay the WAL")? {
             Replayed::Record(entry) => {
                 queue.push(&[entry.seq]);
                 pending += 1;
+                if let Some(read) = chunk::Chunk::read_time_of(&entry.payload) {
+                    read_times.push((entry.seq, read));
+                }
             }
             Replayed::Quarantined { seq, reason } => events.quarantined(seq, &reason, true),
         }
     }
+    let acked_through = Arc::new(acked::AckedThrough::starting_with(&read_times));
     status.attach(wal.clone(), &config.data_dir);
     let backlog = Arc::new(monitor::Backlog::default());
     let wal_at_start = wal.pending_bytes();
@@ -191,7 +198,8 @@ pub fn run_blocking(
         events.clone(),
     )?
     .with_backlog(backlog.clone())
-    .with_disk_guard(disk_guard);
+    .with_disk_guard(disk_guard)
+    .with_acked_through(acked_through.clone());
     status.attach_waiting(server.waiting_files());
     let etcd_side = match central {
         Some((etcd, entries)) => Some(
@@ -200,7 +208,10 @@ pub fn run_blocking(
                 &host,
                 entries,
                 server.followed_files(),
-                Arc::new(status::WalProgress { wal: wal.clone() }),
+                Arc::new(status::WalProgress {
+                    wal: wal.clone(),
+                    acked_through: acked_through.clone(),
+                }),
                 events.clone(),
                 shutdown.clone(),
             )
@@ -224,6 +235,7 @@ pub fn run_blocking(
         resend: config.retry.policy(crate::config::KAFKA_RESEND),
         events: events.clone(),
         reload,
+        acked_through: acked_through.clone(),
     };
     let monitor = monitor::Monitor {
         wal: wal.clone(),

@@ -103,6 +103,8 @@ pub struct Shipper {
     pub events: Arc<dyn AgentEvents>,
     /// Reload requests: switch to a producer with freshly read credentials.
     pub reload: crate::reload::Reload,
+    /// Told of every record acknowledged (or quarantined): it no longer holds `acked_through`.
+    pub acked_through: Arc<super::acked::AckedThrough>,
 }
 
 /// On a reload, how long in-flight chunks may take to be acknowledged by the old producer
@@ -341,6 +343,7 @@ impl Shipper {
         }
         if !acked.is_empty() {
             self.wal.ack(&acked)?;
+            self.acked_through.acknowledged(&acked);
             let _ = self.wake_reader.try_send(());
         }
         Ok(())
@@ -378,6 +381,7 @@ impl Shipper {
                 Err(error) => {
                     let reason = error.to_string();
                     self.wal.quarantine_record(seq, &reason)?;
+                    self.acked_through.acknowledged(&[seq]);
                     self.events.quarantined(seq, &reason, false);
                     Ok(None)
                 }

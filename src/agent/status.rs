@@ -312,6 +312,8 @@ async fn query(
 pub struct WalProgress {
     /// The agent's WAL (its checkpoints and depth).
     pub wal: Wal,
+    /// How far its lines are acknowledged by Kafka.
+    pub acked_through: std::sync::Arc<super::acked::AckedThrough>,
 }
 
 impl crate::etcd::registry::ProgressSource for WalProgress {
@@ -332,11 +334,13 @@ impl crate::etcd::registry::ProgressSource for WalProgress {
                 bytes_behind: status.bytes_behind,
             });
         }
-        Some(crate::etcd::registry::Progress::new(
+        let mut progress = crate::etcd::registry::Progress::new(
             files,
             self.wal.pending_records(),
             self.wal.pending_bytes(),
-        ))
+        );
+        progress.acked_through = Some(super::acked::rfc3339(self.acked_through.now()));
+        Some(progress)
     }
 }
 

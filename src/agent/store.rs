@@ -9,8 +9,11 @@
 //! bytes are read again; a crash after it loses nothing either: the bytes are in the WAL and
 //! are resent on start.
 
+use std::sync::Arc;
+
 use logship_wal::{Wal, WalError};
 
+use super::acked::AckedThrough;
 use super::checkpoint::{Checkpoint, Checkpoints};
 use super::events::AgentEvents;
 use super::shipper::ShipQueue;
@@ -46,6 +49,7 @@ pub struct Store {
     wal: Wal,
     checkpoints: Checkpoints,
     queue: ShipQueue,
+    acked: Arc<AckedThrough>,
 }
 
 impl Store {
@@ -71,7 +75,14 @@ impl Store {
             wal,
             checkpoints: Checkpoints::load(loaded),
             queue,
+            acked: Arc::default(),
         })
+    }
+
+    /// Reports read rounds and their records' read times to `acked` (the agent's published
+    /// `acked_through`) instead of a tracker of its own.
+    pub fn set_acked_through(&mut self, acked: Arc<AckedThrough>) {
+        self.acked = acked;
     }
 
     /// The committed checkpoints.
@@ -89,8 +100,15 @@ impl Store {
         (self.wal.pending_records(), self.wal.pending_bytes())
     }
 
+    /// A read round begins (its start holds `acked_through` until the round is committed).
+    pub fn begin_round(&self) {
+        self.acked.begin_round();
+    }
+
     /// Commits a round: `reads` with their checkpoints and `state_only` checkpoints in one
-    /// batch, fsynced, then tells the shipper. Returns whether records were committed.
+    /// batch, fsynced, registers the records' read times as not yet acknowledged and ends the
+    /// round ([`AckedThrough::end_round`]), then tells the shipper. Returns whether records
+    /// were committed.
     pub fn commit_round(
         &mut self,
         reads: Vec<Read>,
@@ -98,6 +116,7 @@ impl Store {
         events: &dyn AgentEvents,
     ) -> Result<bool, ReaderError> {
         if reads.is_empty() && state_only.is_empty() {
+            self.acked.end_round(&[]);
             return Ok(false);
         }
         let mut states: Vec<(Vec<u8>, Vec<u8>)> =
@@ -114,6 +133,12 @@ impl Store {
             .collect();
         let seqs = self.wal.append(&payloads, &state_refs)?;
         self.wal.flush()?;
+        let read_times: Vec<(u64, i64)> = seqs
+            .iter()
+            .zip(reads.iter())
+            .map(|(seq, read)| (*seq, read.read_at))
+            .collect();
+        self.acked.end_round(&read_times);
         for read in &reads {
             events.read(&read.checkpoint.path, read.lines, read.bytes);
         }

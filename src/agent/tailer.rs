@@ -18,9 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
-
 use super::checkpoint::Checkpoint;
 use super::chunk::Chunk;
 use super::framing::frame;
@@ -50,6 +47,8 @@ pub struct Read {
     pub lines: u64,
     /// Source bytes in the chunk.
     pub bytes: u64,
+    /// The chunk's read time ([`super::acked::stamp`]).
+    pub read_at: i64,
 }
 
 /// What one [`Tailer::read`] found.
@@ -348,12 +347,13 @@ impl Tailer {
             }
             self.window = limits.read_chunk_bytes;
             buf.truncate(len);
+            let read_at = super::acked::stamp();
             let chunk = Chunk {
                 stream: self.checkpoint.stream.0.clone(),
                 path: self.collected.path.display().to_string(),
                 topic: self.collected.topic.clone(),
                 start_offset: self.checkpoint.offset,
-                read_at: now_rfc3339(),
+                read_at: super::acked::rfc3339(read_at),
                 starts_mid_line: self.checkpoint.mid_line,
                 cuts: framed
                     .cuts
@@ -382,16 +382,10 @@ impl Tailer {
                 checkpoint,
                 lines: chunk.piece_count() as u64,
                 bytes: chunk.data.len() as u64,
+                read_at,
             }));
         }
     }
-}
-
-/// Now, RFC 3339 in UTC.
-fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
 }
 
 #[cfg(test)]

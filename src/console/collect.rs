@@ -18,7 +18,7 @@ use super::Console;
 use crate::config::etcd_access::EtcdAccess;
 use crate::etcd::entries::parse_entries;
 use crate::etcd::registry::Registration;
-use crate::etcd::{collect_key, connect, registry_prefix, within, EtcdError};
+use crate::etcd::{collect_key, registry_prefix, retried, within, EtcdError, CONSOLE_PATIENCE};
 
 /// Where the console finds the central configuration.
 #[derive(Debug, Clone)]
@@ -66,14 +66,16 @@ pub async fn hosts(State(console): State<Console>) -> Response {
         Err(refusal) => return refusal.into_response(),
     };
     let key = registry_prefix(&store.prefix);
-    let result = async {
-        let mut client = connect(&store.access).await?;
-        within(
-            "get",
-            client.get(key.as_str(), Some(GetOptions::new().with_prefix())),
-        )
-        .await
-    }
+    let result = retried(&store.access, CONSOLE_PATIENCE, |mut client| {
+        let key = key.as_str();
+        async move {
+            within(
+                "get",
+                client.get(key, Some(GetOptions::new().with_prefix())),
+            )
+            .await
+        }
+    })
     .await;
     let response = match result {
         Ok(response) => response,
@@ -107,10 +109,10 @@ pub async fn get_entries(State(console): State<Console>, Path(host): Path<String
         return refusal.into_response();
     }
     let key = collect_key(&store.prefix, &host);
-    let result = async {
-        let mut client = connect(&store.access).await?;
-        within("get", client.get(key.as_str(), None)).await
-    }
+    let result = retried(&store.access, CONSOLE_PATIENCE, |mut client| {
+        let key = key.as_str();
+        async move { within("get", client.get(key, None)).await }
+    })
     .await;
     let response = match result {
         Ok(response) => response,
@@ -179,10 +181,11 @@ pub async fn set_entries(
         }
     };
     let key = collect_key(&store.prefix, &host);
-    let result = async {
-        let mut client = connect(&store.access).await?;
-        within("put", client.put(key.as_str(), value, None)).await
-    }
+    let result = retried(&store.access, CONSOLE_PATIENCE, |mut client| {
+        let key = key.as_str();
+        let value = value.clone();
+        async move { within("put", client.put(key, value, None)).await }
+    })
     .await;
     match result {
         Ok(response) => {

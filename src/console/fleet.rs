@@ -30,7 +30,7 @@ use super::collect::CentralStore;
 use super::Console;
 use crate::config::ConsoleKafkaConfig;
 use crate::etcd::registry::Registration;
-use crate::etcd::{registry_prefix, retried, within};
+use crate::etcd::{registry_prefix, retried, within, CONSOLE_PATIENCE};
 use crate::influx::{quote_string, SharedInflux};
 use crate::sync::lock;
 
@@ -143,9 +143,6 @@ async fn hosts(
     hosts
 }
 
-/// How long the fleet pages keep asking other etcd members while etcd does not answer.
-const ETCD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// The registry (host → registration) and the hosts with collect entries.
 async fn etcd_hosts(
     store: &CentralStore,
@@ -154,7 +151,7 @@ async fn etcd_hosts(
     let agents_key = format!("{}/agents/", store.prefix);
     // Retried on other members for a while: a page asked during a leader election (about a
     // second) is answered once the new leader serves, not with "no leader".
-    let (registry, agents) = retried(&store.access, ETCD_PATIENCE, |mut client| {
+    let (registry, agents) = retried(&store.access, CONSOLE_PATIENCE, |mut client| {
         let (registry_key, agents_key) = (registry_key.clone(), agents_key.clone());
         async move {
             let registry = within(

@@ -27,7 +27,7 @@ use super::auth::{Caller, Refusal};
 use super::collect::CentralStore;
 use super::Console;
 use crate::config::Role;
-use crate::etcd::{connect, within, EtcdError};
+use crate::etcd::{retried, within, EtcdError, CONSOLE_PATIENCE};
 
 /// The version of the stored value; another version is listed as unreadable.
 pub const SAVED_SEARCH_VERSION: u32 = 1;
@@ -189,11 +189,13 @@ fn listed(key: &[u8], value: &[u8]) -> Value {
 }
 
 async fn list(store: &CentralStore, prefix: &str) -> Result<Vec<Value>, EtcdError> {
-    let mut client = connect(&store.access).await?;
-    let response = within(
-        "get",
-        client.get(prefix, Some(GetOptions::new().with_prefix())),
-    )
+    let response = retried(&store.access, CONSOLE_PATIENCE, |mut client| async move {
+        within(
+            "get",
+            client.get(prefix, Some(GetOptions::new().with_prefix())),
+        )
+        .await
+    })
     .await?;
     let mut searches: Vec<Value> = response
         .kvs()
@@ -242,10 +244,10 @@ pub async fn get_shared(
         Ok(prefix) => format!("{prefix}{name}"),
         Err(refusal) => return refusal.into_response(),
     };
-    let result = async {
-        let mut client = connect(&store.access).await?;
-        within("get", client.get(key.as_str(), None)).await
-    }
+    let result = retried(&store.access, CONSOLE_PATIENCE, |mut client| {
+        let key = key.as_str();
+        async move { within("get", client.get(key, None)).await }
+    })
     .await;
     match result {
         Ok(response) => match response.kvs().first() {
@@ -320,10 +322,11 @@ pub async fn save(
         }
     };
     let key = format!("{prefix}{}", search.name);
-    let result = async {
-        let mut client = connect(&store.access).await?;
-        within("put", client.put(key.as_str(), value, None)).await
-    }
+    let result = retried(&store.access, CONSOLE_PATIENCE, |mut client| {
+        let key = key.as_str();
+        let value = value.clone();
+        async move { within("put", client.put(key, value, None)).await }
+    })
     .await;
     match result {
         Ok(_) => {
@@ -376,10 +379,10 @@ async fn remove(
         Ok(prefix) => format!("{prefix}{name}"),
         Err(refusal) => return refusal.into_response(),
     };
-    let result = async {
-        let mut client = connect(&store.access).await?;
-        within("delete", client.delete(key.as_str(), None)).await
-    }
+    let result = retried(&store.access, CONSOLE_PATIENCE, |mut client| {
+        let key = key.as_str();
+        async move { within("delete", client.delete(key, None)).await }
+    })
     .await;
     match result {
         Ok(response) if response.deleted() > 0 => {

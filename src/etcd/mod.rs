@@ -241,6 +241,10 @@ pub fn avoid_last_endpoint() {
     ANSWERED_LAST.fetch_add(1, Ordering::Relaxed);
 }
 
+/// How long the console's requests keep asking other members while etcd does not answer (a
+/// leader election takes about a second; a dead member's connection timeout three).
+pub const CONSOLE_PATIENCE: Duration = Duration::from_secs(10);
+
 /// Runs `attempt` on a fresh connection, again on another endpoint after a backoff while it
 /// fails for anything but a refusal, for up to `patience`: what a person's one-off request
 /// (`logship ctl`, a change made in the console) needs to ride through a member dying or a

@@ -60,6 +60,11 @@ pub struct Progress {
     pub wal_pending_records: u64,
     /// Their payload bytes.
     pub wal_pending_bytes: u64,
+    /// Every line this agent read with an earlier read time (`@timestamp`, RFC 3339) is
+    /// acknowledged by Kafka; never decreasing. Absent from agents before it: the alert
+    /// evaluator never counts such an agent as complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_through: Option<String>,
 }
 
 /// One followed file's progress.
@@ -97,6 +102,7 @@ impl Progress {
             bytes_behind,
             wal_pending_records,
             wal_pending_bytes,
+            acked_through: None,
         }
     }
 }
