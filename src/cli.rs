@@ -52,6 +52,16 @@ pub enum Command {
         #[arg(long)]
         metrics_addr: Option<SocketAddr>,
     },
+    /// Evaluate the alert rules stored in etcd over complete windows and notify each episode
+    /// once (Alertmanager, webhooks).
+    Alert {
+        /// Alert configuration (TOML); see docs/alerts.md.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Serve `/metrics` and `/health` here (overrides `metrics_addr`).
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
+    },
     /// Serve the console: search logs in a browser, see every hit in its file's context.
     #[command(args_conflicts_with_subcommands = true)]
     Console {

@@ -32,6 +32,7 @@
 #![allow(rustdoc::private_intra_doc_links)]
 
 pub mod agent;
+pub mod alert;
 pub mod backoff;
 pub mod config;
 pub mod console;

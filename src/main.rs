@@ -86,6 +86,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             config.metrics_addr = metrics_addr.or(config.metrics_addr);
             logship::transfer::run(config, shutdown, hangups()?).await
         }
+        Command::Alert {
+            config,
+            metrics_addr,
+        } => {
+            let mut config = logship::config::AlertConfig::load(&config)?;
+            config.metrics_addr = metrics_addr.or(config.metrics_addr);
+            logship::alert::run(config, shutdown, hangups()?).await
+        }
         Command::Console {
             command: Some(cli::ConsoleCommand::HashPassword),
             ..

@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -16,39 +14,12 @@ use serde_json::{json, Value};
 
 /// Accepts webhook POSTs on 127.0.0.1:9194 and hands each JSON body to the returned channel.
 fn webhook() -> mpsc::Receiver<Value> {
-    let listener = TcpListener::bind("127.0.0.1:9194")
-        .expect("bind 127.0.0.1:9194 (Alertmanager's test receiver): is another test using it?");
+    let (_, received) = common::webhook::listen("127.0.0.1:9194");
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                let line = line.trim_end();
-                if line.is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = line.split_once(':') {
-                    if name.eq_ignore_ascii_case("content-length") {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                }
-            }
-            let mut body = vec![0u8; length];
-            if reader.read_exact(&mut body).is_err() {
-                continue;
-            }
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            if let Ok(value) = serde_json::from_slice(&body) {
-                if sender.send(value).is_err() {
-                    return;
-                }
+        for r in received {
+            if sender.send(r.body).is_err() {
+                return;
             }
         }
     });

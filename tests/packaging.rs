@@ -129,10 +129,18 @@ fn transfer_sample_loads_and_lists_every_key() {
 }
 
 #[test]
+fn the_alert_sample_loads() {
+    let config = logship::config::AlertConfig::load(&packaging("alert.toml"))
+        .expect("packaging/alert.toml loads");
+    assert_eq!(config.receivers(), vec!["alertmanager".to_string()]);
+}
+
+#[test]
 fn systemd_units_run_the_roles_with_their_sample_paths_and_restart_on_failure() {
     for (unit, role) in [
         ("logship-agent.service", "agent"),
         ("logship-transfer.service", "transfer"),
+        ("logship-alert.service", "alert"),
     ] {
         let text = std::fs::read_to_string(packaging("systemd").join(unit)).unwrap();
         assert!(

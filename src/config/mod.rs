@@ -6,6 +6,7 @@
 //! `docs/config.md`.
 
 mod agent;
+pub mod alert;
 mod console;
 pub mod credentials;
 pub mod es_access;
@@ -33,6 +34,7 @@ pub use agent::{
     validate_collect_entry, AgentConfig, CollectEntry, EtcdConfig, HostMetricsConfig,
     StartPosition, ETCD_RECONNECT, KAFKA_RESEND,
 };
+pub use alert::AlertConfig;
 pub use console::{
     ConsoleConfig, ConsoleEsConfig, ConsoleKafkaConfig, ConsoleUser, EsSearch, Role,
 };

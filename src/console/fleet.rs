@@ -21,8 +21,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use etcd_client::GetOptions;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::BaseConsumer;
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -421,18 +421,15 @@ struct PartitionLag {
     lag: i64,
 }
 
-/// A Kafka client in the transfer's group that never subscribes: it only reads the group's
-/// committed offsets (an OffsetFetch does not join the group) and the end offsets.
+/// A Kafka client in the transfer's group that never subscribes (see [`crate::kafka::group`]).
 fn lag_client(config: &ConsoleKafkaConfig) -> Result<BaseConsumer, String> {
-    let mut client = rdkafka::ClientConfig::new();
-    client
-        .set("bootstrap.servers", &config.brokers)
-        .set("group.id", &config.transfer_group)
-        .set("client.id", "logship-console")
-        .set("enable.auto.commit", "false");
-    crate::kafka::security::apply(&mut client, config.tls.as_ref(), config.sasl.as_ref())
-        .map_err(|e| e.to_string())?;
-    client.create().map_err(|e| e.to_string())
+    crate::kafka::group::offsets_client(
+        &config.brokers,
+        &config.transfer_group,
+        "logship-console",
+        config.tls.as_ref(),
+        config.sasl.as_ref(),
+    )
 }
 
 /// The lag, through the kept client (made now if there is none), one request at a time, within
@@ -463,45 +460,20 @@ async fn lag(fleet: &Fleet, config: ConsoleKafkaConfig) -> Result<Vec<PartitionL
 
 /// The group's lag on every partition it committed an offset for (blocking).
 fn group_lag(consumer: &BaseConsumer) -> Result<Vec<PartitionLag>, String> {
-    let metadata = consumer
-        .fetch_metadata(None, KAFKA_TIMEOUT)
-        .map_err(|e| format!("Kafka metadata: {e}"))?;
-    let mut partitions = TopicPartitionList::new();
-    for topic in metadata.topics() {
-        if topic.name().starts_with("__") {
-            continue;
-        }
-        for partition in topic.partitions() {
-            partitions.add_partition(topic.name(), partition.id());
-        }
-    }
-    let committed = consumer
-        .committed_offsets(partitions, KAFKA_TIMEOUT)
-        .map_err(|e| format!("the group's committed offsets: {e}"))?;
-    let mut lags = Vec::new();
-    for element in committed.elements() {
-        let Offset::Offset(offset) = element.offset() else {
-            continue;
-        };
-        let (_, end) = consumer
-            .fetch_watermarks(element.topic(), element.partition(), KAFKA_TIMEOUT)
-            .map_err(|e| {
-                format!(
-                    "end offset of {}/{}: {e}",
-                    element.topic(),
-                    element.partition()
-                )
-            })?;
-        lags.push(PartitionLag {
-            topic: element.topic().to_string(),
-            partition: element.partition(),
-            committed: offset,
-            end,
-            lag: (end - offset).max(0),
-        });
-    }
-    lags.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-    Ok(lags)
+    let positions = crate::kafka::group::group_positions(consumer, KAFKA_TIMEOUT)?;
+    Ok(positions
+        .into_iter()
+        .filter_map(|p| {
+            let committed = p.committed?;
+            Some(PartitionLag {
+                lag: (p.end - committed).max(0),
+                topic: p.topic,
+                partition: p.partition,
+                committed,
+                end: p.end,
+            })
+        })
+        .collect())
 }
 
 /// `GET /api/pipeline`: the agents (alive or not, bytes behind, WAL depth), the transfer

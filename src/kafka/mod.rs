@@ -6,6 +6,7 @@
 
 pub(crate) mod consumer;
 pub(crate) mod dead_letters;
+pub mod group;
 pub(crate) mod producer;
 pub(crate) mod security;
 pub mod stall;

@@ -7,6 +7,7 @@ pub mod console;
 pub mod influx;
 pub mod kafka_proxy;
 pub mod ops;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,436 @@
+//! What a rule's windows mean for its groups: the per-(rule, group) state machine and the
+//! notifications it decides, with no I/O. The state is stored whole in etcd by
+//! [`super::state`] before any notification it decides is sent, so a restart continues from
+//! the next window (none skipped, none evaluated twice) and re-sends what was decided and not
+//! yet confirmed, with the same key.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::etcd::alert_rules::{Condition, Rule};
+
+/// The state format's version (a new layout is a new number; older ones stay readable).
+pub const STATE_VERSION: u32 = 1;
+
+/// One rule's stored state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleState {
+    /// [`STATE_VERSION`].
+    pub version: u32,
+    /// The last version of the rule that was valid (kept when a broken one reaches etcd).
+    pub rule: Rule,
+    /// The first window evaluated: the one in progress when the evaluator first saw the rule
+    /// (milliseconds since the epoch).
+    pub first_window: i64,
+    /// Start of the next window to evaluate (milliseconds since the epoch).
+    pub next_window: i64,
+    /// Windows evaluated so far.
+    pub evaluated: u64,
+    /// The groups with a streak or an open episode.
+    pub groups: BTreeMap<String, GroupState>,
+    /// Notifications decided and not yet confirmed by every receiver (sent on every tick
+    /// until they are).
+    pub outbox: Vec<Notification>,
+    /// The last windows evaluated, newest last (at most [`RECENT`]), for the console.
+    #[serde(default)]
+    pub recent: Vec<Evaluated>,
+}
+
+/// How many evaluated windows the state keeps for the console.
+pub const RECENT: usize = 20;
+
+/// One evaluated window, as the console shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluated {
+    /// Window start (ms).
+    pub from: i64,
+    /// Window end (ms).
+    pub to: i64,
+    /// When it was evaluated (ms).
+    pub at: i64,
+    /// Hosts whose lines were not all indexed when it was evaluated (after `max_delay`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete_hosts: Vec<String>,
+    /// Groups whose condition held.
+    pub holding: u64,
+}
+
+/// One group's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupState {
+    /// The group's field values (`{}` without `group_by`).
+    pub fields: BTreeMap<String, String>,
+    /// Consecutive windows the condition held, up to the last evaluated.
+    pub streak: u32,
+    /// Start of the open episode (ms), when firing.
+    pub firing_since: Option<i64>,
+    /// The count of the last window evaluated.
+    pub last_count: u64,
+}
+
+/// What a notification says (the webhook body, and what Alertmanager is told).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// `rule/group/episode start`: the same for the firing and the resolved notification of
+    /// an episode, and for every re-send of either.
+    pub key: String,
+    /// The rule's name.
+    pub rule: String,
+    /// The group's field values.
+    pub group: BTreeMap<String, String>,
+    /// `firing` or `resolved`.
+    pub state: State,
+    /// The window that decided it.
+    pub window: Window,
+    /// Matching lines in that window.
+    pub count: u64,
+    /// Some of them.
+    pub samples: Vec<String>,
+    /// Hosts whose lines were not all indexed when the window was evaluated.
+    pub incomplete_hosts: Vec<String>,
+    /// The console's search for that window and group.
+    pub url: String,
+    /// The rule's summary, filled in.
+    pub summary: String,
+    /// The rule's labels.
+    pub labels: BTreeMap<String, String>,
+    /// Receivers that still have to confirm it.
+    pub receivers: Vec<String>,
+}
+
+impl Notification {
+    /// The `Idempotency-Key` of this notification: the episode key and the state, so a
+    /// receiver that deduplicates by it drops re-sends but never the resolution.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}/{}", self.key, self.state.as_str())
+    }
+}
+
+/// A notification's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// The condition holds (for `for` windows).
+    Firing,
+    /// It no longer does.
+    Resolved,
+}
+
+impl State {
+    /// `firing` / `resolved`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Firing => "firing",
+            State::Resolved => "resolved",
+        }
+    }
+}
+
+/// A window, RFC 3339.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// Start, included.
+    pub from: String,
+    /// End, excluded.
+    pub to: String,
+}
+
+/// One group's result in a window.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GroupCount {
+    /// The group's field values.
+    pub fields: BTreeMap<String, String>,
+    /// Matching lines.
+    pub count: u64,
+    /// Some of them (their `message`).
+    pub samples: Vec<String>,
+}
+
+/// A window's result: the count per group (key: [`group_key`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WindowCounts {
+    /// Per group.
+    pub groups: BTreeMap<String, GroupCount>,
+}
+
+/// The key of a group in the state and in notification keys: `field=value` pairs joined by
+/// `,` (empty without `group_by`).
+pub fn group_key(fields: &BTreeMap<String, String>) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// How notifications are worded and where they link (from the configuration and the rule).
+pub trait Describe {
+    /// The summary of a notification.
+    fn summary(&self, group: &BTreeMap<String, String>, count: u64, window: &Window) -> String;
+    /// The console's search for the window and group.
+    fn url(&self, group: &BTreeMap<String, String>, from_ms: i64, to_ms: i64) -> String;
+}
+
+/// What a rule needs to judge a window: its name, condition, `for`, window length, labels,
+/// receivers.
+pub struct Judge<'a> {
+    /// The rule's name.
+    pub name: &'a str,
+    /// Its condition.
+    pub condition: Condition,
+    /// Consecutive windows.
+    pub for_windows: u32,
+    /// Window length (ms).
+    pub window_ms: i64,
+    /// Labels.
+    pub labels: &'a BTreeMap<String, String>,
+    /// Receivers of its notifications.
+    pub receivers: Vec<String>,
+    /// Wording and links.
+    pub describe: &'a dyn Describe,
+}
+
+impl RuleState {
+    /// The state of a rule first seen at `now_ms`: its first window is the one in progress.
+    pub fn new(rule: Rule, window_ms: i64, now_ms: i64) -> RuleState {
+        let first = now_ms.div_euclid(window_ms) * window_ms;
+        RuleState {
+            version: STATE_VERSION,
+            rule,
+            first_window: first,
+            next_window: first,
+            evaluated: 0,
+            groups: BTreeMap::new(),
+            outbox: Vec::new(),
+            recent: Vec::new(),
+        }
+    }
+
+    /// Applies the counts of window `[next_window, next_window + window)` and moves to the
+    /// next window; the notifications it decides are added to the outbox (and returned).
+    pub fn apply(
+        &mut self,
+        judge: &Judge<'_>,
+        counts: WindowCounts,
+        incomplete_hosts: Vec<String>,
+        now_ms: i64,
+    ) -> Vec<Notification> {
+        let (from, to) = (self.next_window, self.next_window + judge.window_ms);
+        let window = Window {
+            from: crate::agent::acked::rfc3339(from.saturating_mul(1_000_000)),
+            to: crate::agent::acked::rfc3339(to.saturating_mul(1_000_000)),
+        };
+        let mut keys: Vec<String> = self.groups.keys().cloned().collect();
+        keys.extend(counts.groups.keys().cloned());
+        keys.sort();
+        keys.dedup();
+        let mut decided = Vec::new();
+        let mut holding = 0;
+        for key in keys {
+            let result = counts
+                .groups
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| GroupCount {
+                    fields: self
+                        .groups
+                        .get(&key)
+                        .map(|g| g.fields.clone())
+                        .unwrap_or_default(),
+                    ..GroupCount::default()
+                });
+            let group = self
+                .groups
+                .entry(key.clone())
+                .or_insert_with(|| GroupState {
+                    fields: result.fields.clone(),
+                    streak: 0,
+                    firing_since: None,
+                    last_count: 0,
+                });
+            group.last_count = result.count;
+            let holds = judge.condition.holds(result.count as f64);
+            if holds {
+                holding += 1;
+                group.streak = group.streak.saturating_add(1);
+            } else {
+                group.streak = 0;
+            }
+            let change = match (group.firing_since, holds) {
+                (None, true) if group.streak >= judge.for_windows => {
+                    let since = from - judge.window_ms * i64::from(judge.for_windows - 1);
+                    group.firing_since = Some(since);
+                    Some((State::Firing, since))
+                }
+                (Some(since), false) => {
+                    group.firing_since = None;
+                    Some((State::Resolved, since))
+                }
+                _ => None,
+            };
+            if let Some((state, since)) = change {
+                decided.push(Notification {
+                    key: format!(
+                        "{}/{}/{}",
+                        judge.name,
+                        key,
+                        crate::agent::acked::rfc3339(since.saturating_mul(1_000_000))
+                    ),
+                    rule: judge.name.to_string(),
+                    group: result.fields.clone(),
+                    state,
+                    window: window.clone(),
+                    count: result.count,
+                    samples: result.samples.clone(),
+                    incomplete_hosts: incomplete_hosts.clone(),
+                    url: judge.describe.url(&result.fields, from, to),
+                    summary: judge
+                        .describe
+                        .summary(&result.fields, result.count, &window),
+                    labels: judge.labels.clone(),
+                    receivers: judge.receivers.clone(),
+                });
+            }
+        }
+        // Groups with nothing going on are forgotten (a group seen again starts afresh).
+        self.groups
+            .retain(|_, g| g.firing_since.is_some() || g.streak > 0);
+        self.recent.push(Evaluated {
+            from,
+            to,
+            at: now_ms,
+            incomplete_hosts,
+            holding,
+        });
+        if self.recent.len() > RECENT {
+            self.recent.remove(0);
+        }
+        self.next_window = to;
+        self.evaluated += 1;
+        self.outbox.extend(decided.iter().cloned());
+        decided
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Plain;
+    impl Describe for Plain {
+        fn summary(&self, _: &BTreeMap<String, String>, count: u64, _: &Window) -> String {
+            format!("{count}")
+        }
+        fn url(&self, _: &BTreeMap<String, String>, from: i64, to: i64) -> String {
+            format!("{from}-{to}")
+        }
+    }
+
+    fn rule() -> Rule {
+        Rule::parse(
+            "r",
+            br#"{"kind":"logs","window":"1m","condition":"count > 10"}"#,
+        )
+        .unwrap()
+    }
+
+    fn counts(host_counts: &[(&str, u64)]) -> WindowCounts {
+        let mut out = WindowCounts::default();
+        for (host, count) in host_counts {
+            let fields: BTreeMap<String, String> = [("host".to_string(), host.to_string())].into();
+            out.groups.insert(
+                group_key(&fields),
+                GroupCount {
+                    fields,
+                    count: *count,
+                    samples: vec![],
+                },
+            );
+        }
+        out
+    }
+
+    fn judge(for_windows: u32, labels: &BTreeMap<String, String>) -> Judge<'_> {
+        Judge {
+            name: "r",
+            condition: Condition::parse("count > 10", "count").unwrap(),
+            for_windows,
+            window_ms: 60_000,
+            labels,
+            receivers: vec!["ops".into()],
+            describe: &Plain,
+        }
+    }
+
+    #[test]
+    fn an_episode_fires_once_and_resolves_once_with_one_key() {
+        let labels = BTreeMap::new();
+        let judge = judge(1, &labels);
+        let mut state = RuleState::new(rule(), 60_000, 125_000);
+        assert_eq!(state.next_window, 120_000, "the window in progress");
+        assert!(state
+            .apply(&judge, counts(&[("a", 3)]), vec![], 0)
+            .is_empty());
+        let fired = state.apply(&judge, counts(&[("a", 50), ("b", 2)]), vec![], 0);
+        assert_eq!(fired.len(), 1);
+        assert_eq!((fired[0].state, fired[0].count), (State::Firing, 50));
+        assert_eq!(fired[0].group["host"], "a");
+        assert!(
+            state
+                .apply(&judge, counts(&[("a", 11)]), vec![], 0)
+                .is_empty(),
+            "still firing: nothing new"
+        );
+        let resolved = state.apply(&judge, counts(&[]), vec![], 0);
+        assert_eq!(resolved.len(), 1, "a group absent from a window counts 0");
+        assert_eq!(resolved[0].state, State::Resolved);
+        assert_eq!(resolved[0].key, fired[0].key);
+        assert_ne!(resolved[0].idempotency_key(), fired[0].idempotency_key());
+        assert_eq!(state.outbox.len(), 2);
+        assert_eq!(state.evaluated, 4);
+        assert_eq!(
+            state.next_window,
+            120_000 + 4 * 60_000,
+            "contiguous windows"
+        );
+        assert!(state.groups.is_empty(), "nothing going on is forgotten");
+    }
+
+    #[test]
+    fn for_needs_consecutive_windows_and_the_episode_starts_at_the_first() {
+        let labels = BTreeMap::new();
+        let judge = judge(3, &labels);
+        let mut state = RuleState::new(rule(), 60_000, 0);
+        assert!(state
+            .apply(&judge, counts(&[("a", 20)]), vec![], 0)
+            .is_empty());
+        assert!(state
+            .apply(&judge, counts(&[("a", 20)]), vec![], 0)
+            .is_empty());
+        assert!(
+            state
+                .apply(&judge, counts(&[("a", 1)]), vec![], 0)
+                .is_empty(),
+            "streak broken"
+        );
+        state.apply(&judge, counts(&[("a", 20)]), vec![], 0);
+        state.apply(&judge, counts(&[("a", 20)]), vec![], 0);
+        let fired = state.apply(&judge, counts(&[("a", 20)]), vec![], 0);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].key, "r/host=a/1970-01-01T00:03:00Z");
+    }
+
+    #[test]
+    fn a_quiet_rule_fires_on_an_empty_window() {
+        let labels = BTreeMap::new();
+        let mut judge = judge(1, &labels);
+        judge.condition = Condition::parse("count < 5", "count").unwrap();
+        let mut state = RuleState::new(rule(), 60_000, 0);
+        let mut empty = WindowCounts::default();
+        empty.groups.insert(String::new(), GroupCount::default());
+        let fired = state.apply(&judge, empty, vec!["h1".into()], 0);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].incomplete_hosts, vec!["h1".to_string()]);
+    }
+}

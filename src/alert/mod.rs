@@ -1,0 +1,464 @@
+//! The alert evaluator (`logship alert --config alert.toml`, docs/alerts.md): judges the rules
+//! stored in etcd over windows that are complete — every line read before a window's end is
+//! indexed ([`complete`]) — and notifies each episode once, across restarts.
+//!
+//! Modules, in the order of a tick:
+//! - [`complete`]: how far every line is indexed (agents' `acked_through`, the transfer
+//!   group's committed offsets, a refresh);
+//! - [`count`]: a `logs` rule's count of one window in Elasticsearch;
+//! - [`episodes`]: the per-(rule, group) state machine and the notifications it decides;
+//! - [`state`]: that state in etcd, written before any notification it decided is sent;
+//! - [`notify`]: Alertmanager and webhooks.
+//!
+//! Durability: a rule's state (next window, groups, outbox) is one etcd value, put after each
+//! window is evaluated and before its notifications are sent; a notification leaves the
+//! outbox only after its receiver answered 2xx (and that is put too). A crash anywhere re-sends
+//! at most what was decided and not yet confirmed, with the same key, and evaluates every
+//! window once. This first version runs one evaluator: leadership between several is not built
+//! yet (docs/alerts.md).
+
+pub mod complete;
+pub mod count;
+pub mod episodes;
+pub mod notify;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::config::AlertConfig;
+use crate::etcd::alert_rules::{Condition, LogsRule, Rule};
+use crate::shutdown::Shutdown;
+use crate::telemetry::Health;
+use episodes::{Describe, Judge, RuleState, Window};
+
+/// How often the evaluator looks at the rules and the pipeline.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// Runs until `shutdown`.
+pub async fn run(
+    config: AlertConfig,
+    shutdown: Shutdown,
+    reload: crate::reload::Reload,
+) -> anyhow::Result<()> {
+    let health = Arc::new(Health::new(Duration::from_secs(60)));
+    if let Some(addr) = config.metrics_addr {
+        let endpoint = crate::telemetry::Endpoint::install(health.clone())?;
+        crate::telemetry::serve(addr, None, endpoint, Shutdown::new(), &reload).await?;
+    }
+    let access = config
+        .etcd
+        .connection
+        .access()
+        .map_err(|e| anyhow::anyhow!("[etcd]: {e}"))?;
+    let es_access = config
+        .es_access()
+        .map_err(|e| anyhow::anyhow!("[elasticsearch]: {e}"))?;
+    let es = crate::es::client::EsClient::new(
+        &crate::es::client::EsSettings::read(&es_access).context("[elasticsearch]")?,
+    )
+    .context("[elasticsearch]")?;
+    let kafka = Arc::new(
+        crate::kafka::group::offsets_client(
+            &config.kafka.brokers,
+            &config.kafka.transfer_group,
+            "logship-alert",
+            config.kafka.tls.as_ref(),
+            config.kafka.sasl.as_ref(),
+        )
+        .map_err(|e| anyhow::anyhow!("[kafka]: {e}"))?,
+    );
+    let receivers = notify::Receivers::new(&config)?;
+    let store = state::Store::new(access, &config.etcd.connection.prefix);
+    let mut evaluator = Evaluator {
+        config,
+        es,
+        kafka,
+        receivers,
+        store,
+        health,
+        agents: complete::Agents::default(),
+        barrier: None,
+        through: i64::MIN,
+        refreshed_through: i64::MIN,
+        loaded: false,
+        am_sent: BTreeMap::new(),
+    };
+    tracing::info!("alert evaluator started");
+    while !shutdown.is_triggered() {
+        if let Err(error) = evaluator.tick().await {
+            tracing::warn!(error = %format!("{error:#}"), "alert evaluation round failed; retried");
+            evaluator.health.fail("evaluation", format!("{error:#}"));
+        } else {
+            evaluator.health.recover("evaluation");
+        }
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            _ = tokio::time::sleep(TICK) => {}
+        }
+    }
+    tracing::info!("alert evaluator stopped");
+    Ok(())
+}
+
+struct Evaluator {
+    config: AlertConfig,
+    es: crate::es::client::EsClient,
+    kafka: Arc<rdkafka::consumer::BaseConsumer>,
+    receivers: notify::Receivers,
+    store: state::Store,
+    health: Arc<Health>,
+    agents: complete::Agents,
+    barrier: Option<complete::Barrier>,
+    /// Every line read before this (ms) is indexed.
+    through: i64,
+    /// The indices were refreshed after `through` was reached up to here.
+    refreshed_through: i64,
+    loaded: bool,
+    /// When each firing episode was last sent to Alertmanager.
+    am_sent: BTreeMap<String, tokio::time::Instant>,
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl Evaluator {
+    async fn tick(&mut self) -> anyhow::Result<()> {
+        if !self.loaded {
+            self.agents = self.store.load_agents().await?;
+            self.loaded = true;
+        }
+        self.advance_through().await?;
+        let rules = self.store.rules().await?;
+        for (name, parsed) in rules {
+            let mut state = self.store.rule_state(&name).await?;
+            let rule = match parsed {
+                Ok(rule) => rule,
+                Err(refused) => {
+                    metrics::counter!("logship_alert_rules_refused_total").increment(1);
+                    tracing::warn!(rule = %name, reason = %refused.reason, "rule in etcd refused; the last good version is used");
+                    match &state {
+                        Some(state) => state.rule.clone(),
+                        None => continue,
+                    }
+                }
+            };
+            if let Rule::Logs(logs) = &rule {
+                self.logs_rule(&name, logs, &rule, &mut state).await?;
+            }
+            if let Some(state) = &mut state {
+                self.send_outbox(&name, state).await?;
+                self.resend_firing(&name, state).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves `through` on: takes a barrier when none is under way, and reaches it.
+    async fn advance_through(&mut self) -> anyhow::Result<()> {
+        let (registry, collect_hosts) = self.store.registry().await?;
+        let now = now_ms();
+        let agents_through = self.agents.through(now, &registry, &collect_hosts);
+        self.store.save_agents(&self.agents, now).await?;
+        let kafka = self.kafka.clone();
+        let positions = tokio::task::spawn_blocking(move || {
+            crate::kafka::group::group_positions(&kafka, Duration::from_secs(5))
+        })
+        .await
+        .context("the Kafka request panicked")?
+        .map_err(|e| anyhow::anyhow!("Kafka: {e}"))?;
+        match &self.barrier {
+            Some(barrier) if barrier.reached(&positions) => {
+                self.through = self.through.max(barrier.agents_through);
+                self.barrier = Some(complete::Barrier::new(agents_through, &positions));
+            }
+            Some(_) => {}
+            None => self.barrier = Some(complete::Barrier::new(agents_through, &positions)),
+        }
+        metrics::gauge!("logship_alert_complete_lag_seconds")
+            .set((now.saturating_sub(self.through) as f64 / 1000.0).clamp(0.0, 1e9));
+        Ok(())
+    }
+
+    async fn refresh(&mut self, indices: &str) -> anyhow::Result<()> {
+        if self.refreshed_through >= self.through {
+            return Ok(());
+        }
+        let path = format!("/{}/_refresh", indices.replace(' ', ""));
+        self.es
+            .call(
+                elasticsearch::http::Method::Post,
+                &path,
+                &[("allow_no_indices", "true"), ("ignore_unavailable", "true")],
+                None,
+                Duration::from_secs(30),
+                false,
+            )
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        self.refreshed_through = self.through;
+        Ok(())
+    }
+
+    async fn logs_rule(
+        &mut self,
+        name: &str,
+        logs: &LogsRule,
+        rule: &Rule,
+        state: &mut Option<RuleState>,
+    ) -> anyhow::Result<()> {
+        let window_ms = humantime::parse_duration(&logs.window)
+            .map_err(|e| anyhow::anyhow!("rule {name}: window: {e}"))?
+            .as_millis() as i64;
+        let max_delay_ms = humantime::parse_duration(&logs.max_delay)
+            .map_err(|e| anyhow::anyhow!("rule {name}: max_delay: {e}"))?
+            .as_millis() as i64;
+        let condition = Condition::parse(&logs.condition, "count")
+            .map_err(|e| anyhow::anyhow!("rule {name}: {e}"))?;
+        let state = match state {
+            Some(state) => {
+                if &state.rule != rule {
+                    state.rule = rule.clone();
+                }
+                state
+            }
+            None => {
+                let fresh = RuleState::new(rule.clone(), window_ms, now_ms());
+                self.store.put_rule_state(name, &fresh).await?;
+                tracing::info!(rule = %name, first_window = fresh.first_window, "rule taken up");
+                state.insert(fresh)
+            }
+        };
+        let indices = logs
+            .index
+            .clone()
+            .unwrap_or_else(|| self.config.elasticsearch.index_pattern.clone());
+        let receivers = if logs.notify.receivers.is_empty() {
+            self.config.receivers()
+        } else {
+            logs.notify.receivers.clone()
+        };
+        let describe = Wording {
+            rule: name.to_string(),
+            summary: logs
+                .notify
+                .summary
+                .clone()
+                .unwrap_or_else(|| "{{count}} matches of {{rule}} in {{window}}".into()),
+            console_url: self.config.console_url.clone(),
+            query: logs.query.clone(),
+        };
+        loop {
+            let (from, to) = (state.next_window, state.next_window + window_ms);
+            let now = now_ms();
+            if to > now {
+                break;
+            }
+            let complete = to <= self.through;
+            if !complete && to + max_delay_ms > now {
+                metrics::gauge!("logship_alert_window_held_seconds", "rule" => name.to_string())
+                    .set((now - to) as f64 / 1000.0);
+                break;
+            }
+            let incomplete_hosts = if complete {
+                self.refresh(&indices).await?;
+                Vec::new()
+            } else {
+                let collect = self.store.registry().await?.1;
+                let mut hosts = self.agents.behind(to, &collect);
+                if hosts.is_empty() {
+                    hosts.push("(the transfer is behind)".to_string());
+                }
+                hosts
+            };
+            let body = count::search_body(logs, from, to);
+            let answer = self
+                .es
+                .search(
+                    &indices.split(',').map(str::trim).collect::<Vec<_>>(),
+                    &body,
+                )
+                .await
+                .with_context(|| format!("rule {name}: counting window {from}"))?;
+            let counts = count::read_answer(logs, &answer)
+                .map_err(|e| anyhow::anyhow!("rule {name}: {e}"))?;
+            let judge = Judge {
+                name,
+                condition,
+                for_windows: logs.for_windows,
+                window_ms,
+                labels: &logs.notify.labels,
+                receivers: receivers.clone(),
+                describe: &describe,
+            };
+            let decided = state.apply(&judge, counts, incomplete_hosts, now);
+            self.store.put_rule_state(name, state).await?;
+            metrics::counter!("logship_alert_windows_evaluated_total").increment(1);
+            metrics::histogram!("logship_alert_window_lateness_seconds")
+                .record((now - to) as f64 / 1000.0);
+            for n in &decided {
+                tracing::info!(rule = %name, key = %n.key, state = n.state.as_str(), count = n.count, "alert decided");
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends what the outbox holds; each receiver's success is stored at once.
+    async fn send_outbox(&mut self, name: &str, state: &mut RuleState) -> anyhow::Result<()> {
+        let mut changed = false;
+        let mut failed = None;
+        for n in state.outbox.iter_mut() {
+            let mut left = Vec::new();
+            for receiver in &n.receivers {
+                match self.receivers.send(receiver, n).await {
+                    Ok(()) => {
+                        metrics::counter!("logship_alert_notifications_sent_total", "receiver" => receiver.clone()).increment(1);
+                        tracing::info!(rule = %name, key = %n.key, state = n.state.as_str(), %receiver, "notification sent");
+                        if receiver == crate::config::alert::ALERTMANAGER {
+                            self.am_sent
+                                .insert(n.key.clone(), tokio::time::Instant::now());
+                        }
+                    }
+                    Err(error) => {
+                        metrics::counter!("logship_alert_notifications_failed_total", "receiver" => receiver.clone()).increment(1);
+                        tracing::warn!(rule = %name, key = %n.key, %error, "notification not sent; retried");
+                        failed = Some(error.to_string());
+                        left.push(receiver.clone());
+                    }
+                }
+            }
+            if left.len() != n.receivers.len() {
+                changed = true;
+            }
+            n.receivers = left;
+        }
+        state.outbox.retain(|n| !n.receivers.is_empty());
+        if changed {
+            self.store.put_rule_state(name, state).await?;
+        }
+        match failed {
+            Some(error) => self.health.fail("notifications", error),
+            None => self.health.recover("notifications"),
+        }
+        Ok(())
+    }
+
+    /// Sends every firing episode to Alertmanager again every [`notify::ALERTMANAGER_RESEND`],
+    /// as its clients must (an alert not re-sent ends at its `endsAt`).
+    async fn resend_firing(&mut self, name: &str, state: &RuleState) {
+        let Some(rule) = (match &state.rule {
+            Rule::Logs(logs) => Some(logs),
+            _ => None,
+        }) else {
+            return;
+        };
+        let targets_am = rule.notify.receivers.is_empty()
+            || rule
+                .notify
+                .receivers
+                .iter()
+                .any(|r| r == crate::config::alert::ALERTMANAGER);
+        if !targets_am || self.config.alertmanager.is_none() {
+            return;
+        }
+        for (key, group) in &state.groups {
+            let Some(since) = group.firing_since else {
+                continue;
+            };
+            let episode = format!(
+                "{name}/{key}/{}",
+                crate::agent::acked::rfc3339(since.saturating_mul(1_000_000))
+            );
+            if state.outbox.iter().any(|n| n.key == episode) {
+                continue;
+            }
+            let due = self
+                .am_sent
+                .get(&episode)
+                .is_none_or(|at| at.elapsed() >= notify::ALERTMANAGER_RESEND);
+            if !due {
+                continue;
+            }
+            let last = state.recent.last();
+            let n = episodes::Notification {
+                key: episode.clone(),
+                rule: name.to_string(),
+                group: group.fields.clone(),
+                state: episodes::State::Firing,
+                window: Window {
+                    from: crate::agent::acked::rfc3339(last.map_or(since, |l| l.from) * 1_000_000),
+                    to: crate::agent::acked::rfc3339(last.map_or(since, |l| l.to) * 1_000_000),
+                },
+                count: group.last_count,
+                samples: Vec::new(),
+                incomplete_hosts: Vec::new(),
+                url: String::new(),
+                summary: String::new(),
+                labels: rule.notify.labels.clone(),
+                receivers: Vec::new(),
+            };
+            match self
+                .receivers
+                .send(crate::config::alert::ALERTMANAGER, &n)
+                .await
+            {
+                Ok(()) => {
+                    self.am_sent.insert(episode, tokio::time::Instant::now());
+                }
+                Err(error) => {
+                    tracing::warn!(rule = %name, %error, "re-sending a firing alert failed")
+                }
+            }
+        }
+    }
+}
+
+/// Summaries and links of a `logs` rule.
+struct Wording {
+    rule: String,
+    summary: String,
+    console_url: String,
+    query: String,
+}
+
+impl Describe for Wording {
+    fn summary(&self, group: &BTreeMap<String, String>, count: u64, window: &Window) -> String {
+        let mut text = self
+            .summary
+            .replace("{{count}}", &count.to_string())
+            .replace("{{rule}}", &self.rule)
+            .replace("{{window}}", &format!("{} – {}", window.from, window.to));
+        for (field, value) in group {
+            text = text.replace(&format!("{{{{group.{field}}}}}"), value);
+        }
+        text
+    }
+
+    fn url(&self, group: &BTreeMap<String, String>, from_ms: i64, to_ms: i64) -> String {
+        let mut q = if self.query.trim().is_empty() {
+            String::new()
+        } else {
+            format!("({})", self.query)
+        };
+        for (field, value) in group {
+            if !q.is_empty() {
+                q.push_str(" AND ");
+            }
+            q.push_str(&format!("{field}:\"{}\"", value.replace('"', "\\\"")));
+        }
+        let mut url =
+            match reqwest::Url::parse(&format!("{}/", self.console_url.trim_end_matches('/'))) {
+                Ok(url) => url,
+                Err(_) => return self.console_url.clone(),
+            };
+        url.query_pairs_mut()
+            .append_pair("q", &q)
+            .append_pair("from", &crate::agent::acked::rfc3339(from_ms * 1_000_000))
+            .append_pair("to", &crate::agent::acked::rfc3339((to_ms - 1) * 1_000_000));
+        url.to_string()
+    }
+}
