@@ -17,6 +17,13 @@ use std::time::{Duration, Instant};
 use common::agent::{append_lines, lines, AgentProcess};
 use common::webhook::{listen, Received};
 use common::{etcd_endpoint, kafka_brokers, logship_bin, unique, Outage};
+
+/// The tests of this file stop Kafka or bind Alertmanager's receiver port: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 use transfer_support::{Transfer, TransferSetup};
 
 /// A running `logship alert`, SIGKILLed when dropped.
@@ -86,102 +93,162 @@ fn until(
 
 fn states(got: &[Received], field: &str, value: &str) -> Vec<String> {
     got.iter()
-        .filter(|r| r.body[field] == value)
+        .filter(|r| r.accepted && r.body[field] == value)
         .map(|r| r.body["state"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// One test's pipeline: an agent collecting `logs/*.log` with its own host, a transfer with
+/// its own topic, group and index, an etcd prefix, and an `alert.toml` sending to the real
+/// Alertmanager and to a webhook on `hook_addr`.
+struct Pipeline {
+    dir: tempfile::TempDir,
+    _transfer_dir: tempfile::TempDir,
+    prefix: String,
+    host: String,
+    setup: TransferSetup,
+    transfer_config: PathBuf,
+    agent_config: PathBuf,
+    alert_config: PathBuf,
+    log: PathBuf,
+}
+
+impl Pipeline {
+    fn new(name: &str, hook_addr: std::net::SocketAddr) -> Pipeline {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let prefix = format!("/logship-test-{}", unique(name));
+        let host = unique(&format!("{name}-host"));
+        let setup = TransferSetup::new(name);
+        let (transfer_dir, transfer_config) = setup.write();
+        let agent_config = dir.path().join("agent.toml");
+        std::fs::write(
+            &agent_config,
+            format!(
+                "host = \"{host}\"\ndata_dir = \"{data}\"\nrescan_interval_ms = 200\n\
+                 [kafka]\nbrokers = \"{brokers}\"\n\
+                 [etcd]\nendpoints = [\"{etcd}\"]\nprefix = \"{prefix}\"\nallowed_paths = [\"{logs}\"]\n\
+                 [[collect]]\npath = \"{logs}/*.log\"\ntopic = \"{topic}\"\n",
+                data = dir.path().join("data").display(),
+                brokers = kafka_brokers(),
+                etcd = etcd_endpoint(),
+                logs = logs.display(),
+                topic = setup.topic,
+            ),
+        )
+        .unwrap();
+        let alert_config = dir.path().join("alert.toml");
+        std::fs::write(
+            &alert_config,
+            format!(
+                "console_url = \"http://127.0.0.1:9700\"\n\
+                 [etcd]\nendpoints = [\"{etcd}\"]\nprefix = \"{prefix}\"\n\
+                 [elasticsearch]\nurl = \"{es}\"\n\
+                 [kafka]\nbrokers = \"{brokers}\"\ntransfer_group = \"{group}\"\n\
+                 [alertmanager]\nurl = \"{am}\"\n\
+                 [[webhook]]\nname = \"ops\"\nurl = \"http://{hook_addr}/\"\n",
+                etcd = etcd_endpoint(),
+                es = common::es_url(),
+                brokers = kafka_brokers(),
+                group = setup.group,
+                am = common::alertmanager_url(),
+            ),
+        )
+        .unwrap();
+        Pipeline {
+            log: logs.join("app.log"),
+            dir,
+            _transfer_dir: transfer_dir,
+            prefix,
+            host,
+            setup,
+            transfer_config,
+            agent_config,
+            alert_config,
+        }
+    }
+
+    /// `ctl alert set NAME` with `json`; panics unless stored.
+    fn set_rule(&self, name: &str, json: &str) {
+        let file = self.dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, json).unwrap();
+        let set = Command::new(logship_bin())
+            .args(["ctl", "--etcd", &etcd_endpoint(), "--prefix", &self.prefix])
+            .args(["alert", "set", name, "--file"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            set.status.success(),
+            "{}",
+            String::from_utf8_lossy(&set.stderr)
+        );
+    }
+
+    fn evaluator(&self, name: &str) -> Evaluator {
+        Evaluator::start(&self.alert_config, name)
+    }
+}
+
+/// Waits until `evaluator`'s log holds `needle`.
+fn wait_log(evaluator: &Evaluator, needle: &str, timeout: Duration) {
+    assert!(
+        common::wait_for(timeout, || evaluator.log().contains(needle).then_some(())).is_some(),
+        "no {needle:?} in the evaluator's log within {timeout:?}\n{}",
+        evaluator.log()
+    );
+}
+
+/// The windows (`from`, ms) `log` says were evaluated for `rule`.
+fn windows_evaluated(log: &str, rule: &str) -> Vec<i64> {
+    log.lines()
+        .filter(|l| l.contains("window evaluated") && l.contains(&format!("rule={rule}")))
+        .filter_map(|l| {
+            l.split(" from=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect()
 }
 
 #[test]
 fn errors_held_by_a_kafka_outage_and_a_transfer_sigkill_fire_once_and_resolve_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).unwrap();
-    let prefix = format!("/logship-test-{}", unique("alert"));
-    let host = unique("alert-host");
-    let mut setup = TransferSetup::new("alert");
-    setup.top_level = String::new();
-    let (_transfer_dir, transfer_config) = setup.write();
-    let agent_config = dir.path().join("agent.toml");
-    std::fs::write(
-        &agent_config,
-        format!(
-            "host = \"{host}\"\ndata_dir = \"{data}\"\nrescan_interval_ms = 200\n\
-             [kafka]\nbrokers = \"{brokers}\"\n\
-             [etcd]\nendpoints = [\"{etcd}\"]\nprefix = \"{prefix}\"\nallowed_paths = [\"{logs}\"]\n\
-             [[collect]]\npath = \"{logs}/*.log\"\ntopic = \"{topic}\"\n",
-            data = dir.path().join("data").display(),
-            brokers = kafka_brokers(),
-            etcd = etcd_endpoint(),
-            logs = logs.display(),
-            topic = setup.topic,
-        ),
-    )
-    .unwrap();
+    let _serial = serial();
     let (hook_addr, hook) = listen("127.0.0.1:0");
     let (_, am) = listen("127.0.0.1:9194");
-    let alert_config = dir.path().join("alert.toml");
-    std::fs::write(
-        &alert_config,
-        format!(
-            "console_url = \"http://127.0.0.1:9700\"\n\
-             [etcd]\nendpoints = [\"{etcd}\"]\nprefix = \"{prefix}\"\n\
-             [elasticsearch]\nurl = \"{es}\"\n\
-             [kafka]\nbrokers = \"{brokers}\"\ntransfer_group = \"{group}\"\n\
-             [alertmanager]\nurl = \"{am}\"\n\
-             [[webhook]]\nname = \"ops\"\nurl = \"http://{hook_addr}/\"\n",
-            etcd = etcd_endpoint(),
-            es = common::es_url(),
-            brokers = kafka_brokers(),
-            group = setup.group,
-            am = common::alertmanager_url(),
-        ),
-    )
-    .unwrap();
+    let pipeline = Pipeline::new("alert", hook_addr);
+    let (host, setup) = (&pipeline.host, &pipeline.setup);
     let rule_name = unique("errors");
-    let rule = format!(
-        r#"{{"kind": "logs", "query": "ERROR", "index": "{index}*", "window": "1m",
-            "condition": "count > 10", "group_by": ["host"], "max_delay": "5m",
-            "summary": "{{{{count}}}} errors on {{{{group.host}}}}"}}"#,
-        index = setup.index
+    pipeline.set_rule(
+        &rule_name,
+        &format!(
+            r#"{{"kind": "logs", "query": "ERROR", "index": "{index}*", "window": "1m",
+                "condition": "count > 10", "group_by": ["host"], "max_delay": "5m",
+                "summary": "{{{{count}}}} errors on {{{{group.host}}}}"}}"#,
+            index = setup.index
+        ),
     );
-    let rule_file = dir.path().join("rule.json");
-    std::fs::write(&rule_file, rule).unwrap();
-    let set = Command::new(logship_bin())
-        .args(["ctl", "--etcd", &etcd_endpoint(), "--prefix", &prefix])
-        .args(["alert", "set", &rule_name, "--file"])
-        .arg(&rule_file)
-        .output()
-        .unwrap();
-    assert!(
-        set.status.success(),
-        "{}",
-        String::from_utf8_lossy(&set.stderr)
-    );
-
-    let log = logs.join("app.log");
-    append_lines(&log, &lines("warmup INFO", 0, 5));
-    let transfer = Transfer::start(&transfer_config, "transfer");
-    let agent = AgentProcess::start(&agent_config);
-    let evaluator = Evaluator::start(&alert_config, "alert");
-    assert!(
-        common::wait_for(Duration::from_secs(60), || evaluator
-            .log()
-            .contains("rule taken up")
-            .then_some(()))
-        .is_some(),
-        "the evaluator never took the rule up\n{}",
-        evaluator.log()
-    );
+    let (transfer_config, agent_config) = (&pipeline.transfer_config, &pipeline.agent_config);
+    let log = &pipeline.log;
+    append_lines(log, &lines("warmup INFO", 0, 5));
+    let transfer = Transfer::start(transfer_config, "transfer");
+    let agent = AgentProcess::start(agent_config);
+    let evaluator = pipeline.evaluator("alert");
+    wait_log(&evaluator, "rule taken up", Duration::from_secs(60));
 
     // Kafka stops; 50 ERROR lines are read into the agent's WAL; the transfer is SIGKILLed.
     let outage = Outage::begin("kafka");
     let errors: Vec<String> = lines("ERROR payment failed", 0, 50);
-    append_lines(&log, &errors);
+    append_lines(log, &errors);
     std::thread::sleep(Duration::from_secs(5));
     transfer.kill9();
     std::thread::sleep(Duration::from_secs(35));
     outage.end();
-    let transfer = Transfer::start(&transfer_config, "transfer-2");
+    let transfer = Transfer::start(transfer_config, "transfer-2");
 
     // Firing once, then resolved once, to both receivers.
     let mut got = Vec::new();
@@ -207,7 +274,7 @@ fn errors_held_by_a_kafka_outage_and_a_transfer_sigkill_fire_once_and_resolve_on
         mine.iter().map(|r| &r.body).collect::<Vec<_>>()
     );
     let (firing, resolved) = (&mine[0], &mine[1]);
-    assert_eq!(firing.body["group"]["host"], host);
+    assert_eq!(firing.body["group"]["host"], host.as_str());
     assert_eq!(firing.body["count"], 50, "every held line counted once");
     assert_eq!(firing.body["summary"], format!("50 errors on {host}"));
     assert_eq!(firing.body["samples"].as_array().unwrap().len(), 3);
@@ -251,7 +318,250 @@ fn errors_held_by_a_kafka_outage_and_a_transfer_sigkill_fire_once_and_resolve_on
         .iter()
         .find(|r| r.body["commonLabels"]["alertname"] == rule_name)
         .unwrap();
-    assert_eq!(am_firing.body["commonLabels"]["host"], host);
+    assert_eq!(am_firing.body["commonLabels"]["host"], host.as_str());
+    drop(agent);
+    drop(transfer);
+}
+
+#[test]
+fn two_evaluators_one_leads_and_the_other_takes_over_without_skipping_or_doubling() {
+    let _serial = serial();
+    let (hook_addr, hook) = listen("127.0.0.1:0");
+    let pipeline = Pipeline::new("leader", hook_addr);
+    let rule_name = unique("failover");
+    pipeline.set_rule(
+        &rule_name,
+        &format!(
+            r#"{{"kind": "logs", "query": "ERROR", "index": "{index}*", "window": "10s",
+                "condition": "count > 0", "receivers": ["ops"]}}"#,
+            index = pipeline.setup.index
+        ),
+    );
+    let transfer = Transfer::start(&pipeline.transfer_config, "transfer");
+    let agent = AgentProcess::start(&pipeline.agent_config);
+    let first = pipeline.evaluator("alert-1");
+    wait_log(&first, "leading: evaluating", Duration::from_secs(60));
+    let second = pipeline.evaluator("alert-2");
+    wait_log(
+        &second,
+        "campaigning for leadership",
+        Duration::from_secs(30),
+    );
+    wait_log(&first, "rule taken up", Duration::from_secs(60));
+
+    // ERROR lines every second: the rule fires once and stays firing across the failover.
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = {
+        let (writing, log) = (writing.clone(), pipeline.log.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while writing.load(std::sync::atomic::Ordering::Relaxed) {
+                append_lines(&log, &lines("ERROR steady", n, 1));
+                n += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        })
+    };
+    let mut got = Vec::new();
+    assert!(
+        until(&hook, &mut got, Duration::from_secs(120), |got| !states(
+            got, "rule", &rule_name
+        )
+        .is_empty()),
+        "never fired\n{}",
+        first.log()
+    );
+    assert!(
+        !second.log().contains("leading: evaluating"),
+        "the second evaluator does not lead while the first does\n{}",
+        second.log()
+    );
+    // Killed once the firing is confirmed (stored as sent): a kill between sending and that
+    // confirmation re-sends it with the same key (the crash test below).
+    std::thread::sleep(Duration::from_secs(3));
+    let mut first = first;
+    let _ = first.child.kill();
+    let _ = first.child.wait();
+    let killed = Instant::now();
+    wait_log(
+        &second,
+        "leading: evaluating",
+        Duration::from_secs(leader_ttl() + 10),
+    );
+    let took_over = killed.elapsed();
+    eprintln!("the second evaluator led {took_over:?} after the first's SIGKILL");
+    // It continues: windows evaluated after the takeover.
+    let before = windows_evaluated(&second.log(), &rule_name).len();
+    assert!(
+        common::wait_for(Duration::from_secs(40), || (windows_evaluated(
+            &second.log(),
+            &rule_name
+        )
+        .len()
+            > before + 1)
+            .then_some(()))
+        .is_some(),
+        "the second evaluator evaluates no window\n{}",
+        second.log()
+    );
+    writing.store(false, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(
+        until(&hook, &mut got, Duration::from_secs(120), |got| states(
+            got, "rule", &rule_name
+        )
+        .contains(&"resolved".to_string())),
+        "never resolved\n{}",
+        second.log()
+    );
+    got.extend(gather(&hook, Duration::from_secs(12)));
+    assert_eq!(
+        states(&got, "rule", &rule_name),
+        vec!["firing", "resolved"],
+        "one episode, notified once: {:?}",
+        got.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    // Every window from the rule's first to the last, once, by one evaluator or the other.
+    let mut windows = windows_evaluated(&first.log(), &rule_name);
+    windows.extend(windows_evaluated(&second.log(), &rule_name));
+    let count = windows.len();
+    windows.sort();
+    windows.dedup();
+    assert_eq!(
+        windows.len(),
+        count,
+        "a window evaluated twice: {windows:?}"
+    );
+    assert!(
+        windows.windows(2).all(|w| w[1] - w[0] == 10_000),
+        "a window skipped: {windows:?}"
+    );
+    drop(agent);
+    drop(transfer);
+}
+
+/// The leader lease's TTL (seconds), as documented.
+fn leader_ttl() -> u64 {
+    10
+}
+
+#[test]
+fn an_evaluator_killed_between_deciding_and_sending_and_after_sending_notifies_one_episode() {
+    let _serial = serial();
+    let refuse = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (hook_addr, hook) = common::webhook::listen_refusing("127.0.0.1:0", refuse.clone());
+    let pipeline = Pipeline::new("crash", hook_addr);
+    let rule_name = unique("crash");
+    pipeline.set_rule(
+        &rule_name,
+        &format!(
+            r#"{{"kind": "logs", "query": "ERROR", "index": "{index}*", "window": "10s",
+                "condition": "count > 0", "receivers": ["ops"]}}"#,
+            index = pipeline.setup.index
+        ),
+    );
+    let transfer = Transfer::start(&pipeline.transfer_config, "transfer");
+    let agent = AgentProcess::start(&pipeline.agent_config);
+    let mut logs = Vec::new();
+    let first = pipeline.evaluator("alert-1");
+    wait_log(&first, "rule taken up", Duration::from_secs(60));
+    append_lines(&pipeline.log, &lines("ERROR once", 0, 3));
+
+    // Decided (the receiver refuses it: stored, not confirmed), then SIGKILL.
+    let mut got = Vec::new();
+    assert!(
+        until(&hook, &mut got, Duration::from_secs(120), |got| got
+            .iter()
+            .any(|r| r.body["rule"] == rule_name.as_str())),
+        "no firing decided\n{}",
+        first.log()
+    );
+    logs.push(first.log());
+    drop(first);
+
+    // Restarted, the receiver answers: the decision is sent; SIGKILL right after sending.
+    refuse.store(false, std::sync::atomic::Ordering::SeqCst);
+    let second = pipeline.evaluator("alert-2");
+    assert!(
+        until(&hook, &mut got, Duration::from_secs(60), |got| states(
+            got, "rule", &rule_name
+        )
+        .contains(&"firing".to_string())),
+        "the stored decision was never sent\n{}",
+        second.log()
+    );
+    logs.push(second.log());
+    drop(second);
+
+    // Restarted again: the episode resolves (no more ERROR lines).
+    let third = pipeline.evaluator("alert-3");
+    assert!(
+        until(&hook, &mut got, Duration::from_secs(120), |got| states(
+            got, "rule", &rule_name
+        )
+        .contains(&"resolved".to_string())),
+        "never resolved\n{}",
+        third.log()
+    );
+    got.extend(gather(&hook, Duration::from_secs(12)));
+    logs.push(third.log());
+    let accepted: Vec<&Received> = got
+        .iter()
+        .filter(|r| r.accepted && r.body["rule"] == rule_name.as_str())
+        .collect();
+    let mut keys: Vec<(String, String)> = accepted
+        .iter()
+        .map(|r| {
+            (
+                r.body["state"].as_str().unwrap().to_string(),
+                r.header("idempotency-key").unwrap().to_string(),
+            )
+        })
+        .collect();
+    keys.dedup();
+    assert_eq!(
+        keys.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+        vec!["firing", "resolved"],
+        "one episode: a re-send after a crash carries the same Idempotency-Key: {keys:?}"
+    );
+    assert!(accepted.len() <= 3, "{accepted:?}");
+    assert!(accepted
+        .iter()
+        .all(|r| r.body["key"] == accepted[0].body["key"]));
+    // Windows from the rule's first, each once, across the three evaluators.
+    let mut windows: Vec<i64> = logs
+        .iter()
+        .flat_map(|log| windows_evaluated(log, &rule_name))
+        .collect();
+    let count = windows.len();
+    windows.sort();
+    windows.dedup();
+    assert_eq!(
+        windows.len(),
+        count,
+        "a window evaluated twice: {windows:?}"
+    );
+    assert!(
+        windows.windows(2).all(|w| w[1] - w[0] == 10_000),
+        "a window skipped: {windows:?}"
+    );
+    let taken_up = logs[0]
+        .lines()
+        .find(|l| l.contains("rule taken up"))
+        .and_then(|l| {
+            l.split("first_window=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<i64>()
+                .ok()
+        })
+        .unwrap();
+    assert_eq!(
+        windows.first(),
+        Some(&taken_up),
+        "contiguous from the rule's creation"
+    );
     drop(agent);
     drop(transfer);
 }

@@ -8,18 +8,20 @@
 //! - [`count`]: a `logs` rule's count of one window in Elasticsearch;
 //! - [`episodes`]: the per-(rule, group) state machine and the notifications it decides;
 //! - [`state`]: that state in etcd, written before any notification it decided is sent;
-//! - [`notify`]: Alertmanager and webhooks.
+//! - [`notify`]: Alertmanager and webhooks;
+//! - [`leader`]: which of several evaluators evaluates (etcd's election API).
 //!
 //! Durability: a rule's state (next window, groups, outbox) is one etcd value, put after each
 //! window is evaluated and before its notifications are sent; a notification leaves the
 //! outbox only after its receiver answered 2xx (and that is put too). A crash anywhere re-sends
 //! at most what was decided and not yet confirmed, with the same key, and evaluates every
-//! window once. This first version runs one evaluator: leadership between several is not built
-//! yet (docs/alerts.md).
+//! window once. Several evaluators may run: one leads ([`leader`]) and writes state only while
+//! it does; another takes over within the lease TTL and continues from the stored state.
 
 pub mod complete;
 pub mod count;
 pub mod episodes;
+pub mod leader;
 pub mod notify;
 pub mod state;
 
@@ -72,7 +74,8 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!("[kafka]: {e}"))?,
     );
     let receivers = notify::Receivers::new(&config)?;
-    let store = state::Store::new(access, &config.etcd.connection.prefix);
+    let prefix = config.etcd.connection.prefix.clone();
+    let store = state::Store::new(access.clone(), &prefix);
     let mut evaluator = Evaluator {
         config,
         es,
@@ -87,18 +90,68 @@ pub async fn run(
         loaded: false,
         am_sent: BTreeMap::new(),
     };
-    tracing::info!("alert evaluator started");
+    let id = format!(
+        "{}:{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "alert".into()),
+        std::process::id()
+    );
+    tracing::info!(%id, "alert evaluator started; campaigning for leadership");
+    metrics::gauge!("logship_alert_leader").set(0.0);
+    let mut backoff = crate::config::ETCD_RECONNECT.start();
     while !shutdown.is_triggered() {
-        if let Err(error) = evaluator.tick().await {
-            tracing::warn!(error = %format!("{error:#}"), "alert evaluation round failed; retried");
-            evaluator.health.fail("evaluation", format!("{error:#}"));
-        } else {
-            evaluator.health.recover("evaluation");
-        }
-        tokio::select! {
+        let no_leader = |none: bool| {
+            if none {
+                evaluator
+                    .health
+                    .fail("leadership", "no alert evaluator leads");
+            } else {
+                evaluator.health.recover("leadership");
+            }
+        };
+        let leadership = tokio::select! {
             _ = shutdown.wait() => break,
-            _ = tokio::time::sleep(TICK) => {}
+            elected = leader::campaign(&access, &prefix, &id, &no_leader) => elected,
+        };
+        let leadership = match leadership {
+            Ok(leadership) => leadership,
+            Err(error) => {
+                tracing::warn!(%error, "campaigning for leadership failed; retried");
+                tokio::select! {
+                    _ = shutdown.wait() => break,
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                }
+                continue;
+            }
+        };
+        backoff.reset();
+        tracing::info!(%id, "leading: evaluating the rules");
+        metrics::gauge!("logship_alert_leader").set(1.0);
+        evaluator.health.recover("leadership");
+        evaluator.lead(Some(leadership.fence()));
+        while !shutdown.is_triggered() && leadership.held() {
+            match evaluator.tick().await {
+                Ok(()) => evaluator.health.recover("evaluation"),
+                Err(error) if error.downcast_ref::<state::NotLeader>().is_some() => {
+                    tracing::warn!(%error, "leadership lost");
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "alert evaluation round failed; retried");
+                    evaluator.health.fail("evaluation", format!("{error:#}"));
+                }
+            }
+            tokio::select! {
+                _ = shutdown.wait() => {}
+                _ = tokio::time::sleep(TICK) => {}
+            }
         }
+        metrics::gauge!("logship_alert_leader").set(0.0);
+        evaluator.lead(None);
+        if shutdown.is_triggered() {
+            leadership.resign().await;
+            break;
+        }
+        tracing::warn!("no longer leading; campaigning again");
     }
     tracing::info!("alert evaluator stopped");
     Ok(())
@@ -127,6 +180,17 @@ fn now_ms() -> i64 {
 }
 
 impl Evaluator {
+    /// Starts leading (`Some`: state writes fenced by it) or stops; either way the in-memory
+    /// view of the pipeline starts afresh from etcd.
+    fn lead(&mut self, fence: Option<etcd_client::Compare>) {
+        self.store.set_fence(fence);
+        self.loaded = false;
+        self.barrier = None;
+        self.through = i64::MIN;
+        self.refreshed_through = i64::MIN;
+        self.am_sent.clear();
+    }
+
     async fn tick(&mut self) -> anyhow::Result<()> {
         if !self.loaded {
             self.agents = self.store.load_agents().await?;
@@ -297,6 +361,7 @@ impl Evaluator {
             };
             let decided = state.apply(&judge, counts, incomplete_hosts, now);
             self.store.put_rule_state(name, state).await?;
+            tracing::debug!(rule = %name, from, to, evaluated = state.evaluated, "window evaluated");
             metrics::counter!("logship_alert_windows_evaluated_total").increment(1);
             metrics::histogram!("logship_alert_window_lateness_seconds")
                 .record((now - to) as f64 / 1000.0);

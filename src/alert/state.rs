@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use etcd_client::GetOptions;
+use etcd_client::{Compare, GetOptions, Txn, TxnOp};
 
 use super::complete::{Agents, Published};
 use super::episodes::{RuleState, STATE_VERSION};
@@ -23,6 +23,15 @@ pub struct Store {
     access: EtcdAccess,
     prefix: String,
     agents_saved: i64,
+    fence: Option<Compare>,
+}
+
+/// A write refused because this evaluator no longer leads.
+#[derive(Debug, thiserror::Error)]
+#[error("no longer the leader: {key} was not written")]
+pub struct NotLeader {
+    /// The key not written.
+    pub key: String,
 }
 
 impl Store {
@@ -32,7 +41,15 @@ impl Store {
             access,
             prefix: prefix.trim_end_matches('/').to_string(),
             agents_saved: i64::MIN,
+            fence: None,
         }
+    }
+
+    /// Writes from now on only while `fence` holds (the leader key is still this evaluator's);
+    /// `None`: unconditionally.
+    pub fn set_fence(&mut self, fence: Option<Compare>) {
+        self.fence = fence;
+        self.agents_saved = i64::MIN;
     }
 
     fn rules_prefix(&self) -> String {
@@ -85,12 +102,29 @@ impl Store {
         }))
     }
 
-    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), EtcdError> {
-        retried(&self.access, CONSOLE_PATIENCE, |mut client| {
-            let value = value.clone();
-            async move { within("put", client.put(key, value, None)).await }
+    async fn put(&self, key: &str, value: Vec<u8>) -> anyhow::Result<()> {
+        let Some(fence) = &self.fence else {
+            retried(&self.access, CONSOLE_PATIENCE, |mut client| {
+                let value = value.clone();
+                async move { within("put", client.put(key, value, None)).await }
+            })
+            .await?;
+            return Ok(());
+        };
+        let response = retried(&self.access, CONSOLE_PATIENCE, |mut client| {
+            let txn =
+                Txn::new()
+                    .when([fence.clone()])
+                    .and_then([TxnOp::put(key, value.clone(), None)]);
+            async move { within("txn", client.txn(txn)).await }
         })
         .await?;
+        if !response.succeeded() {
+            return Err(NotLeader {
+                key: key.to_string(),
+            }
+            .into());
+        }
         Ok(())
     }
 

@@ -3,7 +3,8 @@
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 
 use serde_json::Value;
 
@@ -14,6 +15,8 @@ pub struct Received {
     pub headers: Vec<(String, String)>,
     /// The JSON body.
     pub body: Value,
+    /// Answered 2xx (not refused).
+    pub accepted: bool,
 }
 
 impl Received {
@@ -28,6 +31,14 @@ impl Received {
 
 /// Listens on `addr` (`127.0.0.1:0` for any port); returns the address and the channel.
 pub fn listen(addr: &str) -> (std::net::SocketAddr, mpsc::Receiver<Received>) {
+    listen_refusing(addr, Arc::new(AtomicBool::new(false)))
+}
+
+/// [`listen`], answering 503 while `refuse` is set (what it refused is handed over too).
+pub fn listen_refusing(
+    addr: &str,
+    refuse: Arc<AtomicBool>,
+) -> (std::net::SocketAddr, mpsc::Receiver<Received>) {
     let listener = TcpListener::bind(addr).unwrap_or_else(|e| {
         panic!("bind {addr} for a test webhook: {e} (is another test using it?)")
     });
@@ -65,10 +76,20 @@ pub fn listen(addr: &str) -> (std::net::SocketAddr, mpsc::Receiver<Received>) {
             if reader.read_exact(&mut body).is_err() {
                 continue;
             }
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let accepted = !refuse.load(Ordering::SeqCst);
+            let answer: &[u8] = if accepted {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            } else {
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            };
+            let _ = stream.write_all(answer);
             if let Ok(body) = serde_json::from_slice(&body) {
-                if sender.send(Received { headers, body }).is_err() {
+                let received = Received {
+                    headers,
+                    body,
+                    accepted,
+                };
+                if sender.send(received).is_err() {
                     return;
                 }
             }
