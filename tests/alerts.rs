@@ -565,3 +565,141 @@ fn an_evaluator_killed_between_deciding_and_sending_and_after_sending_notifies_o
     drop(agent);
     drop(transfer);
 }
+
+#[test]
+fn an_agent_killed_with_matching_lines_holds_the_window_until_max_delay_then_its_lines_correct_it()
+{
+    let _serial = serial();
+    let (hook_addr, hook) = listen("127.0.0.1:0");
+    let pipeline = Pipeline::new("late", hook_addr);
+    let host = pipeline.host.clone();
+    let logs_rule = unique("late");
+    let down_rule = unique("down");
+    pipeline.set_rule(
+        &logs_rule,
+        &format!(
+            r#"{{"kind": "logs", "query": "ERROR", "index": "{index}*", "window": "10s",
+                "condition": "count > 0", "group_by": ["host"], "max_delay": "20s",
+                "receivers": ["ops"]}}"#,
+            index = pipeline.setup.index
+        ),
+    );
+    pipeline.set_rule(
+        &down_rule,
+        r#"{"kind": "agent_down", "for": "10s", "receivers": ["ops"]}"#,
+    );
+    // The agent reads into its WAL but cannot reach Kafka (nothing listens on port 9).
+    let good = std::fs::read_to_string(&pipeline.agent_config).unwrap();
+    std::fs::write(
+        &pipeline.agent_config,
+        good.replace(
+            &format!("brokers = \"{}\"", kafka_brokers()),
+            "brokers = \"127.0.0.1:9\"",
+        ),
+    )
+    .unwrap();
+    let transfer = Transfer::start(&pipeline.transfer_config, "transfer");
+    let agent = AgentProcess::start(&pipeline.agent_config);
+    let evaluator = pipeline.evaluator("alert");
+    wait_log(&evaluator, "rule taken up", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(4));
+    append_lines(&pipeline.log, &lines("ERROR held", 0, 3));
+    std::thread::sleep(Duration::from_secs(3));
+    agent.kill9();
+    let killed = Instant::now();
+
+    // agent_down fires for the host; the window with its lines is evaluated after max_delay,
+    // naming the host (its lines are not there: nothing fires for them yet).
+    let mut got = Vec::new();
+    assert!(
+        until(&hook, &mut got, Duration::from_secs(60), |got| states(
+            got, "rule", &down_rule
+        )
+        .contains(&"firing".to_string())),
+        "agent_down never fired\n{}",
+        evaluator.log()
+    );
+    let down = got
+        .iter()
+        .find(|r| r.accepted && r.body["rule"] == down_rule.as_str())
+        .unwrap();
+    assert_eq!(down.body["group"]["host"], host.as_str());
+    assert!(
+        killed.elapsed() >= Duration::from_secs(10),
+        "not before `for`"
+    );
+    assert!(
+        common::wait_for(Duration::from_secs(90), || {
+            let state = etcd_value(&format!("{}/alerts/state/{logs_rule}", pipeline.prefix))?;
+            let late = state["late"].as_array()?;
+            late.iter()
+                .any(|l| {
+                    l["hosts"]
+                        .as_array()
+                        .is_some_and(|h| h.iter().any(|h| h == host.as_str()))
+                })
+                .then_some(())
+        })
+        .is_some(),
+        "no window evaluated after max_delay naming {host}\n{}",
+        evaluator.log()
+    );
+    assert!(
+        states(&got, "rule", &logs_rule).is_empty(),
+        "nothing fired before the lines arrived"
+    );
+
+    // Back with Kafka: its lines arrive, the window is evaluated once more and the change is
+    // notified once; agent_down resolves.
+    std::fs::write(&pipeline.agent_config, &good).unwrap();
+    let agent = AgentProcess::start(&pipeline.agent_config);
+    assert!(
+        until(&hook, &mut got, Duration::from_secs(180), |got| {
+            states(got, "rule", &logs_rule).contains(&"resolved".to_string())
+                && states(got, "rule", &down_rule).contains(&"resolved".to_string())
+        }),
+        "webhook: {:?}\n{}",
+        got.iter().map(|r| &r.body).collect::<Vec<_>>(),
+        evaluator.log()
+    );
+    got.extend(gather(&hook, Duration::from_secs(12)));
+    assert_eq!(states(&got, "rule", &down_rule), vec!["firing", "resolved"]);
+    assert_eq!(
+        states(&got, "rule", &logs_rule),
+        vec!["firing", "resolved"],
+        "the late window's change, once: {:?}",
+        got.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    let late = got
+        .iter()
+        .find(|r| r.accepted && r.body["rule"] == logs_rule.as_str())
+        .unwrap();
+    assert_eq!(late.body["count"], 3);
+    assert_eq!(late.body["group"]["host"], host.as_str());
+    assert_eq!(
+        evaluator
+            .log()
+            .matches("late window evaluated again")
+            .count(),
+        1,
+        "evaluated once more, once"
+    );
+    drop(agent);
+    drop(transfer);
+}
+
+/// The JSON at `key` in etcd.
+fn etcd_value(key: &str) -> Option<serde_json::Value> {
+    let output = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([
+            "--endpoints",
+            &etcd_endpoint(),
+            "get",
+            key,
+            "--print-value-only",
+        ])
+        .output()
+        .ok()?;
+    serde_json::from_slice(&output.stdout).ok()
+}

@@ -99,6 +99,10 @@ pub fn read_answer(rule: &LogsRule, answer: &Value) -> Result<WindowCounts, Stri
         return Ok(counts);
     }
     let groups = &answer["aggregations"]["groups"];
+    if groups.is_null() && total == 0 {
+        // No index matched yet: Elasticsearch answers without aggregations.
+        return Ok(counts);
+    }
     let buckets = groups["buckets"]
         .as_array()
         .ok_or_else(|| format!("no groups in the answer: {answer}"))?;
@@ -173,6 +177,16 @@ mod tests {
             vec!["ERROR x".to_string()]
         );
         assert_eq!(counts.groups["host=other"].count, 2);
+    }
+
+    #[test]
+    fn no_index_yet_is_no_group() {
+        let rule =
+            logs(r#"{"kind":"logs","window":"1m","condition":"count > 1","group_by":["host"]}"#);
+        let answer = json!({"_shards": {"total": 0}, "hits": {"total": {"value": 0}, "hits": []}});
+        assert!(read_answer(&rule, &answer).unwrap().groups.is_empty());
+        let broken = json!({"hits": {"total": {"value": 3}, "hits": []}});
+        assert!(read_answer(&rule, &broken).is_err());
     }
 
     #[test]

@@ -35,7 +35,26 @@ pub struct RuleState {
     /// The last windows evaluated, newest last (at most [`RECENT`]), for the console.
     #[serde(default)]
     pub recent: Vec<Evaluated>,
+    /// Windows evaluated incomplete (after `max_delay`), to evaluate once more when complete.
+    #[serde(default)]
+    pub late: Vec<LateWindow>,
 }
+
+/// A window evaluated before all its lines were indexed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LateWindow {
+    /// Start (ms).
+    pub from: i64,
+    /// End (ms).
+    pub to: i64,
+    /// Hosts that held it.
+    pub hosts: Vec<String>,
+    /// The count per group (key: [`group_key`]) when it was evaluated.
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// The most windows kept for re-evaluation; an older one is dropped with a warning.
+pub const MAX_LATE: usize = 100;
 
 /// How many evaluated windows the state keeps for the console.
 pub const RECENT: usize = 20;
@@ -67,6 +86,9 @@ pub struct GroupState {
     pub firing_since: Option<i64>,
     /// The count of the last window evaluated.
     pub last_count: u64,
+    /// `agent_down`: since when the host's registry key is gone (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone_since: Option<i64>,
 }
 
 /// What a notification says (the webhook body, and what Alertmanager is told).
@@ -204,7 +226,154 @@ impl RuleState {
             groups: BTreeMap::new(),
             outbox: Vec::new(),
             recent: Vec::new(),
+            late: Vec::new(),
         }
+    }
+
+    /// Evaluates once more a window evaluated incomplete, now that it is complete: for every
+    /// group whose outcome changed, a correction is decided (added to the outbox, returned):
+    /// the condition now holds — `firing` then `resolved` for that window alone (it is past);
+    /// it no longer holds — `resolved`. Its key is `rule/group/window start`.
+    pub fn reapply(
+        &mut self,
+        judge: &Judge<'_>,
+        late: &LateWindow,
+        counts: WindowCounts,
+    ) -> Vec<Notification> {
+        let window = Window {
+            from: crate::agent::acked::rfc3339(late.from.saturating_mul(1_000_000)),
+            to: crate::agent::acked::rfc3339(late.to.saturating_mul(1_000_000)),
+        };
+        let mut keys: Vec<String> = late.counts.keys().cloned().collect();
+        keys.extend(counts.groups.keys().cloned());
+        keys.sort();
+        keys.dedup();
+        let mut decided = Vec::new();
+        for key in keys {
+            let before = late.counts.get(&key).copied().unwrap_or(0);
+            let now = counts.groups.get(&key).cloned().unwrap_or_default();
+            let (held, holds) = (
+                judge.condition.holds(before as f64),
+                judge.condition.holds(now.count as f64),
+            );
+            if held == holds {
+                continue;
+            }
+            let states: &[State] = if holds {
+                &[State::Firing, State::Resolved]
+            } else {
+                &[State::Resolved]
+            };
+            for state in states {
+                decided.push(Notification {
+                    key: format!(
+                        "{}/{}/{}",
+                        judge.name,
+                        key,
+                        crate::agent::acked::rfc3339(late.from.saturating_mul(1_000_000))
+                    ),
+                    rule: judge.name.to_string(),
+                    group: now.fields.clone(),
+                    state: *state,
+                    window: window.clone(),
+                    count: now.count,
+                    samples: now.samples.clone(),
+                    incomplete_hosts: Vec::new(),
+                    url: judge.describe.url(&now.fields, late.from, late.to),
+                    summary: judge.describe.summary(&now.fields, now.count, &window),
+                    labels: judge.labels.clone(),
+                    receivers: judge.receivers.clone(),
+                });
+            }
+        }
+        self.late.retain(|l| l.from != late.from);
+        self.outbox.extend(decided.iter().cloned());
+        decided
+    }
+
+    /// `agent_down` at `now_ms`: `gone` the hosts that count and are not in the registry.
+    /// A host gone for `for_ms` fires (episode start: when it went); back, it resolves.
+    pub fn presence(
+        &mut self,
+        judge: &Judge<'_>,
+        for_ms: i64,
+        counted: &[String],
+        gone: &[String],
+        now_ms: i64,
+    ) -> Vec<Notification> {
+        let mut decided = Vec::new();
+        let mut hosts: Vec<String> = counted.to_vec();
+        hosts.extend(
+            self.groups
+                .values()
+                .filter_map(|g| g.fields.get("host").cloned()),
+        );
+        hosts.sort();
+        hosts.dedup();
+        for host in hosts {
+            let fields: BTreeMap<String, String> = [("host".to_string(), host.clone())].into();
+            let key = group_key(&fields);
+            let group = self
+                .groups
+                .entry(key.clone())
+                .or_insert_with(|| GroupState {
+                    fields: fields.clone(),
+                    streak: 0,
+                    firing_since: None,
+                    last_count: 0,
+                    gone_since: None,
+                });
+            let is_gone = gone.contains(&host);
+            let change = match (is_gone, group.gone_since, group.firing_since) {
+                (true, None, _) => {
+                    group.gone_since = Some(now_ms);
+                    None
+                }
+                (true, Some(since), None) if now_ms - since >= for_ms => {
+                    group.firing_since = Some(since);
+                    Some((State::Firing, since))
+                }
+                (false, _, Some(since)) => {
+                    group.gone_since = None;
+                    group.firing_since = None;
+                    Some((State::Resolved, since))
+                }
+                (false, Some(_), None) => {
+                    group.gone_since = None;
+                    None
+                }
+                _ => None,
+            };
+            if let Some((state, since)) = change {
+                let window = Window {
+                    from: crate::agent::acked::rfc3339(since.saturating_mul(1_000_000)),
+                    to: crate::agent::acked::rfc3339(now_ms.saturating_mul(1_000_000)),
+                };
+                decided.push(Notification {
+                    key: format!(
+                        "{}/{}/{}",
+                        judge.name,
+                        key,
+                        crate::agent::acked::rfc3339(since.saturating_mul(1_000_000))
+                    ),
+                    rule: judge.name.to_string(),
+                    group: fields.clone(),
+                    state,
+                    window: window.clone(),
+                    count: 0,
+                    samples: Vec::new(),
+                    incomplete_hosts: Vec::new(),
+                    url: judge.describe.url(&fields, since, now_ms),
+                    summary: judge.describe.summary(&fields, 0, &window),
+                    labels: judge.labels.clone(),
+                    receivers: judge.receivers.clone(),
+                });
+            }
+        }
+        self.groups
+            .retain(|_, g| g.gone_since.is_some() || g.firing_since.is_some());
+        self.outbox.extend(decided.iter().cloned());
+        decided
     }
 
     /// Applies the counts of window `[next_window, next_window + window)` and moves to the
@@ -248,6 +417,7 @@ impl RuleState {
                     streak: 0,
                     firing_since: None,
                     last_count: 0,
+                    gone_since: None,
                 });
             group.last_count = result.count;
             let holds = judge.condition.holds(result.count as f64);
@@ -296,6 +466,21 @@ impl RuleState {
         // Groups with nothing going on are forgotten (a group seen again starts afresh).
         self.groups
             .retain(|_, g| g.firing_since.is_some() || g.streak > 0);
+        if !incomplete_hosts.is_empty() {
+            self.late.push(LateWindow {
+                from,
+                to,
+                hosts: incomplete_hosts.clone(),
+                counts: counts
+                    .groups
+                    .iter()
+                    .map(|(k, g)| (k.clone(), g.count))
+                    .collect(),
+            });
+            if self.late.len() > MAX_LATE {
+                self.late.remove(0);
+            }
+        }
         self.recent.push(Evaluated {
             from,
             to,
@@ -419,6 +604,69 @@ mod tests {
         let fired = state.apply(&judge, counts(&[("a", 20)]), vec![], 0);
         assert_eq!(fired.len(), 1);
         assert_eq!(fired[0].key, "r/host=a/1970-01-01T00:03:00Z");
+    }
+
+    #[test]
+    fn a_late_window_whose_outcome_changes_is_notified_once_as_a_past_episode() {
+        let labels = BTreeMap::new();
+        let judge = judge(1, &labels);
+        let mut state = RuleState::new(rule(), 60_000, 0);
+        state.apply(&judge, counts(&[("b", 1)]), vec!["a".into()], 0);
+        assert_eq!(state.late.len(), 1, "kept for a second look");
+        let late = state.late[0].clone();
+        assert_eq!(late.hosts, vec!["a".to_string()]);
+        let decided = state.reapply(&judge, &late, counts(&[("a", 30), ("b", 1)]));
+        assert_eq!(
+            decided.iter().map(|n| n.state).collect::<Vec<_>>(),
+            vec![State::Firing, State::Resolved]
+        );
+        assert_eq!(decided[0].key, "r/host=a/1970-01-01T00:00:00Z");
+        assert_eq!(decided[0].count, 30);
+        assert!(state.late.is_empty(), "evaluated once more, then forgotten");
+        let unchanged = LateWindow {
+            from: 60_000,
+            to: 120_000,
+            hosts: vec!["a".into()],
+            counts: [("host=b".to_string(), 1)].into(),
+        };
+        assert!(state
+            .reapply(&judge, &unchanged, counts(&[("b", 2)]))
+            .is_empty());
+    }
+
+    #[test]
+    fn agent_down_fires_after_for_and_resolves_when_back() {
+        let labels = BTreeMap::new();
+        let judge = judge(1, &labels);
+        let mut state = RuleState::new(rule(), 1, 0);
+        let hosts = vec!["a".to_string(), "b".to_string()];
+        let none: Vec<String> = vec![];
+        assert!(state.presence(&judge, 60_000, &hosts, &none, 0).is_empty());
+        let gone = vec!["a".to_string()];
+        assert!(state
+            .presence(&judge, 60_000, &hosts, &gone, 1_000)
+            .is_empty());
+        assert!(state
+            .presence(&judge, 60_000, &hosts, &gone, 30_000)
+            .is_empty());
+        let fired = state.presence(&judge, 60_000, &hosts, &gone, 61_000);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].group["host"], "a");
+        assert!(state
+            .presence(&judge, 60_000, &hosts, &gone, 90_000)
+            .is_empty());
+        let back = state.presence(&judge, 60_000, &hosts, &none, 95_000);
+        assert_eq!(back.len(), 1);
+        assert_eq!(
+            (back[0].state, &back[0].key),
+            (State::Resolved, &fired[0].key)
+        );
+        // Gone briefly, back before `for`: nothing.
+        state.presence(&judge, 60_000, &hosts, &gone, 100_000);
+        assert!(state
+            .presence(&judge, 60_000, &hosts, &none, 110_000)
+            .is_empty());
+        assert!(state.groups.is_empty());
     }
 
     #[test]

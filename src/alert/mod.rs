@@ -89,6 +89,8 @@ pub async fn run(
         refreshed_through: i64::MIN,
         loaded: false,
         am_sent: BTreeMap::new(),
+        registered: Vec::new(),
+        collect_hosts: Vec::new(),
     };
     let id = format!(
         "{}:{}",
@@ -173,6 +175,10 @@ struct Evaluator {
     loaded: bool,
     /// When each firing episode was last sent to Alertmanager.
     am_sent: BTreeMap<String, tokio::time::Instant>,
+    /// Hosts in the registry at the last look.
+    registered: Vec<String>,
+    /// Hosts with collect entries at the last look.
+    collect_hosts: Vec<String>,
 }
 
 fn now_ms() -> i64 {
@@ -211,8 +217,12 @@ impl Evaluator {
                     }
                 }
             };
-            if let Rule::Logs(logs) = &rule {
-                self.logs_rule(&name, logs, &rule, &mut state).await?;
+            match &rule {
+                Rule::Logs(logs) => self.logs_rule(&name, logs, &rule, &mut state).await?,
+                Rule::AgentDown(down) => {
+                    self.agent_down_rule(&name, down, &rule, &mut state).await?
+                }
+                Rule::Metrics(_) => {}
             }
             if let Some(state) = &mut state {
                 self.send_outbox(&name, state).await?;
@@ -227,6 +237,8 @@ impl Evaluator {
         let (registry, collect_hosts) = self.store.registry().await?;
         let now = now_ms();
         let agents_through = self.agents.through(now, &registry, &collect_hosts);
+        self.registered = registry.keys().cloned().collect();
+        self.collect_hosts = collect_hosts;
         self.store.save_agents(&self.agents, now).await?;
         let kafka = self.kafka.clone();
         let positions = tokio::task::spawn_blocking(move || {
@@ -316,6 +328,39 @@ impl Evaluator {
             console_url: self.config.console_url.clone(),
             query: logs.query.clone(),
         };
+        let judge = Judge {
+            name,
+            condition,
+            for_windows: logs.for_windows,
+            window_ms,
+            labels: &logs.notify.labels,
+            receivers: receivers.clone(),
+            describe: &describe,
+        };
+        // Windows evaluated incomplete whose lines are now all indexed: once more.
+        let due: Vec<episodes::LateWindow> = state
+            .late
+            .iter()
+            .filter(|l| l.to <= self.through)
+            .cloned()
+            .collect();
+        for late in due {
+            self.refresh(&indices).await?;
+            let body = count::search_body(logs, late.from, late.to);
+            let answer = self
+                .es
+                .search(
+                    &indices.split(',').map(str::trim).collect::<Vec<_>>(),
+                    &body,
+                )
+                .await
+                .with_context(|| format!("rule {name}: counting window {} again", late.from))?;
+            let counts = count::read_answer(logs, &answer)
+                .map_err(|e| anyhow::anyhow!("rule {name}: {e}"))?;
+            let decided = state.reapply(&judge, &late, counts);
+            self.store.put_rule_state(name, state).await?;
+            tracing::info!(rule = %name, from = late.from, changed = decided.len(), held_by = ?late.hosts, "late window evaluated again");
+        }
         loop {
             let (from, to) = (state.next_window, state.next_window + window_ms);
             let now = now_ms();
@@ -350,15 +395,6 @@ impl Evaluator {
                 .with_context(|| format!("rule {name}: counting window {from}"))?;
             let counts = count::read_answer(logs, &answer)
                 .map_err(|e| anyhow::anyhow!("rule {name}: {e}"))?;
-            let judge = Judge {
-                name,
-                condition,
-                for_windows: logs.for_windows,
-                window_ms,
-                labels: &logs.notify.labels,
-                receivers: receivers.clone(),
-                describe: &describe,
-            };
             let decided = state.apply(&judge, counts, incomplete_hosts, now);
             self.store.put_rule_state(name, state).await?;
             tracing::debug!(rule = %name, from, to, evaluated = state.evaluated, "window evaluated");
@@ -368,6 +404,78 @@ impl Evaluator {
             for n in &decided {
                 tracing::info!(rule = %name, key = %n.key, state = n.state.as_str(), count = n.count, "alert decided");
             }
+        }
+        Ok(())
+    }
+
+    /// An `agent_down` rule: the hosts that count (seen in the registry in the last 24 h, or
+    /// named by a collect entry) whose registry key is gone.
+    async fn agent_down_rule(
+        &mut self,
+        name: &str,
+        down: &crate::etcd::alert_rules::AgentDownRule,
+        rule: &Rule,
+        state: &mut Option<RuleState>,
+    ) -> anyhow::Result<()> {
+        let for_ms = humantime::parse_duration(&down.for_duration)
+            .map_err(|e| anyhow::anyhow!("rule {name}: for: {e}"))?
+            .as_millis() as i64;
+        let now = now_ms();
+        let state = match state {
+            Some(state) => {
+                state.rule = rule.clone();
+                state
+            }
+            None => {
+                let fresh = RuleState::new(rule.clone(), 1, now);
+                self.store.put_rule_state(name, &fresh).await?;
+                tracing::info!(rule = %name, first_window = fresh.first_window, "rule taken up");
+                state.insert(fresh)
+            }
+        };
+        let mut counted: Vec<String> = self.agents.seen.keys().cloned().collect();
+        counted.extend(self.collect_hosts.iter().cloned());
+        counted.sort();
+        counted.dedup();
+        let gone: Vec<String> = counted
+            .iter()
+            .filter(|h| !self.registered.contains(h))
+            .cloned()
+            .collect();
+        let describe = Wording {
+            rule: name.to_string(),
+            summary: down
+                .notify
+                .summary
+                .clone()
+                .unwrap_or_else(|| "agent on {{group.host}} is down".into()),
+            console_url: self.config.console_url.clone(),
+            query: String::new(),
+        };
+        let receivers = if down.notify.receivers.is_empty() {
+            self.config.receivers()
+        } else {
+            down.notify.receivers.clone()
+        };
+        let judge = Judge {
+            name,
+            condition: Condition {
+                op: crate::etcd::alert_rules::Op::Greater,
+                threshold: 0.0,
+            },
+            for_windows: 1,
+            window_ms: 1,
+            labels: &down.notify.labels,
+            receivers,
+            describe: &describe,
+        };
+        let before = state.groups.clone();
+        let decided = state.presence(&judge, for_ms, &counted, &gone, now);
+        if !decided.is_empty() || state.groups != before {
+            self.store.put_rule_state(name, state).await?;
+        }
+        for n in &decided {
+            tracing::info!(rule = %name, key = %n.key, state = n.state.as_str(), "alert decided");
         }
         Ok(())
     }
@@ -415,15 +523,13 @@ impl Evaluator {
     /// Sends every firing episode to Alertmanager again every [`notify::ALERTMANAGER_RESEND`],
     /// as its clients must (an alert not re-sent ends at its `endsAt`).
     async fn resend_firing(&mut self, name: &str, state: &RuleState) {
-        let Some(rule) = (match &state.rule {
-            Rule::Logs(logs) => Some(logs),
-            _ => None,
-        }) else {
-            return;
+        let notify = match &state.rule {
+            Rule::Logs(logs) => &logs.notify,
+            Rule::AgentDown(down) => &down.notify,
+            Rule::Metrics(metrics) => &metrics.notify,
         };
-        let targets_am = rule.notify.receivers.is_empty()
-            || rule
-                .notify
+        let targets_am = notify.receivers.is_empty()
+            || notify
                 .receivers
                 .iter()
                 .any(|r| r == crate::config::alert::ALERTMANAGER);
@@ -463,7 +569,7 @@ impl Evaluator {
                 incomplete_hosts: Vec::new(),
                 url: String::new(),
                 summary: String::new(),
-                labels: rule.notify.labels.clone(),
+                labels: notify.labels.clone(),
                 receivers: Vec::new(),
             };
             match self
