@@ -376,6 +376,87 @@ fn two_evaluators_one_leads_and_the_other_takes_over_without_skipping_or_doublin
         "the second evaluator does not lead while the first does\n{}",
         second.log()
     );
+    // The console's alerts show the rule firing, and the firing group's search finds its lines.
+    let console_dir = tempfile::tempdir().unwrap();
+    let console = common::console::Console::launch(console_dir.path(), |addr| {
+        format!(
+            "listen = \"{addr}\"\n[elasticsearch]\nurl = \"{es}\"\nindex_pattern = \"{index}*\"\n\
+             [etcd]\nendpoints = [\"{etcd}\"]\nprefix = \"{prefix}\"\n",
+            es = common::es_url(),
+            index = pipeline.setup.index,
+            etcd = etcd_endpoint(),
+            prefix = pipeline.prefix,
+        )
+    });
+    let (code, listed) = console.get("/api/alerts");
+    assert_eq!(code, 200, "{listed}");
+    let shown = listed["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == rule_name.as_str())
+        .unwrap_or_else(|| panic!("rule not listed: {listed}"))
+        .clone();
+    let group = shown["state"]["groups"][""].clone();
+    let since = group["firing_since"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("not shown firing: {shown}"));
+    assert!(shown["behind_s"].as_i64().unwrap() < 60, "{shown}");
+    let from = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(since) * 1_000_000)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (code, hits) = console.get(&format!(
+        "/api/search?q={}&from={}&to=now",
+        common::console::query("ERROR"),
+        common::console::query(&from)
+    ));
+    assert_eq!(code, 200, "{hits}");
+    assert!(
+        hits["hits"].as_array().is_some_and(|h| !h.is_empty()),
+        "the firing group's search finds its lines: {hits}"
+    );
+    // In Chromium: the Alerts page shows the rule firing; its link opens the search with the
+    // lines.
+    let browser_dir = tempfile::tempdir().unwrap();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use common::browser::{browser, screenshot, wait_texts, ChromeDriver};
+            let driver = ChromeDriver::start(&browser_dir.path().join("chromedriver.log"));
+            let client = browser(&driver, &browser_dir.path().join("profile")).await;
+            client
+                .goto(&format!("{}/alerts", console.url()))
+                .await
+                .unwrap();
+            let row = format!("tr[data-rule=\"{rule_name}\"] a.alert-link");
+            wait_texts(&client, &row, Duration::from_secs(20), |t| {
+                t.len() == 1 && t[0].contains("since")
+            })
+            .await;
+            screenshot(&client, "alerts.png").await;
+            client
+                .find(fantoccini::Locator::Css(&row))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            let lines = wait_texts(&client, "#hits td.message", Duration::from_secs(20), |t| {
+                !t.is_empty()
+            })
+            .await;
+            assert!(
+                lines.iter().all(|l| l.contains("ERROR steady")),
+                "{lines:?}"
+            );
+            screenshot(&client, "alert-search.png").await;
+            client.close().await.unwrap();
+        });
+
     // Killed once the firing is confirmed (stored as sent): a kill between sending and that
     // confirmation re-sends it with the same key (the crash test below).
     std::thread::sleep(Duration::from_secs(3));

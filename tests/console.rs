@@ -367,7 +367,10 @@ fn pages_carry_a_strict_csp_and_assets_are_cached_by_content_hash() {
         .collect();
     assert_eq!(
         names,
-        ["common", "search", "context", "tail", "collect", "hosts", "pipeline", "storage", "app"]
+        [
+            "common", "search", "context", "tail", "collect", "hosts", "pipeline", "storage",
+            "alerts", "app"
+        ]
     );
     for url in &scripts {
         let (code, headers, body) = http_get_headers(console.addr, url);

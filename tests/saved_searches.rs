@@ -163,3 +163,73 @@ fn personal_searches_for_everyone_shared_ones_by_editors_opened_by_name() {
     assert_eq!(list["personal"], json!([]));
     assert_eq!(list["shared"], json!([]));
 }
+
+/// The console's alert rules (`/api/alerts`): editors create, replace and delete them, checked
+/// by the contract `logship ctl alert` uses (refused with the reason); viewers only read.
+#[test]
+fn alert_rules_from_the_console_are_checked_as_ctl_checks_them_and_only_editors_change_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("/{}", common::unique("alerts-console"));
+    let (ed, vi) = (hash_password("ed-pw"), hash_password("vi-pw"));
+    let console = Console::launch(dir.path(), |addr| {
+        format!(
+            "listen = \"{addr}\"\n\
+             [[users]]\nname = \"ed\"\npassword_hash = \"{ed}\"\nrole = \"editor\"\n\
+             [[users]]\nname = \"vi\"\npassword_hash = \"{vi}\"\nrole = \"viewer\"\n\
+             [elasticsearch]\nurl = \"{}\"\nindex_pattern = \"alerts-none-*\"\n\
+             [etcd]\nendpoints = [\"{}\"]\nprefix = \"{prefix}\"\n",
+            es_url(),
+            common::etcd_endpoint()
+        )
+    });
+    let viewer = Session::sign_in(&console, dir.path(), "vi", "vi-pw");
+    let editor = Session::sign_in(&console, dir.path(), "ed", "ed-pw");
+    let rule = json!({"kind": "logs", "query": "ERROR", "window": "1m", "condition": "count > 10",
+                      "group_by": ["host"]});
+    let (code, refused) = viewer.call("POST", "/api/alerts/shop-errors", Some(&rule));
+    assert_eq!(code, 403, "{refused}");
+    let (code, saved) = editor.call("POST", "/api/alerts/shop-errors", Some(&rule));
+    assert_eq!(code, 200, "{saved}");
+    assert_eq!(
+        saved["rule"]["max_delay"], "5m",
+        "stored normalized: {saved}"
+    );
+    for (bad, reason) in [
+        (
+            json!({"kind": "logs", "window": "0s", "condition": "count > 1"}),
+            "window",
+        ),
+        (json!({"kind": "nope"}), "nope"),
+        (
+            json!({"kind": "logs", "window": "1m", "condition": "count > 1", "group_by": ["a", "b", "c"]}),
+            "group_by",
+        ),
+    ] {
+        let (code, answer) = editor.call("POST", "/api/alerts/bad", Some(&bad));
+        assert_eq!(code, 400, "{bad} → {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(reason),
+            "{answer}"
+        );
+    }
+    let (code, listed) = viewer.call("GET", "/api/alerts", None);
+    assert_eq!(code, 200);
+    let names: Vec<&str> = listed["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["shop-errors"],
+        "the refused ones were not stored: {listed}"
+    );
+    assert_eq!(listed["rules"][0]["kind"], "logs");
+    let (code, _) = viewer.call("DELETE", "/api/alerts/shop-errors", None);
+    assert_eq!(code, 403);
+    let (code, _) = editor.call("DELETE", "/api/alerts/shop-errors", None);
+    assert_eq!(code, 200);
+    let (code, _) = editor.call("DELETE", "/api/alerts/shop-errors", None);
+    assert_eq!(code, 404);
+}

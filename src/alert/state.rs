@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use etcd_client::{Compare, GetOptions, Txn, TxnOp};
+use etcd_client::{Compare, Txn, TxnOp};
 
 use super::complete::{Agents, Published};
 use super::episodes::{RuleState, STATE_VERSION};
@@ -65,24 +65,7 @@ impl Store {
     }
 
     async fn get_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, EtcdError> {
-        let response = retried(&self.access, CONSOLE_PATIENCE, |mut client| async move {
-            within(
-                "get",
-                client.get(prefix, Some(GetOptions::new().with_prefix())),
-            )
-            .await
-        })
-        .await?;
-        Ok(response
-            .kvs()
-            .iter()
-            .map(|kv| {
-                (
-                    String::from_utf8_lossy(kv.key()).into_owned(),
-                    kv.value().to_vec(),
-                )
-            })
-            .collect())
+        crate::etcd::get_prefix(&self.access, prefix).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, EtcdError> {

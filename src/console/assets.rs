@@ -34,7 +34,7 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The page scripts, in the order the page loads them: the shared helpers, one script per
 /// page (search first: it is the router's last resort), the router.
-const SCRIPTS: [(&str, &str); 9] = [
+const SCRIPTS: [(&str, &str); 10] = [
     ("common.js", include_str!("assets/common.js")),
     ("search.js", include_str!("assets/search.js")),
     ("context.js", include_str!("assets/context.js")),
@@ -43,6 +43,7 @@ const SCRIPTS: [(&str, &str); 9] = [
     ("hosts.js", include_str!("assets/hosts.js")),
     ("pipeline.js", include_str!("assets/pipeline.js")),
     ("storage.js", include_str!("assets/storage.js")),
+    ("alerts.js", include_str!("assets/alerts.js")),
     ("app.js", include_str!("assets/app.js")),
 ];
 const STYLE: (&str, &str) = ("app.css", include_str!("assets/app.css"));

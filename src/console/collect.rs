@@ -33,7 +33,19 @@ fn answer(status: StatusCode, body: Value) -> Response {
     super::json_response(status, &body)
 }
 
-fn unavailable(error: EtcdError) -> Response {
+/// The console's etcd, or 404 saying that without `[etcd]` `what` (e.g. "searches cannot be
+/// saved here").
+pub(crate) fn central<'a>(console: &'a Console, what: &str) -> Result<&'a CentralStore, Refusal> {
+    console.central.as_deref().ok_or_else(|| {
+        Refusal(
+            StatusCode::NOT_FOUND,
+            format!("this console has no [etcd] table: {what}"),
+        )
+    })
+}
+
+/// 503 naming etcd's error.
+pub(crate) fn unavailable(error: EtcdError) -> Response {
     answer(
         StatusCode::SERVICE_UNAVAILABLE,
         json!({ "error": format!("etcd cannot answer: {error}") }),
@@ -41,12 +53,7 @@ fn unavailable(error: EtcdError) -> Response {
 }
 
 fn store(console: &Console) -> Result<&CentralStore, Refusal> {
-    console.central.as_deref().ok_or_else(|| {
-        Refusal(
-            StatusCode::NOT_FOUND,
-            "this console has no [etcd] table: collect entries cannot be edited here".into(),
-        )
-    })
+    central(console, "collect entries cannot be edited here")
 }
 
 fn checked_host(host: &str) -> Result<(), Refusal> {

@@ -36,6 +36,7 @@
 //! sign-in page needs a session, and every write a CSRF token ([`auth`]); with `[tls]` the
 //! console serves HTTPS ([`crate::listener`]).
 
+pub(crate) mod alerts;
 pub mod assets;
 pub mod auth;
 pub(crate) mod collect;
@@ -220,6 +221,12 @@ fn router(console: Console) -> Router {
         .route("/hosts", get(assets::page))
         .route("/pipeline", get(assets::page))
         .route("/storage", get(assets::page))
+        .route("/alerts", get(assets::page))
+        .route("/api/alerts", get(alerts::list))
+        .route(
+            "/api/alerts/{name}",
+            axum::routing::post(alerts::set).delete(alerts::delete),
+        )
         .route("/api/storage", get(storage::storage))
         .route("/s/{name}", get(assets::page))
         .route(

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::auth::{Caller, Refusal};
-use super::collect::CentralStore;
+use super::collect::{unavailable, CentralStore};
 use super::Console;
 use crate::config::Role;
 use crate::etcd::{retried, within, EtcdError, CONSOLE_PATIENCE};
@@ -158,19 +158,7 @@ fn user_of(caller: &Caller) -> String {
 }
 
 fn store(console: &Console) -> Result<&CentralStore, Refusal> {
-    console.central.as_deref().ok_or_else(|| {
-        Refusal(
-            StatusCode::NOT_FOUND,
-            "this console has no [etcd] table: searches cannot be saved here".into(),
-        )
-    })
-}
-
-fn unavailable(error: EtcdError) -> Response {
-    super::json_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        &json!({ "error": format!("etcd cannot answer: {error}") }),
-    )
+    super::collect::central(console, "searches cannot be saved here")
 }
 
 /// A stored value as the API lists it: the search, or its name and why it does not read.

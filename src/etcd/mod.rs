@@ -281,6 +281,32 @@ where
     }
 }
 
+/// Every key under `prefix` with its value, asked of other members for up to
+/// [`CONSOLE_PATIENCE`] while etcd does not answer ([`retried`]).
+pub async fn get_prefix(
+    access: &EtcdAccess,
+    prefix: &str,
+) -> Result<Vec<(String, Vec<u8>)>, EtcdError> {
+    let response = retried(access, CONSOLE_PATIENCE, |mut client| async move {
+        within(
+            "get",
+            client.get(prefix, Some(etcd_client::GetOptions::new().with_prefix())),
+        )
+        .await
+    })
+    .await?;
+    Ok(response
+        .kvs()
+        .iter()
+        .map(|kv| {
+            (
+                String::from_utf8_lossy(kv.key()).into_owned(),
+                kv.value().to_vec(),
+            )
+        })
+        .collect())
+}
+
 /// Connects to `endpoint` alone and asks for its status.
 async fn connect_one(access: &EtcdAccess, endpoint: &str) -> Result<Client, EtcdError> {
     let mut options = ConnectOptions::new()

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod browser;
 pub mod console;
 pub mod influx;
 pub mod kafka_proxy;

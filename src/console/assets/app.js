@@ -11,6 +11,7 @@ function route() {
   $("hosts-view").hidden = true;
   $("pipeline-view").hidden = true;
   $("storage-view").hidden = true;
+  $("alerts-view").hidden = true;
   // Search registers first and matches every path: it is the last resort.
   const [fallback, ...specific] = pages;
   for (const p of specific) {

@@ -128,7 +128,7 @@ function notes(box, answer) {
 }
 
 function showOnly(view) {
-  for (const id of ["search-view", "context-view", "collect-view", "tail-view", "hosts-view", "pipeline-view", "storage-view"]) {
+  for (const id of ["search-view", "context-view", "collect-view", "tail-view", "hosts-view", "pipeline-view", "storage-view", "alerts-view"]) {
     $(id).hidden = id !== view;
   }
 }
