@@ -130,7 +130,7 @@ pub enum CtlCommand {
     },
     /// Live agents (from the registry), with their version and last heartbeat.
     Agents,
-    /// Alert rules (docs/alerts.md; stored and checked, not evaluated yet).
+    /// Alert rules (docs/alerts.md), evaluated by `logship alert`.
     Alert {
         /// What to do with them.
         #[command(subcommand)]
@@ -155,6 +155,10 @@ pub enum AlertCommand {
         /// The rule's JSON.
         #[arg(long)]
         file: PathBuf,
+        /// Also ask this Elasticsearch whether it accepts the query and whether the `group_by`
+        /// fields can group (as the console and the evaluator do).
+        #[arg(long)]
+        es: Option<String>,
     },
     /// Deletes a rule.
     Delete {

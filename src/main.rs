@@ -154,7 +154,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 CtlCommand::Alert { command } => match command {
                     AlertCommand::List => CtlRequest::AlertList,
                     AlertCommand::Get { name } => CtlRequest::AlertGet { name },
-                    AlertCommand::Set { name, file } => CtlRequest::AlertSet { name, file },
+                    AlertCommand::Set { name, file, es } => CtlRequest::AlertSet { name, file, es },
                     AlertCommand::Delete { name } => CtlRequest::AlertDelete { name },
                 },
             };

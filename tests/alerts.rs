@@ -546,6 +546,20 @@ fn an_evaluator_killed_between_deciding_and_sending_and_after_sending_notifies_o
     let mut logs = Vec::new();
     let first = pipeline.evaluator("alert-1");
     wait_log(&first, "rule taken up", Duration::from_secs(60));
+    // A broken version reaching etcd without ctl: logged, and the last good one goes on.
+    let broken = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", &etcd_endpoint(), "put"])
+        .arg(format!("{}/alerts/rules/{rule_name}", pipeline.prefix))
+        .arg(r#"{"kind": "logs", "window": "0s", "condition": "count > 0"}"#)
+        .output()
+        .unwrap();
+    assert!(broken.status.success());
+    wait_log(
+        &first,
+        "rule in etcd refused; the last good version is used",
+        Duration::from_secs(20),
+    );
     append_lines(&pipeline.log, &lines("ERROR once", 0, 3));
 
     // Decided (the receiver refuses it: stored, not confirmed), then SIGKILL.

@@ -529,6 +529,72 @@ fn ctl_alert_stores_good_rules_and_refuses_bad_ones_with_the_reason() {
         )));
     }
 
+    // What needs servers: with --es, Elasticsearch's word on the query and the group_by
+    // fields; and the receivers the evaluator lists in etcd.
+    let index = unique("alert-checks");
+    let created = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .args(["-H", "Content-Type: application/json", "--data"])
+        .arg(r#"{"mappings": {"properties": {"message": {"type": "text"}, "host": {"type": "keyword"}}}}"#)
+        .arg(format!("{}/{index}", common::es_url()))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&created.stdout), "200");
+    let set_es = |name: &str, json: &str| {
+        std::fs::write(&file, json).unwrap();
+        setup.ctl(&[
+            "alert",
+            "set",
+            name,
+            "--file",
+            file.to_str().unwrap(),
+            "--es",
+            &common::es_url(),
+        ])
+    };
+    let checked = format!(
+        r#"{{"kind": "logs", "index": "{index}", "query": "ERROR AND host:web-01", "window": "1m",
+            "condition": "count > 1", "group_by": ["host"]}}"#
+    );
+    let output = set_es("checked", &checked);
+    assert!(output.status.success(), "{}", text(&output));
+    for (name, json, reason) in [
+        (
+            "bad-query",
+            format!(
+                r#"{{"kind": "logs", "index": "{index}", "query": "status:[200 TO", "window": "1m", "condition": "count > 1"}}"#
+            ),
+            "Elasticsearch refuses it",
+        ),
+        (
+            "text-group",
+            format!(
+                r#"{{"kind": "logs", "index": "{index}", "window": "1m", "condition": "count > 1", "group_by": ["message"]}}"#
+            ),
+            "group_by \"message\" is a text field",
+        ),
+    ] {
+        let output = set_es(name, &json);
+        assert!(!output.status.success(), "{name} was accepted");
+        assert!(text(&output).contains(reason), "{name}: {}", text(&output));
+    }
+    etcd_put(
+        &format!("{}/alerts/receivers", setup.prefix),
+        r#"["alertmanager", "ops"]"#,
+    );
+    let output = set(
+        "paging",
+        r#"{"kind": "agent_down", "receivers": ["pager"]}"#,
+    );
+    assert!(!output.status.success(), "a missing receiver was accepted");
+    assert!(
+        text(&output).contains("\"pager\" is not a receiver of the alert evaluator"),
+        "{}",
+        text(&output)
+    );
+    let output = set("paging", r#"{"kind": "agent_down", "receivers": ["ops"]}"#);
+    assert!(output.status.success(), "{}", text(&output));
+
     // A value that reached etcd without ctl and does not read is listed as such.
     etcd_put(
         &format!("{}/alerts/rules/broken", setup.prefix),

@@ -212,6 +212,46 @@ fn alert_rules_from_the_console_are_checked_as_ctl_checks_them_and_only_editors_
             "{answer}"
         );
     }
+    // What needs servers: Elasticsearch's word on the query and group_by, the evaluator's
+    // receivers.
+    let index = common::unique("console-alert-checks");
+    let created = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .args(["-H", "Content-Type: application/json", "--data"])
+        .arg(r#"{"mappings": {"properties": {"message": {"type": "text"}, "host": {"type": "keyword"}}}}"#)
+        .arg(format!("{}/{index}", es_url()))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&created.stdout), "200");
+    let put_receivers = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", &common::etcd_endpoint(), "put"])
+        .arg(format!("{prefix}/alerts/receivers"))
+        .arg(r#"["ops"]"#)
+        .output()
+        .unwrap();
+    assert!(put_receivers.status.success());
+    for (bad, reason) in [
+        (
+            json!({"kind": "logs", "index": index, "query": "status:[200 TO", "window": "1m", "condition": "count > 1"}),
+            "Elasticsearch refuses it",
+        ),
+        (
+            json!({"kind": "logs", "index": index, "window": "1m", "condition": "count > 1", "group_by": ["message"]}),
+            "is a text field",
+        ),
+        (
+            json!({"kind": "agent_down", "receivers": ["pager"]}),
+            "\"pager\" is not a receiver",
+        ),
+    ] {
+        let (code, answer) = editor.call("POST", "/api/alerts/bad", Some(&bad));
+        assert_eq!(code, 400, "{bad} → {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(reason),
+            "{answer}"
+        );
+    }
     let (code, listed) = viewer.call("GET", "/api/alerts", None);
     assert_eq!(code, 200);
     let names: Vec<&str> = listed["rules"]

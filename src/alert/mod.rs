@@ -91,6 +91,8 @@ pub async fn run(
         am_sent: BTreeMap::new(),
         registered: Vec::new(),
         collect_hosts: Vec::new(),
+        refused: BTreeMap::new(),
+        broken: BTreeMap::new(),
     };
     let id = format!(
         "{}:{}",
@@ -177,6 +179,10 @@ struct Evaluator {
     am_sent: BTreeMap<String, tokio::time::Instant>,
     /// Hosts in the registry at the last look.
     registered: Vec<String>,
+    /// Rules refused by the server checks, as refused (checked again only when they change).
+    refused: BTreeMap<String, Rule>,
+    /// Rules that do not read, with the reason last logged.
+    broken: BTreeMap<String, String>,
     /// Hosts with collect entries at the last look.
     collect_hosts: Vec<String>,
 }
@@ -200,6 +206,7 @@ impl Evaluator {
     async fn tick(&mut self) -> anyhow::Result<()> {
         if !self.loaded {
             self.agents = self.store.load_agents().await?;
+            self.store.put_receivers(&self.config.receivers()).await?;
             self.loaded = true;
         }
         self.advance_through().await?;
@@ -209,13 +216,43 @@ impl Evaluator {
             let rule = match parsed {
                 Ok(rule) => rule,
                 Err(refused) => {
-                    metrics::counter!("logship_alert_rules_refused_total").increment(1);
-                    tracing::warn!(rule = %name, reason = %refused.reason, "rule in etcd refused; the last good version is used");
+                    if self.broken.get(&name) != Some(&refused.reason) {
+                        metrics::counter!("logship_alert_rules_refused_total").increment(1);
+                        tracing::warn!(rule = %name, reason = %refused.reason, "rule in etcd refused; the last good version is used");
+                        self.broken.insert(name.clone(), refused.reason.clone());
+                    }
                     match &state {
                         Some(state) => state.rule.clone(),
                         None => continue,
                     }
                 }
+            };
+            // A new or changed rule is checked against the servers too (the same checks as
+            // ctl and the console); refused, the last good version goes on.
+            let changed = state.as_ref().is_none_or(|s| s.rule != rule);
+            let refused_before = self.refused.get(&name) == Some(&rule);
+            let rule = if changed {
+                let checked = if refused_before {
+                    Err(String::new())
+                } else {
+                    self.server_checks(&rule).await
+                };
+                match checked {
+                    Ok(()) => rule,
+                    Err(reason) => {
+                        if !refused_before {
+                            metrics::counter!("logship_alert_rules_refused_total").increment(1);
+                            tracing::warn!(rule = %name, %reason, "rule in etcd refused; the last good version is used");
+                            self.refused.insert(name.clone(), rule.clone());
+                        }
+                        match &state {
+                            Some(state) => state.rule.clone(),
+                            None => continue,
+                        }
+                    }
+                }
+            } else {
+                rule
             };
             match &rule {
                 Rule::Logs(logs) => self.logs_rule(&name, logs, &rule, &mut state).await?,
@@ -228,6 +265,21 @@ impl Evaluator {
                 self.send_outbox(&name, state).await?;
                 self.resend_firing(&name, state).await;
             }
+        }
+        Ok(())
+    }
+
+    /// What needs a server to check: the receivers this evaluator has, and Elasticsearch's
+    /// word on a `logs` rule's query and `group_by` fields.
+    async fn server_checks(&self, rule: &Rule) -> Result<(), String> {
+        crate::etcd::alert_rules::check_receivers(rule, &self.config.receivers())?;
+        if let Rule::Logs(logs) = rule {
+            let index = logs
+                .index
+                .clone()
+                .unwrap_or_else(|| self.config.elasticsearch.index_pattern.clone());
+            crate::es::rule_checks::check_logs_rule(&self.es, &index, &logs.query, &logs.group_by)
+                .await?;
         }
         Ok(())
     }

@@ -180,6 +180,17 @@ impl Store {
         Ok((hosts, collect))
     }
 
+    /// Lists this evaluator's receivers where `ctl` and the console look for them.
+    pub async fn put_receivers(&self, receivers: &[String]) -> anyhow::Result<()> {
+        let value = serde_json::to_vec(receivers)
+            .map_err(|e| anyhow::anyhow!("cannot encode the receivers: {e}"))?;
+        self.put(
+            &crate::etcd::alert_rules::receivers_key(&self.prefix),
+            value,
+        )
+        .await
+    }
+
     /// The hosts seen before (empty the first time).
     pub async fn load_agents(&self) -> anyhow::Result<Agents> {
         match self.get(&self.hosts_key()).await? {

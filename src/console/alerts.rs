@@ -14,7 +14,8 @@ use super::auth::{require_editor, Caller, Refusal};
 use super::collect::unavailable;
 use super::collect::CentralStore;
 use super::Console;
-use crate::etcd::alert_rules::{check_name, Rule};
+use crate::es::rule_checks::check_logs_rule;
+use crate::etcd::alert_rules::{check_name, check_receivers, receivers_key, Rule};
 use crate::etcd::{get_prefix, retried, within, CONSOLE_PATIENCE};
 
 fn store(console: &Console) -> Result<&CentralStore, Refusal> {
@@ -100,6 +101,31 @@ pub async fn set(
             )
         }
     };
+    // What needs a server: the evaluator's receivers, and Elasticsearch's word on the query and
+    // the group_by fields.
+    let known = match get_prefix(&store.access, &receivers_key(&store.prefix)).await {
+        Ok(found) => found
+            .first()
+            .and_then(|(_, value)| serde_json::from_slice::<Vec<String>>(value).ok()),
+        Err(error) => return unavailable(error),
+    };
+    let mut checked = match &known {
+        Some(known) => check_receivers(&rule, known),
+        None => Ok(()),
+    };
+    if let (Ok(()), Rule::Logs(logs)) = (&checked, &rule) {
+        let index = logs
+            .index
+            .clone()
+            .unwrap_or_else(|| console.indices().join(","));
+        checked = check_logs_rule(&console.es.get(), &index, &logs.query, &logs.group_by).await;
+    }
+    if let Err(reason) = checked {
+        return super::json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": format!("rule {name:?} refused: {reason}") }),
+        );
+    }
     let value = match serde_json::to_vec(&rule) {
         Ok(value) => value,
         Err(error) => {

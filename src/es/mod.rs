@@ -7,6 +7,7 @@
 //!   dead-lettered.
 //! - [`disk`] reads the nodes' disks against the disk watermarks.
 //! - [`retention`] says which of the transfer's indices expire when.
+//! - [`rule_checks`] asks whether an alert rule's query and `group_by` fields are acceptable.
 //! - [`client`] sends requests and reports what happened, deciding nothing.
 
 pub(crate) mod bulk;
@@ -15,6 +16,7 @@ pub mod disk;
 pub(crate) mod outcome;
 pub mod pin;
 pub mod retention;
+pub mod rule_checks;
 pub(crate) mod template;
 
 pub use client::{EsAuth, EsClient, EsError, EsSettings, SharedEs};

@@ -231,6 +231,28 @@ pub struct Refused {
     pub reason: String,
 }
 
+/// The key where the leading alert evaluator lists its receivers (a JSON array of names), so
+/// that `ctl` and the console can refuse a rule naming a receiver that does not exist.
+pub fn receivers_key(prefix: &str) -> String {
+    format!("{}/alerts/receivers", prefix.trim_end_matches('/'))
+}
+
+/// Checks that every receiver `rule` names is among `known` (the evaluator's).
+pub fn check_receivers(rule: &Rule, known: &[String]) -> Result<(), String> {
+    let notify = match rule {
+        Rule::Logs(r) => &r.notify,
+        Rule::AgentDown(r) => &r.notify,
+        Rule::Metrics(r) => &r.notify,
+    };
+    match notify.receivers.iter().find(|r| !known.contains(r)) {
+        Some(missing) => Err(format!(
+            "receivers: {missing:?} is not a receiver of the alert evaluator (it has: {})",
+            known.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Checks a rule name: 1 to [`MAX_NAME`] of `A-Z a-z 0-9 . _ -` (it is part of an etcd key and
 /// of Alertmanager's `alertname`).
 pub fn check_name(name: &str) -> Result<(), String> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use etcd_client::GetOptions;
 
-use super::alert_rules::{check_name, Rule};
+use super::alert_rules::{check_name, check_receivers, receivers_key, Refused, Rule};
 use super::entries::parse_entries;
 use super::registry::Registration;
 use super::{collect_key, registry_prefix, retried, within};
@@ -44,6 +44,8 @@ pub enum CtlRequest {
         name: String,
         /// The JSON file.
         file: std::path::PathBuf,
+        /// Elasticsearch to check the query and `group_by` fields against.
+        es: Option<String>,
     },
     /// Delete alert rule `name`.
     AlertDelete {
@@ -116,11 +118,37 @@ pub async fn run(
                 }
             }
         }
-        CtlRequest::AlertSet { name, file } => {
+        CtlRequest::AlertSet { name, file, es } => {
             // Checked before connecting: a bad rule is refused even with etcd away.
             let text =
                 std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
             let rule = Rule::parse(name, &text)?;
+            let refused = |reason: String| Refused {
+                name: name.clone(),
+                reason,
+            };
+            if let Some(url) = es {
+                if let Rule::Logs(logs) = &rule {
+                    let client = crate::es::EsClient::new(&crate::es::EsSettings::plain(
+                        url,
+                        std::time::Duration::from_secs(30),
+                    ))?;
+                    let index = logs.index.as_deref().unwrap_or("*,-.*");
+                    crate::es::rule_checks::check_logs_rule(
+                        &client,
+                        index,
+                        &logs.query,
+                        &logs.group_by,
+                    )
+                    .await
+                    .map_err(refused)?;
+                }
+            }
+            let receivers = get(access, &receivers_key(prefix), None).await?;
+            if let Some(kv) = receivers.kvs().first() {
+                let known: Vec<String> = serde_json::from_slice(kv.value()).unwrap_or_default();
+                check_receivers(&rule, &known).map_err(refused)?;
+            }
             let key = alert_rule_key(prefix, name);
             let json = serde_json::to_vec(&rule)?;
             let revision = put(access, &key, json).await?;
