@@ -798,3 +798,106 @@ fn etcd_value(key: &str) -> Option<serde_json::Value> {
         .ok()?;
     serde_json::from_slice(&output.stdout).ok()
 }
+
+#[test]
+fn a_metrics_rule_fires_for_a_host_whose_cpu_crosses_the_threshold_and_resolves_after() {
+    let _serial = serial();
+    let (hook_addr, hook) = listen("127.0.0.1:0");
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("/logship-test-{}", unique("metrics-alert"));
+    let host = unique("busy-host");
+    let topic = unique("metrics-alert");
+    let group = unique("metrics-alert-group");
+    let db = unique("alert_telegraf").replace('-', "_");
+    let influx = common::influx::influxdb();
+    let transfer_config = dir.path().join("transfer.toml");
+    std::fs::write(
+        &transfer_config,
+        format!(
+            "[kafka]\nbrokers = \"{}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\n\
+             commit_interval_ms = 200\n[batch]\nmax_wait_ms = 200\n\
+             [influxdb]\nurl = \"{influx}\"\ndatabase = \"{db}\"\n",
+            kafka_brokers()
+        ),
+    )
+    .unwrap();
+    let alert_config = dir.path().join("alert.toml");
+    std::fs::write(
+        &alert_config,
+        format!(
+            "[etcd]\nendpoints = [\"{etcd}\"]\nprefix = \"{prefix}\"\n\
+             [elasticsearch]\nurl = \"{es}\"\n\
+             [kafka]\nbrokers = \"{brokers}\"\ntransfer_group = \"{group}\"\n\
+             [influxdb]\nurl = \"{influx}\"\ndatabase = \"{db}\"\n\
+             [[webhook]]\nname = \"ops\"\nurl = \"http://{hook_addr}/\"\n",
+            etcd = etcd_endpoint(),
+            es = common::es_url(),
+            brokers = kafka_brokers(),
+        ),
+    )
+    .unwrap();
+    let rule_name = unique("cpu-busy");
+    let rule_file = dir.path().join("rule.json");
+    std::fs::write(
+        &rule_file,
+        r#"{"kind": "metrics", "select": "mean(usage_idle)", "from": "cpu",
+            "where": "cpu = 'cpu-total'", "window": "10s", "condition": "value < 10",
+            "group_by": ["host"], "summary": "{{value}}% idle on {{group.host}}"}"#,
+    )
+    .unwrap();
+    let set = Command::new(logship_bin())
+        .args(["ctl", "--etcd", &etcd_endpoint(), "--prefix", &prefix])
+        .args(["alert", "set", &rule_name, "--file"])
+        .arg(&rule_file)
+        .output()
+        .unwrap();
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let transfer = Transfer::start(&transfer_config, "transfer");
+    let evaluator = Evaluator::start(&alert_config, "alert");
+    wait_log(&evaluator, "rule taken up", Duration::from_secs(60));
+
+    // 25 s of a busy CPU (5 % idle), then 30 s of an idle one (90 %), a point a second.
+    let producer = transfer_support::producer();
+    let started = Instant::now();
+    let mut fired_seen = Vec::new();
+    while started.elapsed() < Duration::from_secs(55) {
+        let idle = if started.elapsed() < Duration::from_secs(25) {
+            5
+        } else {
+            90
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+        transfer_support::produce_points(
+            &producer,
+            &topic,
+            &host,
+            &format!("cpu,host={host},cpu=cpu-total usage_idle={idle} {now}\n"),
+            true,
+        );
+        fired_seen.extend(gather(&hook, Duration::from_secs(1)));
+    }
+    let mut got = fired_seen;
+    assert!(
+        until(&hook, &mut got, Duration::from_secs(90), |got| states(
+            got, "rule", &rule_name
+        )
+        .contains(&"resolved".to_string())),
+        "webhook: {:?}\nalert log:\n{}\ntransfer log:\n{}",
+        got.iter().map(|r| &r.body).collect::<Vec<_>>(),
+        evaluator.log(),
+        transfer.log()
+    );
+    got.extend(gather(&hook, Duration::from_secs(5)));
+    assert_eq!(states(&got, "rule", &rule_name), vec!["firing", "resolved"]);
+    let firing = got
+        .iter()
+        .find(|r| r.accepted && r.body["rule"] == rule_name.as_str())
+        .unwrap();
+    assert_eq!(firing.body["group"]["host"], host.as_str());
+    assert_eq!(firing.body["value"], 5.0);
+    assert_eq!(firing.body["summary"], format!("5.00% idle on {host}"));
+}

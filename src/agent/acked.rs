@@ -12,10 +12,10 @@
 //!   pending was read after everything published before it).
 //!
 //! How: the minimum of the start of the read round in progress and the read times of the WAL
-//! records of lines not yet acknowledged, kept in memory (one entry per WAL record, a chunk of
-//! many lines). The reader registers a round's records before the shipper can see them; the
-//! shipper removes them once Kafka acknowledged them. Host metrics records are not lines and
-//! are not tracked.
+//! records not yet acknowledged, kept in memory (one entry per WAL record: a chunk of many
+//! lines, or a round of host metrics with its sampling time). The reader and the sampler
+//! register their records before the shipper can see them; the shipper removes them once Kafka
+//! acknowledged them (the sampler those it drops when the WAL is full).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -68,6 +68,8 @@ pub struct AckedThrough {
 struct Inner {
     /// Start of the read round in progress.
     round: Option<i64>,
+    /// Time of the host metrics sample being written.
+    sampling: Option<i64>,
     /// Read time of every WAL record of lines not yet acknowledged.
     pending: BTreeMap<Seq, i64>,
     /// The last value answered (answers never go below it).
@@ -99,6 +101,22 @@ impl AckedThrough {
         inner.round = None;
     }
 
+    /// A host metrics sample is taken: its time (nanoseconds since the epoch), which holds the
+    /// answer until [`AckedThrough::end_sample`].
+    pub fn begin_sample(&self) -> i64 {
+        let mut inner = lock(&self.inner);
+        let at = stamp();
+        inner.sampling = Some(at);
+        at
+    }
+
+    /// The sample taken at `at` was committed to the WAL as `seqs` (none: it was not written).
+    pub fn end_sample(&self, seqs: &[Seq], at: i64) {
+        let mut inner = lock(&self.inner);
+        inner.pending.extend(seqs.iter().map(|seq| (*seq, at)));
+        inner.sampling = None;
+    }
+
     /// `seqs` were acknowledged by Kafka (or quarantined): their lines no longer hold the time.
     pub fn acknowledged(&self, seqs: &[Seq]) {
         let mut inner = lock(&self.inner);
@@ -114,6 +132,9 @@ impl AckedThrough {
         let mut through = stamp();
         if let Some(round) = inner.round {
             through = through.min(round);
+        }
+        if let Some(sampling) = inner.sampling {
+            through = through.min(sampling);
         }
         if let Some(oldest) = inner.pending.values().min() {
             through = through.min(*oldest);

@@ -227,8 +227,9 @@ impl Chunk {
         }
     }
 
-    /// The read time of a WAL record of lines (nanoseconds since the epoch), read without
-    /// decompressing its data; `None` for host metrics and for what cannot be decoded.
+    /// The read time of a WAL record of lines, or the sampling time of a round of host metrics
+    /// (nanoseconds since the epoch), read without decompressing; `None` for what cannot be
+    /// decoded.
     pub fn read_time_of(bytes: &[u8]) -> Option<i64> {
         let read_at = match bincode::deserialize::<ChunkRecord>(bytes).ok()? {
             ChunkRecord::V1(chunk) => chunk.read_at.clone(),
@@ -236,7 +237,7 @@ impl Chunk {
             | ChunkRecord::V3 {
                 chunk: compressed, ..
             } => compressed.read_at.into_owned(),
-            ChunkRecord::Metrics(_) => return None,
+            ChunkRecord::Metrics(metrics) => return Some(metrics.time_ns),
         };
         super::acked::parse_rfc3339(&read_at)
     }

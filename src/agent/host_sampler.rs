@@ -38,6 +38,8 @@ pub struct HostSampler {
     pub config: HostMetricsConfig,
     /// Told about rounds written, dropped and partly failed.
     pub events: Arc<dyn AgentEvents>,
+    /// Each round's sampling time holds `acked_through` until Kafka has it.
+    pub acked_through: Arc<super::acked::AckedThrough>,
 }
 
 /// Why the sampler stopped.
@@ -72,7 +74,7 @@ impl HostSampler {
                 // Fell behind (a stalled disk): skip the missed ticks rather than burst.
                 next = Instant::now() + interval;
             }
-            let time_ns = now_ns();
+            let time_ns = self.acked_through.begin_sample();
             let sample = sampler.sample(time_ns);
             if !sample.problems.is_empty()
                 && last_problem_log.is_none_or(|at| at.elapsed() >= PROBLEM_LOG_INTERVAL)
@@ -103,6 +105,7 @@ impl HostSampler {
             };
             if self.wal.get(oldest)?.is_some() {
                 self.wal.ack(&[oldest])?;
+                self.acked_through.acknowledged(&[oldest]);
                 dropped += 1;
             }
         }
@@ -111,6 +114,7 @@ impl HostSampler {
         }
         let seqs = self.wal.append(&[&record.encode()?], &[])?;
         self.wal.flush()?;
+        self.acked_through.end_sample(&seqs, record.time_ns);
         self.events.metrics_committed(seqs.len() as u64);
         self.queue.push(&seqs);
         written.extend(seqs);
@@ -151,6 +155,7 @@ mod tests {
                 topic: "m".into(),
             },
             events,
+            acked_through: Arc::default(),
         };
         let round = |n: u8| MetricsRecord {
             topic: "m".into(),
@@ -207,5 +212,10 @@ mod tests {
             .collect();
         assert_eq!(lines, 1, "the lines stay");
         assert_eq!(rounds, [3], "the oldest rounds made room for the newest");
+        assert_eq!(
+            sampler.acked_through.now(),
+            3,
+            "a dropped round no longer holds acked_through; the kept one does"
+        );
     }
 }

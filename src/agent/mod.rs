@@ -270,6 +270,7 @@ pub fn run_blocking(
             host: config.host_name(),
             config: metrics,
             events: events.clone(),
+            acked_through: acked_through.clone(),
         };
         let sampler_shutdown = shutdown.clone();
         workers.spawn("host-metrics", true, &shutdown, move || {

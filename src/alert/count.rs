@@ -93,6 +93,7 @@ pub fn read_answer(rule: &LogsRule, answer: &Value) -> Result<WindowCounts, Stri
             GroupCount {
                 fields: BTreeMap::new(),
                 count: total,
+                value: total as f64,
                 samples: messages(&answer["hits"]),
             },
         );
@@ -116,6 +117,7 @@ pub fn read_answer(rule: &LogsRule, answer: &Value) -> Result<WindowCounts, Stri
             group_key(&fields),
             GroupCount {
                 count: bucket["doc_count"].as_u64().unwrap_or(0),
+                value: bucket["doc_count"].as_u64().unwrap_or(0) as f64,
                 samples: messages(&bucket["samples"]["hits"]),
                 fields,
             },
@@ -133,6 +135,7 @@ pub fn read_answer(rule: &LogsRule, answer: &Value) -> Result<WindowCounts, Stri
             GroupCount {
                 fields,
                 count: other,
+                value: other as f64,
                 samples: Vec::new(),
             },
         );

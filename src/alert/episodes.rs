@@ -107,6 +107,9 @@ pub struct Notification {
     pub window: Window,
     /// Matching lines in that window.
     pub count: u64,
+    /// What the condition judged (the count; a `metrics` rule's aggregate).
+    #[serde(default)]
+    pub value: f64,
     /// Some of them.
     pub samples: Vec<String>,
     /// Hosts whose lines were not all indexed when the window was evaluated.
@@ -163,8 +166,10 @@ pub struct Window {
 pub struct GroupCount {
     /// The group's field values.
     pub fields: BTreeMap<String, String>,
-    /// Matching lines.
+    /// Matching lines (`logs`).
     pub count: u64,
+    /// What the condition judges: the count (`logs`), the aggregate (`metrics`).
+    pub value: f64,
     /// Some of them (their `message`).
     pub samples: Vec<String>,
 }
@@ -189,7 +194,13 @@ pub fn group_key(fields: &BTreeMap<String, String>) -> String {
 /// How notifications are worded and where they link (from the configuration and the rule).
 pub trait Describe {
     /// The summary of a notification.
-    fn summary(&self, group: &BTreeMap<String, String>, count: u64, window: &Window) -> String;
+    fn summary(
+        &self,
+        group: &BTreeMap<String, String>,
+        count: u64,
+        value: f64,
+        window: &Window,
+    ) -> String;
     /// The console's search for the window and group.
     fn url(&self, group: &BTreeMap<String, String>, from_ms: i64, to_ms: i64) -> String;
 }
@@ -211,6 +222,9 @@ pub struct Judge<'a> {
     pub receivers: Vec<String>,
     /// Wording and links.
     pub describe: &'a dyn Describe,
+    /// A group without a result in a window is judged as 0 (`logs`: no line matched), or
+    /// left as it is (`metrics`: no point, no judgement).
+    pub absent_is_zero: bool,
 }
 
 impl RuleState {
@@ -254,7 +268,7 @@ impl RuleState {
             let now = counts.groups.get(&key).cloned().unwrap_or_default();
             let (held, holds) = (
                 judge.condition.holds(before as f64),
-                judge.condition.holds(now.count as f64),
+                judge.condition.holds(now.value),
             );
             if held == holds {
                 continue;
@@ -277,10 +291,13 @@ impl RuleState {
                     state: *state,
                     window: window.clone(),
                     count: now.count,
+                    value: now.value,
                     samples: now.samples.clone(),
                     incomplete_hosts: Vec::new(),
                     url: judge.describe.url(&now.fields, late.from, late.to),
-                    summary: judge.describe.summary(&now.fields, now.count, &window),
+                    summary: judge
+                        .describe
+                        .summary(&now.fields, now.count, now.value, &window),
                     labels: judge.labels.clone(),
                     receivers: judge.receivers.clone(),
                 });
@@ -361,10 +378,11 @@ impl RuleState {
                     state,
                     window: window.clone(),
                     count: 0,
+                    value: 0.0,
                     samples: Vec::new(),
                     incomplete_hosts: Vec::new(),
                     url: judge.describe.url(&fields, since, now_ms),
-                    summary: judge.describe.summary(&fields, 0, &window),
+                    summary: judge.describe.summary(&fields, 0, 0.0, &window),
                     labels: judge.labels.clone(),
                     receivers: judge.receivers.clone(),
                 });
@@ -397,6 +415,9 @@ impl RuleState {
         let mut decided = Vec::new();
         let mut holding = 0;
         for key in keys {
+            if !judge.absent_is_zero && !counts.groups.contains_key(&key) {
+                continue;
+            }
             let result = counts
                 .groups
                 .get(&key)
@@ -420,7 +441,7 @@ impl RuleState {
                     gone_since: None,
                 });
             group.last_count = result.count;
-            let holds = judge.condition.holds(result.count as f64);
+            let holds = judge.condition.holds(result.value);
             if holds {
                 holding += 1;
                 group.streak = group.streak.saturating_add(1);
@@ -452,12 +473,16 @@ impl RuleState {
                     state,
                     window: window.clone(),
                     count: result.count,
+                    value: result.value,
                     samples: result.samples.clone(),
                     incomplete_hosts: incomplete_hosts.clone(),
                     url: judge.describe.url(&result.fields, from, to),
-                    summary: judge
-                        .describe
-                        .summary(&result.fields, result.count, &window),
+                    summary: judge.describe.summary(
+                        &result.fields,
+                        result.count,
+                        result.value,
+                        &window,
+                    ),
                     labels: judge.labels.clone(),
                     receivers: judge.receivers.clone(),
                 });
@@ -504,7 +529,7 @@ mod tests {
 
     struct Plain;
     impl Describe for Plain {
-        fn summary(&self, _: &BTreeMap<String, String>, count: u64, _: &Window) -> String {
+        fn summary(&self, _: &BTreeMap<String, String>, count: u64, _: f64, _: &Window) -> String {
             format!("{count}")
         }
         fn url(&self, _: &BTreeMap<String, String>, from: i64, to: i64) -> String {
@@ -529,6 +554,7 @@ mod tests {
                 GroupCount {
                     fields,
                     count: *count,
+                    value: *count as f64,
                     samples: vec![],
                 },
             );
@@ -545,6 +571,7 @@ mod tests {
             labels,
             receivers: vec!["ops".into()],
             describe: &Plain,
+            absent_is_zero: true,
         }
     }
 

@@ -74,6 +74,15 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!("[kafka]: {e}"))?,
     );
     let receivers = notify::Receivers::new(&config)?;
+    let influx = match &config.influxdb {
+        Some(table) => {
+            let access = table
+                .access()
+                .map_err(|e| anyhow::anyhow!("[influxdb]: {e}"))?;
+            Some(crate::influx::InfluxClient::new(&access).context("[influxdb]")?)
+        }
+        None => None,
+    };
     let prefix = config.etcd.connection.prefix.clone();
     let store = state::Store::new(access.clone(), &prefix);
     let mut evaluator = Evaluator {
@@ -81,6 +90,7 @@ pub async fn run(
         es,
         kafka,
         receivers,
+        influx,
         store,
         health,
         agents: complete::Agents::default(),
@@ -166,6 +176,7 @@ struct Evaluator {
     es: crate::es::client::EsClient,
     kafka: Arc<rdkafka::consumer::BaseConsumer>,
     receivers: notify::Receivers,
+    influx: Option<crate::influx::InfluxClient>,
     store: state::Store,
     health: Arc<Health>,
     agents: complete::Agents,
@@ -259,7 +270,9 @@ impl Evaluator {
                 Rule::AgentDown(down) => {
                     self.agent_down_rule(&name, down, &rule, &mut state).await?
                 }
-                Rule::Metrics(_) => {}
+                Rule::Metrics(metrics) => {
+                    self.metrics_rule(&name, metrics, &rule, &mut state).await?
+                }
             }
             if let Some(state) = &mut state {
                 self.send_outbox(&name, state).await?;
@@ -388,6 +401,7 @@ impl Evaluator {
             labels: &logs.notify.labels,
             receivers: receivers.clone(),
             describe: &describe,
+            absent_is_zero: true,
         };
         // Windows evaluated incomplete whose lines are now all indexed: once more.
         let due: Vec<episodes::LateWindow> = state
@@ -460,6 +474,89 @@ impl Evaluator {
         Ok(())
     }
 
+    /// A `metrics` rule: an InfluxQL aggregate of host metrics per window and group, judged
+    /// once the window is complete (the agents' samples are covered by `acked_through`, and the
+    /// transfer commits host metrics only once InfluxDB took them). A group without points in
+    /// a window is not judged.
+    async fn metrics_rule(
+        &mut self,
+        name: &str,
+        metrics: &crate::etcd::alert_rules::MetricsRule,
+        rule: &Rule,
+        state: &mut Option<RuleState>,
+    ) -> anyhow::Result<()> {
+        let Some(influx) = self.influx.clone() else {
+            if self.broken.get(name).map(String::as_str) != Some("no [influxdb]") {
+                tracing::warn!(rule = %name, "a metrics rule needs [influxdb] in alert.toml; not evaluated");
+                self.broken.insert(name.to_string(), "no [influxdb]".into());
+            }
+            return Ok(());
+        };
+        let window_ms = humantime::parse_duration(&metrics.window)
+            .map_err(|e| anyhow::anyhow!("rule {name}: window: {e}"))?
+            .as_millis() as i64;
+        let condition = Condition::parse(&metrics.condition, "value")
+            .map_err(|e| anyhow::anyhow!("rule {name}: {e}"))?;
+        let state = match state {
+            Some(state) => {
+                state.rule = rule.clone();
+                state
+            }
+            None => {
+                let fresh = RuleState::new(rule.clone(), window_ms, now_ms());
+                self.store.put_rule_state(name, &fresh).await?;
+                tracing::info!(rule = %name, first_window = fresh.first_window, "rule taken up");
+                state.insert(fresh)
+            }
+        };
+        let receivers = if metrics.notify.receivers.is_empty() {
+            self.config.receivers()
+        } else {
+            metrics.notify.receivers.clone()
+        };
+        let describe = Wording {
+            rule: name.to_string(),
+            summary: metrics
+                .notify
+                .summary
+                .clone()
+                .unwrap_or_else(|| "{{value}} for {{rule}} in {{window}}".into()),
+            console_url: self.config.console_url.clone(),
+            query: String::new(),
+        };
+        let judge = Judge {
+            name,
+            condition,
+            for_windows: metrics.for_windows,
+            window_ms,
+            labels: &metrics.notify.labels,
+            receivers,
+            describe: &describe,
+            absent_is_zero: false,
+        };
+        loop {
+            let (from, to) = (state.next_window, state.next_window + window_ms);
+            let now = now_ms();
+            if to > now || to > self.through {
+                break;
+            }
+            let q = metrics_query(metrics, from, to);
+            let results = influx
+                .query(&q)
+                .await
+                .with_context(|| format!("rule {name}: {q}"))?;
+            let counts = metrics_answer(&metrics.group_by, &results);
+            let decided = state.apply(&judge, counts, Vec::new(), now);
+            self.store.put_rule_state(name, state).await?;
+            tracing::debug!(rule = %name, from, to, evaluated = state.evaluated, "window evaluated");
+            metrics::counter!("logship_alert_windows_evaluated_total").increment(1);
+            for n in &decided {
+                tracing::info!(rule = %name, key = %n.key, state = n.state.as_str(), value = n.value, "alert decided");
+            }
+        }
+        Ok(())
+    }
+
     /// An `agent_down` rule: the hosts that count (seen in the registry in the last 24 h, or
     /// named by a collect entry) whose registry key is gone.
     async fn agent_down_rule(
@@ -520,6 +617,7 @@ impl Evaluator {
             labels: &down.notify.labels,
             receivers,
             describe: &describe,
+            absent_is_zero: true,
         };
         let before = state.groups.clone();
         let decided = state.presence(&judge, for_ms, &counted, &gone, now);
@@ -617,6 +715,7 @@ impl Evaluator {
                     to: crate::agent::acked::rfc3339(last.map_or(since, |l| l.to) * 1_000_000),
                 },
                 count: group.last_count,
+                value: group.last_count as f64,
                 samples: Vec::new(),
                 incomplete_hosts: Vec::new(),
                 url: String::new(),
@@ -640,6 +739,57 @@ impl Evaluator {
     }
 }
 
+/// The InfluxQL of one window of a `metrics` rule.
+fn metrics_query(rule: &crate::etcd::alert_rules::MetricsRule, from_ms: i64, to_ms: i64) -> String {
+    let mut q = format!(
+        "SELECT {} AS value FROM {} WHERE time >= {from_ms}ms AND time < {to_ms}ms",
+        rule.select,
+        crate::influx::quote_identifier(&rule.from)
+    );
+    if let Some(condition) = &rule.where_clause {
+        q.push_str(&format!(" AND ({condition})"));
+    }
+    if !rule.group_by.is_empty() {
+        let tags: Vec<String> = rule
+            .group_by
+            .iter()
+            .map(|t| crate::influx::quote_identifier(t))
+            .collect();
+        q.push_str(&format!(" GROUP BY {}", tags.join(", ")));
+    }
+    q
+}
+
+/// The value per group of an InfluxQL answer (`results`); a series without a value is left out.
+fn metrics_answer(group_by: &[String], results: &serde_json::Value) -> episodes::WindowCounts {
+    let mut counts = episodes::WindowCounts::default();
+    let series = results[0]["series"].as_array().cloned().unwrap_or_default();
+    for s in series {
+        let Some(value) = s["values"][0][1].as_f64() else {
+            continue;
+        };
+        let fields: BTreeMap<String, String> = group_by
+            .iter()
+            .map(|t| {
+                (
+                    t.clone(),
+                    s["tags"][t].as_str().unwrap_or(count::MISSING).to_string(),
+                )
+            })
+            .collect();
+        counts.groups.insert(
+            episodes::group_key(&fields),
+            episodes::GroupCount {
+                fields,
+                count: 0,
+                value,
+                samples: Vec::new(),
+            },
+        );
+    }
+    counts
+}
+
 /// Summaries and links of a `logs` rule.
 struct Wording {
     rule: String,
@@ -649,10 +799,17 @@ struct Wording {
 }
 
 impl Describe for Wording {
-    fn summary(&self, group: &BTreeMap<String, String>, count: u64, window: &Window) -> String {
+    fn summary(
+        &self,
+        group: &BTreeMap<String, String>,
+        count: u64,
+        value: f64,
+        window: &Window,
+    ) -> String {
         let mut text = self
             .summary
             .replace("{{count}}", &count.to_string())
+            .replace("{{value}}", &format!("{value:.2}"))
             .replace("{{rule}}", &self.rule)
             .replace("{{window}}", &format!("{} – {}", window.from, window.to));
         for (field, value) in group {
@@ -683,5 +840,38 @@ impl Describe for Wording {
             .append_pair("from", &crate::agent::acked::rfc3339(from_ms * 1_000_000))
             .append_pair("to", &crate::agent::acked::rfc3339((to_ms - 1) * 1_000_000));
         url.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_metrics_window_is_one_influxql_statement_and_its_answer_a_value_per_group() {
+        let Ok(Rule::Metrics(rule)) = Rule::parse(
+            "cpu",
+            br#"{"kind": "metrics", "select": "mean(usage_idle)", "from": "cpu",
+                 "where": "cpu = 'cpu-total'", "window": "5m", "condition": "value < 10",
+                 "group_by": ["host"]}"#,
+        ) else {
+            panic!("the rule reads");
+        };
+        assert_eq!(
+            metrics_query(&rule, 0, 300_000),
+            "SELECT mean(usage_idle) AS value FROM \"cpu\" WHERE time >= 0ms AND time < 300000ms \
+             AND (cpu = 'cpu-total') GROUP BY \"host\""
+        );
+        let answer = serde_json::json!([{"series": [
+            {"name": "cpu", "tags": {"host": "a"}, "columns": ["time", "value"], "values": [[0, 4.5]]},
+            {"name": "cpu", "tags": {"host": "b"}, "columns": ["time", "value"], "values": [[0, null]]}
+        ]}]);
+        let counts = metrics_answer(&rule.group_by, &answer);
+        assert_eq!(
+            counts.groups.len(),
+            1,
+            "a series without a value is no result"
+        );
+        assert_eq!(counts.groups["host=a"].value, 4.5);
     }
 }

@@ -134,6 +134,7 @@ pub fn webhook_body(n: &Notification) -> serde_json::Value {
         "state": n.state,
         "window": n.window,
         "count": n.count,
+        "value": n.value,
         "samples": n.samples,
         "incomplete_hosts": n.incomplete_hosts,
         "url": n.url,
