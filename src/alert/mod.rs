@@ -360,29 +360,12 @@ impl Evaluator {
             .as_millis() as i64;
         let condition = Condition::parse(&logs.condition, "count")
             .map_err(|e| anyhow::anyhow!("rule {name}: {e}"))?;
-        let state = match state {
-            Some(state) => {
-                if &state.rule != rule {
-                    state.rule = rule.clone();
-                }
-                state
-            }
-            None => {
-                let fresh = RuleState::new(rule.clone(), window_ms, now_ms());
-                self.store.put_rule_state(name, &fresh).await?;
-                tracing::info!(rule = %name, first_window = fresh.first_window, "rule taken up");
-                state.insert(fresh)
-            }
-        };
+        let state = self.take_up(name, rule, window_ms, state).await?;
         let indices = logs
             .index
             .clone()
             .unwrap_or_else(|| self.config.elasticsearch.index_pattern.clone());
-        let receivers = if logs.notify.receivers.is_empty() {
-            self.config.receivers()
-        } else {
-            logs.notify.receivers.clone()
-        };
+        let receivers = self.receivers_of(&logs.notify);
         let describe = Wording {
             rule: name.to_string(),
             summary: logs
@@ -497,23 +480,8 @@ impl Evaluator {
             .as_millis() as i64;
         let condition = Condition::parse(&metrics.condition, "value")
             .map_err(|e| anyhow::anyhow!("rule {name}: {e}"))?;
-        let state = match state {
-            Some(state) => {
-                state.rule = rule.clone();
-                state
-            }
-            None => {
-                let fresh = RuleState::new(rule.clone(), window_ms, now_ms());
-                self.store.put_rule_state(name, &fresh).await?;
-                tracing::info!(rule = %name, first_window = fresh.first_window, "rule taken up");
-                state.insert(fresh)
-            }
-        };
-        let receivers = if metrics.notify.receivers.is_empty() {
-            self.config.receivers()
-        } else {
-            metrics.notify.receivers.clone()
-        };
+        let state = self.take_up(name, rule, window_ms, state).await?;
+        let receivers = self.receivers_of(&metrics.notify);
         let describe = Wording {
             rule: name.to_string(),
             summary: metrics
@@ -570,18 +538,7 @@ impl Evaluator {
             .map_err(|e| anyhow::anyhow!("rule {name}: for: {e}"))?
             .as_millis() as i64;
         let now = now_ms();
-        let state = match state {
-            Some(state) => {
-                state.rule = rule.clone();
-                state
-            }
-            None => {
-                let fresh = RuleState::new(rule.clone(), 1, now);
-                self.store.put_rule_state(name, &fresh).await?;
-                tracing::info!(rule = %name, first_window = fresh.first_window, "rule taken up");
-                state.insert(fresh)
-            }
-        };
+        let state = self.take_up(name, rule, 1, state).await?;
         let mut counted: Vec<String> = self.agents.seen.keys().cloned().collect();
         counted.extend(self.collect_hosts.iter().cloned());
         counted.sort();
@@ -601,11 +558,7 @@ impl Evaluator {
             console_url: self.config.console_url.clone(),
             query: String::new(),
         };
-        let receivers = if down.notify.receivers.is_empty() {
-            self.config.receivers()
-        } else {
-            down.notify.receivers.clone()
-        };
+        let receivers = self.receivers_of(&down.notify);
         let judge = Judge {
             name,
             condition: Condition {
@@ -628,6 +581,37 @@ impl Evaluator {
             tracing::info!(rule = %name, key = %n.key, state = n.state.as_str(), "alert decided");
         }
         Ok(())
+    }
+
+    /// The rule's state, made (its first window the one in progress) and stored when it has
+    /// none; the rule recorded as its last good version.
+    async fn take_up<'s>(
+        &self,
+        name: &str,
+        rule: &Rule,
+        window_ms: i64,
+        state: &'s mut Option<RuleState>,
+    ) -> anyhow::Result<&'s mut RuleState> {
+        if let Some(state) = state {
+            state.rule = rule.clone();
+        } else {
+            let fresh = RuleState::new(rule.clone(), window_ms, now_ms());
+            self.store.put_rule_state(name, &fresh).await?;
+            tracing::info!(rule = %name, first_window = fresh.first_window, "rule taken up");
+            *state = Some(fresh);
+        }
+        state
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("rule {name}: no state"))
+    }
+
+    /// The receivers a rule's notifications go to (none named: all of alert.toml's).
+    fn receivers_of(&self, notify: &crate::etcd::alert_rules::Notify) -> Vec<String> {
+        if notify.receivers.is_empty() {
+            self.config.receivers()
+        } else {
+            notify.receivers.clone()
+        }
     }
 
     /// Sends what the outbox holds; each receiver's success is stored at once.
