@@ -91,9 +91,15 @@ fn until(
     true
 }
 
-fn states(got: &[Received], field: &str, value: &str) -> Vec<String> {
+/// Whether a `state` notification of `rule` was accepted.
+fn has(got: &[Received], rule: &str, state: &str) -> bool {
+    states(got, rule).iter().any(|s| s == state)
+}
+
+/// The states accepted for `rule`, in order.
+fn states(got: &[Received], rule: &str) -> Vec<String> {
     got.iter()
-        .filter(|r| r.accepted && r.body[field] == value)
+        .filter(|r| r.accepted && r.body["rule"] == rule)
         .map(|r| r.body["state"].as_str().unwrap_or("").to_string())
         .collect()
 }
@@ -253,7 +259,7 @@ fn errors_held_by_a_kafka_outage_and_a_transfer_sigkill_fire_once_and_resolve_on
     // Firing once, then resolved once, to both receivers.
     let mut got = Vec::new();
     let fired_and_resolved = until(&hook, &mut got, Duration::from_secs(420), |got| {
-        states(got, "rule", &rule_name).contains(&"resolved".to_string())
+        has(got, &rule_name, "resolved")
     });
     assert!(
         fired_and_resolved,
@@ -365,7 +371,7 @@ fn two_evaluators_one_leads_and_the_other_takes_over_without_skipping_or_doublin
     let mut got = Vec::new();
     assert!(
         until(&hook, &mut got, Duration::from_secs(120), |got| !states(
-            got, "rule", &rule_name
+            got, &rule_name
         )
         .is_empty()),
         "never fired\n{}",
@@ -488,16 +494,15 @@ fn two_evaluators_one_leads_and_the_other_takes_over_without_skipping_or_doublin
     writing.store(false, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
     assert!(
-        until(&hook, &mut got, Duration::from_secs(120), |got| states(
-            got, "rule", &rule_name
-        )
-        .contains(&"resolved".to_string())),
+        until(&hook, &mut got, Duration::from_secs(120), |got| has(
+            got, &rule_name, "resolved"
+        )),
         "never resolved\n{}",
         second.log()
     );
     got.extend(gather(&hook, Duration::from_secs(12)));
     assert_eq!(
-        states(&got, "rule", &rule_name),
+        states(&got, &rule_name),
         vec!["firing", "resolved"],
         "one episode, notified once: {:?}",
         got.iter().map(|r| &r.body).collect::<Vec<_>>()
@@ -578,10 +583,9 @@ fn an_evaluator_killed_between_deciding_and_sending_and_after_sending_notifies_o
     refuse.store(false, std::sync::atomic::Ordering::SeqCst);
     let second = pipeline.evaluator("alert-2");
     assert!(
-        until(&hook, &mut got, Duration::from_secs(60), |got| states(
-            got, "rule", &rule_name
-        )
-        .contains(&"firing".to_string())),
+        until(&hook, &mut got, Duration::from_secs(60), |got| has(
+            got, &rule_name, "firing"
+        )),
         "the stored decision was never sent\n{}",
         second.log()
     );
@@ -591,10 +595,9 @@ fn an_evaluator_killed_between_deciding_and_sending_and_after_sending_notifies_o
     // Restarted again: the episode resolves (no more ERROR lines).
     let third = pipeline.evaluator("alert-3");
     assert!(
-        until(&hook, &mut got, Duration::from_secs(120), |got| states(
-            got, "rule", &rule_name
-        )
-        .contains(&"resolved".to_string())),
+        until(&hook, &mut got, Duration::from_secs(120), |got| has(
+            got, &rule_name, "resolved"
+        )),
         "never resolved\n{}",
         third.log()
     );
@@ -707,10 +710,9 @@ fn an_agent_killed_with_matching_lines_holds_the_window_until_max_delay_then_its
     // naming the host (its lines are not there: nothing fires for them yet).
     let mut got = Vec::new();
     assert!(
-        until(&hook, &mut got, Duration::from_secs(60), |got| states(
-            got, "rule", &down_rule
-        )
-        .contains(&"firing".to_string())),
+        until(&hook, &mut got, Duration::from_secs(60), |got| has(
+            got, &down_rule, "firing"
+        )),
         "agent_down never fired\n{}",
         evaluator.log()
     );
@@ -740,7 +742,7 @@ fn an_agent_killed_with_matching_lines_holds_the_window_until_max_delay_then_its
         evaluator.log()
     );
     assert!(
-        states(&got, "rule", &logs_rule).is_empty(),
+        states(&got, &logs_rule).is_empty(),
         "nothing fired before the lines arrived"
     );
 
@@ -750,17 +752,16 @@ fn an_agent_killed_with_matching_lines_holds_the_window_until_max_delay_then_its
     let agent = AgentProcess::start(&pipeline.agent_config);
     assert!(
         until(&hook, &mut got, Duration::from_secs(180), |got| {
-            states(got, "rule", &logs_rule).contains(&"resolved".to_string())
-                && states(got, "rule", &down_rule).contains(&"resolved".to_string())
+            has(got, &logs_rule, "resolved") && has(got, &down_rule, "resolved")
         }),
         "webhook: {:?}\n{}",
         got.iter().map(|r| &r.body).collect::<Vec<_>>(),
         evaluator.log()
     );
     got.extend(gather(&hook, Duration::from_secs(12)));
-    assert_eq!(states(&got, "rule", &down_rule), vec!["firing", "resolved"]);
+    assert_eq!(states(&got, &down_rule), vec!["firing", "resolved"]);
     assert_eq!(
-        states(&got, "rule", &logs_rule),
+        states(&got, &logs_rule),
         vec!["firing", "resolved"],
         "the late window's change, once: {:?}",
         got.iter().map(|r| &r.body).collect::<Vec<_>>()
@@ -882,17 +883,16 @@ fn a_metrics_rule_fires_for_a_host_whose_cpu_crosses_the_threshold_and_resolves_
     }
     let mut got = fired_seen;
     assert!(
-        until(&hook, &mut got, Duration::from_secs(90), |got| states(
-            got, "rule", &rule_name
-        )
-        .contains(&"resolved".to_string())),
+        until(&hook, &mut got, Duration::from_secs(90), |got| has(
+            got, &rule_name, "resolved"
+        )),
         "webhook: {:?}\nalert log:\n{}\ntransfer log:\n{}",
         got.iter().map(|r| &r.body).collect::<Vec<_>>(),
         evaluator.log(),
         transfer.log()
     );
     got.extend(gather(&hook, Duration::from_secs(5)));
-    assert_eq!(states(&got, "rule", &rule_name), vec!["firing", "resolved"]);
+    assert_eq!(states(&got, &rule_name), vec!["firing", "resolved"]);
     let firing = got
         .iter()
         .find(|r| r.accepted && r.body["rule"] == rule_name.as_str())

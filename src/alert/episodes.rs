@@ -227,6 +227,57 @@ pub struct Judge<'a> {
     pub absent_is_zero: bool,
 }
 
+/// The window `[from_ms, to_ms)` in RFC 3339.
+pub fn window(from_ms: i64, to_ms: i64) -> Window {
+    Window {
+        from: crate::agent::acked::rfc3339(from_ms.saturating_mul(1_000_000)),
+        to: crate::agent::acked::rfc3339(to_ms.saturating_mul(1_000_000)),
+    }
+}
+
+/// An episode's key: `rule/group/episode start`.
+pub fn episode_key(rule: &str, group: &str, since_ms: i64) -> String {
+    format!(
+        "{rule}/{group}/{}",
+        crate::agent::acked::rfc3339(since_ms.saturating_mul(1_000_000))
+    )
+}
+
+impl Judge<'_> {
+    /// The notification of `state` for the episode of group `key` that began at `since_ms`,
+    /// decided by `result` in the window `[from_ms, to_ms)`.
+    #[allow(clippy::too_many_arguments)]
+    fn notification(
+        &self,
+        key: &str,
+        since_ms: i64,
+        state: State,
+        result: &GroupCount,
+        from_ms: i64,
+        to_ms: i64,
+        incomplete_hosts: &[String],
+    ) -> Notification {
+        let window = window(from_ms, to_ms);
+        Notification {
+            key: episode_key(self.name, key, since_ms),
+            rule: self.name.to_string(),
+            group: result.fields.clone(),
+            state,
+            count: result.count,
+            value: result.value,
+            samples: result.samples.clone(),
+            incomplete_hosts: incomplete_hosts.to_vec(),
+            url: self.describe.url(&result.fields, from_ms, to_ms),
+            summary: self
+                .describe
+                .summary(&result.fields, result.count, result.value, &window),
+            window,
+            labels: self.labels.clone(),
+            receivers: self.receivers.clone(),
+        }
+    }
+}
+
 impl RuleState {
     /// The state of a rule first seen at `now_ms`: its first window is the one in progress.
     pub fn new(rule: Rule, window_ms: i64, now_ms: i64) -> RuleState {
@@ -254,10 +305,6 @@ impl RuleState {
         late: &LateWindow,
         counts: WindowCounts,
     ) -> Vec<Notification> {
-        let window = Window {
-            from: crate::agent::acked::rfc3339(late.from.saturating_mul(1_000_000)),
-            to: crate::agent::acked::rfc3339(late.to.saturating_mul(1_000_000)),
-        };
         let mut keys: Vec<String> = late.counts.keys().cloned().collect();
         keys.extend(counts.groups.keys().cloned());
         keys.sort();
@@ -279,28 +326,15 @@ impl RuleState {
                 &[State::Resolved]
             };
             for state in states {
-                decided.push(Notification {
-                    key: format!(
-                        "{}/{}/{}",
-                        judge.name,
-                        key,
-                        crate::agent::acked::rfc3339(late.from.saturating_mul(1_000_000))
-                    ),
-                    rule: judge.name.to_string(),
-                    group: now.fields.clone(),
-                    state: *state,
-                    window: window.clone(),
-                    count: now.count,
-                    value: now.value,
-                    samples: now.samples.clone(),
-                    incomplete_hosts: Vec::new(),
-                    url: judge.describe.url(&now.fields, late.from, late.to),
-                    summary: judge
-                        .describe
-                        .summary(&now.fields, now.count, now.value, &window),
-                    labels: judge.labels.clone(),
-                    receivers: judge.receivers.clone(),
-                });
+                decided.push(judge.notification(
+                    &key,
+                    late.from,
+                    *state,
+                    &now,
+                    late.from,
+                    late.to,
+                    &[],
+                ));
             }
         }
         self.late.retain(|l| l.from != late.from);
@@ -362,30 +396,11 @@ impl RuleState {
                 _ => None,
             };
             if let Some((state, since)) = change {
-                let window = Window {
-                    from: crate::agent::acked::rfc3339(since.saturating_mul(1_000_000)),
-                    to: crate::agent::acked::rfc3339(now_ms.saturating_mul(1_000_000)),
+                let result = GroupCount {
+                    fields: fields.clone(),
+                    ..GroupCount::default()
                 };
-                decided.push(Notification {
-                    key: format!(
-                        "{}/{}/{}",
-                        judge.name,
-                        key,
-                        crate::agent::acked::rfc3339(since.saturating_mul(1_000_000))
-                    ),
-                    rule: judge.name.to_string(),
-                    group: fields.clone(),
-                    state,
-                    window: window.clone(),
-                    count: 0,
-                    value: 0.0,
-                    samples: Vec::new(),
-                    incomplete_hosts: Vec::new(),
-                    url: judge.describe.url(&fields, since, now_ms),
-                    summary: judge.describe.summary(&fields, 0, 0.0, &window),
-                    labels: judge.labels.clone(),
-                    receivers: judge.receivers.clone(),
-                });
+                decided.push(judge.notification(&key, since, state, &result, since, now_ms, &[]));
             }
         }
         self.groups
@@ -404,10 +419,6 @@ impl RuleState {
         now_ms: i64,
     ) -> Vec<Notification> {
         let (from, to) = (self.next_window, self.next_window + judge.window_ms);
-        let window = Window {
-            from: crate::agent::acked::rfc3339(from.saturating_mul(1_000_000)),
-            to: crate::agent::acked::rfc3339(to.saturating_mul(1_000_000)),
-        };
         let mut keys: Vec<String> = self.groups.keys().cloned().collect();
         keys.extend(counts.groups.keys().cloned());
         keys.sort();
@@ -461,31 +472,15 @@ impl RuleState {
                 _ => None,
             };
             if let Some((state, since)) = change {
-                decided.push(Notification {
-                    key: format!(
-                        "{}/{}/{}",
-                        judge.name,
-                        key,
-                        crate::agent::acked::rfc3339(since.saturating_mul(1_000_000))
-                    ),
-                    rule: judge.name.to_string(),
-                    group: result.fields.clone(),
+                decided.push(judge.notification(
+                    &key,
+                    since,
                     state,
-                    window: window.clone(),
-                    count: result.count,
-                    value: result.value,
-                    samples: result.samples.clone(),
-                    incomplete_hosts: incomplete_hosts.clone(),
-                    url: judge.describe.url(&result.fields, from, to),
-                    summary: judge.describe.summary(
-                        &result.fields,
-                        result.count,
-                        result.value,
-                        &window,
-                    ),
-                    labels: judge.labels.clone(),
-                    receivers: judge.receivers.clone(),
-                });
+                    &result,
+                    from,
+                    to,
+                    &incomplete_hosts,
+                ));
             }
         }
         // Groups with nothing going on are forgotten (a group seen again starts afresh).

@@ -366,16 +366,12 @@ impl Evaluator {
             .clone()
             .unwrap_or_else(|| self.config.elasticsearch.index_pattern.clone());
         let receivers = self.receivers_of(&logs.notify);
-        let describe = Wording {
-            rule: name.to_string(),
-            summary: logs
-                .notify
-                .summary
-                .clone()
-                .unwrap_or_else(|| "{{count}} matches of {{rule}} in {{window}}".into()),
-            console_url: self.config.console_url.clone(),
-            query: logs.query.clone(),
-        };
+        let describe = self.wording(
+            name,
+            &logs.notify,
+            "{{count}} matches of {{rule}} in {{window}}",
+            &logs.query,
+        );
         let judge = Judge {
             name,
             condition,
@@ -445,14 +441,8 @@ impl Evaluator {
             let counts = count::read_answer(logs, &answer)
                 .map_err(|e| anyhow::anyhow!("rule {name}: {e}"))?;
             let decided = state.apply(&judge, counts, incomplete_hosts, now);
-            self.store.put_rule_state(name, state).await?;
-            tracing::debug!(rule = %name, from, to, evaluated = state.evaluated, "window evaluated");
-            metrics::counter!("logship_alert_windows_evaluated_total").increment(1);
-            metrics::histogram!("logship_alert_window_lateness_seconds")
-                .record((now - to) as f64 / 1000.0);
-            for n in &decided {
-                tracing::info!(rule = %name, key = %n.key, state = n.state.as_str(), count = n.count, "alert decided");
-            }
+            self.evaluated(name, state, (from, to, now), &decided)
+                .await?;
         }
         Ok(())
     }
@@ -482,16 +472,12 @@ impl Evaluator {
             .map_err(|e| anyhow::anyhow!("rule {name}: {e}"))?;
         let state = self.take_up(name, rule, window_ms, state).await?;
         let receivers = self.receivers_of(&metrics.notify);
-        let describe = Wording {
-            rule: name.to_string(),
-            summary: metrics
-                .notify
-                .summary
-                .clone()
-                .unwrap_or_else(|| "{{value}} for {{rule}} in {{window}}".into()),
-            console_url: self.config.console_url.clone(),
-            query: String::new(),
-        };
+        let describe = self.wording(
+            name,
+            &metrics.notify,
+            "{{value}} for {{rule}} in {{window}}",
+            "",
+        );
         let judge = Judge {
             name,
             condition,
@@ -515,12 +501,8 @@ impl Evaluator {
                 .with_context(|| format!("rule {name}: {q}"))?;
             let counts = metrics_answer(&metrics.group_by, &results);
             let decided = state.apply(&judge, counts, Vec::new(), now);
-            self.store.put_rule_state(name, state).await?;
-            tracing::debug!(rule = %name, from, to, evaluated = state.evaluated, "window evaluated");
-            metrics::counter!("logship_alert_windows_evaluated_total").increment(1);
-            for n in &decided {
-                tracing::info!(rule = %name, key = %n.key, state = n.state.as_str(), value = n.value, "alert decided");
-            }
+            self.evaluated(name, state, (from, to, now), &decided)
+                .await?;
         }
         Ok(())
     }
@@ -548,16 +530,7 @@ impl Evaluator {
             .filter(|h| !self.registered.contains(h))
             .cloned()
             .collect();
-        let describe = Wording {
-            rule: name.to_string(),
-            summary: down
-                .notify
-                .summary
-                .clone()
-                .unwrap_or_else(|| "agent on {{group.host}} is down".into()),
-            console_url: self.config.console_url.clone(),
-            query: String::new(),
-        };
+        let describe = self.wording(name, &down.notify, "agent on {{group.host}} is down", "");
         let receivers = self.receivers_of(&down.notify);
         let judge = Judge {
             name,
@@ -603,6 +576,43 @@ impl Evaluator {
         state
             .as_mut()
             .ok_or_else(|| anyhow::anyhow!("rule {name}: no state"))
+    }
+
+    /// How a rule's notifications read: its summary (or `default`) and the console link of its
+    /// `query`.
+    fn wording(
+        &self,
+        name: &str,
+        notify: &crate::etcd::alert_rules::Notify,
+        default: &str,
+        query: &str,
+    ) -> Wording {
+        Wording {
+            rule: name.to_string(),
+            summary: notify.summary.clone().unwrap_or_else(|| default.into()),
+            console_url: self.config.console_url.clone(),
+            query: query.to_string(),
+        }
+    }
+
+    /// Stores `state` after a window `[from, to)` was evaluated at `now`, and reports it and
+    /// what it decided.
+    async fn evaluated(
+        &self,
+        name: &str,
+        state: &RuleState,
+        (from, to, now): (i64, i64, i64),
+        decided: &[episodes::Notification],
+    ) -> anyhow::Result<()> {
+        self.store.put_rule_state(name, state).await?;
+        tracing::debug!(rule = %name, from, to, evaluated = state.evaluated, "window evaluated");
+        metrics::counter!("logship_alert_windows_evaluated_total").increment(1);
+        metrics::histogram!("logship_alert_window_lateness_seconds")
+            .record((now - to) as f64 / 1000.0);
+        for n in decided {
+            tracing::info!(rule = %name, key = %n.key, state = n.state.as_str(), count = n.count, value = n.value, "alert decided");
+        }
+        Ok(())
     }
 
     /// The receivers a rule's notifications go to (none named: all of alert.toml's).
@@ -674,10 +684,7 @@ impl Evaluator {
             let Some(since) = group.firing_since else {
                 continue;
             };
-            let episode = format!(
-                "{name}/{key}/{}",
-                crate::agent::acked::rfc3339(since.saturating_mul(1_000_000))
-            );
+            let episode = episodes::episode_key(name, key, since);
             if state.outbox.iter().any(|n| n.key == episode) {
                 continue;
             }
@@ -694,10 +701,10 @@ impl Evaluator {
                 rule: name.to_string(),
                 group: group.fields.clone(),
                 state: episodes::State::Firing,
-                window: Window {
-                    from: crate::agent::acked::rfc3339(last.map_or(since, |l| l.from) * 1_000_000),
-                    to: crate::agent::acked::rfc3339(last.map_or(since, |l| l.to) * 1_000_000),
-                },
+                window: episodes::window(
+                    last.map_or(since, |l| l.from),
+                    last.map_or(since, |l| l.to),
+                ),
                 count: group.last_count,
                 value: group.last_count as f64,
                 samples: Vec::new(),

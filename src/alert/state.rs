@@ -69,29 +69,13 @@ impl Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, EtcdError> {
-        Ok(self.get_prefix_exact(key).await?.map(|(_, value)| value))
-    }
-
-    async fn get_prefix_exact(&self, key: &str) -> Result<Option<(String, Vec<u8>)>, EtcdError> {
-        let response = retried(&self.access, CONSOLE_PATIENCE, |mut client| async move {
-            within("get", client.get(key, None)).await
-        })
-        .await?;
-        Ok(response.kvs().first().map(|kv| {
-            (
-                String::from_utf8_lossy(kv.key()).into_owned(),
-                kv.value().to_vec(),
-            )
-        }))
+        let response = crate::etcd::get_retried(&self.access, key, None).await?;
+        Ok(response.kvs().first().map(|kv| kv.value().to_vec()))
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> anyhow::Result<()> {
         let Some(fence) = &self.fence else {
-            retried(&self.access, CONSOLE_PATIENCE, |mut client| {
-                let value = value.clone();
-                async move { within("put", client.put(key, value, None)).await }
-            })
-            .await?;
+            crate::etcd::put_retried(&self.access, key, &value).await?;
             return Ok(());
         };
         let response = retried(&self.access, CONSOLE_PATIENCE, |mut client| {

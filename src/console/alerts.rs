@@ -16,7 +16,7 @@ use super::collect::CentralStore;
 use super::Console;
 use crate::es::rule_checks::check_logs_rule;
 use crate::etcd::alert_rules::{check_name, check_receivers, receivers_key, Rule};
-use crate::etcd::{get_prefix, retried, within, CONSOLE_PATIENCE};
+use crate::etcd::{delete_retried, get_prefix, put_retried};
 
 fn store(console: &Console) -> Result<&CentralStore, Refusal> {
     super::collect::central(console, "alert rules live in etcd")
@@ -136,11 +136,7 @@ pub async fn set(
         }
     };
     let key = format!("{}/alerts/rules/{name}", store.prefix);
-    let result = retried(&store.access, CONSOLE_PATIENCE, |mut client| {
-        let (key, value) = (key.as_str(), value.clone());
-        async move { within("put", client.put(key, value, None)).await }
-    })
-    .await;
+    let result = put_retried(&store.access, &key, &value).await;
     match result {
         Ok(_) => {
             tracing::info!(
@@ -170,11 +166,7 @@ pub async fn delete(
         return super::json_response(StatusCode::BAD_REQUEST, &json!({ "error": reason }));
     }
     let key = format!("{}/alerts/rules/{name}", store.prefix);
-    let result = retried(&store.access, CONSOLE_PATIENCE, |mut client| {
-        let key = key.as_str();
-        async move { within("delete", client.delete(key, None)).await }
-    })
-    .await;
+    let result = delete_retried(&store.access, &key).await;
     match result {
         Ok(response) if response.deleted() > 0 => {
             tracing::info!(

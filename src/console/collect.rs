@@ -18,7 +18,10 @@ use super::Console;
 use crate::config::etcd_access::EtcdAccess;
 use crate::etcd::entries::parse_entries;
 use crate::etcd::registry::Registration;
-use crate::etcd::{collect_key, registry_prefix, retried, within, EtcdError, CONSOLE_PATIENCE};
+use crate::etcd::{
+    collect_key, get_retried, put_retried, registry_prefix, retried, within, EtcdError,
+    CONSOLE_PATIENCE,
+};
 
 /// Where the console finds the central configuration.
 #[derive(Debug, Clone)]
@@ -116,11 +119,7 @@ pub async fn get_entries(State(console): State<Console>, Path(host): Path<String
         return refusal.into_response();
     }
     let key = collect_key(&store.prefix, &host);
-    let result = retried(&store.access, CONSOLE_PATIENCE, |mut client| {
-        let key = key.as_str();
-        async move { within("get", client.get(key, None)).await }
-    })
-    .await;
+    let result = get_retried(&store.access, &key, None).await;
     let response = match result {
         Ok(response) => response,
         Err(error) => return unavailable(error),
@@ -188,12 +187,7 @@ pub async fn set_entries(
         }
     };
     let key = collect_key(&store.prefix, &host);
-    let result = retried(&store.access, CONSOLE_PATIENCE, |mut client| {
-        let key = key.as_str();
-        let value = value.clone();
-        async move { within("put", client.put(key, value, None)).await }
-    })
-    .await;
+    let result = put_retried(&store.access, &key, &value).await;
     match result {
         Ok(response) => {
             let revision = response.header().map(|h| h.revision()).unwrap_or(0);

@@ -27,7 +27,7 @@ use super::auth::{Caller, Refusal};
 use super::collect::{unavailable, CentralStore};
 use super::Console;
 use crate::config::Role;
-use crate::etcd::{retried, within, EtcdError, CONSOLE_PATIENCE};
+use crate::etcd::{delete_retried, get_retried, put_retried, EtcdError};
 
 /// The version of the stored value; another version is listed as unreadable.
 pub const SAVED_SEARCH_VERSION: u32 = 1;
@@ -177,14 +177,8 @@ fn listed(key: &[u8], value: &[u8]) -> Value {
 }
 
 async fn list(store: &CentralStore, prefix: &str) -> Result<Vec<Value>, EtcdError> {
-    let response = retried(&store.access, CONSOLE_PATIENCE, |mut client| async move {
-        within(
-            "get",
-            client.get(prefix, Some(GetOptions::new().with_prefix())),
-        )
-        .await
-    })
-    .await?;
+    let response =
+        get_retried(&store.access, prefix, Some(GetOptions::new().with_prefix())).await?;
     let mut searches: Vec<Value> = response
         .kvs()
         .iter()
@@ -232,11 +226,7 @@ pub async fn get_shared(
         Ok(prefix) => format!("{prefix}{name}"),
         Err(refusal) => return refusal.into_response(),
     };
-    let result = retried(&store.access, CONSOLE_PATIENCE, |mut client| {
-        let key = key.as_str();
-        async move { within("get", client.get(key, None)).await }
-    })
-    .await;
+    let result = get_retried(&store.access, &key, None).await;
     match result {
         Ok(response) => match response.kvs().first() {
             Some(kv) => super::json_response(StatusCode::OK, &listed(kv.key(), kv.value())),
@@ -310,12 +300,7 @@ pub async fn save(
         }
     };
     let key = format!("{prefix}{}", search.name);
-    let result = retried(&store.access, CONSOLE_PATIENCE, |mut client| {
-        let key = key.as_str();
-        let value = value.clone();
-        async move { within("put", client.put(key, value, None)).await }
-    })
-    .await;
+    let result = put_retried(&store.access, &key, &value).await;
     match result {
         Ok(_) => {
             tracing::info!(
@@ -367,11 +352,7 @@ async fn remove(
         Ok(prefix) => format!("{prefix}{name}"),
         Err(refusal) => return refusal.into_response(),
     };
-    let result = retried(&store.access, CONSOLE_PATIENCE, |mut client| {
-        let key = key.as_str();
-        async move { within("delete", client.delete(key, None)).await }
-    })
-    .await;
+    let result = delete_retried(&store.access, &key).await;
     match result {
         Ok(response) if response.deleted() > 0 => {
             super::json_response(StatusCode::OK, &json!({"deleted": name}))

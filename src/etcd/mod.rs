@@ -281,19 +281,55 @@ where
     }
 }
 
+/// `get` of `key` (with `options`), asked of other members for up to [`CONSOLE_PATIENCE`]
+/// while etcd does not answer ([`retried`]).
+pub async fn get_retried(
+    access: &EtcdAccess,
+    key: &str,
+    options: Option<etcd_client::GetOptions>,
+) -> Result<etcd_client::GetResponse, EtcdError> {
+    retried(access, CONSOLE_PATIENCE, |mut client| {
+        let options = options.clone();
+        async move { within("get", client.get(key, options)).await }
+    })
+    .await
+}
+
+/// `put` of `value` at `key`, made again on other members for up to [`CONSOLE_PATIENCE`]
+/// (a put whose answer was lost is repeated with the same value).
+pub async fn put_retried(
+    access: &EtcdAccess,
+    key: &str,
+    value: &[u8],
+) -> Result<etcd_client::PutResponse, EtcdError> {
+    retried(access, CONSOLE_PATIENCE, |mut client| async move {
+        within("put", client.put(key, value.to_vec(), None)).await
+    })
+    .await
+}
+
+/// `delete` of `key`, made again on other members for up to [`CONSOLE_PATIENCE`].
+pub async fn delete_retried(
+    access: &EtcdAccess,
+    key: &str,
+) -> Result<etcd_client::DeleteResponse, EtcdError> {
+    retried(access, CONSOLE_PATIENCE, |mut client| async move {
+        within("delete", client.delete(key, None)).await
+    })
+    .await
+}
+
 /// Every key under `prefix` with its value, asked of other members for up to
 /// [`CONSOLE_PATIENCE`] while etcd does not answer ([`retried`]).
 pub async fn get_prefix(
     access: &EtcdAccess,
     prefix: &str,
 ) -> Result<Vec<(String, Vec<u8>)>, EtcdError> {
-    let response = retried(access, CONSOLE_PATIENCE, |mut client| async move {
-        within(
-            "get",
-            client.get(prefix, Some(etcd_client::GetOptions::new().with_prefix())),
-        )
-        .await
-    })
+    let response = get_retried(
+        access,
+        prefix,
+        Some(etcd_client::GetOptions::new().with_prefix()),
+    )
     .await?;
     Ok(response
         .kvs()
