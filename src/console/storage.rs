@@ -96,6 +96,15 @@ pub fn node_row(disk: &NodeDisk, marks: &Watermarks) -> Value {
     })
 }
 
+/// Whether the index `name` is one the storage view lists: matched by a pattern and by none
+/// of the exclusions (`-pattern`), as Elasticsearch reads a comma-separated list.
+fn listed(patterns: &[String], name: &str) -> bool {
+    let (excluded, included): (Vec<&String>, Vec<&String>) =
+        patterns.iter().partition(|p| p.starts_with('-'));
+    included.iter().any(|p| wildcard_match(p, name))
+        && !excluded.iter().any(|p| wildcard_match(&p[1..], name))
+}
+
 /// `GET /api/storage`: `{"indices": [...], "nodes": [...], "watermarks_enforced"}`.
 pub(super) async fn storage(State(console): State<Console>) -> Result<Response, ApiError> {
     let es = console.es.get();
@@ -106,29 +115,13 @@ pub(super) async fn storage(State(console): State<Console>) -> Result<Response, 
     patterns.extend(rules.iter().flat_map(RetentionRule::index_patterns));
     patterns.sort();
     patterns.dedup();
-    // `_cat/indices` answers 404 for a whole list when one concrete name in it does not
-    // exist: concrete names are asked as prefixes, and the rows filtered back to the patterns.
-    let asked: Vec<String> = patterns
-        .iter()
-        .map(|p| {
-            if p.starts_with('-') || p.contains('*') {
-                p.clone()
-            } else {
-                format!("{p}*")
-            }
-        })
-        .collect();
-    let wanted = |name: &str| {
-        patterns
-            .iter()
-            .filter(|p| !p.starts_with('-'))
-            .any(|p| wildcard_match(p, name))
-    };
-    let path = format!("/_cat/indices/{}", asked.join(","));
+    // Every open index is asked for and the rows filtered here: a list of patterns in the
+    // path grows past Elasticsearch's 4 KB request line with a few hundred topics, and
+    // `_cat/indices` answers 404 for a whole list when one concrete name in it does not exist.
     let (status, rows) = es
         .call(
             Method::Get,
-            &path,
+            "/_cat/indices",
             &[
                 ("format", "json"),
                 ("bytes", "b"),
@@ -147,7 +140,11 @@ pub(super) async fn storage(State(console): State<Console>) -> Result<Response, 
         rows.as_array()
             .into_iter()
             .flatten()
-            .filter(|row| row["index"].as_str().is_some_and(wanted))
+            .filter(|row| {
+                row["index"]
+                    .as_str()
+                    .is_some_and(|name| listed(&patterns, name))
+            })
             .filter_map(|row| index_row(row, &rules, now))
             .collect()
     };
@@ -163,6 +160,20 @@ pub(super) async fn storage(State(console): State<Console>) -> Result<Response, 
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn the_listed_indices_are_matched_by_a_pattern_and_by_no_exclusion() {
+        let patterns: Vec<String> = ["web-*", "logship-*", "-logship-dlq*", "audit"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert!(listed(&patterns, "web-2026.01.01"));
+        assert!(listed(&patterns, "logship-data"));
+        assert!(listed(&patterns, "audit"));
+        assert!(!listed(&patterns, "logship-dlq-web"));
+        assert!(!listed(&patterns, "audit-2026"));
+        assert!(!listed(&patterns, ".kibana"));
+    }
 
     #[test]
     fn an_index_row_says_when_its_rule_deletes_it() {
