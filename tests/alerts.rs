@@ -151,13 +151,14 @@ impl Pipeline {
                 "console_url = \"http://127.0.0.1:9700\"\n\
                  [etcd]\nendpoints = [\"{etcd}\"]\nprefix = \"{prefix}\"\n\
                  [elasticsearch]\nurl = \"{es}\"\n\
-                 [kafka]\nbrokers = \"{brokers}\"\ntransfer_group = \"{group}\"\n\
+                 [kafka]\nbrokers = \"{brokers}\"\ntransfer_group = \"{group}\"\ntopics = [\"{topic}\"]\n\
                  [alertmanager]\nurl = \"{am}\"\n\
                  [[webhook]]\nname = \"ops\"\nurl = \"http://{hook_addr}/\"\n",
                 etcd = etcd_endpoint(),
                 es = common::es_url(),
                 brokers = kafka_brokers(),
                 group = setup.group,
+                topic = setup.topic,
                 am = common::alertmanager_url(),
             ),
         )
@@ -522,6 +523,48 @@ fn two_evaluators_one_leads_and_the_other_takes_over_without_skipping_or_doublin
         windows.windows(2).all(|w| w[1] - w[0] == 10_000),
         "a window skipped: {windows:?}"
     );
+
+    // A rule deleted while firing: its episode is resolved, and its state is cleared.
+    let quiet = unique("too-quiet");
+    pipeline.set_rule(
+        &quiet,
+        &format!(
+            r#"{{"kind": "logs", "query": "NOSUCHWORD", "index": "{index}*", "window": "10s",
+                "condition": "count < 1", "receivers": ["ops"]}}"#,
+            index = pipeline.setup.index
+        ),
+    );
+    assert!(
+        until(&hook, &mut got, Duration::from_secs(60), |got| has(
+            got, &quiet, "firing"
+        )),
+        "the too-quiet rule never fired\n{}",
+        second.log()
+    );
+    let deleted = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", &etcd_endpoint(), "del"])
+        .arg(format!("{}/alerts/rules/{quiet}", pipeline.prefix))
+        .output()
+        .unwrap();
+    assert!(deleted.status.success());
+    assert!(
+        until(&hook, &mut got, Duration::from_secs(30), |got| has(
+            got, &quiet, "resolved"
+        )),
+        "a deleted rule's episode never resolved\n{}",
+        second.log()
+    );
+    let state_key = format!("{}/alerts/state/{quiet}", pipeline.prefix);
+    assert!(
+        common::wait_for(Duration::from_secs(20), || etcd_value(&state_key)
+            .is_none()
+            .then_some(()))
+        .is_some(),
+        "its state stays in etcd"
+    );
+    got.extend(gather(&hook, Duration::from_secs(5)));
+    assert_eq!(states(&got, &quiet), vec!["firing", "resolved"]);
     drop(agent);
     drop(transfer);
 }
@@ -537,6 +580,27 @@ fn an_evaluator_killed_between_deciding_and_sending_and_after_sending_notifies_o
     let refuse = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let (hook_addr, hook) = common::webhook::listen_refusing("127.0.0.1:0", refuse.clone());
     let pipeline = Pipeline::new("crash", hook_addr);
+    // /health on, with a short grace; the webhook's bearer token from a file.
+    let health_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let token_file = pipeline.dir.path().join("ops-token");
+    std::fs::write(&token_file, "first-token\n").unwrap();
+    let config = std::fs::read_to_string(&pipeline.alert_config).unwrap();
+    let hook_url = format!("url = \"http://{hook_addr}/\"\n");
+    assert!(config.contains(&hook_url));
+    std::fs::write(
+        &pipeline.alert_config,
+        format!(
+            "metrics_addr = \"{health_addr}\"\nhealth_grace_ms = 2000\n{}",
+            config.replace(
+                &hook_url,
+                &format!("{hook_url}token_file = \"{}\"\n", token_file.display())
+            )
+        ),
+    )
+    .unwrap();
     let rule_name = unique("crash");
     pipeline.set_rule(
         &rule_name,
@@ -576,6 +640,18 @@ fn an_evaluator_killed_between_deciding_and_sending_and_after_sending_notifies_o
         "no firing decided\n{}",
         first.log()
     );
+    // Undelivered past the grace: /health says so.
+    let unhealthy = common::wait_for(Duration::from_secs(30), || {
+        common::ops::http_get(health_addr, "/health").and_then(|(code, body)| {
+            (code == 503 && body.contains("notifications")).then_some(body)
+        })
+    });
+    assert!(
+        unhealthy.is_some(),
+        "/health never turned 503 on an undelivered notification: {:?}\n{}",
+        common::ops::http_get(health_addr, "/health"),
+        first.log()
+    );
     logs.push(first.log());
     drop(first);
 
@@ -588,6 +664,17 @@ fn an_evaluator_killed_between_deciding_and_sending_and_after_sending_notifies_o
         )),
         "the stored decision was never sent\n{}",
         second.log()
+    );
+    // The token file is read at every send: the resolution carries the new token.
+    std::fs::write(&token_file, "second-token\n").unwrap();
+    let healthy = common::wait_for(Duration::from_secs(20), || {
+        common::ops::http_get(health_addr, "/health")
+            .and_then(|(code, _)| (code == 200).then_some(()))
+    });
+    assert!(
+        healthy.is_some(),
+        "/health stayed unhealthy once delivered: {:?}",
+        common::ops::http_get(health_addr, "/health")
     );
     logs.push(second.log());
     drop(second);
@@ -623,6 +710,25 @@ fn an_evaluator_killed_between_deciding_and_sending_and_after_sending_notifies_o
         "one episode: a re-send after a crash carries the same Idempotency-Key: {keys:?}"
     );
     assert!(accepted.len() <= 3, "{accepted:?}");
+    let bearer = |state: &str| {
+        accepted
+            .iter()
+            .filter(|r| r.body["state"] == state)
+            .map(|r| r.header("authorization").unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        bearer("firing").iter().all(|h| h == "Bearer first-token"),
+        "{:?}",
+        bearer("firing")
+    );
+    assert!(
+        bearer("resolved")
+            .iter()
+            .all(|h| h == "Bearer second-token"),
+        "the token file re-read: {:?}",
+        bearer("resolved")
+    );
     assert!(accepted
         .iter()
         .all(|r| r.body["key"] == accepted[0].body["key"]));
@@ -771,6 +877,11 @@ fn an_agent_killed_with_matching_lines_holds_the_window_until_max_delay_then_its
         .find(|r| r.accepted && r.body["rule"] == logs_rule.as_str())
         .unwrap();
     assert_eq!(late.body["count"], 3);
+    assert!(
+        late.body["key"].as_str().unwrap().contains("/late/"),
+        "a correction's own key: {}",
+        late.body
+    );
     assert_eq!(late.body["group"]["host"], host.as_str());
     assert_eq!(
         evaluator
@@ -828,7 +939,7 @@ fn a_metrics_rule_fires_for_a_host_whose_cpu_crosses_the_threshold_and_resolves_
         format!(
             "[etcd]\nendpoints = [\"{etcd}\"]\nprefix = \"{prefix}\"\n\
              [elasticsearch]\nurl = \"{es}\"\n\
-             [kafka]\nbrokers = \"{brokers}\"\ntransfer_group = \"{group}\"\n\
+             [kafka]\nbrokers = \"{brokers}\"\ntransfer_group = \"{group}\"\ntopics = [\"{topic}\"]\n\
              [influxdb]\nurl = \"{influx}\"\ndatabase = \"{db}\"\n\
              [[webhook]]\nname = \"ops\"\nurl = \"http://{hook_addr}/\"\n",
             etcd = etcd_endpoint(),

@@ -69,20 +69,53 @@ pub fn search_body(rule: &LogsRule, from_ms: i64, to_ms: i64) -> Value {
     body
 }
 
+/// The most of one sample line a notification carries (bytes; longer lines are cut at a
+/// character boundary and end with `…`).
+pub const SAMPLE_BYTES: usize = 1024;
+
 fn messages(hits: &Value) -> Vec<String> {
     hits["hits"]
         .as_array()
         .map(|hits| {
             hits.iter()
-                .filter_map(|h| h["_source"]["message"].as_str().map(str::to_string))
+                .filter_map(|h| h["_source"]["message"].as_str().map(sample))
                 .collect()
         })
         .unwrap_or_default()
 }
 
+/// `line`, cut to [`SAMPLE_BYTES`].
+fn sample(line: &str) -> String {
+    if line.len() <= SAMPLE_BYTES {
+        return line.to_string();
+    }
+    let mut end = SAMPLE_BYTES - '…'.len_utf8();
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &line[..end])
+}
+
+/// An error unless every shard answered in time: a count from part of the data is not a
+/// window's count.
+pub fn all_shards(answer: &Value, what: &str) -> Result<(), String> {
+    let failed = answer["_shards"]["failed"].as_u64().unwrap_or(0);
+    if failed > 0 {
+        return Err(format!(
+            "{what}: {failed} of {} shards failed: {}",
+            answer["_shards"]["total"], answer["_shards"]["failures"]
+        ));
+    }
+    if answer["timed_out"].as_bool() == Some(true) {
+        return Err(format!("{what}: Elasticsearch timed out"));
+    }
+    Ok(())
+}
+
 /// Reads the answer to [`search_body`]; groups beyond `max_groups` count as one group whose
 /// fields are all `other`.
 pub fn read_answer(rule: &LogsRule, answer: &Value) -> Result<WindowCounts, String> {
+    all_shards(answer, "the count")?;
     let total = answer["hits"]["total"]["value"]
         .as_u64()
         .ok_or_else(|| format!("no hits.total in the answer: {answer}"))?;
@@ -180,6 +213,28 @@ mod tests {
             vec!["ERROR x".to_string()]
         );
         assert_eq!(counts.groups["host=other"].count, 2);
+    }
+
+    #[test]
+    fn failed_shards_or_a_timeout_are_an_error_and_long_samples_are_cut() {
+        let rule =
+            logs(r#"{"kind": "logs", "query": "x", "window": "1m", "condition": "count > 1"}"#);
+        let partial = json!({"_shards": {"total": 2, "failed": 1, "failures": [{"reason": "x"}]},
+                             "hits": {"total": {"value": 3}, "hits": []}});
+        assert!(read_answer(&rule, &partial)
+            .unwrap_err()
+            .contains("1 of 2 shards failed"));
+        let late = json!({"timed_out": true, "_shards": {"total": 1, "failed": 0},
+                          "hits": {"total": {"value": 3}, "hits": []}});
+        assert!(read_answer(&rule, &late).unwrap_err().contains("timed out"));
+        let long = "é".repeat(SAMPLE_BYTES);
+        let cut = sample(&long);
+        assert!(
+            cut.len() <= SAMPLE_BYTES && cut.ends_with('…'),
+            "{}",
+            cut.len()
+        );
+        assert_eq!(sample("short"), "short");
     }
 
     #[test]

@@ -13,6 +13,9 @@ use crate::etcd::alert_rules::{Condition, Rule};
 /// The state format's version (a new layout is a new number; older ones stay readable).
 pub const STATE_VERSION: u32 = 1;
 
+/// The most a rule's encoded state may take in etcd (whose default request limit is 1.5 MiB).
+pub const STATE_BYTES: usize = 1024 * 1024;
+
 /// One rule's stored state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleState {
@@ -89,7 +92,57 @@ pub struct GroupState {
     /// `agent_down`: since when the host's registry key is gone (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gone_since: Option<i64>,
+    /// The open episode's firing notification, for the re-sends to Alertmanager (its
+    /// summary, link and samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fired: Option<Notification>,
+    /// Windows in a row without points (rules that judge only groups with points).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub absent: u32,
 }
+
+impl GroupState {
+    /// The open episode's notification (begun at `since`) in `state`: the firing one kept,
+    /// or, for a state stored before it was kept, one with the group's last count, `window`,
+    /// `labels` and `receivers`, without summary, link or samples.
+    #[allow(clippy::too_many_arguments)]
+    pub fn episode_notification(
+        &self,
+        rule: &str,
+        key: &str,
+        since: i64,
+        state: State,
+        window: Window,
+        labels: &BTreeMap<String, String>,
+        receivers: &[String],
+    ) -> Notification {
+        let mut n = self.fired.clone().unwrap_or_else(|| Notification {
+            key: episode_key(rule, key, since),
+            rule: rule.to_string(),
+            group: self.fields.clone(),
+            state,
+            window,
+            count: self.last_count,
+            value: self.last_count as f64,
+            samples: Vec::new(),
+            incomplete_hosts: Vec::new(),
+            url: String::new(),
+            summary: String::new(),
+            labels: labels.clone(),
+            receivers: receivers.to_vec(),
+        });
+        n.state = state;
+        n
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Windows in a row without points after which an open episode of a group resolves (a
+/// `metrics` group whose host stopped sending).
+pub const ABSENT_RESOLVES: u32 = 3;
 
 /// What a notification says (the webhook body, and what Alertmanager is told).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -235,6 +288,18 @@ pub fn window(from_ms: i64, to_ms: i64) -> Window {
     }
 }
 
+/// The label that sets a late window's correction apart from the group's live episodes in
+/// Alertmanager (which tells alerts apart by their labels).
+pub const CORRECTION_LABEL: &str = "logship_correction";
+
+/// The key of a late window's correction: `rule/group/late/window start` (never an episode's).
+pub fn correction_key(rule: &str, group: &str, from_ms: i64) -> String {
+    format!(
+        "{rule}/{group}/late/{}",
+        crate::agent::acked::rfc3339(from_ms.saturating_mul(1_000_000))
+    )
+}
+
 /// An episode's key: `rule/group/episode start`.
 pub fn episode_key(rule: &str, group: &str, since_ms: i64) -> String {
     format!(
@@ -279,6 +344,57 @@ impl Judge<'_> {
 }
 
 impl RuleState {
+    /// Brings a state whose encoding takes `bytes` within [`STATE_BYTES`] by dropping the
+    /// samples of its oldest unsent notifications, then those kept for re-sends (the
+    /// notifications themselves stay, so none is lost); returns how many sample lines were
+    /// dropped.
+    pub fn fit(&mut self, mut bytes: usize) -> usize {
+        let mut dropped = 0;
+        for notification in &mut self.outbox {
+            if bytes <= STATE_BYTES {
+                break;
+            }
+            // Each sample is a JSON string and a comma: at least its length plus three.
+            let freed: usize = notification.samples.iter().map(|s| s.len() + 3).sum();
+            dropped += notification.samples.len();
+            notification.samples.clear();
+            bytes = bytes.saturating_sub(freed);
+        }
+        for fired in self.groups.values_mut().filter_map(|g| g.fired.as_mut()) {
+            if bytes <= STATE_BYTES {
+                break;
+            }
+            let freed: usize = fired.samples.iter().map(|s| s.len() + 3).sum();
+            dropped += fired.samples.len();
+            fired.samples.clear();
+            bytes = bytes.saturating_sub(freed);
+        }
+        dropped
+    }
+
+    /// Rule `name` is deleted: every open episode is resolved (the notifications, to
+    /// `receivers` where the firing one is not kept, are added to the outbox and returned).
+    pub fn retire(&mut self, name: &str, receivers: &[String]) -> Vec<Notification> {
+        let mut decided = Vec::new();
+        for (key, group) in std::mem::take(&mut self.groups) {
+            let Some(since) = group.firing_since else {
+                continue;
+            };
+            decided.push(group.episode_notification(
+                name,
+                &key,
+                since,
+                State::Resolved,
+                window(since, since),
+                &BTreeMap::new(),
+                receivers,
+            ));
+        }
+        self.late.clear();
+        self.outbox.extend(decided.iter().cloned());
+        decided
+    }
+
     /// The state of a rule first seen at `now_ms`: its first window is the one in progress.
     pub fn new(rule: Rule, window_ms: i64, now_ms: i64) -> RuleState {
         let first = now_ms.div_euclid(window_ms) * window_ms;
@@ -298,7 +414,8 @@ impl RuleState {
     /// Evaluates once more a window evaluated incomplete, now that it is complete: for every
     /// group whose outcome changed, a correction is decided (added to the outbox, returned):
     /// the condition now holds — `firing` then `resolved` for that window alone (it is past);
-    /// it no longer holds — `resolved`. Its key is `rule/group/window start`.
+    /// it no longer holds — `resolved`. Its key is [`correction_key`] and it carries
+    /// [`CORRECTION_LABEL`], so that it never touches a live episode of the group.
     pub fn reapply(
         &mut self,
         judge: &Judge<'_>,
@@ -326,15 +443,12 @@ impl RuleState {
                 &[State::Resolved]
             };
             for state in states {
-                decided.push(judge.notification(
-                    &key,
-                    late.from,
-                    *state,
-                    &now,
-                    late.from,
-                    late.to,
-                    &[],
-                ));
+                let mut n =
+                    judge.notification(&key, late.from, *state, &now, late.from, late.to, &[]);
+                n.key = correction_key(judge.name, &key, late.from);
+                n.labels
+                    .insert(CORRECTION_LABEL.to_string(), "late".to_string());
+                decided.push(n);
             }
         }
         self.late.retain(|l| l.from != late.from);
@@ -373,6 +487,8 @@ impl RuleState {
                     firing_since: None,
                     last_count: 0,
                     gone_since: None,
+                    fired: None,
+                    absent: 0,
                 });
             let is_gone = gone.contains(&host);
             let change = match (is_gone, group.gone_since, group.firing_since) {
@@ -400,7 +516,9 @@ impl RuleState {
                     fields: fields.clone(),
                     ..GroupCount::default()
                 };
-                decided.push(judge.notification(&key, since, state, &result, since, now_ms, &[]));
+                let n = judge.notification(&key, since, state, &result, since, now_ms, &[]);
+                group.fired = (state == State::Firing).then(|| n.clone());
+                decided.push(n);
             }
         }
         self.groups
@@ -427,6 +545,32 @@ impl RuleState {
         let mut holding = 0;
         for key in keys {
             if !judge.absent_is_zero && !counts.groups.contains_key(&key) {
+                // Without points the condition is not judged: the streak ends, and an open
+                // episode resolves after [`ABSENT_RESOLVES`] such windows in a row.
+                if let Some(group) = self.groups.get_mut(&key) {
+                    group.streak = 0;
+                    group.absent = group.absent.saturating_add(1);
+                    if let Some(since) = group
+                        .firing_since
+                        .filter(|_| group.absent >= ABSENT_RESOLVES)
+                    {
+                        group.firing_since = None;
+                        group.fired = None;
+                        let result = GroupCount {
+                            fields: group.fields.clone(),
+                            ..GroupCount::default()
+                        };
+                        decided.push(judge.notification(
+                            &key,
+                            since,
+                            State::Resolved,
+                            &result,
+                            from,
+                            to,
+                            &incomplete_hosts,
+                        ));
+                    }
+                }
                 continue;
             }
             let result = counts
@@ -450,8 +594,11 @@ impl RuleState {
                     firing_since: None,
                     last_count: 0,
                     gone_since: None,
+                    fired: None,
+                    absent: 0,
                 });
             group.last_count = result.count;
+            group.absent = 0;
             let holds = judge.condition.holds(result.value);
             if holds {
                 holding += 1;
@@ -472,15 +619,10 @@ impl RuleState {
                 _ => None,
             };
             if let Some((state, since)) = change {
-                decided.push(judge.notification(
-                    &key,
-                    since,
-                    state,
-                    &result,
-                    from,
-                    to,
-                    &incomplete_hosts,
-                ));
+                let n =
+                    judge.notification(&key, since, state, &result, from, to, &incomplete_hosts);
+                group.fired = (state == State::Firing).then(|| n.clone());
+                decided.push(n);
             }
         }
         // Groups with nothing going on are forgotten (a group seen again starts afresh).
@@ -571,6 +713,80 @@ mod tests {
     }
 
     #[test]
+    fn a_group_without_points_ends_its_streak_and_resolves_after_three_such_windows() {
+        let labels = BTreeMap::new();
+        let mut judge = judge(2, &labels);
+        judge.absent_is_zero = false;
+        let mut state = RuleState::new(rule(), 60_000, 0);
+        state.apply(&judge, counts(&[("a", 20)]), vec![], 0);
+        state.apply(&judge, counts(&[]), vec![], 0);
+        assert!(
+            state
+                .apply(&judge, counts(&[("a", 20)]), vec![], 0)
+                .is_empty(),
+            "a window without points broke the streak"
+        );
+        let fired = state.apply(&judge, counts(&[("a", 20)]), vec![], 0);
+        assert_eq!(fired.len(), 1);
+        assert!(state.groups["host=a"].fired.is_some(), "kept for re-sends");
+        assert!(state.apply(&judge, counts(&[]), vec![], 0).is_empty());
+        assert!(state.apply(&judge, counts(&[]), vec![], 0).is_empty());
+        let resolved = state.apply(&judge, counts(&[]), vec![], 0);
+        assert_eq!(resolved.len(), 1, "three windows without points");
+        assert_eq!(resolved[0].state, State::Resolved);
+        assert_eq!(resolved[0].key, fired[0].key);
+        assert!(state.groups.is_empty());
+    }
+
+    #[test]
+    fn a_deleted_rule_resolves_its_open_episodes_with_their_keys() {
+        let labels = BTreeMap::new();
+        let judge = judge(1, &labels);
+        let mut state = RuleState::new(rule(), 60_000, 0);
+        let fired = state.apply(&judge, counts(&[("a", 50), ("b", 1)]), vec![], 0);
+        state.outbox.clear();
+        let resolved = state.retire("r", &["ops".to_string()]);
+        assert_eq!(resolved.len(), 1, "only the firing group");
+        assert_eq!(resolved[0].state, State::Resolved);
+        assert_eq!(resolved[0].key, fired[0].key);
+        assert_eq!(resolved[0].summary, fired[0].summary);
+        assert_eq!(state.outbox, resolved);
+        assert!(state.groups.is_empty());
+        assert!(state.retire("r", &[]).is_empty(), "once");
+    }
+
+    #[test]
+    fn a_state_too_large_for_etcd_drops_the_oldest_samples_and_keeps_every_notification() {
+        let labels = BTreeMap::new();
+        let judge = judge(1, &labels);
+        let mut state = RuleState::new(rule(), 60_000, 125_000);
+        let line = "x".repeat(crate::alert::count::SAMPLE_BYTES);
+        for round in 0..1_200u64 {
+            let mut window = counts(&[("a", if round % 2 == 0 { 50 } else { 0 })]);
+            for group in window.groups.values_mut() {
+                group.samples = vec![line.clone(); 3];
+            }
+            state.apply(&judge, window, vec![], 0);
+        }
+        assert_eq!(state.outbox.len(), 1_200, "every change of state decided");
+        let bytes = serde_json::to_vec(&state).unwrap().len();
+        assert!(bytes > STATE_BYTES);
+        let dropped = state.fit(bytes);
+        assert!(dropped > 0);
+        assert!(serde_json::to_vec(&state).unwrap().len() <= STATE_BYTES);
+        assert_eq!(state.outbox.len(), 1_200, "no notification dropped");
+        assert!(
+            state.outbox[0].samples.is_empty(),
+            "the oldest lose their samples"
+        );
+        assert_eq!(
+            state.outbox[1_199].samples.len(),
+            3,
+            "the newest keep theirs"
+        );
+    }
+
+    #[test]
     fn an_episode_fires_once_and_resolves_once_with_one_key() {
         let labels = BTreeMap::new();
         let judge = judge(1, &labels);
@@ -642,7 +858,9 @@ mod tests {
             decided.iter().map(|n| n.state).collect::<Vec<_>>(),
             vec![State::Firing, State::Resolved]
         );
-        assert_eq!(decided[0].key, "r/host=a/1970-01-01T00:00:00Z");
+        assert_eq!(decided[0].key, "r/host=a/late/1970-01-01T00:00:00Z");
+        assert_eq!(decided[1].key, decided[0].key);
+        assert_eq!(decided[0].labels[CORRECTION_LABEL], "late");
         assert_eq!(decided[0].count, 30);
         assert!(state.late.is_empty(), "evaluated once more, then forgotten");
         let unchanged = LateWindow {

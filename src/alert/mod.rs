@@ -37,6 +37,10 @@ use crate::shutdown::Shutdown;
 use crate::telemetry::Health;
 use episodes::{Describe, Judge, RuleState, Window};
 
+/// The pacing of retries to a receiver that failed: 1 s, doubling, up to 15 s (jittered).
+pub const NOTIFY_RETRY: crate::backoff::BackoffPolicy =
+    crate::backoff::BackoffPolicy::new(Duration::from_secs(1), Duration::from_secs(15));
+
 /// How often the evaluator looks at the rules and the pipeline.
 pub const TICK: Duration = Duration::from_secs(1);
 
@@ -46,7 +50,7 @@ pub async fn run(
     shutdown: Shutdown,
     reload: crate::reload::Reload,
 ) -> anyhow::Result<()> {
-    let health = Arc::new(Health::new(Duration::from_secs(60)));
+    let health = Arc::new(Health::new(config.health_grace_ms.get()));
     if let Some(addr) = config.metrics_addr {
         let endpoint = crate::telemetry::Endpoint::install(health.clone())?;
         crate::telemetry::serve(addr, None, endpoint, Shutdown::new(), &reload).await?;
@@ -96,9 +100,11 @@ pub async fn run(
         agents: complete::Agents::default(),
         barrier: None,
         through: i64::MIN,
-        refreshed_through: i64::MIN,
+        refreshed_through: BTreeMap::new(),
         loaded: false,
         am_sent: BTreeMap::new(),
+        retry: BTreeMap::new(),
+        undelivered: None,
         registered: Vec::new(),
         collect_hosts: Vec::new(),
         refused: BTreeMap::new(),
@@ -183,11 +189,16 @@ struct Evaluator {
     barrier: Option<complete::Barrier>,
     /// Every line read before this (ms) is indexed.
     through: i64,
-    /// The indices were refreshed after `through` was reached up to here.
-    refreshed_through: i64,
+    /// Per index pattern: refreshed after `through` was reached up to here.
+    refreshed_through: BTreeMap<String, i64>,
     loaded: bool,
     /// When each firing episode was last sent to Alertmanager.
     am_sent: BTreeMap<String, tokio::time::Instant>,
+    /// This round: why a notification is still undelivered (`/health` fails on it past the
+    /// grace).
+    undelivered: Option<String>,
+    /// Receivers that failed: when to try them again, and their backoff.
+    retry: BTreeMap<String, (tokio::time::Instant, crate::backoff::Backoff)>,
     /// Hosts in the registry at the last look.
     registered: Vec<String>,
     /// Rules refused by the server checks, as refused (checked again only when they change).
@@ -210,7 +221,7 @@ impl Evaluator {
         self.loaded = false;
         self.barrier = None;
         self.through = i64::MIN;
-        self.refreshed_through = i64::MIN;
+        self.refreshed_through.clear();
         self.am_sent.clear();
     }
 
@@ -222,62 +233,127 @@ impl Evaluator {
         }
         self.advance_through().await?;
         let rules = self.store.rules().await?;
+        let names: Vec<String> = rules.iter().map(|(name, _)| name.clone()).collect();
+        // One rule's error (a lasting Elasticsearch error, a state etcd refuses) is that rule's:
+        // the others are evaluated; losing leadership ends the round.
+        let mut failed = None;
+        self.undelivered = None;
         for (name, parsed) in rules {
-            let mut state = self.store.rule_state(&name).await?;
-            let rule = match parsed {
-                Ok(rule) => rule,
-                Err(refused) => {
-                    if self.broken.get(&name) != Some(&refused.reason) {
+            match self.rule_round(&name, parsed).await {
+                Ok(()) => {}
+                Err(error) if error.downcast_ref::<state::NotLeader>().is_some() => {
+                    return Err(error)
+                }
+                Err(error) => {
+                    metrics::counter!("logship_alert_rule_errors_total").increment(1);
+                    tracing::warn!(rule = %name, error = %format!("{error:#}"), "rule not evaluated this round; retried");
+                    failed.get_or_insert(error.context(format!("rule {name}")));
+                }
+            }
+        }
+        for name in self.store.state_names().await? {
+            if names.contains(&name) {
+                continue;
+            }
+            match self.retire(&name).await {
+                Ok(()) => {}
+                Err(error) if error.downcast_ref::<state::NotLeader>().is_some() => {
+                    return Err(error)
+                }
+                Err(error) => {
+                    tracing::warn!(rule = %name, error = %format!("{error:#}"), "a deleted rule's state not cleared; retried");
+                    failed.get_or_insert(error.context(format!("deleted rule {name}")));
+                }
+            }
+        }
+        match self.undelivered.take() {
+            Some(why) => self.health.fail("notifications", why),
+            None => self.health.recover("notifications"),
+        }
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// A deleted rule: its open episodes resolved and notified, then its state deleted.
+    async fn retire(&mut self, name: &str) -> anyhow::Result<()> {
+        let Some(mut state) = self.store.rule_state(name).await? else {
+            return Ok(());
+        };
+        self.refused.remove(name);
+        self.broken.remove(name);
+        let notify = state.rule.notify();
+        let receivers = self.receivers_of(notify);
+        let resolved = state.retire(name, &receivers);
+        if !resolved.is_empty() {
+            self.store.put_rule_state(name, &state).await?;
+            tracing::info!(rule = %name, resolved = resolved.len(), "rule deleted: its open episodes resolved");
+        }
+        self.send_outbox(name, &mut state).await?;
+        if state.outbox.is_empty() {
+            self.store.delete_rule_state(name).await?;
+            tracing::info!(rule = %name, "rule deleted: its state cleared");
+        }
+        Ok(())
+    }
+
+    /// One rule's round: the windows due evaluated, its notifications sent.
+    async fn rule_round(
+        &mut self,
+        name: &str,
+        parsed: Result<Rule, crate::etcd::alert_rules::Refused>,
+    ) -> anyhow::Result<()> {
+        let mut state = self.store.rule_state(name).await?;
+        let rule = match parsed {
+            Ok(rule) => rule,
+            Err(refused) => {
+                if self.broken.get(name) != Some(&refused.reason) {
+                    metrics::counter!("logship_alert_rules_refused_total").increment(1);
+                    tracing::warn!(rule = %name, reason = %refused.reason, "rule in etcd refused; the last good version is used");
+                    self.broken.insert(name.to_string(), refused.reason.clone());
+                }
+                match &state {
+                    Some(state) => state.rule.clone(),
+                    None => return Ok(()),
+                }
+            }
+        };
+        // A new or changed rule is checked against the servers too (the same checks as
+        // ctl and the console); refused, the last good version goes on.
+        let changed = state.as_ref().is_none_or(|s| s.rule != rule);
+        let refused_before = self.refused.get(name) == Some(&rule);
+        let rule = if changed {
+            let checked = if refused_before {
+                Err(String::new())
+            } else {
+                self.server_checks(&rule).await
+            };
+            match checked {
+                Ok(()) => rule,
+                Err(reason) => {
+                    if !refused_before {
                         metrics::counter!("logship_alert_rules_refused_total").increment(1);
-                        tracing::warn!(rule = %name, reason = %refused.reason, "rule in etcd refused; the last good version is used");
-                        self.broken.insert(name.clone(), refused.reason.clone());
+                        tracing::warn!(rule = %name, %reason, "rule in etcd refused; the last good version is used");
+                        self.refused.insert(name.to_string(), rule.clone());
                     }
                     match &state {
                         Some(state) => state.rule.clone(),
-                        None => continue,
+                        None => return Ok(()),
                     }
                 }
-            };
-            // A new or changed rule is checked against the servers too (the same checks as
-            // ctl and the console); refused, the last good version goes on.
-            let changed = state.as_ref().is_none_or(|s| s.rule != rule);
-            let refused_before = self.refused.get(&name) == Some(&rule);
-            let rule = if changed {
-                let checked = if refused_before {
-                    Err(String::new())
-                } else {
-                    self.server_checks(&rule).await
-                };
-                match checked {
-                    Ok(()) => rule,
-                    Err(reason) => {
-                        if !refused_before {
-                            metrics::counter!("logship_alert_rules_refused_total").increment(1);
-                            tracing::warn!(rule = %name, %reason, "rule in etcd refused; the last good version is used");
-                            self.refused.insert(name.clone(), rule.clone());
-                        }
-                        match &state {
-                            Some(state) => state.rule.clone(),
-                            None => continue,
-                        }
-                    }
-                }
-            } else {
-                rule
-            };
-            match &rule {
-                Rule::Logs(logs) => self.logs_rule(&name, logs, &rule, &mut state).await?,
-                Rule::AgentDown(down) => {
-                    self.agent_down_rule(&name, down, &rule, &mut state).await?
-                }
-                Rule::Metrics(metrics) => {
-                    self.metrics_rule(&name, metrics, &rule, &mut state).await?
-                }
             }
-            if let Some(state) = &mut state {
-                self.send_outbox(&name, state).await?;
-                self.resend_firing(&name, state).await;
-            }
+        } else {
+            rule
+        };
+        match &rule {
+            Rule::Logs(logs) => self.logs_rule(name, logs, &rule, &mut state).await?,
+            Rule::AgentDown(down) => self.agent_down_rule(name, down, &rule, &mut state).await?,
+            Rule::Metrics(metrics) => self.metrics_rule(name, metrics, &rule, &mut state).await?,
+        }
+        if let Some(state) = &mut state {
+            self.send_outbox(name, state).await?;
+            self.resend_firing(name, state).await;
         }
         Ok(())
     }
@@ -306,8 +382,9 @@ impl Evaluator {
         self.collect_hosts = collect_hosts;
         self.store.save_agents(&self.agents, now).await?;
         let kafka = self.kafka.clone();
+        let topics = self.config.kafka.topics.clone();
         let positions = tokio::task::spawn_blocking(move || {
-            crate::kafka::group::group_positions(&kafka, Duration::from_secs(5))
+            crate::kafka::group::group_positions(&kafka, &topics, Duration::from_secs(5))
         })
         .await
         .context("the Kafka request panicked")?
@@ -325,12 +402,20 @@ impl Evaluator {
         Ok(())
     }
 
+    /// Refreshes `indices` once `through` has moved since their last refresh; a refresh that
+    /// some shard failed is an error (their lines may not be searchable yet).
     async fn refresh(&mut self, indices: &str) -> anyhow::Result<()> {
-        if self.refreshed_through >= self.through {
+        let through = self.through;
+        if self
+            .refreshed_through
+            .get(indices)
+            .is_some_and(|&done| done >= through)
+        {
             return Ok(());
         }
         let path = format!("/{}/_refresh", indices.replace(' ', ""));
-        self.es
+        let (_, answer) = self
+            .es
             .call(
                 elasticsearch::http::Method::Post,
                 &path,
@@ -341,7 +426,8 @@ impl Evaluator {
             )
             .await
             .with_context(|| format!("POST {path}"))?;
-        self.refreshed_through = self.through;
+        count::all_shards(&answer, &format!("POST {path}")).map_err(|e| anyhow::anyhow!(e))?;
+        self.refreshed_through.insert(indices.to_string(), through);
         Ok(())
     }
 
@@ -430,6 +516,7 @@ impl Evaluator {
                 hosts
             };
             let body = count::search_body(logs, from, to);
+            let asked = std::time::Instant::now();
             let answer = self
                 .es
                 .search(
@@ -438,6 +525,9 @@ impl Evaluator {
                 )
                 .await
                 .with_context(|| format!("rule {name}: counting window {from}"))?;
+            let wall = asked.elapsed();
+            metrics::histogram!("logship_alert_search_seconds").record(wall.as_secs_f64());
+            tracing::debug!(rule = %name, from, took_ms = answer["took"].as_u64().unwrap_or(0), wall_ms = wall.as_millis() as u64, "window counted");
             let counts = count::read_answer(logs, &answer)
                 .map_err(|e| anyhow::anyhow!("rule {name}: {e}"))?;
             let decided = state.apply(&judge, counts, incomplete_hosts, now);
@@ -523,6 +613,15 @@ impl Evaluator {
         let state = self.take_up(name, rule, 1, state).await?;
         let mut counted: Vec<String> = self.agents.seen.keys().cloned().collect();
         counted.extend(self.collect_hosts.iter().cloned());
+        // A host whose episode is open stays counted until it is back, even once it no
+        // longer counts for completeness (unseen for 24 h): gone is not resolved.
+        counted.extend(
+            state
+                .groups
+                .values()
+                .filter(|g| g.firing_since.is_some())
+                .filter_map(|g| g.fields.get("host").cloned()),
+        );
         counted.sort();
         counted.dedup();
         let gone: Vec<String> = counted
@@ -624,15 +723,26 @@ impl Evaluator {
         }
     }
 
-    /// Sends what the outbox holds; each receiver's success is stored at once.
+    /// Sends what the outbox holds, oldest first; a receiver that fails gets nothing more
+    /// this round (its notifications keep their order); each receiver's success is stored.
     async fn send_outbox(&mut self, name: &str, state: &mut RuleState) -> anyhow::Result<()> {
         let mut changed = false;
         let mut failed = None;
+        let mut down: Vec<String> = Vec::new();
         for n in state.outbox.iter_mut() {
             let mut left = Vec::new();
             for receiver in &n.receivers {
+                let waiting = self
+                    .retry
+                    .get(receiver)
+                    .is_some_and(|(at, _)| *at > tokio::time::Instant::now());
+                if down.contains(receiver) || waiting {
+                    left.push(receiver.clone());
+                    continue;
+                }
                 match self.receivers.send(receiver, n).await {
                     Ok(()) => {
+                        self.retry.remove(receiver);
                         metrics::counter!("logship_alert_notifications_sent_total", "receiver" => receiver.clone()).increment(1);
                         tracing::info!(rule = %name, key = %n.key, state = n.state.as_str(), %receiver, "notification sent");
                         if receiver == crate::config::alert::ALERTMANAGER {
@@ -644,6 +754,12 @@ impl Evaluator {
                         metrics::counter!("logship_alert_notifications_failed_total", "receiver" => receiver.clone()).increment(1);
                         tracing::warn!(rule = %name, key = %n.key, %error, "notification not sent; retried");
                         failed = Some(error.to_string());
+                        let (at, backoff) = self
+                            .retry
+                            .entry(receiver.clone())
+                            .or_insert_with(|| (tokio::time::Instant::now(), NOTIFY_RETRY.start()));
+                        *at = tokio::time::Instant::now() + backoff.next_delay();
+                        down.push(receiver.clone());
                         left.push(receiver.clone());
                     }
                 }
@@ -657,9 +773,11 @@ impl Evaluator {
         if changed {
             self.store.put_rule_state(name, state).await?;
         }
-        match failed {
-            Some(error) => self.health.fail("notifications", error),
-            None => self.health.recover("notifications"),
+        if let Some(error) = failed {
+            self.undelivered = Some(error);
+        } else if let Some(n) = state.outbox.first() {
+            self.undelivered
+                .get_or_insert_with(|| format!("{} waits for {:?}", n.key, n.receivers));
         }
         Ok(())
     }
@@ -667,11 +785,7 @@ impl Evaluator {
     /// Sends every firing episode to Alertmanager again every [`notify::ALERTMANAGER_RESEND`],
     /// as its clients must (an alert not re-sent ends at its `endsAt`).
     async fn resend_firing(&mut self, name: &str, state: &RuleState) {
-        let notify = match &state.rule {
-            Rule::Logs(logs) => &logs.notify,
-            Rule::AgentDown(down) => &down.notify,
-            Rule::Metrics(metrics) => &metrics.notify,
-        };
+        let notify = state.rule.notify();
         let targets_am = notify.receivers.is_empty()
             || notify
                 .receivers
@@ -685,7 +799,13 @@ impl Evaluator {
                 continue;
             };
             let episode = episodes::episode_key(name, key, since);
-            if state.outbox.iter().any(|n| n.key == episode) {
+            // Alertmanager's own first send still pending: the outbox retries it.
+            if state.outbox.iter().any(|n| {
+                n.key == episode
+                    && n.receivers
+                        .iter()
+                        .any(|r| r == crate::config::alert::ALERTMANAGER)
+            }) {
                 continue;
             }
             let due = self
@@ -696,24 +816,15 @@ impl Evaluator {
                 continue;
             }
             let last = state.recent.last();
-            let n = episodes::Notification {
-                key: episode.clone(),
-                rule: name.to_string(),
-                group: group.fields.clone(),
-                state: episodes::State::Firing,
-                window: episodes::window(
-                    last.map_or(since, |l| l.from),
-                    last.map_or(since, |l| l.to),
-                ),
-                count: group.last_count,
-                value: group.last_count as f64,
-                samples: Vec::new(),
-                incomplete_hosts: Vec::new(),
-                url: String::new(),
-                summary: String::new(),
-                labels: notify.labels.clone(),
-                receivers: Vec::new(),
-            };
+            let n = group.episode_notification(
+                name,
+                key,
+                since,
+                episodes::State::Firing,
+                episodes::window(last.map_or(since, |l| l.from), last.map_or(since, |l| l.to)),
+                &notify.labels,
+                &[],
+            );
             match self
                 .receivers
                 .send(crate::config::alert::ALERTMANAGER, &n)

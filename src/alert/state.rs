@@ -78,11 +78,19 @@ impl Store {
             crate::etcd::put_retried(&self.access, key, &value).await?;
             return Ok(());
         };
+        self.fenced(fence, key, || TxnOp::put(key, value.clone(), None))
+            .await
+    }
+
+    /// `op` on `key`, only while `fence` holds ([`NotLeader`] when it no longer does).
+    async fn fenced(
+        &self,
+        fence: &etcd_client::Compare,
+        key: &str,
+        op: impl Fn() -> TxnOp,
+    ) -> anyhow::Result<()> {
         let response = retried(&self.access, CONSOLE_PATIENCE, |mut client| {
-            let txn =
-                Txn::new()
-                    .when([fence.clone()])
-                    .and_then([TxnOp::put(key, value.clone(), None)]);
+            let txn = Txn::new().when([fence.clone()]).and_then([op()]);
             async move { within("txn", client.txn(txn)).await }
         })
         .await?;
@@ -110,6 +118,32 @@ impl Store {
             .collect())
     }
 
+    /// The rules that have a state (some may no longer have a rule).
+    pub async fn state_names(&self) -> Result<Vec<String>, EtcdError> {
+        let prefix = self.state_key("");
+        Ok(self
+            .get_prefix(&prefix)
+            .await?
+            .into_iter()
+            .map(|(key, _)| key[prefix.len()..].to_string())
+            .collect())
+    }
+
+    /// Deletes the state of a rule that is gone.
+    pub async fn delete_rule_state(&self, name: &str) -> anyhow::Result<()> {
+        let key = self.state_key(name);
+        match &self.fence {
+            Some(fence) => {
+                self.fenced(fence, &key, || TxnOp::delete(key.as_str(), None))
+                    .await
+            }
+            None => {
+                crate::etcd::delete_retried(&self.access, &key).await?;
+                Ok(())
+            }
+        }
+    }
+
     /// A rule's state, if it has one.
     pub async fn rule_state(&self, name: &str) -> anyhow::Result<Option<RuleState>> {
         let Some(value) = self.get(&self.state_key(name)).await? else {
@@ -128,8 +162,18 @@ impl Store {
 
     /// Puts a rule's state.
     pub async fn put_rule_state(&self, name: &str, state: &RuleState) -> anyhow::Result<()> {
-        let value = serde_json::to_vec(state)
-            .map_err(|e| anyhow::anyhow!("cannot encode the state of rule {name}: {e}"))?;
+        let encode = |state: &RuleState| {
+            serde_json::to_vec(state)
+                .map_err(|e| anyhow::anyhow!("cannot encode the state of rule {name}: {e}"))
+        };
+        let mut value = encode(state)?;
+        if value.len() > super::episodes::STATE_BYTES {
+            let mut fitted = state.clone();
+            let dropped = fitted.fit(value.len());
+            metrics::counter!("logship_alert_samples_dropped_total").increment(dropped as u64);
+            tracing::warn!(rule = %name, bytes = value.len(), dropped, "rule state too large for etcd: the samples of its oldest unsent notifications dropped");
+            value = encode(&fitted)?;
+        }
         self.put(&self.state_key(name), value).await?;
         Ok(())
     }

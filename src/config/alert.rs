@@ -26,6 +26,10 @@ pub struct AlertConfig {
     /// Serve `/metrics` and `/health` here.
     #[serde(default)]
     pub metrics_addr: Option<SocketAddr>,
+    /// `/health` answers 503 once a condition (a notification undelivered, no evaluator
+    /// leading, evaluation failing) lasts this long.
+    #[serde(default = "super::default_health_grace_ms")]
+    pub health_grace_ms: super::Millis,
     /// Where the rules, the agents' registry and the evaluator's state are.
     pub etcd: EtcdTable,
     /// Where the lines are counted.
@@ -74,6 +78,10 @@ pub struct AlertKafkaConfig {
     /// The transfer's consumer group.
     #[serde(default = "default_transfer_group")]
     pub transfer_group: String,
+    /// The transfer's topics: waited for even before the group has committed on them (a topic
+    /// not named here counts once the group has committed on it).
+    #[serde(default)]
+    pub topics: Vec<String>,
     /// TLS towards the brokers.
     #[serde(default)]
     pub tls: Option<super::kafka_security::KafkaTls>,

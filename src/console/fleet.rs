@@ -460,7 +460,7 @@ async fn lag(fleet: &Fleet, config: ConsoleKafkaConfig) -> Result<Vec<PartitionL
 
 /// The group's lag on every partition it committed an offset for (blocking).
 fn group_lag(consumer: &BaseConsumer) -> Result<Vec<PartitionLag>, String> {
-    let positions = crate::kafka::group::group_positions(consumer, KAFKA_TIMEOUT)?;
+    let positions = crate::kafka::group::group_positions(consumer, &[], KAFKA_TIMEOUT)?;
     Ok(positions
         .into_iter()
         .filter_map(|p| {

@@ -371,6 +371,15 @@ pub fn check_template(template: &str, group_by: &[String]) -> Result<(), String>
 }
 
 impl Rule {
+    /// Where its notifications go and how they read.
+    pub fn notify(&self) -> &Notify {
+        match self {
+            Rule::Logs(logs) => &logs.notify,
+            Rule::AgentDown(down) => &down.notify,
+            Rule::Metrics(metrics) => &metrics.notify,
+        }
+    }
+
     /// The kind, as written in the JSON.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -57,10 +57,11 @@ impl PartitionPosition {
 }
 
 /// Every partition of every topic on which `consumer`'s group has committed an offset on at
-/// least one partition (blocking; each request within `timeout`). Internal topics (`__…`) are
-/// left out.
+/// least one partition, and of every existing topic in `topics` whether committed on or not
+/// (blocking; each request within `timeout`). Internal topics (`__…`) are left out.
 pub fn group_positions(
     consumer: &BaseConsumer,
+    topics: &[String],
     timeout: Duration,
 ) -> Result<Vec<PartitionPosition>, String> {
     let metadata = consumer
@@ -81,7 +82,9 @@ pub fn group_positions(
     let consumed: std::collections::BTreeSet<String> = committed
         .elements()
         .iter()
-        .filter(|e| matches!(e.offset(), Offset::Offset(_)))
+        .filter(|e| {
+            matches!(e.offset(), Offset::Offset(_)) || topics.iter().any(|t| t == e.topic())
+        })
         .map(|e| e.topic().to_string())
         .collect();
     let mut positions = Vec::new();
