@@ -23,94 +23,35 @@ import random
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.parse
 
+from benchlib import ensure_index, es_request, free_port, proc_mem, say
+
 PAGE = 1000
 
 
-def say(*args):
-    print(*args, file=sys.stderr, flush=True)
-
-
-def es_request(es, method, path, body=None, timeout=120):
-    url = urllib.parse.urlparse(es)
-    conn = http.client.HTTPConnection(url.hostname, url.port or 9200, timeout=timeout)
-    data = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
-    headers = {"Content-Type": "application/x-ndjson" if isinstance(body, (bytes, str)) else "application/json"}
-    conn.request(method, path, body=data, headers=headers)
-    response = conn.getresponse()
-    text = response.read()
-    conn.close()
-    return response.status, (json.loads(text) if text else None)
-
-
-def ensure_index(es, index, lines):
-    status, answer = es_request(es, "GET", f"/{index}/_count")
-    if status == 200 and answer["count"] == lines:
-        say(f"index {index}: {lines} documents, kept from an earlier run")
-        return
-    es_request(es, "DELETE", f"/{index}")
-    mapping = {
-        "settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1"}},
-        "mappings": {"properties": {
-            "@timestamp": {"type": "date"}, "message": {"type": "text"},
-            "host": {"type": "keyword"}, "file": {"type": "keyword"},
-            "file_id": {"type": "keyword"}, "offset": {"type": "long"},
-        }},
-    }
-    status, answer = es_request(es, "PUT", f"/{index}", mapping)
-    assert status == 200, answer
-    say(f"loading {lines} documents into {index}")
-    rng = random.Random(7)
-    paths = ["/", "/api/orders", "/api/cart", "/static/app.js", "/login", "/api/search?q=shoes"]
-    start = 1767225600  # 2026-01-01
-    batch = []
-    offsets = {}
-    for n in range(lines):
-        stream = f"s{n % 4}"
-        offset = offsets.get(stream, 0)
-        message = (f'10.0.{rng.randrange(256)}.{rng.randrange(256)} - - [01/Jan/2026:00:00:00 +0000] '
-                   f'"GET {rng.choice(paths)} HTTP/1.1" {rng.choice([200, 200, 200, 304, 404, 500])} '
-                   f'{rng.randrange(100, 90000)} "-" "bench/1.0" line {n}')
-        offsets[stream] = offset + len(message) + 1
-        doc = {"@timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start + n // 50)) + f".{(n % 50) * 20:03d}Z",
-               "host": f"web-{n % 4:02d}", "file": f"/var/log/nginx/{stream}.log", "file_id": stream,
-               "offset": offset, "message": message}
-        batch.append(json.dumps({"create": {"_index": index, "_id": f"d{n}"}}))
-        batch.append(json.dumps(doc))
-        if len(batch) >= 2 * 5000:
-            status, answer = es_request(es, "POST", "/_bulk", "\n".join(batch) + "\n")
-            assert status == 200 and not answer["errors"], str(answer)[:500]
-            batch = []
-    if batch:
-        status, answer = es_request(es, "POST", "/_bulk", "\n".join(batch) + "\n")
-        assert status == 200 and not answer["errors"], str(answer)[:500]
-    es_request(es, "PUT", f"/{index}/_settings", {"index": {"refresh_interval": "1s"}})
-    es_request(es, "POST", f"/{index}/_refresh")
-    es_request(es, "POST", f"/{index}/_forcemerge?max_num_segments=1", timeout=600)
-    status, answer = es_request(es, "GET", f"/{index}/_count")
-    assert answer["count"] == lines, answer
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss(pid, field="VmRSS"):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+def access_log(lines):
+    """The export index's documents: access-log lines of about 110 bytes, 50 a second from
+    2026-01-01, over four streams."""
+    def documents():
+        rng = random.Random(7)
+        paths = ["/", "/api/orders", "/api/cart", "/static/app.js", "/login", "/api/search?q=shoes"]
+        start = 1767225600  # 2026-01-01
+        offsets = {}
+        for n in range(lines):
+            stream = f"s{n % 4}"
+            offset = offsets.get(stream, 0)
+            message = (f'10.0.{rng.randrange(256)}.{rng.randrange(256)} - - [01/Jan/2026:00:00:00 +0000] '
+                       f'"GET {rng.choice(paths)} HTTP/1.1" {rng.choice([200, 200, 200, 304, 404, 500])} '
+                       f'{rng.randrange(100, 90000)} "-" "bench/1.0" line {n}')
+            offsets[stream] = offset + len(message) + 1
+            yield f"d{n}", {"@timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start + n // 50)) + f".{(n % 50) * 20:03d}Z",
+                            "host": f"web-{n % 4:02d}", "file": f"/var/log/nginx/{stream}.log", "file_id": stream,
+                            "offset": offset, "message": message}
+    return documents
 
 
 def read_stream(host, port, path):
@@ -184,7 +125,7 @@ def main():
     p.add_argument("--searches", type=int, default=200)
     args = p.parse_args()
     index = f"bench-export-v1-{args.lines}"
-    ensure_index(args.es, index, args.lines)
+    ensure_index(args.es, index, args.lines, access_log(args.lines))
 
     work = tempfile.mkdtemp(prefix="bench-export-")
     port = free_port()
@@ -207,12 +148,12 @@ def main():
 
         def sample():
             while not stop.is_set():
-                peak[0] = max(peak[0], rss(console.pid))
+                peak[0] = max(peak[0], proc_mem(console.pid))
                 time.sleep(0.02)
 
         sampler = threading.Thread(target=sample)
         sampler.start()
-        idle = rss(console.pid)
+        idle = proc_mem(console.pid)
         for run in range(args.runs):
             for name, job in [
                 ("console csv", lambda: read_stream("127.0.0.1", port, query + "&format=csv")),
@@ -224,7 +165,7 @@ def main():
                 results[name].append((size, lines, seconds))
         stop.set()
         sampler.join()
-        hwm = rss(console.pid, "VmHWM")
+        hwm = proc_mem(console.pid, "VmHWM")
 
         before = searches(port, args.searches)
         exporting = threading.Thread(target=lambda: read_stream("127.0.0.1", port, query + "&format=csv"))

@@ -524,13 +524,15 @@ fn two_evaluators_one_leads_and_the_other_takes_over_without_skipping_or_doublin
         "a window skipped: {windows:?}"
     );
 
-    // A rule deleted while firing: its episode is resolved, and its state is cleared.
+    // A rule firing for over a minute is re-sent to Alertmanager with its summary (its
+    // `endsAt` moves on); deleted while firing, its episode is resolved and its state cleared.
     let quiet = unique("too-quiet");
     pipeline.set_rule(
         &quiet,
         &format!(
             r#"{{"kind": "logs", "query": "NOSUCHWORD", "index": "{index}*", "window": "10s",
-                "condition": "count < 1", "receivers": ["ops"]}}"#,
+                "condition": "count < 1", "receivers": ["ops", "alertmanager"],
+                "summary": "too quiet: {{{{count}}}} lines"}}"#,
             index = pipeline.setup.index
         ),
     );
@@ -540,6 +542,27 @@ fn two_evaluators_one_leads_and_the_other_takes_over_without_skipping_or_doublin
         )),
         "the too-quiet rule never fired\n{}",
         second.log()
+    );
+    let first_ends = common::wait_for(Duration::from_secs(20), || {
+        alertmanager_alert(&quiet).and_then(|a| a["endsAt"].as_str().map(str::to_string))
+    })
+    .expect("the firing alert is in Alertmanager");
+    let resent = common::wait_for(Duration::from_secs(90), || {
+        alertmanager_alert(&quiet).filter(|a| {
+            a["endsAt"]
+                .as_str()
+                .is_some_and(|e| e > first_ends.as_str())
+        })
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "never re-sent to Alertmanager (endsAt {first_ends})\n{}",
+            second.log()
+        )
+    });
+    assert_eq!(
+        resent["annotations"]["summary"], "too quiet: 0 lines",
+        "{resent}"
     );
     let deleted = Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
@@ -893,6 +916,19 @@ fn an_agent_killed_with_matching_lines_holds_the_window_until_max_delay_then_its
     );
     drop(agent);
     drop(transfer);
+}
+
+/// The alert named `name` that Alertmanager holds now, if any.
+fn alertmanager_alert(name: &str) -> Option<serde_json::Value> {
+    let output = Command::new("curl")
+        .args(["-s", "-m", "10", "-G"])
+        .arg("--data-urlencode")
+        .arg(format!("filter=alertname=\"{name}\""))
+        .arg(format!("{}/api/v2/alerts", common::alertmanager_url()))
+        .output()
+        .ok()?;
+    let alerts: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    alerts.as_array()?.first().cloned()
 }
 
 /// The JSON at `key` in etcd.
