@@ -18,7 +18,8 @@ run_ship() { # run_ship BIN → "wall cpu"
   start=$(now)
   "$bin" agent --config "$d/agent.toml" 2>"$d/agent.log" & pid=$!
   for _ in $(seq 1 3000); do
-    n=$(curl -s "http://127.0.0.1:$port/metrics" | awk '$1 == "logship_kafka_delivered_lines_total" { printf "%.0f", $2 }')
+    # Not listening yet: curl fails, which must not end the script (errexit, pipefail).
+    n=$({ curl -s "http://127.0.0.1:$port/metrics" || true; } | awk '$1 == "logship_kafka_delivered_lines_total" { printf "%.0f", $2 }')
     [ "${n:-0}" -ge 4000000 ] && break
     sleep 0.1
   done
@@ -40,7 +41,7 @@ make_topic() {
     "$d/data" "$brokers" "$d" "$XFER_TOPIC" >"$d/agent.toml"
   "$bin_a" agent --config "$d/agent.toml" 2>"$d/agent.log" & pid=$!
   for _ in $(seq 1 1800); do
-    n=$(curl -s http://127.0.0.1:29998/metrics | awk '$1 == "logship_kafka_delivered_lines_total" { printf "%.0f", $2 }')
+    n=$({ curl -s http://127.0.0.1:29998/metrics || true; } | awk '$1 == "logship_kafka_delivered_lines_total" { printf "%.0f", $2 }')
     [ "${n:-0}" -ge "$total" ] && break
     sleep 0.1
   done
