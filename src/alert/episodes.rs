@@ -294,10 +294,7 @@ pub const CORRECTION_LABEL: &str = "logship_correction";
 
 /// The key of a late window's correction: `rule/group/late/window start` (never an episode's).
 pub fn correction_key(rule: &str, group: &str, from_ms: i64) -> String {
-    format!(
-        "{rule}/{group}/late/{}",
-        crate::agent::acked::rfc3339(from_ms.saturating_mul(1_000_000))
-    )
+    episode_key(rule, &format!("{group}/late"), from_ms)
 }
 
 /// An episode's key: `rule/group/episode start`.
@@ -350,7 +347,11 @@ impl RuleState {
     /// dropped.
     pub fn fit(&mut self, mut bytes: usize) -> usize {
         let mut dropped = 0;
-        for notification in &mut self.outbox {
+        let kept = self
+            .outbox
+            .iter_mut()
+            .chain(self.groups.values_mut().filter_map(|g| g.fired.as_mut()));
+        for notification in kept {
             if bytes <= STATE_BYTES {
                 break;
             }
@@ -358,15 +359,6 @@ impl RuleState {
             let freed: usize = notification.samples.iter().map(|s| s.len() + 3).sum();
             dropped += notification.samples.len();
             notification.samples.clear();
-            bytes = bytes.saturating_sub(freed);
-        }
-        for fired in self.groups.values_mut().filter_map(|g| g.fired.as_mut()) {
-            if bytes <= STATE_BYTES {
-                break;
-            }
-            let freed: usize = fired.samples.iter().map(|s| s.len() + 3).sum();
-            dropped += fired.samples.len();
-            fired.samples.clear();
             bytes = bytes.saturating_sub(freed);
         }
         dropped

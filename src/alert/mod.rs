@@ -209,6 +209,25 @@ struct Evaluator {
     collect_hosts: Vec<String>,
 }
 
+/// Keeps the first error of a rule's round in `failed` (logged and counted) so that the other
+/// rules go on; losing leadership is returned at once.
+fn rule_failed(
+    name: &str,
+    result: anyhow::Result<()>,
+    failed: &mut Option<anyhow::Error>,
+) -> anyhow::Result<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(error) if error.downcast_ref::<state::NotLeader>().is_some() => Err(error),
+        Err(error) => {
+            metrics::counter!("logship_alert_rule_errors_total").increment(1);
+            tracing::warn!(rule = %name, error = %format!("{error:#}"), "rule not evaluated this round; retried");
+            failed.get_or_insert(error.context(format!("rule {name}")));
+            Ok(())
+        }
+    }
+}
+
 fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -233,38 +252,25 @@ impl Evaluator {
         }
         self.advance_through().await?;
         let rules = self.store.rules().await?;
-        let names: Vec<String> = rules.iter().map(|(name, _)| name.clone()).collect();
+        let mut states = self.store.rule_states().await?;
         // One rule's error (a lasting Elasticsearch error, a state etcd refuses) is that rule's:
         // the others are evaluated; losing leadership ends the round.
         let mut failed = None;
         self.undelivered = None;
         for (name, parsed) in rules {
-            match self.rule_round(&name, parsed).await {
-                Ok(()) => {}
-                Err(error) if error.downcast_ref::<state::NotLeader>().is_some() => {
-                    return Err(error)
-                }
-                Err(error) => {
-                    metrics::counter!("logship_alert_rule_errors_total").increment(1);
-                    tracing::warn!(rule = %name, error = %format!("{error:#}"), "rule not evaluated this round; retried");
-                    failed.get_or_insert(error.context(format!("rule {name}")));
-                }
-            }
+            let result = match states.remove(&name).transpose() {
+                Ok(state) => self.rule_round(&name, parsed, state).await,
+                Err(error) => Err(error),
+            };
+            rule_failed(&name, result, &mut failed)?;
         }
-        for name in self.store.state_names().await? {
-            if names.contains(&name) {
-                continue;
-            }
-            match self.retire(&name).await {
-                Ok(()) => {}
-                Err(error) if error.downcast_ref::<state::NotLeader>().is_some() => {
-                    return Err(error)
-                }
-                Err(error) => {
-                    tracing::warn!(rule = %name, error = %format!("{error:#}"), "a deleted rule's state not cleared; retried");
-                    failed.get_or_insert(error.context(format!("deleted rule {name}")));
-                }
-            }
+        // The states left have no rule: the rule was deleted.
+        for (name, state) in states {
+            let result = match state {
+                Ok(state) => self.retire(&name, state).await,
+                Err(error) => Err(error),
+            };
+            rule_failed(&name, result, &mut failed)?;
         }
         match self.undelivered.take() {
             Some(why) => self.health.fail("notifications", why),
@@ -277,10 +283,7 @@ impl Evaluator {
     }
 
     /// A deleted rule: its open episodes resolved and notified, then its state deleted.
-    async fn retire(&mut self, name: &str) -> anyhow::Result<()> {
-        let Some(mut state) = self.store.rule_state(name).await? else {
-            return Ok(());
-        };
+    async fn retire(&mut self, name: &str, mut state: RuleState) -> anyhow::Result<()> {
         self.refused.remove(name);
         self.broken.remove(name);
         let notify = state.rule.notify();
@@ -303,8 +306,8 @@ impl Evaluator {
         &mut self,
         name: &str,
         parsed: Result<Rule, crate::etcd::alert_rules::Refused>,
+        mut state: Option<RuleState>,
     ) -> anyhow::Result<()> {
-        let mut state = self.store.rule_state(name).await?;
         let rule = match parsed {
             Ok(rule) => rule,
             Err(refused) => {
@@ -724,11 +727,11 @@ impl Evaluator {
     }
 
     /// Sends what the outbox holds, oldest first; a receiver that fails gets nothing more
-    /// this round (its notifications keep their order); each receiver's success is stored.
+    /// until its backoff has passed (its notifications keep their order); each receiver's
+    /// success is stored.
     async fn send_outbox(&mut self, name: &str, state: &mut RuleState) -> anyhow::Result<()> {
         let mut changed = false;
         let mut failed = None;
-        let mut down: Vec<String> = Vec::new();
         for n in state.outbox.iter_mut() {
             let mut left = Vec::new();
             for receiver in &n.receivers {
@@ -736,7 +739,7 @@ impl Evaluator {
                     .retry
                     .get(receiver)
                     .is_some_and(|(at, _)| *at > tokio::time::Instant::now());
-                if down.contains(receiver) || waiting {
+                if waiting {
                     left.push(receiver.clone());
                     continue;
                 }
@@ -759,7 +762,6 @@ impl Evaluator {
                             .entry(receiver.clone())
                             .or_insert_with(|| (tokio::time::Instant::now(), NOTIFY_RETRY.start()));
                         *at = tokio::time::Instant::now() + backoff.next_delay();
-                        down.push(receiver.clone());
                         left.push(receiver.clone());
                     }
                 }

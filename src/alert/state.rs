@@ -118,14 +118,21 @@ impl Store {
             .collect())
     }
 
-    /// The rules that have a state (some may no longer have a rule).
-    pub async fn state_names(&self) -> Result<Vec<String>, EtcdError> {
+    /// Every stored rule state, in one read: by rule name (some may no longer have a rule),
+    /// decoded, or why it does not read.
+    pub async fn rule_states(
+        &self,
+    ) -> Result<BTreeMap<String, anyhow::Result<RuleState>>, EtcdError> {
         let prefix = self.state_key("");
         Ok(self
             .get_prefix(&prefix)
             .await?
             .into_iter()
-            .map(|(key, _)| key[prefix.len()..].to_string())
+            .map(|(key, value)| {
+                let name = key[prefix.len()..].to_string();
+                let state = decode_state(&name, &value);
+                (name, state)
+            })
             .collect())
     }
 
@@ -142,22 +149,6 @@ impl Store {
                 Ok(())
             }
         }
-    }
-
-    /// A rule's state, if it has one.
-    pub async fn rule_state(&self, name: &str) -> anyhow::Result<Option<RuleState>> {
-        let Some(value) = self.get(&self.state_key(name)).await? else {
-            return Ok(None);
-        };
-        let state: RuleState = serde_json::from_slice(&value)
-            .map_err(|e| anyhow::anyhow!("the state of rule {name} is unreadable: {e}"))?;
-        if state.version != STATE_VERSION {
-            anyhow::bail!(
-                "the state of rule {name} has version {}, this evaluator reads {STATE_VERSION}",
-                state.version
-            );
-        }
-        Ok(Some(state))
     }
 
     /// Puts a rule's state.
@@ -239,4 +230,17 @@ impl Store {
         self.agents_saved = now_ms;
         Ok(())
     }
+}
+
+/// A stored rule state, of this evaluator's [`STATE_VERSION`].
+fn decode_state(name: &str, value: &[u8]) -> anyhow::Result<RuleState> {
+    let state: RuleState = serde_json::from_slice(value)
+        .map_err(|e| anyhow::anyhow!("the state of rule {name} is unreadable: {e}"))?;
+    if state.version != STATE_VERSION {
+        anyhow::bail!(
+            "the state of rule {name} has version {}, this evaluator reads {STATE_VERSION}",
+            state.version
+        );
+    }
+    Ok(state)
 }
