@@ -1,4 +1,4 @@
-//! Error text for people: an error with the causes its `Display` leaves out.
+//! Text for people: an error with the causes its `Display` leaves out, and long text cut.
 
 /// `error` and its sources, `: `-separated, each cause once: the reason of a TLS failure
 /// (unknown CA, expired certificate) is only in the sources of a transport's error, for the
@@ -15,4 +15,17 @@ pub fn with_causes(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// `text` whole if it has at most `max` bytes, else its first `max` bytes or fewer (cut at a
+/// character boundary) followed by `…`.
+pub fn shortened(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }

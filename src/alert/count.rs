@@ -89,11 +89,7 @@ fn sample(line: &str) -> String {
     if line.len() <= SAMPLE_BYTES {
         return line.to_string();
     }
-    let mut end = SAMPLE_BYTES - '…'.len_utf8();
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &line[..end])
+    crate::errors::shortened(line, SAMPLE_BYTES - '…'.len_utf8())
 }
 
 /// An error unless every shard answered in time: a count from part of the data is not a

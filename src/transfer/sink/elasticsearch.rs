@@ -338,14 +338,7 @@ impl Sink for EsSink {
 }
 
 fn shorten(text: &str) -> String {
-    if text.len() <= MAX_REASON {
-        return text.to_string();
-    }
-    let mut end = MAX_REASON;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    crate::errors::shortened(text, MAX_REASON)
 }
 
 /// The log route: records of kind `Lines` become documents (one per line of an NDJSON
