@@ -45,6 +45,8 @@ PKGS=(
 # (javac/jar: services.sh compiles a tiny Elasticsearch plugin.)
 command -v javac >/dev/null 2>&1 || PKGS+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || PKGS+=(maven)
+# Go builds InfluxDB 1.8 once for the v2 API tests (scripts/services/influxdb2.sh).
+command -v go >/dev/null 2>&1 || PKGS+=(golang-go)
 
 missing=()
 for p in "${PKGS[@]}"; do

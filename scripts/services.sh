@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Local test servers for logship: Kafka (KRaft, single node), Elasticsearch,
-# etcd, InfluxDB 1.x, Prometheus Alertmanager — all on 127.0.0.1, installed on first use, state in <repo>/.services/
+# etcd, InfluxDB 1.x, InfluxDB 1.8 serving the v2 API (influxdb2), Prometheus Alertmanager — all on 127.0.0.1, installed on first use, state in <repo>/.services/
 # (as root, Elasticsearch's distribution and state live under
 # /var/lib/logship-services/; <repo>/.services/elasticsearch links to its state).
 #
-#   scripts/services.sh up     [kafka|elasticsearch|etcd|influxdb|alertmanager ...]  start + wait healthy (idempotent)
+#   scripts/services.sh up     [kafka|elasticsearch|etcd|influxdb|influxdb2|alertmanager ...]  start + wait healthy (idempotent)
 #   scripts/services.sh down   [names ...]  stop what this checkout started, keep data
 #   scripts/services.sh status [names ...]  print endpoints + health; exit 0 iff all healthy
 #   scripts/services.sh reset  [names ...]  stop and wipe data (keeps downloads)
@@ -24,6 +24,9 @@
 #   LOGSHIP_ES     default http://127.0.0.1:9200
 #   LOGSHIP_ETCD   default http://127.0.0.1:2379
 #   LOGSHIP_INFLUXDB default http://127.0.0.1:8086
+#   LOGSHIP_INFLUXDB2 default http://127.0.0.1:8096 (scripts/services/influxdb2.sh: InfluxDB 1.8's
+#                  v2 write and query API, auth on; the token `admin:<password>` in
+#                  .services/influxdb2/token)
 #   LOGSHIP_ALERTMANAGER default http://127.0.0.1:9193 (scripts/services/alertmanager.sh: every
 #                  alert routed to the webhook http://127.0.0.1:9194/, where tests listen)
 # Secure mode (LOGSHIP_SECURE=1, scripts/services/esproxy.sh): a CA and certificates under
@@ -49,12 +52,12 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 SV="$REPO/.services"
 RUN="$SV/run"
 TIMEOUT="${LOGSHIP_SERVICES_TIMEOUT:-300}"
-ALL_SERVICES=(etcd kafka elasticsearch influxdb alertmanager)
+ALL_SERVICES=(etcd kafka elasticsearch influxdb influxdb2 alertmanager)
 # Secure mode: also the TLS + auth front of Elasticsearch (scripts/services/esproxy.sh).
 if [ "${LOGSHIP_SECURE:-0}" = 1 ]; then ALL_SERVICES+=(esproxy etcdsec influxsec); fi
 # Every service services.sh can start, in the order `up` starts them (`down` stops in reverse).
 KNOWN_SERVICES=(etcd etcd-1 etcd-2 etcd-3 kafka kafka-1 kafka-2 kafka-3 elasticsearch es-1 es-2 es-3
-  influxdb alertmanager esproxy etcdsec influxsec)
+  influxdb influxdb2 alertmanager esproxy etcdsec influxsec)
 
 KAFKA_DEFAULT=127.0.0.1:9092
 ES_DEFAULT=http://127.0.0.1:9200
@@ -72,11 +75,13 @@ if [ "${LOGSHIP_CLUSTER:-0}" = 1 ]; then
   TIMEOUT="${LOGSHIP_SERVICES_TIMEOUT:-600}"
 fi
 INFLUXDB_DEFAULT=http://127.0.0.1:8086
+INFLUXDB2_DEFAULT=http://127.0.0.1:8096
 ALERTMANAGER_DEFAULT=http://127.0.0.1:9193
 KAFKA_EP="${LOGSHIP_KAFKA:-$KAFKA_DEFAULT}"
 ES_EP="${LOGSHIP_ES:-$ES_DEFAULT}"
 ETCD_EP="${LOGSHIP_ETCD:-$ETCD_DEFAULT}"
 INFLUXDB_EP="${LOGSHIP_INFLUXDB:-$INFLUXDB_DEFAULT}"
+INFLUXDB2_EP="${LOGSHIP_INFLUXDB2:-$INFLUXDB2_DEFAULT}"
 ALERTMANAGER_EP="${LOGSHIP_ALERTMANAGER:-$ALERTMANAGER_DEFAULT}"
 
 # Newest first; the first that resolves on Maven Central is used (and kept).
@@ -106,6 +111,8 @@ source "$SERVICES_LIB/elasticsearch.sh"
 source "$SERVICES_LIB/esproxy.sh"
 # shellcheck source-path=SCRIPTDIR source=services/influxdb.sh
 source "$SERVICES_LIB/influxdb.sh"
+# shellcheck source-path=SCRIPTDIR source=services/influxdb2.sh
+source "$SERVICES_LIB/influxdb2.sh"
 # shellcheck source-path=SCRIPTDIR source=services/alertmanager.sh
 source "$SERVICES_LIB/alertmanager.sh"
 # shellcheck source-path=SCRIPTDIR source=services/cluster.sh
@@ -129,9 +136,10 @@ select_services() {
       esproxy) SELECTED+=(esproxy) ;;
       etcdsec) SELECTED+=(etcdsec) ;;
       influxdb|influx) SELECTED+=(influxdb) ;;
+      influxdb2) SELECTED+=(influxdb2) ;;
       alertmanager) SELECTED+=(alertmanager) ;;
       influxsec) SELECTED+=(influxsec) ;;
-      *) die "unknown service '$s' (kafka, elasticsearch, etcd, influxdb, alertmanager, esproxy, etcdsec, influxsec; in cluster mode kafka-N, es-N, etcd-N for N in 1 2 3)" ;;
+      *) die "unknown service '$s' (kafka, elasticsearch, etcd, influxdb, influxdb2, alertmanager, esproxy, etcdsec, influxsec; in cluster mode kafka-N, es-N, etcd-N for N in 1 2 3)" ;;
     esac
   done
 }
@@ -257,6 +265,7 @@ cmd_env() {
   echo "export LOGSHIP_ES=$ES_EP"
   echo "export LOGSHIP_ETCD=$ETCD_EP"
   echo "export LOGSHIP_INFLUXDB=$INFLUXDB_EP"
+  echo "export LOGSHIP_INFLUXDB2=$INFLUXDB2_EP"
   echo "export LOGSHIP_ALERTMANAGER=$ALERTMANAGER_EP"
 }
 

@@ -20,13 +20,14 @@ is_local_etcd()  { [ "$(norm_url "$ETCD_EP")" = "$ETCD_DEFAULT" ]; }
 is_local_esproxy() { [ "$ESPROXY_EP" = "$ESPROXY_DEFAULT" ]; }
 is_local_etcdsec() { [ "$ETCDSEC_EP" = "$ETCDSEC_DEFAULT" ]; }
 is_local_influxdb() { [ "$(norm_url "$INFLUXDB_EP")" = "$INFLUXDB_DEFAULT" ]; }
+is_local_influxdb2() { [ "$(norm_url "$INFLUXDB2_EP")" = "$INFLUXDB2_DEFAULT" ]; }
 is_local_influxsec() { [ "$INFLUXSEC_EP" = "$INFLUXSEC_DEFAULT" ]; }
 is_local_alertmanager() { [ "$(norm_url "$ALERTMANAGER_EP")" = "$ALERTMANAGER_DEFAULT" ]; }
 # Cluster members (scripts/services/cluster.sh) are always this project's own.
 is_local_member() { true; }
 is_local() { "is_local_$(short "$1")"; }
 short() { case "$1" in elasticsearch) echo es ;; kafka-*|es-*|etcd-*) echo member ;; *) echo "$1" ;; esac; }
-endpoint() { case "$1" in kafka-*|es-*|etcd-*) member_endpoint "$1" ;; kafka) echo "$KAFKA_EP" ;; elasticsearch) echo "$ES_EP" ;; etcd) echo "$ETCD_EP" ;; esproxy) echo "$ESPROXY_EP" ;; etcdsec) echo "$ETCDSEC_EP" ;; influxdb) echo "$INFLUXDB_EP" ;; influxsec) echo "$INFLUXSEC_EP" ;; alertmanager) echo "$ALERTMANAGER_EP" ;; esac; }
+endpoint() { case "$1" in kafka-*|es-*|etcd-*) member_endpoint "$1" ;; kafka) echo "$KAFKA_EP" ;; elasticsearch) echo "$ES_EP" ;; etcd) echo "$ETCD_EP" ;; esproxy) echo "$ESPROXY_EP" ;; etcdsec) echo "$ETCDSEC_EP" ;; influxdb) echo "$INFLUXDB_EP" ;; influxdb2) echo "$INFLUXDB2_EP" ;; influxsec) echo "$INFLUXSEC_EP" ;; alertmanager) echo "$ALERTMANAGER_EP" ;; esac; }
 
 now() { date +%s; }
 
@@ -197,6 +198,10 @@ foreign_instances() {
         echo "$pid $path" ;;
       alertmanager)
         [[ "$args" =~ ^prometheus-alertmanager\ --config\.file=(/[^ ]*)/\.services/alertmanager/alertmanager\.yml ]] || continue
+        path="${BASH_REMATCH[1]}"; [ "$path" = "$REPO" ] && continue
+        echo "$pid $path" ;;
+      influxdb2)
+        [[ "$args" =~ influxd\ -config\ (/[^ ]*)/\.services/influxdb2/influxdb\.conf ]] || continue
         path="${BASH_REMATCH[1]}"; [ "$path" = "$REPO" ] && continue
         echo "$pid $path" ;;
       influxdb)

@@ -9,15 +9,17 @@ INFLUXDB_PID="$RUN/influxdb.pid"
 INFLUXDB_LOG="$INFLUXDB_DIR/influxdb.log"
 
 # influxdb_conf DIR RPC_ADDR HTTP_ADDR [HTTP_LINE ...]: on standard output, the influxdb.conf of
-# a server keeping its state in DIR, with the extra lines for its [http] section.
+# a server keeping its state in DIR, with the extra lines for its [http] section (its access log
+# is off unless one of them turns it on).
 influxdb_conf() {
-  local dir="$1" rpc="$2" http="$3" line
+  local dir="$1" rpc="$2" http="$3" line access_log="  log-enabled = false\n"
   shift 3
+  for line in "$@"; do [[ "$line" == log-enabled* ]] && access_log=""; done
   {
     printf 'reporting-disabled = true\nbind-address = "%s"\n' "$rpc"
     printf '[meta]\n  dir = "%s/meta"\n' "$dir"
     printf '[data]\n  dir = "%s/data"\n  wal-dir = "%s/wal"\n  query-log-enabled = false\n' "$dir" "$dir"
-    printf '[http]\n  enabled = true\n  bind-address = "%s"\n  log-enabled = false\n' "$http"
+    printf '[http]\n  enabled = true\n  bind-address = "%s"\n'"$access_log" "$http"
     for line in "$@"; do printf '  %s\n' "$line"; done
     printf '[monitor]\n  store-enabled = false\n'
   }
