@@ -129,6 +129,25 @@ fn transfer_sample_loads_and_lists_every_key() {
 }
 
 #[test]
+fn the_influxdb2_transfer_sample_loads_with_the_v2_api() {
+    let config = TransferConfig::load(&packaging("transfer-influxdb2.toml"))
+        .expect("packaging/transfer-influxdb2.toml loads");
+    let influx = config.influxdb.expect("it has [influxdb]");
+    let access = influx.access().expect("its keys fit");
+    assert_eq!(
+        access.target,
+        logship::config::influx::InfluxTarget::V2 {
+            org: "ops".into(),
+            bucket: "telegraf".into()
+        }
+    );
+    assert_eq!(
+        access.files(),
+        vec![std::path::PathBuf::from("/etc/logship/influxdb-token")]
+    );
+}
+
+#[test]
 fn the_alert_sample_loads() {
     let config = logship::config::AlertConfig::load(&packaging("alert.toml"))
         .expect("packaging/alert.toml loads");

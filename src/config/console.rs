@@ -243,7 +243,10 @@ mod tests {
              [kafka]\nbrokers = \"k:9092\"\ntransfer_group = \"logship-transfer\"\n"
         ))
         .unwrap();
-        assert_eq!(config.influxdb.unwrap().connection.database, "telegraf");
+        assert_eq!(
+            config.influxdb.unwrap().connection.database.as_deref(),
+            Some("telegraf")
+        );
         assert_eq!(config.kafka.unwrap().transfer_group, "logship-transfer");
         let refused = |extra: &str| load(&format!("{es}{extra}")).unwrap_err().to_string();
         assert!(refused("[influxdb]\nurl = \"i\"\ndatabase = \"d\"\n").contains("http://"));

@@ -136,7 +136,7 @@ async fn hosts(
         None => {
             missing.insert(
                 "influxdb",
-                "add [influxdb] (url, database) to list the hosts that send metrics and chart them",
+                "add [influxdb] (url and database, or api = \"v2\" with org, bucket and token_file) to list the hosts that send metrics and chart them",
             );
         }
     }
@@ -382,7 +382,7 @@ pub async fn host_metrics(
     let Some(influx) = &console.fleet.influx else {
         return super::json_response(
             StatusCode::NOT_FOUND,
-            &json!({ "error": "this console has no [influxdb] table: add it (url, database) to chart host metrics" }),
+            &json!({ "error": "this console has no [influxdb] table: add it (url and database, or api = \"v2\" with org, bucket and token_file) to chart host metrics" }),
         );
     };
     let seconds = match range_seconds(params.range.as_deref()) {

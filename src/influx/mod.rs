@@ -1,4 +1,6 @@
-//! A thin InfluxDB 1.x client: `/write` for the transfer, `/query` (InfluxQL) for the console.
+//! A thin InfluxDB client: `/write` (1.x) or `/api/v2/write` (2.x, 3.x) for the transfer,
+//! `/query` (InfluxQL; with `v2` the v1 compatibility endpoint) for the console, and the
+//! database or bucket created at start.
 //!
 //! It reports what happened and decides nothing: a transport failure and a non-2xx status are
 //! returned as such, and the caller applies its rules (the transfer retries, splits or
@@ -12,7 +14,7 @@
 use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::config::influx::InfluxAccess;
+use crate::config::influx::{InfluxAccess, InfluxCredentials, InfluxTarget};
 use crate::config::secret::Secret;
 
 /// Largest part of an error answer kept for messages.
@@ -64,26 +66,44 @@ impl InfluxError {
     }
 }
 
-/// An InfluxDB client for one database (and retention policy). Cheap to clone.
+/// How requests authenticate, the secret read.
+#[derive(Clone, Debug)]
+enum Auth {
+    Basic(String, Secret),
+    Token(Secret),
+}
+
+/// Whether [`InfluxClient::create_database`] made the bucket or found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// It was there.
+    Existed,
+    /// Made now.
+    Made,
+}
+
+/// An InfluxDB client for one database (and retention policy) or bucket. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct InfluxClient {
     http: reqwest::Client,
     url: String,
+    target: InfluxTarget,
     database: String,
     retention_policy: Option<String>,
-    credentials: Option<(String, Secret)>,
+    auth: Option<Auth>,
 }
 
 impl InfluxClient {
-    /// Builds a client for `access`, reading its CA file and password file now.
+    /// Builds a client for `access`, reading its CA file and password or token file now.
     pub fn new(access: &InfluxAccess) -> Result<InfluxClient, InfluxError> {
-        let credentials = match &access.credentials {
-            Some((user, source)) => Some((
-                user.clone(),
-                source
-                    .read()
-                    .map_err(|e| InfluxError::Setup(e.to_string()))?,
-            )),
+        let read = |source: &crate::config::secret::SecretSource| {
+            source.read().map_err(|e| InfluxError::Setup(e.to_string()))
+        };
+        let auth = match &access.credentials {
+            Some(InfluxCredentials::Password(user, source)) => {
+                Some(Auth::Basic(user.clone(), read(source)?))
+            }
+            Some(InfluxCredentials::Token(source)) => Some(Auth::Token(read(source)?)),
             None => None,
         };
         let http = reqwest::Client::builder()
@@ -94,9 +114,10 @@ impl InfluxClient {
         Ok(InfluxClient {
             http,
             url: access.url.clone(),
+            target: access.target.clone(),
             database: access.database.clone(),
             retention_policy: access.retention_policy.clone(),
-            credentials,
+            auth,
         })
     }
 
@@ -105,21 +126,41 @@ impl InfluxClient {
         &self.url
     }
 
-    /// The database.
-    pub fn database(&self) -> &str {
-        &self.database
+    /// What points are written to, for messages: `database "m"` or `bucket "b" of
+    /// organisation "o"`.
+    pub fn destination(&self) -> String {
+        match &self.target {
+            InfluxTarget::V1 => format!("database {:?}", self.database),
+            InfluxTarget::V2 { org, bucket } => {
+                format!("bucket {bucket:?} of organisation {org:?}")
+            }
+        }
     }
 
     /// Writes `body` (line protocol, one point per line, timestamps in nanoseconds). `Ok` once
-    /// InfluxDB answered 2xx (1.x answers 204 after the points are in its WAL).
+    /// InfluxDB answered 2xx (1.x answers 204 after the points are in its WAL; 2.x and 3.x
+    /// once they are ingested and queryable).
     pub async fn write(&self, body: Vec<u8>) -> Result<(), InfluxError> {
-        let mut query = vec![("db", self.database.as_str()), ("precision", "ns")];
-        if let Some(policy) = &self.retention_policy {
-            query.push(("rp", policy));
-        }
+        let request = match &self.target {
+            InfluxTarget::V1 => {
+                let mut query = vec![("db", self.database.as_str()), ("precision", "ns")];
+                if let Some(policy) = &self.retention_policy {
+                    query.push(("rp", policy));
+                }
+                self.http.post(format!("{}/write", self.url)).query(&query)
+            }
+            InfluxTarget::V2 { org, bucket } => self
+                .http
+                .post(format!("{}/api/v2/write", self.url))
+                .query(&[
+                    ("org", org.as_str()),
+                    ("bucket", bucket.as_str()),
+                    ("precision", "ns"),
+                ]),
+        };
         let request = self
-            .authorized(self.http.post(format!("{}/write", self.url)))
-            .query(&query)
+            .authorized(request)
+            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
             .body(body);
         self.send(request, "a write").await.map(|_| ())
     }
@@ -187,15 +228,95 @@ impl InfluxClient {
         self.query(&alter).await.map(|_| ())
     }
 
-    /// `CREATE DATABASE` (a no-op when it exists).
-    pub async fn create_database(&self) -> Result<(), InfluxError> {
-        let statement = format!("CREATE DATABASE {}", quote_identifier(&self.database));
-        self.query(&statement).await.map(|_| ())
+    /// Makes where points are written, keeping `retention` (`None`: forever):
+    /// `v1`: `CREATE DATABASE` (a no-op when it exists) and the retention policy
+    /// ([`InfluxClient::ensure_retention_policy`]) when `retention` is managed; `v2`: the bucket
+    /// when it is missing, with `retention` as its retention rule (an existing bucket is left as
+    /// it is). `managed` says whether the configuration names a retention.
+    pub async fn create_database(
+        &self,
+        managed: bool,
+        retention: Option<std::time::Duration>,
+    ) -> Result<Created, InfluxError> {
+        match &self.target {
+            InfluxTarget::V1 => {
+                let statement = format!("CREATE DATABASE {}", quote_identifier(&self.database));
+                self.query(&statement).await?;
+                if managed {
+                    self.ensure_retention_policy(retention).await?;
+                }
+                Ok(Created::Existed)
+            }
+            InfluxTarget::V2 { org, bucket } => {
+                self.ensure_bucket(org, bucket, retention.filter(|_| managed))
+                    .await
+            }
+        }
+    }
+
+    /// The bucket `bucket` of `org`, made with `retention` if missing (buckets API: list by
+    /// name, find the organisation's ID, create). A 404 (no buckets API: InfluxDB 1.8, or no
+    /// such organisation visible to the token) is returned as such.
+    async fn ensure_bucket(
+        &self,
+        org: &str,
+        bucket: &str,
+        retention: Option<std::time::Duration>,
+    ) -> Result<Created, InfluxError> {
+        let list = self.authorized(
+            self.http
+                .get(format!("{}/api/v2/buckets", self.url))
+                .query(&[("org", org), ("name", bucket)]),
+        );
+        let answer = self.json(list, "a bucket lookup").await?;
+        if buckets::named(&answer, bucket) {
+            return Ok(Created::Existed);
+        }
+        let orgs = self.authorized(
+            self.http
+                .get(format!("{}/api/v2/orgs", self.url))
+                .query(&[("org", org)]),
+        );
+        let answer = self.json(orgs, "an organisation lookup").await?;
+        let org_id = buckets::org_id(&answer, org).ok_or_else(|| InfluxError::Query {
+            url: self.url.clone(),
+            message: format!("no organisation named {org:?} is visible to the token"),
+        })?;
+        let create = self.authorized(
+            self.http
+                .post(format!("{}/api/v2/buckets", self.url))
+                .json(&buckets::new_bucket(&org_id, bucket, retention)),
+        );
+        match self.send(create, "a bucket creation").await {
+            Ok(_) => Ok(Created::Made),
+            // Made by someone else between the lookup and here.
+            Err(InfluxError::Status {
+                status: 422, body, ..
+            }) if body.contains("already exists") => Ok(Created::Existed),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Sends `request` and reads its answer as JSON.
+    async fn json(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &'static str,
+    ) -> Result<serde_json::Value, InfluxError> {
+        let body = self.send(request, what).await?;
+        serde_json::from_slice(&body).map_err(|e| InfluxError::Query {
+            url: self.url.clone(),
+            message: format!("unreadable answer to {what}: {e}"),
+        })
     }
 
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.credentials {
-            Some((user, password)) => request.basic_auth(user, Some(password.expose())),
+        match &self.auth {
+            Some(Auth::Basic(user, password)) => request.basic_auth(user, Some(password.expose())),
+            Some(Auth::Token(token)) => request.header(
+                reqwest::header::AUTHORIZATION,
+                format!("Token {}", token.expose()),
+            ),
             None => request,
         }
     }
@@ -222,6 +343,38 @@ impl InfluxClient {
             });
         }
         Ok(body.to_vec())
+    }
+}
+
+/// The buckets API's JSON, read and written (InfluxDB 2.x `/api/v2/buckets`, `/api/v2/orgs`).
+mod buckets {
+    use serde_json::{json, Value};
+
+    /// Whether a bucket list names `bucket`.
+    pub fn named(answer: &Value, bucket: &str) -> bool {
+        answer["buckets"]
+            .as_array()
+            .is_some_and(|list| list.iter().any(|b| b["name"] == bucket))
+    }
+
+    /// The ID of organisation `org` in an organisation list.
+    pub fn org_id(answer: &Value, org: &str) -> Option<String> {
+        answer["orgs"]
+            .as_array()?
+            .iter()
+            .find(|o| o["name"] == org)?["id"]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// The body creating `bucket` in organisation `org_id`, its points kept for `retention`
+    /// (`None`: forever, no retention rule).
+    pub fn new_bucket(org_id: &str, bucket: &str, retention: Option<std::time::Duration>) -> Value {
+        let rules: Vec<Value> = retention
+            .map(|kept| json!({ "type": "expire", "everySeconds": kept.as_secs() }))
+            .into_iter()
+            .collect();
+        json!({ "orgID": org_id, "name": bucket, "retentionRules": rules })
     }
 }
 
@@ -286,13 +439,13 @@ impl SharedInflux {
                         *shared.0.write().unwrap_or_else(PoisonError::into_inner) = client;
                         tracing::info!(
                             url = %access.url,
-                            "reload: InfluxDB CA and password read again; new requests use them"
+                            "reload: InfluxDB CA and password or token read again; new requests use them"
                         );
                     }
                     Err(error) => tracing::error!(
                         url = %access.url,
                         %error,
-                        "reload: cannot read the InfluxDB CA or password; keeping the ones in use"
+                        "reload: cannot read the InfluxDB CA, password or token; keeping the ones in use"
                     ),
                 }
             }
@@ -303,6 +456,33 @@ impl SharedInflux {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_api_answers_are_read_and_its_requests_written() {
+        use serde_json::json;
+        let list = json!({ "buckets": [{ "name": "other" }, { "name": "metrics" }] });
+        assert!(buckets::named(&list, "metrics"));
+        assert!(!buckets::named(&list, "metric"));
+        assert!(!buckets::named(&json!({ "code": "not found" }), "metrics"));
+        let orgs =
+            json!({ "orgs": [{ "id": "a1", "name": "ops" }, { "id": "b2", "name": "dev" }] });
+        assert_eq!(buckets::org_id(&orgs, "dev").as_deref(), Some("b2"));
+        assert_eq!(buckets::org_id(&orgs, "qa"), None);
+        let kept = buckets::new_bucket(
+            "b2",
+            "metrics",
+            Some(std::time::Duration::from_secs(86_400)),
+        );
+        assert_eq!(
+            kept,
+            json!({ "orgID": "b2", "name": "metrics",
+                    "retentionRules": [{ "type": "expire", "everySeconds": 86_400 }] })
+        );
+        assert_eq!(
+            buckets::new_bucket("b2", "m", None)["retentionRules"],
+            json!([])
+        );
+    }
 
     #[test]
     fn identifiers_and_strings_are_quoted_for_influxql() {

@@ -75,9 +75,11 @@ pub trait TransferEvents: Send + Sync {
     fn brokers_waiting(&self, waiting: Vec<String>);
     /// An index template is in place.
     fn template_put(&self, template: &str, patterns: &str);
-    /// The InfluxDB database was created (or already there); `refused` when InfluxDB refused
-    /// to create it (no admin rights) and writing goes on anyway.
-    fn database_ready(&self, url: &str, database: &str, refused: Option<&str>);
+    /// The InfluxDB database or bucket (`destination`, as [`crate::influx::InfluxClient::
+    /// destination`] names it) was created (or already there); `refused` when InfluxDB refused
+    /// to create it (no admin rights, a token that may not, no buckets API) and writing goes on
+    /// anyway.
+    fn database_ready(&self, url: &str, destination: &str, refused: Option<&str>);
     /// A deprecated setting is in use (the warning says what to use instead).
     fn deprecated_setting(&self, warning: &str);
     /// An index template could not be put yet (`refused`: credentials or permissions); it is
@@ -524,14 +526,14 @@ impl TransferEvents for Counters {
         self.health.recover(ES_CONDITION);
         tracing::info!(template, patterns, "index template in place");
     }
-    fn database_ready(&self, url: &str, database: &str, refused: Option<&str>) {
+    fn database_ready(&self, url: &str, destination: &str, refused: Option<&str>) {
         match refused {
-            None => tracing::info!(url, database, "InfluxDB database in place"),
+            None => tracing::info!(url, destination, "InfluxDB database or bucket in place"),
             Some(error) => tracing::warn!(
                 url,
-                database,
+                destination,
                 %error,
-                "cannot create the InfluxDB database; writing to it anyway (set \
+                "cannot create the InfluxDB database or bucket; writing to it anyway (set \
                  influxdb.create_database = false when someone else makes it)"
             ),
         }

@@ -196,24 +196,22 @@ impl Setup<'_> {
     }
 
     /// `CREATE DATABASE` (idempotent) and, with `retention`, the retention policy written to
-    /// with that duration (never the default policy), retried while InfluxDB is unreachable or
-    /// failing; a refusal (no admin rights) is reported and writing goes on (the database may
-    /// have been made by someone else). Returns `false` if shutdown came first.
+    /// with that duration (never the default policy); with `api = "v2"` the bucket when it is
+    /// missing. Retried while InfluxDB is unreachable or failing; a refusal (no admin rights, a
+    /// token that may not, a server without the buckets API) is reported once and writing goes
+    /// on (the database or bucket may have been made by someone else). Returns `false` if
+    /// shutdown came first.
     async fn create_database(&self, influx: &SharedInflux, retention: Option<Retention>) -> bool {
         let mut delays = self.backoff.start();
         loop {
             let client = influx.get();
-            let made = match client.create_database().await {
-                Ok(()) => match retention {
-                    Some(retention) => client.ensure_retention_policy(retention.duration()).await,
-                    None => Ok(()),
-                },
-                Err(error) => Err(error),
-            };
+            let made = client
+                .create_database(retention.is_some(), retention.and_then(Retention::duration))
+                .await;
             match made {
-                Ok(()) => {
+                Ok(_) => {
                     self.events
-                        .database_ready(client.url(), client.database(), None);
+                        .database_ready(client.url(), &client.destination(), None);
                     return true;
                 }
                 Err(
@@ -225,7 +223,7 @@ impl Setup<'_> {
                 Err(error) => {
                     self.events.database_ready(
                         client.url(),
-                        client.database(),
+                        &client.destination(),
                         Some(&error.to_string()),
                     );
                     return true;

@@ -1,5 +1,6 @@
 //! Metrics records (Kafka header `logship-kind: metrics`): batches of InfluxDB line protocol
-//! written to `/write`, under the transfer's one commit rule.
+//! written to `/write` (`api = "v1"`) or `/api/v2/write` (`"v2"`), under the transfer's one
+//! commit rule.
 //!
 //! A record's offset is done once every point in it was accepted by InfluxDB (2xx) or, refused
 //! for good, written to the dead-letter topic and acknowledged there. Nothing else makes it
@@ -13,7 +14,10 @@
 //! split in halves, a record alone into its lines, until each refused point stands alone; that
 //! one goes to the dead-letter topic with InfluxDB's message, the others are written (InfluxDB
 //! 1.x writes the good points of a request that had bad ones, so writing them again is
-//! harmless).
+//! harmless). A 422 is InfluxDB 2.x's partial write ("some or all of the data has been
+//! rejected; data that has not been rejected is ingested"), and 3.x answers a partial write
+//! with 400: both are split the same way, since the points already ingested overwrite
+//! themselves when written again, and the rejected ones end alone and dead-lettered.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -177,6 +181,14 @@ fn split_lines(batch: &MetricsBatch, piece: &Piece) -> Option<Vec<Piece>> {
     (lines.len() > 1).then_some(lines)
 }
 
+/// Whether InfluxDB refused the request for its points (split, and dead-letter what stays
+/// refused alone): 400 (malformed, a field type conflict; 3.x's partial write), 413 (too
+/// large), 422 (2.x's partial write: the points not named were ingested). Anything else is
+/// retried as it is.
+fn refused_for_content(error: &InfluxError) -> bool {
+    matches!(error.status(), Some(400 | 413 | 422))
+}
+
 /// Why InfluxDB refused a request for its content, as a dead letter says it.
 fn refusal(error: &InfluxError) -> Rejection {
     let (error, status) = match error {
@@ -257,11 +269,7 @@ impl Sink for InfluxSink {
                 self.events.points_written(points);
                 Written::Each(vec![Outcome::Done; group.len()])
             }
-            Err(
-                error @ InfluxError::Status {
-                    status: 400 | 413, ..
-                },
-            ) => Written::Refused(refusal(&error)),
+            Err(error) if refused_for_content(&error) => Written::Refused(refusal(&error)),
             Err(error) => {
                 let refused = matches!(error.status(), Some(401 | 403));
                 self.events
@@ -450,6 +458,18 @@ mod tests {
             split_lines(&batch, &pieces[1]).is_none(),
             "one point is alone"
         );
+        let status = |status: u16| InfluxError::Status {
+            url: "u".into(),
+            what: "a write",
+            status,
+            body: String::new(),
+        };
+        for split in [400, 413, 422] {
+            assert!(refused_for_content(&status(split)), "{split}");
+        }
+        for retried in [401, 403, 404, 429, 500, 503] {
+            assert!(!refused_for_content(&status(retried)), "{retried}");
+        }
         let rejection = refusal(&refused());
         assert!(
             rejection.error.contains("400: unable to parse"),
