@@ -167,15 +167,26 @@ fn metrics_transfer(
     db: &str,
     extra: &str,
 ) -> std::path::PathBuf {
+    metrics_transfer_to(&Server::v1(), dir, group, topics, db, extra)
+}
+
+/// A transfer config serving `topics` into database `db` of `server` only.
+fn metrics_transfer_to(
+    server: &Server,
+    dir: &std::path::Path,
+    group: &str,
+    topics: &[&str],
+    db: &str,
+    extra: &str,
+) -> std::path::PathBuf {
     let path = dir.join("transfer.toml");
     std::fs::write(
         &path,
         format!(
             "{extra}[kafka]\nbrokers = \"{}\"\ngroup = \"{group}\"\ntopics = {topics:?}\n\
-             commit_interval_ms = 200\n[batch]\nmax_wait_ms = 200\n\
-             [influxdb]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
+             commit_interval_ms = 200\n[batch]\nmax_wait_ms = 200\n{}",
             common::kafka_brokers(),
-            influxdb()
+            server.table(db, dir)
         ),
     )
     .unwrap();
@@ -262,7 +273,10 @@ fn agent_and_transfer_fill_influxdb_with_the_hosts_series() {
         "{rounds} rounds in InfluxDB after 20 s at 1 s"
     );
     let log = transfer.log();
-    assert!(log.contains("InfluxDB database in place"), "{log}");
+    assert!(
+        log.contains("InfluxDB database or bucket in place"),
+        "{log}"
+    );
     assert!(agent.terminate());
     transfer.terminate(Duration::from_secs(30));
     drop_database(&db);
@@ -270,11 +284,25 @@ fn agent_and_transfer_fill_influxdb_with_the_hosts_series() {
 
 #[test]
 fn refused_points_and_records_no_sink_takes_go_to_the_dead_letter_topic() {
+    refused_points_go_to_the_dead_letter_topic(&Server::v1());
+}
+
+/// The same through the v2 API (`/api/v2/write` with a token; InfluxDB 1.8 as `influxdb2`).
+#[test]
+fn points_the_v2_api_refuses_go_to_the_dead_letter_topic() {
+    refused_points_go_to_the_dead_letter_topic(&Server::v2());
+}
+
+fn refused_points_go_to_the_dead_letter_topic(server: &Server) {
     let dir = tempfile::tempdir().unwrap();
     let topic = common::unique("metrics-in");
     let dlq = common::unique("metrics-dlq");
     let db = common::unique("dlq_db").replace('-', "_");
     transfer_support::create_topic(&topic);
+    if server.token.is_some() {
+        // InfluxDB 1.8 has no buckets API: the database is made here.
+        server.create_database(&db);
+    }
     let producer = transfer_support::producer();
     let now = transfer_support::now_nanos();
     // One record: two good points around a malformed one, then a field of another type.
@@ -290,7 +318,8 @@ fn refused_points_and_records_no_sink_takes_go_to_the_dead_letter_topic() {
     send(&conflict, true);
     send("{\"id\":\"x\",\"message\":\"a log line\"}", false);
     let metrics_addr = common::ops::free_addr();
-    let config = metrics_transfer(
+    let config = metrics_transfer_to(
+        server,
         dir.path(),
         &common::unique("dlq-group"),
         &[&topic],
@@ -325,7 +354,7 @@ fn refused_points_and_records_no_sink_takes_go_to_the_dead_letter_topic() {
     );
     let log_record = find("a log line");
     assert!(log_record.headers["logship-error"].contains("no [elasticsearch]"));
-    let values: Vec<f64> = rows(&query(&db, "SELECT value FROM probe"))
+    let values: Vec<f64> = rows(&server.query(&db, "SELECT value FROM probe"))
         .iter()
         .filter_map(|row| row[1].as_f64())
         .collect();
@@ -346,7 +375,7 @@ fn refused_points_and_records_no_sink_takes_go_to_the_dead_letter_topic() {
         Duration::from_secs(30),
     );
     transfer.terminate(Duration::from_secs(30));
-    drop_database(&db);
+    server.drop_database(&db);
 }
 
 fn config_group(config: &std::path::Path) -> String {
@@ -399,7 +428,10 @@ fn without_create_database_the_transfer_waits_for_the_database_then_writes_into_
         "nothing committed past an unwritten point: {offsets:?}"
     );
     let log = transfer.log();
-    assert!(!log.contains("InfluxDB database in place"), "{log}");
+    assert!(
+        !log.contains("InfluxDB database or bucket in place"),
+        "{log}"
+    );
 
     // Someone else makes it, with the retention policy the transfer writes into.
     create_database(&db);

@@ -1,8 +1,11 @@
 //! Host metrics exactly once through crashes and an InfluxDB outage: the agent and the
-//! transfer are killed with SIGKILL while sampling and writing, InfluxDB is stopped for a
-//! while, and afterwards every series holds every sample the agent committed, none twice.
+//! transfer are killed with SIGKILL while sampling and writing, InfluxDB is stopped for
+//! 30 s, and afterwards every series holds every sample the agent committed, none twice.
 //!
-//! Its own test binary: it stops the shared InfluxDB, which other tests use.
+//! Both APIs: InfluxDB 1.x's `/write` and the v2 API (`/api/v2/write` with a token, served by
+//! InfluxDB 1.8 as `influxdb2`); each test stops its own server.
+//!
+//! Its own test binary: it stops the shared InfluxDB servers, which other tests use.
 // Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -67,27 +70,42 @@ fn mem_times(payload: &str, host: &str) -> Vec<i64> {
 
 #[test]
 fn sigkill_and_an_influxdb_outage_neither_lose_nor_double_a_sample() {
+    survives_sigkill_and_an_outage(&Server::v1());
+}
+
+/// The same through the v2 API: `/api/v2/write?org=&bucket=` with a token from a file.
+/// InfluxDB 1.8 has no buckets API: the transfer says once that it cannot create the bucket
+/// (404) and writes into the database the test made.
+#[test]
+fn sigkill_and_an_influxdb_outage_through_the_v2_api_neither_lose_nor_double_a_sample() {
+    survives_sigkill_and_an_outage(&Server::v2());
+}
+
+fn survives_sigkill_and_an_outage(server: &Server) {
     let dir = tempfile::tempdir().unwrap();
     let host = common::unique("crash-host");
     let topic = common::unique("crash-metrics");
     let group = common::unique("crash-group");
     let db = common::unique("crash_db").replace('-', "_");
     create_topic(&topic);
+    let v2 = server.token.is_some();
+    if v2 {
+        server.create_database(&db);
+    }
     let transfer_config = dir.path().join("transfer.toml");
     std::fs::write(
         &transfer_config,
         format!(
             "[kafka]\nbrokers = \"{}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\n\
              commit_interval_ms = 200\n[batch]\nmax_wait_ms = 200\n\
-             [retry]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n\
-             [influxdb]\nurl = \"{}\"\ndatabase = \"{db}\"\n",
+             [retry]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n{}",
             common::kafka_brokers(),
-            influxdb()
+            server.table(&db, dir.path())
         ),
     )
     .unwrap();
     let count = |measurement: &str, field: &str, extra: &str| -> f64 {
-        let answer = query(
+        let answer = server.query(
             &db,
             &format!("SELECT count({field}) FROM {measurement} WHERE host = '{host}'{extra}"),
         );
@@ -104,8 +122,9 @@ fn sigkill_and_an_influxdb_outage_neither_lose_nor_double_a_sample() {
     });
     assert!(written.is_some(), "no points\n{}", transfer.log());
 
-    // InfluxDB goes away while the transfer writes and the agent samples.
-    let outage = Outage::begin("influxdb");
+    // InfluxDB goes away for 30 s while the transfer writes and the agent samples.
+    let outage = Outage::begin(server.service);
+    let away = std::time::Instant::now();
     std::thread::sleep(Duration::from_secs(3));
     let first_committed = agent_metric(&first_agent, "logship_agent_metrics_samples_total")
         .expect("the first agent counts its samples");
@@ -117,7 +136,7 @@ fn sigkill_and_an_influxdb_outage_neither_lose_nor_double_a_sample() {
     transfer.kill9();
     // A new transfer starts while InfluxDB is still away: it waits, then goes on.
     let transfer = Transfer::start(&transfer_config, "transfer2");
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(away.elapsed()));
     outage.end();
     std::thread::sleep(Duration::from_secs(3));
     let second_committed = agent_metric(&second_agent, "logship_agent_metrics_samples_total")
@@ -165,13 +184,11 @@ fn sigkill_and_an_influxdb_outage_neither_lose_nor_double_a_sample() {
         rounds.len(),
         transfer.log()
     );
-    let times: BTreeSet<i64> = rows(&query(
-        &db,
-        &format!("SELECT total FROM mem WHERE host = '{host}'"),
-    ))
-    .iter()
-    .filter_map(|row| row[0].as_i64())
-    .collect();
+    let times: BTreeSet<i64> =
+        rows(&server.query(&db, &format!("SELECT total FROM mem WHERE host = '{host}'")))
+            .iter()
+            .filter_map(|row| row[0].as_i64())
+            .collect();
     assert_eq!(times, rounds, "the same samples, at their sampling times");
     let n = rounds.len() as f64;
     for (measurement, field, extra) in [
@@ -190,7 +207,19 @@ fn sigkill_and_an_influxdb_outage_neither_lose_nor_double_a_sample() {
         retried.contains("points not accepted by InfluxDB yet"),
         "the first transfer retried during the outage:\n{retried}"
     );
+    if v2 {
+        let written = format!("POST /api/v2/write?org=logship&bucket={db}%2Fautogen&precision=ns ");
+        assert!(
+            server.access_log().contains(&written),
+            "the points went to the v2 endpoint: no {written:?} in the server's access log"
+        );
+        let said = retried
+            .matches("cannot create the InfluxDB database or bucket")
+            .count();
+        assert_eq!(said, 1, "the missing buckets API is said once:\n{retried}");
+        assert!(retried.contains("404"), "{retried}");
+    }
     assert!(agent.terminate());
     transfer.terminate(Duration::from_secs(30));
-    drop_database(&db);
+    server.drop_database(&db);
 }

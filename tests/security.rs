@@ -213,9 +213,7 @@ fn wrong_then_fixed(
     wait_for_count(&setup.index, 200, INDEXED, &[&transfer]);
     assert_eq!(assert_no_duplicate_messages(&setup.index), 200);
     wait_for_commits_at_end(&setup.group, &setup.topic, Duration::from_secs(30));
-    let healthy = wait_for(Duration::from_secs(30), || {
-        http_get(health, "/health").filter(|(status, _)| *status == 200)
-    });
+    let healthy = common::ops::wait_200(health, "/health", Duration::from_secs(30));
     assert!(healthy.is_some(), "/health did not recover");
     let log = transfer.log();
     assert!(log.contains("SIGHUP"), "{log}");
@@ -511,9 +509,7 @@ fn a_wrong_kafka_password_is_a_clear_error_and_the_fixed_file_ships_everything_o
     let transfer = Transfer::start(&transfer_config, "sec-kafkapw");
     wait_for_count(&setup.index, 500, INDEXED, &[&transfer]);
     assert_eq!(assert_no_duplicate_messages(&setup.index), 500);
-    let healthy = wait_for(Duration::from_secs(30), || {
-        http_get(health, "/health").filter(|(status, _)| *status == 200)
-    });
+    let healthy = common::ops::wait_200(health, "/health", Duration::from_secs(30));
     assert!(
         healthy.is_some(),
         "/health is 200 again
@@ -563,9 +559,7 @@ fn a_transfer_with_a_wrong_kafka_password_says_so_commits_nothing_and_the_fixed_
     std::fs::copy(pki("kafka-password"), &password).unwrap();
     wait_for_count(&setup.index, 300, INDEXED, &[&transfer]);
     assert_eq!(assert_no_duplicate_messages(&setup.index), 300);
-    let healthy = wait_for(Duration::from_secs(30), || {
-        http_get(health, "/health").filter(|(status, _)| *status == 200)
-    });
+    let healthy = common::ops::wait_200(health, "/health", Duration::from_secs(30));
     assert!(
         healthy.is_some(),
         "/health is 200 again\n{}",
@@ -1139,9 +1133,7 @@ fn etcd_refusing_the_agents_ca_or_password_is_a_503_until_the_files_are_fixed() 
     assert!(refused.is_some(), "no password refusal\n{}", agent.log());
     // The password fixed: read again at the next reconnection, healthy again.
     std::fs::copy(pki("etcd-logship-agent-password"), &password).unwrap();
-    let healthy = wait_for(Duration::from_secs(60), || {
-        http_get(health, "/health").filter(|(status, _)| *status == 200)
-    });
+    let healthy = common::ops::wait_200(health, "/health", Duration::from_secs(60));
     assert!(healthy.is_some(), "/health stays 503\n{}", agent.log());
     let log = agent.log();
     assert!(agent.terminate());
@@ -1318,9 +1310,7 @@ fn metrics_reach_influxdb_over_tls_as_a_user_without_admin_rights_after_the_ca_a
         transfer.log()
     );
     wait_for_commits_at_end(&setup.group, &setup.topic, Duration::from_secs(30));
-    let healthy = wait_for(Duration::from_secs(30), || {
-        http_get(health, "/health").filter(|(status, _)| *status == 200)
-    });
+    let healthy = common::ops::wait_200(health, "/health", Duration::from_secs(30));
     assert!(
         healthy.is_some(),
         "/health did not recover\n{}",
@@ -1376,20 +1366,7 @@ fn secure_influx_write(points: &str) {
 #[test]
 fn the_console_charts_a_host_from_influxdb_over_tls_with_a_password_file() {
     let host = common::unique("sec-chart");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let points: String = (0..5u64)
-        .map(|n| {
-            format!(
-                "cpu,host={host},cpu=cpu-total usage_user={},usage_system=2,usage_iowait=0.5 {}\n",
-                10 + n,
-                now - 60 * (4 - n)
-            )
-        })
-        .collect();
-    secure_influx_write(&points);
+    secure_influx_write(&common::influx::chart_points(&host, false));
     let dir = tempfile::tempdir().unwrap();
     let password = dir.path().join("influx-password");
     std::fs::copy(pki("influxdb-logship-password"), &password).unwrap();
@@ -1412,24 +1389,7 @@ fn the_console_charts_a_host_from_influxdb_over_tls_with_a_password_file() {
         })
     };
     let console = launch(dir.path(), &password);
-    let (code, answer) = console.get(&format!("/api/hosts/{host}/metrics?range=15m"));
-    assert_eq!(code, 200, "{answer}\n{}", console.log());
-    let cpu = &answer["charts"][0];
-    assert_eq!(cpu["title"], "CPU", "{answer}");
-    let user = cpu["series"]
-        .as_array()
-        .and_then(|series| series.iter().find(|s| s["name"] == "user"))
-        .unwrap_or_else(|| panic!("no user series: {answer}"));
-    let values: Vec<f64> = user["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|point| point[1].as_f64())
-        .collect();
-    assert!(
-        !values.is_empty() && values.iter().all(|v| (10.0..=14.0).contains(v)),
-        "the written usage_user values: {values:?}"
-    );
+    common::influx::assert_charts_cpu(&console, &host);
     let (code, fleet) = console.get("/api/fleet");
     assert_eq!(code, 200, "{fleet}");
     assert!(fleet["problems"]["influxdb"].is_null(), "{fleet}");
@@ -1439,12 +1399,7 @@ fn the_console_charts_a_host_from_influxdb_over_tls_with_a_password_file() {
     let wrong = wrong_dir.path().join("wrong");
     std::fs::write(&wrong, "not-the-password\n").unwrap();
     let refused = launch(wrong_dir.path(), &wrong);
-    let (code, answer) = refused.get(&format!("/api/hosts/{host}/metrics?range=15m"));
-    assert!(code >= 500, "{code} {answer}");
-    assert!(
-        answer["error"].as_str().unwrap_or_default().contains("401"),
-        "{answer}"
-    );
+    common::influx::assert_chart_refused(&refused, &host);
     for log in [console.log(), refused.log()] {
         assert!(
             !log.contains(&read(&pki("influxdb-logship-password"))),

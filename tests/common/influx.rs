@@ -1,6 +1,9 @@
 //! InfluxDB and metrics-topic helpers for the host metrics tests: InfluxQL over `curl`
-//! against the real InfluxDB of `scripts/services.sh`, and a reader of a metrics topic.
+//! against the real InfluxDB servers of `scripts/services.sh` (`influxdb`, 1.x without
+//! authentication; `influxdb2`, 1.8 serving the v2 API with a token), and a reader of a metrics
+//! topic.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -8,6 +11,152 @@ use serde_json::Value;
 /// InfluxDB's URL (`LOGSHIP_INFLUXDB`, default http://127.0.0.1:8086).
 pub fn influxdb() -> String {
     std::env::var("LOGSHIP_INFLUXDB").unwrap_or_else(|_| "http://127.0.0.1:8086".into())
+}
+
+/// The v2 API server's URL (`LOGSHIP_INFLUXDB2`, default http://127.0.0.1:8096).
+pub fn influxdb2() -> String {
+    std::env::var("LOGSHIP_INFLUXDB2").unwrap_or_else(|_| "http://127.0.0.1:8096".into())
+}
+
+/// The v2 server's admin token (`user:password`), from `.services/influxdb2/token`.
+pub fn influxdb2_token() -> String {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(".services/influxdb2/token");
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e} (scripts/services.sh up influxdb2)", file.display()))
+        .trim()
+        .to_string()
+}
+
+/// One of the test InfluxDB servers, as its admin sees it.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Base URL.
+    pub url: String,
+    /// The admin token (`None`: no authentication).
+    pub token: Option<String>,
+    /// The name `scripts/services.sh` knows it by.
+    pub service: &'static str,
+}
+
+impl Server {
+    /// The 1.x server without authentication (`api = "v1"`).
+    pub fn v1() -> Server {
+        Server {
+            url: influxdb(),
+            token: None,
+            service: "influxdb",
+        }
+    }
+
+    /// InfluxDB 1.8 serving the v2 API, authentication on (`api = "v2"`).
+    pub fn v2() -> Server {
+        Server {
+            url: influxdb2(),
+            token: Some(influxdb2_token()),
+            service: "influxdb2",
+        }
+    }
+
+    fn auth(&self) -> Vec<String> {
+        match &self.token {
+            Some(token) => vec!["-H".into(), format!("Authorization: Token {token}")],
+            None => Vec::new(),
+        }
+    }
+
+    fn curl(&self, args: &[&str]) -> (u16, String) {
+        let mut all: Vec<String> = self.auth();
+        all.extend(args.iter().map(|a| a.to_string()));
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        curl(&refs)
+    }
+
+    /// Runs InfluxQL `q` in `db` (timestamps in nanoseconds) and panics unless it answers 200.
+    pub fn query(&self, db: &str, q: &str) -> Value {
+        let (code, body) = self.curl(&[
+            "-G",
+            &format!("{}/query", self.url),
+            "--data-urlencode",
+            &format!("db={db}"),
+            "--data-urlencode",
+            &format!("q={q}"),
+            "--data-urlencode",
+            "epoch=ns",
+        ]);
+        assert_eq!(code, 200, "{q}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Runs the InfluxQL statement `q` that changes something (a POST), and panics unless it
+    /// answers 200.
+    pub fn execute(&self, q: &str) {
+        let (code, body) = self.curl(&[
+            "-XPOST",
+            &format!("{}/query", self.url),
+            "--data-urlencode",
+            &format!("q={q}"),
+        ]);
+        assert_eq!(code, 200, "{q}: {body}");
+    }
+
+    /// Creates database `db`.
+    pub fn create_database(&self, db: &str) {
+        self.execute(&format!("CREATE DATABASE {db}"));
+    }
+
+    /// Drops database `db` (best effort).
+    pub fn drop_database(&self, db: &str) {
+        self.curl(&[
+            "-XPOST",
+            &format!("{}/query", self.url),
+            "--data-urlencode",
+            &format!("q=DROP DATABASE {db}"),
+        ]);
+    }
+
+    /// Writes line protocol `points` (timestamps in seconds) into `db` as the admin: `/write`
+    /// on the 1.x server, `/api/v2/write` on the v2 one.
+    pub fn write(&self, db: &str, points: &str) {
+        let url = match self.token {
+            Some(_) => format!("{}/api/v2/write?bucket={db}/autogen&precision=s", self.url),
+            None => format!("{}/write?db={db}&precision=s", self.url),
+        };
+        let (code, body) = self.curl(&["-XPOST", &url, "--data-binary", points]);
+        assert_eq!(code, 204, "{body}");
+    }
+
+    /// The `[influxdb]` table of a transfer or console writing to and reading `db` (its
+    /// `autogen` policy: the bucket `db/autogen` on the v2 server, with a copy of the admin
+    /// token in `dir`).
+    pub fn table(&self, db: &str, dir: &Path) -> String {
+        match &self.token {
+            None => format!("[influxdb]\nurl = \"{}\"\ndatabase = \"{db}\"\n", self.url),
+            Some(token) => {
+                let file = self.token_file(dir, token);
+                format!(
+                    "[influxdb]\nurl = \"{}\"\napi = \"v2\"\norg = \"logship\"\n\
+                     bucket = \"{db}/autogen\"\ntoken_file = \"{}\"\n",
+                    self.url,
+                    file.display()
+                )
+            }
+        }
+    }
+
+    /// The v2 server's HTTP access log (its log file, `scripts/services/influxdb2.sh`).
+    pub fn access_log(&self) -> String {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(".services/influxdb2/influxdb.log");
+        std::fs::read_to_string(&file).unwrap_or_default()
+    }
+
+    /// Writes `token` to `dir/influx-token` (mode 600) and returns the path.
+    pub fn token_file(&self, dir: &Path, token: &str) -> PathBuf {
+        let file = dir.join("influx-token");
+        std::fs::write(&file, format!("{token}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        file
+    }
 }
 
 /// `curl` against InfluxDB: (status, body).
@@ -22,20 +171,9 @@ pub fn curl(args: &[&str]) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
-/// Runs InfluxQL `q` in `db` (timestamps in nanoseconds) and panics unless it answers 200.
+/// Runs InfluxQL `q` in `db` of the 1.x server (see [`Server::query`]).
 pub fn query(db: &str, q: &str) -> Value {
-    let (code, body) = curl(&[
-        "-G",
-        &format!("{}/query", influxdb()),
-        "--data-urlencode",
-        &format!("db={db}"),
-        "--data-urlencode",
-        &format!("q={q}"),
-        "--data-urlencode",
-        "epoch=ns",
-    ]);
-    assert_eq!(code, 200, "{q}: {body}");
-    serde_json::from_str(&body).unwrap()
+    Server::v1().query(db, q)
 }
 
 /// The single value of a one-row, one-column answer.
@@ -45,31 +183,77 @@ pub fn scalar(answer: &Value) -> f64 {
         .unwrap_or_else(|| panic!("no value: {answer}"))
 }
 
-/// Runs the InfluxQL statement `q` that changes something (a POST), and panics unless it
-/// answers 200.
+/// Runs the InfluxQL statement `q` on the 1.x server (see [`Server::execute`]).
 pub fn execute(q: &str) {
-    let (code, body) = curl(&[
-        "-XPOST",
-        &format!("{}/query", influxdb()),
-        "--data-urlencode",
-        &format!("q={q}"),
-    ]);
-    assert_eq!(code, 200, "{q}: {body}");
+    Server::v1().execute(q)
 }
 
-/// Creates database `db`.
+/// Creates database `db` on the 1.x server.
 pub fn create_database(db: &str) {
-    execute(&format!("CREATE DATABASE {db}"));
+    Server::v1().create_database(db)
 }
 
-/// Drops database `db` (best effort).
+/// Drops database `db` of the 1.x server (best effort).
 pub fn drop_database(db: &str) {
-    curl(&[
-        "-XPOST",
-        &format!("{}/query", influxdb()),
-        "--data-urlencode",
-        &format!("q=DROP DATABASE {db}"),
-    ]);
+    Server::v1().drop_database(db)
+}
+
+/// Five `cpu` points of `host` a minute apart up to now (timestamps in seconds, `usage_user`
+/// 10 to 14), and with `system` as many `system` points (what lists a host with metrics).
+pub fn chart_points(host: &str, system: bool) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    (0..5u64)
+        .map(|n| {
+            let at = now - 60 * (4 - n);
+            let mut points = format!(
+                "cpu,host={host},cpu=cpu-total usage_user={},usage_system=2,usage_iowait=0.5 {at}\n",
+                10 + n
+            );
+            if system {
+                points.push_str(&format!(
+                    "system,host={host} load1=0.5,load5=0.4,load15=0.3,n_cpus=2i {at}\n"
+                ));
+            }
+            points
+        })
+        .collect()
+}
+
+/// Asserts that `console` charts the [`chart_points`] of `host`: a CPU chart whose `user`
+/// series holds the written `usage_user` values.
+pub fn assert_charts_cpu(console: &super::console::Console, host: &str) {
+    let (code, answer) = console.get(&format!("/api/hosts/{host}/metrics?range=15m"));
+    assert_eq!(code, 200, "{answer}\n{}", console.log());
+    let cpu = &answer["charts"][0];
+    assert_eq!(cpu["title"], "CPU", "{answer}");
+    let user = cpu["series"]
+        .as_array()
+        .and_then(|series| series.iter().find(|s| s["name"] == "user"))
+        .unwrap_or_else(|| panic!("no user series: {answer}"));
+    let values: Vec<f64> = user["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|point| point[1].as_f64())
+        .collect();
+    assert!(
+        !values.is_empty() && values.iter().all(|v| (10.0..=14.0).contains(v)),
+        "the written usage_user values: {values:?}"
+    );
+}
+
+/// Asserts that `console` (with wrong credentials) answers `host`'s charts with an error
+/// status carrying InfluxDB's 401, rather than charting nothing.
+pub fn assert_chart_refused(console: &super::console::Console, host: &str) {
+    let (code, answer) = console.get(&format!("/api/hosts/{host}/metrics?range=15m"));
+    assert!(code >= 500, "{code} {answer}");
+    assert!(
+        answer["error"].as_str().unwrap_or_default().contains("401"),
+        "{answer}"
+    );
 }
 
 /// The rows of the first series of a one-statement answer (empty when there is none).

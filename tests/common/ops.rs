@@ -15,6 +15,13 @@ pub fn free_addr() -> SocketAddr {
     listener.local_addr().expect("local addr")
 }
 
+/// Waits up to `timeout` for `GET path` on `addr` to answer 200; its body, or `None`.
+pub fn wait_200(addr: SocketAddr, path: &str, timeout: Duration) -> Option<String> {
+    super::wait_for(timeout, || {
+        http_get(addr, path).and_then(|(status, body)| (status == 200).then_some(body))
+    })
+}
+
 /// `GET http://{addr}{path}`: status code and body (`None` if nothing answered).
 pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let output = Command::new("curl")
