@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Looks through every log the tests produced (copied to target/test-logs/ by the test helpers)
-# for the secrets the tests used: the test PKI's passwords and API key, and every password the
-# tests write into files (they all match *-Secret-NNNN or are listed below). Exits 1 naming the
-# log that shows one; never prints a secret itself.
+# for the secrets the tests used: the test PKI's passwords and API key, the v2 InfluxDB's token,
+# and every password the tests write into files (they all match *-Secret-NNNN or are listed
+# below). Exits 1 naming the log that shows one; never prints a secret itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 logs=target/test-logs
@@ -15,6 +15,11 @@ trap 'rm -f "$secrets"' EXIT
 for file in .services/pki/*password* .services/pki/es-api-key; do
   [ -f "$file" ] && { cat "$file"; echo; } >>"$secrets"
 done
+# The v2 test server's token (`admin:<password>`, scripts/services/influxdb2.sh): whole, and
+# its password alone.
+if [ -s .services/influxdb2/token ]; then
+  { cat .services/influxdb2/token; echo; cut -d: -f2- .services/influxdb2/token; } >>"$secrets"
+fi
 # The API key as Elasticsearch's `encoded` form, as it would appear in a header.
 if [ -f .services/pki/es-api-key ]; then
   tr -d '\n' <.services/pki/es-api-key | base64 -w0 >>"$secrets"
