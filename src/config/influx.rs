@@ -355,7 +355,7 @@ fn v2_target(keys: &InfluxConnection) -> Result<Target, String> {
         }
     }
     let named = |key: &str, value: &Option<String>| match value.as_deref().map(str::trim) {
-        Some(name) if !name.is_empty() => Ok(value.clone().unwrap_or_default()),
+        Some(name) if !name.is_empty() => Ok(name.to_string()),
         _ => Err(format!(
             "influxdb.{key} is required and must not be empty with api = \"v2\""
         )),
@@ -406,11 +406,19 @@ impl InfluxDbConfig {
     pub fn check(&self) -> Result<(), String> {
         self.access()?;
         if self.retention.is_some() && !self.create_database {
-            return Err(
-                "influxdb.retention is applied with create_database = true; without it, set \
-                 the retention policy's duration yourself and name it in retention_policy"
-                    .into(),
-            );
+            return Err(match self.connection.api {
+                InfluxApi::V1 => {
+                    "influxdb.retention is applied with create_database = true; \
+                                  without it, set the retention policy's duration yourself and \
+                                  name it in retention_policy"
+                }
+                InfluxApi::V2 => {
+                    "influxdb.retention is the retention of a bucket \
+                                  create_database = true creates; without it, set the bucket's \
+                                  retention yourself and leave retention out"
+                }
+            }
+            .into());
         }
         if !super::is_topic_name(&self.dlq_topic) {
             return Err(format!(
@@ -548,6 +556,18 @@ mod tests {
         assert!(v2("org = \" \"\nbucket = \"b\"\ntoken_file = \"/t\"")
             .unwrap_err()
             .contains("influxdb.org is required"));
+        let spaced = v2("org = \" ops \"\nbucket = \"b \"\ntoken_file = \"/t\"").unwrap();
+        assert_eq!(
+            spaced.access().unwrap().target,
+            InfluxTarget::V2 {
+                org: "ops".into(),
+                bucket: "b".into()
+            }
+        );
+        let unmanaged = v2(&format!(
+            "{keys}retention = \"30d\"\ncreate_database = false"
+        ));
+        assert!(unmanaged.unwrap_err().contains("bucket's retention"));
         assert!(v2(&format!("{keys}api2 = 1"))
             .unwrap_err()
             .contains("unknown field"));

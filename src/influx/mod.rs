@@ -66,11 +66,31 @@ impl InfluxError {
     }
 }
 
-/// How requests authenticate, the secret read.
+/// How requests authenticate, the secret read. A token is kept as its header value, marked
+/// sensitive (its `Debug` prints no secret, and HTTP/2 never indexes it).
 #[derive(Clone, Debug)]
 enum Auth {
     Basic(String, Secret),
-    Token(Secret),
+    Token(reqwest::header::HeaderValue),
+}
+
+/// `Token <token>` as a header value; a token that cannot be one (a control character, a line
+/// break inside) is an error naming where it came from, never the token.
+fn token_header(
+    token: &Secret,
+    source: &crate::config::secret::SecretSource,
+) -> Result<reqwest::header::HeaderValue, InfluxError> {
+    let mut value =
+        reqwest::header::HeaderValue::from_str(&format!("Token {}", token.expose().trim()))
+            .map_err(|_| {
+                InfluxError::Setup(format!(
+                    "the InfluxDB token in {} holds characters an HTTP header cannot carry \
+                     (write the token alone, on one line)",
+                    source.origin()
+                ))
+            })?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// Whether [`InfluxClient::create_database`] made the bucket or found it.
@@ -103,7 +123,9 @@ impl InfluxClient {
             Some(InfluxCredentials::Password(user, source)) => {
                 Some(Auth::Basic(user.clone(), read(source)?))
             }
-            Some(InfluxCredentials::Token(source)) => Some(Auth::Token(read(source)?)),
+            Some(InfluxCredentials::Token(source)) => {
+                Some(Auth::Token(token_header(&read(source)?, source)?))
+            }
             None => None,
         };
         let http = reqwest::Client::builder()
@@ -126,6 +148,11 @@ impl InfluxClient {
         &self.url
     }
 
+    /// Where points are written (the API and its names).
+    pub fn target(&self) -> &InfluxTarget {
+        &self.target
+    }
+
     /// What points are written to, for messages: `database "m"` or `bucket "b" of
     /// organisation "o"`.
     pub fn destination(&self) -> String {
@@ -138,8 +165,9 @@ impl InfluxClient {
     }
 
     /// Writes `body` (line protocol, one point per line, timestamps in nanoseconds). `Ok` once
-    /// InfluxDB answered 2xx (1.x answers 204 after the points are in its WAL; 2.x and 3.x
-    /// once they are ingested and queryable).
+    /// InfluxDB answered 2xx (1.x answers 204 after the points are in its WAL; 2.x after they
+    /// are in its WAL and queryable; 3.x, unless asked for `no_sync`, which logship never asks,
+    /// after the write-ahead log holding them is persisted, flushed about every second).
     pub async fn write(&self, body: Vec<u8>) -> Result<(), InfluxError> {
         let request = match &self.target {
             InfluxTarget::V1 => {
@@ -254,9 +282,10 @@ impl InfluxClient {
         }
     }
 
-    /// The bucket `bucket` of `org`, made with `retention` if missing (buckets API: list by
-    /// name, find the organisation's ID, create). A 404 (no buckets API: InfluxDB 1.8, or no
-    /// such organisation visible to the token) is returned as such.
+    /// The bucket `bucket` of `org`, made with `retention` if missing (buckets API: look it up
+    /// by name, find the organisation's ID, create). InfluxDB 2.x answers a lookup of a missing
+    /// bucket or organisation with a 404 whose JSON says `"code": "not found"`; a 404 without it
+    /// is a server without the buckets API (InfluxDB 1.8), an error naming that.
     async fn ensure_bucket(
         &self,
         org: &str,
@@ -268,20 +297,27 @@ impl InfluxClient {
                 .get(format!("{}/api/v2/buckets", self.url))
                 .query(&[("org", org), ("name", bucket)]),
         );
-        let answer = self.json(list, "a bucket lookup").await?;
-        if buckets::named(&answer, bucket) {
-            return Ok(Created::Existed);
+        if let Some(answer) = self.lookup(list, "a bucket lookup").await? {
+            if buckets::named(&answer, bucket) {
+                return Ok(Created::Existed);
+            }
         }
         let orgs = self.authorized(
             self.http
                 .get(format!("{}/api/v2/orgs", self.url))
                 .query(&[("org", org)]),
         );
-        let answer = self.json(orgs, "an organisation lookup").await?;
-        let org_id = buckets::org_id(&answer, org).ok_or_else(|| InfluxError::Query {
-            url: self.url.clone(),
-            message: format!("no organisation named {org:?} is visible to the token"),
-        })?;
+        let answer = self.lookup(orgs, "an organisation lookup").await?;
+        let org_id = answer
+            .and_then(|answer| buckets::org_id(&answer, org))
+            .ok_or_else(|| InfluxError::Query {
+                url: self.url.clone(),
+                message: format!(
+                    "no organisation named {org:?} is visible to the token (a token that may \
+                     only write cannot look it up: create the bucket yourself and set \
+                     influxdb.create_database = false)"
+                ),
+            })?;
         let create = self.authorized(
             self.http
                 .post(format!("{}/api/v2/buckets", self.url))
@@ -289,10 +325,37 @@ impl InfluxClient {
         );
         match self.send(create, "a bucket creation").await {
             Ok(_) => Ok(Created::Made),
-            // Made by someone else between the lookup and here.
+            // Made by someone else between the lookup and here (2.x: 422, Cloud: 409).
             Err(InfluxError::Status {
-                status: 422, body, ..
+                status: 409 | 422,
+                body,
+                ..
             }) if body.contains("already exists") => Ok(Created::Existed),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Sends a lookup of the buckets API: its JSON answer, `None` when InfluxDB says the thing
+    /// looked up is not found, an error naming the missing API when the server has none.
+    async fn lookup(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &'static str,
+    ) -> Result<Option<serde_json::Value>, InfluxError> {
+        match self.json(request, what).await {
+            Ok(answer) => Ok(Some(answer)),
+            Err(InfluxError::Status {
+                status: 404, body, ..
+            }) => match buckets::not_found(&body) {
+                true => Ok(None),
+                false => Err(InfluxError::Query {
+                    url: self.url.clone(),
+                    message: format!(
+                        "no buckets API (404 to {what}: {body:?}); a server older than \
+                         InfluxDB 2, such as 1.8, has none: create the database yourself"
+                    ),
+                }),
+            },
             Err(error) => Err(error),
         }
     }
@@ -313,10 +376,9 @@ impl InfluxClient {
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.auth {
             Some(Auth::Basic(user, password)) => request.basic_auth(user, Some(password.expose())),
-            Some(Auth::Token(token)) => request.header(
-                reqwest::header::AUTHORIZATION,
-                format!("Token {}", token.expose()),
-            ),
+            Some(Auth::Token(header)) => {
+                request.header(reqwest::header::AUTHORIZATION, header.clone())
+            }
             None => request,
         }
     }
@@ -349,6 +411,12 @@ impl InfluxClient {
 /// The buckets API's JSON, read and written (InfluxDB 2.x `/api/v2/buckets`, `/api/v2/orgs`).
 mod buckets {
     use serde_json::{json, Value};
+
+    /// Whether a 404's body is the buckets API saying the bucket or organisation looked up
+    /// does not exist (`{"code": "not found", ...}`), rather than a server without that API.
+    pub fn not_found(body: &str) -> bool {
+        serde_json::from_str::<Value>(body).is_ok_and(|answer| answer["code"] == "not found")
+    }
 
     /// Whether a bucket list names `bucket`.
     pub fn named(answer: &Value, bucket: &str) -> bool {
@@ -464,6 +532,12 @@ mod tests {
         assert!(buckets::named(&list, "metrics"));
         assert!(!buckets::named(&list, "metric"));
         assert!(!buckets::named(&json!({ "code": "not found" }), "metrics"));
+        // 2.x: a missing bucket or organisation; 1.8: no such API.
+        assert!(buckets::not_found(
+            r#"{"code":"not found","message":"bucket \"metrics\" not found"}"#
+        ));
+        assert!(!buckets::not_found("404 page not found"));
+        assert!(!buckets::not_found(r#"{"code":"unauthorized"}"#));
         let orgs =
             json!({ "orgs": [{ "id": "a1", "name": "ops" }, { "id": "b2", "name": "dev" }] });
         assert_eq!(buckets::org_id(&orgs, "dev").as_deref(), Some("b2"));
@@ -481,6 +555,22 @@ mod tests {
         assert_eq!(
             buckets::new_bucket("b2", "m", None)["retentionRules"],
             json!([])
+        );
+    }
+
+    #[test]
+    fn a_token_becomes_a_sensitive_header_or_an_error_naming_its_file() {
+        use crate::config::secret::SecretSource;
+        let source = SecretSource::File("/run/token".into());
+        let header = token_header(&Secret::new("abc:def \n"), &source).unwrap();
+        assert_eq!(header.to_str().unwrap(), "Token abc:def");
+        assert!(header.is_sensitive());
+        assert!(!format!("{:?}", Auth::Token(header)).contains("abc"));
+        let error = token_header(&Secret::new("abc\ndef"), &source).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("/run/token") && !message.contains("abc"),
+            "{message}"
         );
     }
 

@@ -14,7 +14,7 @@
 //! split in halves, a record alone into its lines, until each refused point stands alone; that
 //! one goes to the dead-letter topic with InfluxDB's message, the others are written (InfluxDB
 //! 1.x writes the good points of a request that had bad ones, so writing them again is
-//! harmless). A 422 is InfluxDB 2.x's partial write ("some or all of the data has been
+//! harmless). With `api = "v2"`, a 422 is InfluxDB 2.x's partial write ("some or all of the data has been
 //! rejected; data that has not been rejected is ingested"), and 3.x answers a partial write
 //! with 400: both are split the same way, since the points already ingested overwrite
 //! themselves when written again, and the rejected ones end alone and dead-lettered.
@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Delivery, Outcome, Outgoing, RecordAt, Route, Sink, Sorted, Written};
+use crate::config::influx::InfluxTarget;
 use crate::influx::{InfluxError, SharedInflux};
 use crate::kafka::dead_letters::DeadLetters;
 use crate::record::wire::{self, Kind};
@@ -183,10 +184,15 @@ fn split_lines(batch: &MetricsBatch, piece: &Piece) -> Option<Vec<Piece>> {
 
 /// Whether InfluxDB refused the request for its points (split, and dead-letter what stays
 /// refused alone): 400 (malformed, a field type conflict; 3.x's partial write), 413 (too
-/// large), 422 (2.x's partial write: the points not named were ingested). Anything else is
-/// retried as it is.
-fn refused_for_content(error: &InfluxError) -> bool {
-    matches!(error.status(), Some(400 | 413 | 422))
+/// large), and with the v2 API 422 (2.x's partial write: the points not named were ingested;
+/// 1.x never answers 422, so there it comes from something in between and is retried).
+/// Anything else is retried as it is.
+fn refused_for_content(error: &InfluxError, v2: bool) -> bool {
+    match error.status() {
+        Some(400 | 413) => true,
+        Some(422) => v2,
+        _ => false,
+    }
 }
 
 /// Why InfluxDB refused a request for its content, as a dead letter says it.
@@ -264,12 +270,14 @@ impl Sink for InfluxSink {
             body.extend_from_slice(&batch.body[piece.range.clone()]);
         }
         let points = memchr::memchr_iter(b'\n', &body).count() as u64;
-        match self.influx.get().write(body).await {
+        let client = self.influx.get();
+        let v2 = matches!(client.target(), InfluxTarget::V2 { .. });
+        match client.write(body).await {
             Ok(()) => {
                 self.events.points_written(points);
                 Written::Each(vec![Outcome::Done; group.len()])
             }
-            Err(error) if refused_for_content(&error) => Written::Refused(refusal(&error)),
+            Err(error) if refused_for_content(&error, v2) => Written::Refused(refusal(&error)),
             Err(error) => {
                 let refused = matches!(error.status(), Some(401 | 403));
                 self.events
@@ -464,12 +472,22 @@ mod tests {
             status,
             body: String::new(),
         };
-        for split in [400, 413, 422] {
-            assert!(refused_for_content(&status(split)), "{split}");
+        for v2 in [false, true] {
+            for split in [400, 413] {
+                assert!(refused_for_content(&status(split), v2), "{split}");
+            }
+            for retried in [401, 403, 404, 429, 500, 503] {
+                assert!(!refused_for_content(&status(retried), v2), "{retried}");
+            }
         }
-        for retried in [401, 403, 404, 429, 500, 503] {
-            assert!(!refused_for_content(&status(retried)), "{retried}");
-        }
+        assert!(
+            refused_for_content(&status(422), true),
+            "2.x's partial write"
+        );
+        assert!(
+            !refused_for_content(&status(422), false),
+            "not a 1.x answer"
+        );
         let rejection = refusal(&refused());
         assert!(
             rejection.error.contains("400: unable to parse"),
