@@ -4,7 +4,8 @@
 //! as 2.x's v1 compatibility endpoint. What this proves and what not: docs/design.md, "Host metrics".
 //!
 //! The transfer with a wrong token says so on `/health` and commits nothing; the right token
-//! written to its file is picked up without a restart and every point lands once. The console
+//! written to its file is picked up without a restart and every point lands once; a bucket that
+//! does not exist yet is a 404 named there too, retried until it exists. The console
 //! charts a host from the same server. (The outage test is in tests/metrics_outage.rs, the
 //! dead-letter test in tests/host_metrics.rs, both for either API.)
 // Test code: a failed expectation is the test failing (the workspace lints deny these elsewhere).
@@ -157,5 +158,68 @@ fn the_console_charts_a_host_from_the_v2_api_server() {
     let wrong_dir = tempfile::tempdir().unwrap();
     let refused = launch(wrong_dir.path(), Some("admin:not-the-password"));
     assert_chart_refused(&refused, &host);
+    server.drop_database(&db);
+}
+
+/// A bucket that does not exist yet (404 "database not found" from 1.8's v2 endpoint): the
+/// transfer says so on `/health` and retries, commits nothing, and writes every point once the
+/// bucket is made, without a restart.
+#[test]
+fn a_missing_bucket_is_named_on_health_and_retried_until_it_exists() {
+    let server = Server::v2();
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::unique("late_db").replace('-', "_");
+    let topic = common::unique("late-metrics");
+    let group = common::unique("late-group");
+    let measurement = common::unique("late_probe").replace('-', "_");
+    create_topic(&topic);
+    produce_probe_records(&producer(), &topic, &measurement, 2);
+    let health = free_addr();
+    let config = dir.path().join("transfer.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "metrics_addr = \"{health}\"\nhealth_grace_ms = 500\n\
+             [kafka]\nbrokers = \"{}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\n\
+             commit_interval_ms = 200\n[batch]\nmax_wait_ms = 200\n\
+             [retry]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n{}",
+            common::kafka_brokers(),
+            server.table(&db, dir.path())
+        ),
+    )
+    .unwrap();
+    let transfer = Transfer::start(&config, "v2-late");
+    let named = wait_for(Duration::from_secs(60), || {
+        http_get(health, "/health")
+            .filter(|(status, body)| *status == 503 && body.contains("404") && body.contains(&db))
+    });
+    assert!(
+        named.is_some(),
+        "/health never named the 404: {:?}\n{}",
+        http_get(health, "/health"),
+        transfer.log()
+    );
+    let offsets = committed(&group, &topic);
+    assert!(
+        offsets.iter().all(|offset| offset.unwrap_or(0) == 0),
+        "nothing committed before the bucket exists: {offsets:?}"
+    );
+    server.create_database(&db);
+    let written = wait_for(Duration::from_secs(60), || {
+        (count(&server, &db, &measurement) == 4).then_some(())
+    });
+    assert!(
+        written.is_some(),
+        "4 points not written\n{}",
+        transfer.log()
+    );
+    wait_for_commits_at_end(&group, &topic, Duration::from_secs(30));
+    assert!(
+        common::ops::wait_200(health, "/health", Duration::from_secs(30)).is_some(),
+        "/health did not recover\n{}",
+        transfer.log()
+    );
+    assert_eq!(count(&server, &db, &measurement), 4, "each point once");
+    assert!(transfer.terminate(Duration::from_secs(20)).success());
     server.drop_database(&db);
 }
