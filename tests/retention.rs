@@ -289,3 +289,56 @@ fn a_topic_kept_longer_than_its_indices_is_warned_about_at_start() {
         transfer.log()
     );
 }
+
+/// A transfer serving hundreds of topics: its template's `_meta` names every one, and the
+/// storage view must still answer (listing them all in one `_cat/indices/…` path passed
+/// Elasticsearch's 4 KB request line), and list the one index of them that exists with the date
+/// it goes.
+#[test]
+fn the_storage_view_answers_for_a_transfer_with_hundreds_of_topics() {
+    let prefix = common::unique("many").to_lowercase();
+    let topics: Vec<String> = (0..300)
+        .map(|n| format!("{prefix}-service-number-{n:03}-application-log"))
+        .collect();
+    let template = format!("logship-data-{prefix}");
+    let body = serde_json::json!({
+        "index_patterns": [format!("{prefix}-service-number-*")],
+        "priority": 201,
+        "_meta": { "index": "{topic}-%Y.%m.%d", "topics": topics, "retention": "30d" },
+    });
+    let put = es(
+        "PUT",
+        &format!("_index_template/{template}"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(put["acknowledged"], true, "{put}");
+    let index = format!("{}-{}", topics[7], today());
+    create_index(&index);
+    let console_dir = tempfile::tempdir().unwrap();
+    let console = common::console::Console::start(
+        console_dir.path(),
+        &common::es_url(),
+        &format!("{prefix}-*"),
+    );
+    let (code, storage) = console.get("/api/storage");
+    es("DELETE", &format!("_index_template/{template}"), None);
+    es("DELETE", &index, None);
+    assert_eq!(code, 200, "{storage}\n{}", console.log());
+    let rows: Vec<&serde_json::Value> = storage["indices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| {
+            row["index"]
+                .as_str()
+                .is_some_and(|name| name.starts_with(&prefix))
+        })
+        .collect();
+    assert_eq!(rows.len(), 1, "{storage}");
+    assert_eq!(rows[0]["index"], index.as_str());
+    assert!(
+        rows[0]["delete_at"].is_string(),
+        "the template's retention applies: {}",
+        rows[0]
+    );
+}
