@@ -1048,3 +1048,87 @@ fn a_metrics_rule_fires_for_a_host_whose_cpu_crosses_the_threshold_and_resolves_
     assert_eq!(firing.body["value"], 5.0);
     assert_eq!(firing.body["summary"], format!("5.00% idle on {host}"));
 }
+
+/// One rule's lasting Elasticsearch error is that rule's: its index is blocked for reads after
+/// it was taken up, so every count of it fails (logged, counted, retried), and a rule evaluated
+/// after it in the same round still fires. (Before, the first error ended the round, and a
+/// rule sorted after a broken one was never evaluated.)
+#[test]
+fn one_rules_lasting_elasticsearch_error_does_not_hold_back_the_others() {
+    let _serial = serial();
+    let (hook_addr, hook) = listen("127.0.0.1:0");
+    let pipeline = Pipeline::new("isolate", hook_addr);
+    let blocked = unique("blocked-alerts").to_lowercase();
+    let created = transfer_support::es("PUT", &blocked, Some("{}"));
+    assert_eq!(created["acknowledged"], true, "{created}");
+    // Rules are evaluated in name order: the broken one first.
+    let broken = format!("a-{}", unique("broken"));
+    let working = format!("b-{}", unique("working"));
+    pipeline.set_rule(
+        &broken,
+        &format!(
+            r#"{{"kind": "logs", "query": "ERROR", "index": "{blocked}*", "window": "1m",
+                "condition": "count > 10", "max_delay": "5m"}}"#
+        ),
+    );
+    pipeline.set_rule(
+        &working,
+        &format!(
+            r#"{{"kind": "logs", "query": "ERROR", "index": "{index}*", "window": "1m",
+                "condition": "count > 10", "max_delay": "5m"}}"#,
+            index = pipeline.setup.index
+        ),
+    );
+    append_lines(&pipeline.log, &lines("warmup INFO", 0, 5));
+    let transfer = Transfer::start(&pipeline.transfer_config, "transfer");
+    let agent = AgentProcess::start(&pipeline.agent_config);
+    let evaluator = pipeline.evaluator("alert");
+    for rule in [&broken, &working] {
+        wait_log(
+            &evaluator,
+            &format!("rule={rule} first_window"),
+            Duration::from_secs(60),
+        );
+    }
+    let block = transfer_support::es(
+        "PUT",
+        &format!("{blocked}/_settings"),
+        Some(r#"{"index.blocks.read": true}"#),
+    );
+    assert_eq!(block["acknowledged"], true, "{block}");
+    append_lines(&pipeline.log, &lines("ERROR payment failed", 0, 20));
+
+    let mut got = Vec::new();
+    let fired = until(&hook, &mut got, Duration::from_secs(180), |got| {
+        has(got, &working, "firing")
+    });
+    let log = evaluator.log();
+    transfer_support::es(
+        "PUT",
+        &format!("{blocked}/_settings"),
+        Some(r#"{"index.blocks.read": false}"#),
+    );
+    transfer_support::es("DELETE", &blocked, None);
+    assert!(
+        fired,
+        "the working rule never fired: {:?}\nalert log:\n{log}",
+        got.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("rule not evaluated this round; retried")
+                && l.contains(&format!("rule={broken}"))
+        })
+        .collect();
+    assert!(
+        !errors.is_empty() && errors.iter().any(|l| l.contains("blocked")),
+        "the broken rule's error is logged, naming the block:\n{log}"
+    );
+    assert!(
+        !states(&got, &broken).iter().any(|s| s == "firing"),
+        "the broken rule fired"
+    );
+    drop(agent);
+    drop(transfer);
+}
