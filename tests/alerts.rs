@@ -1132,3 +1132,71 @@ fn one_rules_lasting_elasticsearch_error_does_not_hold_back_the_others() {
     drop(agent);
     drop(transfer);
 }
+
+/// Each rule's indices are refreshed before its window is counted, whatever another rule's
+/// refresh covered: the pipeline's index is made with automatic refresh off, so its lines are
+/// searchable only after the evaluator's own `_refresh` of it, and a rule on another index is
+/// evaluated first in every round. (Before, one refresh per window stood for every rule's
+/// indices: this rule counted 0 and never fired.)
+#[test]
+fn each_rules_indices_are_refreshed_before_its_window_is_counted() {
+    let _serial = serial();
+    let (hook_addr, hook) = listen("127.0.0.1:0");
+    let pipeline = Pipeline::new("refresh", hook_addr);
+    let index = &pipeline.setup.index;
+    let made = transfer_support::es(
+        "PUT",
+        index,
+        Some(r#"{"settings": {"index.refresh_interval": "-1"}}"#),
+    );
+    assert_eq!(made["acknowledged"], true, "{made}");
+    let other = unique("other-alerts").to_lowercase();
+    let created = transfer_support::es("PUT", &other, Some("{}"));
+    assert_eq!(created["acknowledged"], true, "{created}");
+    let first = format!("a-{}", unique("elsewhere"));
+    let second = format!("b-{}", unique("unrefreshed"));
+    pipeline.set_rule(
+        &first,
+        &format!(
+            r#"{{"kind": "logs", "query": "ERROR", "index": "{other}*", "window": "1m",
+                "condition": "count > 10", "max_delay": "5m"}}"#
+        ),
+    );
+    pipeline.set_rule(
+        &second,
+        &format!(
+            r#"{{"kind": "logs", "query": "ERROR", "index": "{index}*", "window": "1m",
+                "condition": "count > 10", "max_delay": "5m"}}"#
+        ),
+    );
+    append_lines(&pipeline.log, &lines("warmup INFO", 0, 5));
+    let transfer = Transfer::start(&pipeline.transfer_config, "transfer");
+    let agent = AgentProcess::start(&pipeline.agent_config);
+    let evaluator = pipeline.evaluator("alert");
+    for rule in [&first, &second] {
+        wait_log(
+            &evaluator,
+            &format!("rule={rule} first_window"),
+            Duration::from_secs(60),
+        );
+    }
+    append_lines(&pipeline.log, &lines("ERROR payment failed", 0, 20));
+    let mut got = Vec::new();
+    let fired = until(&hook, &mut got, Duration::from_secs(180), |got| {
+        has(got, &second, "firing")
+    });
+    transfer_support::es("DELETE", &other, None);
+    assert!(
+        fired,
+        "the rule on the unrefreshed index never fired: {:?}\nalert log:\n{}",
+        got.iter().map(|r| &r.body).collect::<Vec<_>>(),
+        evaluator.log()
+    );
+    let firing = got
+        .iter()
+        .find(|r| r.body["rule"] == second.as_str() && r.body["state"] == "firing")
+        .unwrap();
+    assert_eq!(firing.body["count"], 20, "{}", firing.body);
+    drop(agent);
+    drop(transfer);
+}
