@@ -1200,3 +1200,91 @@ fn each_rules_indices_are_refreshed_before_its_window_is_counted() {
     drop(agent);
     drop(transfer);
 }
+
+/// A topic named in `[kafka] topics` is waited for before the transfer group has ever committed
+/// on it: the group has committed on another topic only (a transfer that served just that one),
+/// the evaluator starts with the agent shipping to the new topic and no transfer on it, 20
+/// `ERROR` lines fall in a window that ends, and no window is judged (it would count 0: the lines
+/// are only in Kafka) until a transfer has indexed them; then it fires with all 20. (Without the
+/// topics, the group's positions are its other topic's, all reached: the window is judged at 0
+/// and never fires.)
+#[test]
+fn a_window_waits_for_a_topic_the_transfer_group_has_not_committed_on_yet() {
+    let _serial = serial();
+    let (hook_addr, hook) = listen("127.0.0.1:0");
+    let pipeline = Pipeline::new("first-commit", hook_addr);
+    let mut before = TransferSetup::new("first-commit-before");
+    before.group = pipeline.setup.group.clone();
+    transfer_support::create_topic(&before.topic);
+    let (_before_dir, before_config) = before.write();
+    let earlier = Transfer::start(&before_config, "transfer-before");
+    transfer_support::produce(
+        &transfer_support::producer(),
+        &before.topic,
+        &[transfer_support::line_now("elsewhere", "s", 0)],
+    );
+    transfer_support::wait_for_commits_at_end(
+        &before.group,
+        &before.topic,
+        Duration::from_secs(60),
+    );
+    assert!(earlier.terminate(Duration::from_secs(20)).success());
+    // The agent's topic exists: its lines reach Kafka while no transfer serves it.
+    transfer_support::create_topic(&pipeline.setup.topic);
+    let index = &pipeline.setup.index;
+    let made = transfer_support::es("PUT", index, Some("{}"));
+    assert_eq!(made["acknowledged"], true, "{made}");
+    let rule = unique("before-commit");
+    pipeline.set_rule(
+        &rule,
+        &format!(
+            r#"{{"kind": "logs", "query": "ERROR", "index": "{index}*", "window": "1m",
+                "condition": "count > 10", "max_delay": "10m"}}"#
+        ),
+    );
+    let agent = AgentProcess::start(&pipeline.agent_config);
+    let evaluator = pipeline.evaluator("alert");
+    wait_log(
+        &evaluator,
+        &format!("rule={rule} first_window"),
+        Duration::from_secs(60),
+    );
+    append_lines(&pipeline.log, &lines("ERROR payment failed", 0, 20));
+    let appended_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let window = appended_ms - appended_ms % 60_000;
+    // The window ends, and 45 s more pass: the lines are in Kafka, no transfer has run.
+    let end = window + 60_000 + 45_000;
+    std::thread::sleep(Duration::from_millis((end - appended_ms).max(0) as u64));
+    let early = gather(&hook, Duration::from_secs(1));
+    // Nothing is complete before the group's first commit on the topic: no window is judged.
+    assert!(
+        windows_evaluated(&evaluator.log(), &rule).is_empty(),
+        "a window was judged before the transfer indexed the lines (window of the lines: \
+         {window}):\n{}",
+        evaluator.log()
+    );
+    assert!(states(&early, &rule).is_empty(), "{early:?}");
+
+    let transfer = Transfer::start(&pipeline.transfer_config, "transfer");
+    let mut got = early;
+    let fired = until(&hook, &mut got, Duration::from_secs(120), |got| {
+        has(got, &rule, "firing")
+    });
+    assert!(
+        fired,
+        "never fired once the transfer ran: {:?}\nalert log:\n{}\ntransfer log:\n{}",
+        got.iter().map(|r| &r.body).collect::<Vec<_>>(),
+        evaluator.log(),
+        transfer.log()
+    );
+    let firing = got
+        .iter()
+        .find(|r| r.body["rule"] == rule.as_str() && r.body["state"] == "firing")
+        .unwrap();
+    assert_eq!(firing.body["count"], 20, "{}", firing.body);
+    drop(agent);
+    drop(transfer);
+}

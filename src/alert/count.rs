@@ -37,13 +37,13 @@ pub fn window_query(rule: &LogsRule, from_ms: i64, to_ms: i64) -> Value {
 pub fn search_body(rule: &LogsRule, from_ms: i64, to_ms: i64) -> Value {
     let samples = json!({"top_hits": {
         "size": rule.samples,
-        "sort": [{"@timestamp": "asc"}],
+        "sort": [{"@timestamp": {"order": "asc", "unmapped_type": "date"}}],
         "_source": ["message"]
     }});
     let mut body = json!({
         "size": if rule.group_by.is_empty() { rule.samples } else { 0 },
         "track_total_hits": true,
-        "sort": [{"@timestamp": "asc"}],
+        "sort": [{"@timestamp": {"order": "asc", "unmapped_type": "date"}}],
         "_source": ["message"],
         "query": window_query(rule, from_ms, to_ms),
     });

@@ -87,7 +87,7 @@ pub struct ExportParams {
 /// `_shard_doc` last (unique, so `search_after` never skips or repeats a hit).
 pub fn sort_oldest_first() -> Value {
     json!([
-        {"@timestamp": {"order": "asc"}},
+        {"@timestamp": {"order": "asc", "unmapped_type": "date"}},
         {"file_id": {"order": "asc", "unmapped_type": "keyword"}},
         {"offset": {"order": "asc", "unmapped_type": "long"}},
         {"_shard_doc": "asc"}

@@ -181,7 +181,7 @@ impl Order {
 fn sort_by(order: Order) -> Value {
     let word = order.word();
     json!([
-        {"@timestamp": {"order": word}},
+        {"@timestamp": {"order": word, "unmapped_type": "date"}},
         {"file_id": {"order": word, "unmapped_type": "keyword"}},
         {"offset": {"order": word, "unmapped_type": "long"}}
     ])
@@ -440,7 +440,10 @@ pub fn neighbour_stream_body(file_id: &str, file: &str, time: &str, earlier: boo
             ],
             "must_not": [{"term": {"file_id": file_id}}]
         }},
-        "sort": [{"@timestamp": {"order": order}}, {"offset": {"order": order}}],
+        "sort": [
+            {"@timestamp": {"order": order, "unmapped_type": "date"}},
+            {"offset": {"order": order, "unmapped_type": "long"}}
+        ],
         "_source": ["file", "file_id", "offset", "@timestamp", "host", "message"]
     })
 }

@@ -99,7 +99,7 @@ impl Tails {
                 "filter": [{"range": {"@timestamp": {"gte": since_ms, "format": "epoch_millis"}}}]
             }},
             "sort": [
-                {"@timestamp": {"order": "desc"}},
+                {"@timestamp": {"order": "desc", "unmapped_type": "date"}},
                 {"file_id": {"order": "desc", "unmapped_type": "keyword"}},
                 {"offset": {"order": "desc", "unmapped_type": "long"}}
             ]
