@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::config::influx::{InfluxAccess, InfluxCredentials, InfluxTarget};
+use crate::config::retention::Retention;
 use crate::config::secret::Secret;
 
 /// Largest part of an error answer kept for messages.
@@ -91,15 +92,6 @@ fn token_header(
             })?;
     value.set_sensitive(true);
     Ok(value)
-}
-
-/// Whether [`InfluxClient::create_database`] made the bucket or found it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Created {
-    /// It was there.
-    Existed,
-    /// Made now.
-    Made,
 }
 
 /// An InfluxDB client for one database (and retention policy) or bucket. Cheap to clone.
@@ -256,27 +248,23 @@ impl InfluxClient {
         self.query(&alter).await.map(|_| ())
     }
 
-    /// Makes where points are written, keeping `retention` (`None`: forever):
-    /// `v1`: `CREATE DATABASE` (a no-op when it exists) and the retention policy
-    /// ([`InfluxClient::ensure_retention_policy`]) when `retention` is managed; `v2`: the bucket
-    /// when it is missing, with `retention` as its retention rule (an existing bucket is left as
-    /// it is). `managed` says whether the configuration names a retention.
-    pub async fn create_database(
-        &self,
-        managed: bool,
-        retention: Option<std::time::Duration>,
-    ) -> Result<Created, InfluxError> {
+    /// Makes where points are written, keeping them for `retention` (the configuration's;
+    /// `None`: not managed): `v1`: `CREATE DATABASE` (a no-op when it exists) and, with a
+    /// retention, the retention policy ([`InfluxClient::ensure_retention_policy`]); `v2`: the
+    /// bucket when it is missing, with the retention as its rule (an existing bucket is left as
+    /// it is).
+    pub async fn create_database(&self, retention: Option<Retention>) -> Result<(), InfluxError> {
         match &self.target {
             InfluxTarget::V1 => {
                 let statement = format!("CREATE DATABASE {}", quote_identifier(&self.database));
                 self.query(&statement).await?;
-                if managed {
-                    self.ensure_retention_policy(retention).await?;
+                match retention {
+                    Some(retention) => self.ensure_retention_policy(retention.duration()).await,
+                    None => Ok(()),
                 }
-                Ok(Created::Existed)
             }
             InfluxTarget::V2 { org, bucket } => {
-                self.ensure_bucket(org, bucket, retention.filter(|_| managed))
+                self.ensure_bucket(org, bucket, retention.and_then(Retention::duration))
                     .await
             }
         }
@@ -291,7 +279,7 @@ impl InfluxClient {
         org: &str,
         bucket: &str,
         retention: Option<std::time::Duration>,
-    ) -> Result<Created, InfluxError> {
+    ) -> Result<(), InfluxError> {
         let list = self.authorized(
             self.http
                 .get(format!("{}/api/v2/buckets", self.url))
@@ -299,7 +287,7 @@ impl InfluxClient {
         );
         if let Some(answer) = self.lookup(list, "a bucket lookup").await? {
             if buckets::named(&answer, bucket) {
-                return Ok(Created::Existed);
+                return Ok(());
             }
         }
         let orgs = self.authorized(
@@ -324,13 +312,13 @@ impl InfluxClient {
                 .json(&buckets::new_bucket(&org_id, bucket, retention)),
         );
         match self.send(create, "a bucket creation").await {
-            Ok(_) => Ok(Created::Made),
+            Ok(_) => Ok(()),
             // Made by someone else between the lookup and here (2.x: 422, Cloud: 409).
             Err(InfluxError::Status {
                 status: 409 | 422,
                 body,
                 ..
-            }) if body.contains("already exists") => Ok(Created::Existed),
+            }) if body.contains("already exists") => Ok(()),
             Err(error) => Err(error),
         }
     }

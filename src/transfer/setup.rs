@@ -205,11 +205,8 @@ impl Setup<'_> {
         let mut delays = self.backoff.start();
         loop {
             let client = influx.get();
-            let made = client
-                .create_database(retention.is_some(), retention.and_then(Retention::duration))
-                .await;
-            match made {
-                Ok(_) => {
+            match client.create_database(retention).await {
+                Ok(()) => {
                     self.events
                         .database_ready(client.url(), &client.destination(), None);
                     return true;
