@@ -30,6 +30,41 @@ fn count(server: &Server, db: &str, measurement: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// A metrics-only transfer of `group` on `topic` into the table `influxdb`, its `/health` on
+/// `health` (a failure said after 500 ms), retrying every second at most.
+fn transfer_config(
+    dir: &std::path::Path,
+    health: std::net::SocketAddr,
+    group: &str,
+    topic: &str,
+    influxdb: &str,
+) -> std::path::PathBuf {
+    let config = dir.join("transfer.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "metrics_addr = \"{health}\"\nhealth_grace_ms = 500\n\
+             [kafka]\nbrokers = \"{}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\n\
+             commit_interval_ms = 200\n[batch]\nmax_wait_ms = 200\n\
+             [retry]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n{influxdb}",
+            common::kafka_brokers()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Asserts that `group` committed nothing on `topic` (a new topic: a commit at 0 says none is
+/// done).
+fn assert_nothing_committed(group: &str, topic: &str, transfer: &Transfer) {
+    let offsets = committed(group, topic);
+    assert!(
+        offsets.iter().all(|offset| offset.unwrap_or(0) == 0),
+        "nothing committed past an unwritten point: {offsets:?}\n{}",
+        transfer.log()
+    );
+}
+
 #[test]
 fn a_wrong_token_is_named_on_health_and_commits_nothing_until_the_right_one_is_in_its_file() {
     let server = Server::v2();
@@ -44,18 +79,7 @@ fn a_wrong_token_is_named_on_health_and_commits_nothing_until_the_right_one_is_i
     let health = free_addr();
     let table = server.table(&db, dir.path());
     let token_file = server.token_file(dir.path(), "admin:not-the-password");
-    let config = dir.path().join("transfer.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "metrics_addr = \"{health}\"\nhealth_grace_ms = 500\n\
-             [kafka]\nbrokers = \"{}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\n\
-             commit_interval_ms = 200\n[batch]\nmax_wait_ms = 200\n\
-             [retry]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n{table}",
-            common::kafka_brokers()
-        ),
-    )
-    .unwrap();
+    let config = transfer_config(dir.path(), health, &group, &topic, &table);
     let transfer = Transfer::start(&config, "v2-token");
 
     let (_, body) = wait_for(Duration::from_secs(60), || {
@@ -72,12 +96,7 @@ fn a_wrong_token_is_named_on_health_and_commits_nothing_until_the_right_one_is_i
     assert!(body.contains(&server.url), "the endpoint is named: {body}");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(count(&server, &db, &measurement), 0);
-    let offsets = committed(&group, &topic);
-    assert!(
-        offsets.iter().all(|offset| offset.unwrap_or(0) == 0),
-        "nothing committed past an unwritten point: {offsets:?}\n{}",
-        transfer.log()
-    );
+    assert_nothing_committed(&group, &topic, &transfer);
 
     // The right token, written over the file: no signal, no restart.
     std::fs::write(&token_file, format!("{}\n", influxdb2_token())).unwrap();
@@ -175,19 +194,13 @@ fn a_missing_bucket_is_named_on_health_and_retried_until_it_exists() {
     create_topic(&topic);
     produce_probe_records(&producer(), &topic, &measurement, 2);
     let health = free_addr();
-    let config = dir.path().join("transfer.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "metrics_addr = \"{health}\"\nhealth_grace_ms = 500\n\
-             [kafka]\nbrokers = \"{}\"\ngroup = \"{group}\"\ntopics = [\"{topic}\"]\n\
-             commit_interval_ms = 200\n[batch]\nmax_wait_ms = 200\n\
-             [retry]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n{}",
-            common::kafka_brokers(),
-            server.table(&db, dir.path())
-        ),
-    )
-    .unwrap();
+    let config = transfer_config(
+        dir.path(),
+        health,
+        &group,
+        &topic,
+        &server.table(&db, dir.path()),
+    );
     let transfer = Transfer::start(&config, "v2-late");
     let named = wait_for(Duration::from_secs(60), || {
         http_get(health, "/health")
@@ -199,11 +212,7 @@ fn a_missing_bucket_is_named_on_health_and_retried_until_it_exists() {
         http_get(health, "/health"),
         transfer.log()
     );
-    let offsets = committed(&group, &topic);
-    assert!(
-        offsets.iter().all(|offset| offset.unwrap_or(0) == 0),
-        "nothing committed before the bucket exists: {offsets:?}"
-    );
+    assert_nothing_committed(&group, &topic, &transfer);
     server.create_database(&db);
     let written = wait_for(Duration::from_secs(60), || {
         (count(&server, &db, &measurement) == 4).then_some(())
