@@ -1049,6 +1049,38 @@ fn a_metrics_rule_fires_for_a_host_whose_cpu_crosses_the_threshold_and_resolves_
     assert_eq!(firing.body["summary"], format!("5.00% idle on {host}"));
 }
 
+/// A `logs` rule: more than 10 `ERROR` lines in a 1 m window of the indices `pattern*`.
+fn errors_over_ten(pattern: &str, max_delay: &str) -> String {
+    format!(
+        r#"{{"kind": "logs", "query": "ERROR", "index": "{pattern}*", "window": "1m",
+            "condition": "count > 10", "max_delay": "{max_delay}"}}"#
+    )
+}
+
+/// Creates index `name` with `body`; panics unless Elasticsearch acknowledged it.
+fn make_index(name: &str, body: &str) {
+    let made = transfer_support::es("PUT", name, Some(body));
+    assert_eq!(made["acknowledged"], true, "creating {name}: {made}");
+}
+
+/// Waits until `evaluator` has taken up each of `rules`.
+fn wait_taken_up(evaluator: &Evaluator, rules: &[&str]) {
+    for rule in rules {
+        wait_log(
+            evaluator,
+            &format!("rule={rule} first_window"),
+            Duration::from_secs(60),
+        );
+    }
+}
+
+/// The accepted firing notification of `rule` among `got`.
+fn firing_of<'a>(got: &'a [Received], rule: &str) -> &'a Received {
+    got.iter()
+        .find(|r| r.body["rule"] == rule && r.body["state"] == "firing")
+        .unwrap_or_else(|| panic!("no firing of {rule}"))
+}
+
 /// One rule's lasting Elasticsearch error is that rule's: its index is blocked for reads after
 /// it was taken up, so every count of it fails (logged, counted, retried), and a rule evaluated
 /// after it in the same round still fires. (Before, the first error ended the round, and a
@@ -1059,37 +1091,17 @@ fn one_rules_lasting_elasticsearch_error_does_not_hold_back_the_others() {
     let (hook_addr, hook) = listen("127.0.0.1:0");
     let pipeline = Pipeline::new("isolate", hook_addr);
     let blocked = unique("blocked-alerts").to_lowercase();
-    let created = transfer_support::es("PUT", &blocked, Some("{}"));
-    assert_eq!(created["acknowledged"], true, "{created}");
+    make_index(&blocked, "{}");
     // Rules are evaluated in name order: the broken one first.
     let broken = format!("a-{}", unique("broken"));
     let working = format!("b-{}", unique("working"));
-    pipeline.set_rule(
-        &broken,
-        &format!(
-            r#"{{"kind": "logs", "query": "ERROR", "index": "{blocked}*", "window": "1m",
-                "condition": "count > 10", "max_delay": "5m"}}"#
-        ),
-    );
-    pipeline.set_rule(
-        &working,
-        &format!(
-            r#"{{"kind": "logs", "query": "ERROR", "index": "{index}*", "window": "1m",
-                "condition": "count > 10", "max_delay": "5m"}}"#,
-            index = pipeline.setup.index
-        ),
-    );
+    pipeline.set_rule(&broken, &errors_over_ten(&blocked, "5m"));
+    pipeline.set_rule(&working, &errors_over_ten(&pipeline.setup.index, "5m"));
     append_lines(&pipeline.log, &lines("warmup INFO", 0, 5));
     let transfer = Transfer::start(&pipeline.transfer_config, "transfer");
     let agent = AgentProcess::start(&pipeline.agent_config);
     let evaluator = pipeline.evaluator("alert");
-    for rule in [&broken, &working] {
-        wait_log(
-            &evaluator,
-            &format!("rule={rule} first_window"),
-            Duration::from_secs(60),
-        );
-    }
+    wait_taken_up(&evaluator, &[&broken, &working]);
     let block = transfer_support::es(
         "PUT",
         &format!("{blocked}/_settings"),
@@ -1144,42 +1156,18 @@ fn each_rules_indices_are_refreshed_before_its_window_is_counted() {
     let (hook_addr, hook) = listen("127.0.0.1:0");
     let pipeline = Pipeline::new("refresh", hook_addr);
     let index = &pipeline.setup.index;
-    let made = transfer_support::es(
-        "PUT",
-        index,
-        Some(r#"{"settings": {"index.refresh_interval": "-1"}}"#),
-    );
-    assert_eq!(made["acknowledged"], true, "{made}");
+    make_index(index, r#"{"settings": {"index.refresh_interval": "-1"}}"#);
     let other = unique("other-alerts").to_lowercase();
-    let created = transfer_support::es("PUT", &other, Some("{}"));
-    assert_eq!(created["acknowledged"], true, "{created}");
+    make_index(&other, "{}");
     let first = format!("a-{}", unique("elsewhere"));
     let second = format!("b-{}", unique("unrefreshed"));
-    pipeline.set_rule(
-        &first,
-        &format!(
-            r#"{{"kind": "logs", "query": "ERROR", "index": "{other}*", "window": "1m",
-                "condition": "count > 10", "max_delay": "5m"}}"#
-        ),
-    );
-    pipeline.set_rule(
-        &second,
-        &format!(
-            r#"{{"kind": "logs", "query": "ERROR", "index": "{index}*", "window": "1m",
-                "condition": "count > 10", "max_delay": "5m"}}"#
-        ),
-    );
+    pipeline.set_rule(&first, &errors_over_ten(&other, "5m"));
+    pipeline.set_rule(&second, &errors_over_ten(index, "5m"));
     append_lines(&pipeline.log, &lines("warmup INFO", 0, 5));
     let transfer = Transfer::start(&pipeline.transfer_config, "transfer");
     let agent = AgentProcess::start(&pipeline.agent_config);
     let evaluator = pipeline.evaluator("alert");
-    for rule in [&first, &second] {
-        wait_log(
-            &evaluator,
-            &format!("rule={rule} first_window"),
-            Duration::from_secs(60),
-        );
-    }
+    wait_taken_up(&evaluator, &[&first, &second]);
     append_lines(&pipeline.log, &lines("ERROR payment failed", 0, 20));
     let mut got = Vec::new();
     let fired = until(&hook, &mut got, Duration::from_secs(180), |got| {
@@ -1192,10 +1180,7 @@ fn each_rules_indices_are_refreshed_before_its_window_is_counted() {
         got.iter().map(|r| &r.body).collect::<Vec<_>>(),
         evaluator.log()
     );
-    let firing = got
-        .iter()
-        .find(|r| r.body["rule"] == second.as_str() && r.body["state"] == "firing")
-        .unwrap();
+    let firing = firing_of(&got, &second);
     assert_eq!(firing.body["count"], 20, "{}", firing.body);
     drop(agent);
     drop(transfer);
@@ -1232,23 +1217,12 @@ fn a_window_waits_for_a_topic_the_transfer_group_has_not_committed_on_yet() {
     // The agent's topic exists: its lines reach Kafka while no transfer serves it.
     transfer_support::create_topic(&pipeline.setup.topic);
     let index = &pipeline.setup.index;
-    let made = transfer_support::es("PUT", index, Some("{}"));
-    assert_eq!(made["acknowledged"], true, "{made}");
+    make_index(index, "{}");
     let rule = unique("before-commit");
-    pipeline.set_rule(
-        &rule,
-        &format!(
-            r#"{{"kind": "logs", "query": "ERROR", "index": "{index}*", "window": "1m",
-                "condition": "count > 10", "max_delay": "10m"}}"#
-        ),
-    );
+    pipeline.set_rule(&rule, &errors_over_ten(index, "10m"));
     let agent = AgentProcess::start(&pipeline.agent_config);
     let evaluator = pipeline.evaluator("alert");
-    wait_log(
-        &evaluator,
-        &format!("rule={rule} first_window"),
-        Duration::from_secs(60),
-    );
+    wait_taken_up(&evaluator, &[&rule]);
     append_lines(&pipeline.log, &lines("ERROR payment failed", 0, 20));
     let appended_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1280,10 +1254,7 @@ fn a_window_waits_for_a_topic_the_transfer_group_has_not_committed_on_yet() {
         evaluator.log(),
         transfer.log()
     );
-    let firing = got
-        .iter()
-        .find(|r| r.body["rule"] == rule.as_str() && r.body["state"] == "firing")
-        .unwrap();
+    let firing = firing_of(&got, &rule);
     assert_eq!(firing.body["count"], 20, "{}", firing.body);
     drop(agent);
     drop(transfer);
